@@ -1,0 +1,204 @@
+//! Throwaway databases for tests of oncommit and of applications built on it.
+//!
+//! - [`TestDb::sqlite`]: a fresh SQLite file in a temporary directory.
+//! - [`TestDb::postgres`]: a fresh database on the PostgreSQL server named by
+//!   `ONCOMMIT_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`). When no
+//!   server answers there but PostgreSQL's server binaries are installed, a private cluster
+//!   is started for the test process. When neither works the test **fails**: PostgreSQL
+//!   tests are never skipped.
+//! - [`backend_test!`]: writes a test body once and runs it on both backends.
+
+mod cluster;
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use oncommit::{Backend, Db};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+/// The server tests use unless `ONCOMMIT_TEST_PG_URL` says otherwise.
+pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database that exists for one test.
+pub struct TestDb {
+    /// The pool over it.
+    pub db: Db,
+    /// The URL it can be reached at (for a second process, such as the CLI).
+    pub url: String,
+    /// What to remove when the test passes.
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    /// Removed with the directory when dropped.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    /// Dropped from the server by [`TestDb::finish`]; a failed test leaves it for inspection.
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// A throwaway database on `backend`.
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => TestDb::sqlite().await,
+            Backend::Postgres => TestDb::postgres().await,
+        }
+    }
+
+    /// A fresh SQLite file in a temporary directory.
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let db = Db::connect(&url).await.expect("open a SQLite test database");
+        TestDb { db, url, cleanup: Cleanup::Sqlite(dir) }
+    }
+
+    /// A fresh database on the test PostgreSQL server.
+    pub async fn postgres() -> TestDb {
+        let admin_url = admin_url();
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "oncommit_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            fastrand::u32(..)
+        );
+        let mut admin = PgConnection::connect(&admin_url).await.expect("connect to the test PostgreSQL server");
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create a test database");
+        admin.close().await.ok();
+        let url = with_database(&admin_url, &name);
+        let db = Db::connect(&url).await.expect("connect to the test database");
+        TestDb { db, url, cleanup: Cleanup::Postgres { admin_url, name } }
+    }
+
+    /// The backend of this database.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// Removes the database; call it at the end of a passing test.
+    pub async fn finish(self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            if let Some(pool) = self.db.pg_pool() {
+                pool.close().await;
+            }
+            if let Ok(mut admin) = PgConnection::connect(admin_url).await {
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut admin).await.ok();
+            }
+        }
+    }
+}
+
+/// The server process id of a PostgreSQL connection (for [`wait_until_blocked`]).
+pub async fn backend_pid(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await.expect("read pg_backend_pid()")
+}
+
+/// Waits until the PostgreSQL backend `pid` is waiting for a lock held by another session,
+/// as `pg_blocking_pids` reports it. This is the event a lock test waits on instead of
+/// sleeping for a guessed time; it gives up (panics) after 30 s.
+pub async fn wait_until_blocked(db: &Db, pid: i32) {
+    let pool = db.pg_pool().expect("wait_until_blocked needs PostgreSQL");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let blocked: bool = sqlx::query_scalar("SELECT cardinality(pg_blocking_pids($1)) > 0")
+            .bind(pid)
+            .fetch_one(pool)
+            .await
+            .expect("query pg_blocking_pids");
+        if blocked {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "backend {pid} never became blocked");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// The URL of the maintenance database on the test server, starting a private cluster if
+/// nothing answers at the configured one. Panics when no server can be had.
+pub fn admin_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let configured = std::env::var("ONCOMMIT_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
+        if cluster::reachable(&configured) {
+            return configured;
+        }
+        match cluster::start_private() {
+            Ok(url) => url,
+            Err(why) => panic!(
+                "no PostgreSQL server for the tests: nothing answers at {configured}, and a private \
+                 cluster could not be started ({why}). Start PostgreSQL or set ONCOMMIT_TEST_PG_URL."
+            ),
+        }
+    })
+    .clone()
+}
+
+/// The same server URL with another database name.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Writes a test once and runs it on both backends, each on its own throwaway database,
+/// on a multi-threaded runtime (concurrency tests need real parallelism):
+///
+/// ```ignore
+/// oncommit_testing::backend_test!(async fn hooks_run_after_commit(t) {
+///     t.db.atomic(async |tx| { tx.on_commit(|| ()); Ok(()) }).await.unwrap();
+/// });
+/// ```
+///
+/// expands to a module `hooks_run_after_commit` with tests `sqlite` and `postgres`. The
+/// database is removed when the body returns; a failing test leaves it for inspection.
+#[macro_export]
+macro_rules! backend_test {
+    ($(#[$meta:meta])* async fn $name:ident($t:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn case($t: &$crate::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let t = $crate::TestDb::new(::oncommit::Backend::Sqlite).await;
+                case(&t).await;
+                t.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let t = $crate::TestDb::new(::oncommit::Backend::Postgres).await;
+                case(&t).await;
+                t.finish().await;
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_names_are_swapped() {
+        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h/p?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    }
+}

@@ -1,0 +1,278 @@
+//! [`Db`]: a connection pool over PostgreSQL or SQLite, chosen by URL.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::conn::PoolConn;
+use crate::error::{Error, Result, Target};
+use crate::hooks::{self, Hook, HookOutput};
+use crate::migrate::{self, MigrationSet};
+use crate::transaction::{Tx, TxBuilder};
+
+/// The URL used when neither `DATABASE_URL` nor `--database-url` is given.
+pub const DEFAULT_URL: &str = "sqlite://oncommit.db";
+
+/// How long a SQLite connection waits for another connection's write lock before `BUSY`.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// PostgreSQL: the production backend, shared by many workers on many machines.
+    Postgres,
+    /// SQLite: the embedded default, one file, no server.
+    Sqlite,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        })
+    }
+}
+
+/// A pool of connections to one database. Cheap to clone: clones share the pool.
+///
+/// ```no_run
+/// # async fn demo() -> oncommit::Result<()> {
+/// let db = oncommit::Db::connect("sqlite://app.db").await?;
+/// db.migrate().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    pool: Pool,
+    /// The URL with its password hidden, for messages and logs.
+    display_url: String,
+    /// Tells pools apart in the task-local that marks open transactions (see `durable`).
+    id: usize,
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Options for [`Db::connect_with`].
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long to wait for a free connection before [`Error::PoolTimedOut`].
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions { max_connections: 10, acquire_timeout: Duration::from_secs(30) }
+    }
+}
+
+impl Db {
+    /// Connects to `sqlite://path` (created if missing, WAL, busy timeout) or `postgres://…`.
+    ///
+    /// Fails at once with a typed error when the URL is malformed
+    /// ([`Error::InvalidUrl`]), the server cannot be reached ([`Error::Unreachable`]), the
+    /// credentials are refused ([`Error::AuthenticationFailed`]) or the database does not
+    /// exist ([`Error::DatabaseUnavailable`]).
+    pub async fn connect(url: &str) -> Result<Db> {
+        Db::connect_with(url, DbOptions::default()).await
+    }
+
+    /// [`Db::connect`] with pool options.
+    pub async fn connect_with(url: &str, options: DbOptions) -> Result<Db> {
+        let display_url = redact(url);
+        let invalid = |reason: String| Error::InvalidUrl { url: display_url.clone(), reason };
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
+        let pool = match scheme {
+            "postgres" | "postgresql" => {
+                let opts = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+                let target = format!("{}:{}/{}", opts.get_host(), opts.get_port(), opts.get_database().unwrap_or_default());
+                let target = Target { backend: Backend::Postgres, target: &target };
+                // One direct connection first: the pool would retry a refused connection until
+                // its acquire timeout, and the caller deserves to know why at once.
+                let conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
+                conn.close().await.ok();
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_lazy_with(opts);
+                Pool::Postgres(pool)
+            }
+            "sqlite" => {
+                let opts = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| invalid(e.to_string()))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true);
+                let file = opts.get_filename().display().to_string();
+                let target = Target { backend: Backend::Sqlite, target: &file };
+                let conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
+                conn.close().await.ok();
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_lazy_with(opts);
+                Pool::Sqlite(pool)
+            }
+            "" => return Err(invalid("expected sqlite://path or postgres://host/db".into())),
+            other => {
+                return Err(invalid(format!(
+                    "unknown scheme `{other}` (expected sqlite:// or postgres://)"
+                )));
+            }
+        };
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Db { inner: Arc::new(DbInner { pool, display_url, id }) })
+    }
+
+    /// Which backend this pool talks to.
+    pub fn backend(&self) -> Backend {
+        match self.inner.pool {
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// The URL this pool was made from, with any password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.inner.display_url
+    }
+
+    /// The underlying sqlx pool, when this is PostgreSQL.
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.inner.pool {
+            Pool::Postgres(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    /// The underlying sqlx pool, when this is SQLite.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.inner.pool {
+            Pool::Sqlite(p) => Some(p),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// Applies oncommit's own migrations (idempotent, safe to run from several processes).
+    pub async fn migrate(&self) -> Result<()> {
+        migrate::run(self, &migrate::ONCOMMIT).await
+    }
+
+    /// Applies an application's own migration set, recorded under its own name.
+    pub async fn migrate_set(&self, set: &MigrationSet) -> Result<()> {
+        migrate::run(self, set).await
+    }
+
+    /// Takes a connection in autocommit mode (each statement commits by itself).
+    pub async fn acquire(&self) -> Result<PoolConn> {
+        Ok(match &self.inner.pool {
+            Pool::Postgres(p) => PoolConn::Postgres(p.acquire().await?),
+            Pool::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
+        })
+    }
+
+    /// Options for a new outermost transaction: isolation, read-only, durable, timeouts,
+    /// retry. Finish with [`TxBuilder::run`] (closure) or [`TxBuilder::begin`] (guard).
+    pub fn transaction(&self) -> TxBuilder<'_> {
+        TxBuilder::new(self)
+    }
+
+    /// Runs `f` in a transaction with default options: commits when it returns `Ok`, rolls
+    /// back when it returns `Err` or panics, then runs the `on_commit` hooks.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// let id: i64 = db
+    ///     .atomic(async |tx| {
+    ///         let id = oncommit::with_conn!(tx.conn(), c => {
+    ///             sqlx::query_scalar("INSERT INTO data (name) VALUES ('Dummy') RETURNING id")
+    ///                 .fetch_one(c)
+    ///                 .await?
+    ///         });
+    ///         tx.on_commit(move || println!("row {id} committed"));
+    ///         Ok(id)
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn atomic<T, F>(&self, f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
+    {
+        self.transaction().run(f).await
+    }
+
+    /// Begins a transaction with default options and returns its guard: call
+    /// [`Tx::commit`]; dropping it rolls back.
+    pub async fn begin(&self) -> Result<Tx<'static>> {
+        self.transaction().begin().await
+    }
+
+    /// Outside any transaction a hook runs at once (Django's rule); its error is returned.
+    pub fn on_commit<R: HookOutput>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<()> {
+        hooks::run_now(Hook::sync(f, false))
+    }
+
+    /// The async form of [`Db::on_commit`]: awaits `fut` at once.
+    pub async fn on_commit_async<R: HookOutput>(
+        &self,
+        fut: impl Future<Output = R> + Send + 'static,
+    ) -> Result<()> {
+        hooks::run_now_async(Hook::future(fut, false)).await
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        self.inner.id
+    }
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db").field("url", &self.inner.display_url).finish()
+    }
+}
+
+/// Replaces the password of a URL with `***`, so URLs can be logged and shown in errors.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+    }
+}

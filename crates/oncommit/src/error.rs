@@ -1,0 +1,360 @@
+//! The one error type of oncommit, and how database errors are classified into it.
+
+use std::fmt;
+
+use crate::Backend;
+
+/// A boxed error from application code (a hook, a task, a closure).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A `Result` whose error is [`enum@Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in oncommit.
+///
+/// Database errors are classified into the variants a caller acts on (a deadlock is retried,
+/// a unique violation is reported to the user, a lost commit is investigated); anything else
+/// stays [`Error::Database`] with its code. [`Error::is_retryable`] says whether running the
+/// whole transaction again may succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database URL could not be understood.
+    #[error("invalid database url `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The server could not be reached at all (refused, unknown host, timed out).
+    #[error("cannot reach the {backend} server at {target}")]
+    Unreachable {
+        /// Which backend was being contacted.
+        backend: Backend,
+        /// Host and port (or file) that was tried.
+        target: String,
+        /// The underlying I/O or driver error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The server refused the credentials (SQLSTATE 28P01 / 28000).
+    #[error("authentication failed for the {backend} server at {target}: {message}")]
+    AuthenticationFailed {
+        /// Which backend refused.
+        backend: Backend,
+        /// Host and port that was tried.
+        target: String,
+        /// The server's message.
+        message: String,
+    },
+
+    /// The server is reachable but the named database does not exist (SQLSTATE 3D000), or a
+    /// SQLite file could not be opened.
+    #[error("database not available at {target}: {message}")]
+    DatabaseUnavailable {
+        /// Host and database, or the file path.
+        target: String,
+        /// The server's or SQLite's message.
+        message: String,
+    },
+
+    /// Serializable isolation could not order this transaction (SQLSTATE 40001, SQLite
+    /// `SQLITE_BUSY_SNAPSHOT`). Running the transaction again usually succeeds.
+    #[error("serialization failure: {message}")]
+    SerializationFailure {
+        /// The server's message.
+        message: String,
+    },
+
+    /// The server broke a deadlock by aborting this transaction (SQLSTATE 40P01).
+    #[error("deadlock detected: {message}")]
+    Deadlock {
+        /// The server's message ("deadlock detected").
+        message: String,
+        /// PostgreSQL's detail: which processes waited for which locks.
+        detail: Option<String>,
+    },
+
+    /// A lock could not be taken at once (`NOWAIT`) or within `lock_timeout` (SQLSTATE 55P03).
+    #[error("lock not available: {message}")]
+    LockNotAvailable {
+        /// The server's message.
+        message: String,
+    },
+
+    /// A statement ran longer than `statement_timeout` and was cancelled (SQLSTATE 57014).
+    #[error("statement cancelled: {message}")]
+    StatementTimeout {
+        /// The server's message.
+        message: String,
+    },
+
+    /// A unique constraint was violated (SQLSTATE 23505, SQLite `SQLITE_CONSTRAINT_UNIQUE`).
+    #[error("unique violation{}: {message}", constraint.as_deref().map(|c| format!(" on {c}")).unwrap_or_default())]
+    UniqueViolation {
+        /// The constraint's name where the database reports it (PostgreSQL does).
+        constraint: Option<String>,
+        /// The server's message.
+        message: String,
+    },
+
+    /// A statement was sent after an earlier one failed in the same transaction
+    /// (SQLSTATE 25P02): the transaction can only be rolled back.
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    InFailedTransaction,
+
+    /// `COMMIT` was answered with `ROLLBACK`: an earlier statement of the transaction had
+    /// failed (its error was swallowed), so nothing was committed.
+    #[error("commit rolled back: an earlier statement in the transaction had failed, nothing was committed")]
+    CommitRolledBack,
+
+    /// SQLite's database lock was held by another connection for longer than the busy
+    /// timeout (`SQLITE_BUSY`).
+    #[error("database is busy: {message}")]
+    Busy {
+        /// SQLite's message.
+        message: String,
+    },
+
+    /// The connection broke while a statement was running; the transaction is gone.
+    #[error("connection lost")]
+    ConnectionLost(#[source] sqlx::Error),
+
+    /// The connection broke while `COMMIT` was in flight: the transaction may or may not
+    /// have committed. Do not blindly retry non-idempotent work; check the data.
+    #[error("commit outcome unknown: the connection was lost while committing")]
+    CommitOutcomeUnknown(#[source] Box<Error>),
+
+    /// No connection could be taken from the pool in time.
+    #[error("timed out waiting for a database connection from the pool")]
+    PoolTimedOut,
+
+    /// Any other error the database reported.
+    #[error("database error{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Database {
+        /// SQLSTATE (PostgreSQL) or extended result code (SQLite).
+        code: Option<String>,
+        /// The server's message.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The transaction committed, but an `on_commit` hook failed. Later non-robust hooks
+    /// did not run. **The data is committed.**
+    #[error("transaction committed, but on_commit hook #{index} failed: {source}")]
+    Hook {
+        /// Position of the failing hook among those of the transaction (0-based).
+        index: usize,
+        /// What the hook returned or how it panicked.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A `durable` scope was opened inside another transaction.
+    #[error("a durable transaction cannot be nested inside another transaction")]
+    DurableNested,
+
+    /// A savepoint guard was dropped without `commit` or `rollback` while its transaction went
+    /// on; the transaction refuses to commit because the savepoint's fate is unknown.
+    #[error("savepoint dropped without commit or rollback: the transaction was rolled back (use the closure form, or call rollback() on the savepoint)")]
+    AbandonedSavepoint,
+
+    /// An option was given that does not apply (isolation level on a nested scope, …).
+    #[error("invalid transaction options: {0}")]
+    InvalidOptions(&'static str),
+
+    /// The backend cannot do what was asked (for example `statement_timeout` on SQLite).
+    #[error("{feature} is not supported on {backend}")]
+    Unsupported {
+        /// What was asked.
+        feature: &'static str,
+        /// The backend that cannot do it.
+        backend: Backend,
+    },
+
+    /// A migration failed; the migrations before it stay applied.
+    #[error("migration {set}/{version} ({name}) failed")]
+    Migration {
+        /// The migration set (`oncommit` or an application's).
+        set: &'static str,
+        /// Its number.
+        version: i64,
+        /// Its descriptive name.
+        name: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// An error from application code run inside a transaction scope.
+    #[error(transparent)]
+    App(BoxError),
+
+    /// A driver error that fits no other variant (decoding a row, a protocol error, …).
+    #[error(transparent)]
+    Sqlx(sqlx::Error),
+}
+
+impl Error {
+    /// Wraps an application error so a transaction closure can return it with `?`.
+    pub fn app(err: impl Into<BoxError>) -> Self {
+        Error::App(err.into())
+    }
+
+    /// Whether running the whole transaction again may succeed: serialization failures,
+    /// deadlocks and SQLite busy errors. A lost commit is *not* retryable: it may have
+    /// committed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::SerializationFailure { .. } | Error::Deadlock { .. } | Error::Busy { .. }
+        )
+    }
+
+    /// Whether this is a serialization failure (40001, SQLite busy snapshot).
+    pub fn is_serialization_failure(&self) -> bool {
+        matches!(self, Error::SerializationFailure { .. })
+    }
+
+    /// Whether the server aborted this transaction to break a deadlock (40P01).
+    pub fn is_deadlock(&self) -> bool {
+        matches!(self, Error::Deadlock { .. })
+    }
+
+    /// Whether a lock could not be taken (`NOWAIT` or `lock_timeout`, 55P03).
+    pub fn is_lock_not_available(&self) -> bool {
+        matches!(self, Error::LockNotAvailable { .. })
+    }
+
+    /// Whether a unique constraint was violated (23505).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Error::UniqueViolation { .. })
+    }
+
+    /// Whether the connection was lost (during a statement or during commit).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Error::ConnectionLost(_) | Error::CommitOutcomeUnknown(_))
+    }
+
+    /// The SQLSTATE or SQLite extended result code, where the database gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::SerializationFailure { .. } => Some("40001"),
+            Error::Deadlock { .. } => Some("40P01"),
+            Error::LockNotAvailable { .. } => Some("55P03"),
+            Error::StatementTimeout { .. } => Some("57014"),
+            Error::UniqueViolation { .. } => Some("23505"),
+            Error::InFailedTransaction => Some("25P02"),
+            Error::Database { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        classify(err)
+    }
+}
+
+/// SQLite extended result codes that oncommit tells apart.
+mod sqlite_code {
+    pub(super) const BUSY: &str = "5";
+    pub(super) const BUSY_RECOVERY: &str = "261";
+    pub(super) const BUSY_SNAPSHOT: &str = "517";
+    pub(super) const BUSY_TIMEOUT: &str = "773";
+    pub(super) const LOCKED: &str = "6";
+    pub(super) const CONSTRAINT_UNIQUE: &str = "2067";
+    pub(super) const CONSTRAINT_PRIMARYKEY: &str = "1555";
+}
+
+/// Sorts a driver error into the variant a caller can act on.
+pub(crate) fn classify(err: sqlx::Error) -> Error {
+    match &err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+            return Error::ConnectionLost(err);
+        }
+        sqlx::Error::PoolTimedOut => return Error::PoolTimedOut,
+        sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => return Error::ConnectionLost(err),
+        sqlx::Error::Database(_) => {}
+        _ => return Error::Sqlx(err),
+    }
+    let sqlx::Error::Database(db) = &err else {
+        unreachable!("matched above")
+    };
+    let message = db.message().to_owned();
+    let code = db.code().map(|c| c.into_owned());
+    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+    match code.as_deref() {
+        Some("40001") | Some(sqlite_code::BUSY_SNAPSHOT) => Error::SerializationFailure { message },
+        Some("40P01") => Error::Deadlock {
+            message,
+            detail: pg.and_then(|e| e.detail()).map(str::to_owned),
+        },
+        Some("55P03") => Error::LockNotAvailable { message },
+        Some("57014") => Error::StatementTimeout { message },
+        Some("23505") | Some(sqlite_code::CONSTRAINT_UNIQUE) | Some(sqlite_code::CONSTRAINT_PRIMARYKEY) => {
+            Error::UniqueViolation {
+                constraint: db.constraint().map(str::to_owned),
+                message,
+            }
+        }
+        Some("25P02") => Error::InFailedTransaction,
+        Some(
+            sqlite_code::BUSY
+            | sqlite_code::BUSY_RECOVERY
+            | sqlite_code::BUSY_TIMEOUT
+            | sqlite_code::LOCKED,
+        ) => Error::Busy { message },
+        // Server shutting down, or the connection class of errors: the session is gone.
+        Some(c) if c.starts_with("08") || c.starts_with("57P") => Error::ConnectionLost(err),
+        _ => Error::Database { code, message, source: err },
+    }
+}
+
+/// Where a connection attempt was going, for error messages.
+pub(crate) struct Target<'a> {
+    pub(crate) backend: Backend,
+    pub(crate) target: &'a str,
+}
+
+impl Target<'_> {
+    /// Classifies an error from establishing a connection: unreachable, wrong credentials,
+    /// missing database, or one of the ordinary classes.
+    pub(crate) fn connect_error(&self, err: sqlx::Error) -> Error {
+        let target = self.target.to_owned();
+        let backend = self.backend;
+        match &err {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+                Error::Unreachable { backend, target, source: err }
+            }
+            sqlx::Error::Database(db) => {
+                let message = db.message().to_owned();
+                match db.code().as_deref() {
+                    Some("28P01") | Some("28000") => {
+                        Error::AuthenticationFailed { backend, target, message }
+                    }
+                    Some("3D000") => Error::DatabaseUnavailable { target, message },
+                    // SQLite's "unable to open database file" (SQLITE_CANTOPEN and its
+                    // extended codes all end in 14 mod 256).
+                    Some(c) if backend == Backend::Sqlite && c.parse::<i32>().is_ok_and(|c| c & 0xff == 14) => {
+                        Error::DatabaseUnavailable { target, message }
+                    }
+                    _ => classify(err),
+                }
+            }
+            _ => classify(err),
+        }
+    }
+}
+
+impl fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.backend, self.target)
+    }
+}

@@ -1,0 +1,147 @@
+//! Embedded, numbered, idempotent migrations.
+//!
+//! oncommit's own tables live in the `oncommit` schema on PostgreSQL and carry an
+//! `oncommit_` prefix on SQLite, so they cannot collide with an application's. Applied
+//! migrations are recorded in `oncommit.schema_migrations` (SQLite:
+//! `oncommit_schema_migrations`), keyed by set name, so oncommit never touches the
+//! `_sqlx_migrations` table of an application that also uses sqlx migrations, and an
+//! application may record its own sets there too.
+//!
+//! Running migrations from several processes at once is safe: PostgreSQL serializes them
+//! on an advisory lock, SQLite on its write lock.
+
+use std::collections::HashSet;
+
+use crate::db::{Backend, Db};
+use crate::error::{Error, Result};
+
+/// One migration: a number, a name saying what it does, and its SQL (several statements
+/// allowed).
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Position in its set, from 1.
+    pub version: i64,
+    /// What it does, as in its file name (`001_create_jobs.sql` → `create_jobs`).
+    pub name: &'static str,
+    /// The statements.
+    pub sql: &'static str,
+}
+
+/// A named list of migrations, written once for each backend.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationSet {
+    /// Recorded with each applied migration; must be unique among the sets of a database.
+    pub name: &'static str,
+    /// The migrations for PostgreSQL, in order.
+    pub postgres: &'static [Migration],
+    /// The migrations for SQLite, in order.
+    pub sqlite: &'static [Migration],
+}
+
+/// Declares a [`Migration`] from a file under the crate's `migrations/<backend>/` folder.
+///
+/// ```ignore
+/// migration!(1, "create_jobs", "postgres/001_create_jobs.sql")
+/// ```
+#[macro_export]
+macro_rules! migration {
+    ($version:literal, $name:literal, $file:literal) => {
+        $crate::migrate::Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $file)),
+        }
+    };
+}
+
+/// oncommit's own tables.
+pub(crate) static ONCOMMIT: MigrationSet = MigrationSet { name: "oncommit", postgres: &[], sqlite: &[] };
+
+const PG_BOOKKEEPING: &str = "CREATE SCHEMA IF NOT EXISTS oncommit;
+CREATE TABLE IF NOT EXISTS oncommit.schema_migrations (
+    set_name   text        NOT NULL,
+    version    bigint      NOT NULL,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (set_name, version)
+)";
+
+const SQLITE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS oncommit_schema_migrations (
+    set_name   TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    name       TEXT    NOT NULL,
+    applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (set_name, version)
+)";
+
+/// The statements that differ between the backends.
+struct Dialect {
+    begin: &'static str,
+    /// Serializes concurrent migrators (PostgreSQL; SQLite's write lock already does).
+    lock: Option<&'static str>,
+    bookkeeping: &'static str,
+    applied: &'static str,
+    record: &'static str,
+}
+
+const POSTGRES: Dialect = Dialect {
+    begin: "BEGIN",
+    // The key is "oncommit" in ASCII: it names this lock among advisory locks.
+    lock: Some("SELECT pg_advisory_xact_lock(8029464515876579700)"),
+    bookkeeping: PG_BOOKKEEPING,
+    applied: "SELECT version FROM oncommit.schema_migrations WHERE set_name = $1",
+    record: "INSERT INTO oncommit.schema_migrations (set_name, version, name) VALUES ($1, $2, $3)",
+};
+
+const SQLITE: Dialect = Dialect {
+    begin: "BEGIN IMMEDIATE",
+    lock: None,
+    bookkeeping: SQLITE_BOOKKEEPING,
+    applied: "SELECT version FROM oncommit_schema_migrations WHERE set_name = $1",
+    record: "INSERT INTO oncommit_schema_migrations (set_name, version, name) VALUES ($1, $2, $3)",
+};
+
+/// Applies the pending migrations of `set` in one transaction.
+pub(crate) async fn run(db: &Db, set: &MigrationSet) -> Result<()> {
+    let (dialect, migrations) = match db.backend() {
+        Backend::Postgres => (&POSTGRES, set.postgres),
+        Backend::Sqlite => (&SQLITE, set.sqlite),
+    };
+    let mut conn = db.acquire().await?;
+    crate::with_conn!(conn.conn(), c => {
+        sqlx::raw_sql(dialect.begin).execute(&mut *c).await?;
+        let result = async {
+            if let Some(lock) = dialect.lock {
+                sqlx::raw_sql(lock).execute(&mut *c).await?;
+            }
+            sqlx::raw_sql(dialect.bookkeeping).execute(&mut *c).await?;
+            let applied: HashSet<i64> = sqlx::query_scalar(dialect.applied)
+                .bind(set.name)
+                .fetch_all(&mut *c)
+                .await?
+                .into_iter()
+                .collect();
+            for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+                tracing::info!(set = set.name, version = m.version, name = m.name, "applying migration");
+                let applied = async {
+                    sqlx::raw_sql(m.sql).execute(&mut *c).await?;
+                    sqlx::query(dialect.record).bind(set.name).bind(m.version).bind(m.name).execute(&mut *c).await?;
+                    Ok::<_, Error>(())
+                };
+                applied.await.map_err(|e| Error::Migration {
+                    set: set.name,
+                    version: m.version,
+                    name: m.name,
+                    source: Box::new(e),
+                })?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = sqlx::raw_sql(end).execute(&mut *c).await;
+        result?;
+        ended?;
+    });
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! [`TxBuilder`]: the options of an outermost transaction, and the retry loop.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use sqlx::AssertSqlSafe;
+
+use super::tx::{Tx, TxState};
+use crate::db::{Backend, Db, SQLITE_BUSY_TIMEOUT};
+use crate::error::{Error, Result};
+use crate::retry::Retry;
+
+/// Transaction isolation levels (plain autocommit is what you get outside any scope).
+///
+/// On PostgreSQL each is the server's level of that name. SQLite has one writer at a time
+/// and snapshot reads, so every transaction there is serializable, which satisfies any
+/// level asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isolation {
+    /// Each statement sees what was committed before it began (PostgreSQL's default).
+    ReadCommitted,
+    /// The whole transaction sees one snapshot; writing a row changed since fails with a
+    /// serialization failure.
+    RepeatableRead,
+    /// As if transactions ran one at a time; anomalies become serialization failures.
+    Serializable,
+}
+
+impl Isolation {
+    fn sql(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "READ COMMITTED",
+            Isolation::RepeatableRead => "REPEATABLE READ",
+            Isolation::Serializable => "SERIALIZABLE",
+        }
+    }
+}
+
+/// A value returned by a committed transaction, with how many attempts it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed<T> {
+    /// What the closure returned on the attempt that committed.
+    pub value: T,
+    /// How many times the closure ran (1 when the first attempt committed).
+    pub attempts: u32,
+}
+
+tokio::task_local! {
+    /// The pools on which the current task runs a transaction closure; lets a `durable`
+    /// scope notice it would not be the outermost transaction of its task.
+    static OPEN_SCOPES: Vec<usize>;
+}
+
+/// Options for an outermost transaction, made by [`Db::transaction`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use oncommit::{Isolation, Retry};
+/// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+/// let committed = db
+///     .transaction()
+///     .isolation(Isolation::Serializable)
+///     .lock_timeout(Duration::from_millis(500))
+///     .retry(Retry::default())
+///     .run_reported(async |tx| {
+///         oncommit::with_conn!(tx.conn(), c => {
+///             sqlx::query("UPDATE socks SET colour = 'red' WHERE id = 1").execute(c).await?.rows_affected()
+///         });
+///         Ok(())
+///     })
+///     .await?;
+/// println!("committed after {} attempt(s)", committed.attempts);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a transaction builder does nothing until run or begin is called"]
+pub struct TxBuilder<'d> {
+    db: &'d Db,
+    isolation: Option<Isolation>,
+    read_only: bool,
+    durable: bool,
+    lock_timeout: Option<Duration>,
+    statement_timeout: Option<Duration>,
+    retry: Retry,
+}
+
+impl<'d> TxBuilder<'d> {
+    pub(crate) fn new(db: &'d Db) -> Self {
+        TxBuilder {
+            db,
+            isolation: None,
+            read_only: false,
+            durable: false,
+            lock_timeout: None,
+            statement_timeout: None,
+            retry: Retry::never(),
+        }
+    }
+
+    /// The isolation level (default: the server's, read committed on PostgreSQL).
+    pub fn isolation(mut self, level: Isolation) -> Self {
+        self.isolation = Some(level);
+        self
+    }
+
+    /// Refuse writes: `READ ONLY` on PostgreSQL, `PRAGMA query_only` and a deferred
+    /// `BEGIN` (no write lock taken) on SQLite.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Refuse to run inside another transaction closure of the same task on the same pool
+    /// ([`Error::DurableNested`]): when this commits, its data is durably committed.
+    pub fn durable(mut self) -> Self {
+        self.durable = true;
+        self
+    }
+
+    /// Longest wait for any one lock (PostgreSQL `lock_timeout`, [`Error::LockNotAvailable`]);
+    /// on SQLite, the busy timeout while this transaction takes the database write lock
+    /// ([`Error::Busy`]). Zero means "do not wait" (1 ms on PostgreSQL, where 0 disables it).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Longest run of any one statement (PostgreSQL `statement_timeout`,
+    /// [`Error::StatementTimeout`]). Not available on SQLite: [`Error::Unsupported`].
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = Some(timeout);
+        self
+    }
+
+    /// Run the closure again on retryable errors. Only for [`TxBuilder::run`] and
+    /// [`TxBuilder::run_reported`]: a guard cannot be replayed.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Begins the transaction and returns its guard.
+    pub async fn begin(self) -> Result<Tx<'static>> {
+        if self.retry != Retry::never() {
+            return Err(Error::InvalidOptions("retry needs the closure form (run), a guard cannot be replayed"));
+        }
+        self.check_durable()?;
+        self.begin_attempt(1).await
+    }
+
+    /// Runs `f` in the transaction, committing when it returns `Ok`; see [`Db::atomic`].
+    pub async fn run<T, F>(self, f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
+    {
+        self.run_reported(f).await.map(|c| c.value)
+    }
+
+    /// Like [`TxBuilder::run`], and says how many attempts it took.
+    pub async fn run_reported<T, F>(self, mut f: F) -> Result<Committed<T>>
+    where
+        F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
+    {
+        self.check_durable()?;
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            match self.run_once(&mut f, attempt).await {
+                Ok(value) => return Ok(Committed { value, attempts: attempt }),
+                Err(err) if err.is_retryable() && self.retry.allows(attempt, started.elapsed()) => {
+                    let delay = self.retry.delay_after(attempt);
+                    tracing::debug!(attempt, ?delay, error = %err, "retrying transaction");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn run_once<T, F>(&self, f: &mut F, attempt: u32) -> Result<T>
+    where
+        F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
+    {
+        let mut tx = self.begin_attempt(attempt).await?;
+        let mut scopes = OPEN_SCOPES.try_with(Clone::clone).unwrap_or_default();
+        scopes.push(self.db.id());
+        match OPEN_SCOPES.scope(scopes, f(&mut tx)).await {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                if let Err(rollback_err) = tx.rollback().await {
+                    tracing::warn!(error = %rollback_err, "rollback after a failed closure failed");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn check_durable(&self) -> Result<()> {
+        let nested = OPEN_SCOPES.try_with(|ids| ids.contains(&self.db.id())).unwrap_or(false);
+        if self.durable && nested { Err(Error::DurableNested) } else { Ok(()) }
+    }
+
+    async fn begin_attempt(&self, attempt: u32) -> Result<Tx<'static>> {
+        let (begin, reset) = self.begin_sql()?;
+        let mut conn = self.db.acquire().await?;
+        if let Err(err) = conn.batch(AssertSqlSafe(begin)).await {
+            // Half-applied settings or a half-open transaction must not reach the pool.
+            conn.close_on_drop();
+            return Err(err);
+        }
+        Ok(Tx::outermost(TxState::new(self.db.clone(), conn, attempt, reset)))
+    }
+
+    /// The statements that open the transaction, and for SQLite those that undo its
+    /// per-connection settings afterwards.
+    fn begin_sql(&self) -> Result<(String, Option<String>)> {
+        let millis = |d: Duration| d.as_millis().max(1);
+        match self.db.backend() {
+            Backend::Postgres => {
+                let mut sql = String::from("BEGIN");
+                if let Some(level) = self.isolation {
+                    let _ = write!(sql, " ISOLATION LEVEL {}", level.sql());
+                }
+                if self.read_only {
+                    sql.push_str(" READ ONLY");
+                }
+                if let Some(t) = self.lock_timeout {
+                    let _ = write!(sql, "; SET LOCAL lock_timeout = {}", millis(t));
+                }
+                if let Some(t) = self.statement_timeout {
+                    let _ = write!(sql, "; SET LOCAL statement_timeout = {}", millis(t));
+                }
+                Ok((sql, None))
+            }
+            Backend::Sqlite => {
+                if self.statement_timeout.is_some() {
+                    return Err(Error::Unsupported { feature: "statement_timeout", backend: Backend::Sqlite });
+                }
+                let mut sql = String::new();
+                let mut reset = Vec::new();
+                if let Some(t) = self.lock_timeout {
+                    let _ = write!(sql, "PRAGMA busy_timeout = {}; ", t.as_millis());
+                    reset.push(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()));
+                }
+                if self.read_only {
+                    sql.push_str("BEGIN DEFERRED; PRAGMA query_only = 1");
+                    reset.push("PRAGMA query_only = 0".to_owned());
+                } else {
+                    // A deferred BEGIN that later writes must upgrade its lock, and that
+                    // upgrade fails with BUSY at once whatever the busy timeout: take the
+                    // write lock up front instead.
+                    sql.push_str("BEGIN IMMEDIATE");
+                }
+                Ok((sql, (!reset.is_empty()).then(|| reset.join("; "))))
+            }
+        }
+    }
+}

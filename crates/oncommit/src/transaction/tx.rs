@@ -1,0 +1,362 @@
+//! [`Tx`]: an open transaction scope (the outermost transaction, or a savepoint inside it).
+
+use sqlx::AssertSqlSafe;
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::SqliteConnection;
+
+use crate::conn::{Conn, PoolConn};
+use crate::db::{Backend, Db};
+use crate::error::{Error, Result};
+use crate::hooks::{Hook, HookOutput, Hooks};
+
+/// An open transaction scope: the outermost transaction (level 1) or a savepoint inside it.
+///
+/// Run your own sqlx queries on [`Tx::conn`]. Finish a guard with [`Tx::commit`] or
+/// [`Tx::rollback`]; dropping an unfinished outermost guard rolls back (in the background,
+/// closing the connection if that cannot be done). Dropping an unfinished *savepoint*
+/// guard cannot roll it back synchronously, so the enclosing transaction then refuses to
+/// commit ([`Error::AbandonedSavepoint`]): prefer [`Tx::atomic`], which always finishes the
+/// savepoint.
+pub struct Tx<'p> {
+    state: State<'p>,
+    /// 1 for the outermost transaction, 2 for a savepoint in it, and so on.
+    level: u32,
+    /// Still to be committed or rolled back; `Drop` cleans up when this is still true.
+    open: bool,
+}
+
+enum State<'p> {
+    Owned(Box<TxState>),
+    Borrowed(&'p mut TxState),
+}
+
+/// What all the scopes of one transaction share.
+pub(crate) struct TxState {
+    /// `None` only once the outermost scope has finished and released the connection.
+    conn: Option<PoolConn>,
+    db: Db,
+    hooks: Hooks,
+    /// A savepoint guard was dropped unfinished: its statements may still be in effect.
+    abandoned: bool,
+    /// Which run of a retried closure this is (1-based).
+    attempt: u32,
+    /// SQLite pragmas to restore on the connection once the transaction ends.
+    reset_sql: Option<String>,
+}
+
+impl TxState {
+    pub(crate) fn new(db: Db, conn: PoolConn, attempt: u32, reset_sql: Option<String>) -> Self {
+        TxState { conn: Some(conn), db, hooks: Hooks::default(), abandoned: false, attempt, reset_sql }
+    }
+
+    fn conn(&mut self) -> &mut PoolConn {
+        self.conn.as_mut().expect("BUG: transaction used after it ended")
+    }
+}
+
+/// Savepoint names are per level, so nested savepoints never shadow each other.
+fn savepoint_name(level: u32) -> String {
+    format!("oncommit_sp_{level}")
+}
+
+impl Tx<'static> {
+    pub(crate) fn outermost(state: TxState) -> Tx<'static> {
+        Tx { state: State::Owned(Box::new(state)), level: 1, open: true }
+    }
+}
+
+impl<'p> Tx<'p> {
+    fn state(&mut self) -> &mut TxState {
+        match &mut self.state {
+            State::Owned(s) => s,
+            State::Borrowed(s) => s,
+        }
+    }
+
+    fn state_ref(&self) -> &TxState {
+        match &self.state {
+            State::Owned(s) => s,
+            State::Borrowed(s) => s,
+        }
+    }
+
+    /// The connection, to run your own queries inside this transaction.
+    pub fn conn(&mut self) -> Conn<'_> {
+        self.state().conn().conn()
+    }
+
+    /// The PostgreSQL connection, or [`Error::Unsupported`] on SQLite.
+    pub fn postgres(&mut self) -> Result<&mut PgConnection> {
+        self.conn().postgres()
+    }
+
+    /// The SQLite connection, or [`Error::Unsupported`] on PostgreSQL.
+    pub fn sqlite(&mut self) -> Result<&mut SqliteConnection> {
+        self.conn().sqlite()
+    }
+
+    /// The backend of this transaction.
+    pub fn backend(&self) -> Backend {
+        self.state_ref().db.backend()
+    }
+
+    /// The pool this transaction came from.
+    pub fn db(&self) -> &Db {
+        &self.state_ref().db
+    }
+
+    /// 1 for the outermost transaction, 2 inside one savepoint, and so on.
+    pub fn level(&self) -> u32 {
+        self.level
+    }
+
+    /// Which run of a retried transaction closure this is, starting at 1.
+    pub fn attempt(&self) -> u32 {
+        self.state_ref().attempt
+    }
+
+    /// Registers `f` to run after the outermost transaction commits. If it fails, the error
+    /// reaches the committer and later hooks do not run.
+    pub fn on_commit<R: HookOutput>(&mut self, f: impl FnOnce() -> R + Send + 'static) {
+        self.push_hook(Hook::sync(f, false));
+    }
+
+    /// Like [`Tx::on_commit`], but a failure is logged and the later hooks still run.
+    pub fn on_commit_robust<R: HookOutput>(&mut self, f: impl FnOnce() -> R + Send + 'static) {
+        self.push_hook(Hook::sync(f, true));
+    }
+
+    /// Registers a future to be awaited after the outermost transaction commits.
+    pub fn on_commit_async<R: HookOutput>(&mut self, fut: impl Future<Output = R> + Send + 'static) {
+        self.push_hook(Hook::future(fut, false));
+    }
+
+    /// Like [`Tx::on_commit_async`], but a failure is logged and the later hooks still run.
+    pub fn on_commit_async_robust<R: HookOutput>(
+        &mut self,
+        fut: impl Future<Output = R> + Send + 'static,
+    ) {
+        self.push_hook(Hook::future(fut, true));
+    }
+
+    fn push_hook(&mut self, hook: Hook) {
+        let level = self.level;
+        self.state().hooks.push(level, hook);
+    }
+
+    /// Opens a savepoint and returns its guard. Prefer [`Tx::atomic`], which cannot leave
+    /// the savepoint unfinished.
+    pub async fn savepoint(&mut self) -> Result<Tx<'_>> {
+        let level = self.level + 1;
+        let state = self.state();
+        if state.abandoned {
+            return Err(Error::AbandonedSavepoint);
+        }
+        state.conn().batch(AssertSqlSafe(format!("SAVEPOINT {}", savepoint_name(level)))).await?;
+        Ok(Tx { state: State::Borrowed(state), level, open: true })
+    }
+
+    /// Runs `f` in a savepoint: released when `f` returns `Ok`, rolled back when it returns
+    /// `Err` (the enclosing transaction goes on, and the savepoint's hooks are discarded).
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// db.atomic(async |tx| {
+    ///     let inner = tx.atomic(async |sp| {
+    ///         sp.on_commit(|| println!("never runs"));
+    ///         Err::<(), _>(oncommit::Error::app("changed my mind"))
+    ///     }).await;
+    ///     assert!(inner.is_err());
+    ///     tx.on_commit(|| println!("runs after the outer commit"));
+    ///     Ok(())
+    /// }).await
+    /// # }
+    /// ```
+    pub async fn atomic<T, F>(&mut self, mut f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
+    {
+        let mut sp = self.savepoint().await?;
+        match f(&mut sp).await {
+            Ok(value) => {
+                sp.commit().await?;
+                Ok(value)
+            }
+            Err(err) => {
+                if let Err(rollback_err) = sp.rollback().await {
+                    tracing::warn!(error = %rollback_err, "rolling back a savepoint failed");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Commits: the outermost transaction commits and then runs its hooks; a savepoint is
+    /// released and its hooks join the enclosing scope's.
+    ///
+    /// Errors: [`Error::CommitRolledBack`] when an earlier statement had failed (nothing was
+    /// committed), [`Error::CommitOutcomeUnknown`] when the connection broke mid-commit,
+    /// [`Error::Hook`] when the data committed but a hook failed.
+    pub async fn commit(mut self) -> Result<()> {
+        if self.level == 1 { self.commit_outermost().await } else { self.release_savepoint().await }
+    }
+
+    /// Rolls back this scope: the whole transaction, or just this savepoint. Its hooks are
+    /// discarded.
+    pub async fn rollback(mut self) -> Result<()> {
+        if self.level == 1 {
+            let result = self.end("ROLLBACK").await;
+            self.open = false;
+            result
+        } else {
+            self.rollback_savepoint().await
+        }
+    }
+
+    async fn commit_outermost(&mut self) -> Result<()> {
+        if self.state().abandoned {
+            self.end("ROLLBACK").await.ok();
+            self.open = false;
+            return Err(Error::AbandonedSavepoint);
+        }
+        // On PostgreSQL a COMMIT of a failed transaction succeeds with the tag ROLLBACK,
+        // which sqlx does not show us. The SELECT before it fails instead (25P02), in the
+        // same round trip, and the COMMIT after it is then not executed.
+        let sql = match self.backend() {
+            Backend::Postgres => "SELECT 1; COMMIT",
+            Backend::Sqlite => "COMMIT",
+        };
+        match self.end(sql).await {
+            Ok(()) => {
+                self.open = false;
+                let state = self.state();
+                let hooks = std::mem::take(&mut state.hooks);
+                // Give the connection back before the hooks run: they may need one.
+                state.conn = None;
+                hooks.run().await
+            }
+            Err(err) => {
+                self.open = false;
+                Err(match err {
+                    Error::ConnectionLost(_) => Error::CommitOutcomeUnknown(Box::new(err)),
+                    Error::InFailedTransaction => {
+                        self.end("ROLLBACK").await?;
+                        Error::CommitRolledBack
+                    }
+                    other => {
+                        // A failed COMMIT normally ends the transaction; make sure of it.
+                        self.end("ROLLBACK").await.ok();
+                        other
+                    }
+                })
+            }
+        }
+    }
+
+    /// Sends a statement that ends the transaction, then restores any per-transaction
+    /// SQLite settings. A connection that breaks here is not returned to the pool.
+    async fn end(&mut self, sql: &'static str) -> Result<()> {
+        let state = self.state();
+        let conn = state.conn();
+        let result = conn.batch(sql).await;
+        if let Err(Error::ConnectionLost(_)) = result {
+            conn.close_on_drop();
+            return result;
+        }
+        if let Some(reset) = &state.reset_sql {
+            let conn = state.conn.as_mut().expect("BUG: connection taken before reset");
+            if conn.batch(AssertSqlSafe(reset.clone())).await.is_err() {
+                conn.close_on_drop();
+            }
+        }
+        result
+    }
+
+    async fn release_savepoint(&mut self) -> Result<()> {
+        let level = self.level;
+        let state = self.state();
+        let name = savepoint_name(level);
+        match state.conn().batch(AssertSqlSafe(format!("RELEASE SAVEPOINT {name}"))).await {
+            Ok(()) => {
+                state.hooks.merge_into_parent(level);
+                self.open = false;
+                Ok(())
+            }
+            Err(Error::InFailedTransaction) => {
+                // Like a top-level COMMIT of a failed transaction: undo the savepoint's work
+                // so the enclosing transaction can go on, and say nothing was committed.
+                self.rollback_savepoint().await?;
+                Err(Error::CommitRolledBack)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn rollback_savepoint(&mut self) -> Result<()> {
+        let level = self.level;
+        let state = self.state();
+        let name = savepoint_name(level);
+        state.hooks.discard_from(level);
+        let sql = format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}");
+        state.conn().batch(AssertSqlSafe(sql)).await?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// The state of the outermost scope, for queue operations that join the transaction.
+    #[allow(dead_code)]
+    pub(crate) fn shared(&mut self) -> &mut TxState {
+        self.state()
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        let level = self.level;
+        match &mut self.state {
+            State::Borrowed(state) => {
+                state.abandoned = true;
+                state.hooks.discard_from(level);
+                tracing::warn!(level, "savepoint dropped unfinished; its transaction will refuse to commit");
+            }
+            State::Owned(state) => {
+                if let Some(conn) = state.conn.take() {
+                    rollback_in_background(conn, state.reset_sql.take());
+                }
+            }
+        }
+    }
+}
+
+/// Rolls back a dropped transaction without blocking the dropper. If that cannot happen
+/// (no runtime, or the runtime stops first), the connection is closed instead, which makes
+/// the server roll back: it is never returned to the pool mid-transaction.
+fn rollback_in_background(conn: PoolConn, reset_sql: Option<String>) {
+    struct CloseUnlessRolledBack(Option<PoolConn>);
+    impl Drop for CloseUnlessRolledBack {
+        fn drop(&mut self) {
+            if let Some(conn) = &mut self.0 {
+                conn.close_on_drop();
+            }
+        }
+    }
+    let mut guard = CloseUnlessRolledBack(Some(conn));
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return; // the guard closes the connection
+    };
+    runtime.spawn(async move {
+        let Some(conn) = guard.0.as_mut() else { return };
+        if conn.batch("ROLLBACK").await.is_err() {
+            return;
+        }
+        if let Some(reset) = reset_sql {
+            if conn.batch(AssertSqlSafe(reset)).await.is_err() {
+                return;
+            }
+        }
+        drop(guard.0.take()); // back to the pool, clean
+    });
+}

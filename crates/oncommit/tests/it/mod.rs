@@ -1,0 +1,36 @@
+mod connect;
+mod hooks;
+mod locks;
+mod retry;
+mod transactions;
+
+use oncommit::{Conn, Tx};
+
+/// Creates the table most tests use: `items(id BIGINT PRIMARY KEY, name TEXT)`.
+pub(crate) async fn create_items(db: &oncommit::Db) {
+    let mut conn = db.acquire().await.unwrap();
+    oncommit::with_conn!(conn.conn(), c => {
+        sqlx::raw_sql("CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL)").execute(c).await.unwrap();
+    });
+}
+
+/// Inserts an item inside a transaction scope.
+pub(crate) async fn insert(tx: &mut Tx<'_>, id: i64, name: &str) -> oncommit::Result<()> {
+    let name = name.to_owned();
+    oncommit::with_conn!(tx.conn(), c => {
+        sqlx::query("INSERT INTO items (id, name) VALUES ($1, $2)").bind(id).bind(name).execute(c).await?;
+    });
+    Ok(())
+}
+
+/// The ids of the committed items, as another connection sees them.
+pub(crate) async fn committed_ids(db: &oncommit::Db) -> Vec<i64> {
+    let mut conn = db.acquire().await.unwrap();
+    ids_on(conn.conn()).await
+}
+
+pub(crate) async fn ids_on(conn: Conn<'_>) -> Vec<i64> {
+    oncommit::with_conn!(conn, c => {
+        sqlx::query_scalar("SELECT id FROM items ORDER BY id").fetch_all(c).await.unwrap()
+    })
+}

@@ -1,0 +1,259 @@
+//! Transaction scopes: commit, rollback, guards, savepoints, durable, read-only, timeouts,
+//! failed and lost commits.
+
+use std::time::Duration;
+
+use oncommit::{Backend, Db, DbOptions, Error};
+use oncommit_testing::{TestDb, backend_pid, backend_test};
+
+use super::{committed_ids, create_items, ids_on, insert};
+
+backend_test!(async fn closure_commits_on_ok_and_rolls_back_on_err(t) {
+    create_items(&t.db).await;
+    t.db.atomic(async |tx| insert(tx, 1, "kept").await).await.unwrap();
+    let err = t
+        .db
+        .atomic(async |tx| {
+            insert(tx, 2, "discarded").await?;
+            Err::<(), _>(Error::app("the view failed"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "the view failed");
+    assert_eq!(committed_ids(&t.db).await, vec![1]);
+});
+
+backend_test!(async fn uncommitted_rows_are_invisible_to_other_connections(t) {
+    create_items(&t.db).await;
+    let mut tx = t.db.begin().await.unwrap();
+    insert(&mut tx, 1, "pending").await.unwrap();
+    // A SQLite reader does not wait for the writer in WAL mode; a PostgreSQL one neither.
+    assert_eq!(committed_ids(&t.db).await, Vec::<i64>::new());
+    tx.commit().await.unwrap();
+    assert_eq!(committed_ids(&t.db).await, vec![1]);
+});
+
+backend_test!(async fn a_dropped_guard_rolls_back_and_its_connection_is_reused_clean(t) {
+    create_items(&t.db).await;
+    // One connection, so the next transaction must get the very connection the guard had.
+    let db = Db::connect_with(&t.url, DbOptions { max_connections: 1, ..DbOptions::default() }).await.unwrap();
+    {
+        let mut tx = db.begin().await.unwrap();
+        insert(&mut tx, 1, "dropped").await.unwrap();
+    }
+    db.atomic(async |tx| insert(tx, 2, "after").await).await.unwrap();
+    assert_eq!(committed_ids(&db).await, vec![2]);
+});
+
+backend_test!(async fn a_panicking_closure_rolls_back(t) {
+    create_items(&t.db).await;
+    let db = t.db.clone();
+    let joined = tokio::spawn(async move {
+        db.atomic(async |tx| {
+            insert(tx, 1, "doomed").await?;
+            panic!("the view crashed");
+            #[allow(unreachable_code)]
+            Ok(())
+        })
+        .await
+    })
+    .await;
+    assert!(joined.unwrap_err().is_panic());
+    t.db.atomic(async |tx| insert(tx, 2, "after").await).await.unwrap();
+    assert_eq!(committed_ids(&t.db).await, vec![2]);
+});
+
+backend_test!(async fn savepoints_roll_back_alone(t) {
+    create_items(&t.db).await;
+    t.db
+        .atomic(async |tx| {
+            insert(tx, 1, "outer").await?;
+            let inner = tx
+                .atomic(async |sp| {
+                    assert_eq!(sp.level(), 2);
+                    insert(sp, 2, "inner").await?;
+                    // A failing statement inside the savepoint: PostgreSQL aborts it, and
+                    // rolling back to the savepoint lets the outer transaction go on.
+                    insert(sp, 1, "duplicate").await
+                })
+                .await;
+            assert!(inner.unwrap_err().is_unique_violation());
+            insert(tx, 3, "outer again").await
+        })
+        .await
+        .unwrap();
+    assert_eq!(committed_ids(&t.db).await, vec![1, 3]);
+});
+
+backend_test!(async fn released_savepoints_still_roll_back_with_the_outer_transaction(t) {
+    create_items(&t.db).await;
+    let mut tx = t.db.begin().await.unwrap();
+    let mut sp = tx.savepoint().await.unwrap();
+    insert(&mut sp, 1, "inner").await.unwrap();
+    let mut deeper = sp.savepoint().await.unwrap();
+    assert_eq!(deeper.level(), 3);
+    insert(&mut deeper, 2, "deeper").await.unwrap();
+    deeper.commit().await.unwrap();
+    sp.commit().await.unwrap();
+    assert_eq!(ids_on(tx.conn()).await, vec![1, 2]);
+    tx.rollback().await.unwrap();
+    assert_eq!(committed_ids(&t.db).await, Vec::<i64>::new());
+});
+
+backend_test!(async fn an_abandoned_savepoint_guard_blocks_the_commit(t) {
+    create_items(&t.db).await;
+    let mut tx = t.db.begin().await.unwrap();
+    insert(&mut tx, 1, "outer").await.unwrap();
+    {
+        let mut sp = tx.savepoint().await.unwrap();
+        insert(&mut sp, 2, "inner").await.unwrap();
+        // dropped without commit or rollback
+    }
+    assert!(matches!(tx.savepoint().await.map(drop), Err(Error::AbandonedSavepoint)));
+    let err = tx.commit().await.unwrap_err();
+    assert!(matches!(err, Error::AbandonedSavepoint), "{err:?}");
+    assert_eq!(committed_ids(&t.db).await, Vec::<i64>::new());
+});
+
+backend_test!(async fn durable_scopes_refuse_to_nest(t) {
+    let db = t.db.clone();
+    t.db
+        .atomic(async move |_tx| {
+            let err = db.transaction().durable().run(async |_| Ok(())).await.unwrap_err();
+            assert!(matches!(err, Error::DurableNested), "{err:?}");
+            Ok(())
+        })
+        .await
+        .unwrap();
+    t.db.transaction().durable().run(async |_| Ok(())).await.unwrap();
+});
+
+backend_test!(async fn read_only_transactions_refuse_writes_and_leave_the_connection_writable(t) {
+    create_items(&t.db).await;
+    let db = Db::connect_with(&t.url, DbOptions { max_connections: 1, ..DbOptions::default() }).await.unwrap();
+    let err = db.transaction().read_only().run(async |tx| insert(tx, 1, "nope").await).await.unwrap_err();
+    assert!(matches!(err, Error::Database { .. }), "{err:?}");
+    db.atomic(async |tx| insert(tx, 2, "yes").await).await.unwrap();
+    assert_eq!(committed_ids(&db).await, vec![2]);
+});
+
+backend_test!(async fn options_that_make_no_sense_are_refused(t) {
+    let err = t.db.transaction().retry(oncommit::Retry::default()).begin().await.map(drop).unwrap_err();
+    assert!(matches!(err, Error::InvalidOptions(_)), "{err:?}");
+    let timed = t.db.transaction().statement_timeout(Duration::from_millis(50)).begin().await.map(drop);
+    match t.backend() {
+        Backend::Postgres => timed.unwrap(),
+        Backend::Sqlite => assert!(matches!(timed, Err(Error::Unsupported { .. })), "{timed:?}"),
+    }
+});
+
+backend_test!(async fn lock_timeout_bounds_the_wait_for_a_writer(t) {
+    create_items(&t.db).await;
+    t.db.atomic(async |tx| insert(tx, 1, "row").await).await.unwrap();
+    let mut holder = t.db.begin().await.unwrap();
+    oncommit::with_conn!(holder.conn(), c => {
+        sqlx::query("UPDATE items SET name = 'held' WHERE id = 1").execute(c).await.unwrap();
+    });
+    let err = t
+        .db
+        .transaction()
+        .lock_timeout(Duration::from_millis(50))
+        .run(async |tx| {
+            oncommit::with_conn!(tx.conn(), c => {
+                sqlx::query("UPDATE items SET name = 'second' WHERE id = 1").execute(c).await?;
+            });
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    match t.backend() {
+        Backend::Postgres => assert!(err.is_lock_not_available(), "{err:?}"),
+        // SQLite's second writer waits at BEGIN IMMEDIATE for the database write lock.
+        Backend::Sqlite => assert!(matches!(err, Error::Busy { .. }), "{err:?}"),
+    }
+    holder.commit().await.unwrap();
+});
+
+#[tokio::test]
+async fn statement_timeout_cancels_slow_statements() {
+    let t = TestDb::postgres().await;
+    let err = t
+        .db
+        .transaction()
+        .statement_timeout(Duration::from_millis(50))
+        .run(async |tx| {
+            sqlx::query("SELECT pg_sleep(5)").execute(tx.postgres()?).await?;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::StatementTimeout { .. }), "{err:?}");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_commit_answered_with_rollback_is_an_error() {
+    let t = TestDb::postgres().await;
+    create_items(&t.db).await;
+    let err = t
+        .db
+        .atomic(async |tx| {
+            insert(tx, 1, "first").await?;
+            // The classic swallowed error: the transaction is now aborted.
+            let _ = insert(tx, 1, "duplicate").await;
+            tx.on_commit(|| -> () { panic!("a hook of a rolled-back transaction ran") });
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CommitRolledBack), "{err:?}");
+    assert_eq!(committed_ids(&t.db).await, Vec::<i64>::new());
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_connection_lost_at_commit_is_outcome_unknown() {
+    let t = TestDb::postgres().await;
+    create_items(&t.db).await;
+    let mut tx = t.db.begin().await.unwrap();
+    insert(&mut tx, 1, "in flight").await.unwrap();
+    let pid = backend_pid(tx.postgres().unwrap()).await;
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(t.db.pg_pool().unwrap()).await.unwrap();
+    let err = tx.commit().await.unwrap_err();
+    assert!(matches!(err, Error::CommitOutcomeUnknown(_)), "{err:?}");
+    assert!(err.is_connection_lost() && !err.is_retryable());
+    // The pool replaces the broken connection.
+    t.db.atomic(async |tx| insert(tx, 2, "after").await).await.unwrap();
+    assert_eq!(committed_ids(&t.db).await, vec![2]);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_connection_lost_mid_transaction_is_connection_lost() {
+    let t = TestDb::postgres().await;
+    create_items(&t.db).await;
+    let mut tx = t.db.begin().await.unwrap();
+    let pid = backend_pid(tx.postgres().unwrap()).await;
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(t.db.pg_pool().unwrap()).await.unwrap();
+    let err: Error = insert(&mut tx, 1, "lost").await.unwrap_err();
+    assert!(matches!(err, Error::ConnectionLost(_)), "{err:?}");
+    drop(tx);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn repeatable_read_keeps_one_snapshot_while_read_committed_does_not() {
+    let t = TestDb::postgres().await;
+    create_items(&t.db).await;
+    for (level, sees_new_row) in
+        [(oncommit::Isolation::ReadCommitted, true), (oncommit::Isolation::RepeatableRead, false)]
+    {
+        let mut reader = t.db.transaction().isolation(level).begin().await.unwrap();
+        let before = ids_on(reader.conn()).await.len();
+        t.db.atomic(async |tx| insert(tx, before as i64 + 100, "concurrent").await).await.unwrap();
+        let after = ids_on(reader.conn()).await.len();
+        assert_eq!(after == before + 1, sees_new_row, "{level:?}");
+        reader.commit().await.unwrap();
+    }
+    t.finish().await;
+}
