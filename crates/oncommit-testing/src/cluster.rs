@@ -15,7 +15,9 @@ pub(crate) fn reachable(url: &str) -> bool {
     };
     let host = opts.get_host();
     if host.starts_with('/') {
-        return Path::new(host).join(format!(".s.PGSQL.{}", opts.get_port())).exists();
+        return Path::new(host)
+            .join(format!(".s.PGSQL.{}", opts.get_port()))
+            .exists();
     }
     let Ok(mut addrs) = (host, opts.get_port()).to_socket_addrs() else {
         return false;
@@ -34,10 +36,15 @@ pub(crate) fn start_private() -> Result<String, String> {
         .port();
     let dir = std::env::temp_dir().join(format!("oncommit-pg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let as_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if as_root {
         // initdb refuses to run as root; the cluster belongs to the postgres user.
-        run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
+        run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir))?;
     }
     let data = dir.join("data");
     let sh = |script: String| {
@@ -59,7 +66,10 @@ pub(crate) fn start_private() -> Result<String, String> {
         initdb.display(),
         data.display()
     )))?;
-    let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        dir.display()
+    );
     run(&mut sh(format!(
         "{} -D {} -o '{options}' -l {}/log -w start >/dev/null",
         pg_ctl.display(),
@@ -67,13 +77,15 @@ pub(crate) fn start_private() -> Result<String, String> {
         dir.display()
     )))?;
     let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {} -D {} -m fast stop; rm -rf {}",
+        "while [ -d /proc/{pid} ]; do sleep 1; done; {} -D {} -m fast stop; rm -rf {}",
         pg_ctl.display(),
         data.display(),
         dir.display(),
         pid = std::process::id()
     );
-    sh(watchdog).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
+    sh(watchdog)
+        .spawn()
+        .map_err(|e| format!("start the watchdog: {e}"))?;
     Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
 }
 
@@ -89,5 +101,9 @@ fn server_binaries() -> Option<PathBuf> {
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{cmd:?} exited with {status}")) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} exited with {status}"))
+    }
 }

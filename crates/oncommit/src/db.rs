@@ -23,7 +23,8 @@ pub const DEFAULT_URL: &str = "sqlite://oncommit.db";
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which database a [`Db`] talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// PostgreSQL: the production backend, shared by many workers on many machines.
     Postgres,
@@ -78,7 +79,10 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { max_connections: 10, acquire_timeout: Duration::from_secs(30) }
+        DbOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -96,13 +100,24 @@ impl Db {
     /// [`Db::connect`] with pool options.
     pub async fn connect_with(url: &str, options: DbOptions) -> Result<Db> {
         let display_url = redact(url);
-        let invalid = |reason: String| Error::InvalidUrl { url: display_url.clone(), reason };
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: display_url.clone(),
+            reason,
+        };
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         let pool = match scheme {
             "postgres" | "postgresql" => {
                 let opts = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
-                let target = format!("{}:{}/{}", opts.get_host(), opts.get_port(), opts.get_database().unwrap_or_default());
-                let target = Target { backend: Backend::Postgres, target: &target };
+                let target = format!(
+                    "{}:{}/{}",
+                    opts.get_host(),
+                    opts.get_port(),
+                    opts.get_database().unwrap_or_default()
+                );
+                let target = Target {
+                    backend: Backend::Postgres,
+                    target: &target,
+                };
                 // One direct connection first: the pool would retry a refused connection until
                 // its acquire timeout, and the caller deserves to know why at once.
                 let conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
@@ -121,7 +136,10 @@ impl Db {
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true);
                 let file = opts.get_filename().display().to_string();
-                let target = Target { backend: Backend::Sqlite, target: &file };
+                let target = Target {
+                    backend: Backend::Sqlite,
+                    target: &file,
+                };
                 let conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
                 conn.close().await.ok();
                 let pool = SqlitePoolOptions::new()
@@ -130,7 +148,11 @@ impl Db {
                     .connect_lazy_with(opts);
                 Pool::Sqlite(pool)
             }
-            "" => return Err(invalid("expected sqlite://path or postgres://host/db".into())),
+            "" => {
+                return Err(invalid(
+                    "expected sqlite://path or postgres://host/db".into(),
+                ));
+            }
             other => {
                 return Err(invalid(format!(
                     "unknown scheme `{other}` (expected sqlite:// or postgres://)"
@@ -139,7 +161,13 @@ impl Db {
         };
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(Db { inner: Arc::new(DbInner { pool, display_url, id }) })
+        Ok(Db {
+            inner: Arc::new(DbInner {
+                pool,
+                display_url,
+                id,
+            }),
+        })
     }
 
     /// Which backend this pool talks to.
@@ -246,7 +274,9 @@ impl Db {
 
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Db").field("url", &self.inner.display_url).finish()
+        f.debug_struct("Db")
+            .field("url", &self.inner.display_url)
+            .finish()
     }
 }
 
@@ -271,7 +301,10 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
     }

@@ -108,7 +108,9 @@ pub enum Error {
 
     /// `COMMIT` was answered with `ROLLBACK`: an earlier statement of the transaction had
     /// failed (its error was swallowed), so nothing was committed.
-    #[error("commit rolled back: an earlier statement in the transaction had failed, nothing was committed")]
+    #[error(
+        "commit rolled back: an earlier statement in the transaction had failed, nothing was committed"
+    )]
     CommitRolledBack,
 
     /// SQLite's database lock was held by another connection for longer than the busy
@@ -161,7 +163,9 @@ pub enum Error {
 
     /// A savepoint guard was dropped without `commit` or `rollback` while its transaction went
     /// on; the transaction refuses to commit because the savepoint's fate is unknown.
-    #[error("savepoint dropped without commit or rollback: the transaction was rolled back (use the closure form, or call rollback() on the savepoint)")]
+    #[error(
+        "savepoint dropped without commit or rollback: the transaction was rolled back (use the closure form, or call rollback() on the savepoint)"
+    )]
     AbandonedSavepoint,
 
     /// An option was given that does not apply (isolation level on a nested scope, …).
@@ -238,7 +242,10 @@ impl Error {
 
     /// Whether the connection was lost (during a statement or during commit).
     pub fn is_connection_lost(&self) -> bool {
-        matches!(self, Error::ConnectionLost(_) | Error::CommitOutcomeUnknown(_))
+        matches!(
+            self,
+            Error::ConnectionLost(_) | Error::CommitOutcomeUnknown(_)
+        )
     }
 
     /// The SQLSTATE or SQLite extended result code, where the database gave one.
@@ -298,12 +305,12 @@ pub(crate) fn classify(err: sqlx::Error) -> Error {
         },
         Some("55P03") => Error::LockNotAvailable { message },
         Some("57014") => Error::StatementTimeout { message },
-        Some("23505") | Some(sqlite_code::CONSTRAINT_UNIQUE) | Some(sqlite_code::CONSTRAINT_PRIMARYKEY) => {
-            Error::UniqueViolation {
-                constraint: db.constraint().map(str::to_owned),
-                message,
-            }
-        }
+        Some("23505")
+        | Some(sqlite_code::CONSTRAINT_UNIQUE)
+        | Some(sqlite_code::CONSTRAINT_PRIMARYKEY) => Error::UniqueViolation {
+            constraint: db.constraint().map(str::to_owned),
+            message,
+        },
         Some("25P02") => Error::InFailedTransaction,
         Some(
             sqlite_code::BUSY
@@ -313,7 +320,11 @@ pub(crate) fn classify(err: sqlx::Error) -> Error {
         ) => Error::Busy { message },
         // Server shutting down, or the connection class of errors: the session is gone.
         Some(c) if c.starts_with("08") || c.starts_with("57P") => Error::ConnectionLost(err),
-        _ => Error::Database { code, message, source: err },
+        _ => Error::Database {
+            code,
+            message,
+            source: err,
+        },
     }
 }
 
@@ -331,18 +342,27 @@ impl Target<'_> {
         let backend = self.backend;
         match &err {
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
-                Error::Unreachable { backend, target, source: err }
+                Error::Unreachable {
+                    backend,
+                    target,
+                    source: err,
+                }
             }
             sqlx::Error::Database(db) => {
                 let message = db.message().to_owned();
                 match db.code().as_deref() {
-                    Some("28P01") | Some("28000") => {
-                        Error::AuthenticationFailed { backend, target, message }
-                    }
+                    Some("28P01") | Some("28000") => Error::AuthenticationFailed {
+                        backend,
+                        target,
+                        message,
+                    },
                     Some("3D000") => Error::DatabaseUnavailable { target, message },
                     // SQLite's "unable to open database file" (SQLITE_CANTOPEN and its
                     // extended codes all end in 14 mod 256).
-                    Some(c) if backend == Backend::Sqlite && c.parse::<i32>().is_ok_and(|c| c & 0xff == 14) => {
+                    Some(c)
+                        if backend == Backend::Sqlite
+                            && c.parse::<i32>().is_ok_and(|c| c & 0xff == 14) =>
+                    {
                         Error::DatabaseUnavailable { target, message }
                     }
                     _ => classify(err),

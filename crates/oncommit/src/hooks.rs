@@ -50,15 +50,24 @@ pub(crate) struct Hook {
 }
 
 impl Hook {
-    pub(crate) fn sync<R: HookOutput>(f: impl FnOnce() -> R + Send + 'static, robust: bool) -> Hook {
-        Hook { body: Body::Sync(Box::new(move || f().into_result())), robust }
+    pub(crate) fn sync<R: HookOutput>(
+        f: impl FnOnce() -> R + Send + 'static,
+        robust: bool,
+    ) -> Hook {
+        Hook {
+            body: Body::Sync(Box::new(move || f().into_result())),
+            robust,
+        }
     }
 
     pub(crate) fn future<R: HookOutput>(
         fut: impl Future<Output = R> + Send + 'static,
         robust: bool,
     ) -> Hook {
-        Hook { body: Body::Async(Box::pin(async move { fut.await.into_result() })), robust }
+        Hook {
+            body: Body::Async(Box::pin(async move { fut.await.into_result() })),
+            robust,
+        }
     }
 
     async fn call(self) -> Result<(), BoxError> {
@@ -132,5 +141,7 @@ pub(crate) fn run_now(hook: Hook) -> Result<()> {
 
 /// Outside a transaction: runs an async hook at once.
 pub(crate) async fn run_now_async(hook: Hook) -> Result<()> {
-    hook.call().await.map_err(|source| Error::Hook { index: 0, source })
+    hook.call()
+        .await
+        .map_err(|source| Error::Hook { index: 0, source })
 }

@@ -16,7 +16,7 @@ mod hooks;
 mod lock;
 pub mod migrate;
 mod retry;
-mod transaction;
+pub mod transaction;
 
 pub use conn::{Conn, PoolConn};
 pub use db::{Backend, DEFAULT_URL, Db, DbOptions, SQLITE_BUSY_TIMEOUT};

@@ -58,7 +58,11 @@ pub struct Lock {
 
 impl Lock {
     fn new(strength: LockStrength) -> Lock {
-        Lock { strength, wait: LockWait::Wait, of: Vec::new() }
+        Lock {
+            strength,
+            wait: LockWait::Wait,
+            of: Vec::new(),
+        }
     }
 
     /// `FOR UPDATE`.
@@ -150,15 +154,23 @@ impl Tx<'_> {
         let clause = lock.clause(backend);
         let locked = match self.conn() {
             crate::Conn::Postgres(c) => {
-                let sql = format!("SELECT {key} FROM {table} WHERE {key} = ANY($1) ORDER BY {key}{clause}");
-                sqlx::query_scalar(AssertSqlSafe(sql)).bind(keys).fetch_all(c).await?
+                let sql = format!(
+                    "SELECT {key} FROM {table} WHERE {key} = ANY($1) ORDER BY {key}{clause}"
+                );
+                sqlx::query_scalar(AssertSqlSafe(sql))
+                    .bind(keys)
+                    .fetch_all(c)
+                    .await?
             }
             crate::Conn::Sqlite(c) => {
                 let sql = format!(
                     "SELECT {key} FROM {table} WHERE {key} IN (SELECT value FROM json_each($1)) ORDER BY {key}"
                 );
                 let keys = serde_json::to_string(keys).expect("integers serialize");
-                sqlx::query_scalar(AssertSqlSafe(sql)).bind(keys).fetch_all(c).await?
+                sqlx::query_scalar(AssertSqlSafe(sql))
+                    .bind(keys)
+                    .fetch_all(c)
+                    .await?
             }
         };
         Ok(locked)

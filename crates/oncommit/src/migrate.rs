@@ -28,6 +28,19 @@ pub struct Migration {
 }
 
 /// A named list of migrations, written once for each backend.
+///
+/// ```
+/// use oncommit::migrate::{Migration, MigrationSet};
+///
+/// static APP: MigrationSet = MigrationSet {
+///     name: "app",
+///     postgres: &[Migration { version: 1, name: "create_notes", sql: "CREATE TABLE notes (id BIGSERIAL PRIMARY KEY)" }],
+///     sqlite: &[Migration { version: 1, name: "create_notes", sql: "CREATE TABLE notes (id INTEGER PRIMARY KEY)" }],
+/// };
+/// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+/// db.migrate_set(&APP).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MigrationSet {
     /// Recorded with each applied migration; must be unique among the sets of a database.
@@ -38,11 +51,8 @@ pub struct MigrationSet {
     pub sqlite: &'static [Migration],
 }
 
-/// Declares a [`Migration`] from a file under the crate's `migrations/<backend>/` folder.
-///
-/// ```ignore
-/// migration!(1, "create_jobs", "postgres/001_create_jobs.sql")
-/// ```
+/// Declares a [`Migration`] from a file under the calling crate's `migrations/` folder,
+/// embedded at compile time: `migration!(1, "create_jobs", "postgres/001_create_jobs.sql")`.
 #[macro_export]
 macro_rules! migration {
     ($version:literal, $name:literal, $file:literal) => {
@@ -55,7 +65,11 @@ macro_rules! migration {
 }
 
 /// oncommit's own tables.
-pub(crate) static ONCOMMIT: MigrationSet = MigrationSet { name: "oncommit", postgres: &[], sqlite: &[] };
+pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
+    name: "oncommit",
+    postgres: &[],
+    sqlite: &[],
+};
 
 const PG_BOOKKEEPING: &str = "CREATE SCHEMA IF NOT EXISTS oncommit;
 CREATE TABLE IF NOT EXISTS oncommit.schema_migrations (

@@ -15,7 +15,8 @@ use crate::retry::Retry;
 /// On PostgreSQL each is the server's level of that name. SQLite has one writer at a time
 /// and snapshot reads, so every transaction there is serializable, which satisfies any
 /// level asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Isolation {
     /// Each statement sees what was committed before it began (PostgreSQL's default).
     ReadCommitted,
@@ -27,6 +28,13 @@ pub enum Isolation {
 }
 
 impl Isolation {
+    /// Every level, weakest first.
+    pub const ALL: [Isolation; 3] = [
+        Isolation::ReadCommitted,
+        Isolation::RepeatableRead,
+        Isolation::Serializable,
+    ];
+
     fn sql(self) -> &'static str {
         match self {
             Isolation::ReadCommitted => "READ COMMITTED",
@@ -142,7 +150,9 @@ impl<'d> TxBuilder<'d> {
     /// Begins the transaction and returns its guard.
     pub async fn begin(self) -> Result<Tx<'static>> {
         if self.retry != Retry::never() {
-            return Err(Error::InvalidOptions("retry needs the closure form (run), a guard cannot be replayed"));
+            return Err(Error::InvalidOptions(
+                "retry needs the closure form (run), a guard cannot be replayed",
+            ));
         }
         self.check_durable()?;
         self.begin_attempt(1).await
@@ -166,7 +176,12 @@ impl<'d> TxBuilder<'d> {
         let mut attempt = 1;
         loop {
             match self.run_once(&mut f, attempt).await {
-                Ok(value) => return Ok(Committed { value, attempts: attempt }),
+                Ok(value) => {
+                    return Ok(Committed {
+                        value,
+                        attempts: attempt,
+                    });
+                }
                 Err(err) if err.is_retryable() && self.retry.allows(attempt, started.elapsed()) => {
                     let delay = self.retry.delay_after(attempt);
                     tracing::debug!(attempt, ?delay, error = %err, "retrying transaction");
@@ -200,8 +215,14 @@ impl<'d> TxBuilder<'d> {
     }
 
     fn check_durable(&self) -> Result<()> {
-        let nested = OPEN_SCOPES.try_with(|ids| ids.contains(&self.db.id())).unwrap_or(false);
-        if self.durable && nested { Err(Error::DurableNested) } else { Ok(()) }
+        let nested = OPEN_SCOPES
+            .try_with(|ids| ids.contains(&self.db.id()))
+            .unwrap_or(false);
+        if self.durable && nested {
+            Err(Error::DurableNested)
+        } else {
+            Ok(())
+        }
     }
 
     async fn begin_attempt(&self, attempt: u32) -> Result<Tx<'static>> {
@@ -212,7 +233,12 @@ impl<'d> TxBuilder<'d> {
             conn.close_on_drop();
             return Err(err);
         }
-        Ok(Tx::outermost(TxState::new(self.db.clone(), conn, attempt, reset)))
+        Ok(Tx::outermost(TxState::new(
+            self.db.clone(),
+            conn,
+            attempt,
+            reset,
+        )))
     }
 
     /// The statements that open the transaction, and for SQLite those that undo its
@@ -238,13 +264,19 @@ impl<'d> TxBuilder<'d> {
             }
             Backend::Sqlite => {
                 if self.statement_timeout.is_some() {
-                    return Err(Error::Unsupported { feature: "statement_timeout", backend: Backend::Sqlite });
+                    return Err(Error::Unsupported {
+                        feature: "statement_timeout",
+                        backend: Backend::Sqlite,
+                    });
                 }
                 let mut sql = String::new();
                 let mut reset = Vec::new();
                 if let Some(t) = self.lock_timeout {
                     let _ = write!(sql, "PRAGMA busy_timeout = {}; ", t.as_millis());
-                    reset.push(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()));
+                    reset.push(format!(
+                        "PRAGMA busy_timeout = {}",
+                        SQLITE_BUSY_TIMEOUT.as_millis()
+                    ));
                 }
                 if self.read_only {
                     sql.push_str("BEGIN DEFERRED; PRAGMA query_only = 1");

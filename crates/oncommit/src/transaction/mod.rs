@@ -1,5 +1,4 @@
-//! Transaction scopes: the outermost transaction and savepoints inside it, their options,
-//! and the retry loop. The guide is `docs/transactions.md`.
+#![doc = include_str!("../../../../docs/transactions.md")]
 
 mod builder;
 mod tx;

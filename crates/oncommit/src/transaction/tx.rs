@@ -46,11 +46,20 @@ pub(crate) struct TxState {
 
 impl TxState {
     pub(crate) fn new(db: Db, conn: PoolConn, attempt: u32, reset_sql: Option<String>) -> Self {
-        TxState { conn: Some(conn), db, hooks: Hooks::default(), abandoned: false, attempt, reset_sql }
+        TxState {
+            conn: Some(conn),
+            db,
+            hooks: Hooks::default(),
+            abandoned: false,
+            attempt,
+            reset_sql,
+        }
     }
 
     fn conn(&mut self) -> &mut PoolConn {
-        self.conn.as_mut().expect("BUG: transaction used after it ended")
+        self.conn
+            .as_mut()
+            .expect("BUG: transaction used after it ended")
     }
 }
 
@@ -61,7 +70,11 @@ fn savepoint_name(level: u32) -> String {
 
 impl Tx<'static> {
     pub(crate) fn outermost(state: TxState) -> Tx<'static> {
-        Tx { state: State::Owned(Box::new(state)), level: 1, open: true }
+        Tx {
+            state: State::Owned(Box::new(state)),
+            level: 1,
+            open: true,
+        }
     }
 }
 
@@ -127,7 +140,10 @@ impl<'p> Tx<'p> {
     }
 
     /// Registers a future to be awaited after the outermost transaction commits.
-    pub fn on_commit_async<R: HookOutput>(&mut self, fut: impl Future<Output = R> + Send + 'static) {
+    pub fn on_commit_async<R: HookOutput>(
+        &mut self,
+        fut: impl Future<Output = R> + Send + 'static,
+    ) {
         self.push_hook(Hook::future(fut, false));
     }
 
@@ -152,8 +168,18 @@ impl<'p> Tx<'p> {
         if state.abandoned {
             return Err(Error::AbandonedSavepoint);
         }
-        state.conn().batch(AssertSqlSafe(format!("SAVEPOINT {}", savepoint_name(level)))).await?;
-        Ok(Tx { state: State::Borrowed(state), level, open: true })
+        state
+            .conn()
+            .batch(AssertSqlSafe(format!(
+                "SAVEPOINT {}",
+                savepoint_name(level)
+            )))
+            .await?;
+        Ok(Tx {
+            state: State::Borrowed(state),
+            level,
+            open: true,
+        })
     }
 
     /// Runs `f` in a savepoint: released when `f` returns `Ok`, rolled back when it returns
@@ -198,7 +224,11 @@ impl<'p> Tx<'p> {
     /// committed), [`Error::CommitOutcomeUnknown`] when the connection broke mid-commit,
     /// [`Error::Hook`] when the data committed but a hook failed.
     pub async fn commit(mut self) -> Result<()> {
-        if self.level == 1 { self.commit_outermost().await } else { self.release_savepoint().await }
+        if self.level == 1 {
+            self.commit_outermost().await
+        } else {
+            self.release_savepoint().await
+        }
     }
 
     /// Rolls back this scope: the whole transaction, or just this savepoint. Its hooks are
@@ -244,8 +274,11 @@ impl<'p> Tx<'p> {
                         Error::CommitRolledBack
                     }
                     other => {
-                        // A failed COMMIT normally ends the transaction; make sure of it.
-                        self.end("ROLLBACK").await.ok();
+                        // PostgreSQL ends the transaction when COMMIT fails; SQLite may keep
+                        // it open (a busy COMMIT), so end it there.
+                        if self.backend() == Backend::Sqlite {
+                            self.end("ROLLBACK").await.ok();
+                        }
                         other
                     }
                 })
@@ -264,7 +297,10 @@ impl<'p> Tx<'p> {
             return result;
         }
         if let Some(reset) = &state.reset_sql {
-            let conn = state.conn.as_mut().expect("BUG: connection taken before reset");
+            let conn = state
+                .conn
+                .as_mut()
+                .expect("BUG: connection taken before reset");
             if conn.batch(AssertSqlSafe(reset.clone())).await.is_err() {
                 conn.close_on_drop();
             }
@@ -276,7 +312,11 @@ impl<'p> Tx<'p> {
         let level = self.level;
         let state = self.state();
         let name = savepoint_name(level);
-        match state.conn().batch(AssertSqlSafe(format!("RELEASE SAVEPOINT {name}"))).await {
+        match state
+            .conn()
+            .batch(AssertSqlSafe(format!("RELEASE SAVEPOINT {name}")))
+            .await
+        {
             Ok(()) => {
                 state.hooks.merge_into_parent(level);
                 self.open = false;
@@ -320,7 +360,10 @@ impl Drop for Tx<'_> {
             State::Borrowed(state) => {
                 state.abandoned = true;
                 state.hooks.discard_from(level);
-                tracing::warn!(level, "savepoint dropped unfinished; its transaction will refuse to commit");
+                tracing::warn!(
+                    level,
+                    "savepoint dropped unfinished; its transaction will refuse to commit"
+                );
             }
             State::Owned(state) => {
                 if let Some(conn) = state.conn.take() {

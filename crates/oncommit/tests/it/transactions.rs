@@ -177,16 +177,17 @@ backend_test!(async fn lock_timeout_bounds_the_wait_for_a_writer(t) {
 #[tokio::test]
 async fn statement_timeout_cancels_slow_statements() {
     let t = TestDb::postgres().await;
-    let err = t
-        .db
-        .transaction()
-        .statement_timeout(Duration::from_millis(50))
-        .run(async |tx| {
-            sqlx::query("SELECT pg_sleep(5)").execute(tx.postgres()?).await?;
-            Ok(())
-        })
-        .await
-        .unwrap_err();
+    let err =
+        t.db.transaction()
+            .statement_timeout(Duration::from_millis(50))
+            .run(async |tx| {
+                sqlx::query("SELECT pg_sleep(5)")
+                    .execute(tx.postgres()?)
+                    .await?;
+                Ok(())
+            })
+            .await
+            .unwrap_err();
     assert!(matches!(err, Error::StatementTimeout { .. }), "{err:?}");
     t.finish().await;
 }
@@ -195,9 +196,8 @@ async fn statement_timeout_cancels_slow_statements() {
 async fn a_commit_answered_with_rollback_is_an_error() {
     let t = TestDb::postgres().await;
     create_items(&t.db).await;
-    let err = t
-        .db
-        .atomic(async |tx| {
+    let err =
+        t.db.atomic(async |tx| {
             insert(tx, 1, "first").await?;
             // The classic swallowed error: the transaction is now aborted.
             let _ = insert(tx, 1, "duplicate").await;
@@ -218,12 +218,18 @@ async fn a_connection_lost_at_commit_is_outcome_unknown() {
     let mut tx = t.db.begin().await.unwrap();
     insert(&mut tx, 1, "in flight").await.unwrap();
     let pid = backend_pid(tx.postgres().unwrap()).await;
-    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(t.db.pg_pool().unwrap()).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(t.db.pg_pool().unwrap())
+        .await
+        .unwrap();
     let err = tx.commit().await.unwrap_err();
     assert!(matches!(err, Error::CommitOutcomeUnknown(_)), "{err:?}");
     assert!(err.is_connection_lost() && !err.is_retryable());
     // The pool replaces the broken connection.
-    t.db.atomic(async |tx| insert(tx, 2, "after").await).await.unwrap();
+    t.db.atomic(async |tx| insert(tx, 2, "after").await)
+        .await
+        .unwrap();
     assert_eq!(committed_ids(&t.db).await, vec![2]);
     t.finish().await;
 }
@@ -234,7 +240,11 @@ async fn a_connection_lost_mid_transaction_is_connection_lost() {
     create_items(&t.db).await;
     let mut tx = t.db.begin().await.unwrap();
     let pid = backend_pid(tx.postgres().unwrap()).await;
-    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(t.db.pg_pool().unwrap()).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(t.db.pg_pool().unwrap())
+        .await
+        .unwrap();
     let err: Error = insert(&mut tx, 1, "lost").await.unwrap_err();
     assert!(matches!(err, Error::ConnectionLost(_)), "{err:?}");
     drop(tx);
@@ -245,12 +255,15 @@ async fn a_connection_lost_mid_transaction_is_connection_lost() {
 async fn repeatable_read_keeps_one_snapshot_while_read_committed_does_not() {
     let t = TestDb::postgres().await;
     create_items(&t.db).await;
-    for (level, sees_new_row) in
-        [(oncommit::Isolation::ReadCommitted, true), (oncommit::Isolation::RepeatableRead, false)]
-    {
+    for (level, sees_new_row) in [
+        (oncommit::Isolation::ReadCommitted, true),
+        (oncommit::Isolation::RepeatableRead, false),
+    ] {
         let mut reader = t.db.transaction().isolation(level).begin().await.unwrap();
         let before = ids_on(reader.conn()).await.len();
-        t.db.atomic(async |tx| insert(tx, before as i64 + 100, "concurrent").await).await.unwrap();
+        t.db.atomic(async |tx| insert(tx, before as i64 + 100, "concurrent").await)
+            .await
+            .unwrap();
         let after = ids_on(reader.conn()).await.len();
         assert_eq!(after == before + 1, sees_new_row, "{level:?}");
         reader.commit().await.unwrap();

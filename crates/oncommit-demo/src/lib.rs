@@ -1,0 +1,13 @@
+//! The seeds' application on oncommit: the tables of `shared/seeds/`, and their concurrency
+//! scenarios run for real so their outcomes can be shown (`oncommit demo …`) and tested.
+//!
+//! - [`schema`]: the application's tables (`data`, `socks`), in its own namespace.
+//! - [`select_for_update`]: seed 004 — a second `FOR UPDATE` waits for the first.
+//! - [`deadlock`]: seed 004 — opposite lock orders deadlock; retry and ordered locking cure it.
+//! - [`isolation`]: seed 004 — lost update and write skew under each isolation level.
+
+pub mod deadlock;
+pub mod isolation;
+pub mod schema;
+pub mod select_for_update;
+mod session;

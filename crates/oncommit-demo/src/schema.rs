@@ -1,0 +1,44 @@
+//! The demo application's tables, migrated as their own set (`demo`) beside oncommit's.
+
+use oncommit::migrate::MigrationSet;
+use oncommit::{Db, migration};
+
+/// The demo application's migrations.
+pub static MIGRATIONS: MigrationSet = MigrationSet {
+    name: "demo",
+    postgres: &[migration!(
+        1,
+        "create_data_and_socks",
+        "postgres/001_create_data_and_socks.sql"
+    )],
+    sqlite: &[migration!(
+        1,
+        "create_data_and_socks",
+        "sqlite/001_create_data_and_socks.sql"
+    )],
+};
+
+/// Applies oncommit's migrations, then the demo application's.
+pub async fn migrate(db: &Db) -> oncommit::Result<()> {
+    db.migrate().await?;
+    db.migrate_set(&MIGRATIONS).await
+}
+
+/// Replaces the socks with `(id, colour)` pairs, each with `pairs = 0`.
+pub async fn reset_socks(db: &Db, socks: &[(i64, &str)]) -> oncommit::Result<()> {
+    let socks: Vec<(i64, String)> = socks.iter().map(|(id, c)| (*id, (*c).to_owned())).collect();
+    db.atomic(async |tx| {
+        oncommit::with_conn!(tx.conn(), c => {
+            sqlx::query("DELETE FROM socks").execute(&mut *c).await?;
+            for (id, colour) in &socks {
+                sqlx::query("INSERT INTO socks (id, id_a, id_b, colour) VALUES ($1, $1, $1, $2)")
+                    .bind(id)
+                    .bind(colour)
+                    .execute(&mut *c)
+                    .await?;
+            }
+        });
+        Ok(())
+    })
+    .await
+}
