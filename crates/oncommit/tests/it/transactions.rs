@@ -270,3 +270,60 @@ async fn repeatable_read_keeps_one_snapshot_while_read_committed_does_not() {
     }
     t.finish().await;
 }
+
+#[tokio::test]
+async fn a_unique_violation_names_its_constraint_and_aborts_the_transaction() {
+    let t = TestDb::postgres().await;
+    create_items(&t.db).await;
+    let mut tx = t.db.begin().await.unwrap();
+    insert(&mut tx, 1, "first").await.unwrap();
+    let err = insert(&mut tx, 1, "again").await.unwrap_err();
+    let Error::UniqueViolation { constraint, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(constraint.as_deref(), Some("items_pkey"));
+    assert_eq!(err.code(), Some("23505"));
+    let err = insert(&mut tx, 2, "after the failure").await.unwrap_err();
+    assert!(matches!(err, Error::InFailedTransaction), "{err:?}");
+    tx.rollback().await.unwrap();
+    t.finish().await;
+}
+
+/// Why writing scopes use `BEGIN IMMEDIATE`: a deferred transaction that read first and
+/// writes after another connection committed fails with `SQLITE_BUSY_SNAPSHOT` at once,
+/// whatever the busy timeout. oncommit reports it as the serialization failure it is.
+#[tokio::test]
+async fn a_stale_sqlite_snapshot_is_a_serialization_failure() {
+    let t = TestDb::sqlite().await;
+    create_items(&t.db).await;
+    t.db.atomic(async |tx| insert(tx, 1, "row").await)
+        .await
+        .unwrap();
+    let pool = t.db.sqlite_pool().unwrap();
+    let mut deferred = pool.acquire().await.unwrap();
+    sqlx::raw_sql("BEGIN DEFERRED")
+        .execute(&mut *deferred)
+        .await
+        .unwrap();
+    sqlx::query("SELECT name FROM items")
+        .fetch_all(&mut *deferred)
+        .await
+        .unwrap();
+    t.db.atomic(async |tx| insert(tx, 2, "concurrent").await)
+        .await
+        .unwrap();
+    let err: Error = sqlx::query("UPDATE items SET name = 'stale' WHERE id = 1")
+        .execute(&mut *deferred)
+        .await
+        .unwrap_err()
+        .into();
+    assert!(
+        err.is_serialization_failure() && err.is_retryable(),
+        "{err:?}"
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut *deferred)
+        .await
+        .unwrap();
+    t.finish().await;
+}
