@@ -11,10 +11,7 @@ use crate::args::Demo;
 pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
     let Some(scenario) = scenario else {
         for scenario in [
-            Demo::SelectForUpdate {
-                hold_ms: 1000,
-                json: false,
-            },
+            Demo::SelectForUpdate { hold_ms: 1000, json: false },
             Demo::Deadlock { json: false },
             Demo::Isolation { json: false },
         ] {
@@ -30,11 +27,7 @@ pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
                     "select_for_update on {}: A held sock 1 for at least {} ms; B {} and got the lock after {} ms.\n{}",
                     r.backend,
                     r.hold_ms,
-                    if r.blocked {
-                        "was blocked"
-                    } else {
-                        "was not blocked"
-                    },
+                    if r.blocked { "was blocked" } else { "was not blocked" },
                     r.waited_ms,
                     r.explanation
                 )
@@ -62,10 +55,7 @@ pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
             let r = isolation::run(db).await?;
             print(json, &r, || {
                 let mut text = format!("isolation on {}:\n", r.backend);
-                for (name, outcomes) in [
-                    ("lost update", &r.lost_update),
-                    ("write skew", &r.write_skew),
-                ] {
+                for (name, outcomes) in [("lost update", &r.lost_update), ("write skew", &r.write_skew)] {
                     for o in outcomes {
                         text.push_str(&format!(
                             "  {name:<12} {:<16} {:<22} blocked={:<5} value={} (expected {})\n",
@@ -84,16 +74,8 @@ pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
 }
 
 /// Prints the report as one JSON object, or as text.
-fn print<R: Serialize>(
-    json: bool,
-    report: &R,
-    text: impl FnOnce() -> String,
-) -> anyhow::Result<()> {
-    let out = if json {
-        serde_json::to_string(report)?
-    } else {
-        text()
-    };
+fn print<R: Serialize>(json: bool, report: &R, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+    let out = if json { serde_json::to_string(report)? } else { text() };
     #[allow(clippy::print_stdout)] // printing the report is this command's job
     {
         println!("{out}");

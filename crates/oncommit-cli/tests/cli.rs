@@ -17,17 +17,9 @@ fn oncommit(url: &str, args: &[&str]) -> Output {
 
 fn json(url: &str, args: &[&str]) -> Value {
     let out = oncommit(url, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        stdout.trim().lines().count(),
-        1,
-        "one JSON object on one line: {stdout}"
-    );
+    assert_eq!(stdout.trim().lines().count(), 1, "one JSON object on one line: {stdout}");
     serde_json::from_str(&stdout).unwrap()
 }
 
@@ -69,17 +61,11 @@ fn bad_urls_and_unreachable_servers_are_clear_errors() {
     let out = oncommit("mysql://localhost/x", &["migrate"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("invalid database url") && err.contains("unknown scheme `mysql`"),
-        "{err}"
-    );
+    assert!(err.contains("invalid database url") && err.contains("unknown scheme `mysql`"), "{err}");
 
     let out = oncommit("postgres://postgres:secret@127.0.0.1:1/x", &["migrate"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("cannot reach the postgres server at 127.0.0.1:1"),
-        "{err}"
-    );
+    assert!(err.contains("cannot reach the postgres server at 127.0.0.1:1"), "{err}");
     assert!(!err.contains("secret"), "{err}");
 }

@@ -45,20 +45,10 @@ pub async fn run(db: &Db) -> oncommit::Result<Report> {
     let backend = db.backend();
 
     let naive = opposite_order(db, Retry::never()).await;
-    let victim = naive
-        .iter()
-        .find_map(|r| r.as_ref().err().filter(|e| e.is_deadlock()));
-    let deadlock_errors = naive
-        .iter()
-        .filter(|r| r.as_ref().is_err_and(Error::is_deadlock))
-        .count();
-    if let Some(other) = naive
-        .iter()
-        .find_map(|r| r.as_ref().err().filter(|e| !e.is_deadlock()))
-    {
-        return Err(Error::app(format!(
-            "unexpected error in the deadlock scenario: {other}"
-        )));
+    let victim = naive.iter().find_map(|r| r.as_ref().err().filter(|e| e.is_deadlock()));
+    let deadlock_errors = naive.iter().filter(|r| r.as_ref().is_err_and(Error::is_deadlock)).count();
+    if let Some(other) = naive.iter().find_map(|r| r.as_ref().err().filter(|e| !e.is_deadlock())) {
+        return Err(Error::app(format!("unexpected error in the deadlock scenario: {other}")));
     }
     let (victim_error, victim_detail) = match victim {
         Some(Error::Deadlock { message, detail }) => (Some(message.clone()), detail.clone()),
@@ -129,10 +119,7 @@ async fn opposite_order(db: &Db, retry: Retry) -> [oncommit::Result<u32>; 2] {
     };
     let a = side(1, 2, false);
     let b = side(2, 1, true);
-    [
-        a.await.expect("session A ran"),
-        b.await.expect("session B ran"),
-    ]
+    [a.await.expect("session A ran"), b.await.expect("session B ran")]
 }
 
 /// Runs pairs of transactions that want socks {1, 2} in opposite orders, each locking with
@@ -144,8 +131,7 @@ async fn ordered(db: &Db) -> oncommit::Result<usize> {
         let keys = if i % 2 == 0 { [1, 2] } else { [2, 1] };
         tasks.push(tokio::spawn(async move {
             db.atomic(async move |tx| {
-                tx.lock_in_order("socks", "id", &keys, &Lock::update())
-                    .await?;
+                tx.lock_in_order("socks", "id", &keys, &Lock::update()).await?;
                 Ok(())
             })
             .await

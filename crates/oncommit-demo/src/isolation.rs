@@ -52,18 +52,10 @@ pub struct Report {
 /// Runs both anomalies under every level on `db` (migrating the demo tables if needed).
 pub async fn run(db: &Db) -> oncommit::Result<Report> {
     schema::migrate(db).await?;
-    let mut report = Report {
-        backend: db.backend(),
-        lost_update: Vec::new(),
-        write_skew: Vec::new(),
-    };
+    let mut report = Report { backend: db.backend(), lost_update: Vec::new(), write_skew: Vec::new() };
     for level in Isolation::ALL {
-        report
-            .lost_update
-            .push(race(db, level, Anomaly::LostUpdate).await?);
-        report
-            .write_skew
-            .push(race(db, level, Anomaly::WriteSkew).await?);
+        report.lost_update.push(race(db, level, Anomaly::LostUpdate).await?);
+        report.write_skew.push(race(db, level, Anomaly::WriteSkew).await?);
     }
     Ok(report)
 }
@@ -88,9 +80,7 @@ impl Anomaly {
             Anomaly::LostUpdate => "SELECT CAST(pairs AS BIGINT) FROM socks WHERE id = 1",
             Anomaly::WriteSkew => "SELECT count(*) FROM socks WHERE colour = 'black'",
         };
-        Ok(
-            oncommit::with_conn!(tx.conn(), c => sqlx::query_scalar::<_, i64>(sql).fetch_one(c).await?),
-        )
+        Ok(oncommit::with_conn!(tx.conn(), c => sqlx::query_scalar::<_, i64>(sql).fetch_one(c).await?))
     }
 
     /// Session `sock`'s write, decided on what it read.
@@ -114,8 +104,7 @@ impl Anomaly {
             Anomaly::LostUpdate => ("SELECT CAST(pairs AS BIGINT) FROM socks WHERE id = 1", 2),
             Anomaly::WriteSkew => ("SELECT count(*) FROM socks WHERE colour = 'black'", 1),
         };
-        let value: i64 =
-            oncommit::with_conn!(conn.conn(), c => sqlx::query_scalar(sql).fetch_one(c).await?);
+        let value: i64 = oncommit::with_conn!(conn.conn(), c => sqlx::query_scalar(sql).fetch_one(c).await?);
         let correct = match self {
             Anomaly::LostUpdate => value == expected,
             Anomaly::WriteSkew => value >= expected,
@@ -146,11 +135,7 @@ async fn race(db: &Db, level: Isolation, anomaly: Anomaly) -> oncommit::Result<O
         }
         Backend::Sqlite => {
             let blocked = matches!(
-                db.transaction()
-                    .lock_timeout(Duration::ZERO)
-                    .begin()
-                    .await
-                    .map(drop),
+                db.transaction().lock_timeout(Duration::ZERO).begin().await.map(drop),
                 Err(Error::Busy { .. })
             );
             anomaly.write(&mut a, 1, seen_a).await?;
@@ -165,14 +150,9 @@ async fn race(db: &Db, level: Isolation, anomaly: Anomaly) -> oncommit::Result<O
             (blocked, a_result, b_result)
         }
     };
-    let errors: Vec<&Error> = [&a_result, &b_result]
-        .into_iter()
-        .filter_map(|r| r.as_ref().err())
-        .collect();
+    let errors: Vec<&Error> = [&a_result, &b_result].into_iter().filter_map(|r| r.as_ref().err()).collect();
     if let Some(unexpected) = errors.iter().find(|e| !e.is_serialization_failure()) {
-        return Err(Error::app(format!(
-            "unexpected error in the isolation scenario: {unexpected}"
-        )));
+        return Err(Error::app(format!("unexpected error in the isolation scenario: {unexpected}")));
     }
     let (final_value, expected, correct) = anomaly.check(db).await?;
     let outcome = match (errors.is_empty(), correct) {

@@ -6,16 +6,8 @@ use oncommit::{Db, migration};
 /// The demo application's migrations.
 pub static MIGRATIONS: MigrationSet = MigrationSet {
     name: "demo",
-    postgres: &[migration!(
-        1,
-        "create_data_and_socks",
-        "postgres/001_create_data_and_socks.sql"
-    )],
-    sqlite: &[migration!(
-        1,
-        "create_data_and_socks",
-        "sqlite/001_create_data_and_socks.sql"
-    )],
+    postgres: &[migration!(1, "create_data_and_socks", "postgres/001_create_data_and_socks.sql")],
+    sqlite: &[migration!(1, "create_data_and_socks", "sqlite/001_create_data_and_socks.sql")],
 };
 
 /// Applies oncommit's migrations, then the demo application's.

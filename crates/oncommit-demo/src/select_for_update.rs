@@ -58,21 +58,13 @@ pub async fn run(db: &Db, hold: Duration) -> oncommit::Result<Report> {
             // No row locks: B cannot even begin a writing transaction while A holds the
             // database write lock. A zero-wait attempt shows it; then B waits in earnest.
             let blocked = matches!(
-                db.transaction()
-                    .lock_timeout(Duration::ZERO)
-                    .begin()
-                    .await
-                    .map(drop),
+                db.transaction().lock_timeout(Duration::ZERO).begin().await.map(drop),
                 Err(oncommit::Error::Busy { .. })
             );
             let db_b = db.clone();
             let b_task = tokio::spawn(async move {
                 let start = Instant::now();
-                let mut b = db_b
-                    .transaction()
-                    .lock_timeout(hold + Duration::from_secs(30))
-                    .begin()
-                    .await?;
+                let mut b = db_b.transaction().lock_timeout(hold + Duration::from_secs(30)).begin().await?;
                 lock_sock(&mut b, 1, &Lock::update()).await?;
                 let waited = millis_since(start);
                 b.commit().await?;

@@ -6,25 +6,17 @@ use oncommit::{Db, Lock, Tx};
 
 /// The server process id of a PostgreSQL transaction.
 pub(crate) async fn pid(tx: &mut Tx<'_>) -> oncommit::Result<i32> {
-    Ok(sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(tx.postgres()?)
-        .await?)
+    Ok(sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(tx.postgres()?).await?)
 }
 
 /// Waits until PostgreSQL backend `pid` waits for a lock (`pg_blocking_pids`), or until
 /// `done()` says the session finished without waiting. Returns whether it was seen blocked.
-pub(crate) async fn blocked_or_done(
-    db: &Db,
-    pid: i32,
-    done: impl Fn() -> bool,
-) -> oncommit::Result<bool> {
+pub(crate) async fn blocked_or_done(db: &Db, pid: i32, done: impl Fn() -> bool) -> oncommit::Result<bool> {
     let pool = db.pg_pool().expect("pg_blocking_pids needs PostgreSQL");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done() && Instant::now() < deadline {
-        let blocked: bool = sqlx::query_scalar("SELECT cardinality(pg_blocking_pids($1)) > 0")
-            .bind(pid)
-            .fetch_one(pool)
-            .await?;
+        let blocked: bool =
+            sqlx::query_scalar("SELECT cardinality(pg_blocking_pids($1)) > 0").bind(pid).fetch_one(pool).await?;
         if blocked {
             return Ok(true);
         }
@@ -35,11 +27,7 @@ pub(crate) async fn blocked_or_done(
 }
 
 /// Locks a sock with `lock` (on SQLite: no clause, the write lock already covers it).
-pub(crate) async fn lock_sock(
-    tx: &mut Tx<'_>,
-    id: i64,
-    lock: &Lock,
-) -> oncommit::Result<Option<i64>> {
+pub(crate) async fn lock_sock(tx: &mut Tx<'_>, id: i64, lock: &Lock) -> oncommit::Result<Option<i64>> {
     let sql = lock.apply(tx.backend(), "SELECT id FROM socks WHERE id = $1");
     Ok(oncommit::with_conn!(tx.conn(), c => {
         sqlx::query_scalar(sql).bind(id).fetch_optional(c).await?

@@ -15,9 +15,7 @@ pub(crate) fn reachable(url: &str) -> bool {
     };
     let host = opts.get_host();
     if host.starts_with('/') {
-        return Path::new(host)
-            .join(format!(".s.PGSQL.{}", opts.get_port()))
-            .exists();
+        return Path::new(host).join(format!(".s.PGSQL.{}", opts.get_port())).exists();
     }
     let Ok(mut addrs) = (host, opts.get_port()).to_socket_addrs() else {
         return false;
@@ -30,21 +28,14 @@ pub(crate) fn reachable(url: &str) -> bool {
 /// test process exits.
 pub(crate) fn start_private() -> Result<String, String> {
     let bin = server_binaries().ok_or("no PostgreSQL server binaries under /usr/lib/postgresql")?;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
+    let port =
+        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free port: {e}"))?.port();
     let dir = std::env::temp_dir().join(format!("oncommit-pg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let as_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if as_root {
         // initdb refuses to run as root; the cluster belongs to the postgres user.
-        run(Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir))?;
+        run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
     }
     let data = dir.join("data");
     let sh = |script: String| {
@@ -61,15 +52,8 @@ pub(crate) fn start_private() -> Result<String, String> {
         cmd
     };
     let (initdb, pg_ctl) = (bin.join("initdb"), bin.join("pg_ctl"));
-    run(&mut sh(format!(
-        "{} -D {} -U postgres --auth=trust -E UTF8 >/dev/null",
-        initdb.display(),
-        data.display()
-    )))?;
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-        dir.display()
-    );
+    run(&mut sh(format!("{} -D {} -U postgres --auth=trust -E UTF8 >/dev/null", initdb.display(), data.display())))?;
+    let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
     run(&mut sh(format!(
         "{} -D {} -o '{options}' -l {}/log -w start >/dev/null",
         pg_ctl.display(),
@@ -83,9 +67,7 @@ pub(crate) fn start_private() -> Result<String, String> {
         dir.display(),
         pid = std::process::id()
     );
-    sh(watchdog)
-        .spawn()
-        .map_err(|e| format!("start the watchdog: {e}"))?;
+    sh(watchdog).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
     Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
 }
 
@@ -101,9 +83,5 @@ fn server_binaries() -> Option<PathBuf> {
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?} exited with {status}"))
-    }
+    if status.success() { Ok(()) } else { Err(format!("{cmd:?} exited with {status}")) }
 }

@@ -49,14 +49,8 @@ impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let db = Db::connect(&url)
-            .await
-            .expect("open a SQLite test database");
-        TestDb {
-            db,
-            url,
-            cleanup: Cleanup::Sqlite(dir),
-        }
+        let db = Db::connect(&url).await.expect("open a SQLite test database");
+        TestDb { db, url, cleanup: Cleanup::Sqlite(dir) }
     }
 
     /// A fresh database on the test PostgreSQL server.
@@ -69,23 +63,15 @@ impl TestDb {
             NEXT.fetch_add(1, Ordering::Relaxed),
             fastrand::u32(..)
         );
-        let mut admin = PgConnection::connect(&admin_url)
-            .await
-            .expect("connect to the test PostgreSQL server");
+        let mut admin = PgConnection::connect(&admin_url).await.expect("connect to the test PostgreSQL server");
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await
             .expect("create a test database");
         admin.close().await.ok();
         let url = with_database(&admin_url, &name);
-        let db = Db::connect(&url)
-            .await
-            .expect("connect to the test database");
-        TestDb {
-            db,
-            url,
-            cleanup: Cleanup::Postgres { admin_url, name },
-        }
+        let db = Db::connect(&url).await.expect("connect to the test database");
+        TestDb { db, url, cleanup: Cleanup::Postgres { admin_url, name } }
     }
 
     /// The backend of this database.
@@ -101,10 +87,7 @@ impl TestDb {
             }
             if let Ok(mut admin) = PgConnection::connect(admin_url).await {
                 let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                sqlx::raw_sql(AssertSqlSafe(drop))
-                    .execute(&mut admin)
-                    .await
-                    .ok();
+                sqlx::raw_sql(AssertSqlSafe(drop)).execute(&mut admin).await.ok();
             }
         }
     }
@@ -112,10 +95,7 @@ impl TestDb {
 
 /// The server process id of a PostgreSQL connection (for [`wait_until_blocked`]).
 pub async fn backend_pid(conn: &mut PgConnection) -> i32 {
-    sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(conn)
-        .await
-        .expect("read pg_backend_pid()")
+    sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await.expect("read pg_backend_pid()")
 }
 
 /// Waits until the PostgreSQL backend `pid` is waiting for a lock held by another session,
@@ -133,10 +113,7 @@ pub async fn wait_until_blocked(db: &Db, pid: i32) {
         if blocked {
             return;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "backend {pid} never became blocked"
-        );
+        assert!(std::time::Instant::now() < deadline, "backend {pid} never became blocked");
         tokio::task::yield_now().await;
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
@@ -164,9 +141,7 @@ pub fn admin_url() -> String {
 
 /// The same server URL with another database name.
 pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let base = match base[scheme_end..].find('/') {
         Some(slash) => &base[..scheme_end + slash],
@@ -223,17 +198,8 @@ mod tests {
 
     #[test]
     fn database_names_are_swapped() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u@h:5432", "x"),
-            "postgres://u@h:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u@h/p?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
+        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+        assert_eq!(with_database("postgres://u@h/p?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
     }
 }

@@ -32,10 +32,7 @@ impl<'c> Conn<'c> {
     pub fn postgres(self) -> Result<&'c mut PgConnection> {
         match self {
             Conn::Postgres(c) => Ok(c),
-            Conn::Sqlite(_) => Err(Error::Unsupported {
-                feature: "a PostgreSQL connection",
-                backend: Backend::Sqlite,
-            }),
+            Conn::Sqlite(_) => Err(Error::Unsupported { feature: "a PostgreSQL connection", backend: Backend::Sqlite }),
         }
     }
 
@@ -43,10 +40,7 @@ impl<'c> Conn<'c> {
     pub fn sqlite(self) -> Result<&'c mut SqliteConnection> {
         match self {
             Conn::Sqlite(c) => Ok(c),
-            Conn::Postgres(_) => Err(Error::Unsupported {
-                feature: "a SQLite connection",
-                backend: Backend::Postgres,
-            }),
+            Conn::Postgres(_) => Err(Error::Unsupported { feature: "a SQLite connection", backend: Backend::Postgres }),
         }
     }
 }

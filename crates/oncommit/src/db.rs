@@ -60,6 +60,10 @@ struct DbInner {
     display_url: String,
     /// Tells pools apart in the task-local that marks open transactions (see `durable`).
     id: usize,
+    /// Bumped when jobs were committed by this process: wakes its workers at once, without
+    /// waiting for a poll or (on PostgreSQL) the NOTIFY round trip. A counter, not an event,
+    /// so a wake that comes while a worker is busy is not lost.
+    wake: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Clone)]
@@ -79,10 +83,7 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(30),
-        }
+        DbOptions { max_connections: 10, acquire_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -100,24 +101,14 @@ impl Db {
     /// [`Db::connect`] with pool options.
     pub async fn connect_with(url: &str, options: DbOptions) -> Result<Db> {
         let display_url = redact(url);
-        let invalid = |reason: String| Error::InvalidUrl {
-            url: display_url.clone(),
-            reason,
-        };
+        let invalid = |reason: String| Error::InvalidUrl { url: display_url.clone(), reason };
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         let pool = match scheme {
             "postgres" | "postgresql" => {
                 let opts = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
-                let target = format!(
-                    "{}:{}/{}",
-                    opts.get_host(),
-                    opts.get_port(),
-                    opts.get_database().unwrap_or_default()
-                );
-                let target = Target {
-                    backend: Backend::Postgres,
-                    target: &target,
-                };
+                let target =
+                    format!("{}:{}/{}", opts.get_host(), opts.get_port(), opts.get_database().unwrap_or_default());
+                let target = Target { backend: Backend::Postgres, target: &target };
                 // One direct connection first: the pool would retry a refused connection until
                 // its acquire timeout, and the caller deserves to know why at once.
                 let conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
@@ -136,10 +127,7 @@ impl Db {
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true);
                 let file = opts.get_filename().display().to_string();
-                let target = Target {
-                    backend: Backend::Sqlite,
-                    target: &file,
-                };
+                let target = Target { backend: Backend::Sqlite, target: &file };
                 let conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
                 conn.close().await.ok();
                 let pool = SqlitePoolOptions::new()
@@ -149,25 +137,16 @@ impl Db {
                 Pool::Sqlite(pool)
             }
             "" => {
-                return Err(invalid(
-                    "expected sqlite://path or postgres://host/db".into(),
-                ));
+                return Err(invalid("expected sqlite://path or postgres://host/db".into()));
             }
             other => {
-                return Err(invalid(format!(
-                    "unknown scheme `{other}` (expected sqlite:// or postgres://)"
-                )));
+                return Err(invalid(format!("unknown scheme `{other}` (expected sqlite:// or postgres://)")));
             }
         };
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(Db {
-            inner: Arc::new(DbInner {
-                pool,
-                display_url,
-                id,
-            }),
-        })
+        let (wake, _) = tokio::sync::watch::channel(0);
+        Ok(Db { inner: Arc::new(DbInner { pool, display_url, id, wake }) })
     }
 
     /// Which backend this pool talks to.
@@ -260,23 +239,32 @@ impl Db {
     }
 
     /// The async form of [`Db::on_commit`]: awaits `fut` at once.
-    pub async fn on_commit_async<R: HookOutput>(
-        &self,
-        fut: impl Future<Output = R> + Send + 'static,
-    ) -> Result<()> {
+    pub async fn on_commit_async<R: HookOutput>(&self, fut: impl Future<Output = R> + Send + 'static) -> Result<()> {
         hooks::run_now_async(Hook::future(fut, false)).await
     }
 
     pub(crate) fn id(&self) -> usize {
         self.inner.id
     }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Wakes this process's workers: new jobs were committed.
+    pub(crate) fn wake(&self) {
+        self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that changes whenever [`Db::wake`] is called.
+    pub(crate) fn wake_receiver(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.wake.subscribe()
+    }
 }
 
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Db")
-            .field("url", &self.inner.display_url)
-            .finish()
+        f.debug_struct("Db").field("url", &self.inner.display_url).finish()
     }
 }
 
@@ -301,10 +289,7 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
     }

@@ -108,9 +108,7 @@ pub enum Error {
 
     /// `COMMIT` was answered with `ROLLBACK`: an earlier statement of the transaction had
     /// failed (its error was swallowed), so nothing was committed.
-    #[error(
-        "commit rolled back: an earlier statement in the transaction had failed, nothing was committed"
-    )]
+    #[error("commit rolled back: an earlier statement in the transaction had failed, nothing was committed")]
     CommitRolledBack,
 
     /// SQLite's database lock was held by another connection for longer than the busy
@@ -168,6 +166,33 @@ pub enum Error {
     )]
     AbandonedSavepoint,
 
+    /// `Db::enqueue` was called while this task runs a transaction closure on the same
+    /// database: the job would commit before (or without) the data it is about.
+    #[error(
+        "enqueue outside the transaction: this task has a transaction open on this database, so the job could run before (or without) its data; use tx.enqueue inside the transaction"
+    )]
+    EnqueueOutsideTransaction,
+
+    /// A task's arguments could not be turned into JSON (or were not an object or array).
+    #[error("invalid arguments for task `{task}`: {reason}")]
+    InvalidArgs {
+        /// The task name.
+        task: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// This worker no longer holds the job: its lease expired and it went back to the
+    /// queue (or to another worker). Nothing the attempt did in its completing transaction
+    /// was committed.
+    #[error("job {job} attempt {attempt} is no longer held by this worker (its lease expired); nothing was committed")]
+    LeaseLost {
+        /// The job.
+        job: crate::JobId,
+        /// The attempt that lost it.
+        attempt: i32,
+    },
+
     /// An option was given that does not apply (isolation level on a nested scope, …).
     #[error("invalid transaction options: {0}")]
     InvalidOptions(&'static str),
@@ -214,10 +239,7 @@ impl Error {
     /// deadlocks and SQLite busy errors. A lost commit is *not* retryable: it may have
     /// committed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::SerializationFailure { .. } | Error::Deadlock { .. } | Error::Busy { .. }
-        )
+        matches!(self, Error::SerializationFailure { .. } | Error::Deadlock { .. } | Error::Busy { .. })
     }
 
     /// Whether this is a serialization failure (40001, SQLite busy snapshot).
@@ -242,10 +264,7 @@ impl Error {
 
     /// Whether the connection was lost (during a statement or during commit).
     pub fn is_connection_lost(&self) -> bool {
-        matches!(
-            self,
-            Error::ConnectionLost(_) | Error::CommitOutcomeUnknown(_)
-        )
+        matches!(self, Error::ConnectionLost(_) | Error::CommitOutcomeUnknown(_))
     }
 
     /// The SQLSTATE or SQLite extended result code, where the database gave one.
@@ -291,40 +310,25 @@ pub(crate) fn classify(err: sqlx::Error) -> Error {
         sqlx::Error::Database(_) => {}
         _ => return Error::Sqlx(err),
     }
-    let sqlx::Error::Database(db) = &err else {
-        unreachable!("matched above")
-    };
+    let sqlx::Error::Database(db) = &err else { unreachable!("matched above") };
     let message = db.message().to_owned();
     let code = db.code().map(|c| c.into_owned());
     let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
     match code.as_deref() {
         Some("40001") | Some(sqlite_code::BUSY_SNAPSHOT) => Error::SerializationFailure { message },
-        Some("40P01") => Error::Deadlock {
-            message,
-            detail: pg.and_then(|e| e.detail()).map(str::to_owned),
-        },
+        Some("40P01") => Error::Deadlock { message, detail: pg.and_then(|e| e.detail()).map(str::to_owned) },
         Some("55P03") => Error::LockNotAvailable { message },
         Some("57014") => Error::StatementTimeout { message },
-        Some("23505")
-        | Some(sqlite_code::CONSTRAINT_UNIQUE)
-        | Some(sqlite_code::CONSTRAINT_PRIMARYKEY) => Error::UniqueViolation {
-            constraint: db.constraint().map(str::to_owned),
-            message,
-        },
+        Some("23505") | Some(sqlite_code::CONSTRAINT_UNIQUE) | Some(sqlite_code::CONSTRAINT_PRIMARYKEY) => {
+            Error::UniqueViolation { constraint: db.constraint().map(str::to_owned), message }
+        }
         Some("25P02") => Error::InFailedTransaction,
-        Some(
-            sqlite_code::BUSY
-            | sqlite_code::BUSY_RECOVERY
-            | sqlite_code::BUSY_TIMEOUT
-            | sqlite_code::LOCKED,
-        ) => Error::Busy { message },
+        Some(sqlite_code::BUSY | sqlite_code::BUSY_RECOVERY | sqlite_code::BUSY_TIMEOUT | sqlite_code::LOCKED) => {
+            Error::Busy { message }
+        }
         // Server shutting down, or the connection class of errors: the session is gone.
         Some(c) if c.starts_with("08") || c.starts_with("57P") => Error::ConnectionLost(err),
-        _ => Error::Database {
-            code,
-            message,
-            source: err,
-        },
+        _ => Error::Database { code, message, source: err },
     }
 }
 
@@ -342,27 +346,16 @@ impl Target<'_> {
         let backend = self.backend;
         match &err {
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
-                Error::Unreachable {
-                    backend,
-                    target,
-                    source: err,
-                }
+                Error::Unreachable { backend, target, source: err }
             }
             sqlx::Error::Database(db) => {
                 let message = db.message().to_owned();
                 match db.code().as_deref() {
-                    Some("28P01") | Some("28000") => Error::AuthenticationFailed {
-                        backend,
-                        target,
-                        message,
-                    },
+                    Some("28P01") | Some("28000") => Error::AuthenticationFailed { backend, target, message },
                     Some("3D000") => Error::DatabaseUnavailable { target, message },
                     // SQLite's "unable to open database file" (SQLITE_CANTOPEN and its
                     // extended codes all end in 14 mod 256).
-                    Some(c)
-                        if backend == Backend::Sqlite
-                            && c.parse::<i32>().is_ok_and(|c| c & 0xff == 14) =>
-                    {
+                    Some(c) if backend == Backend::Sqlite && c.parse::<i32>().is_ok_and(|c| c & 0xff == 14) => {
                         Error::DatabaseUnavailable { target, message }
                     }
                     _ => classify(err),

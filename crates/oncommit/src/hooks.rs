@@ -50,24 +50,12 @@ pub(crate) struct Hook {
 }
 
 impl Hook {
-    pub(crate) fn sync<R: HookOutput>(
-        f: impl FnOnce() -> R + Send + 'static,
-        robust: bool,
-    ) -> Hook {
-        Hook {
-            body: Body::Sync(Box::new(move || f().into_result())),
-            robust,
-        }
+    pub(crate) fn sync<R: HookOutput>(f: impl FnOnce() -> R + Send + 'static, robust: bool) -> Hook {
+        Hook { body: Body::Sync(Box::new(move || f().into_result())), robust }
     }
 
-    pub(crate) fn future<R: HookOutput>(
-        fut: impl Future<Output = R> + Send + 'static,
-        robust: bool,
-    ) -> Hook {
-        Hook {
-            body: Body::Async(Box::pin(async move { fut.await.into_result() })),
-            robust,
-        }
+    pub(crate) fn future<R: HookOutput>(fut: impl Future<Output = R> + Send + 'static, robust: bool) -> Hook {
+        Hook { body: Body::Async(Box::pin(async move { fut.await.into_result() })), robust }
     }
 
     async fn call(self) -> Result<(), BoxError> {
@@ -131,9 +119,7 @@ impl Hooks {
 
 /// Outside a transaction: runs a sync hook at once.
 pub(crate) fn run_now(hook: Hook) -> Result<()> {
-    let Body::Sync(f) = hook.body else {
-        unreachable!("run_now takes sync hooks")
-    };
+    let Body::Sync(f) = hook.body else { unreachable!("run_now takes sync hooks") };
     std::panic::catch_unwind(AssertUnwindSafe(f))
         .unwrap_or_else(|panic| Err(panic_message(panic).into()))
         .map_err(|source| Error::Hook { index: 0, source })
@@ -141,7 +127,5 @@ pub(crate) fn run_now(hook: Hook) -> Result<()> {
 
 /// Outside a transaction: runs an async hook at once.
 pub(crate) async fn run_now_async(hook: Hook) -> Result<()> {
-    hook.call()
-        .await
-        .map_err(|source| Error::Hook { index: 0, source })
+    hook.call().await.map_err(|source| Error::Hook { index: 0, source })
 }

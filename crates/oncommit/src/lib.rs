@@ -9,19 +9,37 @@
 //! - [`Retry`] (`retry`): when a transaction runs again.
 //! - [`enum@Error`] (`error`): the one error type, with database errors classified.
 
+mod admin;
 mod conn;
 mod db;
+mod enqueue;
 mod error;
 mod hooks;
+mod job;
 mod lock;
 pub mod migrate;
+mod periodic;
+mod queries;
 mod retry;
+mod retry_policy;
+mod shutdown;
+mod task;
 pub mod transaction;
+mod worker;
 
+pub use admin::{Cancelled, JobFilter};
 pub use conn::{Conn, PoolConn};
 pub use db::{Backend, DEFAULT_URL, Db, DbOptions, SQLITE_BUSY_TIMEOUT};
+pub use enqueue::EnqueueOptions;
 pub use error::{BoxError, Error, Result};
 pub use hooks::HookOutput;
+pub use job::{AttemptError, Job, JobId, JobState};
 pub use lock::{Lock, LockStrength, LockWait};
+pub use periodic::Periodic;
+pub use queries::{StateCount, WorkerInfo};
 pub use retry::Retry;
+pub use retry_policy::RetryPolicy;
+pub use shutdown::{Shutdown, ShutdownTrigger};
+pub use task::{Task, TaskContext, TaskError, TaskOptions};
 pub use transaction::{Committed, Isolation, Tx, TxBuilder};
+pub use worker::{Retention, Worker};

@@ -58,11 +58,7 @@ pub struct Lock {
 
 impl Lock {
     fn new(strength: LockStrength) -> Lock {
-        Lock {
-            strength,
-            wait: LockWait::Wait,
-            of: Vec::new(),
-        }
+        Lock { strength, wait: LockWait::Wait, of: Vec::new() }
     }
 
     /// `FOR UPDATE`.
@@ -141,36 +137,22 @@ impl Tx<'_> {
     /// them, whatever order their callers listed the keys in.
     ///
     /// `table` and `key` are quoted identifiers.
-    pub async fn lock_in_order(
-        &mut self,
-        table: &str,
-        key: &str,
-        keys: &[i64],
-        lock: &Lock,
-    ) -> Result<Vec<i64>> {
+    pub async fn lock_in_order(&mut self, table: &str, key: &str, keys: &[i64], lock: &Lock) -> Result<Vec<i64>> {
         let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         let (table, key) = (quote(table), quote(key));
         let backend = self.backend();
         let clause = lock.clause(backend);
         let locked = match self.conn() {
             crate::Conn::Postgres(c) => {
-                let sql = format!(
-                    "SELECT {key} FROM {table} WHERE {key} = ANY($1) ORDER BY {key}{clause}"
-                );
-                sqlx::query_scalar(AssertSqlSafe(sql))
-                    .bind(keys)
-                    .fetch_all(c)
-                    .await?
+                let sql = format!("SELECT {key} FROM {table} WHERE {key} = ANY($1) ORDER BY {key}{clause}");
+                sqlx::query_scalar(AssertSqlSafe(sql)).bind(keys).fetch_all(c).await?
             }
             crate::Conn::Sqlite(c) => {
                 let sql = format!(
                     "SELECT {key} FROM {table} WHERE {key} IN (SELECT value FROM json_each($1)) ORDER BY {key}"
                 );
                 let keys = serde_json::to_string(keys).expect("integers serialize");
-                sqlx::query_scalar(AssertSqlSafe(sql))
-                    .bind(keys)
-                    .fetch_all(c)
-                    .await?
+                sqlx::query_scalar(AssertSqlSafe(sql)).bind(keys).fetch_all(c).await?
             }
         };
         Ok(locked)

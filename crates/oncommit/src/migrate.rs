@@ -67,8 +67,15 @@ macro_rules! migration {
 /// oncommit's own tables.
 pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
     name: "oncommit",
-    postgres: &[],
-    sqlite: &[],
+    postgres: &[
+        crate::migration!(1, "create_jobs_workers_leaders", "postgres/001_create_jobs_workers_leaders.sql"),
+        crate::migration!(2, "create_enqueue_function", "postgres/002_create_enqueue_function.sql"),
+        crate::migration!(3, "create_periodic_runs", "postgres/003_create_periodic_runs.sql"),
+    ],
+    sqlite: &[
+        crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
+        crate::migration!(2, "create_periodic_runs", "sqlite/002_create_periodic_runs.sql"),
+    ],
 };
 
 const PG_BOOKKEEPING: &str = "CREATE SCHEMA IF NOT EXISTS oncommit;

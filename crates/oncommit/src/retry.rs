@@ -40,10 +40,7 @@ impl Default for Retry {
 impl Retry {
     /// A policy that never retries: the first error is returned.
     pub fn never() -> Retry {
-        Retry {
-            max_attempts: 1,
-            ..Retry::default()
-        }
+        Retry { max_attempts: 1, ..Retry::default() }
     }
 
     /// How many attempts in all, the first included (at least 1).
@@ -79,9 +76,7 @@ impl Retry {
     /// duration up to `base * 2^(attempt-1)`, capped at the maximum ("full jitter", which
     /// spreads contending transactions apart best).
     pub fn delay_after(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
         let cap = exp.min(self.max_delay);
         let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(fastrand::u64(0..=nanos))
@@ -99,9 +94,7 @@ mod tests {
 
     #[test]
     fn delays_stay_under_the_exponential_cap() {
-        let r = Retry::default()
-            .base_delay(Duration::from_millis(10))
-            .max_delay(Duration::from_millis(50));
+        let r = Retry::default().base_delay(Duration::from_millis(10)).max_delay(Duration::from_millis(50));
         for _ in 0..100 {
             assert!(r.delay_after(1) <= Duration::from_millis(10));
             assert!(r.delay_after(2) <= Duration::from_millis(20));
@@ -111,9 +104,7 @@ mod tests {
 
     #[test]
     fn attempts_and_deadline_bound_the_retries() {
-        let r = Retry::default()
-            .max_attempts(3)
-            .deadline(Duration::from_secs(1));
+        let r = Retry::default().max_attempts(3).deadline(Duration::from_secs(1));
         assert!(r.allows(1, Duration::ZERO));
         assert!(r.allows(2, Duration::ZERO));
         assert!(!r.allows(3, Duration::ZERO));

@@ -29,11 +29,7 @@ pub enum Isolation {
 
 impl Isolation {
     /// Every level, weakest first.
-    pub const ALL: [Isolation; 3] = [
-        Isolation::ReadCommitted,
-        Isolation::RepeatableRead,
-        Isolation::Serializable,
-    ];
+    pub const ALL: [Isolation; 3] = [Isolation::ReadCommitted, Isolation::RepeatableRead, Isolation::Serializable];
 
     fn sql(self) -> &'static str {
         match self {
@@ -57,6 +53,11 @@ tokio::task_local! {
     /// The pools on which the current task runs a transaction closure; lets a `durable`
     /// scope notice it would not be the outermost transaction of its task.
     static OPEN_SCOPES: Vec<usize>;
+}
+
+/// Whether the current task runs a transaction closure on `db`.
+pub(crate) fn in_scope_of(db: &Db) -> bool {
+    OPEN_SCOPES.try_with(|ids| ids.contains(&db.id())).unwrap_or(false)
 }
 
 /// Options for an outermost transaction, made by [`Db::transaction`].
@@ -150,9 +151,7 @@ impl<'d> TxBuilder<'d> {
     /// Begins the transaction and returns its guard.
     pub async fn begin(self) -> Result<Tx<'static>> {
         if self.retry != Retry::never() {
-            return Err(Error::InvalidOptions(
-                "retry needs the closure form (run), a guard cannot be replayed",
-            ));
+            return Err(Error::InvalidOptions("retry needs the closure form (run), a guard cannot be replayed"));
         }
         self.check_durable()?;
         self.begin_attempt(1).await
@@ -177,10 +176,7 @@ impl<'d> TxBuilder<'d> {
         loop {
             match self.run_once(&mut f, attempt).await {
                 Ok(value) => {
-                    return Ok(Committed {
-                        value,
-                        attempts: attempt,
-                    });
+                    return Ok(Committed { value, attempts: attempt });
                 }
                 Err(err) if err.is_retryable() && self.retry.allows(attempt, started.elapsed()) => {
                     let delay = self.retry.delay_after(attempt);
@@ -215,14 +211,8 @@ impl<'d> TxBuilder<'d> {
     }
 
     fn check_durable(&self) -> Result<()> {
-        let nested = OPEN_SCOPES
-            .try_with(|ids| ids.contains(&self.db.id()))
-            .unwrap_or(false);
-        if self.durable && nested {
-            Err(Error::DurableNested)
-        } else {
-            Ok(())
-        }
+        let nested = OPEN_SCOPES.try_with(|ids| ids.contains(&self.db.id())).unwrap_or(false);
+        if self.durable && nested { Err(Error::DurableNested) } else { Ok(()) }
     }
 
     async fn begin_attempt(&self, attempt: u32) -> Result<Tx<'static>> {
@@ -233,12 +223,7 @@ impl<'d> TxBuilder<'d> {
             conn.close_on_drop();
             return Err(err);
         }
-        Ok(Tx::outermost(TxState::new(
-            self.db.clone(),
-            conn,
-            attempt,
-            reset,
-        )))
+        Ok(Tx::outermost(TxState::new(self.db.clone(), conn, attempt, reset)))
     }
 
     /// The statements that open the transaction, and for SQLite those that undo its
@@ -264,19 +249,13 @@ impl<'d> TxBuilder<'d> {
             }
             Backend::Sqlite => {
                 if self.statement_timeout.is_some() {
-                    return Err(Error::Unsupported {
-                        feature: "statement_timeout",
-                        backend: Backend::Sqlite,
-                    });
+                    return Err(Error::Unsupported { feature: "statement_timeout", backend: Backend::Sqlite });
                 }
                 let mut sql = String::new();
                 let mut reset = Vec::new();
                 if let Some(t) = self.lock_timeout {
                     let _ = write!(sql, "PRAGMA busy_timeout = {}; ", t.as_millis());
-                    reset.push(format!(
-                        "PRAGMA busy_timeout = {}",
-                        SQLITE_BUSY_TIMEOUT.as_millis()
-                    ));
+                    reset.push(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()));
                 }
                 if self.read_only {
                     sql.push_str("BEGIN DEFERRED; PRAGMA query_only = 1");

@@ -3,5 +3,6 @@
 mod builder;
 mod tx;
 
+pub(crate) use builder::in_scope_of;
 pub use builder::{Committed, Isolation, TxBuilder};
 pub use tx::Tx;

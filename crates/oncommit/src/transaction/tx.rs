@@ -42,24 +42,17 @@ pub(crate) struct TxState {
     attempt: u32,
     /// SQLite pragmas to restore on the connection once the transaction ends.
     reset_sql: Option<String>,
+    /// Jobs were enqueued: wake this process's workers after the commit.
+    wake: bool,
 }
 
 impl TxState {
     pub(crate) fn new(db: Db, conn: PoolConn, attempt: u32, reset_sql: Option<String>) -> Self {
-        TxState {
-            conn: Some(conn),
-            db,
-            hooks: Hooks::default(),
-            abandoned: false,
-            attempt,
-            reset_sql,
-        }
+        TxState { conn: Some(conn), db, hooks: Hooks::default(), abandoned: false, attempt, reset_sql, wake: false }
     }
 
     fn conn(&mut self) -> &mut PoolConn {
-        self.conn
-            .as_mut()
-            .expect("BUG: transaction used after it ended")
+        self.conn.as_mut().expect("BUG: transaction used after it ended")
     }
 }
 
@@ -70,11 +63,7 @@ fn savepoint_name(level: u32) -> String {
 
 impl Tx<'static> {
     pub(crate) fn outermost(state: TxState) -> Tx<'static> {
-        Tx {
-            state: State::Owned(Box::new(state)),
-            level: 1,
-            open: true,
-        }
+        Tx { state: State::Owned(Box::new(state)), level: 1, open: true }
     }
 }
 
@@ -140,18 +129,12 @@ impl<'p> Tx<'p> {
     }
 
     /// Registers a future to be awaited after the outermost transaction commits.
-    pub fn on_commit_async<R: HookOutput>(
-        &mut self,
-        fut: impl Future<Output = R> + Send + 'static,
-    ) {
+    pub fn on_commit_async<R: HookOutput>(&mut self, fut: impl Future<Output = R> + Send + 'static) {
         self.push_hook(Hook::future(fut, false));
     }
 
     /// Like [`Tx::on_commit_async`], but a failure is logged and the later hooks still run.
-    pub fn on_commit_async_robust<R: HookOutput>(
-        &mut self,
-        fut: impl Future<Output = R> + Send + 'static,
-    ) {
+    pub fn on_commit_async_robust<R: HookOutput>(&mut self, fut: impl Future<Output = R> + Send + 'static) {
         self.push_hook(Hook::future(fut, true));
     }
 
@@ -168,18 +151,8 @@ impl<'p> Tx<'p> {
         if state.abandoned {
             return Err(Error::AbandonedSavepoint);
         }
-        state
-            .conn()
-            .batch(AssertSqlSafe(format!(
-                "SAVEPOINT {}",
-                savepoint_name(level)
-            )))
-            .await?;
-        Ok(Tx {
-            state: State::Borrowed(state),
-            level,
-            open: true,
-        })
+        state.conn().batch(AssertSqlSafe(format!("SAVEPOINT {}", savepoint_name(level)))).await?;
+        Ok(Tx { state: State::Borrowed(state), level, open: true })
     }
 
     /// Runs `f` in a savepoint: released when `f` returns `Ok`, rolled back when it returns
@@ -224,11 +197,7 @@ impl<'p> Tx<'p> {
     /// committed), [`Error::CommitOutcomeUnknown`] when the connection broke mid-commit,
     /// [`Error::Hook`] when the data committed but a hook failed.
     pub async fn commit(mut self) -> Result<()> {
-        if self.level == 1 {
-            self.commit_outermost().await
-        } else {
-            self.release_savepoint().await
-        }
+        if self.level == 1 { self.commit_outermost().await } else { self.release_savepoint().await }
     }
 
     /// Rolls back this scope: the whole transaction, or just this savepoint. Its hooks are
@@ -263,6 +232,9 @@ impl<'p> Tx<'p> {
                 let hooks = std::mem::take(&mut state.hooks);
                 // Give the connection back before the hooks run: they may need one.
                 state.conn = None;
+                if state.wake {
+                    state.db.wake();
+                }
                 hooks.run().await
             }
             Err(err) => {
@@ -297,10 +269,7 @@ impl<'p> Tx<'p> {
             return result;
         }
         if let Some(reset) = &state.reset_sql {
-            let conn = state
-                .conn
-                .as_mut()
-                .expect("BUG: connection taken before reset");
+            let conn = state.conn.as_mut().expect("BUG: connection taken before reset");
             if conn.batch(AssertSqlSafe(reset.clone())).await.is_err() {
                 conn.close_on_drop();
             }
@@ -312,11 +281,7 @@ impl<'p> Tx<'p> {
         let level = self.level;
         let state = self.state();
         let name = savepoint_name(level);
-        match state
-            .conn()
-            .batch(AssertSqlSafe(format!("RELEASE SAVEPOINT {name}")))
-            .await
-        {
+        match state.conn().batch(AssertSqlSafe(format!("RELEASE SAVEPOINT {name}"))).await {
             Ok(()) => {
                 state.hooks.merge_into_parent(level);
                 self.open = false;
@@ -343,10 +308,9 @@ impl<'p> Tx<'p> {
         Ok(())
     }
 
-    /// The state of the outermost scope, for queue operations that join the transaction.
-    #[allow(dead_code)]
-    pub(crate) fn shared(&mut self) -> &mut TxState {
-        self.state()
+    /// Jobs were enqueued in this transaction: wake the workers once it commits.
+    pub(crate) fn wake_on_commit(&mut self) {
+        self.state().wake = true;
     }
 }
 
@@ -360,10 +324,7 @@ impl Drop for Tx<'_> {
             State::Borrowed(state) => {
                 state.abandoned = true;
                 state.hooks.discard_from(level);
-                tracing::warn!(
-                    level,
-                    "savepoint dropped unfinished; its transaction will refuse to commit"
-                );
+                tracing::warn!(level, "savepoint dropped unfinished; its transaction will refuse to commit");
             }
             State::Owned(state) => {
                 if let Some(conn) = state.conn.take() {

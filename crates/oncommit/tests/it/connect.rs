@@ -5,11 +5,7 @@ use oncommit_testing::{admin_url, with_database};
 
 #[tokio::test]
 async fn malformed_urls_are_invalid_url_errors() {
-    for url in [
-        "nonsense",
-        "mysql://localhost/db",
-        "postgres://host:notaport/db",
-    ] {
+    for url in ["nonsense", "mysql://localhost/db", "postgres://host:notaport/db"] {
         let err = Db::connect(url).await.unwrap_err();
         assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err:?}");
     }
@@ -17,9 +13,7 @@ async fn malformed_urls_are_invalid_url_errors() {
 
 #[tokio::test]
 async fn passwords_never_appear_in_errors() {
-    let err = Db::connect("postgres://u:hunter2@127.0.0.1:1/db")
-        .await
-        .unwrap_err();
+    let err = Db::connect("postgres://u:hunter2@127.0.0.1:1/db").await.unwrap_err();
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
     let err = Db::connect("mysql://u:hunter2@x/db").await.unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
@@ -28,19 +22,8 @@ async fn passwords_never_appear_in_errors() {
 #[tokio::test]
 async fn an_unreachable_server_is_reported_at_once() {
     let started = std::time::Instant::now();
-    let err = Db::connect("postgres://postgres@127.0.0.1:1/postgres")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Unreachable {
-                backend: Backend::Postgres,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = Db::connect("postgres://postgres@127.0.0.1:1/postgres").await.unwrap_err();
+    assert!(matches!(err, Error::Unreachable { backend: Backend::Postgres, .. }), "{err:?}");
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     // The pool's own retry loop would take its 30 s acquire timeout.
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
@@ -70,14 +53,9 @@ async fn an_unopenable_sqlite_file_is_reported() {
 async fn sqlite_files_are_created_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fresh.db");
-    let db = Db::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let db = Db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     assert!(path.exists());
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(db.sqlite_pool().unwrap())
-        .await
-        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(db.sqlite_pool().unwrap()).await.unwrap();
     assert_eq!(mode, "wal");
 }
 

@@ -66,21 +66,14 @@ async fn nowait_fails_at_once_with_lock_not_available() {
     let mut a = t.db.begin().await.unwrap();
     lock_one(&mut a, 1, &Lock::update()).await.unwrap();
     let mut b = t.db.begin().await.unwrap();
-    let err = lock_one(&mut b, 1, &Lock::update().nowait())
-        .await
-        .unwrap_err();
+    let err = lock_one(&mut b, 1, &Lock::update().nowait()).await.unwrap_err();
     assert!(err.is_lock_not_available(), "{err:?}");
     assert_eq!(err.code(), Some("55P03"));
     // A shared lock does not conflict with KEY SHARE.
     lock_one(&mut a, 2, &Lock::share()).await.unwrap();
     b.rollback().await.unwrap();
     let mut c = t.db.begin().await.unwrap();
-    assert_eq!(
-        lock_one(&mut c, 2, &Lock::key_share().nowait())
-            .await
-            .unwrap(),
-        Some(2)
-    );
+    assert_eq!(lock_one(&mut c, 2, &Lock::key_share().nowait()).await.unwrap(), Some(2));
     c.rollback().await.unwrap();
     a.rollback().await.unwrap();
     t.finish().await;
@@ -151,16 +144,8 @@ async fn opposite_lock_orders_deadlock_and_exactly_one_side_is_aborted() {
     assert_eq!(deadlocks.len(), 1, "{outcomes:?}");
     let err = deadlocks[0];
     assert!(err.is_deadlock() && err.is_retryable(), "{err:?}");
-    let Error::Deadlock { detail, .. } = err else {
-        unreachable!()
-    };
-    assert!(
-        detail
-            .as_deref()
-            .unwrap_or_default()
-            .contains("blocked by process"),
-        "{detail:?}"
-    );
+    let Error::Deadlock { detail, .. } = err else { unreachable!() };
+    assert!(detail.as_deref().unwrap_or_default().contains("blocked by process"), "{detail:?}");
     t.finish().await;
 }
 

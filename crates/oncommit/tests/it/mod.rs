@@ -1,8 +1,11 @@
 mod connect;
 mod hooks;
+mod jobs;
 mod locks;
 mod retry;
+mod tasks;
 mod transactions;
+mod worker;
 
 use oncommit::{Conn, Tx};
 

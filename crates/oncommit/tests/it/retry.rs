@@ -11,9 +11,7 @@ use tokio::sync::Barrier;
 use super::{committed_ids, create_items, insert};
 
 fn quick() -> Retry {
-    Retry::default()
-        .base_delay(Duration::from_millis(1))
-        .max_attempts(5)
+    Retry::default().base_delay(Duration::from_millis(1)).max_attempts(5)
 }
 
 #[tokio::test]
@@ -29,9 +27,7 @@ async fn a_real_serialization_failure_is_retried_until_both_commit() {
                 .retry(quick())
                 .run_reported(async move |tx| {
                     // Both read the same snapshot, then both write: SSI must abort one.
-                    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
-                        .fetch_one(tx.postgres()?)
-                        .await?;
+                    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM items").fetch_one(tx.postgres()?).await?;
                     if tx.attempt() == 1 {
                         barrier.wait().await;
                     }
@@ -45,11 +41,7 @@ async fn a_real_serialization_failure_is_retried_until_both_commit() {
     let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
     let mut attempts = [a.attempts, b.attempts];
     attempts.sort();
-    assert_eq!(
-        attempts,
-        [1, 2],
-        "one side commits first, the other is retried once"
-    );
+    assert_eq!(attempts, [1, 2], "one side commits first, the other is retried once");
     // The retried side saw the other's row: the outcome is serializable.
     let mut seen = [a.value, b.value];
     seen.sort();

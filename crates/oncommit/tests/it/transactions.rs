@@ -181,9 +181,7 @@ async fn statement_timeout_cancels_slow_statements() {
         t.db.transaction()
             .statement_timeout(Duration::from_millis(50))
             .run(async |tx| {
-                sqlx::query("SELECT pg_sleep(5)")
-                    .execute(tx.postgres()?)
-                    .await?;
+                sqlx::query("SELECT pg_sleep(5)").execute(tx.postgres()?).await?;
                 Ok(())
             })
             .await
@@ -218,18 +216,12 @@ async fn a_connection_lost_at_commit_is_outcome_unknown() {
     let mut tx = t.db.begin().await.unwrap();
     insert(&mut tx, 1, "in flight").await.unwrap();
     let pid = backend_pid(tx.postgres().unwrap()).await;
-    sqlx::query("SELECT pg_terminate_backend($1)")
-        .bind(pid)
-        .execute(t.db.pg_pool().unwrap())
-        .await
-        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(t.db.pg_pool().unwrap()).await.unwrap();
     let err = tx.commit().await.unwrap_err();
     assert!(matches!(err, Error::CommitOutcomeUnknown(_)), "{err:?}");
     assert!(err.is_connection_lost() && !err.is_retryable());
     // The pool replaces the broken connection.
-    t.db.atomic(async |tx| insert(tx, 2, "after").await)
-        .await
-        .unwrap();
+    t.db.atomic(async |tx| insert(tx, 2, "after").await).await.unwrap();
     assert_eq!(committed_ids(&t.db).await, vec![2]);
     t.finish().await;
 }
@@ -240,11 +232,7 @@ async fn a_connection_lost_mid_transaction_is_connection_lost() {
     create_items(&t.db).await;
     let mut tx = t.db.begin().await.unwrap();
     let pid = backend_pid(tx.postgres().unwrap()).await;
-    sqlx::query("SELECT pg_terminate_backend($1)")
-        .bind(pid)
-        .execute(t.db.pg_pool().unwrap())
-        .await
-        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(t.db.pg_pool().unwrap()).await.unwrap();
     let err: Error = insert(&mut tx, 1, "lost").await.unwrap_err();
     assert!(matches!(err, Error::ConnectionLost(_)), "{err:?}");
     drop(tx);
@@ -255,15 +243,12 @@ async fn a_connection_lost_mid_transaction_is_connection_lost() {
 async fn repeatable_read_keeps_one_snapshot_while_read_committed_does_not() {
     let t = TestDb::postgres().await;
     create_items(&t.db).await;
-    for (level, sees_new_row) in [
-        (oncommit::Isolation::ReadCommitted, true),
-        (oncommit::Isolation::RepeatableRead, false),
-    ] {
+    for (level, sees_new_row) in
+        [(oncommit::Isolation::ReadCommitted, true), (oncommit::Isolation::RepeatableRead, false)]
+    {
         let mut reader = t.db.transaction().isolation(level).begin().await.unwrap();
         let before = ids_on(reader.conn()).await.len();
-        t.db.atomic(async |tx| insert(tx, before as i64 + 100, "concurrent").await)
-            .await
-            .unwrap();
+        t.db.atomic(async |tx| insert(tx, before as i64 + 100, "concurrent").await).await.unwrap();
         let after = ids_on(reader.conn()).await.len();
         assert_eq!(after == before + 1, sees_new_row, "{level:?}");
         reader.commit().await.unwrap();
@@ -278,9 +263,7 @@ async fn a_unique_violation_names_its_constraint_and_aborts_the_transaction() {
     let mut tx = t.db.begin().await.unwrap();
     insert(&mut tx, 1, "first").await.unwrap();
     let err = insert(&mut tx, 1, "again").await.unwrap_err();
-    let Error::UniqueViolation { constraint, .. } = &err else {
-        panic!("{err:?}")
-    };
+    let Error::UniqueViolation { constraint, .. } = &err else { panic!("{err:?}") };
     assert_eq!(constraint.as_deref(), Some("items_pkey"));
     assert_eq!(err.code(), Some("23505"));
     let err = insert(&mut tx, 2, "after the failure").await.unwrap_err();
@@ -296,34 +279,15 @@ async fn a_unique_violation_names_its_constraint_and_aborts_the_transaction() {
 async fn a_stale_sqlite_snapshot_is_a_serialization_failure() {
     let t = TestDb::sqlite().await;
     create_items(&t.db).await;
-    t.db.atomic(async |tx| insert(tx, 1, "row").await)
-        .await
-        .unwrap();
+    t.db.atomic(async |tx| insert(tx, 1, "row").await).await.unwrap();
     let pool = t.db.sqlite_pool().unwrap();
     let mut deferred = pool.acquire().await.unwrap();
-    sqlx::raw_sql("BEGIN DEFERRED")
-        .execute(&mut *deferred)
-        .await
-        .unwrap();
-    sqlx::query("SELECT name FROM items")
-        .fetch_all(&mut *deferred)
-        .await
-        .unwrap();
-    t.db.atomic(async |tx| insert(tx, 2, "concurrent").await)
-        .await
-        .unwrap();
-    let err: Error = sqlx::query("UPDATE items SET name = 'stale' WHERE id = 1")
-        .execute(&mut *deferred)
-        .await
-        .unwrap_err()
-        .into();
-    assert!(
-        err.is_serialization_failure() && err.is_retryable(),
-        "{err:?}"
-    );
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut *deferred)
-        .await
-        .unwrap();
+    sqlx::raw_sql("BEGIN DEFERRED").execute(&mut *deferred).await.unwrap();
+    sqlx::query("SELECT name FROM items").fetch_all(&mut *deferred).await.unwrap();
+    t.db.atomic(async |tx| insert(tx, 2, "concurrent").await).await.unwrap();
+    let err: Error =
+        sqlx::query("UPDATE items SET name = 'stale' WHERE id = 1").execute(&mut *deferred).await.unwrap_err().into();
+    assert!(err.is_serialization_failure() && err.is_retryable(), "{err:?}");
+    sqlx::raw_sql("ROLLBACK").execute(&mut *deferred).await.unwrap();
     t.finish().await;
 }

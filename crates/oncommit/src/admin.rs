@@ -1,0 +1,84 @@
+//! Looking at and steering jobs: what the CLI and the dashboard call.
+
+use crate::db::Db;
+use crate::error::Result;
+use crate::job::{Job, JobId, JobState};
+use crate::queries::{self, StateCount, WorkerInfo};
+
+/// Which jobs [`Db::jobs`] lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs on this queue.
+    pub queue: Option<String>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+impl Default for JobFilter {
+    /// The 50 newest jobs.
+    fn default() -> Self {
+        JobFilter { state: None, queue: None, limit: 50 }
+    }
+}
+
+/// What [`Db::cancel_job`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cancelled {
+    /// The job was waiting and is now `cancelled`.
+    Cancelled,
+    /// The job is running: its worker was asked to stop it, and will mark it `cancelled`.
+    Requested,
+    /// The job had already finished, or does not exist.
+    NotCancellable,
+}
+
+impl Db {
+    /// One job by id.
+    pub async fn job(&self, id: JobId) -> Result<Option<Job>> {
+        queries::job_get(self, id).await
+    }
+
+    /// The newest jobs matching `filter`.
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        queries::job_list(self, filter.state, filter.queue.as_deref(), filter.limit).await
+    }
+
+    /// How many jobs are in each state, per queue.
+    pub async fn job_counts(&self) -> Result<Vec<StateCount>> {
+        queries::job_count_by_queue_and_state(self).await
+    }
+
+    /// Cancels a job: a waiting one at once; a running one by asking its worker to stop it
+    /// (at once on PostgreSQL through NOTIFY, else at its next heartbeat).
+    pub async fn cancel_job(&self, id: JobId) -> Result<Cancelled> {
+        Ok(match queries::job_cancel(self, id).await? {
+            Some(JobState::Running) => Cancelled::Requested,
+            Some(_) => Cancelled::Cancelled,
+            None => Cancelled::NotCancellable,
+        })
+    }
+
+    /// Runs a job again now (one that failed, was cancelled, completed, or waits for a
+    /// retry or its schedule), granting one more attempt if it had none left. Returns
+    /// false when there is no such job, or it is running.
+    pub async fn retry_job(&self, id: JobId) -> Result<bool> {
+        let retried = queries::job_retry(self, id).await?;
+        if retried {
+            self.wake();
+        }
+        Ok(retried)
+    }
+
+    /// Deletes a job that is not running. Returns whether one was deleted.
+    pub async fn delete_job(&self, id: JobId) -> Result<bool> {
+        queries::job_delete(self, id).await
+    }
+
+    /// The workers that reported recently.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        queries::worker_list(self).await
+    }
+}

@@ -1,0 +1,182 @@
+//! Enqueueing jobs: inside the caller's transaction (the job row commits or vanishes with
+//! the data), or in autocommit outside any transaction.
+//!
+//! The transactional way is the obvious one: `tx.enqueue(task)`. Calling `db.enqueue`
+//! while the same task runs a transaction closure on the same database — the race of
+//! seed 000, where the worker can run before the data commits — is refused with
+//! [`Error::EnqueueOutsideTransaction`].
+
+use chrono::{DateTime, Utc};
+
+use crate::conn::Conn;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::job::JobId;
+use crate::queries::{self, NewJob};
+use crate::task::{Task, TaskOptions};
+use crate::transaction::{Tx, in_scope_of};
+
+/// Per-job choices that override the task's [`TaskOptions`].
+///
+/// ```
+/// use std::time::Duration;
+/// use oncommit::EnqueueOptions;
+/// let opts = EnqueueOptions::new().queue("emails").priority(1).delay(Duration::from_secs(60)).unique_key("welcome:42");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[must_use]
+pub struct EnqueueOptions {
+    queue: Option<String>,
+    priority: Option<i16>,
+    run_at: Option<DateTime<Utc>>,
+    max_attempts: Option<i32>,
+    unique_key: Option<String>,
+}
+
+impl EnqueueOptions {
+    /// No overrides.
+    pub fn new() -> Self {
+        EnqueueOptions::default()
+    }
+
+    /// The queue to put the job on.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// The priority (lower runs first).
+    pub fn priority(mut self, priority: i16) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Run no earlier than `at`.
+    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+
+    /// Run no earlier than `delay` from now.
+    pub fn delay(self, delay: std::time::Duration) -> Self {
+        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        self.run_at(Utc::now() + delay)
+    }
+
+    /// The number of attempts.
+    pub fn max_attempts(mut self, attempts: i32) -> Self {
+        self.max_attempts = Some(attempts.max(1));
+        self
+    }
+
+    /// While a job with this key is unfinished, enqueueing another returns the existing
+    /// job's id instead of adding one.
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
+    }
+
+    pub(crate) fn build(&self, task: &str, args: String, defaults: &TaskOptions) -> NewJob {
+        NewJob {
+            task: task.to_owned(),
+            args,
+            queue: self.queue.clone().unwrap_or_else(|| defaults.queue.clone()),
+            priority: self.priority.unwrap_or(defaults.priority),
+            run_at_ms: self.run_at.map(|t| t.timestamp_millis()),
+            max_attempts: self.max_attempts.unwrap_or(defaults.max_attempts),
+            unique_key: self.unique_key.clone(),
+        }
+    }
+}
+
+fn new_job<T: Task>(task: &T, opts: &EnqueueOptions) -> Result<NewJob> {
+    let args = serde_json::to_string(task)
+        .map_err(|e| Error::InvalidArgs { task: T::NAME.to_owned(), reason: e.to_string() })?;
+    Ok(opts.build(T::NAME, args, &T::options()))
+}
+
+fn new_raw_job(task: &str, args: &serde_json::Value, opts: &EnqueueOptions) -> Result<NewJob> {
+    if !args.is_object() && !args.is_array() {
+        return Err(Error::InvalidArgs { task: task.to_owned(), reason: "args must be a JSON object or array".into() });
+    }
+    Ok(opts.build(task, args.to_string(), &TaskOptions::default()))
+}
+
+impl Tx<'_> {
+    /// Enqueues `task` in this transaction: the job exists if and only if the transaction
+    /// commits, and workers are woken at the commit.
+    pub async fn enqueue<T: Task>(&mut self, task: T) -> Result<JobId> {
+        self.enqueue_with(task, EnqueueOptions::new()).await
+    }
+
+    /// [`Tx::enqueue`] with per-job options.
+    pub async fn enqueue_with<T: Task>(&mut self, task: T, opts: EnqueueOptions) -> Result<JobId> {
+        let job = new_job(&task, &opts)?;
+        self.insert(std::slice::from_ref(&job)).await.map(|ids| ids[0])
+    }
+
+    /// Enqueues many jobs of one task in one statement.
+    pub async fn enqueue_many<T: Task>(&mut self, tasks: impl IntoIterator<Item = T>) -> Result<Vec<JobId>> {
+        let opts = EnqueueOptions::new();
+        let jobs = tasks.into_iter().map(|t| new_job(&t, &opts)).collect::<Result<Vec<_>>>()?;
+        self.insert(&jobs).await
+    }
+
+    /// Enqueues a job by task name and JSON arguments (for tools and other languages'
+    /// tasks); the worker checks that it knows the task when it claims the job.
+    pub async fn enqueue_raw(&mut self, task: &str, args: &serde_json::Value, opts: EnqueueOptions) -> Result<JobId> {
+        let job = new_raw_job(task, args, &opts)?;
+        self.insert(std::slice::from_ref(&job)).await.map(|ids| ids[0])
+    }
+
+    async fn insert(&mut self, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+        let ids = insert(self.conn(), jobs).await?;
+        self.wake_on_commit();
+        Ok(ids)
+    }
+}
+
+async fn insert(conn: Conn<'_>, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+    match jobs {
+        [job] => queries::job_insert(conn, job).await.map(|id| vec![id]),
+        jobs => queries::job_insert_many(conn, jobs).await,
+    }
+}
+
+impl Db {
+    /// Enqueues `task` in autocommit: the job is committed when this returns. Inside a
+    /// transaction closure on this database this is refused
+    /// ([`Error::EnqueueOutsideTransaction`]): use `tx.enqueue` there.
+    pub async fn enqueue<T: Task>(&self, task: T) -> Result<JobId> {
+        self.enqueue_with(task, EnqueueOptions::new()).await
+    }
+
+    /// [`Db::enqueue`] with per-job options.
+    pub async fn enqueue_with<T: Task>(&self, task: T, opts: EnqueueOptions) -> Result<JobId> {
+        let job = new_job(&task, &opts)?;
+        self.insert(std::slice::from_ref(&job)).await.map(|ids| ids[0])
+    }
+
+    /// Enqueues many jobs of one task in one statement, in autocommit.
+    pub async fn enqueue_many<T: Task>(&self, tasks: impl IntoIterator<Item = T>) -> Result<Vec<JobId>> {
+        let opts = EnqueueOptions::new();
+        let jobs = tasks.into_iter().map(|t| new_job(&t, &opts)).collect::<Result<Vec<_>>>()?;
+        self.insert(&jobs).await
+    }
+
+    /// Enqueues a job by task name and JSON arguments, in autocommit.
+    pub async fn enqueue_raw(&self, task: &str, args: &serde_json::Value, opts: EnqueueOptions) -> Result<JobId> {
+        let job = new_raw_job(task, args, &opts)?;
+        self.insert(std::slice::from_ref(&job)).await.map(|ids| ids[0])
+    }
+
+    async fn insert(&self, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+        if in_scope_of(self) {
+            return Err(Error::EnqueueOutsideTransaction);
+        }
+        let mut conn = self.acquire().await?;
+        let ids = insert(conn.conn(), jobs).await?;
+        self.wake();
+        Ok(ids)
+    }
+}

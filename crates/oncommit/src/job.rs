@@ -1,0 +1,180 @@
+//! A job: one row of the queue, its id and its state. The state machine is drawn in
+//! `docs/jobs.md`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The id of a job row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub i64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for its `run_at`; then it becomes `available`.
+    Scheduled,
+    /// Ready for a worker to claim.
+    Available,
+    /// Claimed by a worker, whose lease must be renewed by heartbeats.
+    Running,
+    /// An attempt failed; it runs again at `run_at` (after a backoff).
+    Retryable,
+    /// Finished successfully. Pruned after the retention period.
+    Completed,
+    /// Out of attempts (or unrunnable: unknown task, undecodable payload).
+    Failed,
+    /// Cancelled before it finished, by a user or by the task itself.
+    Cancelled,
+}
+
+impl JobState {
+    /// Every state, in the order of a job's life.
+    pub const ALL: [JobState; 7] = [
+        JobState::Scheduled,
+        JobState::Available,
+        JobState::Running,
+        JobState::Retryable,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The name stored in the `state` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Scheduled => "scheduled",
+            JobState::Available => "available",
+            JobState::Running => "running",
+            JobState::Retryable => "retryable",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job will not run again by itself.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown job state `{s}` (expected one of: scheduled, available, running, retryable, completed, failed, cancelled)"))
+    }
+}
+
+/// One failed attempt, as kept in the job's error history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// Which attempt failed.
+    pub attempt: i32,
+    /// When, in milliseconds since the Unix epoch.
+    pub at: i64,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// A job row, as listed by `oncommit jobs` and the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    /// Its id.
+    pub id: JobId,
+    /// The queue it runs on.
+    pub queue: String,
+    /// The task name it runs.
+    pub task: String,
+    /// The task's arguments.
+    pub args: serde_json::Value,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// Lower runs first.
+    pub priority: i16,
+    /// Attempts started so far.
+    pub attempt: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// When it may run (next).
+    pub run_at: DateTime<Utc>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When its latest attempt started.
+    pub attempted_at: Option<DateTime<Utc>>,
+    /// When it completed, failed for good or was cancelled.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The worker holding its lease, while running.
+    pub lease_owner: Option<String>,
+    /// When that lease runs out unless renewed.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// A cancel was asked for while it ran.
+    pub cancel_requested: bool,
+    /// One entry per failed attempt.
+    pub errors: Vec<AttemptError>,
+    /// Its unique key, if it has one.
+    pub unique_key: Option<String>,
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Decodes a job row of either backend: both select times as epoch milliseconds and JSON
+/// as text, so the body is the same; the macro writes it once for each row type.
+macro_rules! impl_job_from_row {
+    ($row:ty) => {
+        impl sqlx::FromRow<'_, $row> for Job {
+            fn from_row(row: &$row) -> sqlx::Result<Job> {
+                use sqlx::Row;
+                let state: String = row.try_get("state")?;
+                let args: String = row.try_get("args")?;
+                let errors: String = row.try_get("errors")?;
+                let decode =
+                    |column: &str, e: String| sqlx::Error::ColumnDecode { index: column.into(), source: e.into() };
+                Ok(Job {
+                    id: JobId(row.try_get("id")?),
+                    queue: row.try_get("queue")?,
+                    task: row.try_get("task")?,
+                    args: serde_json::from_str(&args).map_err(|e| decode("args", e.to_string()))?,
+                    state: state.parse().map_err(|e| decode("state", e))?,
+                    priority: row.try_get("priority")?,
+                    attempt: row.try_get("attempt")?,
+                    max_attempts: row.try_get("max_attempts")?,
+                    run_at: from_millis(row.try_get("run_at")?),
+                    created_at: from_millis(row.try_get("created_at")?),
+                    attempted_at: row.try_get::<Option<i64>, _>("attempted_at")?.map(from_millis),
+                    finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(from_millis),
+                    lease_owner: row.try_get("lease_owner")?,
+                    lease_expires_at: row.try_get::<Option<i64>, _>("lease_expires_at")?.map(from_millis),
+                    cancel_requested: row.try_get("cancel_requested")?,
+                    errors: serde_json::from_str(&errors).map_err(|e| decode("errors", e.to_string()))?,
+                    unique_key: row.try_get("unique_key")?,
+                })
+            }
+        }
+    };
+}
+
+impl_job_from_row!(sqlx::postgres::PgRow);
+impl_job_from_row!(sqlx::sqlite::SqliteRow);

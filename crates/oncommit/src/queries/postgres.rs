@@ -1,0 +1,325 @@
+//! The queue's SQL for PostgreSQL (tables in the `oncommit` schema).
+
+use sqlx::postgres::{PgConnection, PgPool};
+
+use super::{NewJob, Transition};
+use crate::error::Result;
+use crate::job::{Job, JobId};
+
+pub(super) async fn job_insert(c: &mut PgConnection, job: &NewJob) -> Result<JobId> {
+    // One code path with plain-SQL users: the same function, the same NOTIFY.
+    let id: i64 = sqlx::query_scalar(
+        "SELECT oncommit.enqueue($1, $2::jsonb, queue => $3, priority => $4, \
+         run_at => to_timestamp($5 / 1000.0), max_attempts => $6, unique_key => $7)",
+    )
+    .bind(&job.task)
+    .bind(&job.args)
+    .bind(&job.queue)
+    .bind(i32::from(job.priority))
+    .bind(job.run_at_ms)
+    .bind(job.max_attempts)
+    .bind(&job.unique_key)
+    .fetch_one(c)
+    .await?;
+    Ok(JobId(id))
+}
+
+pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+    let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) = jobs.iter().partition(|j| j.unique_key.is_some());
+    let mut ids = Vec::with_capacity(jobs.len());
+    if !plain.is_empty() {
+        let col = |f: fn(&NewJob) -> String| plain.iter().map(|j| f(j)).collect::<Vec<_>>();
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state) \
+             SELECT t, a::jsonb, q, p, coalesce(to_timestamp(r / 1000.0), now()), m, \
+                    CASE WHEN to_timestamp(r / 1000.0) > now() THEN 'scheduled' ELSE 'available' END \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::int8[], $6::int4[]) \
+                  WITH ORDINALITY AS u(t, a, q, p, r, m, ord) \
+             ORDER BY ord \
+             RETURNING id, queue, state",
+        )
+        .bind(col(|j| j.task.clone()))
+        .bind(col(|j| j.args.clone()))
+        .bind(col(|j| j.queue.clone()))
+        .bind(plain.iter().map(|j| j.priority).collect::<Vec<_>>())
+        .bind(plain.iter().map(|j| j.run_at_ms).collect::<Vec<_>>())
+        .bind(plain.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+        .fetch_all(&mut *c)
+        .await?;
+        let mut queues: Vec<String> =
+            rows.iter().filter(|(_, _, state)| state == "available").map(|(_, q, _)| q.clone()).collect();
+        queues.sort();
+        queues.dedup();
+        if !queues.is_empty() {
+            notify_on(&mut *c, super::JOBS_CHANNEL, &queues).await?;
+        }
+        let mut plain_ids: Vec<i64> = rows.into_iter().map(|(id, _, _)| id).collect();
+        // Sequence values are drawn in insertion order, which is the input order.
+        plain_ids.sort_unstable();
+        ids.extend(plain_ids.into_iter().map(JobId));
+    }
+    for job in unique {
+        ids.push(job_insert(&mut *c, job).await?);
+    }
+    Ok(ids)
+}
+
+pub(super) async fn job_claim(p: &PgPool, queue: &str, limit: i64, worker: &str, lease_secs: f64) -> Result<Vec<Job>> {
+    // ANY(ARRAY(…)) makes the locking subquery run exactly once.
+    Ok(sqlx::query_as(concat!(
+        "UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1, attempted_at = now(), \
+             lease_owner = $3, lease_expires_at = now() + make_interval(secs => $4) \
+         WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
+             WHERE state = 'available' AND queue = $1 \
+             ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)) \
+         RETURNING ",
+        pg_job_columns!()
+    ))
+    .bind(queue)
+    .bind(limit)
+    .bind(worker)
+    .bind(lease_secs)
+    .fetch_all(p)
+    .await?)
+}
+
+pub(super) async fn job_set_state_if_running_many(c: &mut PgConnection, changes: &[Transition]) -> Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE oncommit.jobs SET \
+             state = u.new_state, \
+             run_at = CASE WHEN u.delay_ms IS NULL THEN run_at ELSE now() + u.delay_ms * interval '1 millisecond' END, \
+             errors = CASE WHEN u.error IS NULL THEN errors ELSE errors || jsonb_build_array(u.error::jsonb) END, \
+             max_attempts = max_attempts + u.extra, \
+             finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN now() END, \
+             lease_owner = NULL, lease_expires_at = NULL, cancel_requested = false \
+         FROM unnest($1::int8[], $2::int4[], $3::text[], $4::int8[], $5::text[], $6::int4[]) \
+              AS u(uid, uattempt, new_state, delay_ms, error, extra) \
+         WHERE id = u.uid AND attempt = u.uattempt AND state = 'running' \
+         RETURNING id",
+    )
+    .bind(changes.iter().map(|t| t.id).collect::<Vec<_>>())
+    .bind(changes.iter().map(|t| t.attempt).collect::<Vec<_>>())
+    .bind(changes.iter().map(|t| t.state.as_str()).collect::<Vec<_>>())
+    .bind(changes.iter().map(|t| t.delay_ms).collect::<Vec<_>>())
+    .bind(changes.iter().map(|t| t.error.clone()).collect::<Vec<_>>())
+    .bind(changes.iter().map(|t| t.extra).collect::<Vec<_>>())
+    .fetch_all(c)
+    .await?)
+}
+
+pub(super) async fn job_heartbeat(p: &PgPool, worker: &str, lease_secs: f64) -> Result<Vec<i64>> {
+    let rows: Vec<(i64, bool)> = sqlx::query_as(
+        "UPDATE oncommit.jobs SET lease_expires_at = now() + make_interval(secs => $2) \
+         WHERE state = 'running' AND lease_owner = $1 RETURNING id, cancel_requested",
+    )
+    .bind(worker)
+    .bind(lease_secs)
+    .fetch_all(p)
+    .await?;
+    Ok(rows.into_iter().filter(|(_, cancel)| *cancel).map(|(id, _)| id).collect())
+}
+
+pub(super) async fn job_rescue(p: &PgPool) -> Result<Vec<String>> {
+    let queues: Vec<String> = sqlx::query_scalar(
+        "WITH rescued AS ( \
+           UPDATE oncommit.jobs SET \
+             state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'available' END, \
+             run_at = now(), \
+             finished_at = CASE WHEN attempt >= max_attempts THEN now() END, \
+             errors = errors || jsonb_build_array(jsonb_build_object( \
+                 'attempt', attempt, 'at', (extract(epoch FROM now()) * 1000)::int8, \
+                 'error', 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped renewing it')), \
+             lease_owner = NULL, lease_expires_at = NULL \
+           WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
+               WHERE state = 'running' AND lease_expires_at < now() \
+               ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)) \
+           RETURNING queue, state) \
+         SELECT DISTINCT queue FROM rescued WHERE state = 'available'",
+    )
+    .fetch_all(p)
+    .await?;
+    notify(p, super::JOBS_CHANNEL, &queues).await?;
+    Ok(queues)
+}
+
+pub(super) async fn job_promote(p: &PgPool) -> Result<Vec<String>> {
+    let queues: Vec<String> = sqlx::query_scalar(
+        "WITH due AS ( \
+           UPDATE oncommit.jobs SET state = 'available' \
+           WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
+               WHERE state IN ('scheduled', 'retryable') AND run_at <= now() \
+               ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)) \
+           RETURNING queue) \
+         SELECT DISTINCT queue FROM due",
+    )
+    .fetch_all(p)
+    .await?;
+    notify(p, super::JOBS_CHANNEL, &queues).await?;
+    Ok(queues)
+}
+
+pub(super) async fn job_next_due_in_ms(p: &PgPool) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT greatest(0, (extract(epoch FROM min(run_at) - now()) * 1000)::int8) \
+         FROM oncommit.jobs WHERE state IN ('scheduled', 'retryable')",
+    )
+    .fetch_one(p)
+    .await?)
+}
+
+pub(super) async fn notify(p: &PgPool, channel: &str, payloads: &[String]) -> Result<()> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    let mut c = p.acquire().await?;
+    notify_on(&mut c, channel, payloads).await
+}
+
+async fn notify_on(c: &mut PgConnection, channel: &str, payloads: &[String]) -> Result<()> {
+    sqlx::query("SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q")
+        .bind(channel)
+        .bind(payloads)
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn job_cancel(p: &PgPool, id: i64) -> Result<Option<String>> {
+    let state: Option<String> = sqlx::query_scalar(
+        "UPDATE oncommit.jobs SET \
+             cancel_requested = (state = 'running'), \
+             finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END, \
+             state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END \
+         WHERE id = $1 AND state IN ('scheduled', 'available', 'running', 'retryable') \
+         RETURNING state",
+    )
+    .bind(id)
+    .fetch_optional(p)
+    .await?;
+    if state.as_deref() == Some("running") {
+        notify(p, super::CANCEL_CHANNEL, &[id.to_string()]).await?;
+    }
+    Ok(state)
+}
+
+pub(super) async fn job_retry(p: &PgPool, id: i64) -> Result<bool> {
+    let queue: Option<String> = sqlx::query_scalar(
+        "UPDATE oncommit.jobs SET state = 'available', run_at = now(), finished_at = NULL, \
+             cancel_requested = false, max_attempts = greatest(max_attempts, attempt + 1) \
+         WHERE id = $1 AND state <> 'running' RETURNING queue",
+    )
+    .bind(id)
+    .fetch_optional(p)
+    .await?;
+    if let Some(queue) = &queue {
+        notify(p, super::JOBS_CHANNEL, std::slice::from_ref(queue)).await?;
+    }
+    Ok(queue.is_some())
+}
+
+pub(super) async fn job_delete(p: &PgPool, id: i64) -> Result<bool> {
+    let done =
+        sqlx::query("DELETE FROM oncommit.jobs WHERE id = $1 AND state <> 'running'").bind(id).execute(p).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn job_get(p: &PgPool, id: i64) -> Result<Option<Job>> {
+    Ok(sqlx::query_as(concat!("SELECT ", pg_job_columns!(), " FROM oncommit.jobs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(p)
+        .await?)
+}
+
+pub(super) async fn job_list(p: &PgPool, state: Option<&str>, queue: Option<&str>, limit: i64) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        pg_job_columns!(),
+        " FROM oncommit.jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2) \
+         ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(state)
+    .bind(queue)
+    .bind(limit)
+    .fetch_all(p)
+    .await?)
+}
+
+pub(super) async fn job_counts(p: &PgPool) -> Result<Vec<(String, String, i64)>> {
+    Ok(sqlx::query_as("SELECT queue, state, count(*) FROM oncommit.jobs GROUP BY queue, state ORDER BY queue, state")
+        .fetch_all(p)
+        .await?)
+}
+
+pub(super) async fn job_prune(p: &PgPool, completed_secs: f64, discarded_secs: f64, limit: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM oncommit.jobs WHERE id = ANY(ARRAY( \
+             (SELECT id FROM oncommit.jobs WHERE state = 'completed' \
+                AND finished_at < now() - make_interval(secs => $1) LIMIT $3) \
+             UNION ALL \
+             (SELECT id FROM oncommit.jobs WHERE state IN ('failed', 'cancelled') \
+                AND finished_at < now() - make_interval(secs => $2) LIMIT $3)))",
+    )
+    .bind(completed_secs)
+    .bind(discarded_secs)
+    .bind(limit)
+    .execute(p)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn worker_heartbeat(p: &PgPool, id: &str, hostname: &str, pid: i32, queues: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO oncommit.workers (id, hostname, pid, queues) VALUES ($1, $2, $3, $4::jsonb) \
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+    )
+    .bind(id)
+    .bind(hostname)
+    .bind(pid)
+    .bind(queues)
+    .execute(p)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn worker_delete(p: &PgPool, id: &str, stale_secs: f64) -> Result<()> {
+    sqlx::query("DELETE FROM oncommit.workers WHERE id = $1 OR heartbeat_at < now() - make_interval(secs => $2)")
+        .bind(id)
+        .bind(stale_secs)
+        .execute(p)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn worker_list(p: &PgPool) -> Result<Vec<(String, String, i32, String, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, hostname, pid, queues::text, (extract(epoch FROM started_at) * 1000)::int8, \
+                (extract(epoch FROM heartbeat_at) * 1000)::int8 \
+         FROM oncommit.workers ORDER BY started_at",
+    )
+    .fetch_all(p)
+    .await?)
+}
+
+pub(super) async fn leader_attempt_elect(p: &PgPool, name: &str, id: &str, ttl_secs: f64) -> Result<bool> {
+    let leader: Option<String> = sqlx::query_scalar(
+        "INSERT INTO oncommit.leaders (name, leader_id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3)) \
+         ON CONFLICT (name) DO UPDATE SET leader_id = EXCLUDED.leader_id, expires_at = EXCLUDED.expires_at \
+         WHERE oncommit.leaders.expires_at < now() OR oncommit.leaders.leader_id = EXCLUDED.leader_id \
+         RETURNING leader_id",
+    )
+    .bind(name)
+    .bind(id)
+    .bind(ttl_secs)
+    .fetch_optional(p)
+    .await?;
+    Ok(leader.is_some())
+}
+
+pub(super) async fn leader_resign(p: &PgPool, name: &str, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM oncommit.leaders WHERE name = $1 AND leader_id = $2")
+        .bind(name)
+        .bind(id)
+        .execute(p)
+        .await?;
+    Ok(())
+}

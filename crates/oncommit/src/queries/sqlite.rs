@@ -1,0 +1,349 @@
+//! The queue's SQL for SQLite (tables prefixed `oncommit_`, times in epoch milliseconds).
+//!
+//! Every statement here is one statement, so it is atomic under SQLite's write lock even in
+//! autocommit; arrays travel as one JSON parameter read with `json_each`.
+
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
+
+use super::{NewJob, Transition};
+use crate::error::Result;
+use crate::job::{Job, JobId};
+
+pub(super) async fn job_insert(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId> {
+    // A conflicting job may finish between the insert and the look-up: try again then.
+    for _ in 0..10 {
+        let inserted: Option<i64> = sqlx::query_scalar(concat!(
+            "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, unique_key, state) \
+             VALUES ($1, $2, $3, $4, coalesce($5, ",
+            sqlite_now_ms!(),
+            "), $6, $7, CASE WHEN $5 > ",
+            sqlite_now_ms!(),
+            " THEN 'scheduled' ELSE 'available' END) \
+             ON CONFLICT (unique_key) \
+                 WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retryable') \
+                 DO NOTHING \
+             RETURNING id"
+        ))
+        .bind(&job.task)
+        .bind(&job.args)
+        .bind(&job.queue)
+        .bind(job.priority)
+        .bind(job.run_at_ms)
+        .bind(job.max_attempts)
+        .bind(&job.unique_key)
+        .fetch_optional(&mut *c)
+        .await?;
+        if let Some(id) = inserted {
+            return Ok(JobId(id));
+        }
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM oncommit_jobs WHERE unique_key = $1 \
+             AND state IN ('scheduled', 'available', 'running', 'retryable')",
+        )
+        .bind(&job.unique_key)
+        .fetch_optional(&mut *c)
+        .await?;
+        if let Some(id) = existing {
+            return Ok(JobId(id));
+        }
+    }
+    Err(crate::Error::app(format!("unique key {:?} kept changing hands", job.unique_key)))
+}
+
+pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+    let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) = jobs.iter().partition(|j| j.unique_key.is_some());
+    let mut ids = Vec::with_capacity(jobs.len());
+    if !plain.is_empty() {
+        let rows: Vec<serde_json::Value> = plain
+            .iter()
+            .map(|j| {
+                serde_json::json!({
+                    "task": j.task, "args": j.args, "queue": j.queue, "priority": j.priority,
+                    "run_at": j.run_at_ms, "max_attempts": j.max_attempts,
+                })
+            })
+            .collect();
+        let mut plain_ids: Vec<i64> = sqlx::query_scalar(concat!(
+            "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state) \
+             SELECT value ->> '$.task', value ->> '$.args', value ->> '$.queue', value ->> '$.priority', \
+                    coalesce(value ->> '$.run_at', ",
+            sqlite_now_ms!(),
+            "), value ->> '$.max_attempts', \
+                    CASE WHEN value ->> '$.run_at' > ",
+            sqlite_now_ms!(),
+            " THEN 'scheduled' ELSE 'available' END \
+             FROM json_each($1) ORDER BY key \
+             RETURNING id"
+        ))
+        .bind(serde_json::Value::Array(rows).to_string())
+        .fetch_all(&mut *c)
+        .await?;
+        plain_ids.sort_unstable();
+        ids.extend(plain_ids.into_iter().map(JobId));
+    }
+    for job in unique {
+        ids.push(job_insert(&mut *c, job).await?);
+    }
+    Ok(ids)
+}
+
+pub(super) async fn job_claim(
+    p: &SqlitePool,
+    queue: &str,
+    limit: i64,
+    worker: &str,
+    lease_ms: i64,
+) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as(concat!(
+        "UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1, attempted_at = ",
+        sqlite_now_ms!(),
+        ", lease_owner = $3, lease_expires_at = ",
+        sqlite_now_ms!(),
+        " + $4 \
+         WHERE id IN (SELECT id FROM oncommit_jobs WHERE state = 'available' AND queue = $1 \
+                      ORDER BY priority, run_at, id LIMIT $2) \
+         RETURNING ",
+        sqlite_job_columns!()
+    ))
+    .bind(queue)
+    .bind(limit)
+    .bind(worker)
+    .bind(lease_ms)
+    .fetch_all(p)
+    .await?)
+}
+
+pub(super) async fn job_set_state_if_running_many(
+    c: &mut SqliteConnection,
+    changes: &[Transition],
+) -> Result<Vec<i64>> {
+    let changes = serde_json::to_string(changes).map_err(crate::Error::app)?;
+    Ok(sqlx::query_scalar(concat!(
+        "UPDATE oncommit_jobs SET \
+             state = u.new_state, \
+             run_at = CASE WHEN u.delay_ms IS NULL THEN run_at ELSE ",
+        sqlite_now_ms!(),
+        " + u.delay_ms END, \
+             errors = CASE WHEN u.error IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(u.error)) END, \
+             max_attempts = max_attempts + u.extra, \
+             finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN ",
+        sqlite_now_ms!(),
+        " END, \
+             lease_owner = NULL, lease_expires_at = NULL, cancel_requested = 0 \
+         FROM (SELECT value ->> '$.id' AS uid, value ->> '$.attempt' AS uattempt, \
+                      value ->> '$.state' AS new_state, value ->> '$.delay_ms' AS delay_ms, \
+                      value ->> '$.error' AS error, value ->> '$.extra' AS extra \
+               FROM json_each($1)) AS u \
+         WHERE oncommit_jobs.id = u.uid AND oncommit_jobs.attempt = u.uattempt \
+           AND oncommit_jobs.state = 'running' \
+         RETURNING oncommit_jobs.id"
+    ))
+    .bind(changes)
+    .fetch_all(c)
+    .await?)
+}
+
+pub(super) async fn job_heartbeat(p: &SqlitePool, worker: &str, lease_ms: i64) -> Result<Vec<i64>> {
+    let rows: Vec<(i64, bool)> = sqlx::query_as(concat!(
+        "UPDATE oncommit_jobs SET lease_expires_at = ",
+        sqlite_now_ms!(),
+        " + $2 WHERE state = 'running' AND lease_owner = $1 RETURNING id, cancel_requested"
+    ))
+    .bind(worker)
+    .bind(lease_ms)
+    .fetch_all(p)
+    .await?;
+    Ok(rows.into_iter().filter(|(_, cancel)| *cancel).map(|(id, _)| id).collect())
+}
+
+pub(super) async fn job_rescue(p: &SqlitePool) -> Result<Vec<String>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(concat!(
+        "UPDATE oncommit_jobs SET \
+             state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'available' END, \
+             run_at = ",
+        sqlite_now_ms!(),
+        ", finished_at = CASE WHEN attempt >= max_attempts THEN ",
+        sqlite_now_ms!(),
+        " END, \
+             errors = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', ",
+        sqlite_now_ms!(),
+        ", 'error', 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped renewing it')), \
+             lease_owner = NULL, lease_expires_at = NULL \
+         WHERE state = 'running' AND lease_expires_at < ",
+        sqlite_now_ms!(),
+        " RETURNING queue, state"
+    ))
+    .fetch_all(p)
+    .await?;
+    Ok(distinct_queues(rows.into_iter().filter(|(_, s)| s == "available").map(|(q, _)| q)))
+}
+
+pub(super) async fn job_promote(p: &SqlitePool) -> Result<Vec<String>> {
+    let queues: Vec<String> = sqlx::query_scalar(concat!(
+        "UPDATE oncommit_jobs SET state = 'available' \
+         WHERE state IN ('scheduled', 'retryable') AND run_at <= ",
+        sqlite_now_ms!(),
+        " RETURNING queue"
+    ))
+    .fetch_all(p)
+    .await?;
+    Ok(distinct_queues(queues.into_iter()))
+}
+
+fn distinct_queues(queues: impl Iterator<Item = String>) -> Vec<String> {
+    let mut queues: Vec<String> = queues.collect();
+    queues.sort();
+    queues.dedup();
+    queues
+}
+
+pub(super) async fn job_next_due_in_ms(p: &SqlitePool) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(concat!(
+        "SELECT max(0, min(run_at) - ",
+        sqlite_now_ms!(),
+        ") FROM oncommit_jobs WHERE state IN ('scheduled', 'retryable')"
+    ))
+    .fetch_one(p)
+    .await?)
+}
+
+pub(super) async fn job_cancel(p: &SqlitePool, id: i64) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(concat!(
+        "UPDATE oncommit_jobs SET \
+             cancel_requested = (state = 'running'), \
+             finished_at = CASE WHEN state = 'running' THEN finished_at ELSE ",
+        sqlite_now_ms!(),
+        " END, \
+             state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END \
+         WHERE id = $1 AND state IN ('scheduled', 'available', 'running', 'retryable') \
+         RETURNING state"
+    ))
+    .bind(id)
+    .fetch_optional(p)
+    .await?)
+}
+
+pub(super) async fn job_retry(p: &SqlitePool, id: i64) -> Result<bool> {
+    let done = sqlx::query(concat!(
+        "UPDATE oncommit_jobs SET state = 'available', run_at = ",
+        sqlite_now_ms!(),
+        ", finished_at = NULL, cancel_requested = 0, max_attempts = max(max_attempts, attempt + 1) \
+         WHERE id = $1 AND state <> 'running'"
+    ))
+    .bind(id)
+    .execute(p)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn job_delete(p: &SqlitePool, id: i64) -> Result<bool> {
+    let done =
+        sqlx::query("DELETE FROM oncommit_jobs WHERE id = $1 AND state <> 'running'").bind(id).execute(p).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn job_get(p: &SqlitePool, id: i64) -> Result<Option<Job>> {
+    Ok(sqlx::query_as(concat!("SELECT ", sqlite_job_columns!(), " FROM oncommit_jobs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(p)
+        .await?)
+}
+
+pub(super) async fn job_list(p: &SqlitePool, state: Option<&str>, queue: Option<&str>, limit: i64) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        sqlite_job_columns!(),
+        " FROM oncommit_jobs WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR queue = $2) \
+         ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(state)
+    .bind(queue)
+    .bind(limit)
+    .fetch_all(p)
+    .await?)
+}
+
+pub(super) async fn job_counts(p: &SqlitePool) -> Result<Vec<(String, String, i64)>> {
+    Ok(sqlx::query_as("SELECT queue, state, count(*) FROM oncommit_jobs GROUP BY queue, state ORDER BY queue, state")
+        .fetch_all(p)
+        .await?)
+}
+
+pub(super) async fn job_prune(p: &SqlitePool, completed_ms: i64, discarded_ms: i64, limit: i64) -> Result<u64> {
+    let done = sqlx::query(concat!(
+        "DELETE FROM oncommit_jobs WHERE id IN ( \
+             SELECT id FROM (SELECT id FROM oncommit_jobs WHERE state = 'completed' AND finished_at < ",
+        sqlite_now_ms!(),
+        " - $1 LIMIT $3) \
+             UNION ALL \
+             SELECT id FROM (SELECT id FROM oncommit_jobs WHERE state IN ('failed', 'cancelled') AND finished_at < ",
+        sqlite_now_ms!(),
+        " - $2 LIMIT $3))"
+    ))
+    .bind(completed_ms)
+    .bind(discarded_ms)
+    .bind(limit)
+    .execute(p)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn worker_heartbeat(p: &SqlitePool, id: &str, hostname: &str, pid: i32, queues: &str) -> Result<()> {
+    sqlx::query(concat!(
+        "INSERT INTO oncommit_workers (id, hostname, pid, queues) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = ",
+        sqlite_now_ms!()
+    ))
+    .bind(id)
+    .bind(hostname)
+    .bind(pid)
+    .bind(queues)
+    .execute(p)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn worker_delete(p: &SqlitePool, id: &str, stale_ms: i64) -> Result<()> {
+    sqlx::query(concat!("DELETE FROM oncommit_workers WHERE id = $1 OR heartbeat_at < ", sqlite_now_ms!(), " - $2"))
+        .bind(id)
+        .bind(stale_ms)
+        .execute(p)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn worker_list(p: &SqlitePool) -> Result<Vec<(String, String, i32, String, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, hostname, pid, queues, started_at, heartbeat_at FROM oncommit_workers ORDER BY started_at",
+    )
+    .fetch_all(p)
+    .await?)
+}
+
+pub(super) async fn leader_attempt_elect(p: &SqlitePool, name: &str, id: &str, ttl_ms: i64) -> Result<bool> {
+    let leader: Option<String> = sqlx::query_scalar(concat!(
+        "INSERT INTO oncommit_leaders (name, leader_id, expires_at) VALUES ($1, $2, ",
+        sqlite_now_ms!(),
+        " + $3) \
+         ON CONFLICT (name) DO UPDATE SET leader_id = excluded.leader_id, expires_at = excluded.expires_at \
+         WHERE oncommit_leaders.expires_at < ",
+        sqlite_now_ms!(),
+        " OR oncommit_leaders.leader_id = excluded.leader_id \
+         RETURNING leader_id"
+    ))
+    .bind(name)
+    .bind(id)
+    .bind(ttl_ms)
+    .fetch_optional(p)
+    .await?;
+    Ok(leader.is_some())
+}
+
+pub(super) async fn leader_resign(p: &SqlitePool, name: &str, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM oncommit_leaders WHERE name = $1 AND leader_id = $2")
+        .bind(name)
+        .bind(id)
+        .execute(p)
+        .await?;
+    Ok(())
+}

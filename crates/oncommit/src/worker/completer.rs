@@ -1,0 +1,50 @@
+//! Records finished attempts in batches: whatever finished while the previous batch was
+//! being written goes out in the next single statement. Under load the batches grow by
+//! themselves; when idle each completion is written at once.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::db::Db;
+use crate::queries::{self, Transition};
+
+/// The most state changes written in one statement.
+const MAX_BATCH: usize = 1000;
+
+/// Writes the transitions sent on `rx` until every sender is gone.
+pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Transition>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        write(&db, &batch).await;
+        batch.clear();
+    }
+}
+
+/// Writes one batch, retrying through brief outages. A batch that still cannot be written
+/// is dropped with an error: those jobs stay `running` until their leases expire, and then
+/// run again, so nothing is lost (they may run twice, as at-least-once promises).
+async fn write(db: &Db, batch: &[Transition]) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=6 {
+        match queries::job_set_state_if_running_many(db, batch).await {
+            Ok(changed) => {
+                if changed.len() < batch.len() {
+                    tracing::warn!(
+                        stale = batch.len() - changed.len(),
+                        "some jobs were no longer held by this worker (lease expired); their results were not recorded"
+                    );
+                }
+                return;
+            }
+            Err(err) if attempt < 6 => {
+                tracing::warn!(error = %err, attempt, "recording finished jobs failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, jobs = batch.len(), "could not record finished jobs; their leases will expire and they will run again")
+            }
+        }
+    }
+}

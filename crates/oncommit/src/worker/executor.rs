@@ -1,0 +1,168 @@
+//! Runs one claimed job and decides what becomes of it: completed, retried after a backoff,
+//! failed, snoozed, cancelled or released. A panicking or overrunning task fails its
+//! attempt; the worker itself never goes down with it.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::registry::Registry;
+use crate::db::Db;
+use crate::job::{Job, JobState};
+use crate::queries::Transition;
+use crate::retry_policy::RetryPolicy;
+use crate::task::{TaskContext, TaskError};
+
+/// Why a running job was stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// A user cancelled it.
+    Cancel,
+    /// The worker is shutting down and the job did not finish in time.
+    Release,
+}
+
+/// The jobs this worker is running, so they can be stopped (cancel, shutdown).
+#[derive(Default)]
+pub(crate) struct Running {
+    jobs: Mutex<HashMap<i64, (tokio::task::AbortHandle, Option<Stop>)>>,
+}
+
+impl Running {
+    fn insert(&self, id: i64, handle: tokio::task::AbortHandle) {
+        self.lock().insert(id, (handle, None));
+    }
+
+    fn remove(&self, id: i64) -> Option<Stop> {
+        self.lock().remove(&id).and_then(|(_, stop)| stop)
+    }
+
+    /// Stops job `id` if this worker runs it; returns whether it did.
+    pub(crate) fn stop(&self, id: i64, why: Stop) -> bool {
+        match self.lock().get_mut(&id) {
+            Some((handle, stop)) => {
+                *stop = Some(why);
+                handle.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every running job.
+    pub(crate) fn stop_all(&self, why: Stop) {
+        for (handle, stop) in self.lock().values_mut() {
+            *stop = Some(why);
+            handle.abort();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (tokio::task::AbortHandle, Option<Stop>)>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Runs `job`; returns the state change to record, or `None` when the task completed the
+/// job itself (transactional completion).
+pub(crate) async fn execute(job: Job, registry: &Registry, db: &Db, running: &Running) -> Option<Transition> {
+    let outcome = Outcome { id: job.id.0, attempt: job.attempt, max_attempts: job.max_attempts };
+    let Some(entry) = registry.get(&job.task) else {
+        let known = registry.names().join(", ");
+        return Some(outcome.failed_for_good(format!("unknown task `{}`: this worker runs {known}", job.task)));
+    };
+    let timeout = entry.options.timeout;
+    let retry = entry.options.retry;
+    let run = match entry.start(&job, TaskContext::new(job.clone(), db.clone())) {
+        Ok(run) => run,
+        Err(why) => return Some(outcome.failed_for_good(format!("cannot decode the args of `{}`: {why}", job.task))),
+    };
+    let child = tokio::spawn(async move {
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
+            None => Ok(run.await),
+        }
+    });
+    running.insert(outcome.id, child.abort_handle());
+    let joined = child.await;
+    let stop = running.remove(outcome.id);
+    Some(match joined {
+        Ok(Ok((Ok(()), completed_in_tx))) => {
+            if completed_in_tx {
+                return None;
+            }
+            outcome.to(JobState::Completed, None, None, 0)
+        }
+        Ok(Ok((Err(err), _))) => outcome.from_task_error(err, retry),
+        Ok(Err(limit)) => outcome.retry_or_fail(format!("timed out after {limit:?}"), retry.delay(job.attempt)),
+        Err(err) if err.is_panic() => {
+            let message = panic_message(err.into_panic());
+            outcome.retry_or_fail(format!("task panicked: {message}"), retry.delay(job.attempt))
+        }
+        Err(_) => match stop {
+            Some(Stop::Release) => outcome.to(
+                JobState::Available,
+                Some(Duration::ZERO),
+                Some("released: the worker shut down before the job finished".into()),
+                1,
+            ),
+            _ => outcome.to(JobState::Cancelled, None, Some("cancelled while running".into()), 0),
+        },
+    })
+}
+
+/// Builds the state changes of one attempt.
+struct Outcome {
+    id: i64,
+    attempt: i32,
+    max_attempts: i32,
+}
+
+impl Outcome {
+    fn to(&self, state: JobState, delay: Option<Duration>, error: Option<String>, extra: i32) -> Transition {
+        let error = error.map(|message| {
+            serde_json::json!({ "attempt": self.attempt, "at": Utc::now().timestamp_millis(), "error": message })
+                .to_string()
+        });
+        Transition {
+            id: self.id,
+            attempt: self.attempt,
+            state,
+            delay_ms: delay.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            error,
+            extra,
+        }
+    }
+
+    fn retry_or_fail(&self, error: String, delay: Duration) -> Transition {
+        if self.attempt >= self.max_attempts {
+            self.to(JobState::Failed, None, Some(error), 0)
+        } else {
+            self.to(JobState::Retryable, Some(delay), Some(error), 0)
+        }
+    }
+
+    fn failed_for_good(&self, error: String) -> Transition {
+        self.to(JobState::Failed, None, Some(error), 0)
+    }
+
+    fn from_task_error(&self, err: TaskError, retry: RetryPolicy) -> Transition {
+        match err {
+            TaskError::Failed(e) => self.retry_or_fail(e.to_string(), retry.delay(self.attempt)),
+            TaskError::RetryAfter { delay, reason } => self.retry_or_fail(reason, delay),
+            TaskError::Snooze(delay) => self.to(JobState::Scheduled, Some(delay), None, 1),
+            TaskError::Cancel(reason) => self.to(JobState::Cancelled, None, Some(reason), 0),
+        }
+    }
+}
+
+fn panic_message(panic: Box<dyn Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}

@@ -1,0 +1,55 @@
+//! The task types a worker can run, by name, with their payloads decoded behind one
+//! type-erased signature.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use crate::job::Job;
+use crate::task::{Task, TaskContext, TaskError, TaskOptions};
+
+/// A running task: its outcome, and whether it completed its job in its own transaction.
+pub(crate) type RunFuture = Pin<Box<dyn Future<Output = (Result<(), TaskError>, bool)> + Send>>;
+
+/// Decodes the payload and starts the task, or says why the payload is unusable.
+type Start = fn(&Job, TaskContext) -> Result<RunFuture, String>;
+
+pub(crate) struct Entry {
+    pub(crate) options: TaskOptions,
+    start: Start,
+}
+
+impl Entry {
+    pub(crate) fn start(&self, job: &Job, cx: TaskContext) -> Result<RunFuture, String> {
+        (self.start)(job, cx)
+    }
+}
+
+fn start<T: Task>(job: &Job, mut cx: TaskContext) -> Result<RunFuture, String> {
+    let task: T = serde_json::from_value(job.args.clone()).map_err(|e| e.to_string())?;
+    Ok(Box::pin(async move {
+        let outcome = task.run(&mut cx).await;
+        (outcome, cx.completed())
+    }))
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    entries: HashMap<&'static str, Entry>,
+}
+
+impl Registry {
+    pub(crate) fn register<T: Task>(&mut self) {
+        self.entries.insert(T::NAME, Entry { options: T::options(), start: start::<T> });
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Entry> {
+        self.entries.get(name)
+    }
+
+    /// The registered names, sorted, for error messages.
+    pub(crate) fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.entries.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+}

@@ -1,0 +1,194 @@
+//! Tasks the worker tests run, and helpers to wait on job states.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use oncommit::{
+    Db, JobId, JobState, RetryPolicy, Shutdown, ShutdownTrigger, Task, TaskContext, TaskError, TaskOptions, Worker,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+/// `runs(key, job_id, attempt)`: what tasks did, written in their completing transaction.
+pub(crate) async fn create_runs(db: &Db) {
+    db.migrate().await.unwrap();
+    let mut conn = db.acquire().await.unwrap();
+    oncommit::with_conn!(conn.conn(), c => {
+        sqlx::raw_sql("CREATE TABLE runs (key TEXT NOT NULL, job_id BIGINT NOT NULL, attempt INTEGER NOT NULL)")
+            .execute(c).await.unwrap();
+    });
+}
+
+/// `(key, job_id, attempt)` rows in insertion order.
+pub(crate) async fn runs(db: &Db) -> Vec<(String, i64, i32)> {
+    let mut conn = db.acquire().await.unwrap();
+    oncommit::with_conn!(conn.conn(), c => {
+        sqlx::query_as("SELECT key, job_id, attempt FROM runs ORDER BY job_id, attempt").fetch_all(c).await.unwrap()
+    })
+}
+
+async fn record(cx: &mut TaskContext, key: String) -> Result<(), TaskError> {
+    let (id, attempt) = (cx.id().0, cx.attempt());
+    cx.complete_in_tx(async move |tx| {
+        oncommit::with_conn!(tx.conn(), c => {
+            sqlx::query("INSERT INTO runs (key, job_id, attempt) VALUES ($1, $2, $3)")
+                .bind(key.clone()).bind(id).bind(attempt).execute(c).await?;
+        });
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Records its key, completing its job in the same transaction.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Echo {
+    pub(crate) key: String,
+}
+
+impl Task for Echo {
+    const NAME: &'static str = "echo";
+    async fn run(self, cx: &mut TaskContext) -> Result<(), TaskError> {
+        record(cx, self.key).await
+    }
+}
+
+/// Fails its first `failures` attempts, then records.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Flaky {
+    pub(crate) failures: i32,
+}
+
+impl Task for Flaky {
+    const NAME: &'static str = "flaky";
+    fn options() -> TaskOptions {
+        TaskOptions::default().max_attempts(3).retry(RetryPolicy::fixed(Duration::from_millis(10)))
+    }
+    async fn run(self, cx: &mut TaskContext) -> Result<(), TaskError> {
+        if cx.attempt() <= self.failures {
+            return Err(TaskError::fail(format!("planned failure {}", cx.attempt())));
+        }
+        record(cx, "flaky".into()).await
+    }
+}
+
+/// Panics.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Panics;
+
+impl Task for Panics {
+    const NAME: &'static str = "panics";
+    fn options() -> TaskOptions {
+        TaskOptions::default().max_attempts(1)
+    }
+    async fn run(self, _cx: &mut TaskContext) -> Result<(), TaskError> {
+        panic!("the task blew up")
+    }
+}
+
+/// Never finishes on its own; its timeout does.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Hangs;
+
+impl Task for Hangs {
+    const NAME: &'static str = "hangs";
+    fn options() -> TaskOptions {
+        TaskOptions::default().max_attempts(1).timeout(Duration::from_millis(100))
+    }
+    async fn run(self, _cx: &mut TaskContext) -> Result<(), TaskError> {
+        std::future::pending().await
+    }
+}
+
+/// Snoozes its first run, cancels itself when asked, else records.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Moody {
+    pub(crate) cancel: bool,
+}
+
+impl Task for Moody {
+    const NAME: &'static str = "moody";
+    fn options() -> TaskOptions {
+        TaskOptions::default().max_attempts(1)
+    }
+    async fn run(self, cx: &mut TaskContext) -> Result<(), TaskError> {
+        if self.cancel {
+            return Err(TaskError::cancel("not worth doing"));
+        }
+        if cx.job().max_attempts == 1 {
+            return Err(TaskError::snooze(Duration::from_millis(20)));
+        }
+        record(cx, "moody".into()).await
+    }
+}
+
+/// Waits at the gate named `gate` on its first `hold_attempts` attempts, then records.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Gated {
+    pub(crate) gate: String,
+    pub(crate) hold_attempts: i32,
+}
+
+impl Task for Gated {
+    const NAME: &'static str = "gated";
+    async fn run(self, cx: &mut TaskContext) -> Result<(), TaskError> {
+        if cx.attempt() <= self.hold_attempts {
+            gate(&self.gate).notified().await;
+        }
+        record(cx, self.gate).await
+    }
+}
+
+/// Named gates tests open to let a `Gated` task go on.
+pub(crate) fn gate(name: &str) -> Arc<Notify> {
+    static GATES: LazyLock<Mutex<HashMap<String, Arc<Notify>>>> = LazyLock::new(Default::default);
+    GATES.lock().unwrap().entry(name.to_owned()).or_default().clone()
+}
+
+/// A worker with fast timings and every test task.
+pub(crate) fn worker(db: &Db) -> Worker {
+    Worker::new(db.clone())
+        .register::<Echo>()
+        .register::<Flaky>()
+        .register::<Panics>()
+        .register::<Hangs>()
+        .register::<Moody>()
+        .register::<Gated>()
+        .poll_interval(Duration::from_millis(50))
+}
+
+/// A worker running in the background until the trigger fires (or is dropped).
+pub(crate) struct Running {
+    pub(crate) trigger: ShutdownTrigger,
+    pub(crate) handle: tokio::task::JoinHandle<oncommit::Result<()>>,
+}
+
+pub(crate) fn start(worker: Worker) -> Running {
+    let (trigger, shutdown) = Shutdown::new();
+    Running { trigger, handle: tokio::spawn(worker.run(shutdown)) }
+}
+
+impl Running {
+    pub(crate) async fn stop(self) {
+        self.trigger.trigger();
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+/// Waits until job `id` is in `state` (polling the row: the state is the event).
+pub(crate) async fn wait_for(db: &Db, id: JobId, state: JobState) -> oncommit::Job {
+    wait_until(db, id, |job| job.state == state, &format!("state {state}")).await
+}
+
+pub(crate) async fn wait_until(db: &Db, id: JobId, ok: impl Fn(&oncommit::Job) -> bool, what: &str) -> oncommit::Job {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = db.job(id).await.unwrap().expect("the job exists");
+        if ok(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} never reached {what}: {job:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,225 @@
+//! Workers: running, retrying, failing, scheduling, cancelling, leases and fencing,
+//! shutdown, wake-ups and periodic jobs — on both backends.
+
+use std::time::{Duration, Instant};
+
+use oncommit::{Cancelled, Db, EnqueueOptions, JobFilter, JobState, Periodic, Worker};
+use oncommit_testing::backend_test;
+
+use super::tasks::{
+    Echo, Flaky, Gated, Hangs, Moody, Panics, create_runs, gate, runs, start, wait_for, wait_until, worker,
+};
+
+fn echo(key: &str) -> Echo {
+    Echo { key: key.to_owned() }
+}
+
+backend_test!(async fn a_worker_runs_jobs_and_completes_them_exactly_once(t) {
+    create_runs(&t.db).await;
+    let ids = t.db.enqueue_many((0..40).map(|i| echo(&i.to_string()))).await.unwrap();
+    let w = start(worker(&t.db).queue("default", 4));
+    for id in &ids {
+        let job = wait_for(&t.db, *id, JobState::Completed).await;
+        assert_eq!(job.attempt, 1);
+        assert!(job.finished_at.is_some() && job.lease_owner.is_none());
+    }
+    w.stop().await;
+    let runs = runs(&t.db).await;
+    assert_eq!(runs.len(), 40, "each job recorded once: {runs:?}");
+});
+
+backend_test!(async fn failed_attempts_are_retried_then_failed_with_their_history(t) {
+    create_runs(&t.db).await;
+    let recovers = t.db.enqueue(Flaky { failures: 2 }).await.unwrap();
+    let gives_up = t.db.enqueue(Flaky { failures: 99 }).await.unwrap();
+    let w = start(worker(&t.db));
+    let job = wait_for(&t.db, recovers, JobState::Completed).await;
+    assert_eq!(job.attempt, 3);
+    let history: Vec<&str> = job.errors.iter().map(|e| e.error.as_str()).collect();
+    assert_eq!(history, ["planned failure 1", "planned failure 2"]);
+    let job = wait_for(&t.db, gives_up, JobState::Failed).await;
+    assert_eq!((job.attempt, job.errors.len()), (3, 3));
+    w.stop().await;
+});
+
+backend_test!(async fn panics_timeouts_unknown_tasks_and_bad_payloads_fail_jobs_not_the_worker(t) {
+    create_runs(&t.db).await;
+    let panics = t.db.enqueue(Panics).await.unwrap();
+    let hangs = t.db.enqueue(Hangs).await.unwrap();
+    let unknown = t.db.enqueue_raw("no_such_task", &serde_json::json!({}), EnqueueOptions::new()).await.unwrap();
+    let bad = t.db.enqueue_raw("echo", &serde_json::json!({"wrong": 1}), EnqueueOptions::new()).await.unwrap();
+    let w = start(worker(&t.db));
+    let expect = [
+        (panics, "task panicked: the task blew up"),
+        (hangs, "timed out after 100ms"),
+        (unknown, "unknown task `no_such_task`: this worker runs echo, flaky, gated, hangs, moody, panics"),
+        (bad, "cannot decode the args of `echo`: missing field `key`"),
+    ];
+    for (id, message) in expect {
+        let job = wait_for(&t.db, id, JobState::Failed).await;
+        assert_eq!(job.attempt, 1, "unrunnable jobs are not retried: {job:?}");
+        assert_eq!(job.errors.last().map(|e| e.error.as_str()), Some(message));
+    }
+    // The worker is alive and well.
+    let fine = t.db.enqueue(echo("after")).await.unwrap();
+    wait_for(&t.db, fine, JobState::Completed).await;
+    w.stop().await;
+});
+
+backend_test!(async fn scheduled_jobs_wait_for_their_time(t) {
+    create_runs(&t.db).await;
+    let w = start(worker(&t.db));
+    let id = t.db.enqueue_with(echo("later"), EnqueueOptions::new().delay(Duration::from_millis(300))).await.unwrap();
+    let queued = t.db.job(id).await.unwrap().unwrap();
+    assert_eq!(queued.state, JobState::Scheduled);
+    let job = wait_for(&t.db, id, JobState::Completed).await;
+    assert!(job.attempted_at.unwrap() >= queued.run_at, "ran early: {job:?}");
+    w.stop().await;
+});
+
+backend_test!(async fn lower_priorities_run_first(t) {
+    create_runs(&t.db).await;
+    let low = t.db.enqueue_with(echo("low"), EnqueueOptions::new().priority(5)).await.unwrap();
+    let high = t.db.enqueue_with(echo("high"), EnqueueOptions::new().priority(0)).await.unwrap();
+    let w = start(worker(&t.db).queue("default", 1).batch_size(1));
+    let low = wait_for(&t.db, low, JobState::Completed).await;
+    let high = wait_for(&t.db, high, JobState::Completed).await;
+    assert!(high.attempted_at < low.attempted_at, "{high:?} / {low:?}");
+    w.stop().await;
+});
+
+backend_test!(async fn tasks_can_snooze_and_cancel_themselves(t) {
+    create_runs(&t.db).await;
+    let snoozes = t.db.enqueue(Moody { cancel: false }).await.unwrap();
+    let cancels = t.db.enqueue(Moody { cancel: true }).await.unwrap();
+    let w = start(worker(&t.db));
+    let job = wait_for(&t.db, snoozes, JobState::Completed).await;
+    // The snooze did not use up the single attempt it had.
+    assert_eq!((job.attempt, job.max_attempts), (2, 2));
+    let job = wait_for(&t.db, cancels, JobState::Cancelled).await;
+    assert_eq!(job.errors.last().map(|e| e.error.as_str()), Some("not worth doing"));
+    w.stop().await;
+});
+
+backend_test!(async fn queued_and_running_jobs_can_be_cancelled(t) {
+    create_runs(&t.db).await;
+    let queued = t.db.enqueue_with(echo("never"), EnqueueOptions::new().queue("idle")).await.unwrap();
+    assert_eq!(t.db.cancel_job(queued).await.unwrap(), Cancelled::Cancelled);
+    assert_eq!(t.db.cancel_job(queued).await.unwrap(), Cancelled::NotCancellable);
+
+    let key = format!("cancel-{}", t.backend());
+    let running = t.db.enqueue(Gated { gate: key, hold_attempts: 99 }).await.unwrap();
+    // Heartbeats carry the cancel on SQLite; PostgreSQL also gets a NOTIFY.
+    let w = start(worker(&t.db).heartbeat_interval(Duration::from_millis(50)));
+    wait_for(&t.db, running, JobState::Running).await;
+    assert_eq!(t.db.cancel_job(running).await.unwrap(), Cancelled::Requested);
+    let job = wait_for(&t.db, running, JobState::Cancelled).await;
+    assert_eq!(job.errors.last().map(|e| e.error.as_str()), Some("cancelled while running"));
+    w.stop().await;
+    assert!(runs(&t.db).await.is_empty());
+});
+
+backend_test!(async fn shutdown_waits_for_running_jobs_then_releases_the_rest(t) {
+    create_runs(&t.db).await;
+    let key = format!("shutdown-{}", t.backend());
+    let held = t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 1 }).await.unwrap();
+    let w = start(worker(&t.db).shutdown_timeout(Duration::from_millis(200)));
+    wait_for(&t.db, held, JobState::Running).await;
+    let stopping = Instant::now();
+    w.stop().await;
+    assert!(stopping.elapsed() >= Duration::from_millis(200));
+    let job = t.db.job(held).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Available, "released to the queue: {job:?}");
+    // Released without using up an attempt.
+    assert_eq!((job.attempt, job.max_attempts), (1, 26));
+    assert!(job.errors[0].error.starts_with("released"), "{job:?}");
+    // A new worker picks it up (attempt 2 does not wait at the gate).
+    let w = start(worker(&t.db));
+    wait_for(&t.db, held, JobState::Completed).await;
+    w.stop().await;
+});
+
+backend_test!(async fn a_frozen_workers_job_is_rescued_and_its_late_completion_is_fenced_off(t) {
+    create_runs(&t.db).await;
+    let key = format!("frozen-{}", t.backend());
+    let id = t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 1 }).await.unwrap();
+    // A: short lease, never renewed: it looks dead once the lease runs out.
+    let frozen = start(worker(&t.db).lease(Duration::from_millis(300)).heartbeat_interval(Duration::from_secs(3600)));
+    let job = wait_for(&t.db, id, JobState::Running).await;
+    let frozen_owner = job.lease_owner.clone();
+    // B rescues the job after A's lease expires and runs attempt 2 to completion.
+    let rescuer = start(worker(&t.db));
+    let job = wait_for(&t.db, id, JobState::Completed).await;
+    assert_eq!(job.attempt, 2);
+    assert!(job.errors[0].error.starts_with("lease expired: worker"), "{job:?}");
+    assert!(job.errors[0].error.contains(frozen_owner.as_deref().unwrap()));
+    // A wakes up and tries to complete attempt 1 in its transaction: fenced off.
+    gate(&key).notify_one();
+    frozen.stop().await;
+    rescuer.stop().await;
+    let job = t.db.job(id).await.unwrap().unwrap();
+    assert_eq!((job.state, job.attempt), (JobState::Completed, 2));
+    let runs = runs(&t.db).await;
+    assert_eq!(runs.len(), 1, "the task's effect is applied exactly once: {runs:?}");
+    assert_eq!(runs[0].2, 2);
+});
+
+backend_test!(async fn commits_wake_the_worker_without_polling(t) {
+    create_runs(&t.db).await;
+    let w = start(worker(&t.db).poll_interval(Duration::from_secs(3600)));
+    // Give the worker its first (empty) claim, so it is waiting when the job commits.
+    tokio::task::yield_now().await;
+    // A second pool: on PostgreSQL only the NOTIFY at commit can reach the worker.
+    let other = match t.backend() {
+        oncommit::Backend::Postgres => Db::connect(&t.url).await.unwrap(),
+        oncommit::Backend::Sqlite => t.db.clone(),
+    };
+    for i in 0..3 {
+        let id = other.atomic(async |tx| tx.enqueue(echo(&format!("woken {i}"))).await).await.unwrap();
+        wait_for(&t.db, id, JobState::Completed).await;
+    }
+    w.stop().await;
+});
+
+backend_test!(async fn periodic_jobs_are_enqueued_once_per_period_even_with_two_leaders(t) {
+    create_runs(&t.db).await;
+    let every = Duration::from_millis(200);
+    let periodic = || Periodic::every("tick", every, || Echo { key: "tick".into() });
+    let make = |db: &Db| worker(db).periodic(periodic()).poll_interval(Duration::from_millis(20));
+    let a = start(make(&t.db));
+    let b = start(make(&t.db));
+    let started = Instant::now();
+    let first = loop {
+        let jobs = t.db.jobs(&JobFilter::default()).await.unwrap();
+        if jobs.len() >= 3 {
+            break jobs;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "periodic jobs never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    a.stop().await;
+    b.stop().await;
+    let elapsed = started.elapsed();
+    let jobs = t.db.jobs(&JobFilter::default()).await.unwrap();
+    let periods = (elapsed.as_millis() / every.as_millis()) as usize + 2;
+    assert!(jobs.len() <= periods, "{} jobs in {elapsed:?}: duplicates per period", jobs.len());
+    assert!(first.iter().all(|j| j.task == "echo"));
+});
+
+backend_test!(async fn an_exhausted_job_whose_worker_died_is_failed_by_the_rescuer(t) {
+    create_runs(&t.db).await;
+    let key = format!("exhausted-{}", t.backend());
+    let id = t.db.enqueue_with(Gated { gate: key, hold_attempts: 99 }, EnqueueOptions::new().max_attempts(1)).await.unwrap();
+    let frozen = start(worker(&t.db).lease(Duration::from_millis(200)).heartbeat_interval(Duration::from_secs(3600)));
+    wait_for(&t.db, id, JobState::Running).await;
+    let job = wait_until(&t.db, id, |j| j.state == JobState::Failed, "failed by the rescuer").await;
+    assert!(job.errors[0].error.starts_with("lease expired"), "{job:?}");
+    frozen.trigger.trigger();
+    frozen.handle.abort();
+});
+
+#[allow(dead_code)]
+fn assert_worker_is_send(db: Db) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(Worker::new(db).run(oncommit::Shutdown::new().1));
+}
