@@ -18,6 +18,55 @@ pub(crate) struct Args {
 pub(crate) enum Command {
     /// Create or upgrade oncommit's tables and the demo application's (idempotent).
     Migrate,
+    /// Run jobs until Ctrl-C or SIGTERM (then finish running jobs, release the rest).
+    Worker(WorkerArgs),
+    /// Enqueue a job by task name (autocommit); prints its id.
+    Enqueue(EnqueueArgs),
+    /// List jobs, newest first.
+    Jobs {
+        /// Only jobs in this state (scheduled, available, running, retryable, completed, failed, cancelled).
+        #[arg(long)]
+        state: Option<oncommit::JobState>,
+        /// Only jobs on this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job: args, attempts, errors, timings.
+    Job {
+        /// The job id.
+        id: i64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Count jobs per state and queue.
+    Stats {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a failed, cancelled or waiting job again now.
+    Retry {
+        /// The job id.
+        id: i64,
+    },
+    /// Cancel a job: a waiting one at once, a running one by asking its worker.
+    Cancel {
+        /// The job id.
+        id: i64,
+    },
+    /// List the workers that reported recently.
+    Workers {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the seeds' concurrency scenarios for real and show what happened (all of them
     /// when no scenario is named).
     Demo {
@@ -26,8 +75,72 @@ pub(crate) enum Command {
     },
 }
 
+/// `oncommit worker`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    /// Queues to serve, comma-separated; `name:N` gives one its own concurrency.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub(crate) queues: Vec<String>,
+    /// Jobs run at once on each queue without its own `:N`.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) concurrency: usize,
+    /// How long a claimed job stays this worker's without a heartbeat, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub(crate) lease_ms: u64,
+    /// How often to look for work when nothing wakes the worker, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) poll_ms: u64,
+    /// Poll only, no LISTEN (behind a transaction-mode connection pooler).
+    #[arg(long)]
+    pub(crate) poll_only: bool,
+    /// Longest wait for running jobs at shutdown, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub(crate) shutdown_timeout_ms: u64,
+}
+
+/// `oncommit enqueue`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EnqueueArgs {
+    /// The task name (do_stuff, record, sleep, fail, noop, or any other worker's task).
+    pub(crate) task: String,
+    /// The task's arguments, a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub(crate) args: String,
+    /// The queue.
+    #[arg(long)]
+    pub(crate) queue: Option<String>,
+    /// The priority (lower runs first).
+    #[arg(long)]
+    pub(crate) priority: Option<i16>,
+    /// Run no earlier than this many milliseconds from now.
+    #[arg(long)]
+    pub(crate) delay_ms: Option<u64>,
+    /// Attempts before the job fails.
+    #[arg(long)]
+    pub(crate) max_attempts: Option<i32>,
+    /// Return the unfinished job with this key instead of adding another.
+    #[arg(long)]
+    pub(crate) unique_key: Option<String>,
+    /// Print one JSON object instead of the id.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Demo {
+    /// Seed 000: a view dispatches a task before its transaction commits (naive), in a
+    /// commit hook, or transactionally, while a worker runs.
+    Race {
+        /// Views per way.
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        /// How long each view keeps working after dispatching, in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        work_ms: u64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Seed 004: session A locks a sock FOR UPDATE and holds it; B's FOR UPDATE waits.
     SelectForUpdate {
         /// How long A holds its lock at least, in milliseconds.

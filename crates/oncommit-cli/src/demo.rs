@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use oncommit::Db;
-use oncommit_demo::{deadlock, isolation, select_for_update};
+use oncommit_demo::{deadlock, isolation, race, select_for_update};
 use serde::Serialize;
 
 use crate::args::Demo;
@@ -14,12 +14,31 @@ pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
             Demo::SelectForUpdate { hold_ms: 1000, json: false },
             Demo::Deadlock { json: false },
             Demo::Isolation { json: false },
+            Demo::Race { iterations: 20, work_ms: 20, json: false },
         ] {
             Box::pin(run(db, Some(scenario))).await?;
         }
         return Ok(());
     };
     match scenario {
+        Demo::Race { iterations, work_ms, json } => {
+            let r = race::run(db, iterations, Duration::from_millis(work_ms)).await?;
+            print(json, &r, || {
+                let mut text = format!(
+                    "race on {}: {} views per way, each working {} ms after dispatching\n",
+                    r.backend, r.iterations, r.work_ms
+                );
+                for (name, way) in
+                    [("naive", &r.naive), ("on_commit", &r.on_commit), ("transactional", &r.transactional)]
+                {
+                    text.push_str(&format!(
+                        "  {name:<14} runs={:<4} task_saw_missing_row={:<4} completed={}\n",
+                        way.runs, way.task_saw_missing_row, way.completed
+                    ));
+                }
+                text
+            })
+        }
         Demo::SelectForUpdate { hold_ms, json } => {
             let r = select_for_update::run(db, Duration::from_millis(hold_ms)).await?;
             print(json, &r, || {
@@ -74,7 +93,7 @@ pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
 }
 
 /// Prints the report as one JSON object, or as text.
-fn print<R: Serialize>(json: bool, report: &R, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+pub(crate) fn print<R: Serialize>(json: bool, report: &R, text: impl FnOnce() -> String) -> anyhow::Result<()> {
     let out = if json { serde_json::to_string(report)? } else { text() };
     #[allow(clippy::print_stdout)] // printing the report is this command's job
     {

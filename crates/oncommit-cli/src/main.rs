@@ -1,10 +1,12 @@
 //! The `oncommit` command. This crate is the binary only; the library is `oncommit`.
 
+mod admin;
 mod args;
 mod demo;
+mod worker;
 
 use clap::Parser;
-use oncommit::Db;
+use oncommit::{Db, JobFilter};
 
 use crate::args::{Args, Command};
 
@@ -27,11 +29,20 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let db = Db::connect(&args.database_url).await?;
+    // Idempotent and cheap: every command works on a fresh database.
+    oncommit_demo::schema::migrate(&db).await?;
     match args.command {
-        Command::Migrate => {
-            oncommit_demo::schema::migrate(&db).await?;
-            tracing::info!(url = db.url(), "migrations applied");
+        Command::Migrate => tracing::info!(url = db.url(), "migrations applied"),
+        Command::Worker(a) => worker::run(&db, a).await?,
+        Command::Enqueue(a) => admin::enqueue(&db, a).await?,
+        Command::Jobs { state, queue, limit, json } => {
+            admin::jobs(&db, JobFilter { state, queue, limit }, json).await?
         }
+        Command::Job { id, json } => admin::job(&db, id, json).await?,
+        Command::Stats { json } => admin::stats(&db, json).await?,
+        Command::Retry { id } => admin::retry(&db, id).await?,
+        Command::Cancel { id } => admin::cancel(&db, id).await?,
+        Command::Workers { json } => admin::workers(&db, json).await?,
         Command::Demo { scenario } => demo::run(&db, scenario).await?,
     }
     Ok(())

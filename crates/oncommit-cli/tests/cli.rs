@@ -69,3 +69,108 @@ fn bad_urls_and_unreachable_servers_are_clear_errors() {
     assert!(err.contains("cannot reach the postgres server at 127.0.0.1:1"), "{err}");
     assert!(!err.contains("secret"), "{err}");
 }
+
+backend_test!(async fn demo_race_shows_the_race_only_the_naive_way(t) {
+    let url = t.url.clone();
+    let v = tokio::task::spawn_blocking(move || json(&url, &["demo", "race", "--iterations", "5", "--json"])).await.unwrap();
+    for way in ["naive", "on_commit", "transactional"] {
+        assert_eq!(v[way]["runs"], 5, "{v}");
+    }
+    assert!(v["naive"]["task_saw_missing_row"].as_u64().unwrap() >= 1, "the naive way must show the race: {v}");
+    assert_eq!(v["on_commit"]["task_saw_missing_row"], 0, "{v}");
+    assert_eq!(v["transactional"]["task_saw_missing_row"], 0, "{v}");
+    assert_eq!(v["transactional"]["completed"], 5, "{v}");
+});
+
+backend_test!(async fn queue_commands_enqueue_list_count_cancel_and_retry(t) {
+    let url = t.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let v = json(&url, &["enqueue", "fail", "--args", r#"{"message": "boom"}"#, "--max-attempts", "1", "--json"]);
+        let id = v["id"].as_i64().unwrap();
+        let id_arg = id.to_string();
+
+        let v = json(&url, &["jobs", "--state", "available", "--json"]);
+        assert_eq!(v["jobs"][0]["id"], id, "{v}");
+        assert_eq!(v["jobs"][0]["args"]["message"], "boom");
+
+        let v = json(&url, &["stats", "--json"]);
+        for state in ["scheduled", "available", "running", "retryable", "completed", "failed", "cancelled"] {
+            assert!(v[state].is_i64(), "{state} missing: {v}");
+        }
+        assert_eq!(v["available"], 1, "{v}");
+        assert_eq!(v["queues"]["default"]["available"], 1, "{v}");
+
+        assert!(oncommit(&url, &["cancel", &id_arg]).status.success());
+        assert_eq!(json(&url, &["stats", "--json"])["cancelled"], 1);
+        assert!(!oncommit(&url, &["cancel", &id_arg]).status.success(), "a finished job cannot be cancelled");
+
+        assert!(oncommit(&url, &["retry", &id_arg]).status.success());
+        let v = json(&url, &["job", &id_arg, "--json"]);
+        assert_eq!(v["state"], "available", "{v}");
+
+        let out = oncommit(&url, &["enqueue", "noop", "--args", "{not json"]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--args is not JSON"));
+    })
+    .await
+    .unwrap();
+});
+
+/// A worker process killed with SIGKILL mid-job: its job comes back after the lease and
+/// another worker process runs it; every `record` job is recorded exactly once.
+backend_test!(async fn a_worker_killed_mid_job_loses_nothing(t) {
+    let url = t.url.clone();
+    let worker = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_oncommit"))
+            .args(["worker", "--lease-ms", "1000", "--poll-ms", "100", "--concurrency", "4"])
+            .env("DATABASE_URL", url)
+            .env("RUST_LOG", "error")
+            .spawn()
+            .expect("start a worker process")
+    };
+    let db = t.db.clone();
+    let v = { let url = url.clone(); tokio::task::spawn_blocking(move || json(&url, &["enqueue", "sleep", "--args", r#"{"ms": 1500}"#, "--json"])).await.unwrap() };
+    let sleeper = oncommit::JobId(v["id"].as_i64().unwrap());
+    let mut first = worker(&url);
+    wait_for_state(&db, sleeper, oncommit::JobState::Running).await;
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+
+    let keys: Vec<String> = (0..10).map(|i| format!("key-{i}")).collect();
+    for key in &keys {
+        db.enqueue_raw("record", &serde_json::json!({ "key": key }), oncommit::EnqueueOptions::new()).await.unwrap();
+    }
+    let second = worker(&url);
+    let job = wait_for_state(&db, sleeper, oncommit::JobState::Completed).await;
+    assert_eq!(job.attempt, 2, "{job:?}");
+    assert!(job.errors[0].error.starts_with("lease expired"), "{job:?}");
+    let all = db.jobs(&oncommit::JobFilter::default()).await.unwrap();
+    for j in &all {
+        wait_for_state(&db, j.id, oncommit::JobState::Completed).await;
+    }
+    let mut conn = db.acquire().await.unwrap();
+    let mut recorded: Vec<String> = oncommit::with_conn!(conn.conn(), c => {
+        sqlx::query_scalar("SELECT key FROM demo_runs").fetch_all(c).await.unwrap()
+    });
+    recorded.sort();
+    assert_eq!(recorded, keys);
+
+    // SIGTERM: a graceful stop, exit status 0.
+    let pid = second.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || { let mut second = second; second.wait() }).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+});
+
+async fn wait_for_state(db: &oncommit::Db, id: oncommit::JobId, state: oncommit::JobState) -> oncommit::Job {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(job) = db.job(id).await.unwrap() {
+            if job.state == state {
+                return job;
+            }
+            assert!(std::time::Instant::now() < deadline, "job {id} never reached {state}: {job:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -5,9 +5,13 @@
 //! - [`select_for_update`]: seed 004 — a second `FOR UPDATE` waits for the first.
 //! - [`deadlock`]: seed 004 — opposite lock orders deadlock; retry and ordered locking cure it.
 //! - [`isolation`]: seed 004 — lost update and write skew under each isolation level.
+//! - [`tasks`]: the application's background tasks (`do_stuff`, `record`, `sleep`, `fail`, `noop`).
+//! - [`race`]: seed 000 — a job dispatched before its data commits finds nothing.
 
 pub mod deadlock;
 pub mod isolation;
+pub mod race;
 pub mod schema;
 pub mod select_for_update;
 mod session;
+pub mod tasks;

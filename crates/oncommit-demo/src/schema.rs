@@ -1,4 +1,5 @@
-//! The demo application's tables, migrated as their own set (`demo`) beside oncommit's.
+//! The demo application's tables (`data`, `socks`, `demo_runs`), migrated as their own set
+//! (`demo`) beside oncommit's, in the application's own namespace.
 
 use oncommit::migrate::MigrationSet;
 use oncommit::{Db, migration};
@@ -6,8 +7,14 @@ use oncommit::{Db, migration};
 /// The demo application's migrations.
 pub static MIGRATIONS: MigrationSet = MigrationSet {
     name: "demo",
-    postgres: &[migration!(1, "create_data_and_socks", "postgres/001_create_data_and_socks.sql")],
-    sqlite: &[migration!(1, "create_data_and_socks", "sqlite/001_create_data_and_socks.sql")],
+    postgres: &[
+        migration!(1, "create_data_and_socks", "postgres/001_create_data_and_socks.sql"),
+        migration!(2, "create_demo_runs", "postgres/002_create_demo_runs.sql"),
+    ],
+    sqlite: &[
+        migration!(1, "create_data_and_socks", "sqlite/001_create_data_and_socks.sql"),
+        migration!(2, "create_demo_runs", "sqlite/002_create_demo_runs.sql"),
+    ],
 };
 
 /// Applies oncommit's migrations, then the demo application's.

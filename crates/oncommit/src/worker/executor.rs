@@ -96,7 +96,7 @@ pub(crate) async fn execute(job: Job, registry: &Registry, db: &Db, running: &Ru
             }
             outcome.to(JobState::Completed, None, None, 0)
         }
-        Ok(Ok((Err(err), _))) => outcome.from_task_error(err, retry),
+        Ok(Ok((Err(err), _))) => outcome.after_task_error(err, retry),
         Ok(Err(limit)) => outcome.retry_or_fail(format!("timed out after {limit:?}"), retry.delay(job.attempt)),
         Err(err) if err.is_panic() => {
             let message = panic_message(err.into_panic());
@@ -149,7 +149,7 @@ impl Outcome {
         self.to(JobState::Failed, None, Some(error), 0)
     }
 
-    fn from_task_error(&self, err: TaskError, retry: RetryPolicy) -> Transition {
+    fn after_task_error(&self, err: TaskError, retry: RetryPolicy) -> Transition {
         match err {
             TaskError::Failed(e) => self.retry_or_fail(e.to_string(), retry.delay(self.attempt)),
             TaskError::RetryAfter { delay, reason } => self.retry_or_fail(reason, delay),

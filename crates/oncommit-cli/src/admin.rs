@@ -1,0 +1,129 @@
+//! `oncommit enqueue | jobs | job | stats | retry | cancel | workers`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use oncommit::{Cancelled, Db, EnqueueOptions, Job, JobFilter, JobId, JobState};
+use serde_json::{Value, json};
+
+use crate::args::EnqueueArgs;
+use crate::demo::print;
+
+pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs) -> anyhow::Result<()> {
+    let args: Value = serde_json::from_str(&a.args).with_context(|| format!("--args is not JSON: {}", a.args))?;
+    let mut opts = EnqueueOptions::new();
+    if let Some(q) = a.queue {
+        opts = opts.queue(q);
+    }
+    if let Some(p) = a.priority {
+        opts = opts.priority(p);
+    }
+    if let Some(ms) = a.delay_ms {
+        opts = opts.delay(Duration::from_millis(ms));
+    }
+    if let Some(n) = a.max_attempts {
+        opts = opts.max_attempts(n);
+    }
+    if let Some(k) = a.unique_key {
+        opts = opts.unique_key(k);
+    }
+    let id = db.enqueue_raw(&a.task, &args, opts).await?;
+    print(a.json, &json!({ "id": id, "task": a.task }), || id.to_string())
+}
+
+pub(crate) async fn jobs(db: &Db, filter: JobFilter, json: bool) -> anyhow::Result<()> {
+    let jobs = db.jobs(&filter).await?;
+    print(json, &json!({ "jobs": jobs }), || {
+        let mut text =
+            format!("{:>8}  {:<10} {:<12} {:<14} {:>7}  last error\n", "id", "state", "queue", "task", "attempt");
+        for j in &jobs {
+            let error = j.errors.last().map(|e| e.error.as_str()).unwrap_or("");
+            text.push_str(&format!(
+                "{:>8}  {:<10} {:<12} {:<14} {:>3}/{:<3}  {}\n",
+                j.id, j.state, j.queue, j.task, j.attempt, j.max_attempts, error
+            ));
+        }
+        text
+    })
+}
+
+pub(crate) async fn job(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
+    let Some(job) = db.job(JobId(id)).await? else { bail!("no job {id}") };
+    print(json, &job, || describe(&job))
+}
+
+fn describe(j: &Job) -> String {
+    let mut text = format!(
+        "job {}: {} on {} — {} (attempt {}/{})\nargs: {}\ncreated {} · run at {}",
+        j.id, j.task, j.queue, j.state, j.attempt, j.max_attempts, j.args, j.created_at, j.run_at
+    );
+    if let Some(t) = j.attempted_at {
+        text.push_str(&format!(" · attempted {t}"));
+    }
+    if let Some(t) = j.finished_at {
+        text.push_str(&format!(" · finished {t}"));
+    }
+    for e in &j.errors {
+        text.push_str(&format!("\n  attempt {}: {}", e.attempt, e.error));
+    }
+    text
+}
+
+/// `oncommit stats --json`: every state at the top level (`"completed": 12`), and the same
+/// per queue under `queues`.
+pub(crate) async fn stats(db: &Db, json: bool) -> anyhow::Result<()> {
+    let counts = db.job_counts().await?;
+    let zero = || JobState::ALL.iter().map(|s| (s.as_str().to_owned(), 0_i64)).collect::<BTreeMap<_, _>>();
+    let mut total = zero();
+    let mut queues: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for c in &counts {
+        *total.entry(c.state.as_str().to_owned()).or_default() += c.count;
+        *queues.entry(c.queue.clone()).or_insert_with(zero).entry(c.state.as_str().to_owned()).or_default() += c.count;
+    }
+    let mut object = serde_json::Map::new();
+    for (state, n) in &total {
+        object.insert(state.clone(), json!(n));
+    }
+    object.insert("queues".into(), json!(queues));
+    print(json, &Value::Object(object), || {
+        let mut text = format!("{:<14}", "queue");
+        for s in JobState::ALL {
+            text.push_str(&format!("{:>11}", s.as_str()));
+        }
+        for (queue, counts) in queues.iter().chain(std::iter::once((&"(all)".to_owned(), &total))) {
+            text.push_str(&format!("\n{queue:<14}"));
+            for s in JobState::ALL {
+                text.push_str(&format!("{:>11}", counts[s.as_str()]));
+            }
+        }
+        text
+    })
+}
+
+pub(crate) async fn retry(db: &Db, id: i64) -> anyhow::Result<()> {
+    if !db.retry_job(JobId(id)).await? {
+        bail!("job {id} cannot be retried: it does not exist or is running");
+    }
+    print(false, &(), || format!("job {id} is available again"))
+}
+
+pub(crate) async fn cancel(db: &Db, id: i64) -> anyhow::Result<()> {
+    let said = match db.cancel_job(JobId(id)).await? {
+        Cancelled::Cancelled => format!("job {id} cancelled"),
+        Cancelled::Requested => format!("job {id} is running: its worker was asked to stop it"),
+        Cancelled::NotCancellable => bail!("job {id} cannot be cancelled: it does not exist or has finished"),
+    };
+    print(false, &(), || said)
+}
+
+pub(crate) async fn workers(db: &Db, json: bool) -> anyhow::Result<()> {
+    let workers = db.workers().await?;
+    print(json, &json!({ "workers": workers }), || {
+        workers
+            .iter()
+            .map(|w| format!("{}  pid {}  queues {}  heartbeat {}", w.id, w.pid, w.queues, w.heartbeat_at))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
