@@ -8,12 +8,16 @@
 //! - [`Lock`] (`lock`): row-lock clauses and deterministic-order locking.
 //! - [`Retry`] (`retry`): when a transaction runs again.
 //! - [`enum@Error`] (`error`): the one error type, with database errors classified.
+//! - [`Task`], [`EnqueueOptions`] (`task`, `enqueue`): durable jobs, enqueued in the caller's transaction.
+//! - [`Worker`], [`Periodic`], [`Shutdown`] (`worker`, `periodic`, `shutdown`): running them.
+//! - [`guide`]: the guides of `docs/`.
 
 mod admin;
 mod conn;
 mod db;
 mod enqueue;
 mod error;
+pub mod guide;
 mod hooks;
 mod job;
 mod lock;

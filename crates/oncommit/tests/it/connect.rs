@@ -73,7 +73,7 @@ oncommit_testing::backend_test!(async fn migrate_is_idempotent_and_concurrent(t)
                  WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
             ).fetch_all(c).await.unwrap(),
             Backend::Sqlite => sqlx::query_scalar(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1",
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
             ).fetch_all(c).await.unwrap(),
         }
     });

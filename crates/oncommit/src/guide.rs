@@ -1,0 +1,4 @@
+//! The guides of `docs/`, pulled in here so that their examples are compiled as doctests.
+
+#[doc = include_str!("../../../docs/jobs.md")]
+pub mod jobs {}
