@@ -67,6 +67,15 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the queue's throughput and latency against a raw-SQL baseline (queue `bench`).
+    Bench {
+        /// Jobs per throughput run.
+        #[arg(long, default_value_t = 20_000)]
+        jobs: usize,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the seeds' concurrency scenarios for real and show what happened (all of them
     /// when no scenario is named).
     Demo {

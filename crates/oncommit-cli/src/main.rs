@@ -2,6 +2,7 @@
 
 mod admin;
 mod args;
+mod bench;
 mod demo;
 mod worker;
 
@@ -43,6 +44,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Retry { id } => admin::retry(&db, id).await?,
         Command::Cancel { id } => admin::cancel(&db, id).await?,
         Command::Workers { json } => admin::workers(&db, json).await?,
+        Command::Bench { jobs, json } => bench::run(&db, jobs, json).await?,
         Command::Demo { scenario } => demo::run(&db, scenario).await?,
     }
     Ok(())

@@ -116,8 +116,8 @@ backend_test!(async fn queue_commands_enqueue_list_count_cancel_and_retry(t) {
     .unwrap();
 });
 
-/// A worker process killed with SIGKILL mid-job: its job comes back after the lease and
-/// another worker process runs it; every `record` job is recorded exactly once.
+// A worker process killed with SIGKILL mid-job: its job comes back after the lease and
+// another worker process runs it; every `record` job is recorded exactly once.
 backend_test!(async fn a_worker_killed_mid_job_loses_nothing(t) {
     let url = t.url.clone();
     let worker = |url: &str| {

@@ -16,6 +16,9 @@ use crate::hooks::{self, Hook, HookOutput};
 use crate::migrate::{self, MigrationSet};
 use crate::transaction::{Tx, TxBuilder};
 
+/// This process's turn to write to a SQLite database (see `Db::write_gate`).
+pub(crate) type WriteGate = tokio::sync::OwnedMutexGuard<()>;
+
 /// The URL used when neither `DATABASE_URL` nor `--database-url` is given.
 pub const DEFAULT_URL: &str = "sqlite://oncommit.db";
 
@@ -64,6 +67,10 @@ struct DbInner {
     /// waiting for a poll or (on PostgreSQL) the NOTIFY round trip. A counter, not an event,
     /// so a wake that comes while a worker is busy is not lost.
     wake: tokio::sync::watch::Sender<u64>,
+    /// SQLite has one writer at a time. Writers of this process queue here, fairly, instead
+    /// of in SQLite's busy handler, which sleeps and polls (costing milliseconds per
+    /// contended write). Other processes still meet the busy timeout.
+    sqlite_writers: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Clone)]
@@ -146,7 +153,8 @@ impl Db {
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (wake, _) = tokio::sync::watch::channel(0);
-        Ok(Db { inner: Arc::new(DbInner { pool, display_url, id, wake }) })
+        let sqlite_writers = Arc::default();
+        Ok(Db { inner: Arc::new(DbInner { pool, display_url, id, wake, sqlite_writers }) })
     }
 
     /// Which backend this pool talks to.
@@ -249,6 +257,31 @@ impl Db {
 
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// On SQLite, waits (up to `wait`) for this process's turn to write; `None` on
+    /// PostgreSQL, where writers do not exclude each other. Hold the guard for the write.
+    pub(crate) async fn write_gate(&self, wait: Duration) -> Result<Option<WriteGate>> {
+        if self.backend() == Backend::Postgres {
+            return Ok(None);
+        }
+        let gate = self.inner.sqlite_writers.clone();
+        let acquired = if wait.is_zero() {
+            gate.try_lock_owned().ok()
+        } else {
+            tokio::time::timeout(wait, gate.lock_owned()).await.ok()
+        };
+        match acquired {
+            Some(guard) => Ok(Some(guard)),
+            None => Err(Error::Busy {
+                message: format!("another writer of this process held the database for more than {wait:?}"),
+            }),
+        }
+    }
+
+    /// [`Db::write_gate`] with the default busy timeout, for oncommit's own writes.
+    pub(crate) async fn writing(&self) -> Result<Option<WriteGate>> {
+        self.write_gate(SQLITE_BUSY_TIMEOUT).await
     }
 
     /// Wakes this process's workers: new jobs were committed.

@@ -174,6 +174,7 @@ impl Db {
         if in_scope_of(self) {
             return Err(Error::EnqueueOutsideTransaction);
         }
+        let _turn = self.writing().await?;
         let mut conn = self.acquire().await?;
         let ids = insert(conn.conn(), jobs).await?;
         self.wake();

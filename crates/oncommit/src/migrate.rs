@@ -128,6 +128,7 @@ pub(crate) async fn run(db: &Db, set: &MigrationSet) -> Result<()> {
         Backend::Postgres => (&POSTGRES, set.postgres),
         Backend::Sqlite => (&SQLITE, set.sqlite),
     };
+    let _turn = db.writing().await?;
     let mut conn = db.acquire().await?;
     crate::with_conn!(conn.conn(), c => {
         sqlx::raw_sql(dialect.begin).execute(&mut *c).await?;

@@ -131,6 +131,7 @@ pub(crate) async fn job_insert_many(conn: Conn<'_>, jobs: &[NewJob]) -> Result<V
 
 /// Claims up to `limit` available jobs of `queue` for `worker`, committing the attempt.
 pub(crate) async fn job_claim(db: &Db, queue: &str, limit: i64, worker: &str, lease: Duration) -> Result<Vec<Job>> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::job_claim(p, queue, limit, worker, secs(lease)).await,
         Pool::Sqlite(p) => sqlite::job_claim(p, queue, limit, worker, millis(lease)).await,
@@ -149,6 +150,7 @@ pub(crate) async fn job_set_state_if_running_many(db: &Db, changes: &[Transition
             postgres::job_set_state_if_running_many(&mut c, changes).await
         }
         Pool::Sqlite(p) => {
+            let _turn = db.writing().await?;
             let mut c = p.acquire().await?;
             sqlite::job_set_state_if_running_many(&mut c, changes).await
         }
@@ -166,6 +168,7 @@ pub(crate) async fn job_set_state_if_running(conn: Conn<'_>, change: &Transition
 
 /// Renews the leases of `worker`'s running jobs; returns the ids whose cancel was asked.
 pub(crate) async fn job_heartbeat(db: &Db, worker: &str, lease: Duration) -> Result<Vec<i64>> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::job_heartbeat(p, worker, secs(lease)).await,
         Pool::Sqlite(p) => sqlite::job_heartbeat(p, worker, millis(lease)).await,
@@ -175,6 +178,7 @@ pub(crate) async fn job_heartbeat(db: &Db, worker: &str, lease: Duration) -> Res
 /// Returns jobs whose lease expired to the queue (or fails them when out of attempts);
 /// returns the queues that got work back.
 pub(crate) async fn job_rescue(db: &Db) -> Result<Vec<String>> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::job_rescue(p).await,
         Pool::Sqlite(p) => sqlite::job_rescue(p).await,
@@ -183,6 +187,7 @@ pub(crate) async fn job_rescue(db: &Db) -> Result<Vec<String>> {
 
 /// Makes due scheduled and retryable jobs available; returns the queues that got work.
 pub(crate) async fn job_promote(db: &Db) -> Result<Vec<String>> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::job_promote(p).await,
         Pool::Sqlite(p) => sqlite::job_promote(p).await,
@@ -201,6 +206,7 @@ pub(crate) async fn job_next_due_in(db: &Db) -> Result<Option<Duration>> {
 /// Cancels a job: a queued one at once, a running one by asking its worker. Returns the
 /// state it is left in, or `None` when it was already finished or does not exist.
 pub(crate) async fn job_cancel(db: &Db, id: JobId) -> Result<Option<JobState>> {
+    let _turn = db.writing().await?;
     let state = match db.pool() {
         Pool::Postgres(p) => postgres::job_cancel(p, id.0).await?,
         Pool::Sqlite(p) => sqlite::job_cancel(p, id.0).await?,
@@ -211,6 +217,7 @@ pub(crate) async fn job_cancel(db: &Db, id: JobId) -> Result<Option<JobState>> {
 /// Makes a finished or waiting job available now, granting it one more attempt if it had
 /// none left. Returns whether a job was changed.
 pub(crate) async fn job_retry(db: &Db, id: JobId) -> Result<bool> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::job_retry(p, id.0).await,
         Pool::Sqlite(p) => sqlite::job_retry(p, id.0).await,
@@ -219,6 +226,7 @@ pub(crate) async fn job_retry(db: &Db, id: JobId) -> Result<bool> {
 
 /// Deletes a job that is not running. Returns whether one was deleted.
 pub(crate) async fn job_delete(db: &Db, id: JobId) -> Result<bool> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::job_delete(p, id.0).await,
         Pool::Sqlite(p) => sqlite::job_delete(p, id.0).await,
@@ -256,6 +264,7 @@ pub(crate) async fn job_count_by_queue_and_state(db: &Db) -> Result<Vec<StateCou
 /// Deletes completed jobs finished more than `completed` ago, and failed or cancelled ones
 /// more than `discarded` ago, at most `limit` of each. Returns how many were deleted.
 pub(crate) async fn job_prune(db: &Db, completed: Duration, discarded: Duration, limit: i64) -> Result<u64> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::job_prune(p, secs(completed), secs(discarded), limit).await,
         Pool::Sqlite(p) => sqlite::job_prune(p, millis(completed), millis(discarded), limit).await,
@@ -264,6 +273,7 @@ pub(crate) async fn job_prune(db: &Db, completed: Duration, discarded: Duration,
 
 /// Records that `worker` is alive.
 pub(crate) async fn worker_heartbeat(db: &Db, id: &str, hostname: &str, pid: i32, queues: &str) -> Result<()> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::worker_heartbeat(p, id, hostname, pid, queues).await,
         Pool::Sqlite(p) => sqlite::worker_heartbeat(p, id, hostname, pid, queues).await,
@@ -272,6 +282,7 @@ pub(crate) async fn worker_heartbeat(db: &Db, id: &str, hostname: &str, pid: i32
 
 /// Forgets a worker that stopped, and workers silent for longer than `stale`.
 pub(crate) async fn worker_delete(db: &Db, id: &str, stale: Duration) -> Result<()> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::worker_delete(p, id, secs(stale)).await,
         Pool::Sqlite(p) => sqlite::worker_delete(p, id, millis(stale)).await,
@@ -299,6 +310,7 @@ pub(crate) async fn worker_list(db: &Db) -> Result<Vec<WorkerInfo>> {
 
 /// Takes or keeps the leadership `name` for `ttl`; returns whether `id` leads.
 pub(crate) async fn leader_attempt_elect(db: &Db, name: &str, id: &str, ttl: Duration) -> Result<bool> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::leader_attempt_elect(p, name, id, secs(ttl)).await,
         Pool::Sqlite(p) => sqlite::leader_attempt_elect(p, name, id, millis(ttl)).await,
@@ -307,6 +319,7 @@ pub(crate) async fn leader_attempt_elect(db: &Db, name: &str, id: &str, ttl: Dur
 
 /// Gives up the leadership `name` if `id` holds it.
 pub(crate) async fn leader_resign(db: &Db, name: &str, id: &str) -> Result<()> {
+    let _turn = db.writing().await?;
     match db.pool() {
         Pool::Postgres(p) => postgres::leader_resign(p, name, id).await,
         Pool::Sqlite(p) => sqlite::leader_resign(p, name, id).await,

@@ -135,7 +135,7 @@ pub(super) async fn job_set_state_if_running_many(
                       value ->> '$.error' AS error, value ->> '$.extra' AS extra \
                FROM json_each($1)) AS u \
          WHERE oncommit_jobs.id = u.uid AND oncommit_jobs.attempt = u.uattempt \
-           AND oncommit_jobs.state = 'running' \
+           AND +oncommit_jobs.state = 'running' \
          RETURNING oncommit_jobs.id"
     ))
     .bind(changes)

@@ -217,13 +217,19 @@ impl<'d> TxBuilder<'d> {
 
     async fn begin_attempt(&self, attempt: u32) -> Result<Tx<'static>> {
         let (begin, reset) = self.begin_sql()?;
+        // SQLite writers of this process take turns before BEGIN IMMEDIATE (see Db::write_gate).
+        let gate = if self.read_only {
+            None
+        } else {
+            self.db.write_gate(self.lock_timeout.unwrap_or(SQLITE_BUSY_TIMEOUT)).await?
+        };
         let mut conn = self.db.acquire().await?;
         if let Err(err) = conn.batch(AssertSqlSafe(begin)).await {
             // Half-applied settings or a half-open transaction must not reach the pool.
             conn.close_on_drop();
             return Err(err);
         }
-        Ok(Tx::outermost(TxState::new(self.db.clone(), conn, attempt, reset)))
+        Ok(Tx::outermost(TxState::new(self.db.clone(), conn, attempt, reset, gate)))
     }
 
     /// The statements that open the transaction, and for SQLite those that undo its

@@ -5,7 +5,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
 use crate::conn::{Conn, PoolConn};
-use crate::db::{Backend, Db};
+use crate::db::{Backend, Db, WriteGate};
 use crate::error::{Error, Result};
 use crate::hooks::{Hook, HookOutput, Hooks};
 
@@ -44,11 +44,28 @@ pub(crate) struct TxState {
     reset_sql: Option<String>,
     /// Jobs were enqueued: wake this process's workers after the commit.
     wake: bool,
+    /// This process's turn to write (SQLite writing transactions), held until the end.
+    gate: Option<WriteGate>,
 }
 
 impl TxState {
-    pub(crate) fn new(db: Db, conn: PoolConn, attempt: u32, reset_sql: Option<String>) -> Self {
-        TxState { conn: Some(conn), db, hooks: Hooks::default(), abandoned: false, attempt, reset_sql, wake: false }
+    pub(crate) fn new(
+        db: Db,
+        conn: PoolConn,
+        attempt: u32,
+        reset_sql: Option<String>,
+        gate: Option<WriteGate>,
+    ) -> Self {
+        TxState {
+            conn: Some(conn),
+            db,
+            hooks: Hooks::default(),
+            abandoned: false,
+            attempt,
+            reset_sql,
+            wake: false,
+            gate,
+        }
     }
 
     fn conn(&mut self) -> &mut PoolConn {
@@ -230,8 +247,10 @@ impl<'p> Tx<'p> {
                 self.open = false;
                 let state = self.state();
                 let hooks = std::mem::take(&mut state.hooks);
-                // Give the connection back before the hooks run: they may need one.
+                // Give the connection (and the turn to write) back before the hooks run:
+                // they may need them.
                 state.conn = None;
+                state.gate = None;
                 if state.wake {
                     state.db.wake();
                 }
@@ -328,7 +347,7 @@ impl Drop for Tx<'_> {
             }
             State::Owned(state) => {
                 if let Some(conn) = state.conn.take() {
-                    rollback_in_background(conn, state.reset_sql.take());
+                    rollback_in_background(conn, state.reset_sql.take(), state.gate.take());
                 }
             }
         }
@@ -338,7 +357,7 @@ impl Drop for Tx<'_> {
 /// Rolls back a dropped transaction without blocking the dropper. If that cannot happen
 /// (no runtime, or the runtime stops first), the connection is closed instead, which makes
 /// the server roll back: it is never returned to the pool mid-transaction.
-fn rollback_in_background(conn: PoolConn, reset_sql: Option<String>) {
+fn rollback_in_background(conn: PoolConn, reset_sql: Option<String>, gate: Option<WriteGate>) {
     struct CloseUnlessRolledBack(Option<PoolConn>);
     impl Drop for CloseUnlessRolledBack {
         fn drop(&mut self) {
@@ -362,5 +381,6 @@ fn rollback_in_background(conn: PoolConn, reset_sql: Option<String>) {
             }
         }
         drop(guard.0.take()); // back to the pool, clean
+        drop(gate); // and only then may the next writer of this process go
     });
 }

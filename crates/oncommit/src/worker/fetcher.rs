@@ -12,26 +12,39 @@ use crate::job::Job;
 use crate::queries;
 use crate::shutdown::Shutdown;
 
-pub(crate) async fn run(shared: Arc<Shared>, queue: String, slots: Arc<Semaphore>, mut shutdown: Shutdown) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    queue: String,
+    slots: Arc<Semaphore>,
+    concurrency: usize,
+    mut shutdown: Shutdown,
+) {
+    let batch = shared.config.batch_size;
+    // Under load, wait for a quarter of the slots (at most a batch) before claiming, so a
+    // busy queue claims in batches instead of one job per round trip as each slot frees.
+    let want = u32::try_from((batch.min(concurrency) / 4).max(1)).unwrap_or(1);
     let mut wake = shared.db.wake_receiver();
     loop {
-        let permit = tokio::select! {
+        let mut permits = tokio::select! {
             biased;
             _ = shutdown.wait() => return,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
+            permits = slots.clone().acquire_many_owned(want) => match permits {
+                Ok(permits) => permits,
                 Err(_) => return,
             },
         };
+        let extra = slots.available_permits().min(batch.saturating_sub(permits.num_permits()));
+        if let Ok(more) = slots.clone().try_acquire_many_owned(u32::try_from(extra).unwrap_or(0)) {
+            permits.merge(more);
+        }
         // Seen before claiming, so a wake during the claim is not missed.
         wake.borrow_and_update();
-        let limit = (1 + slots.available_permits()).min(shared.config.batch_size);
-        let claimed = queries::job_claim(&shared.db, &queue, limit as i64, &shared.id, shared.config.lease).await;
-        let jobs = match claimed {
+        let limit = i64::try_from(permits.num_permits()).unwrap_or(1);
+        let jobs = match queries::job_claim(&shared.db, &queue, limit, &shared.id, shared.config.lease).await {
             Ok(jobs) => jobs,
             Err(err) => {
                 tracing::warn!(queue, error = %err, "claiming jobs failed; retrying after the poll interval");
-                drop(permit);
+                drop(permits);
                 if sleep_or_stop(&shared, &mut shutdown).await {
                     return;
                 }
@@ -39,7 +52,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String, slots: Arc<Semaphore
             }
         };
         if jobs.is_empty() {
-            drop(permit);
+            drop(permits);
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => return,
@@ -48,18 +61,12 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String, slots: Arc<Semaphore
             }
             continue;
         }
-        let mut first = Some(permit);
         for job in jobs {
-            let permit = match first.take() {
-                Some(permit) => permit,
-                None => match slots.clone().try_acquire_owned() {
-                    Ok(permit) => permit,
-                    // Unreachable: only this loop takes slots, and it claimed no more than were free.
-                    Err(_) => slots.clone().acquire_owned().await.expect("the queue's semaphore is never closed"),
-                },
-            };
+            let permit = permits.split(1).expect("no more jobs are claimed than slots are held");
             tokio::spawn(run_job(shared.clone(), job, permit));
         }
+        // Slots held for jobs that were not there go back.
+        drop(permits);
     }
 }
 

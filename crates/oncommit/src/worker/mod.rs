@@ -239,7 +239,7 @@ impl Worker {
         for (queue, concurrency) in queues {
             let sem = Arc::new(Semaphore::new(concurrency));
             slots.push((sem.clone(), concurrency));
-            claimers.spawn(fetcher::run(shared.clone(), queue, sem, shutdown.clone()));
+            claimers.spawn(fetcher::run(shared.clone(), queue, sem, concurrency, shutdown.clone()));
         }
 
         shutdown.wait().await;

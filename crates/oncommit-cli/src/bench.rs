@@ -1,0 +1,302 @@
+//! `oncommit bench`: throughput and latency of the queue, each figure next to a raw-SQL
+//! baseline measured in the same run on the same database. Uses its own queue (`bench`) and
+//! deletes only that queue's jobs.
+
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use oncommit::{Backend, Db, Shutdown, Task, TaskContext, TaskError, TaskOptions, Worker};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::demo::print;
+
+const QUEUE: &str = "bench";
+/// Concurrent clients of the baseline and of the single-job enqueue run.
+const CLIENTS: usize = 8;
+/// Jobs per transaction in the baseline.
+const BATCH: i64 = 100;
+
+/// Does nothing, on the bench queue, but count itself.
+#[derive(Serialize, Deserialize)]
+struct BenchNoop {}
+
+/// Runs of `BenchNoop`: watched instead of the database, so measuring costs the database
+/// nothing.
+static NOOP_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Task for BenchNoop {
+    const NAME: &'static str = "bench_noop";
+    fn options() -> TaskOptions {
+        TaskOptions::default().queue(QUEUE)
+    }
+    async fn run(self, _cx: &mut TaskContext) -> Result<(), TaskError> {
+        NOOP_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Says when it started, for the commit-to-start latency.
+#[derive(Serialize, Deserialize)]
+struct BenchProbe {
+    seq: u64,
+}
+
+/// Where probes report `(seq, started)`; set while the latency run lasts.
+type ProbeSender = mpsc::UnboundedSender<(u64, Instant)>;
+static PROBES: LazyLock<Mutex<Option<ProbeSender>>> = LazyLock::new(Default::default);
+
+impl Task for BenchProbe {
+    const NAME: &'static str = "bench_probe";
+    fn options() -> TaskOptions {
+        TaskOptions::default().queue(QUEUE)
+    }
+    async fn run(self, _cx: &mut TaskContext) -> Result<(), TaskError> {
+        let started = Instant::now();
+        if let Some(tx) = PROBES.lock().expect("not poisoned").as_ref() {
+            tx.send((self.seq, started)).ok();
+        }
+        Ok(())
+    }
+}
+
+/// The figures, as `oncommit bench --json` prints them.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    backend: Backend,
+    jobs: usize,
+    /// Raw SQL: claim and complete 100 jobs per transaction, 8 clients.
+    baseline_claim_complete_jobs_per_sec: f64,
+    /// oncommit's worker, enqueue excluded, until every job is completed.
+    end_to_end_jobs_per_sec: f64,
+    /// end_to_end / baseline.
+    end_to_end_vs_baseline: f64,
+    /// `enqueue_many`, 1000 jobs per statement.
+    enqueue_batched_jobs_per_sec: f64,
+    /// One job per transaction, 8 clients.
+    enqueue_single_jobs_per_sec: f64,
+    /// From `commit()` returning to the task starting, over `latency_samples` jobs.
+    commit_to_start_p50_ms: f64,
+    commit_to_start_p99_ms: f64,
+    latency_samples: usize,
+}
+
+pub(crate) async fn run(db: &Db, jobs: usize, json: bool) -> anyhow::Result<()> {
+    clear(db).await?;
+    let enqueue_batched = rate(jobs, enqueue_batched(db, jobs).await?);
+    let baseline = rate(jobs, baseline(db).await?);
+    let single = (jobs / 10).max(100);
+    let enqueue_single = rate(single, enqueue_single(db, single).await?);
+    clear(db).await?;
+    db.enqueue_many((0..jobs).map(|_| BenchNoop {})).await?;
+    let end_to_end = rate(jobs, end_to_end(db, jobs).await?);
+    clear(db).await?;
+    let samples = 300;
+    let (p50, p99) = latency(db, samples).await?;
+    clear(db).await?;
+    let report = Report {
+        backend: db.backend(),
+        jobs,
+        baseline_claim_complete_jobs_per_sec: baseline,
+        end_to_end_jobs_per_sec: end_to_end,
+        end_to_end_vs_baseline: end_to_end / baseline,
+        enqueue_batched_jobs_per_sec: enqueue_batched,
+        enqueue_single_jobs_per_sec: enqueue_single,
+        commit_to_start_p50_ms: p50,
+        commit_to_start_p99_ms: p99,
+        latency_samples: samples,
+    };
+    print(json, &report, || {
+        format!(
+            "bench on {} with {} jobs:\n  baseline (raw SQL, claim+complete 100/tx, 8 clients): {:>9.0} jobs/s\n  \
+             oncommit end to end:                                  {:>9.0} jobs/s ({:.0}% of baseline)\n  \
+             enqueue, batched:                                     {:>9.0} jobs/s\n  \
+             enqueue, one job per transaction, 8 clients:          {:>9.0} jobs/s\n  \
+             commit → task start: p50 {:.2} ms, p99 {:.2} ms ({} jobs)",
+            report.backend,
+            jobs,
+            baseline,
+            end_to_end,
+            report.end_to_end_vs_baseline * 100.0,
+            enqueue_batched,
+            enqueue_single,
+            p50,
+            p99,
+            samples
+        )
+    })
+}
+
+fn rate(jobs: usize, took: Duration) -> f64 {
+    jobs as f64 / took.as_secs_f64()
+}
+
+async fn clear(db: &Db) -> anyhow::Result<()> {
+    let mut conn = db.acquire().await?;
+    match db.backend() {
+        Backend::Postgres => sqlx::query("DELETE FROM oncommit.jobs WHERE queue = $1")
+            .bind(QUEUE)
+            .execute(conn.conn().postgres()?)
+            .await
+            .map(drop)?,
+        Backend::Sqlite => sqlx::query("DELETE FROM oncommit_jobs WHERE queue = $1")
+            .bind(QUEUE)
+            .execute(conn.conn().sqlite()?)
+            .await
+            .map(drop)?,
+    }
+    Ok(())
+}
+
+async fn enqueue_batched(db: &Db, jobs: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut left = jobs;
+    while left > 0 {
+        let n = left.min(1000);
+        db.enqueue_many((0..n).map(|_| BenchNoop {})).await?;
+        left -= n;
+    }
+    Ok(started.elapsed())
+}
+
+async fn enqueue_single(db: &Db, jobs: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..CLIENTS {
+        let db = db.clone();
+        let mine = jobs / CLIENTS + usize::from(client < jobs % CLIENTS);
+        clients.spawn(async move {
+            for _ in 0..mine {
+                let mut tx = db.begin().await?;
+                tx.enqueue(BenchNoop {}).await?;
+                tx.commit().await?;
+            }
+            Ok::<_, oncommit::Error>(())
+        });
+    }
+    while let Some(done) = clients.join_next().await {
+        done??;
+    }
+    Ok(started.elapsed())
+}
+
+/// The raw-SQL limit: each client claims 100 available jobs and completes them in one
+/// transaction, until none are left.
+async fn baseline(db: &Db) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let db = db.clone();
+        clients.spawn(async move {
+            loop {
+                let mut conn = db.acquire().await?;
+                let claimed: Vec<i64> = match conn.conn() {
+                    oncommit::Conn::Postgres(c) => {
+                        sqlx::raw_sql("BEGIN").execute(&mut *c).await?;
+                        let ids: Vec<i64> = sqlx::query_scalar(
+                            "UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1 \
+                             WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs WHERE state = 'available' AND queue = $1 \
+                                 ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING id",
+                        )
+                        .bind(QUEUE)
+                        .bind(BATCH)
+                        .fetch_all(&mut *c)
+                        .await?;
+                        sqlx::query("UPDATE oncommit.jobs SET state = 'completed', finished_at = now() WHERE id = ANY($1)")
+                            .bind(&ids)
+                            .execute(&mut *c)
+                            .await?;
+                        sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
+                        ids
+                    }
+                    oncommit::Conn::Sqlite(c) => {
+                        sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *c).await?;
+                        let ids: Vec<i64> = sqlx::query_scalar(
+                            "UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1 \
+                             WHERE id IN (SELECT id FROM oncommit_jobs WHERE state = 'available' AND queue = $1 \
+                                 ORDER BY priority, run_at, id LIMIT $2) RETURNING id",
+                        )
+                        .bind(QUEUE)
+                        .bind(BATCH)
+                        .fetch_all(&mut *c)
+                        .await?;
+                        sqlx::query("UPDATE oncommit_jobs SET state = 'completed' WHERE id IN (SELECT value FROM json_each($1))")
+                            .bind(serde_json::to_string(&ids)?)
+                            .execute(&mut *c)
+                            .await?;
+                        sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
+                        ids
+                    }
+                };
+                if claimed.is_empty() {
+                    return Ok::<_, anyhow::Error>(());
+                }
+            }
+        });
+    }
+    while let Some(done) = clients.join_next().await {
+        done??;
+    }
+    Ok(started.elapsed())
+}
+
+fn bench_worker(db: &Db) -> Worker {
+    Worker::new(db.clone())
+        .register::<BenchNoop>()
+        .register::<BenchProbe>()
+        .queue(QUEUE, 256)
+        .batch_size(100)
+        .poll_interval(Duration::from_millis(100))
+}
+
+/// Runs a worker until every job of the bench queue is completed.
+async fn end_to_end(db: &Db, jobs: usize) -> anyhow::Result<Duration> {
+    use std::sync::atomic::Ordering;
+    NOOP_RUNS.store(0, Ordering::Relaxed);
+    let (stop, shutdown) = Shutdown::new();
+    let started = Instant::now();
+    let worker = tokio::spawn(bench_worker(db).run(shutdown));
+    while NOOP_RUNS.load(Ordering::Relaxed) < jobs {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Every task ran; the time stops when the last completion is recorded.
+    while completed(db).await? < jobs {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let took = started.elapsed();
+    stop.trigger();
+    worker.await??;
+    Ok(took)
+}
+
+async fn completed(db: &Db) -> anyhow::Result<usize> {
+    let counts = db.job_counts().await?;
+    let done = counts.iter().filter(|c| c.queue == QUEUE && c.state == oncommit::JobState::Completed).map(|c| c.count);
+    Ok(usize::try_from(done.sum::<i64>()).unwrap_or(0))
+}
+
+/// Commits one probe job at a time and measures until its task starts.
+async fn latency(db: &Db, samples: usize) -> anyhow::Result<(f64, f64)> {
+    let (sender, mut started) = mpsc::unbounded_channel();
+    *PROBES.lock().expect("not poisoned") = Some(sender);
+    let (stop, shutdown) = Shutdown::new();
+    let worker = tokio::spawn(bench_worker(db).poll_interval(Duration::from_secs(10)).run(shutdown));
+    // Let the worker reach its first wait.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut latencies = Vec::with_capacity(samples);
+    for seq in 0..samples as u64 {
+        let mut tx = db.begin().await?;
+        tx.enqueue(BenchProbe { seq }).await?;
+        tx.commit().await?;
+        let committed = Instant::now();
+        let (got, at) = started.recv().await.ok_or_else(|| anyhow::anyhow!("probe channel closed"))?;
+        anyhow::ensure!(got == seq, "probe {got} arrived instead of {seq}");
+        latencies.push(at.saturating_duration_since(committed).as_secs_f64() * 1000.0);
+    }
+    stop.trigger();
+    worker.await??;
+    *PROBES.lock().expect("not poisoned") = None;
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    Ok((pct(0.50), pct(0.99)))
+}
