@@ -12,13 +12,25 @@ use crate::queries::{self, Transition};
 /// The most state changes written in one statement.
 const MAX_BATCH: usize = 1000;
 
+/// Batches written at once: while one waits on its round trip the next is already going, so
+/// the database is kept busy. Each job has one pending change, so their order is free.
+const IN_FLIGHT: usize = 4;
+
 /// Writes the transitions sent on `rx` until every sender is gone.
 pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Transition>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        write(&db, &batch).await;
-        batch.clear();
+    let mut writes = tokio::task::JoinSet::new();
+    loop {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
+        while writes.len() >= IN_FLIGHT {
+            writes.join_next().await;
+        }
+        let db = db.clone();
+        writes.spawn(async move { write(&db, &batch).await });
     }
+    while writes.join_next().await.is_some() {}
 }
 
 /// Writes one batch, retrying through brief outages. A batch that still cannot be written
