@@ -97,6 +97,13 @@ pub struct AttemptError {
     pub error: String,
 }
 
+impl AttemptError {
+    /// When the attempt failed.
+    pub fn at_time(&self) -> DateTime<Utc> {
+        from_millis(self.at)
+    }
+}
+
 /// A job row, as listed by `oncommit jobs` and the dashboard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Job {

@@ -189,6 +189,12 @@ impl Worker {
         self
     }
 
+    /// How often the leader prunes finished jobs past their retention (default 1 min).
+    pub fn prune_interval(mut self, interval: Duration) -> Self {
+        self.config.prune_interval = interval;
+        self
+    }
+
     /// Adds a periodic job, enqueued once per period by the elected leader.
     pub fn periodic(mut self, periodic: Periodic) -> Self {
         self.periodic.push(periodic);

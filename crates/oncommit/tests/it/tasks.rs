@@ -73,6 +73,20 @@ impl Task for Flaky {
     }
 }
 
+/// Asks to be retried after a set delay on its first attempt.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Later;
+
+impl Task for Later {
+    const NAME: &'static str = "later";
+    async fn run(self, cx: &mut TaskContext) -> Result<(), TaskError> {
+        if cx.attempt() == 1 {
+            return Err(TaskError::retry_after(Duration::from_millis(300), "the mail server said later"));
+        }
+        record(cx, "later".into()).await
+    }
+}
+
 /// Panics.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Panics;
@@ -155,6 +169,7 @@ pub(crate) fn worker(db: &Db) -> Worker {
         .register::<Hangs>()
         .register::<Moody>()
         .register::<Gated>()
+        .register::<Later>()
         .poll_interval(Duration::from_millis(50))
 }
 

@@ -7,7 +7,7 @@ use oncommit::{Cancelled, Db, EnqueueOptions, JobFilter, JobState, Periodic, Wor
 use oncommit_testing::backend_test;
 
 use super::tasks::{
-    Echo, Flaky, Gated, Hangs, Moody, Panics, create_runs, gate, runs, start, wait_for, wait_until, worker,
+    Echo, Flaky, Gated, Hangs, Later, Moody, Panics, create_runs, gate, runs, start, wait_for, wait_until, worker,
 };
 
 fn echo(key: &str) -> Echo {
@@ -52,7 +52,7 @@ backend_test!(async fn panics_timeouts_unknown_tasks_and_bad_payloads_fail_jobs_
     let expect = [
         (panics, "task panicked: the task blew up"),
         (hangs, "timed out after 100ms"),
-        (unknown, "unknown task `no_such_task`: this worker runs echo, flaky, gated, hangs, moody, panics"),
+        (unknown, "unknown task `no_such_task`: this worker runs echo, flaky, gated, hangs, later, moody, panics"),
         (bad, "cannot decode the args of `echo`: missing field `key`"),
     ];
     for (id, message) in expect {
@@ -223,3 +223,83 @@ fn assert_worker_is_send(db: Db) {
     fn is_send<T: Send>(_: T) {}
     is_send(Worker::new(db).run(oncommit::Shutdown::new().1));
 }
+
+backend_test!(async fn each_queue_runs_at_most_its_concurrency(t) {
+    create_runs(&t.db).await;
+    let key = format!("concurrency-{}", t.backend());
+    let opts = || EnqueueOptions::new().queue("narrow");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 1 }, opts()).await.unwrap());
+    }
+    let other = t.db.enqueue(echo("other queue")).await.unwrap();
+    let w = start(worker(&t.db).queue("narrow", 2).queue("default", 1));
+    // The other queue is not held up by the narrow one.
+    wait_for(&t.db, other, JobState::Completed).await;
+    let running = |jobs: Vec<oncommit::Job>| jobs.iter().filter(|j| j.state == JobState::Running).count();
+    let filter = JobFilter { queue: Some("narrow".into()), ..JobFilter::default() };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running(t.db.jobs(&filter).await.unwrap()) < 2 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Two run, three wait; each release lets one finish and the next start, never more
+    // than two at once.
+    let completed = |jobs: Vec<oncommit::Job>| jobs.iter().filter(|j| j.state == JobState::Completed).count();
+    for released in 1..=5 {
+        gate(&key).notify_one();
+        loop {
+            let jobs = t.db.jobs(&filter).await.unwrap();
+            assert!(running(jobs.clone()) <= 2, "{jobs:?}");
+            if completed(jobs) >= released {
+                break;
+            }
+            assert!(Instant::now() < deadline);
+            tokio::task::yield_now().await;
+        }
+    }
+    for id in &ids {
+        wait_for(&t.db, *id, JobState::Completed).await;
+    }
+    w.stop().await;
+});
+
+backend_test!(async fn retry_after_waits_the_delay_the_task_asked_for(t) {
+    create_runs(&t.db).await;
+    let id = t.db.enqueue(Later).await.unwrap();
+    let w = start(worker(&t.db));
+    let waiting = wait_for(&t.db, id, JobState::Retryable).await;
+    assert_eq!(waiting.errors[0].error, "the mail server said later");
+    let job = wait_for(&t.db, id, JobState::Completed).await;
+    let waited = job.attempted_at.unwrap() - waiting.errors[0].at_time();
+    assert!(waited >= chrono::Duration::milliseconds(290), "{waited:?}");
+    w.stop().await;
+});
+
+backend_test!(async fn finished_jobs_are_pruned_after_their_retention(t) {
+    create_runs(&t.db).await;
+    let done = t.db.enqueue(echo("old")).await.unwrap();
+    let keep = t.db.enqueue(Flaky { failures: 99 }).await.unwrap();
+    let retention = oncommit::Retention { completed: Duration::ZERO, discarded: Duration::from_secs(3600) };
+    let w = start(worker(&t.db).retention(retention).prune_interval(Duration::from_millis(50)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.db.job(done).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the completed job was never pruned");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A failed job is kept for its longer retention.
+    wait_for(&t.db, keep, JobState::Failed).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(t.db.job(keep).await.unwrap().is_some());
+    w.stop().await;
+});
+
+backend_test!(async fn a_poll_only_worker_still_finds_work(t) {
+    create_runs(&t.db).await;
+    let w = start(worker(&t.db).poll_only().poll_interval(Duration::from_millis(30)));
+    // Enqueued from another pool: no in-process wake-up reaches the worker on PostgreSQL.
+    let other = Db::connect(&t.url).await.unwrap();
+    let id = other.enqueue(echo("polled")).await.unwrap();
+    wait_for(&t.db, id, JobState::Completed).await;
+    w.stop().await;
+});
