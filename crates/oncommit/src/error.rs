@@ -182,6 +182,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A cron pattern could not be parsed.
+    #[error("invalid cron schedule `{pattern}`: {reason}")]
+    InvalidSchedule {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// This worker no longer holds the job: its lease expired and it went back to the
     /// queue (or to another worker). Nothing the attempt did in its completing transaction
     /// was committed.

@@ -1,8 +1,10 @@
-//! [`Periodic`]: jobs enqueued on a fixed period by the elected leader, exactly once per
-//! period across all workers.
+//! [`Periodic`]: jobs enqueued on a fixed period or a cron schedule by the elected leader,
+//! exactly once per period (or cron occurrence) across all workers.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use crate::db::Db;
 use crate::enqueue::EnqueueOptions;
@@ -12,8 +14,18 @@ use crate::task::Task;
 
 type MakeArgs = Arc<dyn Fn() -> Result<serde_json::Value> + Send + Sync>;
 
-/// A job to enqueue every `period`, aligned to the Unix epoch (an hourly job runs at the top
-/// of each hour).
+/// An occurrence older than this when the leader looks is skipped, as cron skips runs
+/// missed while it was down: a deploy at 10:00 does not run the 03:00 job.
+const CRON_GRACE: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+enum Schedule {
+    Every(Duration),
+    Cron(Arc<croner::Cron>),
+}
+
+/// A job to enqueue every `period` (aligned to the Unix epoch: an hourly job runs at the top
+/// of each hour), or on a cron schedule (UTC).
 ///
 /// ```
 /// use std::time::Duration;
@@ -21,12 +33,15 @@ type MakeArgs = Arc<dyn Fn() -> Result<serde_json::Value> + Send + Sync>;
 /// # impl oncommit::Task for Cleanup { const NAME: &'static str = "cleanup";
 /// #   async fn run(self, _: &mut oncommit::TaskContext) -> Result<(), oncommit::TaskError> { Ok(()) } }
 /// let hourly = oncommit::Periodic::every("hourly-cleanup", Duration::from_secs(3600), || Cleanup);
+/// let nightly = oncommit::Periodic::cron("nightly-cleanup", "0 3 * * *", || Cleanup)?;
+/// assert!(oncommit::Periodic::cron("bad", "every tuesday", || Cleanup).is_err());
+/// # Ok::<(), oncommit::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Periodic {
     /// Names the schedule; the per-period claim is kept under it.
     name: String,
-    period: Duration,
+    schedule: Schedule,
     task: &'static str,
     make_args: MakeArgs,
     options: EnqueueOptions,
@@ -34,9 +49,13 @@ pub struct Periodic {
 
 impl std::fmt::Debug for Periodic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let schedule = match &self.schedule {
+            Schedule::Every(d) => format!("every {d:?}"),
+            Schedule::Cron(c) => format!("cron {}", c.as_str()),
+        };
         f.debug_struct("Periodic")
             .field("name", &self.name)
-            .field("period", &self.period)
+            .field("schedule", &schedule)
             .field("task", &self.task)
             .finish()
     }
@@ -49,6 +68,25 @@ impl Periodic {
         period: Duration,
         make: impl Fn() -> T + Send + Sync + 'static,
     ) -> Self {
+        Periodic::new(name, Schedule::Every(period.max(Duration::from_millis(1))), make)
+    }
+
+    /// Enqueues the task `make()` returns at each occurrence of a cron pattern, in UTC
+    /// (five fields, or six with seconds first: `"0 3 * * *"` is 03:00 every day).
+    pub fn cron<T: Task>(
+        name: impl Into<String>,
+        pattern: &str,
+        make: impl Fn() -> T + Send + Sync + 'static,
+    ) -> Result<Self> {
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build()
+            .parse(pattern)
+            .map_err(|e| crate::Error::InvalidSchedule { pattern: pattern.to_owned(), reason: e.to_string() })?;
+        Ok(Periodic::new(name, Schedule::Cron(Arc::new(cron)), make))
+    }
+
+    fn new<T: Task>(name: impl Into<String>, schedule: Schedule, make: impl Fn() -> T + Send + Sync + 'static) -> Self {
         let make_args: MakeArgs = Arc::new(move || {
             serde_json::to_value(make())
                 .map_err(|e| crate::Error::InvalidArgs { task: T::NAME.to_owned(), reason: e.to_string() })
@@ -56,7 +94,7 @@ impl Periodic {
         let defaults = T::options();
         Periodic {
             name: name.into(),
-            period: period.max(Duration::from_millis(1)),
+            schedule,
             task: T::NAME,
             make_args,
             options: EnqueueOptions::new().queue(defaults.queue).priority(defaults.priority),
@@ -69,21 +107,46 @@ impl Periodic {
         self
     }
 
-    fn period_ms(&self) -> i64 {
-        i64::try_from(self.period.as_millis()).unwrap_or(i64::MAX)
+    /// The key of the period (or cron occurrence) to enqueue now, if any: for a fixed period
+    /// its number since the epoch; for cron, the latest occurrence's time in milliseconds,
+    /// unless it is older than the grace period.
+    fn due(&self, now: DateTime<Utc>) -> Option<i64> {
+        match &self.schedule {
+            Schedule::Every(period) => Some(now.timestamp_millis() / millis(*period)),
+            Schedule::Cron(cron) => {
+                let at = cron.find_previous_occurrence(&now, true).ok()?;
+                let age = (now - at).to_std().unwrap_or_default();
+                (age <= CRON_GRACE).then(|| at.timestamp_millis())
+            }
+        }
     }
 
-    /// The number of the period we are in.
-    fn current(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis() / self.period_ms()
+    /// How long until the next period or occurrence starts.
+    fn next_in(&self, now: DateTime<Utc>) -> Duration {
+        match &self.schedule {
+            Schedule::Every(period) => {
+                let ms = millis(*period);
+                Duration::from_millis(u64::try_from(ms - now.timestamp_millis().rem_euclid(ms)).unwrap_or(0))
+            }
+            Schedule::Cron(cron) => cron
+                .find_next_occurrence(&now, false)
+                .ok()
+                .and_then(|next| (next - now).to_std().ok())
+                .unwrap_or(Duration::from_secs(60)),
+        }
     }
 }
 
-/// Enqueues each periodic job whose current period has not been claimed yet. The claim
-/// and the job commit together.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+/// Enqueues each periodic job whose current period (or occurrence) has not been claimed
+/// yet. The claim and the job commit together.
 pub(crate) async fn enqueue_due(db: &Db, periodic: &[Periodic]) -> Result<()> {
+    let now = Utc::now();
     for p in periodic {
-        let period = p.current();
+        let Some(period) = p.due(now) else { continue };
         let args = (p.make_args)()?;
         // The guard form: an async closure here would make the worker's future fail the
         // compiler's Send check (a limitation of today's rustc, see docs/transactions.md).
@@ -98,13 +161,42 @@ pub(crate) async fn enqueue_due(db: &Db, periodic: &[Periodic]) -> Result<()> {
 
 /// How long until the next period starts for any of them.
 pub(crate) fn next_in(periodic: &[Periodic]) -> Duration {
-    let now = chrono::Utc::now().timestamp_millis();
-    periodic
-        .iter()
-        .map(|p| {
-            let ms = p.period_ms();
-            Duration::from_millis(u64::try_from(ms - now.rem_euclid(ms)).unwrap_or(0))
-        })
-        .min()
-        .unwrap_or(Duration::from_secs(1))
+    let now = Utc::now();
+    periodic.iter().map(|p| p.next_in(now)).min().unwrap_or(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Nothing;
+
+    impl Task for Nothing {
+        const NAME: &'static str = "nothing";
+        async fn run(self, _: &mut crate::TaskContext) -> Result<(), crate::TaskError> {
+            Ok(())
+        }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("a valid time")
+    }
+
+    #[test]
+    fn cron_occurrences_are_keyed_by_time_and_stale_ones_are_skipped() {
+        let daily = Periodic::cron("daily", "0 3 * * *", || Nothing).expect("valid");
+        let three = at("2026-11-22T03:00:00Z");
+        assert_eq!(daily.due(at("2026-11-22T03:00:30Z")), Some(three.timestamp_millis()));
+        // At 10:00 the 03:00 run is long gone: skipped, as cron would.
+        assert_eq!(daily.due(at("2026-11-22T10:00:00Z")), None);
+        assert_eq!(daily.next_in(at("2026-11-22T02:59:00Z")), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn fixed_periods_are_numbered_from_the_epoch() {
+        let hourly = Periodic::every("hourly", Duration::from_secs(3600), || Nothing);
+        assert_eq!(hourly.due(at("1970-01-01T05:30:00Z")), Some(5));
+        assert_eq!(hourly.next_in(at("1970-01-01T05:30:00Z")), Duration::from_secs(1800));
+    }
 }

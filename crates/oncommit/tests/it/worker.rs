@@ -303,3 +303,23 @@ backend_test!(async fn a_poll_only_worker_still_finds_work(t) {
     wait_for(&t.db, id, JobState::Completed).await;
     w.stop().await;
 });
+
+backend_test!(async fn cron_jobs_are_enqueued_once_per_occurrence_even_with_two_leaders(t) {
+    create_runs(&t.db).await;
+    let every_second = || Periodic::cron("every-second", "* * * * * *", || Echo { key: "cron".into() }).unwrap();
+    let make = |db: &Db| worker(db).periodic(every_second()).poll_interval(Duration::from_millis(20));
+    let started = Instant::now();
+    let (a, b) = (start(make(&t.db)), start(make(&t.db)));
+    loop {
+        if t.db.jobs(&JobFilter::default()).await.unwrap().len() >= 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "cron jobs never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+    let jobs = t.db.jobs(&JobFilter::default()).await.unwrap();
+    let seconds = started.elapsed().as_secs() as usize + 2;
+    assert!(jobs.len() <= seconds, "{} jobs in {:?}: an occurrence was enqueued twice", jobs.len(), started.elapsed());
+});
