@@ -45,5 +45,5 @@ pub use retry::Retry;
 pub use retry_policy::RetryPolicy;
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use task::{Task, TaskContext, TaskError, TaskOptions};
-pub use transaction::{Committed, Isolation, Tx, TxBuilder};
+pub use transaction::{Committed, Isolation, ScopeMarker, Tx, TxBuilder};
 pub use worker::{Retention, Worker};

@@ -1,6 +1,8 @@
 //! [`TxBuilder`]: the options of an outermost transaction, and the retry loop.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::AssertSqlSafe;
@@ -50,14 +52,47 @@ pub struct Committed<T> {
 }
 
 tokio::task_local! {
-    /// The pools on which the current task runs a transaction closure; lets a `durable`
-    /// scope notice it would not be the outermost transaction of its task.
-    static OPEN_SCOPES: Vec<usize>;
+    /// The pools on which the current task runs a transaction scope, each with a flag that
+    /// says whether that scope's transaction is open (a web request opens its own lazily).
+    /// Lets a `durable` scope notice it would not be the outermost transaction of its task,
+    /// and `Db::enqueue` notice it would race the open transaction.
+    static OPEN_SCOPES: Vec<(usize, Arc<AtomicBool>)>;
 }
 
-/// Whether the current task runs a transaction closure on `db`.
+/// Marks a future as running inside a transaction scope of one [`Db`], for integrations
+/// that hold a transaction on behalf of a whole unit of work (a web request) and open it
+/// lazily: once [`ScopeMarker::set_open`] says it is open, `db.enqueue` is refused and
+/// `durable` scopes refuse to run in that future, as inside a transaction closure.
+#[derive(Debug, Clone)]
+pub struct ScopeMarker {
+    db: usize,
+    open: Arc<AtomicBool>,
+}
+
+impl ScopeMarker {
+    /// A marker for `db`, closed until [`ScopeMarker::set_open`].
+    pub fn new(db: &Db) -> ScopeMarker {
+        ScopeMarker { db: db.id(), open: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Says whether the scope's transaction is open now.
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::Relaxed);
+    }
+
+    /// Runs `fut` inside the scope.
+    pub async fn run<F: Future>(&self, fut: F) -> F::Output {
+        let mut scopes = OPEN_SCOPES.try_with(Clone::clone).unwrap_or_default();
+        scopes.push((self.db, self.open.clone()));
+        OPEN_SCOPES.scope(scopes, fut).await
+    }
+}
+
+/// Whether the current task runs an open transaction scope on `db`.
 pub(crate) fn in_scope_of(db: &Db) -> bool {
-    OPEN_SCOPES.try_with(|ids| ids.contains(&db.id())).unwrap_or(false)
+    OPEN_SCOPES
+        .try_with(|scopes| scopes.iter().any(|(id, open)| *id == db.id() && open.load(Ordering::Relaxed)))
+        .unwrap_or(false)
 }
 
 /// Options for an outermost transaction, made by [`Db::transaction`].
@@ -194,9 +229,9 @@ impl<'d> TxBuilder<'d> {
         F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
     {
         let mut tx = self.begin_attempt(attempt).await?;
-        let mut scopes = OPEN_SCOPES.try_with(Clone::clone).unwrap_or_default();
-        scopes.push(self.db.id());
-        match OPEN_SCOPES.scope(scopes, f(&mut tx)).await {
+        let marker = ScopeMarker::new(self.db);
+        marker.set_open(true);
+        match marker.run(f(&mut tx)).await {
             Ok(value) => {
                 tx.commit().await?;
                 Ok(value)
@@ -211,8 +246,7 @@ impl<'d> TxBuilder<'d> {
     }
 
     fn check_durable(&self) -> Result<()> {
-        let nested = OPEN_SCOPES.try_with(|ids| ids.contains(&self.db.id())).unwrap_or(false);
-        if self.durable && nested { Err(Error::DurableNested) } else { Ok(()) }
+        if self.durable && in_scope_of(self.db) { Err(Error::DurableNested) } else { Ok(()) }
     }
 
     async fn begin_attempt(&self, attempt: u32) -> Result<Tx<'static>> {

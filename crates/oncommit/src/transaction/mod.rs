@@ -4,5 +4,5 @@ mod builder;
 mod tx;
 
 pub(crate) use builder::in_scope_of;
-pub use builder::{Committed, Isolation, TxBuilder};
+pub use builder::{Committed, Isolation, ScopeMarker, TxBuilder};
 pub use tx::Tx;
