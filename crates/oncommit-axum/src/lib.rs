@@ -6,6 +6,7 @@
 //!   request that failed on a serialization failure or deadlock can be re-run whole.
 //! - [`RequestTx`] (`request_tx`): the extractor for the request's transaction, begun on
 //!   first use with the route's options ([`isolation`], [`non_atomic`]).
+//! - [`dashboard`]: the page, JSON API and Prometheus metrics, as a router to nest.
 //! - [`Error`] (`error`): a handler error that becomes an honest status (409 for conflicts,
 //!   503 for a lost connection) and marks the request for re-running when that can help.
 //!
@@ -27,6 +28,7 @@
 //! # }
 //! ```
 
+pub mod dashboard;
 mod error;
 mod layer;
 mod request_tx;

@@ -18,6 +18,15 @@ pub(crate) struct Args {
 pub(crate) enum Command {
     /// Create or upgrade oncommit's tables and the demo application's (idempotent).
     Migrate,
+    /// Serve the seed application, the dashboard (/dashboard) and an embedded worker.
+    Serve {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        addr: String,
+        /// Do not run a worker in this process.
+        #[arg(long)]
+        no_worker: bool,
+    },
     /// Run jobs until Ctrl-C or SIGTERM (then finish running jobs, release the rest).
     Worker(WorkerArgs),
     /// Enqueue a job by task name (autocommit); prints its id.

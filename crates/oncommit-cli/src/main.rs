@@ -4,6 +4,7 @@ mod admin;
 mod args;
 mod bench;
 mod demo;
+mod serve;
 mod worker;
 
 use clap::Parser;
@@ -34,6 +35,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     oncommit_demo::schema::migrate(&db).await?;
     match args.command {
         Command::Migrate => tracing::info!(url = db.url(), "migrations applied"),
+        Command::Serve { addr, no_worker } => serve::run(&db, &addr, no_worker).await?,
         Command::Worker(a) => worker::run(&db, a).await?,
         Command::Enqueue(a) => admin::enqueue(&db, a).await?,
         Command::Jobs { state, queue, limit, json } => {

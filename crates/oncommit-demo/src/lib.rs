@@ -7,6 +7,7 @@
 //! - [`isolation`]: seed 004 — lost update and write skew under each isolation level.
 //! - [`tasks`]: the application's background tasks (`do_stuff`, `record`, `sleep`, `fail`, `noop`).
 //! - [`race`]: seed 000 — a job dispatched before its data commits finds nothing.
+//! - [`web`]: the application over HTTP (`oncommit serve`), with the dashboard.
 
 pub mod deadlock;
 pub mod isolation;
@@ -15,3 +16,4 @@ pub mod schema;
 pub mod select_for_update;
 mod session;
 pub mod tasks;
+pub mod web;

@@ -24,20 +24,20 @@ pub async fn migrate(db: &Db) -> oncommit::Result<()> {
 }
 
 /// Replaces the socks with `(id, colour)` pairs, each with `pairs = 0`.
+///
+/// The guard form, not a closure: web handlers call this, and their futures must be Send,
+/// which a closure borrowing `socks` defeats today (see docs/transactions.md).
 pub async fn reset_socks(db: &Db, socks: &[(i64, &str)]) -> oncommit::Result<()> {
-    let socks: Vec<(i64, String)> = socks.iter().map(|(id, c)| (*id, (*c).to_owned())).collect();
-    db.atomic(async |tx| {
-        oncommit::with_conn!(tx.conn(), c => {
-            sqlx::query("DELETE FROM socks").execute(&mut *c).await?;
-            for (id, colour) in &socks {
-                sqlx::query("INSERT INTO socks (id, id_a, id_b, colour) VALUES ($1, $1, $1, $2)")
-                    .bind(id)
-                    .bind(colour)
-                    .execute(&mut *c)
-                    .await?;
-            }
-        });
-        Ok(())
-    })
-    .await
+    let mut tx = db.begin().await?;
+    oncommit::with_conn!(tx.conn(), c => {
+        sqlx::query("DELETE FROM socks").execute(&mut *c).await?;
+        for (id, colour) in socks {
+            sqlx::query("INSERT INTO socks (id, id_a, id_b, colour) VALUES ($1, $1, $1, $2)")
+                .bind(id)
+                .bind(*colour)
+                .execute(&mut *c)
+                .await?;
+        }
+    });
+    tx.commit().await
 }

@@ -77,6 +77,12 @@ impl Db {
         queries::job_delete(self, id).await
     }
 
+    /// Jobs completed per minute over the last `minutes`, oldest first, as
+    /// `(minute since the Unix epoch, count)`; minutes without completions are left out.
+    pub async fn throughput(&self, minutes: i64) -> Result<Vec<(i64, i64)>> {
+        queries::job_throughput(self, minutes).await
+    }
+
     /// The workers that reported recently.
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
         queries::worker_list(self).await

@@ -21,6 +21,7 @@ pub mod guide;
 mod hooks;
 mod job;
 mod lock;
+pub mod metrics;
 pub mod migrate;
 mod periodic;
 mod queries;

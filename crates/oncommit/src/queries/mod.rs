@@ -355,3 +355,30 @@ pub(crate) async fn periodic_claim(conn: Conn<'_>, name: &str, period: i64) -> R
     };
     Ok(claimed.is_some())
 }
+
+/// Jobs completed per minute over the last `minutes`: `(minute since the epoch, count)`.
+pub(crate) async fn job_throughput(db: &Db, minutes: i64) -> Result<Vec<(i64, i64)>> {
+    Ok(match db.pool() {
+        Pool::Postgres(p) => {
+            sqlx::query_as(
+                "SELECT (extract(epoch FROM finished_at) / 60)::int8 AS minute, count(*) FROM oncommit.jobs \
+                 WHERE state = 'completed' AND finished_at > now() - make_interval(mins => $1::int4) \
+                 GROUP BY 1 ORDER BY 1",
+            )
+            .bind(minutes)
+            .fetch_all(p)
+            .await?
+        }
+        Pool::Sqlite(p) => {
+            sqlx::query_as(concat!(
+                "SELECT finished_at / 60000 AS minute, count(*) FROM oncommit_jobs \
+                 WHERE state = 'completed' AND finished_at > ",
+                sqlite_now_ms!(),
+                " - $1 * 60000 GROUP BY 1 ORDER BY 1"
+            ))
+            .bind(minutes)
+            .fetch_all(p)
+            .await?
+        }
+    })
+}

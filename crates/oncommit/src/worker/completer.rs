@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::db::Db;
+use crate::metrics::METRICS;
 use crate::queries::{self, Transition};
 
 /// The most state changes written in one statement.
@@ -39,7 +40,10 @@ pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Transition>) {
 async fn write(db: &Db, batch: &[Transition]) {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=6 {
-        match queries::job_set_state_if_running_many(db, batch).await {
+        let started = std::time::Instant::now();
+        let written = queries::job_set_state_if_running_many(db, batch).await;
+        METRICS.complete.observe(started.elapsed());
+        match written {
             Ok(changed) => {
                 if changed.len() < batch.len() {
                     tracing::warn!(

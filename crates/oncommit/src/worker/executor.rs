@@ -12,6 +12,7 @@ use chrono::Utc;
 use super::registry::Registry;
 use crate::db::Db;
 use crate::job::{Job, JobState};
+use crate::metrics::METRICS;
 use crate::queries::Transition;
 use crate::retry_policy::RetryPolicy;
 use crate::task::{TaskContext, TaskError};
@@ -87,7 +88,10 @@ pub(crate) async fn execute(job: Job, registry: &Registry, db: &Db, running: &Ru
         }
     });
     running.insert(outcome.id, child.abort_handle());
+    let started = std::time::Instant::now();
     let joined = child.await;
+    METRICS.run.observe(started.elapsed());
+    METRICS.finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let stop = running.remove(outcome.id);
     Some(match joined {
         Ok(Ok((Ok(()), completed_in_tx))) => {

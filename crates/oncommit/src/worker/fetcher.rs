@@ -9,6 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::Shared;
 use super::executor;
 use crate::job::Job;
+use crate::metrics::METRICS;
 use crate::queries;
 use crate::shutdown::Shutdown;
 
@@ -40,7 +41,10 @@ pub(crate) async fn run(
         // Seen before claiming, so a wake during the claim is not missed.
         wake.borrow_and_update();
         let limit = i64::try_from(permits.num_permits()).unwrap_or(1);
-        let jobs = match queries::job_claim(&shared.db, &queue, limit, &shared.id, shared.config.lease).await {
+        let started = std::time::Instant::now();
+        let claimed = queries::job_claim(&shared.db, &queue, limit, &shared.id, shared.config.lease).await;
+        METRICS.claim.observe(started.elapsed());
+        let jobs = match claimed {
             Ok(jobs) => jobs,
             Err(err) => {
                 tracing::warn!(queue, error = %err, "claiming jobs failed; retrying after the poll interval");
@@ -61,6 +65,7 @@ pub(crate) async fn run(
             }
             continue;
         }
+        METRICS.claimed.fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for job in jobs {
             let permit = permits.split(1).expect("no more jobs are claimed than slots are held");
             tokio::spawn(run_job(shared.clone(), job, permit));

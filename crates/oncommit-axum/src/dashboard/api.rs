@@ -1,0 +1,113 @@
+//! The dashboard's JSON API.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use oncommit::{Cancelled, JobFilter, JobId, JobState};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::DashboardState;
+use crate::error::Error;
+
+type ApiResult = Result<Json<Value>, Error>;
+
+/// Counts per queue and state: `{"queues": {"default": {"available": 3, …}}, "total": {…}}`.
+pub(super) async fn stats(State(s): State<DashboardState>) -> ApiResult {
+    let counts = s.db.job_counts().await?;
+    let zero = || JobState::ALL.iter().map(|st| (st.as_str(), 0_i64)).collect::<BTreeMap<_, _>>();
+    let mut total = zero();
+    let mut queues: BTreeMap<String, BTreeMap<&str, i64>> = BTreeMap::new();
+    for c in &counts {
+        *total.entry(c.state.as_str()).or_default() += c.count;
+        *queues.entry(c.queue.clone()).or_insert_with(zero).entry(c.state.as_str()).or_default() += c.count;
+    }
+    Ok(Json(json!({ "queues": queues, "total": total })))
+}
+
+/// Completed jobs per minute over the last hour: `{"minutes": [[minute, count], …]}`.
+pub(super) async fn throughput(State(s): State<DashboardState>) -> ApiResult {
+    Ok(Json(json!({ "minutes": s.db.throughput(60).await? })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct JobsQuery {
+    state: Option<String>,
+    queue: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The newest jobs, optionally of one state and queue.
+pub(super) async fn jobs(State(s): State<DashboardState>, Query(q): Query<JobsQuery>) -> ApiResult {
+    let state = match q.state.as_deref() {
+        Some(st) => Some(st.parse::<JobState>().map_err(|e| Error::new(StatusCode::BAD_REQUEST, e))?),
+        None => None,
+    };
+    let filter = JobFilter { state, queue: q.queue, limit: q.limit.unwrap_or(50).clamp(1, 500) };
+    Ok(Json(json!({ "jobs": s.db.jobs(&filter).await? })))
+}
+
+/// One job with its args, attempts, errors and timings.
+pub(super) async fn job(State(s): State<DashboardState>, Path(id): Path<i64>) -> ApiResult {
+    let job = s.db.job(JobId(id)).await?.ok_or_else(|| Error::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
+    Ok(Json(json!(job)))
+}
+
+/// The workers that reported recently.
+pub(super) async fn workers(State(s): State<DashboardState>) -> ApiResult {
+    Ok(Json(json!({ "workers": s.db.workers().await? })))
+}
+
+pub(super) async fn retry(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
+    authorize(&s, &headers)?;
+    if !s.db.retry_job(JobId(id)).await? {
+        return Err(Error::new(StatusCode::CONFLICT, format!("job {id} cannot be retried: missing or running")));
+    }
+    Ok(Json(json!({ "id": id, "retried": true })))
+}
+
+pub(super) async fn cancel(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
+    authorize(&s, &headers)?;
+    match s.db.cancel_job(JobId(id)).await? {
+        Cancelled::NotCancellable => Err(Error::new(StatusCode::CONFLICT, format!("job {id} cannot be cancelled"))),
+        outcome => Ok(Json(json!({ "id": id, "cancelled": outcome }))),
+    }
+}
+
+pub(super) async fn delete(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
+    authorize(&s, &headers)?;
+    if !s.db.delete_job(JobId(id)).await? {
+        return Err(Error::new(StatusCode::CONFLICT, format!("job {id} cannot be deleted: missing or running")));
+    }
+    Ok(Json(json!({ "id": id, "deleted": true })))
+}
+
+/// Mutations need the admin token in `Authorization: Bearer …`, and no foreign `Origin`.
+fn authorize(s: &DashboardState, headers: &HeaderMap) -> Result<(), Error> {
+    let Some(expected) = &s.config.admin_token else {
+        return Err(Error::new(StatusCode::FORBIDDEN, "actions are disabled: set ONCOMMIT_ADMIN_TOKEN"));
+    };
+    if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        let origin = origin.to_str().unwrap_or_default();
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if origin_host != host.to_str().unwrap_or_default() {
+            return Err(Error::new(StatusCode::FORBIDDEN, "cross-origin request refused"));
+        }
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Err(Error::new(StatusCode::UNAUTHORIZED, "a valid admin token is required"));
+    }
+    Ok(())
+}
+
+/// Compares without an early exit, so the time taken does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,27 @@
+//! `/metrics`: Prometheus text format, every series prefixed `oncommit_`.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::DashboardState;
+use crate::error::Error;
+
+/// Jobs by state and queue (from the database), workers, and this process's claim,
+/// completion and run-time histograms.
+pub(super) async fn metrics(State(s): State<DashboardState>) -> Result<impl IntoResponse, Error> {
+    let mut out = String::from("# HELP oncommit_jobs Jobs by queue and state.\n# TYPE oncommit_jobs gauge\n");
+    for c in s.db.job_counts().await? {
+        let queue = c.queue.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let _ = writeln!(out, "oncommit_jobs{{queue=\"{queue}\",state=\"{}\"}} {}", c.state, c.count);
+    }
+    let workers = s.db.workers().await?.len();
+    let _ = writeln!(
+        out,
+        "# HELP oncommit_workers Workers that reported recently.\n# TYPE oncommit_workers gauge\noncommit_workers {workers}"
+    );
+    out.push_str(&oncommit::metrics::METRICS.render());
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
