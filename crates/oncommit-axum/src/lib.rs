@@ -30,6 +30,9 @@
 
 pub mod dashboard;
 mod error;
+pub mod guide {
+    #![doc = include_str!("../../../docs/web.md")]
+}
 mod layer;
 mod request_tx;
 

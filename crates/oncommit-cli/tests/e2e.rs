@@ -1,0 +1,105 @@
+//! End to end: `oncommit serve` on a fresh SQLite file, driven over HTTP, its dashboard
+//! loaded in Debian's headless Chromium (through playwright-core, `tests/e2e/`), a retry
+//! clicked there, and a graceful stop.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oncommit::{EnqueueOptions, JobId, JobState};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// One HTTP/1.1 request on a fresh connection; returns the status and the body.
+fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "Debian's chromium is needed at {chromium}: scripts/test installs it");
+    let e2e = repo().join("tests/e2e");
+    assert!(e2e.join("node_modules/playwright-core").exists(), "run `npm ci --prefix tests/e2e` (scripts/test does)");
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_oncommit"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("DATABASE_URL", &url)
+        .env("ONCOMMIT_ADMIN_TOKEN", "e2e-token")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop)); // keep draining its stderr
+
+    // Over HTTP: the seed's view, three ways.
+    let (status, naive) = http(&addr, "POST", "/data/naive?name=naive");
+    assert_eq!(status, 200, "{naive}");
+    assert!(naive.contains("\"task_saw_missing_row\":true"), "{naive}");
+    for way in ["on_commit", "transactional"] {
+        let (status, body) = http(&addr, "POST", &format!("/data/{way}?name={way}"));
+        assert_eq!(status, 200, "{body}");
+    }
+    // A job that fails, with arguments that would be markup if the page parsed them.
+    let db = oncommit::Db::connect(&url).await.unwrap();
+    let args = serde_json::json!({ "message": "<img src=x onerror=alert(1)>" });
+    let id = db.enqueue_raw("fail", &args, EnqueueOptions::new().max_attempts(1)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.job(id).await.unwrap().unwrap().state != JobState::Failed {
+        assert!(Instant::now() < deadline, "the failing job never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // In the browser: the job appears, the retry button works.
+    let shot = repo().join("target/e2e-dashboard.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    let node = Command::new("node")
+        .arg(e2e.join("dashboard.mjs"))
+        .args([&format!("http://{addr}"), "e2e-token", &id.to_string(), shot.to_str().unwrap()])
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node is installed");
+    assert!(
+        node.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&node.stdout),
+        String::from_utf8_lossy(&node.stderr)
+    );
+    assert!(shot.exists());
+    // The retry ran the job again: attempt 2 (it fails again, being a `fail` task).
+    let job = loop {
+        let job = db.job(JobId(id.0)).await.unwrap().unwrap();
+        if job.attempt == 2 && job.state.is_finished() {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the retry clicked in the page never ran: {job:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(job.errors.len(), 2);
+
+    // SIGTERM: a graceful stop.
+    assert!(Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || serve.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+}

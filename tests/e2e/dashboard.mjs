@@ -1,0 +1,36 @@
+// Loads the dashboard in real headless Chromium, checks that a job appears (and that its
+// arguments are shown as text, never parsed as HTML), retries it through the page, and
+// takes a screenshot.
+//
+// usage: node dashboard.mjs <base-url> <admin-token> <job-id> <screenshot.png>
+import { chromium } from "playwright-core";
+
+const [base, token, jobId, screenshot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const dialogs = [];
+  page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
+  await page.goto(`${base}/dashboard`);
+  await page.fill("#token", token);
+  await page.dispatchEvent("#token", "change");
+
+  const row = page.locator(`#recent tr.job[data-id="${jobId}"]`);
+  await row.waitFor({ timeout: 20000 });
+  await page.locator(`#failures tr.job[data-id="${jobId}"]`).waitFor({ timeout: 20000 });
+  await row.click();
+  await page.locator("#action-retry").waitFor({ timeout: 10000 });
+  if (await page.locator("#detail img").count() !== 0 || dialogs.length) {
+    throw new Error("a job's arguments were parsed as HTML");
+  }
+  await page.screenshot({ path: screenshot, fullPage: true });
+  await page.locator("#action-retry").click();
+  await page.locator("#message.ok").waitFor({ timeout: 10000 });
+  console.log(JSON.stringify({ retried: Number(jobId) }));
+} finally {
+  await browser.close();
+}
