@@ -210,3 +210,50 @@ backend_test!(async fn routes_choose_their_isolation_level(t) {
     let (status, body) = call(router(&app, 1), "/serializable", None, "").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "serializable"));
 });
+
+/// Two SERIALIZABLE requests that each read the notes and then write one: SSI aborts one.
+async fn count_then_note(
+    State(barrier): State<Arc<tokio::sync::Barrier>>,
+    tx: RequestTx,
+    body: String,
+) -> Result<String, Error> {
+    let mut guard = tx.begin().await?;
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM notes").fetch_one(guard.postgres()?).await?;
+    drop(guard);
+    if tx.attempt() == 1 {
+        barrier.wait().await; // both have read before either writes
+    }
+    let mut guard = tx.begin().await?;
+    sqlx::query("INSERT INTO notes (name) VALUES ($1)")
+        .bind(format!("{body} saw {seen}"))
+        .execute(guard.postgres()?)
+        .await?;
+    Ok(format!("attempt {}", tx.attempt()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_serialization_failure_reruns_the_request() {
+    let t = oncommit_testing::TestDb::postgres().await;
+    setup(&t.db).await;
+    for (retries, expect_conflict) in [(1, true), (3, false)] {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let app = Router::new()
+            .route("/note", post(count_then_note).route_layer(isolation(Isolation::Serializable)))
+            .with_state(barrier)
+            .layer(AtomicRequestsLayer::new(t.db.clone()).retry(retries));
+        let (a, b) = tokio::join!(call(app.clone(), "/note", None, "a"), call(app, "/note", None, "b"));
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        if expect_conflict {
+            assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{a:?} {b:?}");
+        } else {
+            assert_eq!(statuses, [StatusCode::OK, StatusCode::OK], "{a:?} {b:?}");
+            let mut bodies = [a.1, b.1];
+            bodies.sort();
+            assert_eq!(bodies, ["attempt 1", "attempt 2"]);
+        }
+        let mut conn = t.db.acquire().await.unwrap();
+        sqlx::query("DELETE FROM notes").execute(conn.conn().postgres().unwrap()).await.unwrap();
+    }
+    t.finish().await;
+}
