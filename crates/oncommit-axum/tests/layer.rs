@@ -248,9 +248,12 @@ async fn a_real_serialization_failure_reruns_the_request() {
             assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{a:?} {b:?}");
         } else {
             assert_eq!(statuses, [StatusCode::OK, StatusCode::OK], "{a:?} {b:?}");
+            // One committed at once; the other was re-run (more than once if its re-run
+            // again overlapped the first's commit, as SSI may rightly decide).
             let mut bodies = [a.1, b.1];
             bodies.sort();
-            assert_eq!(bodies, ["attempt 1", "attempt 2"]);
+            assert_eq!(bodies[0], "attempt 1");
+            assert!(["attempt 2", "attempt 3"].contains(&bodies[1].as_str()), "{bodies:?}");
         }
         let mut conn = t.db.acquire().await.unwrap();
         sqlx::query("DELETE FROM notes").execute(conn.conn().postgres().unwrap()).await.unwrap();

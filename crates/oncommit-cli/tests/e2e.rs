@@ -7,9 +7,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use oncommit::{EnqueueOptions, JobId, JobState};
+use oncommit::{EnqueueOptions, JobState};
+use oncommit_testing::wait_for_job;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -65,11 +65,7 @@ async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
     let db = oncommit::Db::connect(&url).await.unwrap();
     let args = serde_json::json!({ "message": "<img src=x onerror=alert(1)>" });
     let id = db.enqueue_raw("fail", &args, EnqueueOptions::new().max_attempts(1)).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while db.job(id).await.unwrap().unwrap().state != JobState::Failed {
-        assert!(Instant::now() < deadline, "the failing job never failed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_job(&db, id, "failed", |job| job.state == JobState::Failed).await;
 
     // In the browser: the job appears, the retry button works.
     let shot = repo().join("target/e2e-dashboard.png");
@@ -88,14 +84,10 @@ async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
     );
     assert!(shot.exists());
     // The retry ran the job again: attempt 2 (it fails again, being a `fail` task).
-    let job = loop {
-        let job = db.job(JobId(id.0)).await.unwrap().unwrap();
-        if job.attempt == 2 && job.state.is_finished() {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "the retry clicked in the page never ran: {job:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let job = wait_for_job(&db, id, "run again after the retry clicked in the page", |job| {
+        job.attempt == 2 && job.state.is_finished()
+    })
+    .await;
     assert_eq!(job.errors.len(), 2);
 
     // SIGTERM: a graceful stop.

@@ -1,14 +1,14 @@
 //! The seed application over HTTP (tower `oneshot`, a real worker), on both backends.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use oncommit::{JobId, JobState, Shutdown};
 use oncommit_axum::dashboard::DashboardConfig;
 use oncommit_demo::{schema, tasks, web};
-use oncommit_testing::backend_test;
+use oncommit_testing::{backend_test, eventually, wait_for_job};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -39,29 +39,18 @@ backend_test!(async fn safe_endpoints_never_let_the_task_miss_its_row_while_the_
         }
     }
     // Every safe row is renamed by its task, whose first attempt found it.
-    let deadline = Instant::now() + Duration::from_secs(30);
     for pk in safe_jobs {
-        loop {
+        eventually(&format!("row {pk} to be processed"), || async {
             let (status, row) = call(&app, "GET", &format!("/data/{pk}")).await;
             assert_eq!(status, StatusCode::OK);
-            if row["name"] == "new name" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "row {pk} was never processed: {row}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            (row["name"] == "new name").then_some(())
+        })
+        .await;
     }
     let jobs = t.db.jobs(&oncommit::JobFilter { limit: 100, ..Default::default() }).await.unwrap();
     for job in jobs.iter().filter(|j| j.task == "do_stuff" && Some(j.id) != naive["job"].as_i64().map(JobId)) {
         // The task ran; its completion is recorded in the next batch.
-        let job = loop {
-            let job = t.db.job(job.id).await.unwrap().unwrap();
-            if job.state.is_finished() {
-                break job;
-            }
-            assert!(Instant::now() < deadline, "{job:?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let job = wait_for_job(&t.db, job.id, "finished", |j| j.state.is_finished()).await;
         assert_eq!(job.state, JobState::Completed, "{job:?}");
         assert!(job.errors.is_empty(), "a safe job's task saw a missing row: {job:?}");
     }

@@ -7,6 +7,8 @@
 //!   is started for the test process. When neither works the test **fails**: PostgreSQL
 //!   tests are never skipped.
 //! - [`backend_test!`]: writes a test body once and runs it on both backends.
+//! - [`eventually`], [`wait_for_job`], [`wait_until_blocked`]: waiting on events, not for
+//!   guessed durations.
 
 mod cluster;
 
@@ -98,25 +100,53 @@ pub async fn backend_pid(conn: &mut PgConnection) -> i32 {
     sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await.expect("read pg_backend_pid()")
 }
 
-/// Waits until the PostgreSQL backend `pid` is waiting for a lock held by another session,
-/// as `pg_blocking_pids` reports it. This is the event a lock test waits on instead of
-/// sleeping for a guessed time; it gives up (panics) after 30 s.
-pub async fn wait_until_blocked(db: &Db, pid: i32) {
-    let pool = db.pg_pool().expect("wait_until_blocked needs PostgreSQL");
+/// Waits until `check` yields a value, and returns it: the one place tests wait for
+/// something another task or process does (a job's state, a row). Between checks it yields
+/// and pauses briefly, so the thing waited for gets the CPU; after 30 s it panics, naming
+/// `what`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits until the PostgreSQL backend `pid` is waiting for a lock held by another session,
+/// as `pg_blocking_pids` reports it. This is the event a lock test waits on instead of
+/// sleeping for a guessed time.
+pub async fn wait_until_blocked(db: &Db, pid: i32) {
+    let pool = db.pg_pool().expect("wait_until_blocked needs PostgreSQL");
+    eventually(&format!("backend {pid} to be blocked"), || async {
         let blocked: bool = sqlx::query_scalar("SELECT cardinality(pg_blocking_pids($1)) > 0")
             .bind(pid)
             .fetch_one(pool)
             .await
             .expect("query pg_blocking_pids");
-        if blocked {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "backend {pid} never became blocked");
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
+        blocked.then_some(())
+    })
+    .await
+}
+
+/// Waits until job `id` satisfies `ok`, and returns it.
+pub async fn wait_for_job(
+    db: &Db,
+    id: oncommit::JobId,
+    what: &str,
+    ok: impl Fn(&oncommit::Job) -> bool,
+) -> oncommit::Job {
+    eventually(&format!("job {id} to be {what}"), || async {
+        db.job(id).await.expect("read the job").filter(|job| ok(job))
+    })
+    .await
 }
 
 /// The URL of the maintenance database on the test server, starting a private cluster if

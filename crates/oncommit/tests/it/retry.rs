@@ -41,7 +41,10 @@ async fn a_real_serialization_failure_is_retried_until_both_commit() {
     let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
     let mut attempts = [a.attempts, b.attempts];
     attempts.sort();
-    assert_eq!(attempts, [1, 2], "one side commits first, the other is retried once");
+    // One side commits first; the other is retried (twice if its retry again overlapped
+    // the first's commit, as SSI may rightly decide).
+    assert_eq!(attempts[0], 1);
+    assert!((2..=3).contains(&attempts[1]), "{attempts:?}");
     // The retried side saw the other's row: the outcome is serializable.
     let mut seen = [a.value, b.value];
     seen.sort();

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oncommit::{
     Db, JobId, JobState, RetryPolicy, Shutdown, ShutdownTrigger, Task, TaskContext, TaskError, TaskOptions, Worker,
@@ -191,19 +191,7 @@ impl Running {
     }
 }
 
-/// Waits until job `id` is in `state` (polling the row: the state is the event).
+/// Waits until job `id` is in `state`.
 pub(crate) async fn wait_for(db: &Db, id: JobId, state: JobState) -> oncommit::Job {
-    wait_until(db, id, |job| job.state == state, &format!("state {state}")).await
-}
-
-pub(crate) async fn wait_until(db: &Db, id: JobId, ok: impl Fn(&oncommit::Job) -> bool, what: &str) -> oncommit::Job {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let job = db.job(id).await.unwrap().expect("the job exists");
-        if ok(&job) {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "job {id} never reached {what}: {job:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    oncommit_testing::wait_for_job(db, id, state.as_str(), |job| job.state == state).await
 }

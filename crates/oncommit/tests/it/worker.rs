@@ -4,11 +4,9 @@
 use std::time::{Duration, Instant};
 
 use oncommit::{Cancelled, Db, EnqueueOptions, JobFilter, JobState, Periodic, Worker};
-use oncommit_testing::backend_test;
+use oncommit_testing::{backend_test, eventually};
 
-use super::tasks::{
-    Echo, Flaky, Gated, Hangs, Later, Moody, Panics, create_runs, gate, runs, start, wait_for, wait_until, worker,
-};
+use super::tasks::{Echo, Flaky, Gated, Hangs, Later, Moody, Panics, create_runs, gate, runs, start, wait_for, worker};
 
 fn echo(key: &str) -> Echo {
     Echo { key: key.to_owned() }
@@ -189,14 +187,10 @@ backend_test!(async fn periodic_jobs_are_enqueued_once_per_period_even_with_two_
     let a = start(make(&t.db));
     let b = start(make(&t.db));
     let started = Instant::now();
-    let first = loop {
-        let jobs = t.db.jobs(&JobFilter::default()).await.unwrap();
-        if jobs.len() >= 3 {
-            break jobs;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "periodic jobs never came");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let first = eventually("three periodic jobs", || async {
+        Some(t.db.jobs(&JobFilter::default()).await.unwrap()).filter(|jobs| jobs.len() >= 3)
+    })
+    .await;
     a.stop().await;
     b.stop().await;
     let elapsed = started.elapsed();
@@ -212,7 +206,7 @@ backend_test!(async fn an_exhausted_job_whose_worker_died_is_failed_by_the_rescu
     let id = t.db.enqueue_with(Gated { gate: key, hold_attempts: 99 }, EnqueueOptions::new().max_attempts(1)).await.unwrap();
     let frozen = start(worker(&t.db).lease(Duration::from_millis(200)).heartbeat_interval(Duration::from_secs(3600)));
     wait_for(&t.db, id, JobState::Running).await;
-    let job = wait_until(&t.db, id, |j| j.state == JobState::Failed, "failed by the rescuer").await;
+    let job = wait_for(&t.db, id, JobState::Failed).await;
     assert!(job.errors[0].error.starts_with("lease expired"), "{job:?}");
     frozen.trigger.trigger();
     frozen.handle.abort();
@@ -238,11 +232,9 @@ backend_test!(async fn each_queue_runs_at_most_its_concurrency(t) {
     wait_for(&t.db, other, JobState::Completed).await;
     let running = |jobs: Vec<oncommit::Job>| jobs.iter().filter(|j| j.state == JobState::Running).count();
     let filter = JobFilter { queue: Some("narrow".into()), ..JobFilter::default() };
+    eventually("two narrow jobs running", || async { (running(t.db.jobs(&filter).await.unwrap()) >= 2).then_some(()) })
+        .await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while running(t.db.jobs(&filter).await.unwrap()) < 2 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     // Two run, three wait; each release lets one finish and the next start, never more
     // than two at once.
     let completed = |jobs: Vec<oncommit::Job>| jobs.iter().filter(|j| j.state == JobState::Completed).count();
@@ -282,14 +274,13 @@ backend_test!(async fn finished_jobs_are_pruned_after_their_retention(t) {
     let keep = t.db.enqueue(Flaky { failures: 99 }).await.unwrap();
     let retention = oncommit::Retention { completed: Duration::ZERO, discarded: Duration::from_secs(3600) };
     let w = start(worker(&t.db).retention(retention).prune_interval(Duration::from_millis(50)));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while t.db.job(done).await.unwrap().is_some() {
-        assert!(Instant::now() < deadline, "the completed job was never pruned");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // A failed job is kept for its longer retention.
+    let pruned = |id| async move { t.db.job(id).await.unwrap().is_none().then_some(()) };
+    eventually("the completed job to be pruned", || pruned(done)).await;
+    // A failed job is kept for its longer retention: once it has failed, a job completed
+    // after it is pruned (so a prune ran since), and the failed one is still there.
     wait_for(&t.db, keep, JobState::Failed).await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let later = t.db.enqueue(echo("later")).await.unwrap();
+    eventually("a later prune", || pruned(later)).await;
     assert!(t.db.job(keep).await.unwrap().is_some());
     w.stop().await;
 });
@@ -310,13 +301,8 @@ backend_test!(async fn cron_jobs_are_enqueued_once_per_occurrence_even_with_two_
     let make = |db: &Db| worker(db).periodic(every_second()).poll_interval(Duration::from_millis(20));
     let started = Instant::now();
     let (a, b) = (start(make(&t.db)), start(make(&t.db)));
-    loop {
-        if t.db.jobs(&JobFilter::default()).await.unwrap().len() >= 2 {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "cron jobs never came");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("two cron jobs", || async { (t.db.jobs(&JobFilter::default()).await.unwrap().len() >= 2).then_some(()) })
+        .await;
     a.stop().await;
     b.stop().await;
     let jobs = t.db.jobs(&JobFilter::default()).await.unwrap();
