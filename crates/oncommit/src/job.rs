@@ -147,13 +147,15 @@ pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-/// Decodes a job row of either backend: both select times as epoch milliseconds and JSON
-/// as text, so the body is the same; the macro writes it once for each row type.
+/// Decodes a job row of either backend: both select JSON as text and the same columns, so
+/// the body is written once; `$time` reads a time column (`timestamptz` on PostgreSQL, epoch
+/// milliseconds on SQLite).
 macro_rules! impl_job_from_row {
-    ($row:ty) => {
+    ($row:ty, $time:expr) => {
         impl sqlx::FromRow<'_, $row> for Job {
             fn from_row(row: &$row) -> sqlx::Result<Job> {
                 use sqlx::Row;
+                let time = $time;
                 let state: String = row.try_get("state")?;
                 let args: String = row.try_get("args")?;
                 let errors: String = row.try_get("errors")?;
@@ -168,12 +170,12 @@ macro_rules! impl_job_from_row {
                     priority: row.try_get("priority")?,
                     attempt: row.try_get("attempt")?,
                     max_attempts: row.try_get("max_attempts")?,
-                    run_at: from_millis(row.try_get("run_at")?),
-                    created_at: from_millis(row.try_get("created_at")?),
-                    attempted_at: row.try_get::<Option<i64>, _>("attempted_at")?.map(from_millis),
-                    finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(from_millis),
+                    run_at: time(row, "run_at")?.unwrap_or_default(),
+                    created_at: time(row, "created_at")?.unwrap_or_default(),
+                    attempted_at: time(row, "attempted_at")?,
+                    finished_at: time(row, "finished_at")?,
                     lease_owner: row.try_get("lease_owner")?,
-                    lease_expires_at: row.try_get::<Option<i64>, _>("lease_expires_at")?.map(from_millis),
+                    lease_expires_at: time(row, "lease_expires_at")?,
                     cancel_requested: row.try_get("cancel_requested")?,
                     errors: serde_json::from_str(&errors).map_err(|e| decode("errors", e.to_string()))?,
                     unique_key: row.try_get("unique_key")?,
@@ -183,5 +185,9 @@ macro_rules! impl_job_from_row {
     };
 }
 
-impl_job_from_row!(sqlx::postgres::PgRow);
-impl_job_from_row!(sqlx::sqlite::SqliteRow);
+impl_job_from_row!(sqlx::postgres::PgRow, |row: &sqlx::postgres::PgRow, column: &str| {
+    sqlx::Row::try_get::<Option<DateTime<Utc>>, _>(row, column)
+});
+impl_job_from_row!(sqlx::sqlite::SqliteRow, |row: &sqlx::sqlite::SqliteRow, column: &str| {
+    sqlx::Row::try_get::<Option<i64>, _>(row, column).map(|ms| ms.map(from_millis))
+});
