@@ -245,9 +245,9 @@ impl Worker {
         for (queue, concurrency) in queues {
             let sem = Arc::new(Semaphore::new(concurrency));
             slots.push((sem.clone(), concurrency));
-            // Two claim loops on a busy queue: one claims while the other's round trip is in
-            // flight. They share the queue's slots, so concurrency stays exact.
-            let loops = if concurrency >= 2 * shared.config.batch_size.min(concurrency / 2).max(1) { 2 } else { 1 };
+            // Two claim loops on a queue with real concurrency: one claims while the other's
+            // round trip is in flight. They share the queue's slots, so concurrency stays exact.
+            let loops = if concurrency >= 8 { 2 } else { 1 };
             for _ in 0..loops {
                 claimers.spawn(fetcher::run(shared.clone(), queue.clone(), sem.clone(), concurrency, shutdown.clone()));
             }

@@ -212,6 +212,8 @@ backend_test!(async fn an_exhausted_job_whose_worker_died_is_failed_by_the_rescu
     frozen.handle.abort();
 });
 
+/// Never called: it compiles only while `Worker::run`'s future is `Send` (spawnable), which
+/// the async-closure `Send` limitation (docs/transactions.md) could silently break.
 #[allow(dead_code)]
 fn assert_worker_is_send(db: Db) {
     fn is_send<T: Send>(_: T) {}
