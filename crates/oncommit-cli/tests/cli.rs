@@ -165,3 +165,22 @@ backend_test!(async fn a_worker_killed_mid_job_loses_nothing(t) {
 async fn wait_for_state(db: &oncommit::Db, id: oncommit::JobId, state: oncommit::JobState) -> oncommit::Job {
     oncommit_testing::wait_for_job(db, id, state.as_str(), |job| job.state == state).await
 }
+
+#[tokio::test]
+async fn bench_reports_every_figure() {
+    let t = oncommit_testing::TestDb::sqlite().await;
+    let url = t.url.clone();
+    let v = tokio::task::spawn_blocking(move || json(&url, &["bench", "--jobs", "300", "--json"])).await.unwrap();
+    for figure in [
+        "baseline_claim_complete_jobs_per_sec",
+        "end_to_end_jobs_per_sec",
+        "end_to_end_vs_baseline",
+        "enqueue_batched_jobs_per_sec",
+        "enqueue_single_jobs_per_sec",
+        "commit_to_start_p50_ms",
+        "commit_to_start_p99_ms",
+    ] {
+        assert!(v[figure].as_f64().is_some_and(|x| x > 0.0), "{figure}: {v}");
+    }
+    t.finish().await;
+}
