@@ -311,3 +311,40 @@ backend_test!(async fn cron_jobs_are_enqueued_once_per_occurrence_even_with_two_
     let seconds = started.elapsed().as_secs() as usize + 2;
     assert!(jobs.len() <= seconds, "{} jobs in {:?}: an occurrence was enqueued twice", jobs.len(), started.elapsed());
 });
+
+/// Every connection of the worker is cut, three times, while it runs: it reconnects, nothing
+/// committed is lost, and (transactional completion) no effect is applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_survives_its_connections_being_cut() {
+    let t = oncommit_testing::TestDb::postgres().await;
+    create_runs(&t.db).await;
+    let ids = t.db.enqueue_many((0..200).map(|i| echo(&i.to_string()))).await.unwrap();
+    let w = start(worker(&t.db).queue("default", 4).batch_size(5));
+    let admin = Db::connect(&oncommit_testing::admin_url()).await.unwrap();
+    let cut = || async {
+        sqlx::query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+            .bind(t.url.rsplit('/').next().unwrap())
+            .execute(admin.pg_pool().unwrap())
+            .await
+            .unwrap();
+    };
+    // Counting may itself meet a cut connection: then it just looks again.
+    let recorded = || async {
+        let pool = t.db.pg_pool().unwrap();
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM runs").fetch_one(pool).await.unwrap_or(0)
+    };
+    for after in [20, 80, 140] {
+        eventually(&format!("{after} jobs recorded"), || async { (recorded().await >= after).then_some(()) }).await;
+        cut().await;
+    }
+    for id in &ids {
+        wait_for(&t.db, *id, JobState::Completed).await;
+    }
+    w.stop().await;
+    let mut keys: Vec<String> = runs(&t.db).await.into_iter().map(|(key, _, _)| key).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(runs(&t.db).await.len(), 200, "each job's effect exactly once");
+    assert_eq!(keys.len(), 200);
+    t.finish().await;
+}
