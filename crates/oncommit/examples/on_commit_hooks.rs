@@ -2,6 +2,7 @@
 //! savepoint takes its hooks with it; a rolled-back transaction runs none.
 //!
 //! Run: `cargo run -p oncommit --example on_commit_hooks` (SQLite in a temp dir).
+#![allow(clippy::print_stdout)] // an example shows what happens by printing it
 
 use oncommit::{Db, Error};
 

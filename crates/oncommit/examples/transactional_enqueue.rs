@@ -2,6 +2,7 @@
 //! the same transaction; a worker runs the task, which always finds its row.
 //!
 //! Run: `cargo run -p oncommit --example transactional_enqueue` (SQLite in a temp dir).
+#![allow(clippy::print_stdout)] // an example shows what happens by printing it
 
 use std::time::Duration;
 
