@@ -42,14 +42,15 @@ impl AtomicRequestsLayer {
         AtomicRequestsLayer { db, attempts: 1, max_body: 1 << 20 }
     }
 
-    /// Runs a request up to `attempts` times in all while it fails retryably. Bodies are
-    /// buffered (up to [`AtomicRequestsLayer::max_body`]) so they can be replayed.
+    /// Runs a request up to `attempts` times in all while it fails retryably. Bodies are then
+    /// buffered (up to [`AtomicRequestsLayer::max_body`]) so they can be replayed; without
+    /// re-runs they stream through untouched.
     pub fn retry(mut self, attempts: u32) -> Self {
         self.attempts = attempts.max(1);
         self
     }
 
-    /// The largest request body accepted (default 1 MiB); larger ones get 413.
+    /// With re-runs, the largest request body buffered (default 1 MiB); larger ones get 413.
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
         self
@@ -93,11 +94,26 @@ where
     }
 }
 
+/// What one run of the handler came to.
+enum Step {
+    /// The response to send.
+    Done(Response),
+    /// It failed retryably and may run again.
+    Again,
+}
+
 async fn run<S>(inner: S, config: AtomicRequestsLayer, request: Request) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
+    if config.attempts == 1 {
+        // Nothing will be replayed: the body streams through, unbuffered and unbounded.
+        return match handle(inner, &config.db, request, 1, false).await {
+            Step::Done(response) => response,
+            Step::Again => unreachable!("no re-run without retries"),
+        };
+    }
     let (parts, body) = request.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, config.max_body).await {
         Ok(bytes) => bytes,
@@ -105,46 +121,53 @@ where
     };
     let mut attempt = 1;
     loop {
-        let marker = ScopeMarker::new(&config.db);
-        let tx = RequestTx::new(config.db.clone(), attempt, marker.clone());
-        let mut request = Request::from_parts(parts.clone(), Body::from(body.clone()));
-        request.extensions_mut().insert(tx.clone());
-        let handled = AssertUnwindSafe(marker.run(inner.clone().oneshot(request))).catch_unwind().await;
-        let response = match handled {
-            Ok(Ok(response)) => response,
-            Ok(Err(never)) => match never {},
-            Err(_panic) => {
-                tx.rollback().await;
-                return Error::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the handler panicked; its transaction was rolled back",
-                )
-                .into_response();
-            }
-        };
-        let again = attempt < config.attempts;
-        let failed = response.status().as_u16() >= 400 || response.extensions().get::<Rollback>().is_some();
-        if failed {
-            tx.rollback().await;
-            if again && response.extensions().get::<RetryableFailure>().is_some() {
+        let request = Request::from_parts(parts.clone(), Body::from(body.clone()));
+        match handle(inner.clone(), &config.db, request, attempt, attempt < config.attempts).await {
+            Step::Done(response) => return response,
+            Step::Again => {
                 tracing::debug!(attempt, "re-running a request that failed retryably");
                 attempt += 1;
-                continue;
             }
-            return response;
         }
-        match tx.commit().await {
-            Ok(_) => return response,
-            Err(err) if again && err.is_retryable() => {
-                tracing::debug!(attempt, error = %err, "re-running a request whose commit failed retryably");
-                attempt += 1;
-            }
-            Err(oncommit::Error::Hook { index, source }) => {
-                // The data is committed; the response stands, the hook's failure is logged.
-                tracing::error!(index, error = %source, "an on_commit hook of a committed request failed");
-                return response;
-            }
-            Err(err) => return Error::from(err).into_response(),
+    }
+}
+
+/// Runs the handler once in its own (lazily begun) transaction, then commits or rolls back.
+async fn handle<S>(inner: S, db: &Db, mut request: Request, attempt: u32, may_retry: bool) -> Step
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let marker = ScopeMarker::new(db);
+    let tx = RequestTx::new(db.clone(), attempt, marker.clone());
+    request.extensions_mut().insert(tx.clone());
+    let handled = AssertUnwindSafe(marker.run(inner.oneshot(request))).catch_unwind().await;
+    let response = match handled {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(_panic) => {
+            tx.rollback().await;
+            let error =
+                Error::new(StatusCode::INTERNAL_SERVER_ERROR, "the handler panicked; its transaction was rolled back");
+            return Step::Done(error.into_response());
         }
+    };
+    let failed = response.status().as_u16() >= 400 || response.extensions().get::<Rollback>().is_some();
+    if failed {
+        tx.rollback().await;
+        if may_retry && response.extensions().get::<RetryableFailure>().is_some() {
+            return Step::Again;
+        }
+        return Step::Done(response);
+    }
+    match tx.commit().await {
+        Ok(_) => Step::Done(response),
+        Err(err) if may_retry && err.is_retryable() => Step::Again,
+        Err(oncommit::Error::Hook { index, source }) => {
+            // The data is committed; the response stands, the hook's failure is logged.
+            tracing::error!(index, error = %source, "an on_commit hook of a committed request failed");
+            Step::Done(response)
+        }
+        Err(err) => Step::Done(Error::from(err).into_response()),
     }
 }

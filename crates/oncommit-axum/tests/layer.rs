@@ -260,3 +260,22 @@ async fn a_real_serialization_failure_reruns_the_request() {
     }
     t.finish().await;
 }
+
+backend_test!(async fn bodies_are_buffered_only_for_re_runs(t) {
+    let app = setup(&t.db).await;
+    let big = "x".repeat(2 << 20);
+    let echo_len = |body: String| async move { body.len().to_string() };
+    let router = |retries| {
+        Router::new()
+            .route("/echo", post(echo_len))
+            .layer(AtomicRequestsLayer::new(app.db.clone()).retry(retries).max_body(1 << 20))
+    };
+    // Without re-runs the body streams through, whatever its size.
+    let (status, body) = call(router(1), "/echo", None, &big).await;
+    assert_eq!((status, body), (StatusCode::OK, (2 << 20).to_string()));
+    // With them it is buffered for replay, up to the limit.
+    let (status, _) = call(router(3), "/echo", None, &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, body) = call(router(3), "/echo", None, "small").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "5"));
+});

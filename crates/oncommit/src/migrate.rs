@@ -71,7 +71,11 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(1, "create_jobs_workers_leaders", "postgres/001_create_jobs_workers_leaders.sql"),
         crate::migration!(2, "create_enqueue_function", "postgres/002_create_enqueue_function.sql"),
         crate::migration!(3, "create_periodic_runs", "postgres/003_create_periodic_runs.sql"),
-        crate::migration!(4, "index_only_discarded_jobs_by_state", "postgres/004_index_only_discarded_jobs_by_state.sql"),
+        crate::migration!(
+            4,
+            "index_only_discarded_jobs_by_state",
+            "postgres/004_index_only_discarded_jobs_by_state.sql"
+        ),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
