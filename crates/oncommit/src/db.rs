@@ -126,6 +126,11 @@ impl Db {
                     .connect_lazy_with(opts);
                 Pool::Postgres(pool)
             }
+            "sqlite" if url.contains(":memory:") || url.contains("mode=memory") => {
+                // Each pooled connection would get its own empty database: migrations on one,
+                // tables missing on the next. A file in a temporary directory does the job.
+                return Err(invalid("in-memory SQLite is not supported: each pooled connection would see its own empty database; use a file (sqlite://path)".into()));
+            }
             "sqlite" => {
                 let opts = SqliteConnectOptions::from_str(url)
                     .map_err(|e| invalid(e.to_string()))?

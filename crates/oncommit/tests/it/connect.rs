@@ -5,7 +5,13 @@ use oncommit_testing::{admin_url, with_database};
 
 #[tokio::test]
 async fn malformed_urls_are_invalid_url_errors() {
-    for url in ["nonsense", "mysql://localhost/db", "postgres://host:notaport/db"] {
+    for url in [
+        "nonsense",
+        "mysql://localhost/db",
+        "postgres://host:notaport/db",
+        "sqlite::memory:",
+        "sqlite://x.db?mode=memory",
+    ] {
         let err = Db::connect(url).await.unwrap_err();
         assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err:?}");
     }
