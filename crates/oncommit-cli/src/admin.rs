@@ -1,6 +1,5 @@
 //! `oncommit enqueue | jobs | job | stats | retry | cancel | workers`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -73,28 +72,21 @@ fn describe(j: &Job) -> String {
 /// `oncommit stats --json`: every state at the top level (`"completed": 12`), and the same
 /// per queue under `queues`.
 pub(crate) async fn stats(db: &Db, json: bool) -> anyhow::Result<()> {
-    let counts = db.job_counts().await?;
-    let zero = || JobState::ALL.iter().map(|s| (s.as_str().to_owned(), 0_i64)).collect::<BTreeMap<_, _>>();
-    let mut total = zero();
-    let mut queues: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for c in &counts {
-        *total.entry(c.state.as_str().to_owned()).or_default() += c.count;
-        *queues.entry(c.queue.clone()).or_insert_with(zero).entry(c.state.as_str().to_owned()).or_default() += c.count;
-    }
+    let stats = db.job_stats().await?;
     let mut object = serde_json::Map::new();
-    for (state, n) in &total {
-        object.insert(state.clone(), json!(n));
+    for (state, n) in &stats.total {
+        object.insert(state.as_str().to_owned(), json!(n));
     }
-    object.insert("queues".into(), json!(queues));
+    object.insert("queues".into(), json!(stats.queues));
     print(json, &Value::Object(object), || {
         let mut text = format!("{:<14}", "queue");
         for s in JobState::ALL {
             text.push_str(&format!("{:>11}", s.as_str()));
         }
-        for (queue, counts) in queues.iter().chain(std::iter::once((&"(all)".to_owned(), &total))) {
+        for (queue, counts) in stats.queues.iter().chain(std::iter::once((&"(all)".to_owned(), &stats.total))) {
             text.push_str(&format!("\n{queue:<14}"));
             for s in JobState::ALL {
-                text.push_str(&format!("{:>11}", counts[s.as_str()]));
+                text.push_str(&format!("{:>11}", counts[&s]));
             }
         }
         text

@@ -3,6 +3,8 @@
 use crate::db::Db;
 use crate::error::Result;
 use crate::job::{Job, JobId, JobState};
+use std::collections::BTreeMap;
+
 use crate::queries::{self, StateCount, WorkerInfo};
 
 /// Which jobs [`Db::jobs`] lists.
@@ -21,6 +23,16 @@ impl Default for JobFilter {
     fn default() -> Self {
         JobFilter { state: None, queue: None, limit: 50 }
     }
+}
+
+/// Jobs per state, in all and per queue, with every state present (zero when none): what
+/// `oncommit stats --json` and the dashboard show.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobStats {
+    /// Counts over all queues, by state.
+    pub total: BTreeMap<JobState, i64>,
+    /// Counts per queue, by state.
+    pub queues: BTreeMap<String, BTreeMap<JobState, i64>>,
 }
 
 /// What [`Db::cancel_job`] did.
@@ -49,6 +61,17 @@ impl Db {
     /// How many jobs are in each state, per queue.
     pub async fn job_counts(&self) -> Result<Vec<StateCount>> {
         queries::job_count_by_queue_and_state(self).await
+    }
+
+    /// [`Db::job_counts`] arranged per state, in all and per queue.
+    pub async fn job_stats(&self) -> Result<JobStats> {
+        let zero = || JobState::ALL.iter().map(|state| (*state, 0)).collect::<BTreeMap<_, _>>();
+        let mut stats = JobStats { total: zero(), queues: BTreeMap::new() };
+        for c in self.job_counts().await? {
+            *stats.total.entry(c.state).or_default() += c.count;
+            *stats.queues.entry(c.queue).or_insert_with(zero).entry(c.state).or_default() += c.count;
+        }
+        Ok(stats)
     }
 
     /// Cancels a job: a waiting one at once; a running one by asking its worker to stop it

@@ -12,7 +12,7 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::conn::PoolConn;
 use crate::error::{Error, Result, Target};
-use crate::hooks::{self, Hook, HookOutput};
+use crate::hooks::{self, HookOutput};
 use crate::migrate::{self, MigrationSet};
 use crate::transaction::{Tx, TxBuilder};
 
@@ -248,12 +248,12 @@ impl Db {
 
     /// Outside any transaction a hook runs at once (Django's rule); its error is returned.
     pub fn on_commit<R: HookOutput>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<()> {
-        hooks::run_now(Hook::sync(f, false))
+        hooks::run_now(f)
     }
 
     /// The async form of [`Db::on_commit`]: awaits `fut` at once.
     pub async fn on_commit_async<R: HookOutput>(&self, fut: impl Future<Output = R> + Send + 'static) -> Result<()> {
-        hooks::run_now_async(Hook::future(fut, false)).await
+        hooks::run_now_async(fut).await
     }
 
     pub(crate) fn id(&self) -> usize {

@@ -117,15 +117,14 @@ impl Hooks {
     }
 }
 
-/// Outside a transaction: runs a sync hook at once.
-pub(crate) fn run_now(hook: Hook) -> Result<()> {
-    let Body::Sync(f) = hook.body else { unreachable!("run_now takes sync hooks") };
-    std::panic::catch_unwind(AssertUnwindSafe(f))
+/// Outside a transaction: runs `f` at once.
+pub(crate) fn run_now<R: HookOutput>(f: impl FnOnce() -> R) -> Result<()> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| f().into_result()))
         .unwrap_or_else(|panic| Err(panic_message(panic).into()))
         .map_err(|source| Error::Hook { index: 0, source })
 }
 
-/// Outside a transaction: runs an async hook at once.
-pub(crate) async fn run_now_async(hook: Hook) -> Result<()> {
-    hook.call().await.map_err(|source| Error::Hook { index: 0, source })
+/// Outside a transaction: awaits `fut` at once.
+pub(crate) async fn run_now_async<R: HookOutput>(fut: impl Future<Output = R> + Send + 'static) -> Result<()> {
+    Hook::future(fut, false).call().await.map_err(|source| Error::Hook { index: 0, source })
 }

@@ -32,7 +32,7 @@ mod task;
 pub mod transaction;
 mod worker;
 
-pub use admin::{Cancelled, JobFilter};
+pub use admin::{Cancelled, JobFilter, JobStats};
 pub use conn::{Conn, PoolConn};
 pub use db::{Backend, DEFAULT_URL, Db, DbOptions, SQLITE_BUSY_TIMEOUT};
 pub use enqueue::EnqueueOptions;

@@ -1,7 +1,5 @@
 //! The dashboard's JSON API.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -16,15 +14,7 @@ type ApiResult = Result<Json<Value>, Error>;
 
 /// Counts per queue and state: `{"queues": {"default": {"available": 3, …}}, "total": {…}}`.
 pub(super) async fn stats(State(s): State<DashboardState>) -> ApiResult {
-    let counts = s.db.job_counts().await?;
-    let zero = || JobState::ALL.iter().map(|st| (st.as_str(), 0_i64)).collect::<BTreeMap<_, _>>();
-    let mut total = zero();
-    let mut queues: BTreeMap<String, BTreeMap<&str, i64>> = BTreeMap::new();
-    for c in &counts {
-        *total.entry(c.state.as_str()).or_default() += c.count;
-        *queues.entry(c.queue.clone()).or_insert_with(zero).entry(c.state.as_str()).or_default() += c.count;
-    }
-    Ok(Json(json!({ "queues": queues, "total": total })))
+    Ok(Json(json!(s.db.job_stats().await?)))
 }
 
 /// Completed jobs per minute over the last hour: `{"minutes": [[minute, count], …]}`.

@@ -277,12 +277,21 @@ pub(crate) async fn worker_heartbeat(db: &Db, id: &str, hostname: &str, pid: i32
     }
 }
 
-/// Forgets a worker that stopped, and workers silent for longer than `stale`.
-pub(crate) async fn worker_delete(db: &Db, id: &str, stale: Duration) -> Result<()> {
+/// Forgets a worker that stopped.
+pub(crate) async fn worker_delete(db: &Db, id: &str) -> Result<()> {
     let _turn = db.writing().await?;
     match db.pool() {
-        Pool::Postgres(p) => postgres::worker_delete(p, id, secs(stale)).await,
-        Pool::Sqlite(p) => sqlite::worker_delete(p, id, millis(stale)).await,
+        Pool::Postgres(p) => postgres::worker_delete(p, id).await,
+        Pool::Sqlite(p) => sqlite::worker_delete(p, id).await,
+    }
+}
+
+/// Forgets workers silent for longer than `stale` (they died without saying so).
+pub(crate) async fn worker_prune(db: &Db, stale: Duration) -> Result<()> {
+    let _turn = db.writing().await?;
+    match db.pool() {
+        Pool::Postgres(p) => postgres::worker_prune(p, secs(stale)).await,
+        Pool::Sqlite(p) => sqlite::worker_prune(p, millis(stale)).await,
     }
 }
 

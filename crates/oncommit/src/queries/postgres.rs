@@ -281,9 +281,13 @@ pub(super) async fn worker_heartbeat(p: &PgPool, id: &str, hostname: &str, pid: 
     Ok(())
 }
 
-pub(super) async fn worker_delete(p: &PgPool, id: &str, stale_secs: f64) -> Result<()> {
-    sqlx::query("DELETE FROM oncommit.workers WHERE id = $1 OR heartbeat_at < now() - make_interval(secs => $2)")
-        .bind(id)
+pub(super) async fn worker_delete(p: &PgPool, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM oncommit.workers WHERE id = $1").bind(id).execute(p).await?;
+    Ok(())
+}
+
+pub(super) async fn worker_prune(p: &PgPool, stale_secs: f64) -> Result<()> {
+    sqlx::query("DELETE FROM oncommit.workers WHERE heartbeat_at < now() - make_interval(secs => $1)")
         .bind(stale_secs)
         .execute(p)
         .await?;

@@ -303,9 +303,13 @@ pub(super) async fn worker_heartbeat(p: &SqlitePool, id: &str, hostname: &str, p
     Ok(())
 }
 
-pub(super) async fn worker_delete(p: &SqlitePool, id: &str, stale_ms: i64) -> Result<()> {
-    sqlx::query(concat!("DELETE FROM oncommit_workers WHERE id = $1 OR heartbeat_at < ", sqlite_now_ms!(), " - $2"))
-        .bind(id)
+pub(super) async fn worker_delete(p: &SqlitePool, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM oncommit_workers WHERE id = $1").bind(id).execute(p).await?;
+    Ok(())
+}
+
+pub(super) async fn worker_prune(p: &SqlitePool, stale_ms: i64) -> Result<()> {
+    sqlx::query(concat!("DELETE FROM oncommit_workers WHERE heartbeat_at < ", sqlite_now_ms!(), " - $1"))
         .bind(stale_ms)
         .execute(p)
         .await?;

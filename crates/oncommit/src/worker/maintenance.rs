@@ -76,7 +76,7 @@ pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
                     Ok(n) => tracing::info!(pruned = n, "pruned finished jobs past their retention"),
                     Err(err) => tracing::warn!(error = %err, "pruning jobs failed"),
                 }
-                queries::worker_delete(&shared.db, "", config.lease * 4).await.ok();
+                queries::worker_prune(&shared.db, config.lease * 4).await.ok();
             }
         }
         let next_due = queries::job_next_due_in(&shared.db).await.ok().flatten();

@@ -274,7 +274,7 @@ impl Worker {
         let (db, id) = (shared.db.clone(), shared.id.clone());
         drop(shared);
         completer.await.ok();
-        queries::worker_delete(&db, &id, Duration::from_secs(3600)).await.ok();
+        queries::worker_delete(&db, &id).await.ok();
         queries::leader_resign(&db, "oncommit", &id).await.ok();
         tracing::info!(worker = id, "worker stopped");
         Ok(())
