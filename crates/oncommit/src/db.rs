@@ -66,7 +66,10 @@ struct DbInner {
     /// Bumped when jobs were committed by this process: wakes its workers at once, without
     /// waiting for a poll or (on PostgreSQL) the NOTIFY round trip. A counter, not an event,
     /// so a wake that comes while a worker is busy is not lost.
-    wake: tokio::sync::watch::Sender<u64>,
+    wake: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Set on a worker's own pool (see [`Db::own_pool`]): the longest any of oncommit's own
+    /// statements may wait for its answer.
+    query_timeout: Option<Duration>,
     /// SQLite has one writer at a time. Writers of this process queue here, fairly, instead
     /// of in SQLite's busy handler, which sleeps and polls (costing milliseconds per
     /// contended write). Other processes still meet the busy timeout.
@@ -138,6 +141,14 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true);
+                if opts.get_filename().as_os_str().is_empty() {
+                    // `sqlite://`, `sqlite:` and `sqlite://?mode=rwc` name no file: SQLite
+                    // gives each connection its own temporary database, so writes vanish.
+                    return Err(invalid(
+                        "no file named: each pooled connection would get its own temporary database; use sqlite://path"
+                            .into(),
+                    ));
+                }
                 let file = opts.get_filename().display().to_string();
                 let target = Target { backend: Backend::Sqlite, target: &file };
                 let conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
@@ -157,9 +168,9 @@ impl Db {
         };
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let (wake, _) = tokio::sync::watch::channel(0);
+        let wake = Arc::new(tokio::sync::watch::channel(0).0);
         let sqlite_writers = Arc::default();
-        Ok(Db { inner: Arc::new(DbInner { pool, display_url, id, wake, sqlite_writers }) })
+        Ok(Db { inner: Arc::new(DbInner { pool, display_url, id, wake, query_timeout: None, sqlite_writers }) })
     }
 
     /// Which backend this pool talks to.
@@ -256,12 +267,60 @@ impl Db {
         hooks::run_now_async(fut).await
     }
 
-    pub(crate) fn id(&self) -> usize {
-        self.inner.id
+    /// A second pool to the same database, for a worker's own statements: tasks cannot take
+    /// its connections, so leases are renewed however busy the tasks are. Each of oncommit's
+    /// statements on it waits at most `query_timeout` for its answer; on PostgreSQL its
+    /// sessions also carry `settings` (server-side timeouts and keepalives). It shares this
+    /// pool's wake-ups and SQLite write gate.
+    pub(crate) fn own_pool(&self, max_connections: u32, query_timeout: Duration, settings: &[(&str, String)]) -> Db {
+        let pool = match &self.inner.pool {
+            Pool::Postgres(p) => {
+                let opts = (*p.connect_options())
+                    .clone()
+                    .application_name("oncommit worker")
+                    .options(settings.iter().cloned());
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(max_connections)
+                        .acquire_timeout(query_timeout)
+                        .connect_lazy_with(opts),
+                )
+            }
+            Pool::Sqlite(p) => Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(query_timeout)
+                    .connect_lazy_with((*p.connect_options()).clone()),
+            ),
+        };
+        let inner = &self.inner;
+        Db {
+            inner: Arc::new(DbInner {
+                pool,
+                display_url: inner.display_url.clone(),
+                id: inner.id,
+                wake: inner.wake.clone(),
+                query_timeout: Some(query_timeout),
+                sqlite_writers: inner.sqlite_writers.clone(),
+            }),
+        }
     }
 
-    pub(crate) fn pool(&self) -> &Pool {
-        &self.inner.pool
+    /// The bound on oncommit's own statements, on a worker's own pool.
+    pub(crate) fn query_timeout(&self) -> Option<Duration> {
+        self.inner.query_timeout
+    }
+
+    /// Closes the pool: waits for connections in use to come back, closes them all.
+    pub(crate) async fn close(&self) {
+        match &self.inner.pool {
+            Pool::Postgres(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        self.inner.id
     }
 
     /// On SQLite, waits (up to `wait`) for this process's turn to write; `None` on

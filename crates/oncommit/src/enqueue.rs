@@ -23,6 +23,10 @@ use crate::transaction::{Tx, in_scope_of};
 /// use oncommit::EnqueueOptions;
 /// let opts = EnqueueOptions::new().queue("emails").priority(1).delay(Duration::from_secs(60)).unique_key("welcome:42");
 /// ```
+///
+/// Values are checked when the job is enqueued, and a bad one is refused with
+/// [`Error::InvalidOption`] (nothing is enqueued): a queue name a worker could not serve, a
+/// time out of the years 1..9999, a delay that overflows, fewer than one attempt.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[must_use]
 pub struct EnqueueOptions {
@@ -31,6 +35,39 @@ pub struct EnqueueOptions {
     run_at: Option<DateTime<Utc>>,
     max_attempts: Option<i32>,
     unique_key: Option<String>,
+    /// A value refused by a builder method that cannot fail, reported at enqueue.
+    invalid: Option<(&'static str, String)>,
+}
+
+/// The longest queue name, in bytes: well within NOTIFY's payload, which carries it.
+pub const MAX_QUEUE_NAME_BYTES: usize = 255;
+
+/// Refuses a queue name a worker could not serve: empty, longer than
+/// [`MAX_QUEUE_NAME_BYTES`], or containing `,` or `:` (the separators of `--queues a,b:4`).
+pub(crate) fn check_queue_name(queue: &str) -> Result<()> {
+    let reason = if queue.is_empty() {
+        "it is empty".to_owned()
+    } else if queue.len() > MAX_QUEUE_NAME_BYTES {
+        format!("it is {} bytes long, more than {MAX_QUEUE_NAME_BYTES}", queue.len())
+    } else if queue.contains([',', ':']) {
+        format!("`{}` contains `,` or `:`, which separate queues in a worker's list", queue.escape_debug())
+    } else if queue.chars().any(char::is_control) {
+        format!("`{}` contains control characters", queue.escape_debug())
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidOption { option: "queue name", reason })
+}
+
+/// The range of times a job may be scheduled at: what every client library can represent.
+fn check_run_at(at: DateTime<Utc>) -> Result<i64> {
+    let ms = at.timestamp_millis();
+    // 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z.
+    if (-62_135_596_800_000..253_402_300_800_000).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(Error::InvalidOption { option: "run_at", reason: format!("{at} is outside the years 1 to 9999") })
+    }
 }
 
 impl EnqueueOptions {
@@ -57,15 +94,21 @@ impl EnqueueOptions {
         self
     }
 
-    /// Run no earlier than `delay` from now.
-    pub fn delay(self, delay: std::time::Duration) -> Self {
-        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-        self.run_at(Utc::now() + delay)
+    /// Run no earlier than `delay` from now. A delay past the year 9999 is refused at
+    /// enqueue.
+    pub fn delay(mut self, delay: std::time::Duration) -> Self {
+        match chrono::Duration::from_std(delay).ok().and_then(|d| Utc::now().checked_add_signed(d)) {
+            Some(at) => self.run_at(at),
+            None => {
+                self.invalid = Some(("delay", format!("{delay:?} from now is past any representable time")));
+                self
+            }
+        }
     }
 
-    /// The number of attempts.
+    /// The number of attempts (at least 1; fewer is refused at enqueue).
     pub fn max_attempts(mut self, attempts: i32) -> Self {
-        self.max_attempts = Some(attempts.max(1));
+        self.max_attempts = Some(attempts);
         self
     }
 
@@ -76,30 +119,43 @@ impl EnqueueOptions {
         self
     }
 
-    pub(crate) fn build(&self, task: &str, args: String, defaults: &TaskOptions) -> NewJob {
-        NewJob {
+    /// The job to insert: these options over the task's declared ones, each checked.
+    pub(crate) fn build(&self, task: &str, args: String, defaults: &TaskOptions) -> Result<NewJob> {
+        if let Some((option, reason)) = &self.invalid {
+            return Err(Error::InvalidOption { option, reason: reason.clone() });
+        }
+        let queue = self.queue.clone().unwrap_or_else(|| defaults.queue.clone());
+        check_queue_name(&queue)?;
+        let max_attempts = self.max_attempts.unwrap_or(defaults.max_attempts);
+        if max_attempts < 1 {
+            return Err(Error::InvalidOption {
+                option: "max_attempts",
+                reason: format!("{max_attempts}: a job needs at least one attempt"),
+            });
+        }
+        Ok(NewJob {
             task: task.to_owned(),
             args,
-            queue: self.queue.clone().unwrap_or_else(|| defaults.queue.clone()),
+            queue,
             priority: self.priority.unwrap_or(defaults.priority),
-            run_at_ms: self.run_at.map(|t| t.timestamp_millis()),
-            max_attempts: self.max_attempts.unwrap_or(defaults.max_attempts),
+            run_at_ms: self.run_at.map(check_run_at).transpose()?,
+            max_attempts,
             unique_key: self.unique_key.clone(),
-        }
+        })
     }
 }
 
 fn new_job<T: Task>(task: &T, opts: &EnqueueOptions) -> Result<NewJob> {
     let args = serde_json::to_string(task)
         .map_err(|e| Error::InvalidArgs { task: T::NAME.to_owned(), reason: e.to_string() })?;
-    Ok(opts.build(T::NAME, args, &T::options()))
+    opts.build(T::NAME, args, &T::options())
 }
 
 fn new_raw_job(task: &str, args: &serde_json::Value, opts: &EnqueueOptions) -> Result<NewJob> {
     if !args.is_object() && !args.is_array() {
         return Err(Error::InvalidArgs { task: task.to_owned(), reason: "args must be a JSON object or array".into() });
     }
-    Ok(opts.build(task, args.to_string(), &TaskOptions::default()))
+    opts.build(task, args.to_string(), &TaskOptions::default())
 }
 
 impl Tx<'_> {

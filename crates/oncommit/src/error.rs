@@ -202,6 +202,28 @@ pub enum Error {
         attempt: i32,
     },
 
+    /// An enqueue option or a task's declared option has a value no worker could honour
+    /// (a queue name with `,` or `:`, a `run_at` out of range, zero attempts, …). Nothing was
+    /// enqueued.
+    #[error("invalid {option}: {reason}")]
+    InvalidOption {
+        /// Which option (`queue`, `run_at`, `delay`, `max_attempts`, …).
+        option: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+
+    /// One of oncommit's own statements (a worker's claim, heartbeat or completion) got no
+    /// answer in time: the database is overloaded or out of reach. The connection is closed,
+    /// not returned to the pool.
+    #[error("{what} got no answer from the database within {after:?}")]
+    TimedOut {
+        /// The statement that timed out.
+        what: &'static str,
+        /// How long it waited.
+        after: std::time::Duration,
+    },
+
     /// An option was given that does not apply (isolation level on a nested scope, …).
     #[error("invalid transaction options: {0}")]
     InvalidOptions(&'static str),

@@ -1,6 +1,7 @@
 //! [`Periodic`]: jobs enqueued on a fixed period or a cron schedule by the elected leader,
 //! exactly once per period (or cron occurrence) across all workers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,10 +144,15 @@ fn millis(d: Duration) -> i64 {
 
 /// Enqueues each periodic job whose current period (or occurrence) has not been claimed
 /// yet. The claim and the job commit together.
-pub(crate) async fn enqueue_due(db: &Db, periodic: &[Periodic]) -> Result<()> {
+/// `settled` remembers, per name, the latest period known claimed (by this leader or
+/// another), so a period costs one transaction, not one per maintenance tick.
+pub(crate) async fn enqueue_due(db: &Db, periodic: &[Periodic], settled: &mut HashMap<String, i64>) -> Result<()> {
     let now = Utc::now();
     for p in periodic {
         let Some(period) = p.due(now) else { continue };
+        if settled.get(&p.name).is_some_and(|last| *last >= period) {
+            continue;
+        }
         let args = (p.make_args)()?;
         // The guard form: an async closure here would make the worker's future fail the
         // compiler's Send check (a limitation of today's rustc, see docs/transactions.md).
@@ -155,6 +161,7 @@ pub(crate) async fn enqueue_due(db: &Db, periodic: &[Periodic]) -> Result<()> {
             tx.enqueue_raw(p.task, &args, p.options.clone()).await?;
         }
         tx.commit().await?;
+        settled.insert(p.name.clone(), period);
     }
     Ok(())
 }

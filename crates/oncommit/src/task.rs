@@ -86,9 +86,9 @@ impl TaskOptions {
         self
     }
 
-    /// Sets the number of attempts (at least 1).
+    /// Sets the number of attempts (at least 1: fewer is refused when a job is enqueued).
     pub fn max_attempts(mut self, attempts: i32) -> Self {
-        self.max_attempts = attempts.max(1);
+        self.max_attempts = attempts;
         self
     }
 
@@ -157,14 +157,16 @@ impl<E: Into<BoxError>> From<E> for TaskError {
 pub struct TaskContext {
     job: Job,
     db: Db,
+    /// Turns true when the worker no longer holds the job (see [`TaskContext::is_lease_lost`]).
+    lease_lost: tokio::sync::watch::Receiver<bool>,
     /// Set once [`TaskContext::complete_in_tx`] committed: the worker must not complete
     /// the job again.
     completed: bool,
 }
 
 impl TaskContext {
-    pub(crate) fn new(job: Job, db: Db) -> TaskContext {
-        TaskContext { job, db, completed: false }
+    pub(crate) fn new(job: Job, db: Db, lease_lost: tokio::sync::watch::Receiver<bool>) -> TaskContext {
+        TaskContext { job, db, lease_lost, completed: false }
     }
 
     /// The job's id.
@@ -190,6 +192,36 @@ impl TaskContext {
     /// The database, for the task's own queries.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Whether this worker has lost the job's lease: the database no longer gives the job to
+    /// it (its lease ran out and it was rescued, or a user deleted it), or renewals failed
+    /// until the lease ran out. The job will run again elsewhere, and this attempt's outcome
+    /// will not be recorded; a long task should stop. [`TaskContext::complete_in_tx`]
+    /// refuses to commit for such an attempt.
+    pub fn is_lease_lost(&self) -> bool {
+        *self.lease_lost.borrow()
+    }
+
+    /// Resolves when the lease is lost (see [`TaskContext::is_lease_lost`]); never, while
+    /// the worker holds it. For `tokio::select!` against the task's work:
+    ///
+    /// ```no_run
+    /// # use oncommit::{TaskContext, TaskError};
+    /// # async fn long_work() {}
+    /// # async fn run(cx: &mut TaskContext) -> Result<(), TaskError> {
+    /// tokio::select! {
+    ///     () = long_work() => Ok(()),
+    ///     () = cx.lease_lost() => Err(TaskError::fail("lease lost: stopped early")),
+    /// }
+    /// # }
+    /// ```
+    pub async fn lease_lost(&self) {
+        let mut lost = self.lease_lost.clone();
+        if lost.wait_for(|lost| *lost).await.is_err() {
+            // The worker forgot the job without losing the lease: it never will.
+            std::future::pending::<()>().await;
+        }
     }
 
     pub(crate) fn completed(&self) -> bool {

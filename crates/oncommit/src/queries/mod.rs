@@ -7,10 +7,11 @@
 
 use std::time::Duration;
 
-use crate::conn::Conn;
-use crate::db::{Db, Pool};
+use crate::conn::{Conn, PoolConn};
+use crate::db::Db;
 use crate::error::Result;
 use crate::job::{Job, JobId, JobState};
+use crate::job_row::JobRow;
 
 /// The columns of a job row, JSON as text. Times stay `timestamptz` (decoded by chrono):
 /// converting five of them per row to epoch milliseconds in the claim cost a quarter of the
@@ -34,6 +35,53 @@ macro_rules! sqlite_now_ms {
     () => {
         "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
     };
+}
+
+/// Appends an entry to a SQLite job's error history, or starts a new history when the
+/// stored one is not a JSON array (written by hand): a malformed history must not make the
+/// job's completion or rescue fail.
+macro_rules! sqlite_append_error {
+    ($($entry:tt)*) => {
+        concat!(
+            "CASE WHEN json_valid(errors) AND json_type(errors) = 'array' THEN json_insert(errors, '$[#]', ",
+            $($entry)*,
+            ") ELSE json_array(json_object('attempt', 0, 'at', 0, 'error', 'unreadable error history: ' || coalesce(errors, 'NULL')), ",
+            $($entry)*,
+            ") END"
+        )
+    };
+}
+
+/// Runs one of oncommit's statements on a connection of `$db`: `$pg` with `$c` bound to the
+/// pooled PostgreSQL connection, `$lite` with it bound to the SQLite one. On a worker's own
+/// pool (`Db::own_pool`) the statement is bounded by the pool's query timeout, and a
+/// connection whose statement timed out is closed rather than returned: its state is
+/// unknown, and the pool's check of a returned connection would wait forever on a silent
+/// network.
+macro_rules! on_conn {
+    ($db:expr, $what:literal, |$c:ident| $pg:expr, $lite:expr $(,)?) => {{
+        let db: &Db = $db;
+        let mut pooled = db.acquire().await?;
+        let outcome = {
+            let run = async {
+                match &mut pooled {
+                    PoolConn::Postgres($c) => $pg.await,
+                    PoolConn::Sqlite($c) => $lite.await,
+                }
+            };
+            match db.query_timeout() {
+                None => Ok(run.await),
+                Some(after) => tokio::time::timeout(after, run).await.map_err(|_| after),
+            }
+        };
+        match outcome {
+            Ok(result) => result.map_err(Into::into),
+            Err(after) => {
+                pooled.close_on_drop();
+                Err(crate::Error::TimedOut { what: $what, after })
+            }
+        }
+    }};
 }
 
 mod postgres;
@@ -71,6 +119,20 @@ pub(crate) struct Transition {
     pub(crate) error: Option<String>,
     /// Attempts to add to `max_attempts` (a snooze or a release does not use one up).
     pub(crate) extra: i32,
+}
+
+/// What one maintenance tick found (see `job_tick`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tick {
+    /// How many scheduled or retryable jobs became available.
+    pub(crate) promoted: usize,
+    /// The queues asked about that have available jobs, and those that just got some.
+    pub(crate) wake: Vec<String>,
+    /// When the next scheduled or retryable job falls due, in milliseconds from now; `None`
+    /// when none waits.
+    pub(crate) next_due_ms: Option<i64>,
+    /// Whether some running job's lease has expired (its worker is gone): time to rescue.
+    pub(crate) expired_leases: bool,
 }
 
 /// A worker's row in the workers table.
@@ -127,12 +189,15 @@ pub(crate) async fn job_insert_many(conn: Conn<'_>, jobs: &[NewJob]) -> Result<V
 }
 
 /// Claims up to `limit` available jobs of `queue` for `worker`, committing the attempt.
-pub(crate) async fn job_claim(db: &Db, queue: &str, limit: i64, worker: &str, lease: Duration) -> Result<Vec<Job>> {
+/// A row that cannot be decoded comes back with its problem, to be failed.
+pub(crate) async fn job_claim(db: &Db, queue: &str, limit: i64, worker: &str, lease: Duration) -> Result<Vec<JobRow>> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::job_claim(p, queue, limit, worker, secs(lease)).await,
-        Pool::Sqlite(p) => sqlite::job_claim(p, queue, limit, worker, millis(lease)).await,
-    }
+    on_conn!(
+        db,
+        "claiming jobs",
+        |c| postgres::job_claim(c, queue, limit, worker, secs(lease)),
+        sqlite::job_claim(c, queue, limit, worker, millis(lease))
+    )
 }
 
 /// Applies state changes to running jobs in one statement; returns the ids it changed
@@ -141,17 +206,13 @@ pub(crate) async fn job_set_state_if_running_many(db: &Db, changes: &[Transition
     if changes.is_empty() {
         return Ok(Vec::new());
     }
-    match db.pool() {
-        Pool::Postgres(p) => {
-            let mut c = p.acquire().await?;
-            postgres::job_set_state_if_running_many(&mut c, changes).await
-        }
-        Pool::Sqlite(p) => {
-            let _turn = db.writing().await?;
-            let mut c = p.acquire().await?;
-            sqlite::job_set_state_if_running_many(&mut c, changes).await
-        }
-    }
+    let _turn = db.writing().await?;
+    on_conn!(
+        db,
+        "recording finished jobs",
+        |c| postgres::job_set_state_if_running_many(c, changes),
+        sqlite::job_set_state_if_running_many(c, changes)
+    )
 }
 
 /// The same, inside a transaction: the job's completion commits with the task's work.
@@ -163,51 +224,42 @@ pub(crate) async fn job_set_state_if_running(conn: Conn<'_>, change: &Transition
     Ok(!changed.is_empty())
 }
 
-/// Renews the leases of `worker`'s running jobs; returns the ids whose cancel was asked.
-pub(crate) async fn job_heartbeat(db: &Db, worker: &str, lease: Duration) -> Result<Vec<i64>> {
+/// Renews the leases of the jobs `ids` while `worker` still holds them; returns those it
+/// renewed as `(id, attempt, cancel requested)`.
+pub(crate) async fn job_heartbeat(
+    db: &Db,
+    worker: &str,
+    ids: &[i64],
+    lease: Duration,
+) -> Result<Vec<(i64, i32, bool)>> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::job_heartbeat(p, worker, secs(lease)).await,
-        Pool::Sqlite(p) => sqlite::job_heartbeat(p, worker, millis(lease)).await,
-    }
+    on_conn!(
+        db,
+        "renewing leases",
+        |c| postgres::job_heartbeat(c, worker, ids, secs(lease)),
+        sqlite::job_heartbeat(c, worker, ids, millis(lease))
+    )
 }
 
 /// Returns jobs whose lease expired to the queue (or fails them when out of attempts);
 /// returns the queues that got work back.
 pub(crate) async fn job_rescue(db: &Db) -> Result<Vec<String>> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::job_rescue(p).await,
-        Pool::Sqlite(p) => sqlite::job_rescue(p).await,
-    }
+    on_conn!(db, "rescuing jobs", |c| postgres::job_rescue(c), sqlite::job_rescue(c))
 }
 
-/// Makes due scheduled and retryable jobs available; returns the queues that got work.
-pub(crate) async fn job_promote(db: &Db) -> Result<Vec<String>> {
+/// A worker's periodic look at the queue: promotes due jobs, and says which of `queues`
+/// have work, when the next job falls due, and whether leases expired.
+pub(crate) async fn job_tick(db: &Db, queues: &[String]) -> Result<Tick> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::job_promote(p).await,
-        Pool::Sqlite(p) => sqlite::job_promote(p).await,
-    }
-}
-
-/// How long until the next scheduled or retryable job falls due (zero if one is due).
-pub(crate) async fn job_next_due_in(db: &Db) -> Result<Option<Duration>> {
-    let ms: Option<i64> = match db.pool() {
-        Pool::Postgres(p) => postgres::job_next_due_in_ms(p).await?,
-        Pool::Sqlite(p) => sqlite::job_next_due_in_ms(p).await?,
-    };
-    Ok(ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+    on_conn!(db, "looking for due jobs", |c| postgres::job_tick(c, queues), sqlite::job_tick(c, queues))
 }
 
 /// Cancels a job: a queued one at once, a running one by asking its worker. Returns the
 /// state it is left in, or `None` when it was already finished or does not exist.
 pub(crate) async fn job_cancel(db: &Db, id: JobId) -> Result<Option<JobState>> {
     let _turn = db.writing().await?;
-    let state = match db.pool() {
-        Pool::Postgres(p) => postgres::job_cancel(p, id.0).await?,
-        Pool::Sqlite(p) => sqlite::job_cancel(p, id.0).await?,
-    };
+    let state = on_conn!(db, "cancelling a job", |c| postgres::job_cancel(c, id.0), sqlite::job_cancel(c, id.0))?;
     state.map(|s| s.parse().map_err(crate::Error::app)).transpose()
 }
 
@@ -215,44 +267,37 @@ pub(crate) async fn job_cancel(db: &Db, id: JobId) -> Result<Option<JobState>> {
 /// none left. Returns whether a job was changed.
 pub(crate) async fn job_retry(db: &Db, id: JobId) -> Result<bool> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::job_retry(p, id.0).await,
-        Pool::Sqlite(p) => sqlite::job_retry(p, id.0).await,
-    }
+    on_conn!(db, "retrying a job", |c| postgres::job_retry(c, id.0), sqlite::job_retry(c, id.0))
 }
 
 /// Deletes a job that is not running. Returns whether one was deleted.
 pub(crate) async fn job_delete(db: &Db, id: JobId) -> Result<bool> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::job_delete(p, id.0).await,
-        Pool::Sqlite(p) => sqlite::job_delete(p, id.0).await,
-    }
+    on_conn!(db, "deleting a job", |c| postgres::job_delete(c, id.0), sqlite::job_delete(c, id.0))
 }
 
 /// One job by id.
 pub(crate) async fn job_get(db: &Db, id: JobId) -> Result<Option<Job>> {
-    match db.pool() {
-        Pool::Postgres(p) => postgres::job_get(p, id.0).await,
-        Pool::Sqlite(p) => sqlite::job_get(p, id.0).await,
-    }
+    let row = on_conn!(db, "reading a job", |c| postgres::job_get(c, id.0), sqlite::job_get(c, id.0))?;
+    Ok(row.map(|r| r.job))
 }
 
 /// The newest jobs, optionally of one state and one queue.
 pub(crate) async fn job_list(db: &Db, state: Option<JobState>, queue: Option<&str>, limit: i64) -> Result<Vec<Job>> {
     let state = state.map(JobState::as_str);
-    match db.pool() {
-        Pool::Postgres(p) => postgres::job_list(p, state, queue, limit).await,
-        Pool::Sqlite(p) => sqlite::job_list(p, state, queue, limit).await,
-    }
+    let rows = on_conn!(
+        db,
+        "listing jobs",
+        |c| postgres::job_list(c, state, queue, limit),
+        sqlite::job_list(c, state, queue, limit)
+    )?;
+    Ok(rows.into_iter().map(|r| r.job).collect())
 }
 
 /// Counts per queue and state.
 pub(crate) async fn job_count_by_queue_and_state(db: &Db) -> Result<Vec<StateCount>> {
-    let rows: Vec<(String, String, i64)> = match db.pool() {
-        Pool::Postgres(p) => postgres::job_counts(p).await?,
-        Pool::Sqlite(p) => sqlite::job_counts(p).await?,
-    };
+    let rows: Vec<(String, String, i64)> =
+        on_conn!(db, "counting jobs", |c| postgres::job_counts(c), sqlite::job_counts(c))?;
     rows.into_iter()
         .map(|(queue, state, count)| Ok(StateCount { queue, state: state.parse().map_err(crate::Error::app)?, count }))
         .collect()
@@ -262,45 +307,41 @@ pub(crate) async fn job_count_by_queue_and_state(db: &Db) -> Result<Vec<StateCou
 /// more than `discarded` ago, at most `limit` of each. Returns how many were deleted.
 pub(crate) async fn job_prune(db: &Db, completed: Duration, discarded: Duration, limit: i64) -> Result<u64> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::job_prune(p, secs(completed), secs(discarded), limit).await,
-        Pool::Sqlite(p) => sqlite::job_prune(p, millis(completed), millis(discarded), limit).await,
-    }
+    on_conn!(
+        db,
+        "pruning jobs",
+        |c| postgres::job_prune(c, secs(completed), secs(discarded), limit),
+        sqlite::job_prune(c, millis(completed), millis(discarded), limit)
+    )
 }
 
 /// Records that `worker` is alive.
 pub(crate) async fn worker_heartbeat(db: &Db, id: &str, hostname: &str, pid: i32, queues: &str) -> Result<()> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::worker_heartbeat(p, id, hostname, pid, queues).await,
-        Pool::Sqlite(p) => sqlite::worker_heartbeat(p, id, hostname, pid, queues).await,
-    }
+    on_conn!(
+        db,
+        "recording the worker heartbeat",
+        |c| postgres::worker_heartbeat(c, id, hostname, pid, queues),
+        sqlite::worker_heartbeat(c, id, hostname, pid, queues)
+    )
 }
 
 /// Forgets a worker that stopped.
 pub(crate) async fn worker_delete(db: &Db, id: &str) -> Result<()> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::worker_delete(p, id).await,
-        Pool::Sqlite(p) => sqlite::worker_delete(p, id).await,
-    }
+    on_conn!(db, "removing the worker", |c| postgres::worker_delete(c, id), sqlite::worker_delete(c, id))
 }
 
 /// Forgets workers silent for longer than `stale` (they died without saying so).
 pub(crate) async fn worker_prune(db: &Db, stale: Duration) -> Result<()> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::worker_prune(p, secs(stale)).await,
-        Pool::Sqlite(p) => sqlite::worker_prune(p, millis(stale)).await,
-    }
+    on_conn!(db, "pruning workers", |c| postgres::worker_prune(c, secs(stale)), sqlite::worker_prune(c, millis(stale)))
 }
 
 /// The workers that heartbeated recently.
 pub(crate) async fn worker_list(db: &Db) -> Result<Vec<WorkerInfo>> {
-    let rows: Vec<(String, String, i32, String, i64, i64)> = match db.pool() {
-        Pool::Postgres(p) => postgres::worker_list(p).await?,
-        Pool::Sqlite(p) => sqlite::worker_list(p).await?,
-    };
+    let rows: Vec<(String, String, i32, String, i64, i64)> =
+        on_conn!(db, "listing workers", |c| postgres::worker_list(c), sqlite::worker_list(c))?;
     Ok(rows
         .into_iter()
         .map(|(id, hostname, pid, queues, started_at, heartbeat_at)| WorkerInfo {
@@ -317,19 +358,23 @@ pub(crate) async fn worker_list(db: &Db) -> Result<Vec<WorkerInfo>> {
 /// Takes or keeps the leadership `name` for `ttl`; returns whether `id` leads.
 pub(crate) async fn leader_attempt_elect(db: &Db, name: &str, id: &str, ttl: Duration) -> Result<bool> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::leader_attempt_elect(p, name, id, secs(ttl)).await,
-        Pool::Sqlite(p) => sqlite::leader_attempt_elect(p, name, id, millis(ttl)).await,
-    }
+    on_conn!(
+        db,
+        "electing a leader",
+        |c| postgres::leader_attempt_elect(c, name, id, secs(ttl)),
+        sqlite::leader_attempt_elect(c, name, id, millis(ttl))
+    )
 }
 
 /// Gives up the leadership `name` if `id` holds it.
 pub(crate) async fn leader_resign(db: &Db, name: &str, id: &str) -> Result<()> {
     let _turn = db.writing().await?;
-    match db.pool() {
-        Pool::Postgres(p) => postgres::leader_resign(p, name, id).await,
-        Pool::Sqlite(p) => sqlite::leader_resign(p, name, id).await,
-    }
+    on_conn!(
+        db,
+        "resigning the leadership",
+        |c| postgres::leader_resign(c, name, id),
+        sqlite::leader_resign(c, name, id)
+    )
 }
 
 /// Claims `period` of the periodic job `name` inside the enqueueing transaction; returns
@@ -364,27 +409,23 @@ pub(crate) async fn periodic_claim(conn: Conn<'_>, name: &str, period: i64) -> R
 
 /// Jobs completed per minute over the last `minutes`: `(minute since the epoch, count)`.
 pub(crate) async fn job_throughput(db: &Db, minutes: i64) -> Result<Vec<(i64, i64)>> {
-    Ok(match db.pool() {
-        Pool::Postgres(p) => {
-            sqlx::query_as(
-                "SELECT (extract(epoch FROM finished_at) / 60)::int8 AS minute, count(*) FROM oncommit.jobs \
-                 WHERE state = 'completed' AND finished_at > now() - make_interval(mins => $1::int4) \
-                 GROUP BY 1 ORDER BY 1",
-            )
-            .bind(minutes)
-            .fetch_all(p)
-            .await?
-        }
-        Pool::Sqlite(p) => {
-            sqlx::query_as(concat!(
-                "SELECT finished_at / 60000 AS minute, count(*) FROM oncommit_jobs \
-                 WHERE state = 'completed' AND finished_at > ",
-                sqlite_now_ms!(),
-                " - $1 * 60000 GROUP BY 1 ORDER BY 1"
-            ))
-            .bind(minutes)
-            .fetch_all(p)
-            .await?
-        }
-    })
+    on_conn!(
+        db,
+        "reading throughput",
+        |c| sqlx::query_as(
+            "SELECT (extract(epoch FROM finished_at) / 60)::int8 AS minute, count(*) FROM oncommit.jobs \
+             WHERE state = 'completed' AND finished_at > now() - make_interval(mins => $1::int4) \
+             GROUP BY 1 ORDER BY 1",
+        )
+        .bind(minutes)
+        .fetch_all(&mut **c),
+        sqlx::query_as(concat!(
+            "SELECT finished_at / 60000 AS minute, count(*) FROM oncommit_jobs \
+             WHERE state = 'completed' AND finished_at > ",
+            sqlite_now_ms!(),
+            " - $1 * 60000 GROUP BY 1 ORDER BY 1"
+        ))
+        .bind(minutes)
+        .fetch_all(&mut **c),
+    )
 }

@@ -1,10 +1,11 @@
 //! The queue's SQL for PostgreSQL (tables in the `oncommit` schema).
 
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::PgConnection;
 
 use super::{NewJob, Transition};
 use crate::error::Result;
-use crate::job::{Job, JobId};
+use crate::job::JobId;
+use crate::job_row::JobRow;
 
 pub(super) async fn job_insert(c: &mut PgConnection, job: &NewJob) -> Result<JobId> {
     // One code path with plain-SQL users: the same function, the same NOTIFY.
@@ -64,7 +65,13 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
     Ok(ids)
 }
 
-pub(super) async fn job_claim(p: &PgPool, queue: &str, limit: i64, worker: &str, lease_secs: f64) -> Result<Vec<Job>> {
+pub(super) async fn job_claim(
+    c: &mut PgConnection,
+    queue: &str,
+    limit: i64,
+    worker: &str,
+    lease_secs: f64,
+) -> Result<Vec<JobRow>> {
     // ANY(ARRAY(…)) makes the locking subquery run exactly once.
     Ok(sqlx::query_as(concat!(
         "UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1, attempted_at = now(), \
@@ -79,7 +86,7 @@ pub(super) async fn job_claim(p: &PgPool, queue: &str, limit: i64, worker: &str,
     .bind(limit)
     .bind(worker)
     .bind(lease_secs)
-    .fetch_all(p)
+    .fetch_all(&mut *c)
     .await?)
 }
 
@@ -107,19 +114,27 @@ pub(super) async fn job_set_state_if_running_many(c: &mut PgConnection, changes:
     .await?)
 }
 
-pub(super) async fn job_heartbeat(p: &PgPool, worker: &str, lease_secs: f64) -> Result<Vec<i64>> {
-    let rows: Vec<(i64, bool)> = sqlx::query_as(
+pub(super) async fn job_heartbeat(
+    c: &mut PgConnection,
+    worker: &str,
+    ids: &[i64],
+    lease_secs: f64,
+) -> Result<Vec<(i64, i32, bool)>> {
+    // Primary-key probes for the jobs this worker holds in memory, and no others: a job
+    // whose claim reply was lost is not renewed, so its lease runs out and it is rescued.
+    Ok(sqlx::query_as(
         "UPDATE oncommit.jobs SET lease_expires_at = now() + make_interval(secs => $2) \
-         WHERE state = 'running' AND lease_owner = $1 RETURNING id, cancel_requested",
+         WHERE id = ANY($3::int8[]) AND state = 'running' AND lease_owner = $1 \
+         RETURNING id, attempt, cancel_requested",
     )
     .bind(worker)
     .bind(lease_secs)
-    .fetch_all(p)
-    .await?;
-    Ok(rows.into_iter().filter(|(_, cancel)| *cancel).map(|(id, _)| id).collect())
+    .bind(ids)
+    .fetch_all(&mut *c)
+    .await?)
 }
 
-pub(super) async fn job_rescue(p: &PgPool) -> Result<Vec<String>> {
+pub(super) async fn job_rescue(c: &mut PgConnection) -> Result<Vec<String>> {
     let queues: Vec<String> = sqlx::query_scalar(
         "WITH rescued AS ( \
            UPDATE oncommit.jobs SET \
@@ -136,46 +151,46 @@ pub(super) async fn job_rescue(p: &PgPool) -> Result<Vec<String>> {
            RETURNING queue, state) \
          SELECT DISTINCT queue FROM rescued WHERE state = 'available'",
     )
-    .fetch_all(p)
+    .fetch_all(&mut *c)
     .await?;
-    notify(p, super::JOBS_CHANNEL, &queues).await?;
+    notify_on(&mut *c, super::JOBS_CHANNEL, &queues).await?;
     Ok(queues)
 }
 
-pub(super) async fn job_promote(p: &PgPool) -> Result<Vec<String>> {
-    let queues: Vec<String> = sqlx::query_scalar(
+pub(super) async fn job_tick(c: &mut PgConnection, queues: &[String]) -> Result<super::Tick> {
+    // One statement, so an idle worker costs one transaction per poll: promote due jobs
+    // (and NOTIFY their queues), name the served queues with work, say when the next job
+    // falls due and whether a lease has expired. Every part is an index probe. The CTE's
+    // snapshot predates the promotion, so promoted rows are counted by `due`, not as
+    // available, and the next due time skips them (`run_at > now()`).
+    let (promoted, _, wake, next_due_ms, expired): (i64, i64, Vec<String>, Option<i64>, bool) = sqlx::query_as(
         "WITH due AS ( \
            UPDATE oncommit.jobs SET state = 'available' \
            WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
                WHERE state IN ('scheduled', 'retryable') AND run_at <= now() \
                ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)) \
-           RETURNING queue) \
-         SELECT DISTINCT queue FROM due",
+           RETURNING queue), \
+         promoted AS (SELECT DISTINCT queue FROM due) \
+         SELECT (SELECT count(*) FROM due), \
+                (SELECT count(pg_notify('oncommit_jobs', queue)) FROM promoted), \
+                ARRAY(SELECT queue FROM promoted \
+                      UNION SELECT q FROM unnest($1::text[]) AS q WHERE EXISTS ( \
+                          SELECT 1 FROM oncommit.jobs WHERE state = 'available' AND queue = q)), \
+                (SELECT least(extract(epoch FROM min(run_at)) - extract(epoch FROM now()), 86400) * 1000 \
+                 FROM oncommit.jobs WHERE state IN ('scheduled', 'retryable') \
+                   AND run_at > now() AND isfinite(run_at))::int8, \
+                EXISTS (SELECT 1 FROM oncommit.jobs WHERE state = 'running' AND lease_expires_at < now())",
     )
-    .fetch_all(p)
+    .bind(queues)
+    .fetch_one(&mut *c)
     .await?;
-    notify(p, super::JOBS_CHANNEL, &queues).await?;
-    Ok(queues)
-}
-
-pub(super) async fn job_next_due_in_ms(p: &PgPool) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
-        "SELECT greatest(0, (extract(epoch FROM min(run_at) - now()) * 1000)::int8) \
-         FROM oncommit.jobs WHERE state IN ('scheduled', 'retryable')",
-    )
-    .fetch_one(p)
-    .await?)
-}
-
-pub(super) async fn notify(p: &PgPool, channel: &str, payloads: &[String]) -> Result<()> {
-    if payloads.is_empty() {
-        return Ok(());
-    }
-    let mut c = p.acquire().await?;
-    notify_on(&mut c, channel, payloads).await
+    Ok(super::Tick { promoted: promoted as usize, wake, next_due_ms, expired_leases: expired })
 }
 
 async fn notify_on(c: &mut PgConnection, channel: &str, payloads: &[String]) -> Result<()> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
     sqlx::query("SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q")
         .bind(channel)
         .bind(payloads)
@@ -184,7 +199,7 @@ async fn notify_on(c: &mut PgConnection, channel: &str, payloads: &[String]) -> 
     Ok(())
 }
 
-pub(super) async fn job_cancel(p: &PgPool, id: i64) -> Result<Option<String>> {
+pub(super) async fn job_cancel(c: &mut PgConnection, id: i64) -> Result<Option<String>> {
     let state: Option<String> = sqlx::query_scalar(
         "UPDATE oncommit.jobs SET \
              cancel_requested = (state = 'running'), \
@@ -194,43 +209,48 @@ pub(super) async fn job_cancel(p: &PgPool, id: i64) -> Result<Option<String>> {
          RETURNING state",
     )
     .bind(id)
-    .fetch_optional(p)
+    .fetch_optional(&mut *c)
     .await?;
     if state.as_deref() == Some("running") {
-        notify(p, super::CANCEL_CHANNEL, &[id.to_string()]).await?;
+        notify_on(&mut *c, super::CANCEL_CHANNEL, &[id.to_string()]).await?;
     }
     Ok(state)
 }
 
-pub(super) async fn job_retry(p: &PgPool, id: i64) -> Result<bool> {
+pub(super) async fn job_retry(c: &mut PgConnection, id: i64) -> Result<bool> {
     let queue: Option<String> = sqlx::query_scalar(
         "UPDATE oncommit.jobs SET state = 'available', run_at = now(), finished_at = NULL, \
              cancel_requested = false, max_attempts = greatest(max_attempts, attempt + 1) \
          WHERE id = $1 AND state <> 'running' RETURNING queue",
     )
     .bind(id)
-    .fetch_optional(p)
+    .fetch_optional(&mut *c)
     .await?;
     if let Some(queue) = &queue {
-        notify(p, super::JOBS_CHANNEL, std::slice::from_ref(queue)).await?;
+        notify_on(&mut *c, super::JOBS_CHANNEL, std::slice::from_ref(queue)).await?;
     }
     Ok(queue.is_some())
 }
 
-pub(super) async fn job_delete(p: &PgPool, id: i64) -> Result<bool> {
+pub(super) async fn job_delete(c: &mut PgConnection, id: i64) -> Result<bool> {
     let done =
-        sqlx::query("DELETE FROM oncommit.jobs WHERE id = $1 AND state <> 'running'").bind(id).execute(p).await?;
+        sqlx::query("DELETE FROM oncommit.jobs WHERE id = $1 AND state <> 'running'").bind(id).execute(&mut *c).await?;
     Ok(done.rows_affected() > 0)
 }
 
-pub(super) async fn job_get(p: &PgPool, id: i64) -> Result<Option<Job>> {
+pub(super) async fn job_get(c: &mut PgConnection, id: i64) -> Result<Option<JobRow>> {
     Ok(sqlx::query_as(concat!("SELECT ", pg_job_columns!(), " FROM oncommit.jobs WHERE id = $1"))
         .bind(id)
-        .fetch_optional(p)
+        .fetch_optional(&mut *c)
         .await?)
 }
 
-pub(super) async fn job_list(p: &PgPool, state: Option<&str>, queue: Option<&str>, limit: i64) -> Result<Vec<Job>> {
+pub(super) async fn job_list(
+    c: &mut PgConnection,
+    state: Option<&str>,
+    queue: Option<&str>,
+    limit: i64,
+) -> Result<Vec<JobRow>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         pg_job_columns!(),
@@ -240,17 +260,22 @@ pub(super) async fn job_list(p: &PgPool, state: Option<&str>, queue: Option<&str
     .bind(state)
     .bind(queue)
     .bind(limit)
-    .fetch_all(p)
+    .fetch_all(&mut *c)
     .await?)
 }
 
-pub(super) async fn job_counts(p: &PgPool) -> Result<Vec<(String, String, i64)>> {
+pub(super) async fn job_counts(c: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
     Ok(sqlx::query_as("SELECT queue, state, count(*) FROM oncommit.jobs GROUP BY queue, state ORDER BY queue, state")
-        .fetch_all(p)
+        .fetch_all(&mut *c)
         .await?)
 }
 
-pub(super) async fn job_prune(p: &PgPool, completed_secs: f64, discarded_secs: f64, limit: i64) -> Result<u64> {
+pub(super) async fn job_prune(
+    c: &mut PgConnection,
+    completed_secs: f64,
+    discarded_secs: f64,
+    limit: i64,
+) -> Result<u64> {
     let done = sqlx::query(
         "DELETE FROM oncommit.jobs WHERE id = ANY(ARRAY( \
              (SELECT id FROM oncommit.jobs WHERE state = 'completed' \
@@ -262,12 +287,18 @@ pub(super) async fn job_prune(p: &PgPool, completed_secs: f64, discarded_secs: f
     .bind(completed_secs)
     .bind(discarded_secs)
     .bind(limit)
-    .execute(p)
+    .execute(&mut *c)
     .await?;
     Ok(done.rows_affected())
 }
 
-pub(super) async fn worker_heartbeat(p: &PgPool, id: &str, hostname: &str, pid: i32, queues: &str) -> Result<()> {
+pub(super) async fn worker_heartbeat(
+    c: &mut PgConnection,
+    id: &str,
+    hostname: &str,
+    pid: i32,
+    queues: &str,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO oncommit.workers (id, hostname, pid, queues) VALUES ($1, $2, $3, $4::jsonb) \
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
@@ -276,35 +307,35 @@ pub(super) async fn worker_heartbeat(p: &PgPool, id: &str, hostname: &str, pid: 
     .bind(hostname)
     .bind(pid)
     .bind(queues)
-    .execute(p)
+    .execute(&mut *c)
     .await?;
     Ok(())
 }
 
-pub(super) async fn worker_delete(p: &PgPool, id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM oncommit.workers WHERE id = $1").bind(id).execute(p).await?;
+pub(super) async fn worker_delete(c: &mut PgConnection, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM oncommit.workers WHERE id = $1").bind(id).execute(&mut *c).await?;
     Ok(())
 }
 
-pub(super) async fn worker_prune(p: &PgPool, stale_secs: f64) -> Result<()> {
+pub(super) async fn worker_prune(c: &mut PgConnection, stale_secs: f64) -> Result<()> {
     sqlx::query("DELETE FROM oncommit.workers WHERE heartbeat_at < now() - make_interval(secs => $1)")
         .bind(stale_secs)
-        .execute(p)
+        .execute(&mut *c)
         .await?;
     Ok(())
 }
 
-pub(super) async fn worker_list(p: &PgPool) -> Result<Vec<(String, String, i32, String, i64, i64)>> {
+pub(super) async fn worker_list(c: &mut PgConnection) -> Result<Vec<(String, String, i32, String, i64, i64)>> {
     Ok(sqlx::query_as(
         "SELECT id, hostname, pid, queues::text, (extract(epoch FROM started_at) * 1000)::int8, \
                 (extract(epoch FROM heartbeat_at) * 1000)::int8 \
          FROM oncommit.workers ORDER BY started_at",
     )
-    .fetch_all(p)
+    .fetch_all(&mut *c)
     .await?)
 }
 
-pub(super) async fn leader_attempt_elect(p: &PgPool, name: &str, id: &str, ttl_secs: f64) -> Result<bool> {
+pub(super) async fn leader_attempt_elect(c: &mut PgConnection, name: &str, id: &str, ttl_secs: f64) -> Result<bool> {
     let leader: Option<String> = sqlx::query_scalar(
         "INSERT INTO oncommit.leaders (name, leader_id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3)) \
          ON CONFLICT (name) DO UPDATE SET leader_id = EXCLUDED.leader_id, expires_at = EXCLUDED.expires_at \
@@ -314,16 +345,16 @@ pub(super) async fn leader_attempt_elect(p: &PgPool, name: &str, id: &str, ttl_s
     .bind(name)
     .bind(id)
     .bind(ttl_secs)
-    .fetch_optional(p)
+    .fetch_optional(&mut *c)
     .await?;
     Ok(leader.is_some())
 }
 
-pub(super) async fn leader_resign(p: &PgPool, name: &str, id: &str) -> Result<()> {
+pub(super) async fn leader_resign(c: &mut PgConnection, name: &str, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM oncommit.leaders WHERE name = $1 AND leader_id = $2")
         .bind(name)
         .bind(id)
-        .execute(p)
+        .execute(&mut *c)
         .await?;
     Ok(())
 }

@@ -3,11 +3,12 @@
 //! Every statement here is one statement, so it is atomic under SQLite's write lock even in
 //! autocommit; arrays travel as one JSON parameter read with `json_each`.
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::sqlite::SqliteConnection;
 
 use super::{NewJob, Transition};
 use crate::error::Result;
-use crate::job::{Job, JobId};
+use crate::job::JobId;
+use crate::job_row::JobRow;
 
 pub(super) async fn job_insert(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId> {
     // A conflicting job may finish between the insert and the look-up: try again then.
@@ -88,12 +89,12 @@ pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -
 }
 
 pub(super) async fn job_claim(
-    p: &SqlitePool,
+    c: &mut SqliteConnection,
     queue: &str,
     limit: i64,
     worker: &str,
     lease_ms: i64,
-) -> Result<Vec<Job>> {
+) -> Result<Vec<JobRow>> {
     Ok(sqlx::query_as(concat!(
         "UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1, attempted_at = ",
         sqlite_now_ms!(),
@@ -109,7 +110,7 @@ pub(super) async fn job_claim(
     .bind(limit)
     .bind(worker)
     .bind(lease_ms)
-    .fetch_all(p)
+    .fetch_all(&mut *c)
     .await?)
 }
 
@@ -124,7 +125,9 @@ pub(super) async fn job_set_state_if_running_many(
              run_at = CASE WHEN u.delay_ms IS NULL THEN run_at ELSE ",
         sqlite_now_ms!(),
         " + u.delay_ms END, \
-             errors = CASE WHEN u.error IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(u.error)) END, \
+             errors = CASE WHEN u.error IS NULL THEN errors ELSE ",
+        sqlite_append_error!("json(u.error)"),
+        " END, \
              max_attempts = max_attempts + u.extra, \
              finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN ",
         sqlite_now_ms!(),
@@ -143,20 +146,27 @@ pub(super) async fn job_set_state_if_running_many(
     .await?)
 }
 
-pub(super) async fn job_heartbeat(p: &SqlitePool, worker: &str, lease_ms: i64) -> Result<Vec<i64>> {
-    let rows: Vec<(i64, bool)> = sqlx::query_as(concat!(
+pub(super) async fn job_heartbeat(
+    c: &mut SqliteConnection,
+    worker: &str,
+    ids: &[i64],
+    lease_ms: i64,
+) -> Result<Vec<(i64, i32, bool)>> {
+    let ids = serde_json::to_string(ids).map_err(crate::Error::app)?;
+    Ok(sqlx::query_as(concat!(
         "UPDATE oncommit_jobs SET lease_expires_at = ",
         sqlite_now_ms!(),
-        " + $2 WHERE state = 'running' AND lease_owner = $1 RETURNING id, cancel_requested"
+        " + $2 WHERE id IN (SELECT value FROM json_each($3)) AND state = 'running' AND lease_owner = $1 \
+         RETURNING id, attempt, cancel_requested"
     ))
     .bind(worker)
     .bind(lease_ms)
-    .fetch_all(p)
-    .await?;
-    Ok(rows.into_iter().filter(|(_, cancel)| *cancel).map(|(id, _)| id).collect())
+    .bind(ids)
+    .fetch_all(&mut *c)
+    .await?)
 }
 
-pub(super) async fn job_rescue(p: &SqlitePool) -> Result<Vec<String>> {
+pub(super) async fn job_rescue(c: &mut SqliteConnection) -> Result<Vec<String>> {
     let rows: Vec<(String, String)> = sqlx::query_as(concat!(
         "UPDATE oncommit_jobs SET \
              state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'available' END, \
@@ -165,29 +175,56 @@ pub(super) async fn job_rescue(p: &SqlitePool) -> Result<Vec<String>> {
         ", finished_at = CASE WHEN attempt >= max_attempts THEN ",
         sqlite_now_ms!(),
         " END, \
-             errors = json_insert(errors, '$[#]', json_object('attempt', attempt, 'at', ",
-        sqlite_now_ms!(),
-        ", 'error', 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped renewing it')), \
+             errors = ",
+        sqlite_append_error!(concat!(
+            "json_object('attempt', attempt, 'at', ",
+            sqlite_now_ms!(),
+            ", 'error', 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped renewing it')"
+        )),
+        ", \
              lease_owner = NULL, lease_expires_at = NULL \
          WHERE state = 'running' AND lease_expires_at < ",
         sqlite_now_ms!(),
         " RETURNING queue, state"
     ))
-    .fetch_all(p)
+    .fetch_all(&mut *c)
     .await?;
     Ok(distinct_queues(rows.into_iter().filter(|(_, s)| s == "available").map(|(q, _)| q)))
 }
 
-pub(super) async fn job_promote(p: &SqlitePool) -> Result<Vec<String>> {
-    let queues: Vec<String> = sqlx::query_scalar(concat!(
-        "UPDATE oncommit_jobs SET state = 'available' \
-         WHERE state IN ('scheduled', 'retryable') AND run_at <= ",
+pub(super) async fn job_tick(c: &mut SqliteConnection, queues: &[String]) -> Result<super::Tick> {
+    // A read first: the write lock is taken only when something is due.
+    let (due, ready, next_due_ms, expired): (bool, String, Option<i64>, bool) = sqlx::query_as(concat!(
+        "SELECT EXISTS (SELECT 1 FROM oncommit_jobs WHERE state IN ('scheduled', 'retryable') AND run_at <= ",
         sqlite_now_ms!(),
-        " RETURNING queue"
+        "), (SELECT json_group_array(value) FROM json_each($1) WHERE EXISTS ( \
+            SELECT 1 FROM oncommit_jobs WHERE state = 'available' AND queue = value)), \
+         (SELECT min(min(run_at) - ",
+        sqlite_now_ms!(),
+        ", 86400000) FROM oncommit_jobs WHERE state IN ('scheduled', 'retryable') AND run_at > ",
+        sqlite_now_ms!(),
+        "), EXISTS (SELECT 1 FROM oncommit_jobs WHERE state = 'running' AND lease_expires_at < ",
+        sqlite_now_ms!(),
+        ")"
     ))
-    .fetch_all(p)
+    .bind(serde_json::to_string(queues).map_err(crate::Error::app)?)
+    .fetch_one(&mut *c)
     .await?;
-    Ok(distinct_queues(queues.into_iter()))
+    let mut wake: Vec<String> = serde_json::from_str(&ready).map_err(crate::Error::app)?;
+    let mut promoted = 0;
+    if due {
+        let queues: Vec<String> = sqlx::query_scalar(concat!(
+            "UPDATE oncommit_jobs SET state = 'available' \
+             WHERE state IN ('scheduled', 'retryable') AND run_at <= ",
+            sqlite_now_ms!(),
+            " RETURNING queue"
+        ))
+        .fetch_all(&mut *c)
+        .await?;
+        promoted = queues.len();
+        wake.extend(queues);
+    }
+    Ok(super::Tick { promoted, wake: distinct_queues(wake.into_iter()), next_due_ms, expired_leases: expired })
 }
 
 fn distinct_queues(queues: impl Iterator<Item = String>) -> Vec<String> {
@@ -197,17 +234,7 @@ fn distinct_queues(queues: impl Iterator<Item = String>) -> Vec<String> {
     queues
 }
 
-pub(super) async fn job_next_due_in_ms(p: &SqlitePool) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(concat!(
-        "SELECT max(0, min(run_at) - ",
-        sqlite_now_ms!(),
-        ") FROM oncommit_jobs WHERE state IN ('scheduled', 'retryable')"
-    ))
-    .fetch_one(p)
-    .await?)
-}
-
-pub(super) async fn job_cancel(p: &SqlitePool, id: i64) -> Result<Option<String>> {
+pub(super) async fn job_cancel(c: &mut SqliteConnection, id: i64) -> Result<Option<String>> {
     Ok(sqlx::query_scalar(concat!(
         "UPDATE oncommit_jobs SET \
              cancel_requested = (state = 'running'), \
@@ -219,11 +246,11 @@ pub(super) async fn job_cancel(p: &SqlitePool, id: i64) -> Result<Option<String>
          RETURNING state"
     ))
     .bind(id)
-    .fetch_optional(p)
+    .fetch_optional(&mut *c)
     .await?)
 }
 
-pub(super) async fn job_retry(p: &SqlitePool, id: i64) -> Result<bool> {
+pub(super) async fn job_retry(c: &mut SqliteConnection, id: i64) -> Result<bool> {
     let done = sqlx::query(concat!(
         "UPDATE oncommit_jobs SET state = 'available', run_at = ",
         sqlite_now_ms!(),
@@ -231,25 +258,30 @@ pub(super) async fn job_retry(p: &SqlitePool, id: i64) -> Result<bool> {
          WHERE id = $1 AND state <> 'running'"
     ))
     .bind(id)
-    .execute(p)
+    .execute(&mut *c)
     .await?;
     Ok(done.rows_affected() > 0)
 }
 
-pub(super) async fn job_delete(p: &SqlitePool, id: i64) -> Result<bool> {
+pub(super) async fn job_delete(c: &mut SqliteConnection, id: i64) -> Result<bool> {
     let done =
-        sqlx::query("DELETE FROM oncommit_jobs WHERE id = $1 AND state <> 'running'").bind(id).execute(p).await?;
+        sqlx::query("DELETE FROM oncommit_jobs WHERE id = $1 AND state <> 'running'").bind(id).execute(&mut *c).await?;
     Ok(done.rows_affected() > 0)
 }
 
-pub(super) async fn job_get(p: &SqlitePool, id: i64) -> Result<Option<Job>> {
+pub(super) async fn job_get(c: &mut SqliteConnection, id: i64) -> Result<Option<JobRow>> {
     Ok(sqlx::query_as(concat!("SELECT ", sqlite_job_columns!(), " FROM oncommit_jobs WHERE id = $1"))
         .bind(id)
-        .fetch_optional(p)
+        .fetch_optional(&mut *c)
         .await?)
 }
 
-pub(super) async fn job_list(p: &SqlitePool, state: Option<&str>, queue: Option<&str>, limit: i64) -> Result<Vec<Job>> {
+pub(super) async fn job_list(
+    c: &mut SqliteConnection,
+    state: Option<&str>,
+    queue: Option<&str>,
+    limit: i64,
+) -> Result<Vec<JobRow>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         sqlite_job_columns!(),
@@ -259,17 +291,22 @@ pub(super) async fn job_list(p: &SqlitePool, state: Option<&str>, queue: Option<
     .bind(state)
     .bind(queue)
     .bind(limit)
-    .fetch_all(p)
+    .fetch_all(&mut *c)
     .await?)
 }
 
-pub(super) async fn job_counts(p: &SqlitePool) -> Result<Vec<(String, String, i64)>> {
+pub(super) async fn job_counts(c: &mut SqliteConnection) -> Result<Vec<(String, String, i64)>> {
     Ok(sqlx::query_as("SELECT queue, state, count(*) FROM oncommit_jobs GROUP BY queue, state ORDER BY queue, state")
-        .fetch_all(p)
+        .fetch_all(&mut *c)
         .await?)
 }
 
-pub(super) async fn job_prune(p: &SqlitePool, completed_ms: i64, discarded_ms: i64, limit: i64) -> Result<u64> {
+pub(super) async fn job_prune(
+    c: &mut SqliteConnection,
+    completed_ms: i64,
+    discarded_ms: i64,
+    limit: i64,
+) -> Result<u64> {
     let done = sqlx::query(concat!(
         "DELETE FROM oncommit_jobs WHERE id IN ( \
              SELECT id FROM (SELECT id FROM oncommit_jobs WHERE state = 'completed' AND finished_at < ",
@@ -283,12 +320,18 @@ pub(super) async fn job_prune(p: &SqlitePool, completed_ms: i64, discarded_ms: i
     .bind(completed_ms)
     .bind(discarded_ms)
     .bind(limit)
-    .execute(p)
+    .execute(&mut *c)
     .await?;
     Ok(done.rows_affected())
 }
 
-pub(super) async fn worker_heartbeat(p: &SqlitePool, id: &str, hostname: &str, pid: i32, queues: &str) -> Result<()> {
+pub(super) async fn worker_heartbeat(
+    c: &mut SqliteConnection,
+    id: &str,
+    hostname: &str,
+    pid: i32,
+    queues: &str,
+) -> Result<()> {
     sqlx::query(concat!(
         "INSERT INTO oncommit_workers (id, hostname, pid, queues) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = ",
@@ -298,33 +341,33 @@ pub(super) async fn worker_heartbeat(p: &SqlitePool, id: &str, hostname: &str, p
     .bind(hostname)
     .bind(pid)
     .bind(queues)
-    .execute(p)
+    .execute(&mut *c)
     .await?;
     Ok(())
 }
 
-pub(super) async fn worker_delete(p: &SqlitePool, id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM oncommit_workers WHERE id = $1").bind(id).execute(p).await?;
+pub(super) async fn worker_delete(c: &mut SqliteConnection, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM oncommit_workers WHERE id = $1").bind(id).execute(&mut *c).await?;
     Ok(())
 }
 
-pub(super) async fn worker_prune(p: &SqlitePool, stale_ms: i64) -> Result<()> {
+pub(super) async fn worker_prune(c: &mut SqliteConnection, stale_ms: i64) -> Result<()> {
     sqlx::query(concat!("DELETE FROM oncommit_workers WHERE heartbeat_at < ", sqlite_now_ms!(), " - $1"))
         .bind(stale_ms)
-        .execute(p)
+        .execute(&mut *c)
         .await?;
     Ok(())
 }
 
-pub(super) async fn worker_list(p: &SqlitePool) -> Result<Vec<(String, String, i32, String, i64, i64)>> {
+pub(super) async fn worker_list(c: &mut SqliteConnection) -> Result<Vec<(String, String, i32, String, i64, i64)>> {
     Ok(sqlx::query_as(
         "SELECT id, hostname, pid, queues, started_at, heartbeat_at FROM oncommit_workers ORDER BY started_at",
     )
-    .fetch_all(p)
+    .fetch_all(&mut *c)
     .await?)
 }
 
-pub(super) async fn leader_attempt_elect(p: &SqlitePool, name: &str, id: &str, ttl_ms: i64) -> Result<bool> {
+pub(super) async fn leader_attempt_elect(c: &mut SqliteConnection, name: &str, id: &str, ttl_ms: i64) -> Result<bool> {
     let leader: Option<String> = sqlx::query_scalar(concat!(
         "INSERT INTO oncommit_leaders (name, leader_id, expires_at) VALUES ($1, $2, ",
         sqlite_now_ms!(),
@@ -338,16 +381,16 @@ pub(super) async fn leader_attempt_elect(p: &SqlitePool, name: &str, id: &str, t
     .bind(name)
     .bind(id)
     .bind(ttl_ms)
-    .fetch_optional(p)
+    .fetch_optional(&mut *c)
     .await?;
     Ok(leader.is_some())
 }
 
-pub(super) async fn leader_resign(p: &SqlitePool, name: &str, id: &str) -> Result<()> {
+pub(super) async fn leader_resign(c: &mut SqliteConnection, name: &str, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM oncommit_leaders WHERE name = $1 AND leader_id = $2")
         .bind(name)
         .bind(id)
-        .execute(p)
+        .execute(&mut *c)
         .await?;
     Ok(())
 }

@@ -1,24 +1,41 @@
 //! Records finished attempts in batches: whatever finished while the previous batch was
 //! being written goes out in the next single statement. Under load the batches grow by
 //! themselves; when idle each completion is written at once.
+//!
+//! A batch that cannot be written is kept and retried with backoff, not dropped: its jobs
+//! stay in `held`, so their leases are renewed while the database refuses only writes, and
+//! the outcome lands as soon as it accepts them. While batches wait, the channel fills and
+//! finished tasks keep their slots: the worker stops claiming (back-pressure). Only at
+//! shutdown, after the query timeout, are unwritten batches given up; those jobs are
+//! rescued when their leases run out, and run again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::held::Held;
+use super::outage::{Backoff, Outage};
 use crate::db::Db;
 use crate::metrics::METRICS;
 use crate::queries::{self, Transition};
+use crate::shutdown::Shutdown;
 
 /// The most state changes written in one statement.
 const MAX_BATCH: usize = 1000;
 
 /// Batches written at once: while one waits on its round trip the next is already going, so
 /// the database is kept busy. Each job has one pending change, so their order is free.
-const IN_FLIGHT: usize = 4;
+pub(crate) const IN_FLIGHT: usize = 4;
 
-/// Writes the transitions sent on `rx` until every sender is gone.
-pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Transition>) {
+/// Writes the transitions sent on `rx` until every sender is gone, or `give_up` fires.
+pub(crate) async fn run(
+    db: Db,
+    mut rx: mpsc::Receiver<Transition>,
+    held: Arc<Held>,
+    outage: Arc<Outage>,
+    give_up: Shutdown,
+) {
     let mut writes = tokio::task::JoinSet::new();
     loop {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -28,39 +45,39 @@ pub(crate) async fn run(db: Db, mut rx: mpsc::Receiver<Transition>) {
         while writes.len() >= IN_FLIGHT {
             writes.join_next().await;
         }
-        let db = db.clone();
-        writes.spawn(async move { write(&db, &batch).await });
+        let (db, held, outage, give_up) = (db.clone(), held.clone(), outage.clone(), give_up.clone());
+        writes.spawn(async move { write(&db, batch, &held, &outage, give_up).await });
     }
     while writes.join_next().await.is_some() {}
 }
 
-/// Writes one batch, retrying through brief outages. A batch that still cannot be written
-/// is dropped with an error: those jobs stay `running` until their leases expire, and then
-/// run again, so nothing is lost (they may run twice, as at-least-once promises).
-async fn write(db: &Db, batch: &[Transition]) {
-    let mut delay = Duration::from_millis(50);
-    for attempt in 1..=6 {
+/// Writes one batch, retrying with backoff until it lands or `give_up` fires.
+async fn write(db: &Db, batch: Vec<Transition>, held: &Held, outage: &Outage, mut give_up: Shutdown) {
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+    loop {
         let started = std::time::Instant::now();
-        let written = queries::job_set_state_if_running_many(db, batch).await;
+        let written = queries::job_set_state_if_running_many(db, &batch).await;
         METRICS.complete.observe(started.elapsed());
         match written {
             Ok(changed) => {
+                outage.ok();
                 if changed.len() < batch.len() {
                     tracing::warn!(
                         stale = batch.len() - changed.len(),
                         "some jobs were no longer held by this worker (lease expired); their results were not recorded"
                     );
                 }
+                held.release(batch.iter().map(|t| t.id));
                 return;
             }
-            Err(err) if attempt < 6 => {
-                tracing::warn!(error = %err, attempt, "recording finished jobs failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+            Err(err) => outage.failed("recording finished jobs", &err),
+        }
+        tokio::select! {
+            _ = give_up.wait() => {
+                tracing::error!(jobs = batch.len(), "shutting down with finished jobs not recorded; they will run again once their leases expire");
+                return;
             }
-            Err(err) => {
-                tracing::error!(error = %err, jobs = batch.len(), "could not record finished jobs; their leases will expire and they will run again")
-            }
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
     }
 }

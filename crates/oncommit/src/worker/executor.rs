@@ -3,12 +3,11 @@
 //! attempt; the worker itself never goes down with it.
 
 use std::any::Any;
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
 
+use super::held::{Held, Stop};
 use super::registry::Registry;
 use crate::db::Db;
 use crate::job::{Job, JobState};
@@ -17,67 +16,24 @@ use crate::queries::Transition;
 use crate::retry_policy::RetryPolicy;
 use crate::task::{TaskContext, TaskError};
 
-/// Why a running job was stopped from outside.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// A user cancelled it.
-    Cancel,
-    /// The worker is shutting down and the job did not finish in time.
-    Release,
-}
-
-/// The jobs this worker is running, so they can be stopped (cancel, shutdown).
-#[derive(Default)]
-pub(crate) struct Running {
-    jobs: Mutex<HashMap<i64, (tokio::task::AbortHandle, Option<Stop>)>>,
-}
-
-impl Running {
-    fn insert(&self, id: i64, handle: tokio::task::AbortHandle) {
-        self.lock().insert(id, (handle, None));
-    }
-
-    fn remove(&self, id: i64) -> Option<Stop> {
-        self.lock().remove(&id).and_then(|(_, stop)| stop)
-    }
-
-    /// Stops job `id` if this worker runs it; returns whether it did.
-    pub(crate) fn stop(&self, id: i64, why: Stop) -> bool {
-        match self.lock().get_mut(&id) {
-            Some((handle, stop)) => {
-                *stop = Some(why);
-                handle.abort();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Stops every running job.
-    pub(crate) fn stop_all(&self, why: Stop) {
-        for (handle, stop) in self.lock().values_mut() {
-            *stop = Some(why);
-            handle.abort();
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (tokio::task::AbortHandle, Option<Stop>)>> {
-        // A panic while holding this lock cannot leave the map inconsistent.
-        self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
 /// Runs `job`; returns the state change to record, or `None` when the task completed the
 /// job itself (transactional completion).
-pub(crate) async fn execute(job: Job, registry: &Registry, db: &Db, running: &Running) -> Option<Transition> {
-    let outcome = Outcome { id: job.id.0, attempt: job.attempt, max_attempts: job.max_attempts };
+/// `lease_lost` tells the task when the worker no longer holds the job.
+pub(crate) async fn execute(
+    job: Job,
+    registry: &Registry,
+    db: &Db,
+    held: &Held,
+    lease_lost: tokio::sync::watch::Receiver<bool>,
+) -> Option<Transition> {
+    let outcome = Outcome::of(&job);
     let Some(entry) = registry.get(&job.task) else {
         let known = registry.names().join(", ");
         return Some(outcome.failed_for_good(format!("unknown task `{}`: this worker runs {known}", job.task)));
     };
     let timeout = entry.options.timeout;
     let retry = entry.options.retry;
-    let run = match entry.start(&job, TaskContext::new(job.clone(), db.clone())) {
+    let run = match entry.start(&job, TaskContext::new(job.clone(), db.clone(), lease_lost)) {
         Ok(run) => run,
         Err(why) => return Some(outcome.failed_for_good(format!("cannot decode the args of `{}`: {why}", job.task))),
     };
@@ -87,12 +43,12 @@ pub(crate) async fn execute(job: Job, registry: &Registry, db: &Db, running: &Ru
             None => Ok(run.await),
         }
     });
-    running.insert(outcome.id, child.abort_handle());
+    held.started(outcome.id, child.abort_handle());
     let started = std::time::Instant::now();
     let joined = child.await;
     METRICS.run.observe(started.elapsed());
     METRICS.finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let stop = running.remove(outcome.id);
+    let stop = held.ended(outcome.id);
     Some(match joined {
         Ok(Ok((Ok(()), completed_in_tx))) => {
             if completed_in_tx {
@@ -118,6 +74,12 @@ pub(crate) async fn execute(job: Job, registry: &Registry, db: &Db, running: &Ru
     })
 }
 
+/// The change that fails a claimed job that cannot run at all (its row could not be
+/// decoded): no retry, the reason in its history.
+pub(crate) fn unrunnable(job: &Job, why: String) -> Transition {
+    Outcome::of(job).failed_for_good(format!("cannot run this job: {why}"))
+}
+
 /// Builds the state changes of one attempt.
 struct Outcome {
     id: i64,
@@ -126,6 +88,10 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn of(job: &Job) -> Outcome {
+        Outcome { id: job.id.0, attempt: job.attempt, max_attempts: job.max_attempts }
+    }
+
     fn to(&self, state: JobState, delay: Option<Duration>, error: Option<String>, extra: i32) -> Transition {
         let error = error.map(|message| {
             serde_json::json!({ "attempt": self.attempt, "at": Utc::now().timestamp_millis(), "error": message })

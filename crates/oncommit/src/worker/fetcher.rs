@@ -1,13 +1,16 @@
-//! One queue's fetch loop: claims as many jobs as it has free slots, in one statement, and
-//! waits for a wake-up (a commit in this process, a NOTIFY, a poll tick) when the queue is
-//! empty.
+//! One queue's claim loop: claims as many jobs as it has free slots, in one statement, and
+//! waits for a wake-up when the queue is empty: a commit in this process, a NOTIFY naming
+//! the queue, or the maintenance tick seeing work there. It does not poll by itself: the
+//! tick asks once for all queues, so an idle worker costs one statement per poll interval.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Shared;
 use super::executor;
+use super::outage::Backoff;
 use crate::job::Job;
 use crate::metrics::METRICS;
 use crate::queries;
@@ -24,7 +27,9 @@ pub(crate) async fn run(
     // Under load, wait for a quarter of the slots (at most a batch) before claiming, so a
     // busy queue claims in batches instead of one job per round trip as each slot frees.
     let want = u32::try_from((batch.min(concurrency) / 4).max(1)).unwrap_or(1);
-    let mut wake = shared.db.wake_receiver();
+    let mut queue_wake = shared.wakers.receiver(&queue);
+    let mut local_wake = shared.db.wake_receiver();
+    let mut backoff = Backoff::new(Duration::from_millis(100), shared.config.poll_interval.max(Duration::from_secs(5)));
     loop {
         let mut permits = tokio::select! {
             biased;
@@ -39,56 +44,79 @@ pub(crate) async fn run(
             permits.merge(more);
         }
         // Seen before claiming, so a wake during the claim is not missed.
-        wake.borrow_and_update();
+        queue_wake.borrow_and_update();
+        local_wake.borrow_and_update();
         let limit = i64::try_from(permits.num_permits()).unwrap_or(1);
-        let started = std::time::Instant::now();
-        let claimed = queries::job_claim(&shared.db, &queue, limit, &shared.id, shared.config.lease).await;
-        METRICS.claim.observe(started.elapsed());
-        let jobs = match claimed {
-            Ok(jobs) => jobs,
+        let sent = Instant::now();
+        let claimed = queries::job_claim(&shared.services, &queue, limit, &shared.id, shared.config.lease).await;
+        METRICS.claim.observe(sent.elapsed());
+        let rows = match claimed {
+            Ok(rows) => {
+                shared.outage.ok();
+                backoff.reset();
+                rows
+            }
             Err(err) => {
-                tracing::warn!(queue, error = %err, "claiming jobs failed; retrying after the poll interval");
+                // The claim may have committed with its reply lost: those jobs are not in
+                // `held`, so their leases are not renewed, and they are rescued.
+                shared.outage.failed("claiming jobs", &err);
                 drop(permits);
-                if sleep_or_stop(&shared, &mut shutdown).await {
-                    return;
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
                 continue;
             }
         };
-        if jobs.is_empty() {
+        if rows.is_empty() {
             drop(permits);
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => return,
-                _ = wake.changed() => {}
-                _ = tokio::time::sleep(shared.config.poll_interval) => {}
+                _ = queue_wake.changed() => {}
+                _ = local_wake.changed() => {}
             }
             continue;
         }
-        METRICS.claimed.fetch_add(jobs.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        for job in jobs {
+        METRICS.claimed.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for row in rows {
             let permit = permits.split(1).expect("no more jobs are claimed than slots are held");
-            tokio::spawn(run_job(shared.clone(), job, permit));
+            let lease_lost = shared.held.claimed(row.job.id.0, row.job.attempt, sent, shared.config.lease);
+            match row.problem {
+                None => {
+                    tokio::spawn(run_job(shared.clone(), row.job, lease_lost, permit));
+                }
+                Some(problem) => {
+                    tracing::error!(job = row.job.id.0, problem, "a claimed job's row cannot be decoded; failing it");
+                    let change = executor::unrunnable(&row.job, problem);
+                    tokio::spawn(finish(shared.clone(), change, permit));
+                }
+            }
         }
         // Slots held for jobs that were not there go back.
         drop(permits);
     }
 }
 
-async fn run_job(shared: Arc<Shared>, job: Job, permit: OwnedSemaphorePermit) {
-    if let Some(change) = executor::execute(job, &shared.registry, &shared.db, &shared.running).await {
-        // Sending waits when the completer is behind: back-pressure, not an unbounded buffer.
-        shared.completions.send(change).await.ok();
+async fn run_job(
+    shared: Arc<Shared>,
+    job: Job,
+    lease_lost: tokio::sync::watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) {
+    let id = job.id.0;
+    match executor::execute(job, &shared.registry, &shared.db, &shared.held, lease_lost).await {
+        Some(change) => finish(shared, change, permit).await,
+        // Completed in the task's own transaction.
+        None => shared.held.release([id]),
     }
+}
+
+/// Hands a job's outcome to the completer. Sending waits when the completer is behind:
+/// back-pressure (the slot stays taken), not an unbounded buffer.
+async fn finish(shared: Arc<Shared>, change: crate::queries::Transition, permit: OwnedSemaphorePermit) {
+    shared.completions.send(change).await.ok();
     // The shared state goes before the slot: once every slot is back, nothing holds it.
     drop(shared);
     drop(permit);
-}
-
-/// Sleeps one poll interval; returns true if the shutdown came first.
-async fn sleep_or_stop(shared: &Shared, shutdown: &mut Shutdown) -> bool {
-    tokio::select! {
-        _ = shutdown.wait() => true,
-        _ = tokio::time::sleep(shared.config.poll_interval) => false,
-    }
 }

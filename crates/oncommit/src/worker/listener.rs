@@ -1,18 +1,21 @@
-//! PostgreSQL LISTEN: wakes the fetchers when any process commits jobs, and stops running
-//! jobs whose cancel was asked. A hint only: the poll interval guarantees progress when a
-//! notification is lost (or when a connection pooler makes LISTEN unusable).
+//! PostgreSQL LISTEN: wakes the claim loops of the queue a NOTIFY names, and stops running
+//! jobs whose cancel was asked. A hint only: the maintenance tick finds work every poll
+//! interval when a notification is lost (or a connection pooler makes LISTEN unusable).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
 use super::Shared;
-use super::executor::Stop;
+use super::held::Stop;
+use super::outage::Backoff;
 use crate::queries::{CANCEL_CHANNEL, JOBS_CHANNEL};
 use crate::shutdown::Shutdown;
 
 pub(crate) async fn listen(shared: Arc<Shared>, mut stop: Shutdown) {
-    let Some(pool) = shared.db.pg_pool() else { return };
+    let Some(pool) = shared.services.pg_pool() else { return };
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
     let mut listener = loop {
         let connected = async {
             let mut listener = PgListener::connect_with(pool).await?;
@@ -22,10 +25,10 @@ pub(crate) async fn listen(shared: Arc<Shared>, mut stop: Shutdown) {
         match connected.await {
             Ok(listener) => break listener,
             Err(err) => {
-                tracing::warn!(error = %err, "LISTEN failed; polling until it works");
+                tracing::warn!(error = %err, "LISTEN failed; the worker polls until it works");
                 tokio::select! {
                     _ = stop.wait() => return,
-                    _ = tokio::time::sleep(shared.config.poll_interval) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
             }
         }
@@ -36,17 +39,20 @@ pub(crate) async fn listen(shared: Arc<Shared>, mut stop: Shutdown) {
             received = listener.try_recv() => match received {
                 Ok(Some(n)) if n.channel() == CANCEL_CHANNEL => {
                     if let Ok(id) = n.payload().parse::<i64>() {
-                        shared.running.stop(id, Stop::Cancel);
+                        shared.held.stop(id, Stop::Cancel);
                     }
                 }
-                Ok(Some(_)) => shared.db.wake(),
+                Ok(Some(n)) => {
+                    backoff.reset();
+                    shared.wakers.wake(n.payload());
+                }
                 // The connection was lost and re-made: notifications may have been missed.
-                Ok(None) => shared.db.wake(),
+                Ok(None) => shared.wakers.wake_all(),
                 Err(err) => {
-                    tracing::warn!(error = %err, "LISTEN connection failed");
+                    tracing::debug!(error = %err, "LISTEN connection failed");
                     tokio::select! {
                         _ = stop.wait() => return,
-                        _ = tokio::time::sleep(shared.config.poll_interval) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
                 }
             },

@@ -1,95 +1,164 @@
-//! The worker's background services: heartbeats (leases, liveness, cancellations), and
-//! maintenance (promoting due jobs, rescuing expired leases, and — on the elected leader
-//! only — periodic jobs and pruning).
+//! The worker's background services: the heartbeat (leases of the jobs held in memory,
+//! liveness, cancellations), and the maintenance tick (promoting due jobs, waking queues
+//! with work, rescuing expired leases, and — on the elected leader only — periodic jobs
+//! and pruning).
+//!
+//! An idle worker costs about one transaction per poll interval (the tick), one per
+//! 5 s (the leader election) and one per heartbeat interval (its liveness row).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Shared;
-use super::executor::Stop;
+use super::held::Stop;
+use super::outage::Backoff;
 use crate::periodic;
 use crate::queries;
 use crate::shutdown::Shutdown;
 
 /// The name of the leadership that runs periodic jobs and pruning.
-const LEADERSHIP: &str = "oncommit";
+pub(crate) const LEADERSHIP: &str = "oncommit";
 
-/// Renews this worker's leases and its liveness row, and stops jobs whose cancel was asked.
+/// Renews the leases of the jobs this worker holds, records that it is alive, and stops
+/// jobs whose cancel was asked. A failed renewal is retried soon (with backoff) rather than
+/// a whole interval later, while the leases still run.
 pub(crate) async fn heartbeat(shared: Arc<Shared>, mut stop: Shutdown) {
+    let interval = shared.config.heartbeat_interval;
+    let mut backoff = Backoff::new(Duration::from_millis(100), interval);
+    let mut alive_at: Option<Instant> = None;
     loop {
-        match queries::job_heartbeat(&shared.db, &shared.id, shared.config.lease).await {
-            Ok(cancelled) => {
-                for id in cancelled {
-                    shared.running.stop(id, Stop::Cancel);
+        let mut failed = false;
+        let ids = shared.held.to_renew();
+        if !ids.is_empty() {
+            let sent = Instant::now();
+            match queries::job_heartbeat(&shared.services, &shared.id, &ids, shared.config.lease).await {
+                Ok(rows) => {
+                    shared.outage.ok();
+                    for id in shared.held.renewed(&ids, &rows, sent, shared.config.lease) {
+                        shared.held.stop(id, Stop::Cancel);
+                    }
+                }
+                Err(err) => {
+                    shared.outage.failed("renewing leases", &err);
+                    failed = true;
                 }
             }
-            Err(err) => tracing::warn!(error = %err, "renewing leases failed"),
         }
-        let queues = shared.queues_json.as_str();
-        if let Err(err) = queries::worker_heartbeat(&shared.db, &shared.id, &shared.hostname, shared.pid, queues).await
-        {
-            tracing::warn!(error = %err, "recording the worker heartbeat failed");
+        shared.held.expire(Instant::now());
+        if alive_at.is_none_or(|t| t.elapsed() >= interval) && !failed {
+            let queues = shared.queues_json.as_str();
+            match queries::worker_heartbeat(&shared.services, &shared.id, &shared.hostname, shared.pid, queues).await {
+                Ok(()) => alive_at = Some(Instant::now()),
+                Err(err) => {
+                    shared.outage.failed("recording the worker heartbeat", &err);
+                    failed = true;
+                }
+            }
         }
+        let wait = if failed {
+            backoff.next_delay()
+        } else {
+            backoff.reset();
+            interval
+        };
         tokio::select! {
             _ = stop.wait() => return,
-            _ = tokio::time::sleep(shared.config.heartbeat_interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
 
-/// Promotes due jobs and rescues expired leases; as leader, enqueues periodic jobs and
-/// prunes old ones. Sleeps until the next job falls due or the poll interval passes.
+/// The maintenance tick, at least once per poll interval and when the next job falls due:
+/// one statement promotes due jobs and says which queues have work (their claim loops are
+/// woken) and whether a lease expired (then the rescue runs). The leadership is renewed on
+/// its own cadence; the leader enqueues periodic jobs when due and prunes.
 pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
     let config = &shared.config;
+    let mut backoff = Backoff::new(Duration::from_millis(100), config.poll_interval.max(Duration::from_secs(10)));
     let mut last_prune: Option<Instant> = None;
-    let mut wake = shared.db.wake_receiver();
+    let mut leader_until: Option<Instant> = None;
+    let mut next_election = Instant::now();
+    let mut settled_periods = std::collections::HashMap::new();
     loop {
-        wake.borrow_and_update();
-        let promoted = queries::job_promote(&shared.db).await;
-        let rescued = queries::job_rescue(&shared.db).await;
-        match (&promoted, &rescued) {
-            (Ok(p), Ok(r)) if !p.is_empty() || !r.is_empty() => shared.db.wake(),
-            (Err(err), _) | (_, Err(err)) => tracing::warn!(error = %err, "promoting or rescuing jobs failed"),
-            _ => {}
-        }
-        if let Ok(n) = &rescued {
-            if !n.is_empty() {
-                tracing::warn!(queues = ?n, "rescued jobs whose worker stopped renewing its lease");
+        let mut sleep = config.poll_interval;
+        match queries::job_tick(&shared.services, &shared.queue_names).await {
+            Ok(tick) => {
+                shared.outage.ok();
+                backoff.reset();
+                for queue in &tick.wake {
+                    shared.wakers.wake(queue);
+                }
+                if tick.expired_leases {
+                    rescue(&shared).await;
+                }
+                if let Some(ms) = tick.next_due_ms {
+                    sleep = sleep.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+                }
+                // A full promotion batch: more may be due right now.
+                if tick.promoted >= 1000 {
+                    sleep = Duration::ZERO;
+                }
+            }
+            Err(err) => {
+                shared.outage.failed("looking for due jobs", &err);
+                sleep = backoff.next_delay();
             }
         }
-        let leader = queries::leader_attempt_elect(&shared.db, LEADERSHIP, &shared.id, config.leader_ttl())
-            .await
-            .unwrap_or_else(|err| {
-                tracing::warn!(error = %err, "leader election failed");
-                false
-            });
+        if Instant::now() >= next_election {
+            let ttl = config.leader_ttl();
+            let asked = Instant::now();
+            match queries::leader_attempt_elect(&shared.services, LEADERSHIP, &shared.id, ttl).await {
+                Ok(leads) => {
+                    leader_until = leads.then_some(asked + ttl);
+                    next_election = asked + ttl / 2;
+                }
+                Err(err) => {
+                    shared.outage.failed("electing a leader", &err);
+                    next_election = Instant::now() + sleep.max(Duration::from_millis(100));
+                }
+            }
+        }
+        let leader = leader_until.is_some_and(|until| Instant::now() < until);
         if leader {
-            if let Err(err) = periodic::enqueue_due(&shared.db, &shared.periodic).await {
+            if let Err(err) = periodic::enqueue_due(&shared.services, &shared.periodic, &mut settled_periods).await {
                 tracing::warn!(error = %err, "enqueueing periodic jobs failed");
             }
             if last_prune.is_none_or(|t| t.elapsed() >= config.prune_interval) {
                 last_prune = Some(Instant::now());
-                let pruned =
-                    queries::job_prune(&shared.db, config.retention.completed, config.retention.discarded, 10_000);
-                match pruned.await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(pruned = n, "pruned finished jobs past their retention"),
-                    Err(err) => tracing::warn!(error = %err, "pruning jobs failed"),
-                }
-                queries::worker_prune(&shared.db, config.lease * 4).await.ok();
+                prune(&shared).await;
+            }
+            if !shared.periodic.is_empty() {
+                sleep = sleep.min(periodic::next_in(&shared.periodic));
             }
         }
-        let next_due = queries::job_next_due_in(&shared.db).await.ok().flatten();
-        let mut sleep = next_due.map_or(config.poll_interval, |d| d.min(config.poll_interval));
-        if leader && !shared.periodic.is_empty() {
-            sleep = sleep.min(periodic::next_in(&shared.periodic));
-        }
-        // A floor, so a due job another worker is promoting right now does not spin us.
-        let sleep = sleep.max(Duration::from_millis(10));
+        sleep = sleep.min(next_election.saturating_duration_since(Instant::now()));
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = wake.changed() => {}
             _ = tokio::time::sleep(sleep) => {}
         }
     }
+}
+
+async fn rescue(shared: &Shared) {
+    match queries::job_rescue(&shared.services).await {
+        Ok(queues) if !queues.is_empty() => {
+            tracing::warn!(queues = ?queues, "rescued jobs whose worker stopped renewing its lease");
+            for queue in &queues {
+                shared.wakers.wake(queue);
+            }
+        }
+        Ok(_) => {}
+        Err(err) => shared.outage.failed("rescuing jobs", &err),
+    }
+}
+
+async fn prune(shared: &Shared) {
+    let config = &shared.config;
+    let retention = config.retention;
+    match queries::job_prune(&shared.services, retention.completed, retention.discarded, 10_000).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(pruned = n, "pruned finished jobs past their retention"),
+        Err(err) => tracing::warn!(error = %err, "pruning jobs failed"),
+    }
+    queries::worker_prune(&shared.services, config.lease * 4).await.ok();
 }

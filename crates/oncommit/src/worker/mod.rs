@@ -2,15 +2,20 @@
 //! shuts down gracefully. The guide is `docs/jobs.md`.
 //!
 //! Inside, each part has a file: `fetcher` (one claim loop per queue), `executor` (one job),
-//! `completer` (batched state changes), `maintenance` (heartbeats, promotion, rescue,
-//! leader duties), `listener` (PostgreSQL LISTEN), `registry` (task types by name).
+//! `held` (the jobs this worker holds, whose leases it renews), `completer` (batched state
+//! changes), `maintenance` (heartbeats, the tick that promotes and rescues, leader duties),
+//! `listener` (PostgreSQL LISTEN), `outage` (backoff and logging while the database
+//! fails), `wakers` (per-queue wake-ups), `registry` (task types by name).
 
 mod completer;
 mod executor;
 mod fetcher;
+mod held;
 mod listener;
 mod maintenance;
+mod outage;
 mod registry;
+mod wakers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +30,10 @@ use crate::queries::{self, Transition};
 use crate::shutdown::Shutdown;
 use crate::task::Task;
 
-use executor::{Running, Stop};
+use held::{Held, Stop};
+use outage::{Backoff, Outage};
 use registry::Registry;
+use wakers::Wakers;
 
 /// How long finished jobs are kept before the leader prunes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,17 +68,40 @@ struct Config {
     listen: bool,
     retention: Retention,
     prune_interval: Duration,
+    /// Longest wait for the answer to one of the worker's own statements.
+    query_timeout: Duration,
 }
 
 impl Config {
+    /// How long a leadership lasts unless renewed; it is renewed every half of it, so an
+    /// idle worker elects about once per 5 s, and a dead leader is replaced within 10 s.
     fn leader_ttl(&self) -> Duration {
-        (self.poll_interval * 5).max(Duration::from_secs(5))
+        (self.poll_interval * 10).max(Duration::from_secs(10))
+    }
+
+    /// Server-side settings of the worker's own PostgreSQL sessions: a session that stops
+    /// answering (a silent network partition) is ended by the server, releasing its row
+    /// locks, instead of lingering for the OS's two-hour keepalive.
+    fn session_settings(&self) -> Vec<(&'static str, String)> {
+        let ms = |d: Duration| u128::max(d.as_millis(), 1).to_string();
+        vec![
+            ("statement_timeout", ms(self.query_timeout)),
+            ("idle_in_transaction_session_timeout", ms(self.lease)),
+            ("tcp_keepalives_idle", "5".into()),
+            ("tcp_keepalives_interval", "2".into()),
+            ("tcp_keepalives_count", "3".into()),
+            ("tcp_user_timeout", ms(self.query_timeout)),
+        ]
     }
 }
 
 /// What the worker's tasks share.
 pub(crate) struct Shared {
+    /// The application's pool: tasks run on it.
     db: Db,
+    /// The worker's own small pool (claims, completions, heartbeats, maintenance, LISTEN):
+    /// tasks cannot take its connections, so leases are renewed however busy they are.
+    services: Db,
     registry: Registry,
     config: Config,
     /// This worker's lease-owner id: host, process, and a random part.
@@ -80,8 +110,15 @@ pub(crate) struct Shared {
     pid: i32,
     /// The queues and their concurrency, as JSON for the workers table.
     queues_json: String,
-    /// The jobs running now, so a cancel or the shutdown can stop them.
-    running: Running,
+    /// The jobs this worker holds: their leases are renewed, a cancel or the shutdown
+    /// can stop them.
+    held: Arc<Held>,
+    /// Whether the database answers, for logging an outage once.
+    outage: Arc<Outage>,
+    /// Wakes each queue's claim loops.
+    wakers: Wakers,
+    /// The queues served, for the maintenance tick's question "which have work?".
+    queue_names: Vec<String>,
     /// Finished attempts on their way to the completer.
     completions: mpsc::Sender<Transition>,
     periodic: Vec<Periodic>,
@@ -127,6 +164,7 @@ impl Worker {
                 listen: true,
                 retention: Retention::default(),
                 prune_interval: Duration::from_secs(60),
+                query_timeout: Duration::from_secs(10),
             },
             periodic: Vec::new(),
         }
@@ -195,6 +233,14 @@ impl Worker {
         self
     }
 
+    /// Longest wait for the answer to one of the worker's own statements (claims,
+    /// completions, heartbeats; default 10 s). A statement past it is abandoned and its
+    /// connection closed, so a database that stops answering cannot wedge the worker.
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.config.query_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
     /// Adds a periodic job, enqueued once per period by the elected leader.
     pub fn periodic(mut self, periodic: Periodic) -> Self {
         self.periodic.push(periodic);
@@ -202,9 +248,17 @@ impl Worker {
     }
 
     /// Runs until `shutdown` fires: then stops claiming, lets running jobs finish within
-    /// the shutdown timeout, releases the rest to the queue, and returns.
+    /// the shutdown timeout, releases the rest to the queue, and returns. Every step of the
+    /// shutdown is bounded, so it returns within the shutdown timeout plus about twice the
+    /// query timeout even when the database does not answer.
+    ///
+    /// A worker started while its database is down waits for it, retrying with backoff
+    /// (logged), until it answers or `shutdown` fires.
     pub async fn run(self, mut shutdown: Shutdown) -> Result<()> {
         let queues = if self.queues.is_empty() { vec![("default".to_owned(), 10)] } else { self.queues };
+        for (queue, _) in &queues {
+            crate::enqueue::check_queue_name(queue)?;
+        }
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "localhost".to_owned());
@@ -212,20 +266,41 @@ impl Worker {
         let id = format!("{hostname}-{pid}-{:04x}", fastrand::u16(..));
         let queues_json = serde_json::to_string(&queues.iter().cloned().collect::<std::collections::BTreeMap<_, _>>())
             .map_err(crate::Error::app)?;
-        // The first heartbeat doubles as a check that the database is there.
-        queries::worker_heartbeat(&self.db, &id, &hostname, pid, &queues_json).await?;
+        let claim_loops: Vec<(String, usize, usize)> =
+            queues.iter().map(|(q, n)| (q.clone(), *n, if *n >= 8 { 2 } else { 1 })).collect();
+        // Heartbeat, maintenance, LISTEN, each claim loop, each completion batch in flight.
+        let pool_size = 3 + claim_loops.iter().map(|(_, _, loops)| loops).sum::<usize>() + completer::IN_FLIGHT;
+        let config = self.config;
+        let services = self.db.own_pool(
+            u32::try_from(pool_size).unwrap_or(u32::MAX),
+            config.query_timeout,
+            &config.session_settings(),
+        );
+        let outage = Arc::new(Outage::default());
+        if !wait_for_database(&services, &outage, &mut shutdown, &id, &hostname, pid, &queues_json).await {
+            services.close().await;
+            return Ok(());
+        }
 
+        let held = Arc::new(Held::default());
         let (completions, finished) = mpsc::channel(10_000);
-        let completer = tokio::spawn(completer::run(self.db.clone(), finished));
+        let (stop_completer, completer_stop) = Shutdown::new();
+        let completer =
+            tokio::spawn(completer::run(services.clone(), finished, held.clone(), outage.clone(), completer_stop));
+        let queue_names: Vec<String> = queues.iter().map(|(q, _)| q.clone()).collect();
         let shared = Arc::new(Shared {
             db: self.db.clone(),
+            services: services.clone(),
             registry: self.registry,
-            config: self.config,
+            config,
             id,
             hostname,
             pid,
             queues_json,
-            running: Running::default(),
+            held,
+            outage,
+            wakers: Wakers::new(&queue_names),
+            queue_names,
             completions,
             periodic: self.periodic,
         });
@@ -242,12 +317,11 @@ impl Worker {
         let mut claimers = JoinSet::new();
         claimers.spawn(maintenance::maintain(shared.clone(), shutdown.clone()));
         let mut slots = Vec::new();
-        for (queue, concurrency) in queues {
+        for (queue, concurrency, loops) in claim_loops {
             let sem = Arc::new(Semaphore::new(concurrency));
             slots.push((sem.clone(), concurrency));
             // Two claim loops on a queue with real concurrency: one claims while the other's
             // round trip is in flight. They share the queue's slots, so concurrency stays exact.
-            let loops = if concurrency >= 8 { 2 } else { 1 };
             for _ in 0..loops {
                 claimers.spawn(fetcher::run(shared.clone(), queue.clone(), sem.clone(), concurrency, shutdown.clone()));
             }
@@ -256,27 +330,61 @@ impl Worker {
         shutdown.wait().await;
         tracing::info!(worker = shared.id, "shutting down: no new jobs; waiting for running ones");
         while claimers.join_next().await.is_some() {}
-        let all_back = async {
-            for (sem, n) in &slots {
-                let n = u32::try_from(*n).unwrap_or(u32::MAX);
-                sem.acquire_many(n).await.map(drop).ok();
-            }
-        };
-        if tokio::time::timeout(shared.config.shutdown_timeout, all_back).await.is_err() {
-            tracing::warn!(worker = shared.id, "shutdown timeout: releasing the jobs still running");
-            shared.running.stop_all(Stop::Release);
+        let all_back = || async {
             for (sem, n) in &slots {
                 sem.acquire_many(u32::try_from(*n).unwrap_or(u32::MAX)).await.map(drop).ok();
             }
+        };
+        if tokio::time::timeout(shared.config.shutdown_timeout, all_back()).await.is_err() {
+            tracing::warn!(worker = shared.id, "shutdown timeout: releasing the jobs still running");
+            shared.held.stop_all(Stop::Release);
+            // Aborted tasks end at once; their outcomes may wait for a completer that cannot
+            // write, and the shutdown does not wait for that beyond the query timeout.
+            tokio::time::timeout(shared.config.query_timeout, all_back()).await.ok();
         }
         stop_background.trigger();
         while background.join_next().await.is_some() {}
-        let (db, id) = (shared.db.clone(), shared.id.clone());
+        let (id, query_timeout) = (shared.id.clone(), shared.config.query_timeout);
         drop(shared);
-        completer.await.ok();
-        queries::worker_delete(&db, &id).await.ok();
-        queries::leader_resign(&db, "oncommit", &id).await.ok();
+        // The completer writes what is left; while the database does not answer, it is
+        // given the query timeout, then gives up (those jobs are rescued when their leases
+        // run out, and run again).
+        let mut completer = completer;
+        if tokio::time::timeout(query_timeout, &mut completer).await.is_err() {
+            stop_completer.trigger();
+            completer.await.ok();
+        }
+        queries::worker_delete(&services, &id).await.ok();
+        queries::leader_resign(&services, "oncommit", &id).await.ok();
+        tokio::time::timeout(query_timeout, services.close()).await.ok();
         tracing::info!(worker = id, "worker stopped");
         Ok(())
+    }
+}
+
+/// Records the worker's first heartbeat, retrying with backoff while the database does not
+/// answer. Returns false if `shutdown` came first.
+async fn wait_for_database(
+    services: &Db,
+    outage: &Outage,
+    shutdown: &mut Shutdown,
+    id: &str,
+    hostname: &str,
+    pid: i32,
+    queues: &str,
+) -> bool {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    loop {
+        match queries::worker_heartbeat(services, id, hostname, pid, queues).await {
+            Ok(()) => {
+                outage.ok();
+                return true;
+            }
+            Err(err) => outage.failed("the first heartbeat", &err),
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return false,
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+        }
     }
 }

@@ -11,6 +11,10 @@ async fn malformed_urls_are_invalid_url_errors() {
         "postgres://host:notaport/db",
         "sqlite::memory:",
         "sqlite://x.db?mode=memory",
+        // No file named: each connection would get its own temporary database.
+        "sqlite://",
+        "sqlite:",
+        "sqlite://?mode=rwc",
     ] {
         let err = Db::connect(url).await.unwrap_err();
         assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err:?}");

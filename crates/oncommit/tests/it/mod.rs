@@ -1,6 +1,8 @@
+mod bad_input;
 mod connect;
 mod hooks;
 mod jobs;
+mod liveness;
 mod locks;
 mod retry;
 mod tasks;

@@ -1,0 +1,142 @@
+//! One bad row fails one job, never a queue; bad values are refused at the door with a
+//! clear error, on both backends.
+
+use std::time::Duration;
+
+use oncommit::{Backend, Db, EnqueueOptions, Error, JobFilter, JobState};
+use oncommit_testing::backend_test;
+use sqlx::AssertSqlSafe;
+
+use super::tasks::{Echo, create_runs, start, wait_for, worker};
+
+fn echo(key: &str) -> Echo {
+    Echo { key: key.to_owned() }
+}
+
+/// Runs one statement in autocommit; returns the database's error message, if any.
+async fn try_exec(db: &Db, sql: &str) -> Result<(), String> {
+    let mut conn = db.acquire().await.unwrap();
+    match conn.conn() {
+        oncommit::Conn::Postgres(c) => sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(c).await.map(drop),
+        oncommit::Conn::Sqlite(c) => sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(c).await.map(drop),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Writes rows that `oncommit` itself would refuse, as an old version, a hand-written
+/// INSERT or another language could have: on PostgreSQL past the insert trigger (as a
+/// replica does), on SQLite by updating rows after their insert.
+async fn write_poison(db: &Db) -> Vec<oncommit::JobId> {
+    match db.backend() {
+        Backend::Postgres => {
+            let mut conn = db.acquire().await.unwrap();
+            let c = conn.conn().postgres().unwrap();
+            sqlx::raw_sql("SET session_replication_role = replica").execute(&mut *c).await.unwrap();
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "INSERT INTO oncommit.jobs (task, args, run_at) VALUES \
+                 ('echo', '{\"key\": \"minus infinity\"}', '-infinity'), \
+                 ('echo', '{\"key\": \"year 290000\"}', '290000-01-01'), \
+                 ('echo', '{\"key\": \"bad history\"}', now()) RETURNING id",
+            )
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+            // The 290000 row is not due yet: make it available, as a hand-written state would.
+            sqlx::query("UPDATE oncommit.jobs SET state = 'available', errors = '\"not a list\"' WHERE id = ANY($1)")
+                .bind(&ids[1..])
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            ids.into_iter().map(oncommit::JobId).collect()
+        }
+        Backend::Sqlite => {
+            let mut ids = Vec::new();
+            for key in ["huge run_at", "real run_at", "bad history"] {
+                ids.push(db.enqueue(echo(key)).await.unwrap());
+            }
+            let sqlite = db.sqlite_pool().unwrap();
+            for (id, set) in [
+                (ids[0], "run_at = 9223372036854775807"),
+                (ids[1], "run_at = 1500000000000.5"),
+                (ids[2], "errors = 'this is not JSON ['"),
+            ] {
+                sqlx::query(AssertSqlSafe(format!("UPDATE oncommit_jobs SET {set} WHERE id = {id}")))
+                    .execute(sqlite)
+                    .await
+                    .unwrap();
+            }
+            ids
+        }
+    }
+}
+
+backend_test!(async fn a_row_that_cannot_be_decoded_fails_its_job_and_the_queue_goes_on(t) {
+    create_runs(&t.db).await;
+    let poison = write_poison(&t.db).await;
+    let fine = t.db.enqueue(echo("fine")).await.unwrap();
+    // Every listing still works, and shows what it can.
+    let listed = t.db.jobs(&JobFilter::default()).await.unwrap();
+    assert_eq!(listed.len(), 4);
+    for id in &poison {
+        assert!(t.db.job(*id).await.unwrap().is_some());
+    }
+    // One claim takes all four: the undecodable rows fail with the column named, the
+    // others run.
+    let w = start(worker(&t.db));
+    for id in &poison[..2] {
+        let job = wait_for(&t.db, *id, JobState::Failed).await;
+        let error = &job.errors.last().unwrap().error;
+        assert!(error.contains("column `run_at`"), "{error}");
+        assert_eq!(job.attempt, 1);
+    }
+    wait_for(&t.db, fine, JobState::Completed).await;
+    // A malformed error history is shown, not fatal: the job runs and completes.
+    let job = wait_for(&t.db, poison[2], JobState::Completed).await;
+    assert!(job.errors[0].error.starts_with("unreadable error history"), "{job:?}");
+    // The worker is alive: the next job runs too.
+    let after = t.db.enqueue(echo("after")).await.unwrap();
+    wait_for(&t.db, after, JobState::Completed).await;
+    w.stop().await;
+});
+
+backend_test!(async fn bad_enqueue_options_are_refused_with_their_name(t) {
+    t.db.migrate().await.unwrap();
+    let refused = |opts: EnqueueOptions| async { t.db.enqueue_with(echo("x"), opts).await.unwrap_err() };
+    let option = |err: Error| match err {
+        Error::InvalidOption { option, .. } => option,
+        other => panic!("expected InvalidOption, got {other:?}"),
+    };
+    assert_eq!(option(refused(EnqueueOptions::new().delay(Duration::MAX)).await), "delay");
+    assert_eq!(option(refused(EnqueueOptions::new().max_attempts(0)).await), "max_attempts");
+    assert_eq!(option(refused(EnqueueOptions::new().queue("a,b")).await), "queue name");
+    assert_eq!(option(refused(EnqueueOptions::new().queue("a:4")).await), "queue name");
+    assert_eq!(option(refused(EnqueueOptions::new().queue("")).await), "queue name");
+    assert_eq!(option(refused(EnqueueOptions::new().queue("q".repeat(256))).await), "queue name");
+    let far = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 12000, 1, 1, 0, 0, 0).unwrap();
+    assert_eq!(option(refused(EnqueueOptions::new().run_at(far)).await), "run_at");
+    assert!(t.db.jobs(&JobFilter::default()).await.unwrap().is_empty(), "nothing was enqueued");
+});
+
+backend_test!(async fn sql_inserts_of_unservable_jobs_are_refused(t) {
+    t.db.migrate().await.unwrap();
+    let refused: Vec<(&str, &str)> = match t.backend() {
+        Backend::Postgres => vec![
+            ("SELECT oncommit.enqueue('echo', '{}', run_at => 'infinity')", "invalid run_at"),
+            ("SELECT oncommit.enqueue('echo', '{}', run_at => '-infinity')", "invalid run_at"),
+            ("SELECT oncommit.enqueue('echo', '{}', run_at => '290000-01-01')", "invalid run_at"),
+            ("SELECT oncommit.enqueue('echo', '{}', queue => 'a,b')", "invalid queue name"),
+            ("INSERT INTO oncommit.jobs (task, queue) VALUES ('echo', 'x:2')", "invalid queue name"),
+        ],
+        Backend::Sqlite => vec![
+            ("INSERT INTO oncommit_jobs (task, run_at) VALUES ('echo', 9223372036854775807)", "invalid run_at"),
+            ("INSERT INTO oncommit_jobs (task, run_at) VALUES ('echo', 1500000000000.5)", "invalid run_at"),
+            ("INSERT INTO oncommit_jobs (task, queue) VALUES ('echo', 'a,b')", "invalid queue name"),
+            ("INSERT INTO oncommit_jobs (task, queue) VALUES ('echo', '')", "invalid queue name"),
+        ],
+    };
+    for (sql, message) in refused {
+        let err = try_exec(&t.db, sql).await.unwrap_err();
+        assert!(err.contains(message), "{sql}: {err}");
+    }
+    assert!(t.db.jobs(&JobFilter::default()).await.unwrap().is_empty());
+});
