@@ -40,7 +40,13 @@ pub(crate) async fn jobs(db: &Db, filter: JobFilter, json: bool) -> anyhow::Resu
             let error = j.errors.last().map(|e| e.error.as_str()).unwrap_or("");
             text.push_str(&format!(
                 "{:>8}  {:<10} {:<12} {:<14} {:>3}/{:<3}  {}\n",
-                j.id, j.state, j.queue, j.task, j.attempt, j.max_attempts, error
+                j.id,
+                j.state,
+                shown(&j.queue),
+                shown(&j.task),
+                j.attempt,
+                j.max_attempts,
+                shown(error)
             ));
         }
         text
@@ -52,10 +58,24 @@ pub(crate) async fn job(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
     print(json, &job, || describe(&job))
 }
 
+/// Stored text (args, errors, names) as the terminal may show it: control characters
+/// escaped, so a job cannot send escape sequences to an operator's terminal.
+fn shown(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 fn describe(j: &Job) -> String {
     let mut text = format!(
         "job {}: {} on {} — {} (attempt {}/{})\nargs: {}\ncreated {} · run at {}",
-        j.id, j.task, j.queue, j.state, j.attempt, j.max_attempts, j.args, j.created_at, j.run_at
+        j.id,
+        shown(&j.task),
+        shown(&j.queue),
+        j.state,
+        j.attempt,
+        j.max_attempts,
+        shown(&j.args.to_string()),
+        j.created_at,
+        j.run_at
     );
     if let Some(t) = j.attempted_at {
         text.push_str(&format!(" · attempted {t}"));
@@ -63,8 +83,11 @@ fn describe(j: &Job) -> String {
     if let Some(t) = j.finished_at {
         text.push_str(&format!(" · finished {t}"));
     }
+    if let Some(key) = &j.unique_key {
+        text.push_str(&format!("\nunique key: {}", shown(key)));
+    }
     for e in &j.errors {
-        text.push_str(&format!("\n  attempt {}: {}", e.attempt, e.error));
+        text.push_str(&format!("\n  attempt {}: {}", e.attempt, shown(&e.error)));
     }
     text
 }

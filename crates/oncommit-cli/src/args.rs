@@ -114,6 +114,10 @@ pub(crate) struct WorkerArgs {
     /// Longest wait for running jobs at shutdown, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub(crate) shutdown_timeout_ms: u64,
+    /// Give up (exit 1) if the database does not answer within this many seconds of
+    /// starting; without it the worker waits for its database as long as it takes.
+    #[arg(long)]
+    pub(crate) connect_timeout: Option<u64>,
 }
 
 /// `oncommit enqueue`'s options.

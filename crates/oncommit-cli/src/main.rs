@@ -30,13 +30,17 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // A worker is a service: it waits for its database instead of exiting.
+    if let Command::Worker(a) = args.command {
+        return worker::run(&args.database_url, a).await;
+    }
     let db = Db::connect(&args.database_url).await?;
     // Idempotent and cheap: every command works on a fresh database.
     oncommit_demo::schema::migrate(&db).await?;
     match args.command {
         Command::Migrate => tracing::info!(url = db.url(), "migrations applied"),
         Command::Serve { addr, no_worker } => serve::run(&db, &addr, no_worker).await?,
-        Command::Worker(a) => worker::run(&db, a).await?,
+        Command::Worker(_) => unreachable!("handled above"),
         Command::Enqueue(a) => admin::enqueue(&db, a).await?,
         Command::Jobs { state, queue, limit, json } => {
             admin::jobs(&db, JobFilter { state, queue, limit }, json).await?

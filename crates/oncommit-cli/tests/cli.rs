@@ -184,3 +184,86 @@ async fn bench_reports_every_figure() {
     }
     t.finish().await;
 }
+
+/// A worker started before its database exists waits for it (logging that it does), then
+/// runs jobs; SIGTERM stops it while it waits or works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_before_its_database_waits_for_it() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    // Not there yet: the directory is missing, so the file cannot be opened.
+    let path = dir.path().join("later").join("app.db");
+    let url = format!("sqlite://{}", path.display());
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_oncommit"))
+        .args(["worker", "--poll-ms", "50"])
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(worker.stderr.take().unwrap()).lines();
+    let waiting = tokio::task::spawn_blocking(move || {
+        let line = stderr.by_ref().map_while(Result::ok).find(|l| l.contains("waiting for the database"));
+        (line, stderr)
+    });
+    let (line, stderr) = waiting.await.unwrap();
+    assert!(line.is_some(), "the worker exited instead of waiting");
+    // Drain the rest so the worker never blocks on a full pipe.
+    std::thread::spawn(move || stderr.for_each(drop));
+    std::fs::create_dir(path.parent().unwrap()).unwrap();
+    let db = oncommit_testing::eventually("the worker to create and migrate the database", || async {
+        let db = oncommit::Db::connect(&url).await.ok()?;
+        db.workers().await.ok().filter(|w| !w.is_empty()).map(|_| db)
+    })
+    .await;
+    let id = db.enqueue_raw("noop", &serde_json::json!({}), oncommit::EnqueueOptions::new()).await.unwrap();
+    wait_for_state(&db, id, oncommit::JobState::Completed).await;
+    assert!(Command::new("kill").args(["-TERM", &worker.id().to_string()]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || worker.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn connect_timeout_bounds_the_wait_for_the_database() {
+    let started = std::time::Instant::now();
+    let out = oncommit("postgres://postgres@127.0.0.1:1/none", &["worker", "--connect-timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did not answer within --connect-timeout"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+backend_test!(async fn bad_enqueue_options_are_errors_not_panics(t) {
+    let url = t.url.clone();
+    tokio::task::spawn_blocking(move || {
+        for (args, says) in [
+            (&["enqueue", "noop", "--max-attempts", "0"][..], "invalid max_attempts"),
+            (&["enqueue", "noop", "--delay-ms", "18446744073709551615"][..], "invalid delay"),
+            (&["enqueue", "noop", "--queue", "a,b"][..], "invalid queue name"),
+        ] {
+            let out = oncommit(&url, args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(says), "{args:?}: {stderr}");
+        }
+    })
+    .await
+    .unwrap();
+});
+
+backend_test!(async fn listings_escape_control_characters_in_stored_text(t) {
+    let url = t.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let v = json(&url, &["enqueue", "evil\u{1b}[2J", "--args", r#"{"title": "\u001b]0;pwned\u0007\u009b"}"#, "--json"]);
+        let id = v["id"].to_string();
+        for args in [&["jobs"][..], &["job", &id][..]] {
+            let out = oncommit(&url, args);
+            assert!(out.status.success(), "{out:?}");
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            assert!(!stdout.chars().any(|c| c.is_control() && c != '\n'), "{args:?}: {stdout:?}");
+            assert!(stdout.contains(r"evil\u{1b}[2J"), "{stdout}");
+        }
+    })
+    .await
+    .unwrap();
+});
