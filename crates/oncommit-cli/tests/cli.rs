@@ -267,3 +267,38 @@ backend_test!(async fn listings_escape_control_characters_in_stored_text(t) {
     .await
     .unwrap();
 });
+
+/// `serve` with a long request sent: the first SIGTERM starts the graceful shutdown; a
+/// second one exits at once (130), whatever the shutdown waits for.
+#[test]
+fn a_second_sigterm_stops_serve_at_once() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_oncommit"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--no-worker"])
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let addr = lines
+        .by_ref()
+        .find_map(|l| l.split("listening on http://").nth(1).map(|rest| rest.split('/').next().unwrap().to_owned()))
+        .expect("serve prints its address");
+    let mut held = std::net::TcpStream::connect(&addr).unwrap();
+    write!(held, "GET /demo/select-for-update?hold_ms=10000 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let term = || assert!(Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().unwrap().success());
+    // The graceful shutdown would wait up to its grace period for that request.
+    term();
+    assert!(lines.by_ref().any(|l| l.contains("send another to exit at once")));
+    let started = std::time::Instant::now();
+    term();
+    let status = serve.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    let mut rest = String::new();
+    held.read_to_string(&mut rest).ok();
+}

@@ -33,31 +33,18 @@ impl Shutdown {
         (ShutdownTrigger { tx }, Shutdown { rx })
     }
 
-    /// A listener that fires on Ctrl-C or SIGTERM.
+    /// A listener that fires on Ctrl-C or SIGTERM. For a program's `main`: a second
+    /// Ctrl-C or SIGTERM ends the process at once (exit status 130), as an operator who
+    /// repeats the signal expects, whatever the graceful shutdown is waiting for.
     pub fn on_signal() -> Shutdown {
         let (trigger, shutdown) = Shutdown::new();
         tokio::spawn(async move {
-            let ctrl_c = tokio::signal::ctrl_c();
-            #[cfg(unix)]
-            {
-                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(term) => term,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot listen for SIGTERM; Ctrl-C only");
-                        ctrl_c.await.ok();
-                        trigger.trigger();
-                        return;
-                    }
-                };
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            #[cfg(not(unix))]
-            ctrl_c.await.ok();
-            tracing::info!("shutdown signal received");
+            next_signal().await;
+            tracing::info!("shutdown signal received (send another to exit at once)");
             trigger.trigger();
+            next_signal().await;
+            tracing::warn!("second shutdown signal: exiting at once");
+            std::process::exit(130);
         });
         shutdown
     }
@@ -72,6 +59,27 @@ impl Shutdown {
         // An error means the trigger was dropped, which also means "stop".
         let _ = self.rx.wait_for(|stop| *stop).await;
     }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn next_signal() {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; Ctrl-C only");
+                tokio::signal::ctrl_c().await.ok();
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.ok();
 }
 
 impl ShutdownTrigger {
