@@ -8,7 +8,7 @@ mod serve;
 mod worker;
 
 use clap::Parser;
-use oncommit::{Db, JobFilter};
+use oncommit::{Db, DbOptions, JobFilter};
 
 use crate::args::{Args, Command};
 
@@ -34,7 +34,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Command::Worker(a) = args.command {
         return worker::run(&args.database_url, a).await;
     }
-    let db = Db::connect(&args.database_url).await?;
+    // A server answers 503 after a short wait for a connection rather than queueing
+    // requests for the pool's default 30 s.
+    let options = match args.command {
+        Command::Serve { .. } => {
+            DbOptions { acquire_timeout: std::time::Duration::from_secs(5), ..DbOptions::default() }
+        }
+        _ => DbOptions::default(),
+    };
+    let db = Db::connect_with(&args.database_url, options).await?;
     // Idempotent and cheap: every command works on a fresh database.
     oncommit_demo::schema::migrate(&db).await?;
     match args.command {

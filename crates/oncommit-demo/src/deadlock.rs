@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::Barrier;
 
 use crate::schema;
-use crate::session::{blocked_or_done, lock_sock, pid};
+use crate::session::{SCENARIO_WAIT, blocked_or_done, lock_sock, pid};
 
 /// How many concurrent pairs the ordered-locking run tries.
 const ORDERED_PAIRS: usize = 20;
@@ -97,6 +97,7 @@ async fn opposite_order(db: &Db, retry: Retry) -> [oncommit::Result<u32>; 2] {
             let watcher = db.clone();
             db.transaction()
                 .retry(retry)
+                .lock_timeout(SCENARIO_WAIT)
                 .run_reported(async move |tx: &mut Tx<'_>| {
                     let staged = choreographed && tx.attempt() == 1;
                     if staged && !is_b {
@@ -104,7 +105,11 @@ async fn opposite_order(db: &Db, retry: Retry) -> [oncommit::Result<u32>; 2] {
                     }
                     lock_sock(tx, first, &Lock::update()).await?;
                     if staged {
-                        both_hold_one.wait().await;
+                        // Bounded: if the other side failed before the barrier, this one
+                        // must not hold its lock forever.
+                        tokio::time::timeout(SCENARIO_WAIT, both_hold_one.wait())
+                            .await
+                            .map_err(|_| Error::app("the other session never reached the barrier"))?;
                         if is_b {
                             let a = *a_pid.get().expect("A set its pid before the barrier");
                             blocked_or_done(&watcher, a, || false).await?;
@@ -130,11 +135,13 @@ async fn ordered(db: &Db) -> oncommit::Result<usize> {
         let db = db.clone();
         let keys = if i % 2 == 0 { [1, 2] } else { [2, 1] };
         tasks.push(tokio::spawn(async move {
-            db.atomic(async move |tx| {
-                tx.lock_in_order("socks", "id", &keys, &Lock::update()).await?;
-                Ok(())
-            })
-            .await
+            db.transaction()
+                .lock_timeout(SCENARIO_WAIT)
+                .run(async move |tx| {
+                    tx.lock_in_order("socks", "id", &keys, &Lock::update()).await?;
+                    Ok(())
+                })
+                .await
         }));
     }
     let mut deadlocks = 0;

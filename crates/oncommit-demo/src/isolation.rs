@@ -18,7 +18,7 @@ use oncommit::{Backend, Db, Error, Isolation, Tx};
 use serde::Serialize;
 
 use crate::schema;
-use crate::session::{blocked_or_done, pid};
+use crate::session::{SCENARIO_WAIT, blocked_or_done, pid};
 
 /// How one anomaly fared under one isolation level.
 #[derive(Debug, Clone, Serialize)]
@@ -116,7 +116,7 @@ impl Anomaly {
 /// A reads, B reads, A writes, B writes and commits while A commits; reports the outcome.
 async fn race(db: &Db, level: Isolation, anomaly: Anomaly) -> oncommit::Result<Outcome> {
     schema::reset_socks(db, anomaly.socks()).await?;
-    let begin = || db.transaction().isolation(level);
+    let begin = || db.transaction().isolation(level).lock_timeout(SCENARIO_WAIT);
     let mut a = begin().begin().await?;
     let seen_a = anomaly.read(&mut a).await?;
     let (blocked, a_result, b_result) = match db.backend() {

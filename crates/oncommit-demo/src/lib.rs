@@ -9,6 +9,7 @@
 //! - [`race`]: seed 000 — a job dispatched before its data commits finds nothing.
 //! - [`web`]: the application over HTTP (`oncommit serve`), with the dashboard.
 
+mod app;
 pub mod deadlock;
 pub mod isolation;
 pub mod race;

@@ -10,7 +10,7 @@ use oncommit::{Backend, Db, Lock};
 use serde::Serialize;
 
 use crate::schema;
-use crate::session::{blocked_or_done, lock_sock, millis_since, pid};
+use crate::session::{SCENARIO_WAIT, blocked_or_done, lock_sock, millis_since, pid};
 
 /// What happened, as `oncommit demo select-for-update --json` prints it.
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +40,8 @@ pub async fn run(db: &Db, hold: Duration) -> oncommit::Result<Report> {
 
     let (waited_ms, blocked) = match backend {
         Backend::Postgres => {
-            let mut b = db.begin().await?;
+            // B waits for A's lock, but never longer than A's hold and a margin.
+            let mut b = db.transaction().lock_timeout(hold + SCENARIO_WAIT).begin().await?;
             let b_pid = pid(&mut b).await?;
             let b_task = tokio::spawn(async move {
                 let start = Instant::now();
@@ -64,7 +65,7 @@ pub async fn run(db: &Db, hold: Duration) -> oncommit::Result<Report> {
             let db_b = db.clone();
             let b_task = tokio::spawn(async move {
                 let start = Instant::now();
-                let mut b = db_b.transaction().lock_timeout(hold + Duration::from_secs(30)).begin().await?;
+                let mut b = db_b.transaction().lock_timeout(hold + SCENARIO_WAIT).begin().await?;
                 lock_sock(&mut b, 1, &Lock::update()).await?;
                 let waited = millis_since(start);
                 b.commit().await?;

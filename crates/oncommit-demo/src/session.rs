@@ -9,11 +9,17 @@ pub(crate) async fn pid(tx: &mut Tx<'_>) -> oncommit::Result<i32> {
     Ok(sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(tx.postgres()?).await?)
 }
 
+/// How long any session of a scenario waits for a lock or for the other session: the
+/// scenarios' waits are all bounded, so a session that failed cannot leave the other
+/// holding its locks forever.
+pub(crate) const SCENARIO_WAIT: Duration = Duration::from_secs(10);
+
 /// Waits until PostgreSQL backend `pid` waits for a lock (`pg_blocking_pids`), or until
-/// `done()` says the session finished without waiting. Returns whether it was seen blocked.
+/// `done()` says the session finished without waiting (at most [`SCENARIO_WAIT`]). Returns
+/// whether it was seen blocked.
 pub(crate) async fn blocked_or_done(db: &Db, pid: i32, done: impl Fn() -> bool) -> oncommit::Result<bool> {
     let pool = db.pg_pool().expect("pg_blocking_pids needs PostgreSQL");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + SCENARIO_WAIT;
     while !done() && Instant::now() < deadline {
         let blocked: bool =
             sqlx::query_scalar("SELECT cardinality(pg_blocking_pids($1)) > 0").bind(pid).fetch_one(pool).await?;

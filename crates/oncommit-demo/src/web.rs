@@ -21,6 +21,7 @@ use oncommit_axum::{AtomicRequestsLayer, Error, RequestTx, non_atomic};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::app::{App, DEMO_DEADLINE};
 use crate::tasks::{self, DoStuff, MISSING_ROW};
 use crate::{deadlock, isolation, race, select_for_update};
 
@@ -40,7 +41,7 @@ pub fn router(db: Db, dashboard: DashboardConfig) -> Router {
         .route("/demo/deadlock", get(demo_deadlock).route_layer(non_atomic()))
         .route("/demo/isolation", get(demo_isolation).route_layer(non_atomic()))
         .route("/demo/race", get(demo_race).route_layer(non_atomic()))
-        .with_state(db.clone())
+        .with_state(App::new(db.clone()))
         .layer(AtomicRequestsLayer::new(db.clone()).retry(3));
     app.nest("/dashboard", dashboard::router(db, dashboard))
         .route("/dashboard/", get(|| async { axum::response::Redirect::permanent("/dashboard") }))
@@ -75,12 +76,14 @@ async fn insert(tx: &RequestTx, name: Option<String>) -> Result<i64, Error> {
 /// The seed's bug on purpose: the task is handed over before the view's transaction
 /// commits. On PostgreSQL through another connection in autocommit (the broker); on SQLite,
 /// where that connection would wait for the view's write lock, by an in-process hand-off.
-/// Reports whether the task's first attempt found the row missing.
-async fn create_naive(State(db): State<Db>, tx: RequestTx, Query(q): Query<Create>) -> Result<Json<Value>, Error> {
+/// Reports whether the task's first attempt found the row missing. Everything outside the
+/// view's transaction goes through the broker's own pool (see `app`).
+async fn create_naive(State(app): State<App>, tx: RequestTx, Query(q): Query<Create>) -> Result<Json<Value>, Error> {
     let pk = insert(&tx, q.name).await?;
+    let db = app.broker;
     match db.backend() {
         Backend::Postgres => {
-            let pool = db.pg_pool().expect("PostgreSQL");
+            let pool = db.pg_pool().ok_or_else(|| oncommit::Error::app("the broker is PostgreSQL"))?;
             let id: i64 = sqlx::query_scalar("SELECT oncommit.enqueue('do_stuff', $1::jsonb)")
                 .bind(json!({ "pk": pk }).to_string())
                 .fetch_one(pool)
@@ -117,7 +120,11 @@ async fn first_attempt_missed(db: &Db, id: JobId) -> Result<Option<bool>, Error>
 }
 
 /// The dispatch waits for the commit: an `on_commit` hook enqueues the job.
-async fn create_on_commit(State(db): State<Db>, tx: RequestTx, Query(q): Query<Create>) -> Result<Json<Value>, Error> {
+async fn create_on_commit(
+    State(App { db, .. }): State<App>,
+    tx: RequestTx,
+    Query(q): Query<Create>,
+) -> Result<Json<Value>, Error> {
     let pk = insert(&tx, q.name).await?;
     tx.begin().await?.on_commit_async(async move { db.enqueue(DoStuff { pk }).await.map(drop) });
     tokio::time::sleep(VIEW_WORK).await;
@@ -146,17 +153,20 @@ struct Hold {
     hold_ms: Option<u64>,
 }
 
-async fn demo_select_for_update(State(db): State<Db>, Query(q): Query<Hold>) -> Result<Json<Value>, Error> {
+async fn demo_select_for_update(State(app): State<App>, Query(q): Query<Hold>) -> Result<Json<Value>, Error> {
     let hold = Duration::from_millis(q.hold_ms.unwrap_or(300).min(10_000));
-    Ok(Json(json!(select_for_update::run(&db, hold).await?)))
+    let (_turn, db) = app.demo_turn().await?;
+    Ok(Json(json!(within_deadline(select_for_update::run(&db, hold)).await?)))
 }
 
-async fn demo_deadlock(State(db): State<Db>) -> Result<Json<Value>, Error> {
-    Ok(Json(json!(deadlock::run(&db).await?)))
+async fn demo_deadlock(State(app): State<App>) -> Result<Json<Value>, Error> {
+    let (_turn, db) = app.demo_turn().await?;
+    Ok(Json(json!(within_deadline(deadlock::run(&db)).await?)))
 }
 
-async fn demo_isolation(State(db): State<Db>) -> Result<Json<Value>, Error> {
-    Ok(Json(json!(isolation::run(&db).await?)))
+async fn demo_isolation(State(app): State<App>) -> Result<Json<Value>, Error> {
+    let (_turn, db) = app.demo_turn().await?;
+    Ok(Json(json!(within_deadline(isolation::run(&db)).await?)))
 }
 
 #[derive(Deserialize)]
@@ -164,7 +174,19 @@ struct Iterations {
     iterations: Option<usize>,
 }
 
-async fn demo_race(State(db): State<Db>, Query(q): Query<Iterations>) -> Result<Json<Value>, Error> {
-    let iterations = q.iterations.unwrap_or(10).min(200);
-    Ok(Json(json!(race::run(&db, iterations, VIEW_WORK).await?)))
+async fn demo_race(State(app): State<App>, Query(q): Query<Iterations>) -> Result<Json<Value>, Error> {
+    let iterations = q.iterations.unwrap_or(10).min(50);
+    let (_turn, db) = app.demo_turn().await?;
+    Ok(Json(json!(within_deadline(race::run(&db, iterations, VIEW_WORK)).await?)))
+}
+
+/// Runs a scenario within the demos' deadline; past it, the scenario is dropped (its
+/// sessions roll back) and the request fails.
+async fn within_deadline<T>(scenario: impl Future<Output = oncommit::Result<T>>) -> Result<T, Error> {
+    match tokio::time::timeout(DEMO_DEADLINE, scenario).await {
+        Ok(result) => Ok(result?),
+        Err(_) => {
+            Err(Error::new(StatusCode::SERVICE_UNAVAILABLE, format!("the demo took longer than {DEMO_DEADLINE:?}")))
+        }
+    }
 }

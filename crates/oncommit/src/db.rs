@@ -267,29 +267,49 @@ impl Db {
         hooks::run_now_async(fut).await
     }
 
-    /// A second pool to the same database, for a worker's own statements: tasks cannot take
-    /// its connections, so leases are renewed however busy the tasks are. Each of oncommit's
-    /// statements on it waits at most `query_timeout` for its answer; on PostgreSQL its
-    /// sessions also carry `settings` (server-side timeouts and keepalives). It shares this
-    /// pool's wake-ups and SQLite write gate.
+    /// Another pool to the same database, sized on its own: for work that must never
+    /// wait for a connection held by the rest of the application (a side channel, a
+    /// scenario that needs two sessions at once). It shares this pool's wake-ups and SQLite
+    /// write gate, and counts as the same database for [`Error::EnqueueOutsideTransaction`].
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// use std::time::Duration;
+    /// let side = db.another_pool(oncommit::DbOptions { max_connections: 2, acquire_timeout: Duration::from_secs(5) });
+    /// side.acquire().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn another_pool(&self, options: DbOptions) -> Db {
+        self.derived(options, None, &[])
+    }
+
+    /// A pool for a worker's own statements: tasks cannot take its connections, so leases
+    /// are renewed however busy they are. Each of oncommit's statements on it waits at most
+    /// `query_timeout` for its answer; on PostgreSQL its sessions also carry `settings`
+    /// (server-side timeouts and keepalives).
     pub(crate) fn own_pool(&self, max_connections: u32, query_timeout: Duration, settings: &[(&str, String)]) -> Db {
+        let options = DbOptions { max_connections, acquire_timeout: query_timeout };
+        self.derived(options, Some(query_timeout), settings)
+    }
+
+    fn derived(&self, options: DbOptions, query_timeout: Option<Duration>, settings: &[(&str, String)]) -> Db {
         let pool = match &self.inner.pool {
             Pool::Postgres(p) => {
-                let opts = (*p.connect_options())
-                    .clone()
-                    .application_name("oncommit worker")
-                    .options(settings.iter().cloned());
+                let mut opts = (*p.connect_options()).clone();
+                if !settings.is_empty() {
+                    opts = opts.application_name("oncommit worker").options(settings.iter().cloned());
+                }
                 Pool::Postgres(
                     PgPoolOptions::new()
-                        .max_connections(max_connections)
-                        .acquire_timeout(query_timeout)
+                        .max_connections(options.max_connections)
+                        .acquire_timeout(options.acquire_timeout)
                         .connect_lazy_with(opts),
                 )
             }
             Pool::Sqlite(p) => Pool::Sqlite(
                 SqlitePoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(query_timeout)
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
                     .connect_lazy_with((*p.connect_options()).clone()),
             ),
         };
@@ -300,7 +320,7 @@ impl Db {
                 display_url: inner.display_url.clone(),
                 id: inner.id,
                 wake: inner.wake.clone(),
-                query_timeout: Some(query_timeout),
+                query_timeout,
                 sqlite_writers: inner.sqlite_writers.clone(),
             }),
         }

@@ -224,14 +224,15 @@ pub(crate) async fn job_set_state_if_running(conn: Conn<'_>, change: &Transition
     Ok(!changed.is_empty())
 }
 
-/// Renews the leases of the jobs `ids` while `worker` still holds them; returns those it
-/// renewed as `(id, attempt, cancel requested)`.
+/// Renews the leases of the jobs `ids` while `worker` still holds them; returns those still
+/// its as `(id, attempt, cancel requested, renewed)`: a row locked by another statement at
+/// that moment is not waited for, and comes back with `renewed` false.
 pub(crate) async fn job_heartbeat(
     db: &Db,
     worker: &str,
     ids: &[i64],
     lease: Duration,
-) -> Result<Vec<(i64, i32, bool)>> {
+) -> Result<Vec<(i64, i32, bool, bool)>> {
     let _turn = db.writing().await?;
     on_conn!(
         db,

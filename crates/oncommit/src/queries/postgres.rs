@@ -119,13 +119,24 @@ pub(super) async fn job_heartbeat(
     worker: &str,
     ids: &[i64],
     lease_secs: f64,
-) -> Result<Vec<(i64, i32, bool)>> {
+) -> Result<Vec<(i64, i32, bool, bool)>> {
     // Primary-key probes for the jobs this worker holds in memory, and no others: a job
     // whose claim reply was lost is not renewed, so its lease runs out and it is rescued.
+    // Rows locked right now (by this worker's own completion in flight, under load for
+    // seconds) are skipped rather than waited for, and reported as still ours but not
+    // renewed: the renewal never queues behind the writes it exists to protect.
     Ok(sqlx::query_as(
-        "UPDATE oncommit.jobs SET lease_expires_at = now() + make_interval(secs => $2) \
+        "WITH renewed AS ( \
+           UPDATE oncommit.jobs SET lease_expires_at = now() + make_interval(secs => $2) \
+           WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
+               WHERE id = ANY($3::int8[]) AND state = 'running' AND lease_owner = $1 \
+               FOR UPDATE SKIP LOCKED)) \
+           RETURNING id, attempt, cancel_requested) \
+         SELECT id, attempt, cancel_requested, true FROM renewed \
+         UNION ALL \
+         SELECT id, attempt, cancel_requested, false FROM oncommit.jobs \
          WHERE id = ANY($3::int8[]) AND state = 'running' AND lease_owner = $1 \
-         RETURNING id, attempt, cancel_requested",
+           AND id NOT IN (SELECT id FROM renewed)",
     )
     .bind(worker)
     .bind(lease_secs)

@@ -151,13 +151,14 @@ pub(super) async fn job_heartbeat(
     worker: &str,
     ids: &[i64],
     lease_ms: i64,
-) -> Result<Vec<(i64, i32, bool)>> {
+) -> Result<Vec<(i64, i32, bool, bool)>> {
+    // One writer at a time: no row is ever locked by another statement here.
     let ids = serde_json::to_string(ids).map_err(crate::Error::app)?;
     Ok(sqlx::query_as(concat!(
         "UPDATE oncommit_jobs SET lease_expires_at = ",
         sqlite_now_ms!(),
         " + $2 WHERE id IN (SELECT value FROM json_each($3)) AND state = 'running' AND lease_owner = $1 \
-         RETURNING id, attempt, cancel_requested"
+         RETURNING id, attempt, cancel_requested, 1"
     ))
     .bind(worker)
     .bind(lease_ms)

@@ -27,7 +27,7 @@ pub(crate) async fn run(
     // Under load, wait for a quarter of the slots (at most a batch) before claiming, so a
     // busy queue claims in batches instead of one job per round trip as each slot frees.
     let want = u32::try_from((batch.min(concurrency) / 4).max(1)).unwrap_or(1);
-    let mut queue_wake = shared.wakers.receiver(&queue);
+    let Some(mut queue_wake) = shared.wakers.receiver(&queue) else { return };
     let mut local_wake = shared.db.wake_receiver();
     let mut backoff = Backoff::new(Duration::from_millis(100), shared.config.poll_interval.max(Duration::from_secs(5)));
     loop {

@@ -97,18 +97,28 @@ impl Held {
         self.lock().iter().filter(|(_, e)| !*e.lost.borrow()).map(|(id, _)| *id).collect()
     }
 
-    /// Applies a renewal sent at `sent` for `asked`, which renewed `rows` (`(id, attempt,
-    /// cancel requested)`): the others are lost. Returns the ids whose cancel was asked.
-    pub(crate) fn renewed(&self, asked: &[i64], rows: &[(i64, i32, bool)], sent: Instant, lease: Duration) -> Vec<i64> {
+    /// Applies a renewal sent at `sent` for `asked`, which found `rows` still this worker's
+    /// (`(id, attempt, cancel requested, renewed)`): the others are lost; those found but
+    /// not renewed (locked at that moment) keep their earlier deadline. Returns the ids whose
+    /// cancel was asked.
+    pub(crate) fn renewed(
+        &self,
+        asked: &[i64],
+        rows: &[(i64, i32, bool, bool)],
+        sent: Instant,
+        lease: Duration,
+    ) -> Vec<i64> {
         let mut jobs = self.lock();
         let mut cancels = Vec::new();
-        let renewed: HashMap<i64, (i32, bool)> =
-            rows.iter().map(|&(id, attempt, cancel)| (id, (attempt, cancel))).collect();
+        let found: HashMap<i64, (i32, bool, bool)> =
+            rows.iter().map(|&(id, attempt, cancel, renewed)| (id, (attempt, cancel, renewed))).collect();
         for id in asked {
             let Some(entry) = jobs.get_mut(id) else { continue };
-            match renewed.get(id) {
-                Some(&(attempt, cancel)) if attempt == entry.attempt => {
-                    entry.until = sent + lease;
+            match found.get(id) {
+                Some(&(attempt, cancel, renewed)) if attempt == entry.attempt => {
+                    if renewed {
+                        entry.until = sent + lease;
+                    }
                     if cancel {
                         cancels.push(*id);
                     }
@@ -168,11 +178,14 @@ mod tests {
         let mut asked = held.to_renew();
         asked.sort_unstable();
         assert_eq!(asked, [1, 2, 3]);
-        let cancels = held.renewed(&asked, &[(1, 1, true), (3, 2, false)], now, lease);
+        let cancels = held.renewed(&asked, &[(1, 1, true, true), (3, 2, false, true)], now, lease);
         assert_eq!(cancels, [1]);
         assert!(!*kept.borrow());
         assert!(*taken.borrow() && *re_leased.borrow());
         assert_eq!(held.to_renew(), [1]);
+        // Locked at the next renewal: still ours, but its deadline stays where it was.
+        held.renewed(&[1], &[(1, 1, false, false)], now + lease / 2, lease);
+        assert!(!*kept.borrow());
         held.expire(now + lease);
         assert!(*kept.borrow(), "a lease not renewed in time is lost");
         held.release([1, 2, 3]);

@@ -164,7 +164,7 @@ impl Worker {
                 listen: true,
                 retention: Retention::default(),
                 prune_interval: Duration::from_secs(60),
-                query_timeout: Duration::from_secs(10),
+                query_timeout: Duration::from_secs(30),
             },
             periodic: Vec::new(),
         }
@@ -234,8 +234,10 @@ impl Worker {
     }
 
     /// Longest wait for the answer to one of the worker's own statements (claims,
-    /// completions, heartbeats; default 10 s). A statement past it is abandoned and its
-    /// connection closed, so a database that stops answering cannot wedge the worker.
+    /// completions, heartbeats; default 30 s, the default lease: a statement slower than the
+    /// lease is worthless, while cancelling slow but progressing ones under load only makes
+    /// them run again). A statement past it is abandoned and its connection closed, so a
+    /// database that stops answering cannot wedge the worker.
     pub fn query_timeout(mut self, timeout: Duration) -> Self {
         self.config.query_timeout = timeout.max(Duration::from_millis(1));
         self

@@ -29,12 +29,8 @@ impl Wakers {
         }
     }
 
-    /// What `queue`'s claim loops wait on.
-    pub(crate) fn receiver(&self, queue: &str) -> watch::Receiver<u64> {
-        match self.queues.get(queue) {
-            Some(waker) => waker.subscribe(),
-            // Not served: a receiver that never changes.
-            None => watch::channel(0).1,
-        }
+    /// What `queue`'s claim loops wait on; `None` for a queue this worker does not serve.
+    pub(crate) fn receiver(&self, queue: &str) -> Option<watch::Receiver<u64>> {
+        self.queues.get(queue).map(watch::Sender::subscribe)
     }
 }

@@ -7,20 +7,12 @@ use oncommit::{Backend, Db, EnqueueOptions, Error, JobFilter, JobState};
 use oncommit_testing::backend_test;
 use sqlx::AssertSqlSafe;
 
+use super::exec;
+
 use super::tasks::{Echo, create_runs, start, wait_for, worker};
 
 fn echo(key: &str) -> Echo {
     Echo { key: key.to_owned() }
-}
-
-/// Runs one statement in autocommit; returns the database's error message, if any.
-async fn try_exec(db: &Db, sql: &str) -> Result<(), String> {
-    let mut conn = db.acquire().await.unwrap();
-    match conn.conn() {
-        oncommit::Conn::Postgres(c) => sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(c).await.map(drop),
-        oncommit::Conn::Sqlite(c) => sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(c).await.map(drop),
-    }
-    .map_err(|e| e.to_string())
 }
 
 /// Writes rows that `oncommit` itself would refuse, as an old version, a hand-written
@@ -135,7 +127,7 @@ backend_test!(async fn sql_inserts_of_unservable_jobs_are_refused(t) {
         ],
     };
     for (sql, message) in refused {
-        let err = try_exec(&t.db, sql).await.unwrap_err();
+        let err = exec(&t.db, sql, sql).await.unwrap_err();
         assert!(err.contains(message), "{sql}: {err}");
     }
     assert!(t.db.jobs(&JobFilter::default()).await.unwrap().is_empty());

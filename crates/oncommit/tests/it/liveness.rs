@@ -6,19 +6,9 @@ use std::time::Duration;
 use oncommit::{Db, EnqueueOptions, JobFilter, JobState, Task, TaskContext, TaskError};
 use oncommit_testing::{TestDb, admin_url, backend_test, eventually};
 use serde::{Deserialize, Serialize};
-use sqlx::AssertSqlSafe;
 
+use super::exec;
 use super::tasks::{create_runs, gate, runs, start, wait_for, worker};
-
-/// Runs one statement, written per backend, in autocommit.
-async fn exec(db: &Db, postgres: &str, sqlite: &str) {
-    let mut conn = db.acquire().await.unwrap();
-    match conn.conn() {
-        oncommit::Conn::Postgres(c) => sqlx::raw_sql(AssertSqlSafe(postgres.to_owned())).execute(c).await.map(drop),
-        oncommit::Conn::Sqlite(c) => sqlx::raw_sql(AssertSqlSafe(sqlite.to_owned())).execute(c).await.map(drop),
-    }
-    .unwrap();
-}
 
 /// The worker's id, once it has reported.
 async fn worker_id(db: &Db) -> String {
@@ -44,7 +34,8 @@ backend_test!(async fn a_job_the_worker_does_not_hold_is_not_renewed_and_gets_re
                      CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + 600)"
         ),
     )
-    .await;
+    .await
+    .unwrap();
     let id = t.db.jobs(&JobFilter::default()).await.unwrap()[0].id;
     let job = wait_for(&t.db, id, JobState::Completed).await;
     assert_eq!(job.attempt, 2, "{job:?}");
@@ -73,13 +64,14 @@ async fn refuse_writes(t: &TestDb, on: bool) {
     let admin = Db::connect(&admin_url()).await.unwrap();
     let name = t.url.rsplit('/').next().unwrap();
     let setting = if on { "SET default_transaction_read_only = on" } else { "RESET default_transaction_read_only" };
-    exec(&admin, &format!("ALTER DATABASE {name} {setting}"), "").await;
+    exec(&admin, &format!("ALTER DATABASE {name} {setting}"), "").await.unwrap();
     exec(
         &admin,
         &format!("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{name}'"),
         "",
     )
-    .await;
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,7 +79,10 @@ async fn finished_jobs_are_recorded_once_the_database_accepts_writes_again() {
     let t = TestDb::postgres().await;
     t.db.migrate().await.unwrap();
     let ids = t.db.enqueue_many((0..20).map(|_| Hold { gate: "read-only".into() })).await.unwrap();
-    let w = start(Worker20::new(&t.db));
+    // Room for all twenty, and a lease that outlasts the outage.
+    let w = start(
+        oncommit::Worker::new(t.db.clone()).register::<Hold>().queue("default", 20).lease(Duration::from_secs(20)),
+    );
     for id in &ids {
         wait_for(&t.db, *id, JobState::Running).await;
     }
@@ -102,15 +97,6 @@ async fn finished_jobs_are_recorded_once_the_database_accepts_writes_again() {
     }
     w.stop().await;
     t.finish().await;
-}
-
-/// A worker for `Hold` jobs with room for twenty and a lease that outlasts the outage.
-struct Worker20;
-
-impl Worker20 {
-    fn new(db: &Db) -> oncommit::Worker {
-        oncommit::Worker::new(db.clone()).register::<Hold>().queue("default", 20).lease(Duration::from_secs(20))
-    }
 }
 
 /// Waits for a shared advisory lock the test holds exclusively: a task blocked in the
@@ -211,7 +197,8 @@ backend_test!(async fn a_task_is_told_when_its_lease_is_lost(t) {
         "UPDATE oncommit.jobs SET lease_owner = 'someone-else', attempt = attempt + 1",
         "UPDATE oncommit_jobs SET lease_owner = 'someone-else', attempt = attempt + 1",
     )
-    .await;
+    .await
+    .unwrap();
     eventually("the task to notice", || async { (!runs(&t.db).await.is_empty()).then_some(()) }).await;
     assert_eq!(runs(&t.db).await, [("lease lost".to_owned(), id.0, 1)]);
     // Its outcome is fenced off; the other owner's lease runs out, the job is rescued, and

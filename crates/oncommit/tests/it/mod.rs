@@ -10,6 +10,18 @@ mod transactions;
 mod worker;
 
 use oncommit::{Conn, Tx};
+use sqlx::AssertSqlSafe;
+
+/// Runs one statement, written per backend, in autocommit; returns the database's error
+/// message, if any (tests of bad input and of hand-written rows).
+pub(crate) async fn exec(db: &oncommit::Db, postgres: &str, sqlite: &str) -> Result<(), String> {
+    let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
+    match conn.conn() {
+        Conn::Postgres(c) => sqlx::raw_sql(AssertSqlSafe(postgres.to_owned())).execute(c).await.map(drop),
+        Conn::Sqlite(c) => sqlx::raw_sql(AssertSqlSafe(sqlite.to_owned())).execute(c).await.map(drop),
+    }
+    .map_err(|e| e.to_string())
+}
 
 /// Creates the table most tests use: `items(id BIGINT PRIMARY KEY, name TEXT)`.
 pub(crate) async fn create_items(db: &oncommit::Db) {
