@@ -19,6 +19,11 @@ pub struct Rollback;
 /// honest status — 409 for conflicts a client may retry, 503 when the database is
 /// unreachable or a commit's outcome is unknown, 500 otherwise — and a JSON body
 /// `{"error": "…"}`.
+///
+/// The database's own text (a server message, a constraint name, a host) never reaches the
+/// client: it is logged, and the client gets a stable message for its class of failure.
+/// Messages written by the application ([`Error::new`]) and oncommit's refusals of a misuse
+/// (an enqueue outside the transaction, an invalid option) are passed on as they are.
 #[derive(Debug)]
 pub struct Error {
     status: StatusCode,
@@ -40,14 +45,36 @@ impl Error {
 
 impl From<oncommit::Error> for Error {
     fn from(err: oncommit::Error) -> Self {
-        let status = match &err {
-            e if e.is_retryable() || e.is_lock_not_available() || e.is_unique_violation() => StatusCode::CONFLICT,
-            e if e.is_connection_lost() => StatusCode::SERVICE_UNAVAILABLE,
-            oncommit::Error::PoolTimedOut | oncommit::Error::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            oncommit::Error::StatementTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        use oncommit::Error as E;
+        let (status, message): (StatusCode, std::borrow::Cow<'static, str>) = match &err {
+            // oncommit's own words about a misuse: they help the developer and hold no data.
+            E::EnqueueOutsideTransaction | E::InvalidOption { .. } | E::InvalidArgs { .. } | E::InvalidOptions(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, err.to_string().into())
+            }
+            e if e.is_retryable() => {
+                (StatusCode::CONFLICT, "the request conflicted with a concurrent one; try again".into())
+            }
+            e if e.is_lock_not_available() => {
+                (StatusCode::CONFLICT, "data the request needs is locked by another; try again".into())
+            }
+            e if e.is_unique_violation() => (StatusCode::CONFLICT, "the request conflicts with existing data".into()),
+            E::CommitOutcomeUnknown(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database connection was lost at commit: whether the request took effect is unknown".into(),
+            ),
+            e if e.is_connection_lost() => (StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable".into()),
+            E::PoolTimedOut | E::Unreachable { .. } | E::TimedOut { .. } | E::StatementTimeout { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "the database is busy or unavailable; try again".into())
+            }
+            E::CommitRolledBack => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string().into()),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal error (the server logged it)".into()),
         };
-        Error { status, message: err.to_string(), retryable: err.is_retryable() }
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %err, "request failed");
+        } else {
+            tracing::warn!(error = %err, status = status.as_u16(), "request failed");
+        }
+        Error { status, message: message.into_owned(), retryable: err.is_retryable() }
     }
 }
 

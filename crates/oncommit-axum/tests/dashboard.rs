@@ -11,8 +11,11 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 fn app(db: &oncommit::Db, token: Option<&str>) -> Router {
-    Router::new()
-        .nest("/dashboard", dashboard::router(db.clone(), DashboardConfig { admin_token: token.map(Into::into) }))
+    with_config(db, DashboardConfig { admin_token: token.map(Into::into), reads_need_token: false })
+}
+
+fn with_config(db: &oncommit::Db, config: DashboardConfig) -> Router {
+    Router::new().nest("/dashboard", dashboard::router(db.clone(), config))
 }
 
 async fn send(app: Router, request: Request<Body>) -> (StatusCode, String) {
@@ -62,9 +65,12 @@ backend_test!(async fn the_api_shows_queues_jobs_and_workers(t) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = send(app.clone(), Request::get("/dashboard/api/jobs?state=bogus").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, page) = send(app, Request::get("/dashboard").body(Body::empty()).unwrap()).await;
+    let (status, _) = send(app.clone(), Request::get("/dashboard").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("textContent") && !page.contains("innerHTML"), "the page must never parse data as HTML");
+    // The page's script, which puts every value from the server into the page.
+    let (status, script) = send(app, Request::get("/dashboard/page.js").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(script.contains("textContent") && !script.contains("innerHTML"), "the page must never parse data as HTML");
 });
 
 backend_test!(async fn metrics_are_prometheus_text_prefixed_oncommit(t) {
@@ -112,3 +118,65 @@ backend_test!(async fn actions_need_the_admin_token_and_the_same_origin(t) {
     let (status, _) = post(app, &format!("/dashboard/api/jobs/{id}/delete"), &ok).await;
     assert_eq!(status, StatusCode::CONFLICT);
 });
+
+backend_test!(async fn every_response_carries_security_headers_and_the_page_has_no_inline_script(t) {
+    t.db.migrate().await.unwrap();
+    for uri in ["/dashboard", "/dashboard/page.js", "/dashboard/page.css", "/dashboard/api/stats", "/dashboard/api/jobs/999"] {
+        let response = app(&t.db, None).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        let headers = response.headers();
+        let csp = headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{uri}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
+        assert_eq!(headers.get("x-content-type-options").unwrap(), "nosniff", "{uri}");
+        assert_eq!(headers.get("x-frame-options").unwrap(), "DENY", "{uri}");
+    }
+    let (_, page) = send(app(&t.db, None), Request::get("/dashboard").body(Body::empty()).unwrap()).await;
+    assert!(page.contains(r#"<script src="/dashboard/page.js"></script>"#), "{page}");
+    assert!(!page.contains("<script>") && !page.contains("<style>"), "no inline script or style: {page}");
+    let response = app(&t.db, None).oneshot(Request::get("/dashboard/page.js").body(Body::empty()).unwrap()).await.unwrap();
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+});
+
+backend_test!(async fn reads_can_be_put_behind_the_token(t) {
+    t.db.migrate().await.unwrap();
+    let closed = DashboardConfig { admin_token: None, reads_need_token: true };
+    let get = |uri: &str, auth: Option<&str>| {
+        let mut request = Request::get(uri);
+        if let Some(token) = auth {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    for uri in ["/dashboard/api/stats", "/dashboard/api/jobs", "/dashboard/metrics", "/dashboard/api/workers"] {
+        let (status, body) = send(with_config(&t.db, closed.clone()), get(uri, None)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {body}");
+    }
+    let guarded = DashboardConfig { admin_token: Some("s3cret".into()), reads_need_token: true };
+    let (status, _) = send(with_config(&t.db, guarded.clone()), get("/dashboard/api/stats", None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = send(with_config(&t.db, guarded.clone()), get("/dashboard/api/stats", Some("s3cret"))).await;
+    assert_eq!(status, StatusCode::OK);
+    // The page itself holds no data: it loads, and asks for the token.
+    let (status, _) = send(with_config(&t.db, guarded), get("/dashboard", None)).await;
+    assert_eq!(status, StatusCode::OK);
+});
+
+backend_test!(async fn database_errors_are_logged_not_sent_to_clients(t) {
+    t.db.migrate().await.unwrap();
+    // PostgreSQL refuses a NUL byte in text; its message must not reach the client.
+    let (status, body) =
+        send(app(&t.db, None), Request::get("/dashboard/api/jobs?queue=%00").body(Body::empty()).unwrap()).await;
+    if t.backend() == oncommit::Backend::Postgres {
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        assert_eq!(body, r#"{"error":"internal error (the server logged it)"}"#);
+    } else {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+});
+
+#[test]
+fn the_admin_token_never_shows_in_debug_output() {
+    let config = DashboardConfig { admin_token: Some("hunter2".into()), reads_need_token: false };
+    let shown = format!("{config:?} {config:#?}");
+    assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
+}

@@ -26,6 +26,10 @@ pub(crate) enum Command {
         /// Do not run a worker in this process.
         #[arg(long)]
         no_worker: bool,
+        /// Other names the server may be reached by (the `Host` header is checked against
+        /// the bound address, and these, to defeat DNS rebinding); comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        allowed_host: Vec<String>,
     },
     /// Run jobs until Ctrl-C or SIGTERM (then finish running jobs, release the rest).
     Worker(WorkerArgs),

@@ -4,6 +4,7 @@ mod admin;
 mod args;
 mod bench;
 mod demo;
+mod http;
 mod serve;
 mod worker;
 
@@ -47,7 +48,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     oncommit_demo::schema::migrate(&db).await?;
     match args.command {
         Command::Migrate => tracing::info!(url = db.url(), "migrations applied"),
-        Command::Serve { addr, no_worker } => serve::run(&db, &addr, no_worker).await?,
+        Command::Serve { addr, no_worker, allowed_host } => serve::run(&db, &addr, no_worker, &allowed_host).await?,
         Command::Worker(_) => unreachable!("handled above"),
         Command::Enqueue(a) => admin::enqueue(&db, a).await?,
         Command::Jobs { state, queue, limit, json } => {

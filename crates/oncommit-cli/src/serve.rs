@@ -1,20 +1,29 @@
 //! `oncommit serve`: the seed application, the dashboard and an embedded worker.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use oncommit::{Db, Shutdown};
 use oncommit_axum::dashboard::DashboardConfig;
 
-/// How long requests in flight may run on after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+use crate::http::{self, AllowedHosts};
 
-pub(crate) async fn run(db: &Db, addr: &str, no_worker: bool) -> anyhow::Result<()> {
+pub(crate) async fn run(db: &Db, addr: &str, no_worker: bool, allowed_hosts: &[String]) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signal();
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let dashboard = DashboardConfig::from_env();
-    if dashboard.admin_token.is_none() {
+    let mut dashboard = DashboardConfig::from_env();
+    if !local.ip().is_loopback() {
+        // Beyond loopback, job args and errors are data for the token's holders only.
+        dashboard.reads_need_token = true;
+        if dashboard.admin_token.is_none() {
+            tracing::warn!(
+                addr = %local,
+                "listening beyond loopback without ONCOMMIT_ADMIN_TOKEN: the dashboard's API and metrics are disabled"
+            );
+        }
+    } else if dashboard.admin_token.is_none() {
         tracing::warn!("ONCOMMIT_ADMIN_TOKEN is not set: the dashboard's retry/cancel/delete actions are disabled");
     }
     let worker = (!no_worker).then(|| {
@@ -29,20 +38,10 @@ pub(crate) async fn run(db: &Db, addr: &str, no_worker: bool) -> anyhow::Result<
         "listening"
     );
     eprintln!("oncommit serve: listening on http://{local}/ (dashboard: http://{local}/dashboard)");
-    let app = oncommit_demo::web::router(db.clone(), dashboard);
-    let mut stop = shutdown.clone();
-    let server =
-        tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(async move { stop.wait().await }).into_future());
-    let mut stopping = shutdown.clone();
-    stopping.wait().await;
-    // Requests in flight get the grace period, not forever: a request blocked on a lock
-    // must not keep the process alive.
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(served) => served??,
-        Err(_) => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running after the grace period; stopping anyway")
-        }
-    }
+    let hosts = Arc::new(AllowedHosts::new(local, allowed_hosts));
+    let app = oncommit_demo::web::router(db.clone(), dashboard)
+        .layer(axum::middleware::from_fn_with_state(hosts, http::check_host));
+    http::serve(listener, app, shutdown).await;
     if let Some(worker) = worker {
         // The worker bounds its own shutdown (its shutdown timeout plus its query timeout).
         worker.await??;

@@ -4,32 +4,16 @@
 //! burst has the machine to itself.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+use support::serve;
 
 use oncommit::{Backend, Db, JobId, JobState};
 use oncommit_testing::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Starts `oncommit serve` on `url`; returns it and its address.
-fn serve(url: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "error")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
-    let addr = lines
-        .by_ref()
-        .find_map(|l| l.split("listening on http://").nth(1).map(|rest| rest.split('/').next().unwrap().to_owned()))
-        .expect("serve prints its address");
-    // Keep reading, so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
 
 /// One request on a fresh connection, within `limit`; the status and body, or `None` when
 /// no answer came in time.

@@ -67,6 +67,9 @@ async fn insert(tx: &RequestTx, name: Option<String>) -> Result<i64, Error> {
     if name.chars().count() > 50 {
         return Err(Error::new(StatusCode::UNPROCESSABLE_ENTITY, "name is longer than 50 characters"));
     }
+    if name.chars().any(char::is_control) {
+        return Err(Error::new(StatusCode::UNPROCESSABLE_ENTITY, "name must not contain control characters"));
+    }
     let mut guard = tx.begin().await?;
     Ok(oncommit::with_conn!(guard.conn(), c => {
         sqlx::query_scalar("INSERT INTO data (name) VALUES ($1) RETURNING id").bind(name).fetch_one(c).await?

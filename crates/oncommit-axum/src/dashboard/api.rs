@@ -13,12 +13,14 @@ use crate::error::Error;
 type ApiResult = Result<Json<Value>, Error>;
 
 /// Counts per queue and state: `{"queues": {"default": {"available": 3, …}}, "total": {…}}`.
-pub(super) async fn stats(State(s): State<DashboardState>) -> ApiResult {
+pub(super) async fn stats(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
+    may_read(&s, &headers)?;
     Ok(Json(json!(s.db.job_stats().await?)))
 }
 
 /// Completed jobs per minute over the last hour: `{"minutes": [[minute, count], …]}`.
-pub(super) async fn throughput(State(s): State<DashboardState>) -> ApiResult {
+pub(super) async fn throughput(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
+    may_read(&s, &headers)?;
     Ok(Json(json!({ "minutes": s.db.throughput(60).await? })))
 }
 
@@ -30,7 +32,8 @@ pub(super) struct JobsQuery {
 }
 
 /// The newest jobs, optionally of one state and queue.
-pub(super) async fn jobs(State(s): State<DashboardState>, Query(q): Query<JobsQuery>) -> ApiResult {
+pub(super) async fn jobs(State(s): State<DashboardState>, headers: HeaderMap, Query(q): Query<JobsQuery>) -> ApiResult {
+    may_read(&s, &headers)?;
     let state = match q.state.as_deref() {
         Some(st) => Some(st.parse::<JobState>().map_err(|e| Error::new(StatusCode::BAD_REQUEST, e))?),
         None => None,
@@ -40,13 +43,15 @@ pub(super) async fn jobs(State(s): State<DashboardState>, Query(q): Query<JobsQu
 }
 
 /// One job with its args, attempts, errors and timings.
-pub(super) async fn job(State(s): State<DashboardState>, Path(id): Path<i64>) -> ApiResult {
+pub(super) async fn job(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
+    may_read(&s, &headers)?;
     let job = s.db.job(JobId(id)).await?.ok_or_else(|| Error::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
     Ok(Json(json!(job)))
 }
 
 /// The workers that reported recently.
-pub(super) async fn workers(State(s): State<DashboardState>) -> ApiResult {
+pub(super) async fn workers(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
+    may_read(&s, &headers)?;
     Ok(Json(json!({ "workers": s.db.workers().await? })))
 }
 
@@ -74,11 +79,25 @@ pub(super) async fn delete(State(s): State<DashboardState>, headers: HeaderMap, 
     Ok(Json(json!({ "id": id, "deleted": true })))
 }
 
+/// Reads need the admin token only when the configuration says so.
+pub(super) fn may_read(s: &DashboardState, headers: &HeaderMap) -> Result<(), Error> {
+    if !s.config.reads_need_token {
+        return Ok(());
+    }
+    if s.config.admin_token.is_none() {
+        return Err(Error::new(
+            StatusCode::FORBIDDEN,
+            "reading is disabled on a server reachable beyond loopback without ONCOMMIT_ADMIN_TOKEN",
+        ));
+    }
+    check_token(s, headers)
+}
+
 /// Mutations need the admin token in `Authorization: Bearer …`, and no foreign `Origin`.
 fn authorize(s: &DashboardState, headers: &HeaderMap) -> Result<(), Error> {
-    let Some(expected) = &s.config.admin_token else {
+    if s.config.admin_token.is_none() {
         return Err(Error::new(StatusCode::FORBIDDEN, "actions are disabled: set ONCOMMIT_ADMIN_TOKEN"));
-    };
+    }
     if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) {
         let origin = origin.to_str().unwrap_or_default();
         let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
@@ -86,6 +105,12 @@ fn authorize(s: &DashboardState, headers: &HeaderMap) -> Result<(), Error> {
             return Err(Error::new(StatusCode::FORBIDDEN, "cross-origin request refused"));
         }
     }
+    check_token(s, headers)
+}
+
+/// The request carries the admin token.
+fn check_token(s: &DashboardState, headers: &HeaderMap) -> Result<(), Error> {
+    let expected = s.config.admin_token.as_deref().unwrap_or_default();
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

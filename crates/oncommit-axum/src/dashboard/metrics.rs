@@ -11,7 +11,11 @@ use crate::error::Error;
 
 /// Jobs by state and queue (from the database), workers, and this process's claim,
 /// completion and run-time histograms.
-pub(super) async fn metrics(State(s): State<DashboardState>) -> Result<impl IntoResponse, Error> {
+pub(super) async fn metrics(
+    State(s): State<DashboardState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, Error> {
+    super::api::may_read(&s, &headers)?;
     let mut out = String::from("# HELP oncommit_jobs Jobs by queue and state.\n# TYPE oncommit_jobs gauge\n");
     for c in s.db.job_counts().await? {
         let queue = c.queue.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");

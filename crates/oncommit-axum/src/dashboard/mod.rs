@@ -1,31 +1,52 @@
 //! The dashboard: a page, the JSON API behind it, and Prometheus metrics, as one router any
 //! axum application can nest (`app.nest("/dashboard", dashboard::router(db, config))`).
 //!
-//! Reading needs nothing; every mutating action needs `Authorization: Bearer <token>` with
-//! the admin token (`ONCOMMIT_ADMIN_TOKEN`), and is refused from a foreign `Origin`. A
-//! custom header cannot be sent cross-site without a CORS preflight, which this router never
-//! grants, so the actions are CSRF-safe without cookies. The page builds its DOM with
-//! `textContent`, so no value from the database is ever parsed as HTML.
+//! Reading needs nothing, unless [`DashboardConfig::reads_need_token`] is set (as `oncommit
+//! serve` does when it listens beyond loopback: job args and errors are data). Every
+//! mutating action needs `Authorization: Bearer <token>` with the admin token
+//! (`ONCOMMIT_ADMIN_TOKEN`), and is refused from a foreign `Origin`. A custom header cannot
+//! be sent cross-site without a CORS preflight, which this router never grants, so the
+//! actions are CSRF-safe without cookies. The page builds its DOM with `textContent`, so no
+//! value from the database is ever parsed as HTML, and every response carries a
+//! Content-Security-Policy that allows no inline script and no framing.
 
 mod api;
 mod metrics;
 
 use axum::Router;
-use axum::response::Html;
+use axum::extract::NestedPath;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use oncommit::Db;
 
-/// Who may act through the dashboard.
-#[derive(Debug, Clone, Default)]
+/// Who may act through the dashboard, and who may read it.
+#[derive(Clone, Default)]
 pub struct DashboardConfig {
     /// The token mutating actions must present; `None` disables them.
     pub admin_token: Option<String>,
+    /// Whether reading (the JSON API and the metrics) needs the token too. Without a token
+    /// configured, reading is then refused altogether.
+    pub reads_need_token: bool,
 }
 
 impl DashboardConfig {
-    /// The admin token from `ONCOMMIT_ADMIN_TOKEN`, if set and not empty.
+    /// The admin token from `ONCOMMIT_ADMIN_TOKEN`, if set and not empty; reads open.
     pub fn from_env() -> Self {
-        DashboardConfig { admin_token: std::env::var("ONCOMMIT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()) }
+        DashboardConfig {
+            admin_token: std::env::var("ONCOMMIT_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
+            reads_need_token: false,
+        }
+    }
+}
+
+/// The token never appears in logs through `Debug`.
+impl std::fmt::Debug for DashboardConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardConfig")
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("reads_need_token", &self.reads_need_token)
+            .finish()
     }
 }
 
@@ -39,6 +60,8 @@ pub(crate) struct DashboardState {
 pub fn router(db: Db, config: DashboardConfig) -> Router {
     Router::new()
         .route("/", get(page))
+        .route("/page.css", get(|| async { asset("text/css; charset=utf-8", include_str!("page.css")) }))
+        .route("/page.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("page.js")) }))
         .route("/metrics", get(metrics::metrics))
         .route("/api/stats", get(api::stats))
         .route("/api/throughput", get(api::throughput))
@@ -49,8 +72,36 @@ pub fn router(db: Db, config: DashboardConfig) -> Router {
         .route("/api/jobs/{id}/delete", post(api::delete))
         .route("/api/workers", get(api::workers))
         .with_state(DashboardState { db, config })
+        .layer(axum::middleware::map_response(security_headers))
 }
 
-async fn page() -> Html<&'static str> {
-    Html(include_str!("page.html"))
+/// The page, pointing at its stylesheet and script under wherever the router is nested.
+async fn page(nested: Result<NestedPath, axum::extract::rejection::NestedPathRejection>) -> Html<String> {
+    // Not nested: served at the root.
+    let base = nested.as_ref().map_or("", |n| n.as_str()).trim_end_matches('/');
+    Html(include_str!("page.html").replace("{base}", base))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// On every response of the dashboard: scripts and styles from this origin only (none
+/// inline), no framing (clickjacking), no content-type sniffing, no referrer.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; \
+             base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in set {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }

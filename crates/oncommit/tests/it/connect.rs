@@ -27,6 +27,10 @@ async fn passwords_never_appear_in_errors() {
     assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
     let err = Db::connect("mysql://u:hunter2@x/db").await.unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
+    let err = Db::connect("postgres://u@127.0.0.1:1/db?password=hunter2&sslmode=disable").await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    let err = Db::connect("postgres://u@127.0.0.1:1/db?password=hunter2&application_name=x&bogus=1").await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
 }
 
 #[tokio::test]

@@ -1,0 +1,127 @@
+"use strict";
+// Every value from the server goes into the page with textContent: nothing is parsed as HTML.
+const base = location.pathname.replace(/\/$/, "");
+const STATES = ["scheduled", "available", "running", "retryable", "completed", "failed", "cancelled"];
+const tokenInput = document.getElementById("token");
+tokenInput.value = sessionStorage.getItem("oncommit-token") || "";
+tokenInput.addEventListener("change", () => sessionStorage.setItem("oncommit-token", tokenInput.value));
+let selected = null;
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+function row(cells, cls) {
+  const tr = el("tr", null, cls);
+  for (const c of cells) tr.appendChild(c instanceof Node ? c : el("td", c));
+  return tr;
+}
+function th(names) { return row(names.map(n => el("th", n))); }
+function when(t) { return t ? new Date(t).toLocaleTimeString() : ""; }
+async function get(path) {
+  // Reads carry the token too, when one is entered: a server reachable beyond loopback
+  // keeps job data behind it.
+  const r = await fetch(base + path, tokenInput.value ? { headers: { "Authorization": "Bearer " + tokenInput.value } } : {});
+  if (!r.ok) throw new Error(path + ": " + r.status);
+  return r.json();
+}
+
+function renderQueues(stats) {
+  const t = document.getElementById("queues");
+  t.replaceChildren(th(["queue", ...STATES]));
+  const queues = Object.entries(stats.queues);
+  queues.push(["(all)", stats.total]);
+  for (const [name, counts] of queues) {
+    t.appendChild(row([el("td", name), ...STATES.map(s => el("td", counts[s] || 0, "num"))]));
+  }
+}
+
+function renderChart(minutes) {
+  const svg = document.getElementById("chart");
+  svg.replaceChildren();
+  const now = Math.floor(Date.now() / 60000);
+  const byMinute = new Map(minutes.map(([m, n]) => [m, n]));
+  const max = Math.max(1, ...minutes.map(([, n]) => n));
+  const width = svg.clientWidth || 600, barW = width / 60;
+  for (let i = 0; i < 60; i++) {
+    const n = byMinute.get(now - 59 + i) || 0;
+    const h = Math.round((n / max) * 100);
+    const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    r.setAttribute("x", String(i * barW)); r.setAttribute("width", String(Math.max(1, barW - 2)));
+    r.setAttribute("y", String(110 - h)); r.setAttribute("height", String(h));
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = n + " completed"; r.appendChild(title);
+    svg.appendChild(r);
+  }
+}
+
+function jobTable(id, jobs, columns) {
+  const t = document.getElementById(id);
+  t.replaceChildren(th(columns.map(c => c[0])));
+  for (const j of jobs) {
+    const tr = row(columns.map(([, f]) => f(j)), "job");
+    tr.dataset.id = j.id;
+    tr.addEventListener("click", () => { selected = j.id; showJob(); });
+    t.appendChild(tr);
+  }
+  if (!jobs.length) t.appendChild(row([el("td", "none", "muted")]));
+}
+const stateCell = j => { const td = el("td"); td.appendChild(el("span", j.state, "state " + j.state)); return td; };
+const lastError = j => el("td", j.errors.length ? j.errors[j.errors.length - 1].error : "");
+
+async function showJob() {
+  if (selected === null) return;
+  const d = document.getElementById("detail");
+  let j;
+  try { j = await get("/api/jobs/" + selected); } catch (e) { d.replaceChildren(el("span", "job " + selected + " is gone", "muted")); return; }
+  const head = el("div");
+  head.append(el("strong", "job " + j.id + " · " + j.task + " · " + j.queue + " · "), el("span", j.state, "state " + j.state),
+    el("span", " attempt " + j.attempt + " of " + j.max_attempts, "muted"));
+  const actions = el("div");
+  for (const action of ["retry", "cancel", "delete"]) {
+    const b = el("button", action); b.id = "action-" + action;
+    b.addEventListener("click", () => act(action, j.id)); actions.appendChild(b); actions.appendChild(document.createTextNode(" "));
+  }
+  const times = el("div", "created " + when(j.created_at) + " · run at " + when(j.run_at) +
+    (j.attempted_at ? " · attempted " + when(j.attempted_at) : "") + (j.finished_at ? " · finished " + when(j.finished_at) : ""), "muted");
+  const errors = el("table");
+  errors.appendChild(th(["attempt", "at", "error"]));
+  for (const e of j.errors) errors.appendChild(row([e.attempt, when(e.at), e.error]));
+  d.replaceChildren(head, times, el("pre", JSON.stringify(j.args, null, 2)), errors, actions);
+}
+
+async function act(action, id) {
+  const m = document.getElementById("message");
+  const r = await fetch(base + "/api/jobs/" + id + "/" + action, {
+    method: "POST", headers: { "Authorization": "Bearer " + tokenInput.value },
+  });
+  const body = await r.json().catch(() => ({}));
+  m.className = r.ok ? "ok" : "bad";
+  m.textContent = r.ok ? action + ": done" : (body.error || ("HTTP " + r.status));
+  refresh();
+}
+
+async function refresh() {
+  try {
+    const [stats, tput, running, failed, retryable, recent, workers] = await Promise.all([
+      get("/api/stats"), get("/api/throughput"), get("/api/jobs?state=running"), get("/api/jobs?state=failed&limit=20"),
+      get("/api/jobs?state=retryable&limit=20"), get("/api/jobs?limit=30"), get("/api/workers"),
+    ]);
+    renderQueues(stats);
+    renderChart(tput.minutes);
+    jobTable("running", running.jobs, [["id", j => j.id], ["task", j => j.task], ["queue", j => j.queue], ["attempt", j => j.attempt], ["worker", j => j.lease_owner || ""]]);
+    jobTable("failures", failed.jobs.concat(retryable.jobs), [["id", j => j.id], ["task", j => j.task], ["state", stateCell], ["error", lastError]]);
+    jobTable("recent", recent.jobs, [["id", j => j.id], ["task", j => j.task], ["queue", j => j.queue], ["state", stateCell], ["attempt", j => j.attempt + "/" + j.max_attempts], ["created", j => when(j.created_at)], ["last error", lastError]]);
+    const w = document.getElementById("workers");
+    w.replaceChildren(th(["worker", "pid", "queues", "started", "heartbeat"]));
+    for (const x of workers.workers) w.appendChild(row([x.id, x.pid, JSON.stringify(x.queues), when(x.started_at), when(x.heartbeat_at)]));
+    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+    showJob();
+  } catch (e) {
+    document.getElementById("updated").textContent = "refresh failed: " + e.message;
+  }
+}
+refresh();
+setInterval(refresh, 2000);

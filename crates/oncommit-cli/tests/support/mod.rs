@@ -1,0 +1,54 @@
+//! What the tests of `oncommit serve` share: starting it as a user does.
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+
+/// Starts `oncommit serve` on `url`, listening on `listen` (with `env`); returns it, its
+/// address, and its log lines so far (up to the address).
+pub fn serve_with(url: &str, listen: &str, env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oncommit"));
+    command.args(["serve", "--addr", listen]).env("DATABASE_URL", url).env("RUST_LOG", "warn");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let mut seen = Vec::new();
+    let addr = lines
+        .by_ref()
+        .find_map(|l| {
+            let addr = l.split("listening on http://").nth(1).map(|rest| rest.split('/').next().unwrap().to_owned());
+            seen.push(l);
+            addr
+        })
+        .expect("serve prints its address");
+    // Keep reading, so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr, seen)
+}
+
+/// Starts `oncommit serve` on `url`; returns it and its address.
+pub fn serve(url: &str) -> (Child, String) {
+    let (child, addr, _) = serve_with(url, "127.0.0.1:0", &[]);
+    (child, addr)
+}
+
+/// Sends `raw` on a fresh connection and reads the whole answer (the server closes).
+pub fn exchange(addr: &str, raw: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok();
+    response
+}
+
+/// A request with the given `Host`; its status and body.
+pub fn request(addr: &str, method: &str, path: &str, host: &str) -> (u16, String) {
+    let response = exchange(
+        addr,
+        &format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    );
+    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
