@@ -52,6 +52,13 @@ pub async fn do_stuff(db: &Db, pk: i64) -> Result<(), TaskError> {
 pub struct Record {
     /// What to record.
     pub key: String,
+    /// How long to work first, in milliseconds (so a job is held for a while).
+    #[serde(default)]
+    pub ms: u64,
+    /// How long to work inside the completing transaction, holding the job's row lock, in
+    /// milliseconds: the window in which a lost worker would leave the row locked.
+    #[serde(default)]
+    pub ms_in_tx: u64,
 }
 
 impl Task for Record {
@@ -59,7 +66,15 @@ impl Task for Record {
 
     async fn run(self, cx: &mut TaskContext) -> Result<(), TaskError> {
         let (job_id, attempt) = (cx.id().0, cx.attempt());
+        tokio::time::sleep(Duration::from_millis(self.ms)).await;
+        let in_tx = Duration::from_millis(self.ms_in_tx);
         cx.complete_in_tx(async move |tx| {
+            if !in_tx.is_zero() {
+                if let oncommit::Conn::Postgres(c) = tx.conn() {
+                    sqlx::query("SELECT 1 FROM oncommit.jobs WHERE id = $1 FOR UPDATE").bind(job_id).execute(c).await?;
+                }
+                tokio::time::sleep(in_tx).await;
+            }
             oncommit::with_conn!(tx.conn(), c => {
                 sqlx::query("INSERT INTO demo_runs (key, job_id, attempt) VALUES ($1, $2, $3)")
                     .bind(self.key.clone())

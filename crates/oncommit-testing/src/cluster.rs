@@ -27,10 +27,18 @@ pub(crate) fn reachable(url: &str) -> bool {
 /// binaries, and returns the URL of its `postgres` database. A watchdog stops it when the
 /// test process exits.
 pub(crate) fn start_private() -> Result<String, String> {
+    start_cluster("127.0.0.1", None)
+}
+
+/// [`start_private`], listening on `listen_addresses` (PostgreSQL's list) and trusting
+/// connections from `trusted` (a network in CIDR form) as well as from loopback.
+pub(crate) fn start_cluster(listen_addresses: &str, trusted: Option<&str>) -> Result<String, String> {
     let bin = server_binaries().ok_or("no PostgreSQL server binaries under /usr/lib/postgresql")?;
     let port =
         TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free port: {e}"))?.port();
-    let dir = std::env::temp_dir().join(format!("oncommit-pg-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("oncommit-pg-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
     if as_root {
@@ -53,7 +61,13 @@ pub(crate) fn start_private() -> Result<String, String> {
     };
     let (initdb, pg_ctl) = (bin.join("initdb"), bin.join("pg_ctl"));
     run(&mut sh(format!("{} -D {} -U postgres --auth=trust -E UTF8 >/dev/null", initdb.display(), data.display())))?;
-    let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
+    if let Some(network) = trusted {
+        let hba = data.join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).map_err(|e| format!("read {}: {e}", hba.display()))?;
+        rules.push_str(&format!("host all all {network} trust\n"));
+        std::fs::write(&hba, rules).map_err(|e| format!("write {}: {e}", hba.display()))?;
+    }
+    let options = format!("-p {port} -k {} -c listen_addresses={listen_addresses} -c fsync=off", dir.display());
     run(&mut sh(format!(
         "{} -D {} -o '{options}' -l {}/log -w start >/dev/null",
         pg_ctl.display(),

@@ -169,6 +169,15 @@ pub fn admin_url() -> String {
     .clone()
 }
 
+/// Starts a private PostgreSQL cluster for this test process that also listens on
+/// `listen_addresses` (PostgreSQL's comma-separated list, loopback included) and trusts
+/// clients from `trusted` (CIDR), for tests whose clients live elsewhere (a network
+/// namespace). Returns the URL of its `postgres` database over loopback; the cluster stops
+/// when the test process exits.
+pub fn private_cluster(listen_addresses: &str, trusted: &str) -> Result<String, String> {
+    cluster::start_cluster(listen_addresses, Some(trusted))
+}
+
 /// The same server URL with another database name.
 pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));

@@ -6,6 +6,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use sqlx::AssertSqlSafe;
+
+use crate::conn::Conn;
 use crate::db::Db;
 use crate::error::{BoxError, Error, Result};
 use crate::job::{Job, JobId, JobState};
@@ -159,14 +162,21 @@ pub struct TaskContext {
     db: Db,
     /// Turns true when the worker no longer holds the job (see [`TaskContext::is_lease_lost`]).
     lease_lost: tokio::sync::watch::Receiver<bool>,
+    /// The worker's lease: the longest a completing transaction may sit idle on the server.
+    lease: std::time::Duration,
     /// Set once [`TaskContext::complete_in_tx`] committed: the worker must not complete
     /// the job again.
     completed: bool,
 }
 
 impl TaskContext {
-    pub(crate) fn new(job: Job, db: Db, lease_lost: tokio::sync::watch::Receiver<bool>) -> TaskContext {
-        TaskContext { job, db, lease_lost, completed: false }
+    pub(crate) fn new(
+        job: Job,
+        db: Db,
+        lease_lost: tokio::sync::watch::Receiver<bool>,
+        lease: std::time::Duration,
+    ) -> TaskContext {
+        TaskContext { job, db, lease_lost, lease, completed: false }
     }
 
     /// The job's id.
@@ -258,6 +268,16 @@ impl TaskContext {
             extra: 0,
         };
         let mut tx = self.db.begin().await?;
+        if let Conn::Postgres(c) = tx.conn() {
+            // This transaction will hold the job's row lock. Should the worker vanish behind a
+            // silent network partition before its COMMIT arrives, the server ends the session
+            // once it has sat idle for a lease, so the job can be rescued, instead of keeping
+            // the lock for as long as the OS takes to notice (two hours).
+            let ms = u128::max(self.lease.as_millis(), 1);
+            sqlx::raw_sql(AssertSqlSafe(format!("SET LOCAL idle_in_transaction_session_timeout = {ms}")))
+                .execute(c)
+                .await?;
+        }
         let value = match f(&mut tx).await {
             Ok(value) => value,
             Err(err) => {

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 
 /// Starts `oncommit serve` on `url`, listening on `listen` (with `env`); returns it, its
 /// address, and its log lines so far (up to the address).
-pub fn serve_with(url: &str, listen: &str, env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+pub(crate) fn serve_with(url: &str, listen: &str, env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_oncommit"));
     command.args(["serve", "--addr", listen]).env("DATABASE_URL", url).env("RUST_LOG", "warn");
     for (k, v) in env {
@@ -29,13 +29,13 @@ pub fn serve_with(url: &str, listen: &str, env: &[(&str, &str)]) -> (Child, Stri
 }
 
 /// Starts `oncommit serve` on `url`; returns it and its address.
-pub fn serve(url: &str) -> (Child, String) {
+pub(crate) fn serve(url: &str) -> (Child, String) {
     let (child, addr, _) = serve_with(url, "127.0.0.1:0", &[]);
     (child, addr)
 }
 
 /// Sends `raw` on a fresh connection and reads the whole answer (the server closes).
-pub fn exchange(addr: &str, raw: &str) -> String {
+pub(crate) fn exchange(addr: &str, raw: &str) -> String {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream.write_all(raw.as_bytes()).unwrap();
     let mut response = String::new();
@@ -44,7 +44,7 @@ pub fn exchange(addr: &str, raw: &str) -> String {
 }
 
 /// A request with the given `Host`; its status and body.
-pub fn request(addr: &str, method: &str, path: &str, host: &str) -> (u16, String) {
+pub(crate) fn request(addr: &str, method: &str, path: &str, host: &str) -> (u16, String) {
     let response = exchange(
         addr,
         &format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),

@@ -18,13 +18,14 @@ use crate::task::{TaskContext, TaskError};
 
 /// Runs `job`; returns the state change to record, or `None` when the task completed the
 /// job itself (transactional completion).
-/// `lease_lost` tells the task when the worker no longer holds the job.
+/// `lease_lost` tells the task when the worker no longer holds the job; `lease` bounds how
+/// long its completing transaction may sit idle on the server.
 pub(crate) async fn execute(
     job: Job,
     registry: &Registry,
     db: &Db,
     held: &Held,
-    lease_lost: tokio::sync::watch::Receiver<bool>,
+    (lease_lost, lease): (tokio::sync::watch::Receiver<bool>, Duration),
 ) -> Option<Transition> {
     let outcome = Outcome::of(&job);
     let Some(entry) = registry.get(&job.task) else {
@@ -33,7 +34,7 @@ pub(crate) async fn execute(
     };
     let timeout = entry.options.timeout;
     let retry = entry.options.retry;
-    let run = match entry.start(&job, TaskContext::new(job.clone(), db.clone(), lease_lost)) {
+    let run = match entry.start(&job, TaskContext::new(job.clone(), db.clone(), lease_lost, lease)) {
         Ok(run) => run,
         Err(why) => return Some(outcome.failed_for_good(format!("cannot decode the args of `{}`: {why}", job.task))),
     };

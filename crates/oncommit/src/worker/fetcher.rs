@@ -105,7 +105,8 @@ async fn run_job(
     permit: OwnedSemaphorePermit,
 ) {
     let id = job.id.0;
-    match executor::execute(job, &shared.registry, &shared.db, &shared.held, lease_lost).await {
+    let lease = (lease_lost, shared.config.lease);
+    match executor::execute(job, &shared.registry, &shared.db, &shared.held, lease).await {
         Some(change) => finish(shared, change, permit).await,
         // Completed in the task's own transaction.
         None => shared.held.release([id]),

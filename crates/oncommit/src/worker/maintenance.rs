@@ -74,7 +74,8 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>, mut stop: Shutdown) {
 /// its own cadence; the leader enqueues periodic jobs when due and prunes.
 pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
     let config = &shared.config;
-    let mut backoff = Backoff::new(Duration::from_millis(100), config.poll_interval.max(Duration::from_secs(10)));
+    // At most 5 s apart: after an outage, the worker finds its database again within seconds.
+    let mut backoff = Backoff::new(Duration::from_millis(100), config.poll_interval.max(Duration::from_secs(5)));
     let mut last_prune: Option<Instant> = None;
     let mut leader_until: Option<Instant> = None;
     let mut next_election = Instant::now();

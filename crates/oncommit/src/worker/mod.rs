@@ -68,11 +68,18 @@ struct Config {
     listen: bool,
     retention: Retention,
     prune_interval: Duration,
-    /// Longest wait for the answer to one of the worker's own statements.
-    query_timeout: Duration,
+    /// Longest wait for the answer to one of the worker's own statements; `None` for the
+    /// lease.
+    query_timeout: Option<Duration>,
 }
 
 impl Config {
+    /// The bound on each of the worker's statements: a statement slower than the lease is
+    /// worthless, since the lease runs out meanwhile.
+    fn query_timeout(&self) -> Duration {
+        self.query_timeout.unwrap_or(self.lease)
+    }
+
     /// How long a leadership lasts unless renewed; it is renewed every half of it, so an
     /// idle worker elects about once per 5 s, and a dead leader is replaced within 10 s.
     fn leader_ttl(&self) -> Duration {
@@ -85,12 +92,12 @@ impl Config {
     fn session_settings(&self) -> Vec<(&'static str, String)> {
         let ms = |d: Duration| u128::max(d.as_millis(), 1).to_string();
         vec![
-            ("statement_timeout", ms(self.query_timeout)),
+            ("statement_timeout", ms(self.query_timeout())),
             ("idle_in_transaction_session_timeout", ms(self.lease)),
             ("tcp_keepalives_idle", "5".into()),
             ("tcp_keepalives_interval", "2".into()),
             ("tcp_keepalives_count", "3".into()),
-            ("tcp_user_timeout", ms(self.query_timeout)),
+            ("tcp_user_timeout", ms(self.query_timeout())),
         ]
     }
 }
@@ -164,7 +171,7 @@ impl Worker {
                 listen: true,
                 retention: Retention::default(),
                 prune_interval: Duration::from_secs(60),
-                query_timeout: Duration::from_secs(30),
+                query_timeout: None,
             },
             periodic: Vec::new(),
         }
@@ -234,12 +241,12 @@ impl Worker {
     }
 
     /// Longest wait for the answer to one of the worker's own statements (claims,
-    /// completions, heartbeats; default 30 s, the default lease: a statement slower than the
-    /// lease is worthless, while cancelling slow but progressing ones under load only makes
-    /// them run again). A statement past it is abandoned and its connection closed, so a
+    /// completions, heartbeats; default: the lease, since a statement slower than the lease
+    /// is worthless, while cancelling slow but progressing ones under load only makes them
+    /// run again). A statement past it is abandoned and its connection closed, so a
     /// database that stops answering cannot wedge the worker.
     pub fn query_timeout(mut self, timeout: Duration) -> Self {
-        self.config.query_timeout = timeout.max(Duration::from_millis(1));
+        self.config.query_timeout = Some(timeout.max(Duration::from_millis(1)));
         self
     }
 
@@ -275,7 +282,7 @@ impl Worker {
         let config = self.config;
         let services = self.db.own_pool(
             u32::try_from(pool_size).unwrap_or(u32::MAX),
-            config.query_timeout,
+            config.query_timeout(),
             &config.session_settings(),
         );
         let outage = Arc::new(Outage::default());
@@ -342,11 +349,11 @@ impl Worker {
             shared.held.stop_all(Stop::Release);
             // Aborted tasks end at once; their outcomes may wait for a completer that cannot
             // write, and the shutdown does not wait for that beyond the query timeout.
-            tokio::time::timeout(shared.config.query_timeout, all_back()).await.ok();
+            tokio::time::timeout(shared.config.query_timeout(), all_back()).await.ok();
         }
         stop_background.trigger();
         while background.join_next().await.is_some() {}
-        let (id, query_timeout) = (shared.id.clone(), shared.config.query_timeout);
+        let (id, query_timeout) = (shared.id.clone(), shared.config.query_timeout());
         drop(shared);
         // The completer writes what is left; while the database does not answer, it is
         // given the query timeout, then gives up (those jobs are rescued when their leases
