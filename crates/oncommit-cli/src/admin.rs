@@ -1,4 +1,4 @@
-//! `oncommit enqueue | jobs | job | stats | retry | cancel | workers`.
+//! `oncommit enqueue | jobs | job | stats | retry | cancel | tasks | workers`.
 
 use std::time::Duration;
 
@@ -130,6 +130,24 @@ pub(crate) async fn cancel(db: &Db, id: i64) -> anyhow::Result<()> {
         Cancelled::NotCancellable => bail!("job {id} cannot be cancelled: it does not exist or has finished"),
     };
     print(false, &(), || said)
+}
+
+pub(crate) async fn tasks(db: &Db, json: bool) -> anyhow::Result<()> {
+    let tasks = db.task_declarations().await?;
+    print(json, &json!({ "tasks": tasks }), || {
+        let mut text = format!("{:<24} {:<16} {:>8} {:>12}  declared by\n", "task", "queue", "priority", "max_attempts");
+        for t in &tasks {
+            text.push_str(&format!(
+                "{:<24} {:<16} {:>8} {:>12}  {}\n",
+                shown(&t.task),
+                shown(&t.queue),
+                t.priority,
+                t.max_attempts,
+                shown(&t.declared_by)
+            ));
+        }
+        text.trim_end().to_owned()
+    })
 }
 
 pub(crate) async fn workers(db: &Db, json: bool) -> anyhow::Result<()> {

@@ -74,6 +74,13 @@ pub(crate) enum Command {
         /// The job id.
         id: i64,
     },
+    /// List what each task declares for its jobs (queue, priority, attempts), as recorded by
+    /// the workers that register it: what a job enqueued without those options gets.
+    Tasks {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the workers that reported recently.
     Workers {
         /// Print one JSON object instead of text.
@@ -132,17 +139,17 @@ pub(crate) struct EnqueueArgs {
     /// The task's arguments, a JSON object.
     #[arg(long, default_value = "{}")]
     pub(crate) args: String,
-    /// The queue.
+    /// The queue [default: the task's declared queue (see `oncommit tasks`), else `default`].
     #[arg(long)]
     pub(crate) queue: Option<String>,
-    /// The priority (lower runs first).
-    #[arg(long)]
+    /// The priority, lower runs first [default: the task's declared one, else 0].
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) priority: Option<i16>,
     /// Run no earlier than this many milliseconds from now.
     #[arg(long)]
     pub(crate) delay_ms: Option<u64>,
-    /// Attempts before the job fails.
-    #[arg(long)]
+    /// Attempts before the job fails, at least 1 [default: the task's declared number, else 25].
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) max_attempts: Option<i32>,
     /// Return the unfinished job with this key instead of adding another.
     #[arg(long)]

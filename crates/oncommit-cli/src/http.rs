@@ -110,6 +110,7 @@ pub(crate) async fn check_host(State(allowed): State<Arc<AllowedHosts>>, request
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::AllowedHosts;
 

@@ -58,6 +58,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Stats { json } => admin::stats(&db, json).await?,
         Command::Retry { id } => admin::retry(&db, id).await?,
         Command::Cancel { id } => admin::cancel(&db, id).await?,
+        Command::Tasks { json } => admin::tasks(&db, json).await?,
         Command::Workers { json } => admin::workers(&db, json).await?,
         Command::Bench { jobs, json } => bench::run(&db, jobs, json).await?,
         Command::Demo { scenario } => demo::run(&db, scenario).await?,

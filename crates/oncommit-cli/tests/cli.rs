@@ -302,3 +302,46 @@ fn a_second_sigterm_stops_serve_at_once() {
     let mut rest = String::new();
     held.read_to_string(&mut rest).ok();
 }
+
+backend_test!(async fn cli_enqueues_take_what_the_task_declares(t) {
+    // `fail` declares 3 attempts: a job enqueued by name without --max-attempts gets them,
+    // not the default 25, once a worker registering it has recorded the declaration.
+    let url = t.url.clone();
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_oncommit"))
+        .args(["worker", "--poll-ms", "100"])
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "error")
+        .spawn()
+        .expect("start a worker process");
+    let declared = oncommit_testing::eventually("the worker to record its tasks' declarations", || {
+        let url = url.clone();
+        async move {
+            let v = tokio::task::spawn_blocking(move || oncommit(&url, &["tasks", "--json"])).await.unwrap();
+            let v: Value = serde_json::from_slice(&v.stdout).ok()?;
+            v["tasks"].as_array()?.iter().find(|t| t["task"] == "fail").cloned()
+        }
+    })
+    .await;
+    assert_eq!((declared["queue"].as_str(), declared["max_attempts"].as_i64()), (Some("default"), Some(3)));
+
+    let enqueue = |extra: &'static [&'static str]| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["enqueue", "fail", "--args", r#"{"message": "boom"}"#, "--json"];
+            args.extend_from_slice(extra);
+            oncommit::JobId(json(&url, &args)["id"].as_i64().unwrap())
+        })
+    };
+    let declared = enqueue(&[]).await.unwrap();
+    let explicit = enqueue(&["--max-attempts", "1"]).await.unwrap();
+    let job = wait_for_state(&t.db, declared, oncommit::JobState::Failed).await;
+    assert_eq!((job.attempt, job.max_attempts), (3, 3), "{job:?}");
+    let job = wait_for_state(&t.db, explicit, oncommit::JobState::Failed).await;
+    assert_eq!((job.attempt, job.max_attempts), (1, 1), "{job:?}");
+
+    let text = { let url = url.clone(); tokio::task::spawn_blocking(move || oncommit(&url, &["tasks"])).await.unwrap() };
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("fail ") && l.contains(" 3 ")), "{text}");
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+});

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::job::{Job, JobId, JobState};
 use std::collections::BTreeMap;
 
-use crate::queries::{self, StateCount, WorkerInfo};
+use crate::queries::{self, StateCount, TaskDeclaration, WorkerInfo};
 
 /// Which jobs [`Db::jobs`] lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +104,12 @@ impl Db {
     /// `(minute since the Unix epoch, count)`; minutes without completions are left out.
     pub async fn throughput(&self, minutes: i64) -> Result<Vec<(i64, i64)>> {
         queries::job_throughput(self, minutes).await
+    }
+
+    /// What each task declares for its jobs, as recorded by the workers that register it:
+    /// the queue, priority and attempts a job gets when it is enqueued without them.
+    pub async fn task_declarations(&self) -> Result<Vec<TaskDeclaration>> {
+        queries::task_list(self).await
     }
 
     /// The workers that reported recently.

@@ -16,7 +16,9 @@ use crate::queries::{self, NewJob};
 use crate::task::{Task, TaskOptions};
 use crate::transaction::{Tx, in_scope_of};
 
-/// Per-job choices that override the task's [`TaskOptions`].
+/// Per-job choices that override the task's [`TaskOptions`]. One rule however a job is
+/// enqueued: an option given here > what the task declares > the default. By task name
+/// ([`Db::enqueue_raw`]), the declaration is the one the workers recorded in the database.
 ///
 /// ```
 /// use std::time::Duration;
@@ -119,25 +121,26 @@ impl EnqueueOptions {
         self
     }
 
-    /// The job to insert: these options over the task's declared ones, each checked.
-    pub(crate) fn build(&self, task: &str, args: String, defaults: &TaskOptions) -> Result<NewJob> {
+    /// The job to insert: these options over `declared` (the task's own, when the caller
+    /// knows its type), each checked. What neither gives is left to the database, which
+    /// applies the task's recorded declaration, else the defaults.
+    pub(crate) fn build(&self, task: &str, args: String, declared: Option<&TaskOptions>) -> Result<NewJob> {
         if let Some((option, reason)) = &self.invalid {
             return Err(Error::InvalidOption { option, reason: reason.clone() });
         }
-        let queue = self.queue.clone().unwrap_or_else(|| defaults.queue.clone());
-        check_queue_name(&queue)?;
-        let max_attempts = self.max_attempts.unwrap_or(defaults.max_attempts);
-        if max_attempts < 1 {
-            return Err(Error::InvalidOption {
-                option: "max_attempts",
-                reason: format!("{max_attempts}: a job needs at least one attempt"),
-            });
+        let queue = self.queue.clone().or_else(|| declared.map(|d| d.queue.clone()));
+        if let Some(queue) = &queue {
+            check_queue_name(queue)?;
+        }
+        let max_attempts = self.max_attempts.or(declared.map(|d| d.max_attempts));
+        if let Some(n) = max_attempts {
+            check_max_attempts(n)?;
         }
         Ok(NewJob {
             task: task.to_owned(),
             args,
             queue,
-            priority: self.priority.unwrap_or(defaults.priority),
+            priority: self.priority.or(declared.map(|d| d.priority)),
             run_at_ms: self.run_at.map(check_run_at).transpose()?,
             max_attempts,
             unique_key: self.unique_key.clone(),
@@ -145,17 +148,28 @@ impl EnqueueOptions {
     }
 }
 
+/// Refuses fewer than one attempt.
+pub(crate) fn check_max_attempts(attempts: i32) -> Result<()> {
+    if attempts < 1 {
+        return Err(Error::InvalidOption {
+            option: "max_attempts",
+            reason: format!("{attempts}: a job needs at least one attempt"),
+        });
+    }
+    Ok(())
+}
+
 fn new_job<T: Task>(task: &T, opts: &EnqueueOptions) -> Result<NewJob> {
     let args = serde_json::to_string(task)
         .map_err(|e| Error::InvalidArgs { task: T::NAME.to_owned(), reason: e.to_string() })?;
-    opts.build(T::NAME, args, &T::options())
+    opts.build(T::NAME, args, Some(&T::options()))
 }
 
 fn new_raw_job(task: &str, args: &serde_json::Value, opts: &EnqueueOptions) -> Result<NewJob> {
     if !args.is_object() && !args.is_array() {
         return Err(Error::InvalidArgs { task: task.to_owned(), reason: "args must be a JSON object or array".into() });
     }
-    opts.build(task, args.to_string(), &TaskOptions::default())
+    opts.build(task, args.to_string(), None)
 }
 
 impl Tx<'_> {
@@ -179,7 +193,9 @@ impl Tx<'_> {
     }
 
     /// Enqueues a job by task name and JSON arguments (for tools and other languages'
-    /// tasks); the worker checks that it knows the task when it claims the job.
+    /// tasks); the worker checks that it knows the task when it claims the job. Options
+    /// left out come from what the task declares, as its workers recorded it (see
+    /// [`Db::task_declarations`]), else the defaults.
     pub async fn enqueue_raw(&mut self, task: &str, args: &serde_json::Value, opts: EnqueueOptions) -> Result<JobId> {
         let job = new_raw_job(task, args, &opts)?;
         self.insert(std::slice::from_ref(&job)).await.map(|ids| ids[0])

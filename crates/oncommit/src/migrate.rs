@@ -77,12 +77,14 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
             "postgres/004_index_only_discarded_jobs_by_state.sql"
         ),
         crate::migration!(5, "refuse_unservable_jobs_at_insert", "postgres/005_refuse_unservable_jobs_at_insert.sql"),
+        crate::migration!(6, "apply_task_declarations", "postgres/006_apply_task_declarations.sql"),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
         crate::migration!(2, "create_periodic_runs", "sqlite/002_create_periodic_runs.sql"),
         crate::migration!(3, "index_only_discarded_jobs_by_state", "sqlite/003_index_only_discarded_jobs_by_state.sql"),
         crate::migration!(4, "refuse_unservable_jobs_at_insert", "sqlite/004_refuse_unservable_jobs_at_insert.sql"),
+        crate::migration!(5, "apply_task_declarations", "sqlite/005_apply_task_declarations.sql"),
     ],
 };
 

@@ -98,7 +98,10 @@ impl Periodic {
             schedule,
             task: T::NAME,
             make_args,
-            options: EnqueueOptions::new().queue(defaults.queue).priority(defaults.priority),
+            options: EnqueueOptions::new()
+                .queue(defaults.queue)
+                .priority(defaults.priority)
+                .max_attempts(defaults.max_attempts),
         }
     }
 

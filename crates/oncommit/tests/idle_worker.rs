@@ -4,6 +4,8 @@
 //! A test binary of its own: cargo runs test binaries one at a time, so no other test's
 //! sessions are counted with the worker's.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::time::Duration;
 
 use oncommit::{Db, Shutdown, Task, TaskContext, TaskError, Worker};

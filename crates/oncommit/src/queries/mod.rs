@@ -92,18 +92,28 @@ pub(crate) const JOBS_CHANNEL: &str = "oncommit_jobs";
 /// The PostgreSQL channel that tells workers to stop a running job: the payload is its id.
 pub(crate) const CANCEL_CHANNEL: &str = "oncommit_cancel";
 
-/// A job to insert.
+/// A job to insert. Queue, priority and attempts left `None` are filled in by the database
+/// from the task's recorded declaration, else the defaults (migration 006 / SQLite 005).
 #[derive(Debug, Clone)]
 pub(crate) struct NewJob {
     pub(crate) task: String,
     /// The arguments, serialized to JSON.
     pub(crate) args: String,
-    pub(crate) queue: String,
-    pub(crate) priority: i16,
+    pub(crate) queue: Option<String>,
+    pub(crate) priority: Option<i16>,
     /// When it may first run, in epoch milliseconds; `None` for now.
     pub(crate) run_at_ms: Option<i64>,
-    pub(crate) max_attempts: i32,
+    pub(crate) max_attempts: Option<i32>,
     pub(crate) unique_key: Option<String>,
+}
+
+/// What a task declares for its jobs, as a worker records it (see `task_declare`).
+#[derive(Debug, Clone)]
+pub(crate) struct Declaration {
+    pub(crate) task: &'static str,
+    pub(crate) queue: String,
+    pub(crate) priority: i16,
+    pub(crate) max_attempts: i32,
 }
 
 /// A state change of a running job, applied only if the job is still running under the
@@ -135,6 +145,25 @@ pub(crate) struct Tick {
     pub(crate) expired_leases: bool,
 }
 
+/// What a task declares for its jobs, as the last worker registering it recorded it: the
+/// queue, priority and attempts a job of it gets when it is enqueued without them (from SQL,
+/// the CLI, another language).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TaskDeclaration {
+    /// The task's name.
+    pub task: String,
+    /// The queue its jobs go to.
+    pub queue: String,
+    /// Their priority (lower runs first).
+    pub priority: i16,
+    /// Their number of attempts.
+    pub max_attempts: i32,
+    /// The worker that recorded it.
+    pub declared_by: String,
+    /// When, epoch milliseconds.
+    pub declared_at: i64,
+}
+
 /// A worker's row in the workers table.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WorkerInfo {
@@ -161,6 +190,11 @@ pub struct StateCount {
     pub state: JobState,
     /// How many jobs.
     pub count: i64,
+}
+
+/// A `TaskDeclaration` from its row: name, queue, priority, attempts, worker, epoch ms.
+fn declaration((task, queue, priority, max_attempts, declared_by, declared_at): (String, String, i16, i32, String, i64)) -> TaskDeclaration {
+    TaskDeclaration { task, queue, priority, max_attempts, declared_by, declared_at }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -325,6 +359,37 @@ pub(crate) async fn worker_heartbeat(db: &Db, id: &str, hostname: &str, pid: i32
         |c| postgres::worker_heartbeat(c, id, hostname, pid, queues),
         sqlite::worker_heartbeat(c, id, hostname, pid, queues)
     )
+}
+
+/// Records what the tasks a worker registers declare for their jobs, replacing earlier
+/// records of the same tasks: jobs enqueued without those options get them from here.
+pub(crate) async fn task_declare(db: &Db, worker: &str, declarations: &[Declaration]) -> Result<()> {
+    if declarations.is_empty() {
+        return Ok(());
+    }
+    let rows = serde_json::Value::Array(
+        declarations
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "task": d.task, "queue": d.queue, "priority": d.priority, "max_attempts": d.max_attempts,
+                })
+            })
+            .collect(),
+    )
+    .to_string();
+    let _turn = db.writing().await?;
+    on_conn!(
+        db,
+        "recording the tasks' declarations",
+        |c| postgres::task_declare(c, worker, &rows),
+        sqlite::task_declare(c, worker, &rows)
+    )
+}
+
+/// The recorded task declarations, by task name.
+pub(crate) async fn task_list(db: &Db) -> Result<Vec<TaskDeclaration>> {
+    on_conn!(db, "listing the tasks' declarations", |c| postgres::task_list(c), sqlite::task_list(c))
 }
 
 /// Forgets a worker that stopped.

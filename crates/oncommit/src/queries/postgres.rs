@@ -2,7 +2,7 @@
 
 use sqlx::postgres::PgConnection;
 
-use super::{NewJob, Transition};
+use super::{NewJob, TaskDeclaration, Transition, declaration};
 use crate::error::Result;
 use crate::job::JobId;
 use crate::job_row::JobRow;
@@ -16,7 +16,7 @@ pub(super) async fn job_insert(c: &mut PgConnection, job: &NewJob) -> Result<Job
     .bind(&job.task)
     .bind(&job.args)
     .bind(&job.queue)
-    .bind(i32::from(job.priority))
+    .bind(job.priority.map(i32::from))
     .bind(job.run_at_ms)
     .bind(job.max_attempts)
     .bind(&job.unique_key)
@@ -30,6 +30,7 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
     let mut ids = Vec::with_capacity(jobs.len());
     if !plain.is_empty() {
         let col = |f: fn(&NewJob) -> String| plain.iter().map(|j| f(j)).collect::<Vec<_>>();
+        let queues: Vec<Option<String>> = plain.iter().map(|j| j.queue.clone()).collect();
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
             "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state) \
              SELECT t, a::jsonb, q, p, coalesce(to_timestamp(r / 1000.0), now()), m, \
@@ -41,7 +42,7 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
         )
         .bind(col(|j| j.task.clone()))
         .bind(col(|j| j.args.clone()))
-        .bind(col(|j| j.queue.clone()))
+        .bind(queues)
         .bind(plain.iter().map(|j| j.priority).collect::<Vec<_>>())
         .bind(plain.iter().map(|j| j.run_at_ms).collect::<Vec<_>>())
         .bind(plain.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
@@ -321,6 +322,32 @@ pub(super) async fn worker_heartbeat(
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+pub(super) async fn task_declare(c: &mut PgConnection, worker: &str, rows: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO oncommit.tasks AS t (name, queue, priority, max_attempts, declared_by) \
+         SELECT d ->> 'task', d ->> 'queue', (d ->> 'priority')::smallint, (d ->> 'max_attempts')::integer, $2 \
+         FROM jsonb_array_elements($1::jsonb) AS d \
+         ON CONFLICT (name) DO UPDATE SET queue = excluded.queue, priority = excluded.priority, \
+             max_attempts = excluded.max_attempts, declared_by = excluded.declared_by, declared_at = now()",
+    )
+    .bind(rows)
+    .bind(worker)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn task_list(c: &mut PgConnection) -> Result<Vec<TaskDeclaration>> {
+    let rows: Vec<(String, String, i16, i32, String, i64)> = sqlx::query_as(
+        "SELECT name, queue, priority, max_attempts, declared_by, \
+                (extract(epoch FROM declared_at) * 1000)::bigint \
+         FROM oncommit.tasks ORDER BY name",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows.into_iter().map(declaration).collect())
 }
 
 pub(super) async fn worker_delete(c: &mut PgConnection, id: &str) -> Result<()> {

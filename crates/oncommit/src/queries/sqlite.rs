@@ -5,7 +5,7 @@
 
 use sqlx::sqlite::SqliteConnection;
 
-use super::{NewJob, Transition};
+use super::{NewJob, TaskDeclaration, Transition, declaration};
 use crate::error::Result;
 use crate::job::JobId;
 use crate::job_row::JobRow;
@@ -345,6 +345,31 @@ pub(super) async fn worker_heartbeat(
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+pub(super) async fn task_declare(c: &mut SqliteConnection, worker: &str, rows: &str) -> Result<()> {
+    sqlx::query(concat!(
+        "INSERT INTO oncommit_tasks (name, queue, priority, max_attempts, declared_by) \
+         SELECT value ->> '$.task', value ->> '$.queue', value ->> '$.priority', value ->> '$.max_attempts', $2 \
+         FROM json_each($1) WHERE true \
+         ON CONFLICT (name) DO UPDATE SET queue = excluded.queue, priority = excluded.priority, \
+             max_attempts = excluded.max_attempts, declared_by = excluded.declared_by, declared_at = ",
+        sqlite_now_ms!()
+    ))
+    .bind(rows)
+    .bind(worker)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn task_list(c: &mut SqliteConnection) -> Result<Vec<TaskDeclaration>> {
+    let rows: Vec<(String, String, i16, i32, String, i64)> = sqlx::query_as(
+        "SELECT name, queue, priority, max_attempts, declared_by, declared_at FROM oncommit_tasks ORDER BY name",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows.into_iter().map(declaration).collect())
 }
 
 pub(super) async fn worker_delete(c: &mut SqliteConnection, id: &str) -> Result<()> {

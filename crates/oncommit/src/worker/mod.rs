@@ -268,6 +268,7 @@ impl Worker {
         for (queue, _) in &queues {
             crate::enqueue::check_queue_name(queue)?;
         }
+        let declarations = self.registry.declarations()?;
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "localhost".to_owned());
@@ -286,7 +287,11 @@ impl Worker {
             &config.session_settings(),
         );
         let outage = Arc::new(Outage::default());
-        if !wait_for_database(&services, &outage, &mut shutdown, &id, &hostname, pid, &queues_json).await {
+        // The first heartbeat, and the tasks' declarations, which jobs enqueued without
+        // options (SQL, the CLI) take theirs from.
+        let registration =
+            Registration { id: &id, hostname: &hostname, pid, queues: &queues_json, declarations: &declarations };
+        if !wait_for_database(&services, &outage, &mut shutdown, &registration).await {
             services.close().await;
             return Ok(());
         }
@@ -371,25 +376,32 @@ impl Worker {
     }
 }
 
-/// Records the worker's first heartbeat, retrying with backoff while the database does not
-/// answer. Returns false if `shutdown` came first.
-async fn wait_for_database(
-    services: &Db,
-    outage: &Outage,
-    shutdown: &mut Shutdown,
-    id: &str,
-    hostname: &str,
+/// What a starting worker records about itself.
+struct Registration<'a> {
+    id: &'a str,
+    hostname: &'a str,
     pid: i32,
-    queues: &str,
-) -> bool {
+    /// The queues it serves with their concurrency, as JSON.
+    queues: &'a str,
+    /// What its tasks declare for their jobs.
+    declarations: &'a [queries::Declaration],
+}
+
+/// Records the worker's first heartbeat and its tasks' declarations, retrying with backoff
+/// while the database does not answer. Returns false if `shutdown` came first.
+async fn wait_for_database(services: &Db, outage: &Outage, shutdown: &mut Shutdown, me: &Registration<'_>) -> bool {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     loop {
-        match queries::worker_heartbeat(services, id, hostname, pid, queues).await {
+        let registered = async {
+            queries::worker_heartbeat(services, me.id, me.hostname, me.pid, me.queues).await?;
+            queries::task_declare(services, me.id, me.declarations).await
+        };
+        match registered.await {
             Ok(()) => {
                 outage.ok();
                 return true;
             }
-            Err(err) => outage.failed("the first heartbeat", &err),
+            Err(err) => outage.failed("registering the worker", &err),
         }
         tokio::select! {
             _ = shutdown.wait() => return false,

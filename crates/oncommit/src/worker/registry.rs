@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 
 use crate::job::Job;
+use crate::queries::Declaration;
 use crate::task::{Task, TaskContext, TaskError, TaskOptions};
 
 /// A running task: its outcome, and whether it completed its job in its own transaction.
@@ -44,6 +45,24 @@ impl Registry {
 
     pub(crate) fn get(&self, name: &str) -> Option<&Entry> {
         self.entries.get(name)
+    }
+
+    /// What the registered tasks declare for their jobs, to record in the database; a
+    /// declaration no job could be enqueued with is refused here, at the worker's start.
+    pub(crate) fn declarations(&self) -> crate::Result<Vec<Declaration>> {
+        let mut declared = Vec::with_capacity(self.entries.len());
+        for (task, entry) in &self.entries {
+            let o = &entry.options;
+            crate::enqueue::check_queue_name(&o.queue)?;
+            crate::enqueue::check_max_attempts(o.max_attempts)?;
+            declared.push(Declaration {
+                task,
+                queue: o.queue.clone(),
+                priority: o.priority,
+                max_attempts: o.max_attempts,
+            });
+        }
+        Ok(declared)
     }
 
     /// The registered names, sorted, for error messages.

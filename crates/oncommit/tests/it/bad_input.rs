@@ -25,10 +25,10 @@ async fn write_poison(db: &Db) -> Vec<oncommit::JobId> {
             let c = conn.conn().postgres().unwrap();
             sqlx::raw_sql("SET session_replication_role = replica").execute(&mut *c).await.unwrap();
             let ids: Vec<i64> = sqlx::query_scalar(
-                "INSERT INTO oncommit.jobs (task, args, run_at) VALUES \
-                 ('echo', '{\"key\": \"minus infinity\"}', '-infinity'), \
-                 ('echo', '{\"key\": \"year 290000\"}', '290000-01-01'), \
-                 ('echo', '{\"key\": \"bad history\"}', now()) RETURNING id",
+                "INSERT INTO oncommit.jobs (task, args, run_at, queue, priority, max_attempts) VALUES \
+                 ('echo', '{\"key\": \"minus infinity\"}', '-infinity', 'default', 0, 25), \
+                 ('echo', '{\"key\": \"year 290000\"}', '290000-01-01', 'default', 0, 25), \
+                 ('echo', '{\"key\": \"bad history\"}', now(), 'default', 0, 25) RETURNING id",
             )
             .fetch_all(&mut *c)
             .await

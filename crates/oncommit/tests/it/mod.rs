@@ -1,5 +1,6 @@
 mod bad_input;
 mod connect;
+mod declarations;
 mod hooks;
 mod jobs;
 mod liveness;
