@@ -135,7 +135,8 @@ pub(crate) async fn cancel(db: &Db, id: i64) -> anyhow::Result<()> {
 pub(crate) async fn tasks(db: &Db, json: bool) -> anyhow::Result<()> {
     let tasks = db.task_declarations().await?;
     print(json, &json!({ "tasks": tasks }), || {
-        let mut text = format!("{:<24} {:<16} {:>8} {:>12}  declared by\n", "task", "queue", "priority", "max_attempts");
+        let mut text =
+            format!("{:<24} {:<16} {:>8} {:>12}  declared by\n", "task", "queue", "priority", "max_attempts");
         for t in &tasks {
             text.push_str(&format!(
                 "{:<24} {:<16} {:>8} {:>12}  {}\n",

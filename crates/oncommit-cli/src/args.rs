@@ -92,6 +92,13 @@ pub(crate) enum Command {
         /// Jobs per throughput run.
         #[arg(long, default_value_t = 20_000)]
         jobs: usize,
+        /// Instead: drain a backlog of this many jobs, with raw SQL and with `oncommit
+        /// worker` as a separate process, reporting each tenth of it.
+        #[arg(long)]
+        backlog: Option<usize>,
+        /// The worker's concurrency for --backlog.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -110,9 +117,19 @@ pub(crate) struct WorkerArgs {
     /// Queues to serve, comma-separated; `name:N` gives one its own concurrency.
     #[arg(long, value_delimiter = ',', default_value = "default")]
     pub(crate) queues: Vec<String>,
-    /// Jobs run at once on each queue without its own `:N`.
+    /// Jobs run at once on each queue without its own `:N`. Size it by what the jobs wait
+    /// on: jobs that wait on the network or other services can run by the hundred (256 for
+    /// short I/O-bound jobs); jobs that use the CPU, about the cores. Each slot may take a
+    /// connection of the application pool (sized concurrency + 2). Short jobs do not need
+    /// many slots to go fast: the worker claims ahead of them (--prefetch).
     #[arg(long, default_value_t = 10)]
     pub(crate) concurrency: usize,
+    /// Jobs each queue claims beyond its concurrency, to wait in this worker for a slot
+    /// [default: as many as the slots get through in about 50 ms, at most 100 or the
+    /// concurrency, whichever is larger]. 0 for long
+    /// jobs, so none waits here while another worker is idle.
+    #[arg(long)]
+    pub(crate) prefetch: Option<usize>,
     /// How long a claimed job stays this worker's without a heartbeat, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub(crate) lease_ms: u64,

@@ -34,6 +34,9 @@ pub(crate) async fn run(url: &str, args: WorkerArgs) -> anyhow::Result<()> {
     if args.poll_only {
         worker = worker.poll_only();
     }
+    if let Some(prefetch) = args.prefetch {
+        worker = worker.prefetch(prefetch);
+    }
     worker.run(shutdown).await?;
     Ok(())
 }

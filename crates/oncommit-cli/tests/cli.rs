@@ -185,6 +185,27 @@ async fn bench_reports_every_figure() {
     t.finish().await;
 }
 
+backend_test!(async fn bench_backlog_drains_with_raw_sql_and_a_worker_process(t) {
+    let url = t.url.clone();
+    let v = tokio::task::spawn_blocking(move || json(&url, &["bench", "--backlog", "3000", "--concurrency", "8", "--json"]))
+        .await
+        .unwrap();
+    assert_eq!((v["backlog"].as_u64(), v["concurrency"].as_u64()), (Some(3000), Some(8)), "{v}");
+    for drain in ["raw", "oncommit"] {
+        let d = &v[drain];
+        assert!(d["jobs_per_sec"].as_f64().is_some_and(|x| x > 0.0), "{drain}: {v}");
+        assert_eq!(d["slices_jobs_per_sec"].as_array().map(Vec::len), Some(10), "{drain}: {v}");
+        assert!(d["slowest_vs_fastest_slice"].as_f64().is_some_and(|x| x > 0.0 && x <= 1.0), "{drain}: {v}");
+    }
+    // The worker holds at most its slots and as many prefetched.
+    assert!(v["oncommit"]["peak_running"].as_i64().is_some_and(|n| n <= 16), "{v}");
+    assert!(v["oncommit_vs_raw"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+    // The bench queue is left empty, and the worker process stopped gracefully (a stopping
+    // worker removes its row).
+    assert!(t.db.jobs(&oncommit::JobFilter::default()).await.unwrap().is_empty());
+    assert!(t.db.workers().await.unwrap().is_empty());
+});
+
 /// A worker started before its database exists waits for it (logging that it does), then
 /// runs jobs; SIGTERM stops it while it waits or works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

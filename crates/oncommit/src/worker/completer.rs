@@ -2,17 +2,22 @@
 //! being written goes out in the next single statement. Under load the batches grow by
 //! themselves; when idle each completion is written at once.
 //!
+//! A finished job keeps its slot until its outcome is written: a slot is a `running` row,
+//! so claims never race ahead of completions, and the rows a worker has `running` never
+//! exceed its slots. (Freeing the slot when the outcome was merely queued let a busy worker
+//! claim thousands of jobs more than it had slots while its completions queued.)
+//!
 //! A batch that cannot be written is kept and retried with backoff, not dropped: its jobs
 //! stay in `held`, so their leases are renewed while the database refuses only writes, and
-//! the outcome lands as soon as it accepts them. While batches wait, the channel fills and
-//! finished tasks keep their slots: the worker stops claiming (back-pressure). Only at
-//! shutdown, after the query timeout, are unwritten batches given up; those jobs are
-//! rescued when their leases run out, and run again.
+//! the outcome lands as soon as it accepts them. Meanwhile their slots stay taken: the
+//! worker stops claiming (back-pressure). Only at shutdown, after the query timeout, are
+//! unwritten batches given up; those jobs are rescued when their leases run out, and run
+//! again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::held::Held;
 use super::outage::{Backoff, Outage};
@@ -28,18 +33,28 @@ const MAX_BATCH: usize = 1000;
 /// the database is kept busy. Each job has one pending change, so their order is free.
 pub(crate) const IN_FLIGHT: usize = 4;
 
-/// Writes the transitions sent on `rx` until every sender is gone, or `give_up` fires.
+/// A finished attempt's outcome, with the slot it keeps until the outcome is written.
+pub(crate) struct Finished {
+    pub(crate) change: Transition,
+    pub(crate) slot: OwnedSemaphorePermit,
+}
+
+/// Writes the outcomes sent on `rx` until every sender is gone, or `give_up` fires.
 pub(crate) async fn run(
     db: Db,
-    mut rx: mpsc::Receiver<Transition>,
+    mut rx: mpsc::Receiver<Finished>,
     held: Arc<Held>,
     outage: Arc<Outage>,
-    give_up: Shutdown,
+    mut give_up: Shutdown,
 ) {
     let mut writes = tokio::task::JoinSet::new();
     loop {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        let received = tokio::select! {
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+            _ = give_up.wait() => 0,
+        };
+        if received == 0 {
             break;
         }
         while writes.len() >= IN_FLIGHT {
@@ -51,8 +66,11 @@ pub(crate) async fn run(
     while writes.join_next().await.is_some() {}
 }
 
-/// Writes one batch, retrying with backoff until it lands or `give_up` fires.
-async fn write(db: &Db, batch: Vec<Transition>, held: &Held, outage: &Outage, mut give_up: Shutdown) {
+/// Writes one batch, retrying with backoff until it lands or `give_up` fires; then its slots
+/// go back.
+async fn write(db: &Db, finished: Vec<Finished>, held: &Held, outage: &Outage, mut give_up: Shutdown) {
+    let (batch, _slots): (Vec<Transition>, Vec<OwnedSemaphorePermit>) =
+        finished.into_iter().map(|f| (f.change, f.slot)).unzip();
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
     loop {
         let started = std::time::Instant::now();

@@ -81,6 +81,16 @@ pub(crate) fn unrunnable(job: &Job, why: String) -> Transition {
     Outcome::of(job).failed_for_good(format!("cannot run this job: {why}"))
 }
 
+/// The change for a claimed job stopped before it started: back to the queue without using
+/// up an attempt (the worker is shutting down), or cancelled (a user asked).
+pub(crate) fn unstarted(job: &Job, why: Stop) -> Transition {
+    let outcome = Outcome::of(job);
+    match why {
+        Stop::Release => outcome.to(JobState::Available, Some(Duration::ZERO), None, 1),
+        Stop::Cancel => outcome.to(JobState::Cancelled, None, Some("cancelled before it started".into()), 0),
+    }
+}
+
 /// Builds the state changes of one attempt.
 struct Outcome {
     id: i64,

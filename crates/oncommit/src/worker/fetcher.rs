@@ -2,15 +2,22 @@
 //! waits for a wake-up when the queue is empty: a commit in this process, a NOTIFY naming
 //! the queue, or the maintenance tick seeing work there. It does not poll by itself: the
 //! tick asks once for all queues, so an idle worker costs one statement per poll interval.
+//!
+//! A queue holds up to `concurrency + prefetch` jobs (claimed, waiting, running, or with
+//! their outcome being written) and runs up to `concurrency` of them (`slots`). The
+//! prefetched ones wait here, in claim order, with their leases renewed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::Shared;
+use super::completer::Finished;
 use super::executor;
+use super::held::Stop;
 use super::outage::Backoff;
+use super::slots::Slots;
 use crate::job::Job;
 use crate::metrics::METRICS;
 use crate::queries;
@@ -19,28 +26,33 @@ use crate::shutdown::Shutdown;
 pub(crate) async fn run(
     shared: Arc<Shared>,
     queue: String,
-    slots: Arc<Semaphore>,
-    concurrency: usize,
+    slots: Arc<Slots>,
+    line: mpsc::UnboundedSender<Claimed>,
     mut shutdown: Shutdown,
 ) {
     let batch = shared.config.batch_size;
-    // Under load, wait for a quarter of the slots (at most a batch) before claiming, so a
-    // busy queue claims in batches instead of one job per round trip as each slot frees.
-    let want = u32::try_from((batch.min(concurrency) / 4).max(1)).unwrap_or(1);
     let Some(mut queue_wake) = shared.wakers.receiver(&queue) else { return };
     let mut local_wake = shared.db.wake_receiver();
     let mut backoff = Backoff::new(Duration::from_millis(100), shared.config.poll_interval.max(Duration::from_secs(5)));
     loop {
+        // Under load, wait for a quarter of the target (at most a batch) to be free before
+        // claiming, so a busy queue claims in batches instead of one job per round trip as
+        // each slot frees. The permits above the target are waited for too, then given
+        // back: the queue holds no more than the target.
+        let target = slots.target();
+        let want = (batch.min(target) / 4).max(1);
+        let reserve = slots.held_max - target;
         let mut permits = tokio::select! {
             biased;
             _ = shutdown.wait() => return,
-            permits = slots.clone().acquire_many_owned(want) => match permits {
+            permits = slots.held.clone().acquire_many_owned(u32::try_from(want + reserve).unwrap_or(u32::MAX)) => match permits {
                 Ok(permits) => permits,
                 Err(_) => return,
             },
         };
-        let extra = slots.available_permits().min(batch.saturating_sub(permits.num_permits()));
-        if let Ok(more) = slots.clone().try_acquire_many_owned(u32::try_from(extra).unwrap_or(0)) {
+        drop(permits.split(reserve));
+        let extra = slots.held.available_permits().saturating_sub(reserve).min(batch.saturating_sub(want));
+        if let Ok(more) = slots.held.clone().try_acquire_many_owned(u32::try_from(extra).unwrap_or(0)) {
             permits.merge(more);
         }
         // Seen before claiming, so a wake during the claim is not missed.
@@ -79,12 +91,19 @@ pub(crate) async fn run(
             continue;
         }
         METRICS.claimed.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        // The claim's reply comes in no particular order; jobs take their turns in the order
+        // they go down the line, which must be the claim order.
+        let mut rows = rows;
+        rows.sort_by_key(|row| (row.job.priority, row.job.run_at, row.job.id.0));
         for row in rows {
             let permit = permits.split(1).expect("no more jobs are claimed than slots are held");
             let lease_lost = shared.held.claimed(row.job.id.0, row.job.attempt, sent, shared.config.lease);
             match row.problem {
                 None => {
-                    tokio::spawn(run_job(shared.clone(), row.job, lease_lost, permit));
+                    if let Err(back) = line.send(Claimed { job: row.job, lease_lost, slot: permit }) {
+                        // The shutdown closed the line while this claim was in flight.
+                        tokio::spawn(give_back(shared.clone(), back.0));
+                    }
                 }
                 Some(problem) => {
                     tracing::error!(job = row.job.id.0, problem, "a claimed job's row cannot be decoded; failing it");
@@ -98,26 +117,91 @@ pub(crate) async fn run(
     }
 }
 
-async fn run_job(
-    shared: Arc<Shared>,
+/// A claimed job on its way to a slot.
+pub(crate) struct Claimed {
     job: Job,
-    lease_lost: tokio::sync::watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
+    /// Turns true if the worker loses the job's lease.
+    lease_lost: watch::Receiver<bool>,
+    /// Its place among the jobs the queue holds: a `running` row.
+    slot: OwnedSemaphorePermit,
+}
+
+/// Starts a queue's claimed jobs one by one in claim order (the order they come down
+/// `line`), each when a slot frees: prefetched jobs wait here. At shutdown the jobs still
+/// waiting go back to the queue at once, unused.
+pub(crate) async fn start_in_turn(
+    shared: Arc<Shared>,
+    slots: Arc<Slots>,
+    mut line: mpsc::UnboundedReceiver<Claimed>,
+    mut shutdown: Shutdown,
 ) {
-    let id = job.id.0;
-    let lease = (lease_lost, shared.config.lease);
-    match executor::execute(job, &shared.registry, &shared.db, &shared.held, lease).await {
-        Some(change) => finish(shared, change, permit).await,
+    loop {
+        let claimed = tokio::select! {
+            biased;
+            _ = shutdown.wait() => break,
+            claimed = line.recv() => match claimed {
+                Some(claimed) => claimed,
+                None => return,
+            },
+        };
+        let turn = tokio::select! {
+            biased;
+            _ = shutdown.wait() => None,
+            turn = slots.running.clone().acquire_owned() => turn.ok(),
+        };
+        match turn {
+            Some(turn) => {
+                tokio::spawn(run_job(shared.clone(), slots.clone(), claimed, turn));
+            }
+            None => {
+                give_back(shared.clone(), claimed).await;
+                break;
+            }
+        }
+    }
+    line.close();
+    while let Some(claimed) = line.recv().await {
+        give_back(shared.clone(), claimed).await;
+    }
+}
+
+/// Runs a claimed job in its slot (`_turn`), unless it was cancelled or lost while it waited.
+async fn run_job(shared: Arc<Shared>, slots: Arc<Slots>, claimed: Claimed, _turn: OwnedSemaphorePermit) {
+    let id = claimed.job.id.0;
+    if *claimed.lease_lost.borrow() || shared.held.stopped(id).is_some() {
+        return give_back(shared, claimed).await;
+    }
+    let lease = (claimed.lease_lost, shared.config.lease);
+    let started = Instant::now();
+    let change = executor::execute(claimed.job, &shared.registry, &shared.db, &shared.held, lease).await;
+    slots.ran(started.elapsed());
+    match change {
+        Some(change) => finish(shared, change, claimed.slot).await,
         // Completed in the task's own transaction.
         None => shared.held.release([id]),
     }
 }
 
-/// Hands a job's outcome to the completer. Sending waits when the completer is behind:
-/// back-pressure (the slot stays taken), not an unbounded buffer.
-async fn finish(shared: Arc<Shared>, change: crate::queries::Transition, permit: OwnedSemaphorePermit) {
-    shared.completions.send(change).await.ok();
-    // The shared state goes before the slot: once every slot is back, nothing holds it.
+/// Ends a claimed job that never started: cancelled if a user asked, else back to the
+/// queue without using up an attempt; left alone if its lease was lost (rescued meanwhile,
+/// it is someone else's).
+async fn give_back(shared: Arc<Shared>, claimed: Claimed) {
+    let id = claimed.job.id.0;
+    if *claimed.lease_lost.borrow() {
+        shared.held.release([id]);
+        return;
+    }
+    let why = shared.held.stopped(id).unwrap_or(Stop::Release);
+    finish(shared, executor::unstarted(&claimed.job, why), claimed.slot).await;
+}
+
+/// Hands a job's outcome to the completer, with its slot: the slot comes back once the
+/// outcome is written. Sending waits when the completer is behind: back-pressure, not an
+/// unbounded buffer.
+async fn finish(shared: Arc<Shared>, change: crate::queries::Transition, slot: OwnedSemaphorePermit) {
+    // The shared state goes before the slot can come back: once every slot is back,
+    // nothing holds it.
+    let completions = shared.completions.clone();
     drop(shared);
-    drop(permit);
+    completions.send(Finished { change, slot }).await.ok();
 }

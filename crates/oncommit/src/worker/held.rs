@@ -70,16 +70,24 @@ impl Held {
         }
     }
 
-    /// Stops job `id` if this worker runs it; returns whether it did.
+    /// Stops job `id` if this worker holds it: a running one at once, a prefetched one when
+    /// its turn comes (see `stopped`). Returns whether it holds it.
     pub(crate) fn stop(&self, id: i64, why: Stop) -> bool {
         match self.lock().get_mut(&id) {
-            Some(Entry { task: Some(task), stop, .. }) => {
+            Some(Entry { task, stop, .. }) => {
                 *stop = Some(why);
-                task.abort();
+                if let Some(task) = task {
+                    task.abort();
+                }
                 true
             }
-            _ => false,
+            None => false,
         }
+    }
+
+    /// Why job `id` was stopped before it started, if it was.
+    pub(crate) fn stopped(&self, id: i64) -> Option<Stop> {
+        self.lock().get(&id).and_then(|entry| entry.stop)
     }
 
     /// Stops every running job.

@@ -1,7 +1,8 @@
 //! [`Worker`]: claims jobs in batches, runs them with retries, leases and heartbeats, and
 //! shuts down gracefully. The guide is `docs/jobs.md`.
 //!
-//! Inside, each part has a file: `fetcher` (one claim loop per queue), `executor` (one job),
+//! Inside, each part has a file: `fetcher` (one claim loop per queue), `slots` (a queue's
+//! concurrency and prefetch), `executor` (one job),
 //! `held` (the jobs this worker holds, whose leases it renews), `completer` (batched state
 //! changes), `maintenance` (heartbeats, the tick that promotes and rescues, leader duties),
 //! `listener` (PostgreSQL LISTEN), `outage` (backoff and logging while the database
@@ -15,24 +16,26 @@ mod listener;
 mod maintenance;
 mod outage;
 mod registry;
+mod slots;
 mod wakers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::db::{Backend, Db};
 use crate::error::Result;
 use crate::periodic::Periodic;
-use crate::queries::{self, Transition};
+use crate::queries;
 use crate::shutdown::Shutdown;
 use crate::task::Task;
 
 use held::{Held, Stop};
 use outage::{Backoff, Outage};
 use registry::Registry;
+use slots::Slots;
 use wakers::Wakers;
 
 /// How long finished jobs are kept before the leader prunes them.
@@ -62,6 +65,9 @@ struct Config {
     heartbeat_interval: Duration,
     /// Most jobs claimed in one statement.
     batch_size: usize,
+    /// Jobs claimed beyond the concurrency, to wait in the worker; `None` to follow the
+    /// run times.
+    prefetch: Option<usize>,
     /// Longest wait for running jobs at shutdown before they are released.
     shutdown_timeout: Duration,
     /// Whether to LISTEN on PostgreSQL (off behind a transaction-mode pooler).
@@ -88,17 +94,21 @@ impl Config {
 
     /// Server-side settings of the worker's own PostgreSQL sessions: a session that stops
     /// answering (a silent network partition) is ended by the server, releasing its row
-    /// locks, instead of lingering for the OS's two-hour keepalive.
+    /// locks, instead of lingering for the OS's two-hour keepalive; and the planner keeps
+    /// the worker's statements on their indexes (`queries::PLANNER_SETTINGS`).
     fn session_settings(&self) -> Vec<(&'static str, String)> {
         let ms = |d: Duration| u128::max(d.as_millis(), 1).to_string();
-        vec![
-            ("statement_timeout", ms(self.query_timeout())),
-            ("idle_in_transaction_session_timeout", ms(self.lease)),
-            ("tcp_keepalives_idle", "5".into()),
-            ("tcp_keepalives_interval", "2".into()),
-            ("tcp_keepalives_count", "3".into()),
-            ("tcp_user_timeout", ms(self.query_timeout())),
-        ]
+        let planner = queries::PLANNER_SETTINGS.iter().map(|(name, value)| (*name, (*value).to_owned()));
+        planner
+            .chain([
+                ("statement_timeout", ms(self.query_timeout())),
+                ("idle_in_transaction_session_timeout", ms(self.lease)),
+                ("tcp_keepalives_idle", "5".into()),
+                ("tcp_keepalives_interval", "2".into()),
+                ("tcp_keepalives_count", "3".into()),
+                ("tcp_user_timeout", ms(self.query_timeout())),
+            ])
+            .collect()
     }
 }
 
@@ -126,8 +136,8 @@ pub(crate) struct Shared {
     wakers: Wakers,
     /// The queues served, for the maintenance tick's question "which have work?".
     queue_names: Vec<String>,
-    /// Finished attempts on their way to the completer.
-    completions: mpsc::Sender<Transition>,
+    /// Finished attempts on their way to the completer, with their slots.
+    completions: mpsc::Sender<completer::Finished>,
     periodic: Vec<Periodic>,
 }
 
@@ -167,6 +177,7 @@ impl Worker {
                 lease: Duration::from_secs(30),
                 heartbeat_interval: Duration::from_secs(10),
                 batch_size: 100,
+                prefetch: None,
                 shutdown_timeout: Duration::from_secs(30),
                 listen: true,
                 retention: Retention::default(),
@@ -212,6 +223,23 @@ impl Worker {
     /// Most jobs claimed in one statement (default 100).
     pub fn batch_size(mut self, size: usize) -> Self {
         self.config.batch_size = size.max(1);
+        self
+    }
+
+    /// Jobs each queue claims beyond its concurrency, to wait in this worker until a slot
+    /// frees. By default it follows the queue's recent run times: as many jobs as its slots
+    /// get through in about 50 ms, at most [`Worker::batch_size`] or the concurrency,
+    /// whichever is larger (as many as the slots until the first jobs end).
+    ///
+    /// Short jobs need it: without it a queue with 10 slots claims a few jobs per round
+    /// trip, and the round trips, not the jobs, set the pace. The price: a prefetched job
+    /// waits for this worker's slots while another worker may be idle; the default keeps
+    /// that wait short, `prefetch(0)` removes it. A prefetched job holds a lease like a
+    /// running one (renewed, rescued if this worker dies), a cancel stops it before it
+    /// starts, and at shutdown it goes back to the queue at once without using an attempt.
+    /// A queue holds at most `concurrency + prefetch` jobs `running` in the database.
+    pub fn prefetch(mut self, jobs: usize) -> Self {
+        self.config.prefetch = Some(jobs);
         self
     }
 
@@ -330,14 +358,23 @@ impl Worker {
         }
         let mut claimers = JoinSet::new();
         claimers.spawn(maintenance::maintain(shared.clone(), shutdown.clone()));
-        let mut slots = Vec::new();
+        let mut all_slots = Vec::new();
         for (queue, concurrency, loops) in claim_loops {
-            let sem = Arc::new(Semaphore::new(concurrency));
-            slots.push((sem.clone(), concurrency));
+            let slots = Arc::new(Slots::new(concurrency, shared.config.prefetch, shared.config.batch_size));
+            all_slots.push(slots.clone());
             // Two claim loops on a queue with real concurrency: one claims while the other's
             // round trip is in flight. They share the queue's slots, so concurrency stays exact.
+            // Unbounded, but never longer than the queue's held slots.
+            let (line, waiting) = mpsc::unbounded_channel();
+            claimers.spawn(fetcher::start_in_turn(shared.clone(), slots.clone(), waiting, shutdown.clone()));
             for _ in 0..loops {
-                claimers.spawn(fetcher::run(shared.clone(), queue.clone(), sem.clone(), concurrency, shutdown.clone()));
+                claimers.spawn(fetcher::run(
+                    shared.clone(),
+                    queue.clone(),
+                    slots.clone(),
+                    line.clone(),
+                    shutdown.clone(),
+                ));
             }
         }
 
@@ -345,8 +382,8 @@ impl Worker {
         tracing::info!(worker = shared.id, "shutting down: no new jobs; waiting for running ones");
         while claimers.join_next().await.is_some() {}
         let all_back = || async {
-            for (sem, n) in &slots {
-                sem.acquire_many(u32::try_from(*n).unwrap_or(u32::MAX)).await.map(drop).ok();
+            for slots in &all_slots {
+                slots.held.acquire_many(u32::try_from(slots.held_max).unwrap_or(u32::MAX)).await.map(drop).ok();
             }
         };
         if tokio::time::timeout(shared.config.shutdown_timeout, all_back()).await.is_err() {

@@ -188,7 +188,11 @@ async fn sqlite_jobs_survive_the_rebuild() {
                 "index_only_discarded_jobs_by_state",
                 "sqlite/003_index_only_discarded_jobs_by_state.sql"
             ),
-            oncommit::migration!(4, "refuse_unservable_jobs_at_insert", "sqlite/004_refuse_unservable_jobs_at_insert.sql"),
+            oncommit::migration!(
+                4,
+                "refuse_unservable_jobs_at_insert",
+                "sqlite/004_refuse_unservable_jobs_at_insert.sql"
+            ),
         ],
     };
     let t = oncommit_testing::TestDb::new(Backend::Sqlite).await;
@@ -212,6 +216,9 @@ async fn sqlite_jobs_survive_the_rebuild() {
     let err = exec(&t.db, "", "INSERT INTO oncommit_jobs (task, queue) VALUES ('a', 'x,y')").await.unwrap_err();
     assert!(err.contains("invalid queue name"), "{err}");
     exec(&t.db, "", "INSERT INTO oncommit_jobs (task, run_at) VALUES ('a', 253402300799000)").await.unwrap();
-    assert_eq!(t.db.jobs(&oncommit::JobFilter { limit: 1, ..Default::default() }).await.unwrap()[0].state, JobState::Scheduled);
+    assert_eq!(
+        t.db.jobs(&oncommit::JobFilter { limit: 1, ..Default::default() }).await.unwrap()[0].state,
+        JobState::Scheduled
+    );
     t.finish().await;
 }

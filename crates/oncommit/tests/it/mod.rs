@@ -6,6 +6,7 @@ mod jobs;
 mod liveness;
 mod locks;
 mod retry;
+mod slots;
 mod tasks;
 mod transactions;
 mod worker;

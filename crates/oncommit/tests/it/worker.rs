@@ -229,7 +229,9 @@ backend_test!(async fn each_queue_runs_at_most_its_concurrency(t) {
         ids.push(t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 1 }, opts()).await.unwrap());
     }
     let other = t.db.enqueue(echo("other queue")).await.unwrap();
-    let w = start(worker(&t.db).queue("narrow", 2).queue("default", 1));
+    // No prefetch: a `running` row is then a running task (prefetched jobs are `running`
+    // rows too; slots.rs tests them).
+    let w = start(worker(&t.db).queue("narrow", 2).queue("default", 1).prefetch(0));
     // The other queue is not held up by the narrow one.
     wait_for(&t.db, other, JobState::Completed).await;
     let running = |jobs: Vec<oncommit::Job>| jobs.iter().filter(|j| j.state == JobState::Running).count();

@@ -1,6 +1,11 @@
 //! `oncommit bench`: throughput and latency of the queue, each figure next to a raw-SQL
 //! baseline measured in the same run on the same database. Uses its own queue (`bench`) and
-//! deletes only that queue's jobs.
+//! deletes only that queue's jobs. `--backlog N` drains a large backlog instead
+//! (`backlog`).
+
+mod backlog;
+
+pub(crate) use backlog::run as backlog;
 
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -137,7 +142,7 @@ fn rate(jobs: usize, took: Duration) -> f64 {
 
 /// Deletes the bench queue's jobs and, on PostgreSQL, vacuums the table, so that no phase
 /// pays for the dead rows of the one before (that alone moved figures by 40 % either way).
-async fn clear(db: &Db) -> anyhow::Result<()> {
+pub(super) async fn clear(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.acquire().await?;
     match conn.conn() {
         oncommit::Conn::Postgres(c) => {
@@ -185,7 +190,7 @@ async fn enqueue_single(db: &Db, jobs: usize) -> anyhow::Result<Duration> {
 
 /// The raw-SQL limit: each client claims 100 available jobs and completes them in one
 /// transaction, until none are left.
-async fn baseline(db: &Db) -> anyhow::Result<Duration> {
+pub(super) async fn baseline(db: &Db) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..CLIENTS {
