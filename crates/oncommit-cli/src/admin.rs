@@ -96,11 +96,13 @@ fn describe(j: &Job) -> String {
 /// per queue under `queues`.
 pub(crate) async fn stats(db: &Db, json: bool) -> anyhow::Result<()> {
     let stats = db.job_stats().await?;
+    let table = db.table_stats().await?;
     let mut object = serde_json::Map::new();
     for (state, n) in &stats.total {
         object.insert(state.as_str().to_owned(), json!(n));
     }
     object.insert("queues".into(), json!(stats.queues));
+    object.insert("table".into(), json!(table));
     print(json, &Value::Object(object), || {
         let mut text = format!("{:<14}", "queue");
         for s in JobState::ALL {
@@ -111,6 +113,16 @@ pub(crate) async fn stats(db: &Db, json: bool) -> anyhow::Result<()> {
             for s in JobState::ALL {
                 text.push_str(&format!("{:>11}", counts[&s]));
             }
+        }
+        text.push_str(&format!("\n\njobs table: {:.1} MiB", table.bytes as f64 / 1_048_576.0));
+        if let Some(free) = table.free_bytes {
+            text.push_str(&format!(" ({:.1} MiB free for reuse)", free as f64 / 1_048_576.0));
+        }
+        if let (Some(live), Some(dead)) = (table.live_rows, table.dead_rows) {
+            text.push_str(&format!(", about {live} live and {dead} dead rows"));
+        }
+        if let Some(at) = table.last_vacuum_at.and_then(chrono::DateTime::from_timestamp_millis) {
+            text.push_str(&format!(", last vacuumed {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
         }
         text
     })

@@ -96,7 +96,12 @@ pub(crate) enum Command {
         /// worker` as a separate process, reporting each tenth of it.
         #[arg(long)]
         backlog: Option<usize>,
-        /// The worker's concurrency for --backlog.
+        /// Instead: keep a worker process busy for this many seconds with jobs completed
+        /// as fast as it drains them, pruned after 10 s, and report the jobs table's size
+        /// over time (does pruning keep up?).
+        #[arg(long)]
+        sustain: Option<u64>,
+        /// The worker's concurrency for --backlog and --sustain.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
         /// Print one JSON object instead of text.
@@ -142,6 +147,16 @@ pub(crate) struct WorkerArgs {
     /// Longest wait for running jobs at shutdown, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub(crate) shutdown_timeout_ms: u64,
+    /// How long completed jobs are kept, in seconds, before the leader prunes them.
+    #[arg(long, default_value_t = 86_400)]
+    pub(crate) retention_completed: u64,
+    /// How long failed and cancelled jobs are kept, in seconds.
+    #[arg(long, default_value_t = 604_800)]
+    pub(crate) retention_discarded: u64,
+    /// How often the leader prunes, in milliseconds (each pass deletes in batches until no
+    /// job past its retention is left).
+    #[arg(long, default_value_t = 60_000)]
+    pub(crate) prune_interval_ms: u64,
     /// Give up (exit 1) if the database does not answer within this many seconds of
     /// starting; without it the worker waits for its database as long as it takes.
     #[arg(long)]

@@ -60,10 +60,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Cancel { id } => admin::cancel(&db, id).await?,
         Command::Tasks { json } => admin::tasks(&db, json).await?,
         Command::Workers { json } => admin::workers(&db, json).await?,
+        Command::Bench { sustain: Some(secs), concurrency, json, .. } => {
+            bench::sustain(&db, &args.database_url, secs, concurrency, json).await?
+        }
         Command::Bench { backlog: Some(backlog), concurrency, json, .. } => {
             bench::backlog(&db, &args.database_url, backlog, concurrency, json).await?
         }
-        Command::Bench { jobs, json, .. } => bench::run(&db, jobs, json).await?,
+        Command::Bench { jobs, json, .. } => bench::run(&db, &args.database_url, jobs, json).await?,
         Command::Demo { scenario } => demo::run(&db, scenario).await?,
     }
     Ok(())

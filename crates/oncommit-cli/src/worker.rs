@@ -27,7 +27,12 @@ pub(crate) async fn run(url: &str, args: WorkerArgs) -> anyhow::Result<()> {
     let mut worker = oncommit_demo::tasks::worker(&db)
         .lease(Duration::from_millis(args.lease_ms))
         .poll_interval(Duration::from_millis(args.poll_ms))
-        .shutdown_timeout(Duration::from_millis(args.shutdown_timeout_ms));
+        .shutdown_timeout(Duration::from_millis(args.shutdown_timeout_ms))
+        .retention(oncommit::Retention {
+            completed: Duration::from_secs(args.retention_completed),
+            discarded: Duration::from_secs(args.retention_discarded),
+        })
+        .prune_interval(Duration::from_millis(args.prune_interval_ms));
     for (name, concurrency) in queues {
         worker = worker.queue(name, concurrency);
     }

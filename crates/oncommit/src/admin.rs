@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::job::{Job, JobId, JobState};
 use std::collections::BTreeMap;
 
-use crate::queries::{self, StateCount, TaskDeclaration, WorkerInfo};
+use crate::queries::{self, StateCount, TableStats, TaskDeclaration, WorkerInfo};
 
 /// Which jobs [`Db::jobs`] lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,11 @@ impl Db {
             *stats.queues.entry(c.queue).or_insert_with(zero).entry(c.state).or_default() += c.count;
         }
         Ok(stats)
+    }
+
+    /// The jobs table's size on disk and its dead rows: whether pruning and vacuum keep up.
+    pub async fn table_stats(&self) -> Result<TableStats> {
+        queries::table_stats(self).await
     }
 
     /// Cancels a job: a waiting one at once; a running one by asking its worker to stop it

@@ -8,7 +8,6 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::conn::Conn;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::job::JobId;
@@ -202,16 +201,9 @@ impl Tx<'_> {
     }
 
     async fn insert(&mut self, jobs: &[NewJob]) -> Result<Vec<JobId>> {
-        let ids = insert(self.conn(), jobs).await?;
-        self.wake_on_commit();
-        Ok(ids)
-    }
-}
-
-async fn insert(conn: Conn<'_>, jobs: &[NewJob]) -> Result<Vec<JobId>> {
-    match jobs {
-        [job] => queries::job_insert(conn, job).await.map(|id| vec![id]),
-        jobs => queries::job_insert_many(conn, jobs).await,
+        let inserted = queries::job_insert(self.conn(), jobs).await?;
+        self.wake_on_commit(inserted.wake);
+        Ok(inserted.ids)
     }
 }
 
@@ -248,8 +240,10 @@ impl Db {
         }
         let _turn = self.writing().await?;
         let mut conn = self.acquire().await?;
-        let ids = insert(conn.conn(), jobs).await?;
+        // Autocommit: the insert has committed when it returns.
+        let inserted = queries::job_insert(conn.conn(), jobs).await?;
+        queries::notify_queues(conn.conn(), &inserted.wake).await;
         self.wake();
-        Ok(ids)
+        Ok(inserted.ids)
     }
 }

@@ -42,7 +42,7 @@ pub use hooks::HookOutput;
 pub use job::{AttemptError, Job, JobId, JobState};
 pub use lock::{Lock, LockStrength, LockWait};
 pub use periodic::Periodic;
-pub use queries::{StateCount, TaskDeclaration, WorkerInfo};
+pub use queries::{StateCount, TableStats, TaskDeclaration, WorkerInfo};
 pub use retry::Retry;
 pub use retry_policy::RetryPolicy;
 pub use shutdown::{Shutdown, ShutdownTrigger};

@@ -48,7 +48,7 @@ pub(crate) async fn run(db: &Db, url: &str, backlog: usize, concurrency: usize, 
     let first = fill(db, backlog).await?;
     let raw = watch(db, "raw SQL", (first, backlog), Ends::Itself, async { baseline(db).await.map(drop) }).await?;
     let first = fill(db, backlog).await?;
-    let mut worker = spawn_worker(url, concurrency)?;
+    let mut worker = spawn_worker(url, concurrency, &[])?;
     let exited = async {
         let status = worker.wait().await?;
         anyhow::bail!("the worker process exited before the backlog was drained: {status}")
@@ -90,11 +90,22 @@ pub(crate) async fn run(db: &Db, url: &str, backlog: usize, concurrency: usize, 
 /// id order; returns the first id.
 async fn fill(db: &Db, n: usize) -> anyhow::Result<i64> {
     clear(db).await?;
+    let first = insert_noops(db, n).await?;
+    let mut conn = db.acquire().await?;
+    if let Conn::Postgres(c) = conn.conn() {
+        sqlx::raw_sql("VACUUM ANALYZE oncommit.jobs").execute(&mut *c).await?;
+    }
+    Ok(first)
+}
+
+/// Inserts `n` available no-op jobs on the bench queue in one statement (`noop` is a task
+/// of `oncommit worker`); returns the first id.
+pub(super) async fn insert_noops(db: &Db, n: usize) -> anyhow::Result<i64> {
     let n = i64::try_from(n)?;
     let mut conn = db.acquire().await?;
     let first = match conn.conn() {
         Conn::Postgres(c) => {
-            let first: i64 = sqlx::query_scalar(
+            sqlx::query_scalar(
                 "WITH new AS (INSERT INTO oncommit.jobs (task, args, queue, priority, max_attempts) \
                    SELECT 'noop', '{}', $1, 0, 25 FROM generate_series(1, $2) RETURNING id) \
                  SELECT min(id) FROM new",
@@ -102,9 +113,7 @@ async fn fill(db: &Db, n: usize) -> anyhow::Result<i64> {
             .bind(QUEUE)
             .bind(n)
             .fetch_one(&mut *c)
-            .await?;
-            sqlx::raw_sql("VACUUM ANALYZE oncommit.jobs").execute(&mut *c).await?;
-            first
+            .await?
         }
         Conn::Sqlite(c) => {
             let first: i64 = sqlx::query_scalar(
@@ -127,11 +136,12 @@ async fn fill(db: &Db, n: usize) -> anyhow::Result<i64> {
     Ok(first)
 }
 
-/// Starts `oncommit worker` on the bench queue as a child process.
-fn spawn_worker(url: &str, concurrency: usize) -> anyhow::Result<tokio::process::Child> {
+/// Starts `oncommit worker` on the bench queue as a child process, with `extra` options.
+pub(super) fn spawn_worker(url: &str, concurrency: usize, extra: &[&str]) -> anyhow::Result<tokio::process::Child> {
     let exe = std::env::current_exe().context("find the oncommit binary")?;
     tokio::process::Command::new(exe)
         .args(["--database-url", url, "worker", "--queues", &format!("{QUEUE}:{concurrency}")])
+        .args(extra)
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -142,7 +152,7 @@ fn spawn_worker(url: &str, concurrency: usize) -> anyhow::Result<tokio::process:
 }
 
 /// Stops the worker: SIGTERM, then SIGKILL if it has not exited within 10 s.
-async fn stop_worker(mut worker: tokio::process::Child) {
+pub(super) async fn stop_worker(mut worker: tokio::process::Child) {
     if let Some(pid) = worker.id() {
         std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().ok();
     }

@@ -1,11 +1,15 @@
 //! `oncommit bench`: throughput and latency of the queue, each figure next to a raw-SQL
 //! baseline measured in the same run on the same database. Uses its own queue (`bench`) and
 //! deletes only that queue's jobs. `--backlog N` drains a large backlog instead
-//! (`backlog`).
+//! (`backlog`), `--sustain SECS` watches the table's size under load (`sustain`).
 
 mod backlog;
+mod enqueue;
+mod latency;
+mod sustain;
 
 pub(crate) use backlog::run as backlog;
+pub(crate) use sustain::run as sustain;
 
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::demo::print;
+use enqueue::{Single, enqueue_batched, enqueue_single};
 
 const QUEUE: &str = "bench";
 /// Concurrent clients of the baseline and of the single-job enqueue run.
@@ -78,15 +83,34 @@ pub(crate) struct Report {
     end_to_end_vs_baseline: f64,
     /// `enqueue_many`, 1000 jobs per statement.
     enqueue_batched_jobs_per_sec: f64,
-    /// One job per transaction, 8 clients.
+    /// One job per transaction, 8 clients: `begin; tx.enqueue; commit`.
     enqueue_single_jobs_per_sec: f64,
-    /// From `commit()` returning to the task starting, over `latency_samples` jobs.
+    /// Its raw twin: `BEGIN; INSERT INTO jobs …; COMMIT`, 8 clients.
+    insert_single_raw_jobs_per_sec: f64,
+    /// enqueue_single / insert_single_raw.
+    enqueue_single_vs_raw: f64,
+    /// `BEGIN; SELECT oncommit.enqueue(…); COMMIT`, 8 clients (PostgreSQL).
+    enqueue_single_sql_jobs_per_sec: Option<f64>,
+    /// enqueue_single_sql / insert_single_raw.
+    enqueue_single_sql_vs_raw: Option<f64>,
+    /// `SELECT oncommit.enqueue_many(task, array of args)`, `jobs` at once (PostgreSQL).
+    enqueue_many_sql_jobs_per_sec: Option<f64>,
+    /// Its raw twin: `INSERT INTO jobs … SELECT … FROM generate_series(…)`.
+    insert_select_raw_jobs_per_sec: Option<f64>,
+    /// enqueue_many_sql / insert_select_raw.
+    enqueue_many_sql_vs_raw: Option<f64>,
+    /// From `commit()` returning to the task starting, over `latency_samples` jobs, with the
+    /// worker in this process.
     commit_to_start_p50_ms: f64,
     commit_to_start_p99_ms: f64,
+    /// With `oncommit worker` in another process, woken by NOTIFY (PostgreSQL): from
+    /// `commit()` called (its flush included) until the job is claimed.
+    commit_to_start_across_processes_p50_ms: Option<f64>,
+    commit_to_start_across_processes_p99_ms: Option<f64>,
     latency_samples: usize,
 }
 
-pub(crate) async fn run(db: &Db, jobs: usize, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::Result<()> {
     // Every phase starts from a clean table (see `clear`).
     clear(db).await?;
     let batched = rate(jobs, enqueue_batched(db, jobs).await?);
@@ -98,10 +122,29 @@ pub(crate) async fn run(db: &Db, jobs: usize, json: bool) -> anyhow::Result<()> 
     let end_to_end = rate(jobs, end_to_end(db, jobs).await?);
     clear(db).await?;
     let single = (jobs / 10).max(100);
-    let enqueue_single = rate(single, enqueue_single(db, single).await?);
+    let tx_enqueue = rate(single, enqueue_single(db, single, Single::TxEnqueue).await?);
     clear(db).await?;
+    let insert_single_raw = rate(single, enqueue_single(db, single, Single::RawInsert).await?);
+    clear(db).await?;
+    let postgres = db.backend() == Backend::Postgres;
+    let mut enqueue_single_sql = None;
+    let mut bulk = None;
+    if postgres {
+        enqueue_single_sql = Some(rate(single, enqueue_single(db, single, Single::SqlFunction).await?));
+        clear(db).await?;
+        let sql = rate(jobs, enqueue::enqueue_many_sql(db, jobs).await?);
+        clear(db).await?;
+        let raw = rate(jobs, enqueue::insert_select_raw(db, jobs).await?);
+        clear(db).await?;
+        bulk = Some((sql, raw));
+    }
     let samples = 300;
     let (p50, p99) = latency(db, samples).await?;
+    clear(db).await?;
+    let across = match postgres {
+        true => Some(latency::across_processes(db, url, samples).await?),
+        false => None,
+    };
     clear(db).await?;
     let report = Report {
         backend: db.backend(),
@@ -110,29 +153,61 @@ pub(crate) async fn run(db: &Db, jobs: usize, json: bool) -> anyhow::Result<()> 
         end_to_end_jobs_per_sec: end_to_end,
         end_to_end_vs_baseline: end_to_end / baseline,
         enqueue_batched_jobs_per_sec: batched,
-        enqueue_single_jobs_per_sec: enqueue_single,
+        enqueue_single_jobs_per_sec: tx_enqueue,
+        insert_single_raw_jobs_per_sec: insert_single_raw,
+        enqueue_single_vs_raw: tx_enqueue / insert_single_raw,
+        enqueue_single_sql_jobs_per_sec: enqueue_single_sql,
+        enqueue_single_sql_vs_raw: enqueue_single_sql.map(|sql| sql / insert_single_raw),
+        enqueue_many_sql_jobs_per_sec: bulk.map(|(sql, _)| sql),
+        insert_select_raw_jobs_per_sec: bulk.map(|(_, raw)| raw),
+        enqueue_many_sql_vs_raw: bulk.map(|(sql, raw)| sql / raw),
         commit_to_start_p50_ms: p50,
         commit_to_start_p99_ms: p99,
+        commit_to_start_across_processes_p50_ms: across.map(|(p50, _)| p50),
+        commit_to_start_across_processes_p99_ms: across.map(|(_, p99)| p99),
         latency_samples: samples,
     };
     print(json, &report, || {
-        format!(
+        let mut text = format!(
             "bench on {} with {} jobs:\n  baseline (raw SQL, claim+complete 100/tx, 8 clients): {:>9.0} jobs/s\n  \
              oncommit end to end:                                  {:>9.0} jobs/s ({:.0}% of baseline)\n  \
              enqueue, batched:                                     {:>9.0} jobs/s\n  \
-             enqueue, one job per transaction, 8 clients:          {:>9.0} jobs/s\n  \
-             commit → task start: p50 {:.2} ms, p99 {:.2} ms ({} jobs)",
+             enqueue, one job per transaction, 8 clients:          {:>9.0} jobs/s ({:.0}% of raw {:.0})\n",
             report.backend,
             jobs,
             baseline,
             end_to_end,
             report.end_to_end_vs_baseline * 100.0,
             batched,
-            enqueue_single,
-            p50,
-            p99,
-            samples
-        )
+            tx_enqueue,
+            report.enqueue_single_vs_raw * 100.0,
+            insert_single_raw,
+        );
+        if let (Some(sql), Some(ratio)) = (report.enqueue_single_sql_jobs_per_sec, report.enqueue_single_sql_vs_raw) {
+            text.push_str(&format!(
+                "  oncommit.enqueue, one job per transaction, 8 clients: {sql:>8.0} jobs/s ({:.0}% of raw)\n",
+                ratio * 100.0
+            ));
+        }
+        if let (Some(sql), Some(raw), Some(ratio)) = (
+            report.enqueue_many_sql_jobs_per_sec,
+            report.insert_select_raw_jobs_per_sec,
+            report.enqueue_many_sql_vs_raw,
+        ) {
+            text.push_str(&format!(
+                "  oncommit.enqueue_many, {jobs} jobs in one call:  {sql:>14.0} jobs/s ({:.0}% of raw INSERT … SELECT {raw:.0})\n",
+                ratio * 100.0
+            ));
+        }
+        text.push_str(&format!(
+            "  commit → task start, worker in this process: p50 {p50:.2} ms, p99 {p99:.2} ms ({samples} jobs)"
+        ));
+        if let Some((p50, p99)) = across {
+            text.push_str(&format!(
+                "\n  commit() called → claimed, worker in another process: p50 {p50:.2} ms, p99 {p99:.2} ms"
+            ));
+        }
+        text
     })
 }
 
@@ -154,38 +229,6 @@ pub(super) async fn clear(db: &Db) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-async fn enqueue_batched(db: &Db, jobs: usize) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let mut left = jobs;
-    while left > 0 {
-        let n = left.min(1000);
-        db.enqueue_many((0..n).map(|_| BenchNoop {})).await?;
-        left -= n;
-    }
-    Ok(started.elapsed())
-}
-
-async fn enqueue_single(db: &Db, jobs: usize) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let mut clients = tokio::task::JoinSet::new();
-    for client in 0..CLIENTS {
-        let db = db.clone();
-        let mine = jobs / CLIENTS + usize::from(client < jobs % CLIENTS);
-        clients.spawn(async move {
-            for _ in 0..mine {
-                let mut tx = db.begin().await?;
-                tx.enqueue(BenchNoop {}).await?;
-                tx.commit().await?;
-            }
-            Ok::<_, oncommit::Error>(())
-        });
-    }
-    while let Some(done) = clients.join_next().await {
-        done??;
-    }
-    Ok(started.elapsed())
 }
 
 /// The raw-SQL limit: each client claims 100 available jobs and completes them in one

@@ -193,6 +193,23 @@ pub struct WorkerInfo {
     pub heartbeat_at: i64,
 }
 
+/// The jobs table's footprint: what pruning and vacuum keep in check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableStats {
+    /// Bytes on disk: on PostgreSQL the jobs table with its indexes and TOAST; on SQLite
+    /// the whole database file.
+    pub bytes: i64,
+    /// Of those, bytes free for reuse (SQLite's free pages); `None` on PostgreSQL, where
+    /// dead rows say it.
+    pub free_bytes: Option<i64>,
+    /// Live rows, as PostgreSQL's statistics estimate them; `None` on SQLite.
+    pub live_rows: Option<i64>,
+    /// Dead row versions not yet vacuumed, likewise; `None` on SQLite.
+    pub dead_rows: Option<i64>,
+    /// When the table was last vacuumed (by hand or autovacuum), epoch milliseconds.
+    pub last_vacuum_at: Option<i64>,
+}
+
 /// Counts of jobs per queue and state.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StateCount {
@@ -219,20 +236,32 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Inserts one job inside the caller's transaction (or autocommit); returns its id, or the
-/// id of the unfinished job holding the same unique key.
-pub(crate) async fn job_insert(conn: Conn<'_>, job: &NewJob) -> Result<JobId> {
-    match conn {
-        Conn::Postgres(c) => postgres::job_insert(c, job).await,
-        Conn::Sqlite(c) => sqlite::job_insert(c, job).await,
-    }
+/// Jobs inserted, and the queues to wake once they commit (those that got available jobs).
+#[derive(Debug, Default)]
+pub(crate) struct Inserted {
+    pub(crate) ids: Vec<JobId>,
+    pub(crate) wake: Vec<String>,
 }
 
-/// Inserts many jobs; those without a unique key in one statement.
-pub(crate) async fn job_insert_many(conn: Conn<'_>, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+/// Inserts jobs inside the caller's transaction (or autocommit): one with its unique key's
+/// rules, many without a key in one statement. A job whose unique key is held by an
+/// unfinished job is not inserted; that job's id stands in its place. Nothing is NOTIFYed
+/// here: see `notify_queues`.
+pub(crate) async fn job_insert(conn: Conn<'_>, jobs: &[NewJob]) -> Result<Inserted> {
     match conn {
         Conn::Postgres(c) => postgres::job_insert_many(c, jobs).await,
         Conn::Sqlite(c) => sqlite::job_insert_many(c, jobs).await,
+    }
+}
+
+/// Wakes the workers of `queues` in other processes (PostgreSQL NOTIFY), in a transaction of
+/// its own, after the jobs' transaction committed. Best effort: workers also find jobs at
+/// their next poll, so a failure is only logged.
+pub(crate) async fn notify_queues(conn: Conn<'_>, queues: &[String]) {
+    if let Conn::Postgres(c) = conn
+        && let Err(err) = postgres::notify_on(c, JOBS_CHANNEL, queues).await
+    {
+        tracing::debug!(error = %err, ?queues, "could not notify the workers; they will find the jobs at their next poll");
     }
 }
 
@@ -399,6 +428,11 @@ pub(crate) async fn task_declare(db: &Db, worker: &str, declarations: &[Declarat
         |c| postgres::task_declare(c, worker, &rows),
         sqlite::task_declare(c, worker, &rows)
     )
+}
+
+/// The jobs table's size and dead rows.
+pub(crate) async fn table_stats(db: &Db) -> Result<TableStats> {
+    on_conn!(db, "reading the jobs table's size", |c| postgres::table_stats(c), sqlite::table_stats(c))
 }
 
 /// The recorded task declarations, by task name.

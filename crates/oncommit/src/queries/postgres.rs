@@ -2,16 +2,19 @@
 
 use sqlx::postgres::PgConnection;
 
-use super::{NewJob, TaskDeclaration, Transition, declaration};
+use super::{NewJob, TableStats, TaskDeclaration, Transition, declaration};
 use crate::error::Result;
 use crate::job::JobId;
 use crate::job_row::JobRow;
 
-pub(super) async fn job_insert(c: &mut PgConnection, job: &NewJob) -> Result<JobId> {
-    // One code path with plain-SQL users: the same function, the same NOTIFY.
-    let id: i64 = sqlx::query_scalar(
-        "SELECT oncommit.enqueue($1, $2::jsonb, queue => $3, priority => $4, \
-         run_at => to_timestamp($5 / 1000.0), max_attempts => $6, unique_key => $7)",
+/// One job with a unique key (or none), through the same function as plain-SQL users, but
+/// without its NOTIFY (see `notify_queues`). Returns its id, or that of the unfinished job
+/// holding its key, and the queue to wake if it is available now.
+async fn job_insert_one(c: &mut PgConnection, job: &NewJob) -> Result<(JobId, Option<String>)> {
+    let (id, queue, available): (i64, String, bool) = sqlx::query_as(
+        "WITH e AS (SELECT oncommit.enqueue($1, $2::jsonb, queue => $3, priority => $4, \
+             run_at => to_timestamp($5 / 1000.0), max_attempts => $6, unique_key => $7, notify => false) AS id) \
+         SELECT e.id, coalesce($3, ''), coalesce(to_timestamp($5 / 1000.0) <= now(), true) FROM e",
     )
     .bind(&job.task)
     .bind(&job.args)
@@ -20,14 +23,23 @@ pub(super) async fn job_insert(c: &mut PgConnection, job: &NewJob) -> Result<Job
     .bind(job.run_at_ms)
     .bind(job.max_attempts)
     .bind(&job.unique_key)
-    .fetch_one(c)
+    .fetch_one(&mut *c)
     .await?;
-    Ok(JobId(id))
+    if !available {
+        return Ok((JobId(id), None));
+    }
+    // A queue left to the task's declaration: the row says which (the statement above could
+    // not see the row its function inserted).
+    let queue = match queue.is_empty() {
+        false => queue,
+        true => sqlx::query_scalar("SELECT queue FROM oncommit.jobs WHERE id = $1").bind(id).fetch_one(&mut *c).await?,
+    };
+    Ok((JobId(id), Some(queue)))
 }
 
-pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Result<super::Inserted> {
     let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) = jobs.iter().partition(|j| j.unique_key.is_some());
-    let mut ids = Vec::with_capacity(jobs.len());
+    let mut inserted = super::Inserted::default();
     if !plain.is_empty() {
         let col = |f: fn(&NewJob) -> String| plain.iter().map(|j| f(j)).collect::<Vec<_>>();
         let queues: Vec<Option<String>> = plain.iter().map(|j| j.queue.clone()).collect();
@@ -48,22 +60,20 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
         .bind(plain.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
         .fetch_all(&mut *c)
         .await?;
-        let mut queues: Vec<String> =
-            rows.iter().filter(|(_, _, state)| state == "available").map(|(_, q, _)| q.clone()).collect();
-        queues.sort();
-        queues.dedup();
-        if !queues.is_empty() {
-            notify_on(&mut *c, super::JOBS_CHANNEL, &queues).await?;
-        }
+        inserted.wake.extend(rows.iter().filter(|(_, _, state)| state == "available").map(|(_, q, _)| q.clone()));
         let mut plain_ids: Vec<i64> = rows.into_iter().map(|(id, _, _)| id).collect();
         // Sequence values are drawn in insertion order, which is the input order.
         plain_ids.sort_unstable();
-        ids.extend(plain_ids.into_iter().map(JobId));
+        inserted.ids.extend(plain_ids.into_iter().map(JobId));
     }
     for job in unique {
-        ids.push(job_insert(&mut *c, job).await?);
+        let (id, wake) = job_insert_one(&mut *c, job).await?;
+        inserted.ids.push(id);
+        inserted.wake.extend(wake);
     }
-    Ok(ids)
+    inserted.wake.sort();
+    inserted.wake.dedup();
+    Ok(inserted)
 }
 
 /// Claims: `$1` queue, `$2` limit, `$3` worker, `$4` lease in seconds. ANY(ARRAY(…)) makes
@@ -203,7 +213,7 @@ pub(super) async fn job_tick(c: &mut PgConnection, queues: &[String]) -> Result<
     Ok(super::Tick { promoted: promoted as usize, wake, next_due_ms, expired_leases: expired })
 }
 
-async fn notify_on(c: &mut PgConnection, channel: &str, payloads: &[String]) -> Result<()> {
+pub(super) async fn notify_on(c: &mut PgConnection, channel: &str, payloads: &[String]) -> Result<()> {
     if payloads.is_empty() {
         return Ok(());
     }
@@ -326,6 +336,17 @@ pub(super) async fn worker_heartbeat(
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+pub(super) async fn table_stats(c: &mut PgConnection) -> Result<TableStats> {
+    let (bytes, live_rows, dead_rows, last_vacuum_at): (i64, Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT pg_total_relation_size('oncommit.jobs'), s.n_live_tup, s.n_dead_tup, \
+                (extract(epoch FROM greatest(s.last_vacuum, s.last_autovacuum)) * 1000)::int8 \
+         FROM (SELECT 1) AS one LEFT JOIN pg_stat_user_tables s ON s.relid = 'oncommit.jobs'::regclass",
+    )
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(TableStats { bytes, free_bytes: None, live_rows, dead_rows, last_vacuum_at })
 }
 
 pub(super) async fn task_declare(c: &mut PgConnection, worker: &str, rows: &str) -> Result<()> {

@@ -5,12 +5,12 @@
 
 use sqlx::sqlite::SqliteConnection;
 
-use super::{NewJob, TaskDeclaration, Transition, declaration};
+use super::{NewJob, TableStats, TaskDeclaration, Transition, declaration};
 use crate::error::Result;
 use crate::job::JobId;
 use crate::job_row::JobRow;
 
-pub(super) async fn job_insert(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId> {
+async fn job_insert_one(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId> {
     // A conflicting job may finish between the insert and the look-up: try again then.
     for _ in 0..10 {
         let inserted: Option<i64> = sqlx::query_scalar(concat!(
@@ -51,7 +51,9 @@ pub(super) async fn job_insert(c: &mut SqliteConnection, job: &NewJob) -> Result
     Err(crate::Error::app(format!("unique key {:?} kept changing hands", job.unique_key)))
 }
 
-pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+/// No queue to wake comes back: SQLite has no NOTIFY, and this process's workers are woken
+/// by the commit itself.
+pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -> Result<super::Inserted> {
     let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) = jobs.iter().partition(|j| j.unique_key.is_some());
     let mut ids = Vec::with_capacity(jobs.len());
     if !plain.is_empty() {
@@ -83,9 +85,9 @@ pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -
         ids.extend(plain_ids.into_iter().map(JobId));
     }
     for job in unique {
-        ids.push(job_insert(&mut *c, job).await?);
+        ids.push(job_insert_one(&mut *c, job).await?);
     }
-    Ok(ids)
+    Ok(super::Inserted { ids, wake: Vec::new() })
 }
 
 pub(super) async fn job_claim(
@@ -345,6 +347,16 @@ pub(super) async fn worker_heartbeat(
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+pub(super) async fn table_stats(c: &mut SqliteConnection) -> Result<TableStats> {
+    let (bytes, free_bytes): (i64, i64) = sqlx::query_as(
+        "SELECT p.page_count * s.page_size, f.freelist_count * s.page_size \
+         FROM pragma_page_count() AS p, pragma_page_size() AS s, pragma_freelist_count() AS f",
+    )
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(TableStats { bytes, free_bytes: Some(free_bytes), live_rows: None, dead_rows: None, last_vacuum_at: None })
 }
 
 pub(super) async fn task_declare(c: &mut SqliteConnection, worker: &str, rows: &str) -> Result<()> {

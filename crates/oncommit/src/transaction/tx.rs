@@ -44,6 +44,10 @@ pub(crate) struct TxState {
     reset_sql: Option<String>,
     /// Jobs were enqueued: wake this process's workers after the commit.
     wake: bool,
+    /// The queues of the jobs enqueued, to NOTIFY (PostgreSQL) right after the commit, in a
+    /// transaction of its own: one that NOTIFYs holds the server's notify lock until its WAL
+    /// is flushed, which would make every enqueuing commit wait for the others' flushes.
+    notify: std::collections::BTreeSet<String>,
     /// This process's turn to write (SQLite writing transactions), held until the end.
     gate: Option<WriteGate>,
 }
@@ -64,6 +68,7 @@ impl TxState {
             attempt,
             reset_sql,
             wake: false,
+            notify: std::collections::BTreeSet::new(),
             gate,
         }
     }
@@ -246,6 +251,10 @@ impl<'p> Tx<'p> {
             Ok(()) => {
                 self.open = false;
                 let state = self.state();
+                let queues: Vec<String> = std::mem::take(&mut state.notify).into_iter().collect();
+                if !queues.is_empty() {
+                    crate::queries::notify_queues(state.conn().conn(), &queues).await;
+                }
                 let hooks = std::mem::take(&mut state.hooks);
                 // Give the connection (and the turn to write) back before the hooks run:
                 // they may need them.
@@ -327,9 +336,11 @@ impl<'p> Tx<'p> {
         Ok(())
     }
 
-    /// Jobs were enqueued in this transaction: wake the workers once it commits.
-    pub(crate) fn wake_on_commit(&mut self) {
-        self.state().wake = true;
+    /// Jobs were enqueued in this transaction on `queues`: wake the workers once it commits.
+    pub(crate) fn wake_on_commit(&mut self, queues: Vec<String>) {
+        let state = self.state();
+        state.wake = true;
+        state.notify.extend(queues);
     }
 }
 

@@ -77,6 +77,8 @@ pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
     // At most 5 s apart: after an outage, the worker finds its database again within seconds.
     let mut backoff = Backoff::new(Duration::from_millis(100), config.poll_interval.max(Duration::from_secs(5)));
     let mut last_prune: Option<Instant> = None;
+    // The pruning pass in progress, if any: it runs beside the tick, not in its way.
+    let mut pruning: Option<tokio::task::JoinHandle<()>> = None;
     let mut leader_until: Option<Instant> = None;
     let mut next_election = Instant::now();
     let mut settled_periods = std::collections::HashMap::new();
@@ -124,9 +126,10 @@ pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
             if let Err(err) = periodic::enqueue_due(&shared.services, &shared.periodic, &mut settled_periods).await {
                 tracing::warn!(error = %err, "enqueueing periodic jobs failed");
             }
-            if last_prune.is_none_or(|t| t.elapsed() >= config.prune_interval) {
+            let idle = pruning.as_ref().is_none_or(tokio::task::JoinHandle::is_finished);
+            if idle && last_prune.is_none_or(|t| t.elapsed() >= config.prune_interval) {
                 last_prune = Some(Instant::now());
-                prune(&shared).await;
+                pruning = Some(tokio::spawn(prune(shared.clone(), shutdown.clone())));
             }
             if !shared.periodic.is_empty() {
                 sleep = sleep.min(periodic::next_in(&shared.periodic));
@@ -134,9 +137,13 @@ pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
         }
         sleep = sleep.min(next_election.saturating_duration_since(Instant::now()));
         tokio::select! {
-            _ = shutdown.wait() => return,
+            _ = shutdown.wait() => break,
             _ = tokio::time::sleep(sleep) => {}
         }
+    }
+    // A pass stops between batches at the shutdown.
+    if let Some(pass) = pruning {
+        pass.await.ok();
     }
 }
 
@@ -153,13 +160,36 @@ async fn rescue(shared: &Shared) {
     }
 }
 
-async fn prune(shared: &Shared) {
-    let config = &shared.config;
-    let retention = config.retention;
-    match queries::job_prune(&shared.services, retention.completed, retention.discarded, 10_000).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(pruned = n, "pruned finished jobs past their retention"),
-        Err(err) => tracing::warn!(error = %err, "pruning jobs failed"),
+/// Rows each pruning statement deletes at most (of completed jobs, and as many of failed
+/// and cancelled ones): short statements, so other writers get their turns between them.
+const PRUNE_BATCH: i64 = 5_000;
+
+/// One pruning pass: deletes finished jobs past their retention, batch after batch, until
+/// none is left (so pruning keeps up with any throughput, not a fixed number of rows per
+/// interval), or the shutdown.
+async fn prune(shared: Arc<Shared>, shutdown: Shutdown) {
+    let retention = shared.config.retention;
+    let started = Instant::now();
+    let mut pruned = 0;
+    loop {
+        let n = match queries::job_prune(&shared.services, retention.completed, retention.discarded, PRUNE_BATCH).await
+        {
+            Ok(n) => n,
+            Err(err) => {
+                tracing::warn!(error = %err, pruned, "pruning jobs failed; the next pass goes on");
+                break;
+            }
+        };
+        pruned += n;
+        // Fewer than a batch: nothing is left past its retention.
+        if n < PRUNE_BATCH as u64 || shutdown.is_triggered() {
+            break;
+        }
+        // Between batches, whoever waits for the database goes first.
+        tokio::task::yield_now().await;
     }
-    queries::worker_prune(&shared.services, config.lease * 4).await.ok();
+    if pruned > 0 {
+        tracing::info!(pruned, took = ?started.elapsed(), "pruned finished jobs past their retention");
+    }
+    queries::worker_prune(&shared.services, shared.config.lease * 4).await.ok();
 }

@@ -8,7 +8,7 @@ use oncommit_testing::{TestDb, admin_url, backend_test, eventually};
 use serde::{Deserialize, Serialize};
 
 use super::exec;
-use super::tasks::{create_runs, gate, runs, start, wait_for, worker};
+use super::tasks::{arrived, create_runs, gate, runs, start, wait_arrivals, wait_for, worker};
 
 /// The worker's id, once it has reported.
 async fn worker_id(db: &Db) -> String {
@@ -53,6 +53,7 @@ struct Hold {
 impl Task for Hold {
     const NAME: &'static str = "hold";
     async fn run(self, _cx: &mut TaskContext) -> Result<(), TaskError> {
+        arrived(&self.gate).add_permits(1);
         gate(&self.gate).notified().await;
         Ok(())
     }
@@ -83,9 +84,8 @@ async fn finished_jobs_are_recorded_once_the_database_accepts_writes_again() {
     let w = start(
         oncommit::Worker::new(t.db.clone()).register::<Hold>().queue("default", 20).lease(Duration::from_secs(20)),
     );
-    for id in &ids {
-        wait_for(&t.db, *id, JobState::Running).await;
-    }
+    // All twenty waiting at the gate, so one `notify_waiters` lets them all go.
+    wait_arrivals("read-only", 20).await;
     refuse_writes(&t, true).await;
     gate("read-only").notify_waiters();
     // The outage's length is the scenario: longer than the completer used to retry.

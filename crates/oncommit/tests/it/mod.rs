@@ -1,10 +1,12 @@
 mod bad_input;
 mod connect;
 mod declarations;
+mod enqueue_many_sql;
 mod hooks;
 mod jobs;
 mod liveness;
 mod locks;
+mod notify;
 mod retry;
 mod slots;
 mod tasks;

@@ -9,7 +9,7 @@ use oncommit_testing::backend_test;
 use serde::{Deserialize, Serialize};
 
 use super::exec;
-use super::tasks::{Gated, create_runs, gate, start, wait_for, worker};
+use super::tasks::{Gated, create_runs, gate, start, wait_arrivals, wait_for, worker};
 
 /// Succeeds at once: its outcome goes through the worker's batched completions.
 #[derive(Serialize, Deserialize)]
@@ -82,9 +82,11 @@ backend_test!(async fn prefetched_jobs_wait_their_turn_and_go_back_unused_at_shu
         wait_for(&t.db, *id, JobState::Running).await;
     }
     // The one running is the first claimed; the others have not started.
+    wait_arrivals(&key, 1).await;
     gate(&key).notify_one();
     wait_for(&t.db, ids[0], JobState::Completed).await;
-    wait_for(&t.db, ids[1], JobState::Running).await;
+    // Then the second starts, in claim order.
+    wait_arrivals(&key, 1).await;
     w.stop().await;
     let second = t.db.job(ids[1]).await.unwrap().unwrap();
     assert_eq!(second.state, JobState::Available, "the running one is released at the timeout: {second:?}");

@@ -148,6 +148,7 @@ impl Task for Gated {
     const NAME: &'static str = "gated";
     async fn run(self, cx: &mut TaskContext) -> Result<(), TaskError> {
         if cx.attempt() <= self.hold_attempts {
+            arrived(&self.gate).add_permits(1);
             gate(&self.gate).notified().await;
         }
         record(cx, self.gate).await
@@ -158,6 +159,23 @@ impl Task for Gated {
 pub(crate) fn gate(name: &str) -> Arc<Notify> {
     static GATES: LazyLock<Mutex<HashMap<String, Arc<Notify>>>> = LazyLock::new(Default::default);
     GATES.lock().unwrap().entry(name.to_owned()).or_default().clone()
+}
+
+/// Counts the tasks that reached the gate named `name` (a claimed job is `running` before
+/// its task starts: it may wait for a slot, prefetched).
+pub(crate) fn arrived(name: &str) -> Arc<tokio::sync::Semaphore> {
+    static ARRIVALS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>> = LazyLock::new(Default::default);
+    ARRIVALS.lock().unwrap().entry(name.to_owned()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(0))).clone()
+}
+
+/// Waits until `n` more tasks have reached the gate named `name`.
+pub(crate) async fn wait_arrivals(name: &str, n: u32) {
+    let arrivals = arrived(name).acquire_many_owned(n);
+    tokio::time::timeout(Duration::from_secs(30), arrivals)
+        .await
+        .unwrap_or_else(|_| panic!("{n} tasks did not reach gate {name}"))
+        .unwrap()
+        .forget();
 }
 
 /// A worker with fast timings and every test task.

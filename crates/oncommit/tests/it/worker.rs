@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use oncommit::{Cancelled, Db, EnqueueOptions, JobFilter, JobState, Periodic, Worker};
 use oncommit_testing::{backend_test, eventually};
 
-use super::tasks::{Echo, Flaky, Gated, Hangs, Later, Moody, Panics, create_runs, gate, runs, start, wait_for, worker};
+use super::tasks::{
+    Echo, Flaky, Gated, Hangs, Later, Moody, Panics, create_runs, gate, runs, start, wait_arrivals, wait_for, worker,
+};
 
 fn echo(key: &str) -> Echo {
     Echo { key: key.to_owned() }
@@ -79,7 +81,8 @@ backend_test!(async fn lower_priorities_run_first(t) {
     create_runs(&t.db).await;
     let low = t.db.enqueue_with(echo("low"), EnqueueOptions::new().priority(5)).await.unwrap();
     let high = t.db.enqueue_with(echo("high"), EnqueueOptions::new().priority(0)).await.unwrap();
-    let w = start(worker(&t.db).queue("default", 1).batch_size(1));
+    // One claim of one job at a time (no prefetch), so the claim times show the order.
+    let w = start(worker(&t.db).queue("default", 1).batch_size(1).prefetch(0));
     let low = wait_for(&t.db, low, JobState::Completed).await;
     let high = wait_for(&t.db, high, JobState::Completed).await;
     assert!(high.attempted_at < low.attempted_at, "{high:?} / {low:?}");
@@ -106,10 +109,10 @@ backend_test!(async fn queued_and_running_jobs_can_be_cancelled(t) {
     assert_eq!(t.db.cancel_job(queued).await.unwrap(), Cancelled::NotCancellable);
 
     let key = format!("cancel-{}", t.backend());
-    let running = t.db.enqueue(Gated { gate: key, hold_attempts: 99 }).await.unwrap();
+    let running = t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 99 }).await.unwrap();
     // Heartbeats carry the cancel on SQLite; PostgreSQL also gets a NOTIFY.
     let w = start(worker(&t.db).heartbeat_interval(Duration::from_millis(50)));
-    wait_for(&t.db, running, JobState::Running).await;
+    wait_arrivals(&key, 1).await;
     assert_eq!(t.db.cancel_job(running).await.unwrap(), Cancelled::Requested);
     let job = wait_for(&t.db, running, JobState::Cancelled).await;
     assert_eq!(job.errors.last().map(|e| e.error.as_str()), Some("cancelled while running"));
@@ -122,7 +125,7 @@ backend_test!(async fn shutdown_waits_for_running_jobs_then_releases_the_rest(t)
     let key = format!("shutdown-{}", t.backend());
     let held = t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 1 }).await.unwrap();
     let w = start(worker(&t.db).shutdown_timeout(Duration::from_millis(200)));
-    wait_for(&t.db, held, JobState::Running).await;
+    wait_arrivals(&key, 1).await;
     let stopping = Instant::now();
     w.stop().await;
     assert!(stopping.elapsed() >= Duration::from_millis(200));
@@ -286,6 +289,33 @@ backend_test!(async fn finished_jobs_are_pruned_after_their_retention(t) {
     let later = t.db.enqueue(echo("later")).await.unwrap();
     eventually("a later prune", || pruned(later)).await;
     assert!(t.db.job(keep).await.unwrap().is_some());
+    w.stop().await;
+});
+
+backend_test!(async fn one_pruning_pass_removes_every_job_past_its_retention(t) {
+    // 30,000 jobs completed an hour ago, 2,000 failed ones still within their retention.
+    create_runs(&t.db).await;
+    crate::it::exec(
+        &t.db,
+        "INSERT INTO oncommit.jobs (task, queue, priority, max_attempts, state, finished_at) \
+         SELECT 'echo', 'default', 0, 25, CASE WHEN g <= 30000 THEN 'completed' ELSE 'failed' END, \
+                now() - interval '1 hour' FROM generate_series(1, 32000) AS g",
+        "INSERT INTO oncommit_jobs (task, queue, priority, max_attempts, state, finished_at) \
+         WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < 32000) \
+         SELECT 'echo', 'default', 0, 25, CASE WHEN g <= 30000 THEN 'completed' ELSE 'failed' END, \
+                CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) - 3600000 FROM n",
+    )
+    .await
+    .unwrap();
+    let retention = oncommit::Retention { completed: Duration::from_secs(60), discarded: Duration::from_secs(7200) };
+    // One pass only (the first, at once): it must not stop at a fixed number of rows.
+    let w = start(worker(&t.db).retention(retention).prune_interval(Duration::from_secs(3600)));
+    let left = eventually("the completed jobs to be pruned", || async {
+        let stats = t.db.job_stats().await.unwrap();
+        (stats.total[&JobState::Completed] == 0).then_some(stats)
+    })
+    .await;
+    assert_eq!(left.total[&JobState::Failed], 2000, "failed jobs keep their longer retention");
     w.stop().await;
 });
 

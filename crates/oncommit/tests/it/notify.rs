@@ -1,0 +1,85 @@
+//! Wake-ups across processes (PostgreSQL NOTIFY): oncommit sends them after the enqueuing
+//! transaction commits, in a transaction of their own, naming the queue; never for a
+//! rollback; and SQL callers may opt out.
+
+use std::time::Duration;
+
+use oncommit::{Conn, EnqueueOptions};
+use oncommit_testing::TestDb;
+use sqlx::postgres::PgListener;
+
+use super::tasks::Echo;
+
+async fn listener(t: &TestDb) -> PgListener {
+    let mut listener = PgListener::connect(&t.url).await.unwrap();
+    listener.listen("oncommit_jobs").await.unwrap();
+    listener
+}
+
+/// The next notification's payload.
+async fn next(listener: &mut PgListener) -> String {
+    let note = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await.expect("a notification");
+    note.unwrap().payload().to_owned()
+}
+
+/// Sends a notification of its own: notifications arrive in commit order, so if the next
+/// one is this, nothing was sent before it.
+async fn sentinel(t: &TestDb, name: &str) -> String {
+    super::exec(&t.db, &format!("SELECT pg_notify('oncommit_jobs', '{name}')"), "").await.unwrap();
+    name.to_owned()
+}
+
+#[tokio::test]
+async fn enqueues_notify_their_queue_after_the_commit_and_never_for_a_rollback() {
+    let t = TestDb::postgres().await;
+    t.db.migrate().await.unwrap();
+    let mut listener = listener(&t).await;
+    let echo = || Echo { key: "n".into() };
+
+    let mut tx = t.db.begin().await.unwrap();
+    tx.enqueue_with(echo(), EnqueueOptions::new().queue("rolled")).await.unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = t.db.begin().await.unwrap();
+    tx.enqueue_with(echo(), EnqueueOptions::new().queue("first")).await.unwrap();
+    tx.enqueue_with(echo(), EnqueueOptions::new().queue("first")).await.unwrap();
+    tx.enqueue_raw("echo", &serde_json::json!({"key": "n"}), EnqueueOptions::new().queue("second")).await.unwrap();
+    tx.commit().await.unwrap();
+    let end = sentinel(&t, "end of the first").await;
+    let mut got = vec![next(&mut listener).await, next(&mut listener).await];
+    got.sort();
+    assert_eq!(got, ["first", "second"], "each queue once, the rolled-back one never");
+    assert_eq!(next(&mut listener).await, end);
+    // Autocommit, and a job scheduled for later (nothing to wake for).
+    t.db.enqueue_with(echo(), EnqueueOptions::new().queue("auto")).await.unwrap();
+    assert_eq!(next(&mut listener).await, "auto");
+    t.db.enqueue_with(echo(), EnqueueOptions::new().queue("later").delay(Duration::from_secs(3600))).await.unwrap();
+    let end = sentinel(&t, "end of the later").await;
+    assert_eq!(next(&mut listener).await, end);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn sql_enqueue_notifies_at_its_commit_unless_told_not_to() {
+    let t = TestDb::postgres().await;
+    t.db.migrate().await.unwrap();
+    let mut listener = listener(&t).await;
+    for (i, (sql, expected)) in [
+        ("SELECT oncommit.enqueue('echo', queue => 'sql')", Some("sql")),
+        ("SELECT oncommit.enqueue('echo', queue => 'quiet', notify => false)", None),
+        ("SELECT oncommit.enqueue_many('echo', ARRAY['{}']::jsonb[], queue => 'quiet', notify => false)", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut conn = t.db.acquire().await.unwrap();
+        let Conn::Postgres(c) = conn.conn() else { unreachable!("PostgreSQL test") };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(c).await.unwrap();
+        drop(conn);
+        let end = sentinel(&t, &format!("after statement {i}")).await;
+        if let Some(queue) = expected {
+            assert_eq!(next(&mut listener).await, queue, "{sql}");
+        }
+        assert_eq!(next(&mut listener).await, end, "{sql}: nothing else");
+    }
+    t.finish().await;
+}
