@@ -70,6 +70,9 @@ struct DbInner {
     /// Set on a worker's own pool (see [`Db::own_pool`]): the longest any of oncommit's own
     /// statements may wait for its answer.
     query_timeout: Option<Duration>,
+    /// Wakes workers in other processes after commits (PostgreSQL; see `notifier`). Shared
+    /// with the pools derived from this one.
+    notifier: Option<Arc<crate::notifier::Notifier>>,
     /// SQLite has one writer at a time. Writers of this process queue here, fairly, instead
     /// of in SQLite's busy handler, which sleeps and polls (costing milliseconds per
     /// contended write). Other processes still meet the busy timeout.
@@ -170,7 +173,12 @@ impl Db {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let wake = Arc::new(tokio::sync::watch::channel(0).0);
         let sqlite_writers = Arc::default();
-        Ok(Db { inner: Arc::new(DbInner { pool, display_url, id, wake, query_timeout: None, sqlite_writers }) })
+        let notifier = match &pool {
+            Pool::Postgres(p) => Some(Arc::new(crate::notifier::Notifier::new((*p.connect_options()).clone()))),
+            Pool::Sqlite(_) => None,
+        };
+        let inner = DbInner { pool, display_url, id, wake, query_timeout: None, notifier, sqlite_writers };
+        Ok(Db { inner: Arc::new(inner) })
     }
 
     /// Which backend this pool talks to.
@@ -321,6 +329,7 @@ impl Db {
                 id: inner.id,
                 wake: inner.wake.clone(),
                 query_timeout,
+                notifier: inner.notifier.clone(),
                 sqlite_writers: inner.sqlite_writers.clone(),
             }),
         }
@@ -371,6 +380,14 @@ impl Db {
     /// Wakes this process's workers: new jobs were committed.
     pub(crate) fn wake(&self) {
         self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes the workers of `queues` in other processes (PostgreSQL NOTIFY), once the jobs
+    /// are committed; returns at once.
+    pub(crate) fn wake_other_processes(&self, queues: Vec<String>) {
+        if let Some(notifier) = &self.inner.notifier {
+            notifier.wake(queues);
+        }
     }
 
     /// A receiver that changes whenever [`Db::wake`] is called.

@@ -242,8 +242,9 @@ impl Db {
         let mut conn = self.acquire().await?;
         // Autocommit: the insert has committed when it returns.
         let inserted = queries::job_insert(conn.conn(), jobs).await?;
-        queries::notify_queues(conn.conn(), &inserted.wake).await;
+        drop(conn);
         self.wake();
+        self.wake_other_processes(inserted.wake);
         Ok(inserted.ids)
     }
 }

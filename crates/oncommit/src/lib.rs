@@ -24,6 +24,7 @@ mod job_row;
 mod lock;
 pub mod metrics;
 pub mod migrate;
+mod notifier;
 mod periodic;
 mod queries;
 mod retry;

@@ -254,15 +254,9 @@ pub(crate) async fn job_insert(conn: Conn<'_>, jobs: &[NewJob]) -> Result<Insert
     }
 }
 
-/// Wakes the workers of `queues` in other processes (PostgreSQL NOTIFY), in a transaction of
-/// its own, after the jobs' transaction committed. Best effort: workers also find jobs at
-/// their next poll, so a failure is only logged.
-pub(crate) async fn notify_queues(conn: Conn<'_>, queues: &[String]) {
-    if let Conn::Postgres(c) = conn
-        && let Err(err) = postgres::notify_on(c, JOBS_CHANNEL, queues).await
-    {
-        tracing::debug!(error = %err, ?queues, "could not notify the workers; they will find the jobs at their next poll");
-    }
+/// NOTIFYs the workers of `queues` in other processes (PostgreSQL), in autocommit.
+pub(crate) async fn notify(c: &mut sqlx::PgConnection, queues: &[String]) -> Result<()> {
+    postgres::notify_on(c, JOBS_CHANNEL, queues).await
 }
 
 /// Claims up to `limit` available jobs of `queue` for `worker`, committing the attempt.
@@ -433,6 +427,20 @@ pub(crate) async fn task_declare(db: &Db, worker: &str, declarations: &[Declarat
 /// The jobs table's size and dead rows.
 pub(crate) async fn table_stats(db: &Db) -> Result<TableStats> {
     on_conn!(db, "reading the jobs table's size", |c| postgres::table_stats(c), sqlite::table_stats(c))
+}
+
+/// Vacuums the jobs table (PostgreSQL) when its dead rows pile up and no vacuum, manual or
+/// automatic, is under way or has run within `recent`: when autovacuum is off or lags, the
+/// space pruning frees is otherwise never reused, and the table and its indexes grow
+/// without bound. Returns whether it vacuumed. Not bounded by the query timeout (a vacuum
+/// of a large table takes as long as it takes): run it where nothing waits for it.
+pub(crate) async fn table_vacuum_if_needed(db: &Db, recent: Duration) -> Result<bool> {
+    let mut conn = db.acquire().await?;
+    match &mut conn {
+        PoolConn::Postgres(c) => postgres::table_vacuum_if_needed(c, secs(recent)).await,
+        // Free pages are reused by the next inserts; nothing to do.
+        PoolConn::Sqlite(_) => Ok(false),
+    }
 }
 
 /// The recorded task declarations, by task name.

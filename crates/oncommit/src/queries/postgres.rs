@@ -349,6 +349,32 @@ pub(super) async fn table_stats(c: &mut PgConnection) -> Result<TableStats> {
     Ok(TableStats { bytes, free_bytes: None, live_rows, dead_rows, last_vacuum_at })
 }
 
+/// Dead rows past which the leader vacuums the jobs table itself, when nothing else did
+/// lately: a fifth of the live rows, and at least this many.
+const VACUUM_MIN_DEAD_ROWS: i64 = 10_000;
+
+pub(super) async fn table_vacuum_if_needed(c: &mut PgConnection, recent_secs: f64) -> Result<bool> {
+    let needed: bool = sqlx::query_scalar(
+        "SELECT coalesce(s.n_dead_tup > greatest($1, s.n_live_tup / 5) \
+                  AND coalesce(greatest(s.last_vacuum, s.last_autovacuum) < now() - make_interval(secs => $2), true) \
+                  AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.relid = s.relid), false) \
+         FROM (SELECT 1) AS one LEFT JOIN pg_stat_user_tables s ON s.relid = 'oncommit.jobs'::regclass",
+    )
+    .bind(VACUUM_MIN_DEAD_ROWS)
+    .bind(recent_secs)
+    .fetch_one(&mut *c)
+    .await?;
+    if !needed {
+        return Ok(false);
+    }
+    // The worker's sessions carry a statement timeout; a vacuum must not be cut short by it.
+    sqlx::raw_sql("SET statement_timeout = 0").execute(&mut *c).await?;
+    let vacuumed = sqlx::raw_sql("VACUUM (ANALYZE) oncommit.jobs").execute(&mut *c).await;
+    sqlx::raw_sql("RESET statement_timeout").execute(&mut *c).await?;
+    vacuumed?;
+    Ok(true)
+}
+
 pub(super) async fn task_declare(c: &mut PgConnection, worker: &str, rows: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO oncommit.tasks AS t (name, queue, priority, max_attempts, declared_by) \

@@ -44,9 +44,8 @@ pub(crate) struct TxState {
     reset_sql: Option<String>,
     /// Jobs were enqueued: wake this process's workers after the commit.
     wake: bool,
-    /// The queues of the jobs enqueued, to NOTIFY (PostgreSQL) right after the commit, in a
-    /// transaction of its own: one that NOTIFYs holds the server's notify lock until its WAL
-    /// is flushed, which would make every enqueuing commit wait for the others' flushes.
+    /// The queues of the jobs enqueued, whose workers in other processes to wake after the
+    /// commit (see `notifier`).
     notify: std::collections::BTreeSet<String>,
     /// This process's turn to write (SQLite writing transactions), held until the end.
     gate: Option<WriteGate>,
@@ -252,9 +251,6 @@ impl<'p> Tx<'p> {
                 self.open = false;
                 let state = self.state();
                 let queues: Vec<String> = std::mem::take(&mut state.notify).into_iter().collect();
-                if !queues.is_empty() {
-                    crate::queries::notify_queues(state.conn().conn(), &queues).await;
-                }
                 let hooks = std::mem::take(&mut state.hooks);
                 // Give the connection (and the turn to write) back before the hooks run:
                 // they may need them.
@@ -263,6 +259,7 @@ impl<'p> Tx<'p> {
                 if state.wake {
                     state.db.wake();
                 }
+                state.db.wake_other_processes(queues);
                 hooks.run().await
             }
             Err(err) => {

@@ -141,9 +141,12 @@ pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
             _ = tokio::time::sleep(sleep) => {}
         }
     }
-    // A pass stops between batches at the shutdown.
-    if let Some(pass) = pruning {
-        pass.await.ok();
+    // A pass stops between batches at the shutdown; a vacuum in progress is not waited
+    // for beyond the query timeout (the server finishes or abandons it by itself).
+    if let Some(mut pass) = pruning
+        && tokio::time::timeout(config.query_timeout(), &mut pass).await.is_err()
+    {
+        pass.abort();
     }
 }
 
@@ -190,6 +193,14 @@ async fn prune(shared: Arc<Shared>, shutdown: Shutdown) {
     }
     if pruned > 0 {
         tracing::info!(pruned, took = ?started.elapsed(), "pruned finished jobs past their retention");
+    }
+    // Pruning frees space only for a vacuum to hand back; if autovacuum is off or lags, the
+    // leader does it (`table_vacuum_if_needed` says when).
+    let started = Instant::now();
+    match queries::table_vacuum_if_needed(&shared.services, shared.config.prune_interval * 2).await {
+        Ok(true) => tracing::info!(took = ?started.elapsed(), "vacuumed the jobs table (autovacuum had not)"),
+        Ok(false) => {}
+        Err(err) => tracing::warn!(error = %err, "vacuuming the jobs table failed; is autovacuum on?"),
     }
     queries::worker_prune(&shared.services, shared.config.lease * 4).await.ok();
 }

@@ -24,7 +24,9 @@ async fn a_real_serialization_failure_is_retried_until_both_commit() {
         tokio::spawn(async move {
             db.transaction()
                 .isolation(Isolation::Serializable)
-                .retry(quick())
+                // Room for more than one overlap: on a loaded machine the retries of both
+                // sides can meet again, and SSI then rightly aborts one once more.
+                .retry(Retry::default().base_delay(Duration::from_millis(5)).max_attempts(10))
                 .run_reported(async move |tx| {
                     // Both read the same snapshot, then both write: SSI must abort one.
                     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM items").fetch_one(tx.postgres()?).await?;
@@ -41,10 +43,9 @@ async fn a_real_serialization_failure_is_retried_until_both_commit() {
     let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
     let mut attempts = [a.attempts, b.attempts];
     attempts.sort();
-    // One side commits first; the other is retried (twice if its retry again overlapped
-    // the first's commit, as SSI may rightly decide).
-    assert_eq!(attempts[0], 1);
-    assert!((2..=3).contains(&attempts[1]), "{attempts:?}");
+    // One side commits on its first attempt; the other is retried.
+    assert_eq!(attempts[0], 1, "{attempts:?}");
+    assert!(attempts[1] >= 2, "{attempts:?}");
     // The retried side saw the other's row: the outcome is serializable.
     let mut seen = [a.value, b.value];
     seen.sort();

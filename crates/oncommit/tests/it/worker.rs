@@ -319,6 +319,36 @@ backend_test!(async fn one_pruning_pass_removes_every_job_past_its_retention(t) 
     w.stop().await;
 });
 
+/// With autovacuum off (or lagging), the leader vacuums the jobs table once pruning has
+/// left enough dead rows, so the space is reused rather than the table growing for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_vacuums_the_jobs_table_when_autovacuum_does_not() {
+    let t = oncommit_testing::TestDb::postgres().await;
+    create_runs(&t.db).await;
+    crate::it::exec(
+        &t.db,
+        "ALTER TABLE oncommit.jobs SET (autovacuum_enabled = false); \
+         INSERT INTO oncommit.jobs (task, queue, priority, max_attempts, state, finished_at) \
+         SELECT 'echo', 'default', 0, 25, 'completed', now() - interval '1 hour' FROM generate_series(1, 60000)",
+        "",
+    )
+    .await
+    .unwrap();
+    let before = t.db.table_stats().await.unwrap();
+    assert_eq!(before.last_vacuum_at, None);
+    let retention = oncommit::Retention { completed: Duration::from_secs(1), discarded: Duration::from_secs(1) };
+    let w = start(worker(&t.db).retention(retention).prune_interval(Duration::from_millis(100)));
+    // Pruning leaves 60,000 dead rows; once the statistics show them, a vacuum follows.
+    let vacuumed = eventually("the leader's vacuum", || async {
+        Some(t.db.table_stats().await.unwrap()).filter(|s| s.last_vacuum_at.is_some())
+    })
+    .await;
+    // Every row was pruned: the vacuum hands the table's pages back.
+    assert!(vacuumed.bytes < before.bytes / 2, "{before:?} then {vacuumed:?}");
+    w.stop().await;
+    t.finish().await;
+}
+
 backend_test!(async fn a_poll_only_worker_still_finds_work(t) {
     create_runs(&t.db).await;
     let w = start(worker(&t.db).poll_only().poll_interval(Duration::from_millis(30)));
