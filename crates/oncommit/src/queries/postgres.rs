@@ -40,7 +40,28 @@ async fn job_insert_one(c: &mut PgConnection, job: &NewJob) -> Result<(JobId, Op
 pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Result<super::Inserted> {
     let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) = jobs.iter().partition(|j| j.unique_key.is_some());
     let mut inserted = super::Inserted::default();
-    if !plain.is_empty() {
+    if let [job] = plain.as_slice() {
+        // One job, as a web request enqueues: a plain VALUES insert (the unnest below costs a
+        // tenth of the rate of one-job transactions).
+        let (id, queue, state): (i64, String, String) = sqlx::query_as(
+            "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state) \
+             VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
+                     CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END) \
+             RETURNING id, queue, state",
+        )
+        .bind(&job.task)
+        .bind(&job.args)
+        .bind(&job.queue)
+        .bind(job.priority)
+        .bind(job.run_at_ms)
+        .bind(job.max_attempts)
+        .fetch_one(&mut *c)
+        .await?;
+        inserted.ids.push(JobId(id));
+        if state == "available" {
+            inserted.wake.push(queue);
+        }
+    } else if !plain.is_empty() {
         let col = |f: fn(&NewJob) -> String| plain.iter().map(|j| f(j)).collect::<Vec<_>>();
         let queues: Vec<Option<String>> = plain.iter().map(|j| j.queue.clone()).collect();
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
