@@ -16,8 +16,13 @@ pub(crate) struct Args {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Create or upgrade oncommit's tables and the demo application's (idempotent).
-    Migrate,
+    /// Create or upgrade oncommit's tables (idempotent). Every command does this first; only
+    /// `serve`, `demo` and `worker`, which run the demo application, also create its tables.
+    Migrate {
+        /// Also create or upgrade the demo application's tables (`data`, `socks`, `demo_runs`).
+        #[arg(long)]
+        demo: bool,
+    },
     /// Serve the seed application, the dashboard (/dashboard) and an embedded worker.
     Serve {
         /// Where to listen.

@@ -44,10 +44,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ => DbOptions::default(),
     };
     let db = Db::connect_with(&args.database_url, options).await?;
-    // Idempotent and cheap: every command works on a fresh database.
-    oncommit_demo::schema::migrate(&db).await?;
+    // Idempotent and cheap: every command works on a fresh database. The demo application's
+    // tables only where it runs: `oncommit stats` against production must not create them.
+    let demo = matches!(args.command, Command::Serve { .. } | Command::Demo { .. } | Command::Migrate { demo: true });
+    match demo {
+        true => oncommit_demo::schema::migrate(&db).await?,
+        false => db.migrate().await?,
+    }
     match args.command {
-        Command::Migrate => tracing::info!(url = db.url(), "migrations applied"),
+        Command::Migrate { .. } => tracing::info!(url = db.url(), "migrations applied"),
         Command::Serve { addr, no_worker, allowed_host } => serve::run(&db, &addr, no_worker, &allowed_host).await?,
         Command::Worker(_) => unreachable!("handled above"),
         Command::Enqueue(a) => admin::enqueue(&db, a).await?,

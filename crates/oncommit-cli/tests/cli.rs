@@ -56,6 +56,43 @@ backend_test!(async fn demo_subcommands_print_one_json_object(t) {
     .unwrap();
 });
 
+backend_test!(async fn commands_create_only_oncommits_tables_unless_they_run_the_demo(t) {
+    let tables = || async {
+        let mut conn = t.db.acquire().await.unwrap();
+        let names: Vec<String> = match conn.conn() {
+            oncommit::Conn::Postgres(c) => sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+            )
+            .fetch_all(c)
+            .await
+            .unwrap(),
+            oncommit::Conn::Sqlite(c) => sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'oncommit%' \
+                 AND name NOT LIKE 'sqlite%' ORDER BY 1",
+            )
+            .fetch_all(c)
+            .await
+            .unwrap(),
+        };
+        names
+    };
+    let url = t.url.clone();
+    tokio::task::spawn_blocking(move || {
+        json(&url, &["stats", "--json"]);
+        json(&url, &["jobs", "--json"]);
+        let out = oncommit(&url, &["migrate"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    })
+    .await
+    .unwrap();
+    assert_eq!(tables().await, Vec::<String>::new(), "oncommit's tables only");
+    assert!(t.db.job_stats().await.is_ok(), "oncommit's own tables exist");
+    let url = t.url.clone();
+    let out = tokio::task::spawn_blocking(move || oncommit(&url, &["migrate", "--demo"])).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tables().await, ["data", "demo_runs", "socks"]);
+});
+
 #[test]
 fn bad_urls_and_unreachable_servers_are_clear_errors() {
     let out = oncommit("mysql://localhost/x", &["migrate"]);
