@@ -80,6 +80,7 @@ backend_test!(async fn metrics_are_prometheus_text_prefixed_oncommit(t) {
     assert!(body.contains("oncommit_jobs{queue=\"mail\",state=\"cancelled\"} 1"), "{body}");
     for series in [
         "oncommit_workers ",
+        "oncommit_jobs_table_bytes ",
         "oncommit_claim_duration_seconds_bucket",
         "oncommit_complete_duration_seconds_count",
         "oncommit_job_run_duration_seconds_sum",
@@ -135,6 +136,17 @@ backend_test!(async fn every_response_carries_security_headers_and_the_page_has_
     assert!(!page.contains("<script>") && !page.contains("<style>"), "no inline script or style: {page}");
     let response = app(&t.db, None).oneshot(Request::get("/dashboard/page.js").body(Body::empty()).unwrap()).await.unwrap();
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+});
+
+backend_test!(async fn metrics_are_also_served_at_the_root_with_the_same_rules(t) {
+    failed_job(&t.db).await;
+    let root = |config: DashboardConfig| Router::new().merge(dashboard::metrics_router(t.db.clone(), config));
+    let (status, body) = send(root(DashboardConfig::default()), Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("oncommit_jobs{queue=\"mail\",state=\"cancelled\"} 1"), "{body}");
+    let closed = DashboardConfig { admin_token: None, reads_need_token: true };
+    let (status, _) = send(root(closed), Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 });
 
 backend_test!(async fn reads_can_be_put_behind_the_token(t) {

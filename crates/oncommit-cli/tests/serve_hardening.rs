@@ -30,6 +30,19 @@ fn requests_naming_another_host_are_refused() {
 }
 
 #[test]
+fn prometheus_metrics_are_served_at_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(&sqlite_url(&dir));
+    let (status, body) = request(&addr, "GET", "/metrics", &addr);
+    assert_eq!(status, 200, "{body}");
+    for series in ["# TYPE oncommit_jobs gauge", "oncommit_workers ", "oncommit_jobs_table_bytes "] {
+        assert!(body.contains(series), "{series} missing:\n{body}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
 fn a_half_sent_request_does_not_hold_its_connection() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = serve(&sqlite_url(&dir));
@@ -53,8 +66,10 @@ fn beyond_loopback_without_a_token_reads_are_refused_with_a_warning() {
     assert!(log.iter().any(|l| l.contains("beyond loopback without ONCOMMIT_ADMIN_TOKEN")), "{log:?}");
     let port = addr.rsplit(':').next().unwrap();
     let local = format!("127.0.0.1:{port}");
-    let (status, body) = request(&local, "GET", "/dashboard/api/jobs", &local);
-    assert_eq!(status, 403, "{body}");
+    for path in ["/dashboard/api/jobs", "/metrics"] {
+        let (status, body) = request(&local, "GET", path, &local);
+        assert_eq!(status, 403, "{path}: {body}");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 }

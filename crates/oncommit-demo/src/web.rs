@@ -43,7 +43,8 @@ pub fn router(db: Db, dashboard: DashboardConfig) -> Router {
         .route("/demo/race", get(demo_race).route_layer(non_atomic()))
         .with_state(App::new(db.clone()))
         .layer(AtomicRequestsLayer::new(db.clone()).retry(3));
-    app.nest("/dashboard", dashboard::router(db, dashboard))
+    app.merge(dashboard::metrics_router(db.clone(), dashboard.clone()))
+        .nest("/dashboard", dashboard::router(db, dashboard))
         .route("/dashboard/", get(|| async { axum::response::Redirect::permanent("/dashboard") }))
 }
 
@@ -53,6 +54,7 @@ async fn index() -> Json<Value> {
         "read": "GET /data/{pk}",
         "demos": ["GET /demo/select-for-update?hold_ms=N", "GET /demo/deadlock", "GET /demo/isolation", "GET /demo/race?iterations=N"],
         "dashboard": "/dashboard",
+        "metrics": "/metrics",
     }))
 }
 

@@ -21,6 +21,20 @@ pub(super) async fn metrics(
         let queue = c.queue.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
         let _ = writeln!(out, "oncommit_jobs{{queue=\"{queue}\",state=\"{}\"}} {}", c.state, c.count);
     }
+    let table = s.db.table_stats().await?;
+    let _ = writeln!(
+        out,
+        "# HELP oncommit_jobs_table_bytes The jobs table's size on disk (SQLite: the database file).\n\
+         # TYPE oncommit_jobs_table_bytes gauge\noncommit_jobs_table_bytes {}",
+        table.bytes
+    );
+    if let Some(dead) = table.dead_rows {
+        let _ = writeln!(
+            out,
+            "# HELP oncommit_jobs_table_dead_rows Dead row versions in the jobs table not yet vacuumed.\n\
+             # TYPE oncommit_jobs_table_dead_rows gauge\noncommit_jobs_table_dead_rows {dead}"
+        );
+    }
     let workers = s.db.workers().await?.len();
     let _ = writeln!(
         out,

@@ -75,6 +75,25 @@ pub fn router(db: Db, config: DashboardConfig) -> Router {
         .layer(axum::middleware::map_response(security_headers))
 }
 
+/// The Prometheus metrics alone, at `/metrics`, to merge at an application's root where
+/// scrapers look for them (`oncommit serve` does): the same series and the same read rules
+/// as the dashboard's `/metrics`.
+///
+/// ```
+/// use oncommit_axum::dashboard::{self, DashboardConfig};
+/// # fn app(db: oncommit::Db) -> axum::Router {
+/// axum::Router::new()
+///     .nest("/dashboard", dashboard::router(db.clone(), DashboardConfig::from_env()))
+///     .merge(dashboard::metrics_router(db, DashboardConfig::from_env()))
+/// # }
+/// ```
+pub fn metrics_router(db: Db, config: DashboardConfig) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(DashboardState { db, config })
+        .layer(axum::middleware::map_response(security_headers))
+}
+
 /// The page, pointing at its stylesheet and script under wherever the router is nested.
 async fn page(nested: Result<NestedPath, axum::extract::rejection::NestedPathRejection>) -> Html<String> {
     // Not nested: served at the root.
