@@ -2,15 +2,16 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use oncommit::{Cancelled, Db, EnqueueOptions, Job, JobFilter, JobId, JobState};
 use serde_json::{Value, json};
 
 use crate::args::EnqueueArgs;
 use crate::demo::print;
+use crate::exit::Exit;
 
 pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs) -> anyhow::Result<()> {
-    let args: Value = serde_json::from_str(&a.args).with_context(|| format!("--args is not JSON: {}", a.args))?;
+    let args: Value =
+        serde_json::from_str(&a.args).map_err(|e| Exit::Usage(format!("--args is not JSON ({e}): {}", a.args)))?;
     let mut opts = EnqueueOptions::new();
     if let Some(q) = a.queue {
         opts = opts.queue(q);
@@ -54,7 +55,7 @@ pub(crate) async fn jobs(db: &Db, filter: JobFilter, json: bool) -> anyhow::Resu
 }
 
 pub(crate) async fn job(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
-    let Some(job) = db.job(JobId(id)).await? else { bail!("no job {id}") };
+    let Some(job) = db.job(JobId(id)).await? else { return Err(Exit::NotFound(format!("no job {id}")).into()) };
     print(json, &job, || describe(&job))
 }
 
@@ -128,20 +129,30 @@ pub(crate) async fn stats(db: &Db, json: bool) -> anyhow::Result<()> {
     })
 }
 
-pub(crate) async fn retry(db: &Db, id: i64) -> anyhow::Result<()> {
+pub(crate) async fn retry(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
     if !db.retry_job(JobId(id)).await? {
-        bail!("job {id} cannot be retried: it does not exist or is running");
+        return Err(match db.job(JobId(id)).await? {
+            None => Exit::NotFound(format!("no job {id}")),
+            Some(_) => Exit::Refused(format!("job {id} cannot be retried: it is running")),
+        }
+        .into());
     }
-    print(false, &(), || format!("job {id} is available again"))
+    print(json, &json!({ "id": id, "state": "available" }), || format!("job {id} is available again"))
 }
 
-pub(crate) async fn cancel(db: &Db, id: i64) -> anyhow::Result<()> {
-    let said = match db.cancel_job(JobId(id)).await? {
-        Cancelled::Cancelled => format!("job {id} cancelled"),
-        Cancelled::Requested => format!("job {id} is running: its worker was asked to stop it"),
-        Cancelled::NotCancellable => bail!("job {id} cannot be cancelled: it does not exist or has finished"),
+pub(crate) async fn cancel(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
+    let (outcome, said) = match db.cancel_job(JobId(id)).await? {
+        Cancelled::Cancelled => ("cancelled", format!("job {id} cancelled")),
+        Cancelled::Requested => ("requested", format!("job {id} is running: its worker was asked to stop it")),
+        Cancelled::NotCancellable => {
+            return Err(match db.job(JobId(id)).await? {
+                None => Exit::NotFound(format!("no job {id}")),
+                Some(_) => Exit::Refused(format!("job {id} cannot be cancelled: it has finished")),
+            }
+            .into());
+        }
     };
-    print(false, &(), || said)
+    print(json, &json!({ "id": id, "outcome": outcome }), || said)
 }
 
 pub(crate) async fn tasks(db: &Db, json: bool) -> anyhow::Result<()> {

@@ -22,6 +22,9 @@ pub(crate) enum Command {
         /// Also create or upgrade the demo application's tables (`data`, `socks`, `demo_runs`).
         #[arg(long)]
         demo: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the seed application, the dashboard (/dashboard) and an embedded worker.
     Serve {
@@ -73,11 +76,17 @@ pub(crate) enum Command {
     Retry {
         /// The job id.
         id: i64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Cancel a job: a waiting one at once, a running one by asking its worker.
     Cancel {
         /// The job id.
         id: i64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// List what each task declares for its jobs (queue, priority, attempts), as recorded by
     /// the workers that register it: what a job enqueued without those options gets.

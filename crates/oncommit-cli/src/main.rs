@@ -4,6 +4,7 @@ mod admin;
 mod args;
 mod bench;
 mod demo;
+mod exit;
 mod http;
 mod serve;
 mod worker;
@@ -25,7 +26,7 @@ async fn main() -> std::process::ExitCode {
         Err(err) => {
             // `{:#}` prints the whole chain of causes on one line.
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit::code(&err))
         }
     }
 }
@@ -46,13 +47,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let db = Db::connect_with(&args.database_url, options).await?;
     // Idempotent and cheap: every command works on a fresh database. The demo application's
     // tables only where it runs: `oncommit stats` against production must not create them.
-    let demo = matches!(args.command, Command::Serve { .. } | Command::Demo { .. } | Command::Migrate { demo: true });
+    let demo =
+        matches!(args.command, Command::Serve { .. } | Command::Demo { .. } | Command::Migrate { demo: true, .. });
     match demo {
         true => oncommit_demo::schema::migrate(&db).await?,
         false => db.migrate().await?,
     }
     match args.command {
-        Command::Migrate { .. } => tracing::info!(url = db.url(), "migrations applied"),
+        Command::Migrate { json, .. } => {
+            tracing::info!(url = db.url(), "migrations applied");
+            demo::print(json, &serde_json::json!({ "migrated": true, "url": db.url(), "demo": demo }), || {
+                format!("migrations applied to {}", db.url())
+            })?
+        }
         Command::Serve { addr, no_worker, allowed_host } => serve::run(&db, &addr, no_worker, &allowed_host).await?,
         Command::Worker(_) => unreachable!("handled above"),
         Command::Enqueue(a) => admin::enqueue(&db, a).await?,
@@ -61,8 +68,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Job { id, json } => admin::job(&db, id, json).await?,
         Command::Stats { json } => admin::stats(&db, json).await?,
-        Command::Retry { id } => admin::retry(&db, id).await?,
-        Command::Cancel { id } => admin::cancel(&db, id).await?,
+        Command::Retry { id, json } => admin::retry(&db, id, json).await?,
+        Command::Cancel { id, json } => admin::cancel(&db, id, json).await?,
         Command::Tasks { json } => admin::tasks(&db, json).await?,
         Command::Workers { json } => admin::workers(&db, json).await?,
         Command::Bench { sustain: Some(secs), concurrency, json, .. } => {

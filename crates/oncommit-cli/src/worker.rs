@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use oncommit::{Db, DbOptions, Error, Shutdown};
 
 use crate::args::WorkerArgs;
@@ -68,7 +68,10 @@ async fn connect(
             Err(err) => err,
         };
         if deadline.is_some_and(|d| Instant::now() + delay > d) {
-            bail!("the database did not answer within --connect-timeout: {err}");
+            return Err(crate::exit::Exit::Unreachable(format!(
+                "the database did not answer within --connect-timeout: {err}"
+            ))
+            .into());
         }
         tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "waiting for the database");
         tokio::select! {

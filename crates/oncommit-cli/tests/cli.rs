@@ -96,16 +96,39 @@ backend_test!(async fn commands_create_only_oncommits_tables_unless_they_run_the
 #[test]
 fn bad_urls_and_unreachable_servers_are_clear_errors() {
     let out = oncommit("mysql://localhost/x", &["migrate"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid database url") && err.contains("unknown scheme `mysql`"), "{err}");
 
     let out = oncommit("postgres://postgres:secret@127.0.0.1:1/x", &["migrate"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(4), "unreachable");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot reach the postgres server at 127.0.0.1:1"), "{err}");
     assert!(!err.contains("secret"), "{err}");
 }
+
+backend_test!(async fn exit_codes_tell_not_found_from_refused_and_actions_print_json(t) {
+    let url = t.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let v = json(&url, &["migrate", "--json"]);
+        assert_eq!(v["migrated"], true, "{v}");
+        for args in [&["job", "999"][..], &["retry", "999"], &["cancel", "999"]] {
+            let out = oncommit(&url, args);
+            assert_eq!(out.status.code(), Some(3), "not found: {args:?}: {out:?}");
+        }
+        let id = json(&url, &["enqueue", "noop", "--queue", "nobody-serves", "--json"])["id"].as_i64().unwrap().to_string();
+        let v = json(&url, &["cancel", &id, "--json"]);
+        assert_eq!(v["outcome"], "cancelled", "{v}");
+        let out = oncommit(&url, &["cancel", &id]);
+        assert_eq!(out.status.code(), Some(5), "refused: {out:?}");
+        let v = json(&url, &["retry", &id, "--json"]);
+        assert_eq!(v["state"], "available", "{v}");
+        let out = oncommit(&url, &["jobs", "--no-such-flag"]);
+        assert_eq!(out.status.code(), Some(2), "usage: {out:?}");
+    })
+    .await
+    .unwrap();
+});
 
 backend_test!(async fn demo_race_shows_the_race_only_the_naive_way(t) {
     let url = t.url.clone();
@@ -299,7 +322,7 @@ async fn a_worker_started_before_its_database_waits_for_it() {
 fn connect_timeout_bounds_the_wait_for_the_database() {
     let started = std::time::Instant::now();
     let out = oncommit("postgres://postgres@127.0.0.1:1/none", &["worker", "--connect-timeout", "1"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(4), "unreachable");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("did not answer within --connect-timeout"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
@@ -314,7 +337,7 @@ backend_test!(async fn bad_enqueue_options_are_errors_not_panics(t) {
             (&["enqueue", "noop", "--queue", "a,b"][..], "invalid queue name"),
         ] {
             let out = oncommit(&url, args);
-            assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+            assert_eq!(out.status.code(), Some(2), "a usage error: {args:?}: {out:?}");
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stderr.contains(says), "{args:?}: {stderr}");
         }
