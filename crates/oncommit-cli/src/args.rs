@@ -127,6 +127,9 @@ pub(crate) enum Command {
     Demo {
         #[command(subcommand)]
         scenario: Option<Demo>,
+        /// Print one JSON object instead of text (with every scenario: one member each).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -205,7 +208,7 @@ pub(crate) struct EnqueueArgs {
     pub(crate) json: bool,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Copy, Subcommand)]
 pub(crate) enum Demo {
     /// Seed 000: a view dispatches a task before its transaction commits (naive), in a
     /// commit hook, or transactionally, while a worker runs.
@@ -242,4 +245,16 @@ pub(crate) enum Demo {
         #[arg(long)]
         json: bool,
     },
+}
+
+impl Demo {
+    /// Whether this scenario's own `--json` was given.
+    pub(crate) fn json(&self) -> bool {
+        match *self {
+            Demo::Race { json, .. }
+            | Demo::SelectForUpdate { json, .. }
+            | Demo::Deadlock { json }
+            | Demo::Isolation { json } => json,
+        }
+    }
 }

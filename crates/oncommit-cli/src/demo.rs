@@ -8,22 +8,34 @@ use serde::Serialize;
 
 use crate::args::Demo;
 
-pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
-    let Some(scenario) = scenario else {
-        for scenario in [
-            Demo::SelectForUpdate { hold_ms: 1000, json: false },
-            Demo::Deadlock { json: false },
-            Demo::Isolation { json: false },
-            Demo::Race { iterations: 20, work_ms: 20, json: false },
-        ] {
-            Box::pin(run(db, Some(scenario))).await?;
-        }
-        return Ok(());
-    };
+pub(crate) async fn run(db: &Db, scenario: Option<Demo>, json: bool) -> anyhow::Result<()> {
+    if let Some(scenario) = scenario {
+        let json = json || scenario.json();
+        let (report, text) = report(db, scenario).await?;
+        return print(json, &report, || text);
+    }
+    // All of them: one JSON object with a member per scenario, or the texts one after another.
+    let mut all = serde_json::Map::new();
+    let mut texts = Vec::new();
+    for (name, scenario) in [
+        ("select_for_update", Demo::SelectForUpdate { hold_ms: 1000, json: false }),
+        ("deadlock", Demo::Deadlock { json: false }),
+        ("isolation", Demo::Isolation { json: false }),
+        ("race", Demo::Race { iterations: 20, work_ms: 20, json: false }),
+    ] {
+        let (report, text) = report(db, scenario).await?;
+        all.insert(name.to_owned(), report);
+        texts.push(text);
+    }
+    print(json, &all, || texts.join("\n"))
+}
+
+/// Runs one scenario; returns its report as JSON and as text.
+async fn report(db: &Db, scenario: Demo) -> anyhow::Result<(serde_json::Value, String)> {
     match scenario {
-        Demo::Race { iterations, work_ms, json } => {
+        Demo::Race { iterations, work_ms, .. } => {
             let r = race::run(db, iterations, Duration::from_millis(work_ms)).await?;
-            print(json, &r, || {
+            let text = {
                 let mut text = format!(
                     "race on {}: {} views per way, each working {} ms after dispatching\n",
                     r.backend, r.iterations, r.work_ms
@@ -37,11 +49,12 @@ pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
                     ));
                 }
                 text
-            })
+            };
+            Ok((serde_json::to_value(&r)?, text))
         }
-        Demo::SelectForUpdate { hold_ms, json } => {
+        Demo::SelectForUpdate { hold_ms, .. } => {
             let r = select_for_update::run(db, Duration::from_millis(hold_ms)).await?;
-            print(json, &r, || {
+            let text = {
                 format!(
                     "select_for_update on {}: A held sock 1 for at least {} ms; B {} and got the lock after {} ms.\n{}",
                     r.backend,
@@ -50,11 +63,12 @@ pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
                     r.waited_ms,
                     r.explanation
                 )
-            })
+            };
+            Ok((serde_json::to_value(&r)?, text))
         }
-        Demo::Deadlock { json } => {
+        Demo::Deadlock { .. } => {
             let r = deadlock::run(db).await?;
-            print(json, &r, || {
+            let text = {
                 let victim = r.victim_error.as_deref().unwrap_or("none");
                 format!(
                     "deadlock on {}:\n  opposite lock order: {} deadlock error(s) (victim: {victim})\n  \
@@ -68,11 +82,12 @@ pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
                     r.ordered_locking_pairs,
                     r.explanation
                 )
-            })
+            };
+            Ok((serde_json::to_value(&r)?, text))
         }
-        Demo::Isolation { json } => {
+        Demo::Isolation { .. } => {
             let r = isolation::run(db).await?;
-            print(json, &r, || {
+            let text = {
                 let mut text = format!("isolation on {}:\n", r.backend);
                 for (name, outcomes) in [("lost update", &r.lost_update), ("write skew", &r.write_skew)] {
                     for o in outcomes {
@@ -87,7 +102,8 @@ pub(crate) async fn run(db: &Db, scenario: Option<Demo>) -> anyhow::Result<()> {
                     }
                 }
                 text
-            })
+            };
+            Ok((serde_json::to_value(&r)?, text))
         }
     }
 }

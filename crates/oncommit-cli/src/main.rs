@@ -79,7 +79,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             bench::backlog(&db, &args.database_url, backlog, concurrency, json).await?
         }
         Command::Bench { jobs, json, .. } => bench::run(&db, &args.database_url, jobs, json).await?,
-        Command::Demo { scenario } => demo::run(&db, scenario).await?,
+        Command::Demo { scenario, json } => demo::run(&db, scenario, json).await?,
     }
     Ok(())
 }

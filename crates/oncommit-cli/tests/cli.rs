@@ -45,6 +45,12 @@ backend_test!(async fn demo_subcommands_print_one_json_object(t) {
             assert_eq!(v["victim_error"], "deadlock detected");
         }
 
+        // Every scenario at once: one object, a member each.
+        let v = json(&url, &["demo", "--json"]);
+        for member in ["select_for_update", "deadlock", "isolation", "race"] {
+            assert_eq!(v[member]["backend"], backend.as_str(), "{member}: {v}");
+        }
+
         let v = json(&url, &["demo", "isolation", "--json"]);
         for anomaly in ["lost_update", "write_skew"] {
             let levels: Vec<&str> =
