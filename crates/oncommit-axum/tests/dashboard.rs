@@ -138,6 +138,28 @@ backend_test!(async fn every_response_carries_security_headers_and_the_page_has_
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
 });
 
+backend_test!(async fn the_grafana_dashboard_uses_only_series_that_exist(t) {
+    failed_job(&t.db).await;
+    let (_, body) = send(app(&t.db, None), Request::get("/dashboard/metrics").body(Body::empty()).unwrap()).await;
+    let grafana = include_str!("../../../docs/grafana-dashboard.json");
+    let _: Value = serde_json::from_str(grafana).unwrap();
+    let mut names: Vec<&str> = grafana
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("oncommit_"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        // PostgreSQL's statistics only.
+        if name == "oncommit_jobs_table_dead_rows" && t.backend() == oncommit::Backend::Sqlite {
+            continue;
+        }
+        let exported = body.lines().any(|l| l.split(['{', ' ']).next() == Some(name));
+        assert!(exported, "the Grafana dashboard uses {name}, which /metrics does not export:\n{body}");
+    }
+});
+
 backend_test!(async fn metrics_are_also_served_at_the_root_with_the_same_rules(t) {
     failed_job(&t.db).await;
     let root = |config: DashboardConfig| Router::new().merge(dashboard::metrics_router(t.db.clone(), config));
