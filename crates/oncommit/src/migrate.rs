@@ -79,8 +79,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(5, "refuse_unservable_jobs_at_insert", "postgres/005_refuse_unservable_jobs_at_insert.sql"),
         crate::migration!(6, "apply_task_declarations", "postgres/006_apply_task_declarations.sql"),
         crate::migration!(7, "vacuum_the_jobs_table_early", "postgres/007_vacuum_the_jobs_table_early.sql"),
-        crate::migration!(8, "make_the_enqueue_notify_optional", "postgres/008_make_the_enqueue_notify_optional.sql"),
-        crate::migration!(9, "create_enqueue_many_function", "postgres/009_create_enqueue_many_function.sql"),
+        crate::migration!(8, "create_enqueue_many_function", "postgres/008_create_enqueue_many_function.sql"),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use oncommit::{Conn, Db};
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 
-use super::{QUEUE, baseline, clear};
+use super::{QUEUE, baseline, clear, jobs_table};
 use crate::demo::print;
 
 /// How often progress is sampled: each sample is one index probe.
@@ -164,41 +165,22 @@ pub(super) async fn stop_worker(mut worker: tokio::process::Child) {
 /// Jobs claimed so far: the claim order is the id order, so the next available id tells
 /// (one probe of the claim index).
 async fn claimed(db: &Db, first: i64, backlog: usize) -> anyhow::Result<usize> {
+    let sql = format!(
+        "SELECT id FROM {} WHERE state = 'available' AND queue = $1 ORDER BY priority, run_at, id LIMIT 1",
+        jobs_table(db)
+    );
     let mut conn = db.acquire().await?;
-    let next: Option<i64> = match conn.conn() {
-        Conn::Postgres(c) => {
-            sqlx::query_scalar(
-                "SELECT id FROM oncommit.jobs WHERE state = 'available' AND queue = $1 \
-                 ORDER BY priority, run_at, id LIMIT 1",
-            )
-            .bind(QUEUE)
-            .fetch_optional(&mut *c)
-            .await?
-        }
-        Conn::Sqlite(c) => {
-            sqlx::query_scalar(
-                "SELECT id FROM oncommit_jobs WHERE state = 'available' AND queue = $1 \
-                 ORDER BY priority, run_at, id LIMIT 1",
-            )
-            .bind(QUEUE)
-            .fetch_optional(&mut *c)
-            .await?
-        }
-    };
+    let next: Option<i64> = oncommit::with_conn!(conn.conn(), c => {
+        sqlx::query_scalar(AssertSqlSafe(sql)).bind(QUEUE).fetch_optional(&mut *c).await?
+    });
     Ok(next.map_or(backlog, |id| usize::try_from(id - first).unwrap_or(0).min(backlog)))
 }
 
 /// Jobs running: a walk of the running index, dead entries included, so sampled seldom.
 async fn running(db: &Db) -> anyhow::Result<i64> {
+    let sql = format!("SELECT count(*) FROM {} WHERE state = 'running'", jobs_table(db));
     let mut conn = db.acquire().await?;
-    Ok(match conn.conn() {
-        Conn::Postgres(c) => {
-            sqlx::query_scalar("SELECT count(*) FROM oncommit.jobs WHERE state = 'running'").fetch_one(&mut *c).await?
-        }
-        Conn::Sqlite(c) => {
-            sqlx::query_scalar("SELECT count(*) FROM oncommit_jobs WHERE state = 'running'").fetch_one(&mut *c).await?
-        }
-    })
+    Ok(oncommit::with_conn!(conn.conn(), c => { sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&mut *c).await? }))
 }
 
 /// How a drain ends.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use oncommit::{Conn, Db};
 
-use super::{BenchNoop, CLIENTS, QUEUE};
+use super::{BenchNoop, CLIENTS, QUEUE, jobs_table};
 
 /// Enqueues `jobs` jobs, 1000 per `enqueue_many` statement.
 pub(super) async fn enqueue_batched(db: &Db, jobs: usize) -> anyhow::Result<Duration> {
@@ -35,6 +35,7 @@ pub(super) enum Single {
 pub(super) async fn enqueue_single(db: &Db, jobs: usize, how: Single) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
+    let table = jobs_table(db);
     for client in 0..CLIENTS {
         let db = db.clone();
         let mine = jobs / CLIENTS + usize::from(client < jobs % CLIENTS);
@@ -51,23 +52,14 @@ pub(super) async fn enqueue_single(db: &Db, jobs: usize, how: Single) -> anyhow:
                             .execute(c)
                             .await?;
                     }
-                    (Single::RawInsert, Conn::Postgres(c)) => {
-                        sqlx::query(
-                            "INSERT INTO oncommit.jobs (task, args, queue, priority, max_attempts) \
-                             VALUES ('bench_noop', '{}', $1, 0, 25)",
-                        )
-                        .bind(QUEUE)
-                        .execute(c)
-                        .await?;
-                    }
-                    (Single::RawInsert, Conn::Sqlite(c)) => {
-                        sqlx::query(
-                            "INSERT INTO oncommit_jobs (task, args, queue, priority, max_attempts) \
-                             VALUES ('bench_noop', '{}', $1, 0, 25)",
-                        )
-                        .bind(QUEUE)
-                        .execute(c)
-                        .await?;
+                    (Single::RawInsert, conn) => {
+                        let sql = format!(
+                            "INSERT INTO {table} (task, args, queue, priority, max_attempts) \
+                             VALUES ('bench_noop', '{{}}', $1, 0, 25)"
+                        );
+                        oncommit::with_conn!(conn, c => {
+                            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(QUEUE).execute(c).await?;
+                        });
                     }
                     (Single::SqlFunction, Conn::Sqlite(_)) => anyhow::bail!("SQLite has no oncommit.enqueue"),
                 }

@@ -211,6 +211,14 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
     })
 }
 
+/// oncommit's jobs table on `db`'s backend, for the bench's own statements.
+pub(super) fn jobs_table(db: &Db) -> &'static str {
+    match db.backend() {
+        Backend::Postgres => "oncommit.jobs",
+        Backend::Sqlite => "oncommit_jobs",
+    }
+}
+
 fn rate(jobs: usize, took: Duration) -> f64 {
     jobs as f64 / took.as_secs_f64()
 }

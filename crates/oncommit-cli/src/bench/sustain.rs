@@ -7,11 +7,12 @@
 use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
-use oncommit::{Conn, Db};
+use oncommit::Db;
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 
 use super::backlog::{insert_noops, spawn_worker, stop_worker};
-use super::{QUEUE, clear};
+use super::{QUEUE, clear, jobs_table};
 use crate::demo::print;
 
 /// Jobs kept waiting for the worker: enough that it never runs dry between top-ups.
@@ -129,26 +130,14 @@ pub(crate) async fn run(db: &Db, url: &str, secs: u64, concurrency: usize, json:
 /// Jobs of the bench queue waiting or running (index probes of the claim and running
 /// indexes).
 async fn outstanding(db: &Db) -> anyhow::Result<usize> {
+    let table = jobs_table(db);
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM {table} WHERE state = 'available' AND queue = $1) \
+              + (SELECT count(*) FROM {table} WHERE state = 'running' AND queue = $1)"
+    );
     let mut conn = db.acquire().await?;
-    let n: i64 = match conn.conn() {
-        Conn::Postgres(c) => {
-            sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM oncommit.jobs WHERE state = 'available' AND queue = $1) \
-                      + (SELECT count(*) FROM oncommit.jobs WHERE state = 'running' AND queue = $1)",
-            )
-            .bind(QUEUE)
-            .fetch_one(&mut *c)
-            .await?
-        }
-        Conn::Sqlite(c) => {
-            sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM oncommit_jobs WHERE state = 'available' AND queue = $1) \
-                      + (SELECT count(*) FROM oncommit_jobs WHERE state = 'running' AND queue = $1)",
-            )
-            .bind(QUEUE)
-            .fetch_one(&mut *c)
-            .await?
-        }
-    };
+    let n: i64 = oncommit::with_conn!(conn.conn(), c => {
+        sqlx::query_scalar(AssertSqlSafe(sql)).bind(QUEUE).fetch_one(&mut *c).await?
+    });
     Ok(usize::try_from(n).unwrap_or(0))
 }

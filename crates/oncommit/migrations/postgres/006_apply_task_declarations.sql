@@ -45,16 +45,25 @@ CREATE TRIGGER jobs_apply_task_declaration BEFORE INSERT ON oncommit.jobs
     WHEN (NEW.queue IS NULL OR NEW.priority IS NULL OR NEW.max_attempts IS NULL)
     EXECUTE FUNCTION oncommit.apply_task_declaration();
 
--- The same function as before with NULL defaults, so the declaration applies to what the
--- caller leaves out; the queue to notify is the one the row got.
-CREATE OR REPLACE FUNCTION oncommit.enqueue(
+-- oncommit.enqueue again, with NULL defaults, so the declaration applies to what the caller
+-- leaves out (the queue to notify is the one the row got), and with `notify` (default true):
+-- a transaction that NOTIFYs holds PostgreSQL's notify lock from its commit until its WAL
+-- is flushed, so enqueuing commits wait for each other's flushes. oncommit's Rust client
+-- passes false and wakes the workers after the commit instead (see `notifier`); callers
+-- from other languages may do the same (`SELECT pg_notify('oncommit_jobs', queue)` after
+-- committing), or leave the wake-up to the workers' poll. A new parameter changes the
+-- signature: the old function goes, so calls by position or name resolve to exactly one.
+DROP FUNCTION oncommit.enqueue(text, jsonb, text, integer, timestamptz, integer, text);
+
+CREATE FUNCTION oncommit.enqueue(
     task         text,
     args         jsonb       DEFAULT '{}'::jsonb,
     queue        text        DEFAULT NULL,
     priority     integer     DEFAULT NULL,
     run_at       timestamptz DEFAULT NULL,
     max_attempts integer     DEFAULT NULL,
-    unique_key   text        DEFAULT NULL
+    unique_key   text        DEFAULT NULL,
+    notify       boolean     DEFAULT true
 ) RETURNS bigint
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -78,7 +87,7 @@ BEGIN
             DO NOTHING
         RETURNING j.id, j.queue INTO job_id, job_queue;
         IF job_id IS NOT NULL THEN
-            IF new_state = 'available' THEN
+            IF new_state = 'available' AND enqueue.notify THEN
                 PERFORM pg_notify('oncommit_jobs', job_queue);
             END IF;
             RETURN job_id;
