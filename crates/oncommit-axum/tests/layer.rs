@@ -67,9 +67,11 @@ async fn note(
     drop(guard);
     match headers.get("x-behave").and_then(|v| v.to_str().ok()) {
         Some("panic") => panic!("the handler crashed"),
-        Some("retryable-once") if tx.attempt() == 1 => {
-            Err(oncommit::Error::SerializationFailure { message: "simulated".into() }.into())
+        Some("retryable-once") if tx.attempt() == 1 => Err(oncommit::Error::SerializationFailure {
+            kind: oncommit::SerializationKind::WriteConflict,
+            message: "simulated".into(),
         }
+        .into()),
         Some("retryable-once") => Ok(format!("attempt {}", tx.attempt()).into_response()),
         Some("racy-enqueue") => {
             // The seed's race: an autocommit enqueue while the request's transaction is open.

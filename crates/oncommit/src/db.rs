@@ -12,9 +12,10 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::conn::PoolConn;
 use crate::error::{Error, Result, Target};
-use crate::hooks::{self, HookOutput};
+use crate::hooks::{self, Hook, HookOutput};
 use crate::migrate::{self, MigrationSet};
-use crate::transaction::{Tx, TxBuilder};
+use crate::transaction::{OpenGuards, Tx, TxBuilder, defer_hook};
+use futures_util::FutureExt;
 
 /// This process's turn to write to a SQLite database (see `Db::write_gate`).
 pub(crate) type WriteGate = tokio::sync::OwnedMutexGuard<()>;
@@ -77,6 +78,9 @@ struct DbInner {
     /// of in SQLite's busy handler, which sleeps and polls (costing milliseconds per
     /// contended write). Other processes still meet the busy timeout.
     sqlite_writers: Arc<tokio::sync::Mutex<()>>,
+    /// The guard-form transactions open on this database, by the task that holds them (see
+    /// `transaction::scope`). Shared with the pools derived from this one.
+    guards: Arc<OpenGuards>,
 }
 
 #[derive(Clone)]
@@ -177,7 +181,8 @@ impl Db {
             Pool::Postgres(p) => Some(Arc::new(crate::notifier::Notifier::new((*p.connect_options()).clone()))),
             Pool::Sqlite(_) => None,
         };
-        let inner = DbInner { pool, display_url, id, wake, query_timeout: None, notifier, sqlite_writers };
+        let guards = Arc::default();
+        let inner = DbInner { pool, display_url, id, wake, query_timeout: None, notifier, sqlite_writers, guards };
         Ok(Db { inner: Arc::new(inner) })
     }
 
@@ -265,14 +270,56 @@ impl Db {
         self.transaction().begin().await
     }
 
-    /// Outside any transaction a hook runs at once (Django's rule); its error is returned.
+    /// Runs `f` after the commit of the transaction the calling code is inside (Django's
+    /// `transaction.on_commit`): a transaction closure on this database, a guard begun by
+    /// the same task, or a web request's transaction. It joins that transaction's innermost
+    /// open scope, so a savepoint that rolls back discards it. Outside any transaction it
+    /// runs at once, and then its error is returned.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// db.atomic(async |tx| {
+    ///     // Deep in code that was handed only the Db:
+    ///     tx.db().on_commit(|| println!("runs after the commit, never before"))?;
+    ///     Ok(())
+    /// }).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn on_commit<R: HookOutput>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<()> {
-        hooks::run_now(f)
+        self.hook_now_or_later(Hook::sync(f, false))
     }
 
-    /// The async form of [`Db::on_commit`]: awaits `fut` at once.
+    /// Like [`Db::on_commit`], but a failure is logged, and the transaction's later hooks
+    /// still run (Django's `robust=True`).
+    pub fn on_commit_robust<R: HookOutput>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<()> {
+        self.hook_now_or_later(Hook::sync(f, true))
+    }
+
+    /// The async form of [`Db::on_commit`]: `fut` is awaited after the commit, or at once
+    /// outside any transaction.
     pub async fn on_commit_async<R: HookOutput>(&self, fut: impl Future<Output = R> + Send + 'static) -> Result<()> {
-        hooks::run_now_async(fut).await
+        match defer_hook(self, Hook::future(fut, false)) {
+            Ok(()) => Ok(()),
+            Err(hook) => hooks::run_hook_now(hook).await,
+        }
+    }
+
+    /// Like [`Db::on_commit_async`], but a failure is logged and the later hooks still run.
+    pub async fn on_commit_async_robust<R: HookOutput>(
+        &self,
+        fut: impl Future<Output = R> + Send + 'static,
+    ) -> Result<()> {
+        match defer_hook(self, Hook::future(fut, true)) {
+            Ok(()) => Ok(()),
+            Err(hook) => hooks::run_hook_now(hook).await,
+        }
+    }
+
+    fn hook_now_or_later(&self, hook: Hook) -> Result<()> {
+        match defer_hook(self, hook) {
+            Ok(()) => Ok(()),
+            Err(hook) => hooks::run_hook_now(hook).now_or_never().expect("a hook made from a closure finishes at once"),
+        }
     }
 
     /// Another pool to the same database, sized on its own: for work that must never
@@ -331,6 +378,7 @@ impl Db {
                 query_timeout,
                 notifier: inner.notifier.clone(),
                 sqlite_writers: inner.sqlite_writers.clone(),
+                guards: inner.guards.clone(),
             }),
         }
     }
@@ -350,6 +398,10 @@ impl Db {
 
     pub(crate) fn id(&self) -> usize {
         self.inner.id
+    }
+
+    pub(crate) fn open_guards(&self) -> &Arc<OpenGuards> {
+        &self.inner.guards
     }
 
     /// On SQLite, waits (up to `wait`) for this process's turn to write; `None` on

@@ -61,10 +61,13 @@ pub enum Error {
         message: String,
     },
 
-    /// Serializable isolation could not order this transaction (SQLSTATE 40001, SQLite
-    /// `SQLITE_BUSY_SNAPSHOT`). Running the transaction again usually succeeds.
-    #[error("serialization failure: {message}")]
+    /// The isolation level could not order this transaction with a concurrent one
+    /// (SQLSTATE 40001, SQLite `SQLITE_BUSY_SNAPSHOT`). Running the transaction again
+    /// usually succeeds.
+    #[error("serialization failure ({kind}): {message}")]
     SerializationFailure {
+        /// Which conflict it was.
+        kind: SerializationKind,
         /// The server's message.
         message: String,
     },
@@ -260,6 +263,57 @@ pub enum Error {
     Sqlx(sqlx::Error),
 }
 
+/// Why a transaction could not be serialized, for [`Error::SerializationFailure`].
+///
+/// ```
+/// use oncommit::{Error, SerializationKind};
+/// fn explain(err: &Error) -> &'static str {
+///     match err {
+///         Error::SerializationFailure { kind: SerializationKind::WriteConflict, .. } => "someone changed that row first",
+///         Error::SerializationFailure { kind: SerializationKind::Dependency, .. } => "serializable found a cycle",
+///         _ => "something else",
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SerializationKind {
+    /// A row this transaction updated, deleted or locked was changed by a transaction that
+    /// committed after this one's snapshot (repeatable read or serializable on PostgreSQL;
+    /// on SQLite, another connection wrote since this one's read snapshot).
+    WriteConflict,
+    /// Serializable snapshot isolation (SSI) saw read/write dependencies among concurrent
+    /// transactions that no serial order explains, and aborted this one.
+    Dependency,
+    /// Any other 40001: a hot standby cancelling a query that conflicts with recovery, say.
+    Other,
+}
+
+impl SerializationKind {
+    /// Tells the kinds apart: PostgreSQL reports them all as 40001 and only its message
+    /// differs.
+    fn of(code: &str, message: &str) -> SerializationKind {
+        if code == sqlite_code::BUSY_SNAPSHOT || message.contains("due to concurrent") {
+            SerializationKind::WriteConflict
+        } else if message.contains("read/write dependencies") {
+            SerializationKind::Dependency
+        } else {
+            SerializationKind::Other
+        }
+    }
+}
+
+impl fmt::Display for SerializationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SerializationKind::WriteConflict => "write conflict",
+            SerializationKind::Dependency => "read/write dependency",
+            SerializationKind::Other => "other",
+        })
+    }
+}
+
 impl Error {
     /// Wraps an application error so a transaction closure can return it with `?`.
     pub fn app(err: impl Into<BoxError>) -> Self {
@@ -346,7 +400,9 @@ pub(crate) fn classify(err: sqlx::Error) -> Error {
     let code = db.code().map(|c| c.into_owned());
     let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
     match code.as_deref() {
-        Some("40001") | Some(sqlite_code::BUSY_SNAPSHOT) => Error::SerializationFailure { message },
+        Some(c @ ("40001" | sqlite_code::BUSY_SNAPSHOT)) => {
+            Error::SerializationFailure { kind: SerializationKind::of(c, &message), message }
+        }
         Some("40P01") => Error::Deadlock { message, detail: pg.and_then(|e| e.detail()).map(str::to_owned) },
         Some("55P03") => Error::LockNotAvailable { message },
         Some("57014") => Error::StatementTimeout { message },

@@ -11,6 +11,7 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use futures_util::FutureExt;
 
@@ -117,14 +118,81 @@ impl Hooks {
     }
 }
 
-/// Outside a transaction: runs `f` at once.
-pub(crate) fn run_now<R: HookOutput>(f: impl FnOnce() -> R) -> Result<()> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| f().into_result()))
-        .unwrap_or_else(|panic| Err(panic_message(panic).into()))
-        .map_err(|source| Error::Hook { index: 0, source })
+/// The hooks of one open transaction, shared with `Db::on_commit`, which reaches them from
+/// the transaction's scope without holding the `Tx`.
+pub(crate) struct Pending {
+    inner: Mutex<PendingInner>,
 }
 
-/// Outside a transaction: awaits `fut` at once.
-pub(crate) async fn run_now_async<R: HookOutput>(fut: impl Future<Output = R> + Send + 'static) -> Result<()> {
-    Hook::future(fut, false).call().await.map_err(|source| Error::Hook { index: 0, source })
+struct PendingInner {
+    hooks: Hooks,
+    /// The innermost open scope: where a hook registered through the `Db` belongs.
+    level: u32,
+    /// The transaction has ended: a hook offered now must run at once (or not at all).
+    closed: bool,
+}
+
+impl Pending {
+    pub(crate) fn new() -> Pending {
+        Pending { inner: Mutex::new(PendingInner { hooks: Hooks::default(), level: 1, closed: false }) }
+    }
+
+    /// The lock is never held across an await, so a poisoned one only means a panic in a
+    /// hook constructor; the list itself is intact.
+    fn lock(&self) -> MutexGuard<'_, PendingInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn push(&self, level: u32, hook: Hook) {
+        self.lock().hooks.push(level, hook);
+    }
+
+    /// Adds `hook` to the innermost open scope; hands it back when the transaction has ended.
+    pub(crate) fn push_innermost(&self, hook: Hook) -> std::result::Result<(), Hook> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(hook);
+        }
+        let level = inner.level;
+        inner.hooks.push(level, hook);
+        Ok(())
+    }
+
+    /// The scope at `level` is now the innermost open one.
+    pub(crate) fn enter(&self, level: u32) {
+        self.lock().level = level;
+    }
+
+    /// The savepoint at `level` rolled back: its hooks go, its parent is innermost again.
+    pub(crate) fn discard_from(&self, level: u32) {
+        let mut inner = self.lock();
+        inner.hooks.discard_from(level);
+        inner.level = level - 1;
+    }
+
+    /// The savepoint at `level` was released: its hooks belong to the parent, now innermost.
+    pub(crate) fn merge_into_parent(&self, level: u32) {
+        let mut inner = self.lock();
+        inner.hooks.merge_into_parent(level);
+        inner.level = level - 1;
+    }
+
+    /// The transaction ended: takes the hooks (to run after a commit, or to drop).
+    pub(crate) fn close(&self) -> Hooks {
+        let mut inner = self.lock();
+        inner.closed = true;
+        std::mem::take(&mut inner.hooks)
+    }
+}
+
+/// Outside a transaction: runs `hook` at once; a robust one's failure is logged.
+pub(crate) async fn run_hook_now(hook: Hook) -> Result<()> {
+    let robust = hook.robust;
+    match hook.call().await {
+        Err(source) if robust => {
+            tracing::error!(error = %source, "robust on_commit hook failed");
+            Ok(())
+        }
+        outcome => outcome.map_err(|source| Error::Hook { index: 0, source }),
+    }
 }

@@ -1,12 +1,11 @@
 //! [`TxBuilder`]: the options of an outermost transaction, and the retry loop.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::AssertSqlSafe;
 
+use super::scope::{ScopeMarker, in_scope_of};
 use super::tx::{Tx, TxState};
 use crate::db::{Backend, Db, SQLITE_BUSY_TIMEOUT};
 use crate::error::{Error, Result};
@@ -42,6 +41,21 @@ impl Isolation {
     }
 }
 
+/// Shown as PostgreSQL spells the level: `read committed`, `repeatable read`, `serializable`.
+///
+/// ```
+/// assert_eq!(oncommit::Isolation::RepeatableRead.to_string(), "repeatable read");
+/// ```
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Isolation::ReadCommitted => "read committed",
+            Isolation::RepeatableRead => "repeatable read",
+            Isolation::Serializable => "serializable",
+        })
+    }
+}
+
 /// A value returned by a committed transaction, with how many attempts it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed<T> {
@@ -49,50 +63,6 @@ pub struct Committed<T> {
     pub value: T,
     /// How many times the closure ran (1 when the first attempt committed).
     pub attempts: u32,
-}
-
-tokio::task_local! {
-    /// The pools on which the current task runs a transaction scope, each with a flag that
-    /// says whether that scope's transaction is open (a web request opens its own lazily).
-    /// Lets a `durable` scope notice it would not be the outermost transaction of its task,
-    /// and `Db::enqueue` notice it would race the open transaction.
-    static OPEN_SCOPES: Vec<(usize, Arc<AtomicBool>)>;
-}
-
-/// Marks a future as running inside a transaction scope of one [`Db`], for integrations
-/// that hold a transaction on behalf of a whole unit of work (a web request) and open it
-/// lazily: once [`ScopeMarker::set_open`] says it is open, `db.enqueue` is refused and
-/// `durable` scopes refuse to run in that future, as inside a transaction closure.
-#[derive(Debug, Clone)]
-pub struct ScopeMarker {
-    db: usize,
-    open: Arc<AtomicBool>,
-}
-
-impl ScopeMarker {
-    /// A marker for `db`, closed until [`ScopeMarker::set_open`].
-    pub fn new(db: &Db) -> ScopeMarker {
-        ScopeMarker { db: db.id(), open: Arc::new(AtomicBool::new(false)) }
-    }
-
-    /// Says whether the scope's transaction is open now.
-    pub fn set_open(&self, open: bool) {
-        self.open.store(open, Ordering::Relaxed);
-    }
-
-    /// Runs `fut` inside the scope.
-    pub async fn run<F: Future>(&self, fut: F) -> F::Output {
-        let mut scopes = OPEN_SCOPES.try_with(Clone::clone).unwrap_or_default();
-        scopes.push((self.db, self.open.clone()));
-        OPEN_SCOPES.scope(scopes, fut).await
-    }
-}
-
-/// Whether the current task runs an open transaction scope on `db`.
-pub(crate) fn in_scope_of(db: &Db) -> bool {
-    OPEN_SCOPES
-        .try_with(|scopes| scopes.iter().any(|(id, open)| *id == db.id() && open.load(Ordering::Relaxed)))
-        .unwrap_or(false)
 }
 
 /// Options for an outermost transaction, made by [`Db::transaction`].
@@ -189,7 +159,9 @@ impl<'d> TxBuilder<'d> {
             return Err(Error::InvalidOptions("retry needs the closure form (run), a guard cannot be replayed"));
         }
         self.check_durable()?;
-        self.begin_attempt(1).await
+        let mut tx = self.begin_attempt(1).await?;
+        tx.register_guard();
+        Ok(tx)
     }
 
     /// Runs `f` in the transaction, committing when it returns `Ok`; see [`Db::atomic`].
@@ -229,8 +201,7 @@ impl<'d> TxBuilder<'d> {
         F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
     {
         let mut tx = self.begin_attempt(attempt).await?;
-        let marker = ScopeMarker::new(self.db);
-        marker.set_open(true);
+        let marker = ScopeMarker::of_closure(self.db, tx.pending_hooks());
         match marker.run(f(&mut tx)).await {
             Ok(value) => {
                 tx.commit().await?;

@@ -1,8 +1,10 @@
 #![doc = include_str!("../../../../docs/transactions.md")]
 
 mod builder;
+mod scope;
 mod tx;
 
-pub(crate) use builder::in_scope_of;
-pub use builder::{Committed, Isolation, ScopeMarker, TxBuilder};
+pub use builder::{Committed, Isolation, TxBuilder};
+pub use scope::ScopeMarker;
+pub(crate) use scope::{OpenGuards, defer_hook, in_scope_of};
 pub use tx::Tx;

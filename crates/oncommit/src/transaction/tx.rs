@@ -4,10 +4,12 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
+use super::scope::Registration;
 use crate::conn::{Conn, PoolConn};
 use crate::db::{Backend, Db, WriteGate};
 use crate::error::{Error, Result};
-use crate::hooks::{Hook, HookOutput, Hooks};
+use crate::hooks::{Hook, HookOutput, Pending};
+use std::sync::Arc;
 
 /// An open transaction scope: the outermost transaction (level 1) or a savepoint inside it.
 ///
@@ -35,7 +37,12 @@ pub(crate) struct TxState {
     /// `None` only once the outermost scope has finished and released the connection.
     conn: Option<PoolConn>,
     db: Db,
-    hooks: Hooks,
+    /// Shared with the scope marker and the open-guard registry, where `db.on_commit` finds it.
+    hooks: Arc<Pending>,
+    /// For a guard: its entry among the open guards of its task, removed when it ends.
+    registration: Option<Registration>,
+    /// The outermost level marked to roll back instead of committing (`set_rollback`).
+    rollback_mark: Option<u32>,
     /// A savepoint guard was dropped unfinished: its statements may still be in effect.
     abandoned: bool,
     /// Which run of a retried closure this is (1-based).
@@ -62,7 +69,9 @@ impl TxState {
         TxState {
             conn: Some(conn),
             db,
-            hooks: Hooks::default(),
+            hooks: Arc::new(Pending::new()),
+            registration: None,
+            rollback_mark: None,
             abandoned: false,
             attempt,
             reset_sql,
@@ -85,6 +94,14 @@ fn savepoint_name(level: u32) -> String {
 impl Tx<'static> {
     pub(crate) fn outermost(state: TxState) -> Tx<'static> {
         Tx { state: State::Owned(Box::new(state)), level: 1, open: true }
+    }
+
+    /// Records this guard as open in the current task until it ends, so `db.enqueue` there
+    /// is refused and `db.on_commit` there waits for its commit.
+    pub(crate) fn register_guard(&mut self) {
+        let state = self.state();
+        let hooks = state.hooks.clone();
+        state.registration = Some(state.db.open_guards().register(hooks));
     }
 }
 
@@ -164,6 +181,56 @@ impl<'p> Tx<'p> {
         self.state().hooks.push(level, hook);
     }
 
+    pub(crate) fn pending_hooks(&mut self) -> Arc<Pending> {
+        self.state().hooks.clone()
+    }
+
+    /// Marks this scope to roll back when it ends instead of committing, without an error
+    /// (Django's `transaction.set_rollback(True)`): a savepoint rolls back to where it began
+    /// and the enclosing transaction goes on; the outermost transaction rolls back whole and
+    /// its hooks never run. [`Tx::commit`] and the closure forms then return `Ok` as usual.
+    /// `set_rollback(false)` takes back a mark set on this scope or inside it.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// let checked = db.atomic(async |tx| {
+    ///     oncommit::with_conn!(tx.conn(), c => {
+    ///         sqlx::query("UPDATE accounts SET balance = balance - 10").execute(c).await?;
+    ///     });
+    ///     tx.set_rollback(true); // a dry run: see what would happen, keep nothing
+    ///     Ok("dry run")
+    /// }).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_rollback(&mut self, rollback: bool) {
+        let level = self.level;
+        let state = self.state();
+        state.rollback_mark = match (rollback, state.rollback_mark) {
+            (true, Some(marked)) => Some(marked.min(level)),
+            (true, None) => Some(level),
+            (false, Some(marked)) if marked >= level => None,
+            (false, kept) => kept,
+        };
+    }
+
+    /// Whether this scope, or one enclosing it, is marked to roll back (see
+    /// [`Tx::set_rollback`], [`Tx::atomic_without_savepoint`]).
+    pub fn will_roll_back(&self) -> bool {
+        self.state_ref().rollback_mark.is_some_and(|marked| marked <= self.level)
+    }
+
+    /// Whether this scope must roll back as it ends; clears the mark that says so.
+    fn take_rollback_mark(&mut self) -> bool {
+        let level = self.level;
+        let state = self.state();
+        if state.rollback_mark.is_some_and(|marked| marked >= level) {
+            state.rollback_mark = None;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Opens a savepoint and returns its guard. Prefer [`Tx::atomic`], which cannot leave
     /// the savepoint unfinished.
     pub async fn savepoint(&mut self) -> Result<Tx<'_>> {
@@ -173,6 +240,7 @@ impl<'p> Tx<'p> {
             return Err(Error::AbandonedSavepoint);
         }
         state.conn().batch(AssertSqlSafe(format!("SAVEPOINT {}", savepoint_name(level)))).await?;
+        state.hooks.enter(level);
         Ok(Tx { state: State::Borrowed(state), level, open: true })
     }
 
@@ -217,24 +285,59 @@ impl<'p> Tx<'p> {
     /// Errors: [`Error::CommitRolledBack`] when an earlier statement had failed (nothing was
     /// committed), [`Error::CommitOutcomeUnknown`] when the connection broke mid-commit,
     /// [`Error::Hook`] when the data committed but a hook failed.
+    ///
+    /// A scope marked with [`Tx::set_rollback`] rolls back here instead, and returns `Ok`.
     pub async fn commit(mut self) -> Result<()> {
+        if self.take_rollback_mark() {
+            return if self.level == 1 { self.rollback_outermost().await } else { self.rollback_savepoint().await };
+        }
         if self.level == 1 { self.commit_outermost().await } else { self.release_savepoint().await }
+    }
+
+    /// Runs `f` in this scope without a savepoint (Django's `atomic(savepoint=False)`):
+    /// cheaper, but when `f` fails nothing can be undone on its own, so this scope is marked
+    /// to roll back as it ends (see [`Tx::set_rollback`]) and the error is returned. Hooks
+    /// registered in `f` belong to this scope.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// db.atomic(async |tx| {
+    ///     let failed = tx.atomic_without_savepoint(async |tx| {
+    ///         tx.on_commit(|| println!("never runs"));
+    ///         Err::<(), _>(oncommit::Error::app("step two failed"))
+    ///     }).await;
+    ///     assert!(failed.is_err() && tx.will_roll_back());
+    ///     Ok(())
+    /// }).await?; // Ok, and nothing was committed
+    /// # Ok(()) }
+    /// ```
+    pub async fn atomic_without_savepoint<T, F>(&mut self, mut f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
+    {
+        let result = f(self).await;
+        if result.is_err() {
+            self.set_rollback(true);
+        }
+        result
     }
 
     /// Rolls back this scope: the whole transaction, or just this savepoint. Its hooks are
     /// discarded.
     pub async fn rollback(mut self) -> Result<()> {
-        if self.level == 1 {
-            let result = self.end("ROLLBACK").await;
-            self.open = false;
-            result
-        } else {
-            self.rollback_savepoint().await
-        }
+        if self.level == 1 { self.rollback_outermost().await } else { self.rollback_savepoint().await }
+    }
+
+    async fn rollback_outermost(&mut self) -> Result<()> {
+        drop(self.state().hooks.close());
+        let result = self.end("ROLLBACK").await;
+        self.open = false;
+        result
     }
 
     async fn commit_outermost(&mut self) -> Result<()> {
         if self.state().abandoned {
+            drop(self.state().hooks.close());
             self.end("ROLLBACK").await.ok();
             self.open = false;
             return Err(Error::AbandonedSavepoint);
@@ -251,7 +354,9 @@ impl<'p> Tx<'p> {
                 self.open = false;
                 let state = self.state();
                 let queues: Vec<String> = std::mem::take(&mut state.notify).into_iter().collect();
-                let hooks = std::mem::take(&mut state.hooks);
+                // Out of the registry first: a hook that calls `db.on_commit` runs it at once.
+                state.registration = None;
+                let hooks = state.hooks.close();
                 // Give the connection (and the turn to write) back before the hooks run:
                 // they may need them.
                 state.conn = None;
@@ -264,6 +369,7 @@ impl<'p> Tx<'p> {
             }
             Err(err) => {
                 self.open = false;
+                drop(self.state().hooks.close());
                 Err(match err {
                     Error::ConnectionLost(_) => Error::CommitOutcomeUnknown(Box::new(err)),
                     Error::InFailedTransaction => {

@@ -198,7 +198,7 @@ backend_test!(async fn hooks_of_a_retried_attempt_never_run(t) {
             let l = log.clone();
             tx.on_commit(move || l.push(format!("attempt {attempt}")));
             if attempt < 3 {
-                return Err(Error::SerializationFailure { message: "simulated".into() });
+                return Err(Error::SerializationFailure { kind: oncommit::SerializationKind::WriteConflict, message: "simulated".into() });
             }
             Ok(attempt)
         })
@@ -206,4 +206,68 @@ backend_test!(async fn hooks_of_a_retried_attempt_never_run(t) {
         .unwrap();
     assert_eq!((committed.value, committed.attempts), (3, 3));
     assert_eq!(log.take(), ["attempt 3"]);
+});
+
+backend_test!(async fn db_on_commit_inside_a_closure_waits_for_its_commit(t) {
+    create_items(&t.db).await;
+    let log = Log::default();
+    let db = t.db.clone();
+    let l = log.clone();
+    t.db
+        .atomic(async move |tx| {
+            insert(tx, 1, "row").await?;
+            // Code handed only the Db, deep inside the scope: seed 000's race if it ran now.
+            db.on_commit(l.hook("db hook"))?;
+            let l2 = l.clone();
+            db.on_commit_async(async move { l2.push("db async hook") }).await?;
+            tx.atomic(async |sp| {
+                sp.db().on_commit(l.hook("in a savepoint that rolls back"))?;
+                Err::<(), _>(Error::app("undo"))
+            })
+            .await
+            .unwrap_err();
+            tx.atomic(async |sp| sp.db().on_commit(l.hook("in a released savepoint"))).await?;
+            assert!(l.take().is_empty(), "a hook ran before the commit");
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(log.take(), ["db hook", "db async hook", "in a released savepoint"]);
+    // A closure that fails runs none of them.
+    let db = t.db.clone();
+    let l = log.clone();
+    t.db.atomic(async move |_tx| {
+        db.on_commit(l.hook("rolled back"))?;
+        Err::<(), _>(Error::app("no"))
+    })
+    .await
+    .unwrap_err();
+    assert!(log.take().is_empty());
+});
+
+backend_test!(async fn db_on_commit_beside_a_guard_of_the_same_task_waits_for_its_commit(t) {
+    create_items(&t.db).await;
+    let log = Log::default();
+    let mut tx = t.db.begin().await.unwrap();
+    t.db.on_commit(log.hook("first")).unwrap();
+    t.db.on_commit_robust(|| Err::<(), _>("robust failure is logged")).unwrap();
+    tx.on_commit(log.hook("second"));
+    // Another task is not inside this transaction: its hook runs at once.
+    let (db, l) = (t.db.clone(), log.clone());
+    tokio::spawn(async move { db.on_commit(l.hook("other task, at once")).unwrap() }).await.unwrap();
+    assert_eq!(log.take(), ["other task, at once"]);
+    tx.commit().await.unwrap();
+    assert_eq!(log.take(), ["first", "second"]);
+    // A guard rolled back takes its hooks with it, and ends the deferral.
+    let tx = t.db.begin().await.unwrap();
+    t.db.on_commit(log.hook("rolled back")).unwrap();
+    tx.rollback().await.unwrap();
+    t.db.on_commit(log.hook("at once")).unwrap();
+    assert_eq!(log.take(), ["at once"]);
+    // So does a dropped guard.
+    let tx = t.db.begin().await.unwrap();
+    t.db.on_commit(log.hook("dropped")).unwrap();
+    drop(tx);
+    t.db.on_commit(log.hook("at once again")).unwrap();
+    assert_eq!(log.take(), ["at once again"]);
 });

@@ -38,7 +38,7 @@ backend_test!(async fn a_job_enqueued_in_a_transaction_commits_or_vanishes_with_
         .run_reported(async |tx| {
             tx.enqueue(echo("retried")).await?;
             if tx.attempt() == 1 {
-                return Err(Error::SerializationFailure { message: "simulated".into() });
+                return Err(Error::SerializationFailure { kind: oncommit::SerializationKind::WriteConflict, message: "simulated".into() });
             }
             Ok(())
         })
@@ -66,6 +66,20 @@ backend_test!(async fn enqueueing_outside_the_open_transaction_is_refused(t) {
     // Outside any transaction, autocommit enqueue is fine.
     t.db.enqueue(echo("fine")).await.unwrap();
     assert_eq!(count(&t.db).await, 1);
+});
+
+backend_test!(async fn enqueueing_beside_an_open_guard_of_the_same_task_is_refused_at_once(t) {
+    create_runs(&t.db).await;
+    let mut tx = t.db.begin().await.unwrap();
+    // Before, PostgreSQL took this job in autocommit (the race) and SQLite waited 5 s for
+    // its own write lock, then failed with Busy.
+    let err = t.db.enqueue(echo("racy")).await.unwrap_err();
+    assert!(matches!(err, Error::EnqueueOutsideTransaction), "{err:?}");
+    tx.enqueue(echo("in the transaction")).await.unwrap();
+    tx.commit().await.unwrap();
+    // The guard is gone: autocommit enqueue is fine again.
+    t.db.enqueue(echo("after")).await.unwrap();
+    assert_eq!(count(&t.db).await, 2);
 });
 
 backend_test!(async fn many_jobs_go_in_one_statement_in_order(t) {

@@ -1,9 +1,11 @@
 //! Transaction scopes: commit, rollback, guards, savepoints, durable, read-only, timeouts,
 //! failed and lost commits.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use oncommit::{Backend, Db, DbOptions, Error};
+use oncommit::{Backend, Db, DbOptions, Error, Isolation, SerializationKind};
 use oncommit_testing::{TestDb, backend_pid, backend_test};
 
 use super::{committed_ids, create_items, ids_on, insert};
@@ -288,6 +290,154 @@ async fn a_stale_sqlite_snapshot_is_a_serialization_failure() {
     let err: Error =
         sqlx::query("UPDATE items SET name = 'stale' WHERE id = 1").execute(&mut *deferred).await.unwrap_err().into();
     assert!(err.is_serialization_failure() && err.is_retryable(), "{err:?}");
+    assert!(matches!(err, Error::SerializationFailure { kind: SerializationKind::WriteConflict, .. }), "{err:?}");
     sqlx::raw_sql("ROLLBACK").execute(&mut *deferred).await.unwrap();
     t.finish().await;
+}
+
+/// PostgreSQL reports both as 40001; oncommit says which one it was.
+#[tokio::test]
+async fn serialization_failures_say_whether_a_write_conflicted_or_ssi_found_a_cycle() {
+    let t = TestDb::postgres().await;
+    create_items(&t.db).await;
+    t.db.atomic(async |tx| {
+        insert(tx, 1, "one").await?;
+        insert(tx, 2, "two").await
+    })
+    .await
+    .unwrap();
+    let update = async |tx: &mut oncommit::Tx<'_>, id: i64| -> oncommit::Result<()> {
+        sqlx::query("UPDATE items SET name = name || '!' WHERE id = $1").bind(id).execute(tx.postgres()?).await?;
+        Ok(())
+    };
+
+    // Repeatable read: the row changed after this transaction's snapshot.
+    let mut a = t.db.transaction().isolation(Isolation::RepeatableRead).begin().await.unwrap();
+    ids_on(a.conn()).await;
+    t.db.atomic(async |b| update(b, 1).await).await.unwrap();
+    let err = update(&mut a, 1).await.unwrap_err();
+    assert!(matches!(err, Error::SerializationFailure { kind: SerializationKind::WriteConflict, .. }), "{err:?}");
+    assert!(err.to_string().contains("write conflict"), "{err}");
+    a.rollback().await.unwrap();
+
+    // Serializable write skew: each reads both rows and writes a different one.
+    let mut a = t.db.transaction().isolation(Isolation::Serializable).begin().await.unwrap();
+    let mut b = t.db.transaction().isolation(Isolation::Serializable).begin().await.unwrap();
+    ids_on(a.conn()).await;
+    ids_on(b.conn()).await;
+    update(&mut a, 1).await.unwrap();
+    update(&mut b, 2).await.unwrap();
+    a.commit().await.unwrap();
+    let err = b.commit().await.unwrap_err();
+    assert!(matches!(err, Error::SerializationFailure { kind: SerializationKind::Dependency, .. }), "{err:?}");
+    t.finish().await;
+}
+
+backend_test!(async fn set_rollback_rolls_a_scope_back_without_an_error(t) {
+    create_items(&t.db).await;
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let value = t
+        .db
+        .atomic(async move |tx| {
+            insert(tx, 1, "kept").await?;
+            tx.atomic(async |sp| {
+                insert(sp, 2, "dry run").await?;
+                sp.set_rollback(true);
+                assert!(sp.will_roll_back());
+                Ok(())
+            })
+            .await?;
+            assert!(!tx.will_roll_back(), "the mark was the savepoint's");
+            let r = r.clone();
+            tx.on_commit(move || r.store(true, Ordering::SeqCst));
+            Ok("done")
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, "done");
+    assert_eq!(committed_ids(&t.db).await, [1]);
+    assert!(ran.load(Ordering::SeqCst));
+
+    // The outermost scope: nothing is committed, no hook runs, and the closure's value comes back.
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    let value = t
+        .db
+        .atomic(async move |tx| {
+            insert(tx, 3, "dropped").await?;
+            let r = r.clone();
+            tx.on_commit(move || r.store(true, Ordering::SeqCst));
+            tx.set_rollback(true);
+            Ok(7)
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
+    assert_eq!(committed_ids(&t.db).await, [1]);
+    assert!(!ran.load(Ordering::SeqCst));
+
+    // Taken back: commits after all. A guard's commit obeys the mark too.
+    let mut tx = t.db.begin().await.unwrap();
+    insert(&mut tx, 4, "kept after all").await.unwrap();
+    tx.set_rollback(true);
+    tx.set_rollback(false);
+    tx.commit().await.unwrap();
+    let mut tx = t.db.begin().await.unwrap();
+    insert(&mut tx, 5, "not kept").await.unwrap();
+    tx.set_rollback(true);
+    tx.commit().await.unwrap();
+    assert_eq!(committed_ids(&t.db).await, [1, 4]);
+});
+
+backend_test!(async fn a_failure_without_a_savepoint_marks_the_enclosing_scope(t) {
+    create_items(&t.db).await;
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    t.db.atomic(async move |tx| {
+        insert(tx, 1, "outer").await?;
+        let err = tx
+            .atomic_without_savepoint(async |same| {
+                insert(same, 2, "inner").await?;
+                let r = r.clone();
+                same.on_commit(move || r.store(true, Ordering::SeqCst));
+                Err::<(), _>(Error::app("inner step failed"))
+            })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("inner step failed"));
+        assert!(tx.will_roll_back());
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert!(committed_ids(&t.db).await.is_empty(), "the whole transaction rolled back");
+    assert!(!ran.load(Ordering::SeqCst));
+
+    // Inside a savepoint, only that savepoint goes.
+    t.db.atomic(async |tx| {
+        insert(tx, 1, "outer").await?;
+        tx.atomic(async |sp| {
+            sp.atomic_without_savepoint(async |same| {
+                insert(same, 2, "inner").await?;
+                Err::<(), _>(Error::app("inner step failed"))
+            })
+            .await
+            .ok();
+            Ok(())
+        })
+        .await
+    })
+    .await
+    .unwrap();
+    assert_eq!(committed_ids(&t.db).await, [1]);
+    // And when it succeeds, it is simply part of the scope.
+    t.db.atomic(async |tx| tx.atomic_without_savepoint(async |same| insert(same, 3, "fine").await).await).await.unwrap();
+    assert_eq!(committed_ids(&t.db).await, [1, 3]);
+});
+
+#[test]
+fn isolation_levels_display_as_postgresql_spells_them() {
+    let shown: Vec<String> = Isolation::ALL.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["read committed", "repeatable read", "serializable"]);
 }
