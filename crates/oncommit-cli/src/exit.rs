@@ -58,7 +58,7 @@ pub(crate) fn code(err: &anyhow::Error) -> u8 {
                 | E::ConnectionLost(_)
                 | E::PoolTimedOut
                 | E::TimedOut { .. } => 4,
-                E::AuthenticationFailed { .. } => 5,
+                E::AuthenticationFailed { .. } | E::Tls { .. } => 5,
                 _ => 1,
             };
         }

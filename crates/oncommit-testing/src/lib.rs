@@ -178,6 +178,26 @@ pub fn private_cluster(listen_addresses: &str, trusted: &str) -> Result<String, 
     cluster::start_cluster(listen_addresses, Some(trusted))
 }
 
+/// Starts a private PostgreSQL cluster with `ssl = on` for this test process: its server
+/// certificate names `localhost` (not `127.0.0.1`) and is signed by a CA made for it.
+/// Returns the URL of its `postgres` database over 127.0.0.1, without `sslmode`, and the
+/// paths of that CA and of an unrelated one; the cluster stops when the process exits.
+pub fn tls_cluster() -> Result<TlsCluster, String> {
+    let (url, dir) = cluster::start_tls()?;
+    Ok(TlsCluster { url, ca: dir.join("ca.pem"), other_ca: dir.join("other-ca.pem") })
+}
+
+/// A private cluster that speaks TLS (see [`tls_cluster`]).
+#[derive(Debug, Clone)]
+pub struct TlsCluster {
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub url: String,
+    /// The CA that signed the server's certificate, for `sslrootcert`.
+    pub ca: std::path::PathBuf,
+    /// A CA that signed nothing the server has: `verify-ca` with it must fail.
+    pub other_ca: std::path::PathBuf,
+}
+
 /// The same server URL with another database name.
 pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));

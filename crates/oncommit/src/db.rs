@@ -107,6 +107,11 @@ impl Default for DbOptions {
 impl Db {
     /// Connects to `sqlite://path` (created if missing, WAL, busy timeout) or `postgres://…`.
     ///
+    /// PostgreSQL URLs take libpq's TLS parameters, over rustls: `sslmode` (`disable`,
+    /// `prefer` — the default: TLS when the server offers it —, `require`, `verify-ca`,
+    /// `verify-full`), `sslrootcert` (the CA to trust instead of the public roots) and
+    /// `sslcert`/`sslkey` for client certificates. A TLS failure is [`Error::Tls`].
+    ///
     /// Fails at once with a typed error when the URL is malformed
     /// ([`Error::InvalidUrl`]), the server cannot be reached ([`Error::Unreachable`]), the
     /// credentials are refused ([`Error::AuthenticationFailed`]) or the database does not
@@ -122,13 +127,15 @@ impl Db {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         let pool = match scheme {
             "postgres" | "postgresql" => {
+                check_tls_files(url).map_err(invalid)?;
                 let opts = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
                 let target =
                     format!("{}:{}/{}", opts.get_host(), opts.get_port(), opts.get_database().unwrap_or_default());
                 let target = Target { backend: Backend::Postgres, target: &target };
                 // One direct connection first: the pool would retry a refused connection until
                 // its acquire timeout, and the caller deserves to know why at once.
-                let conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
+                let mut conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
+                warn_if_plaintext(&mut conn, &opts, &display_url).await;
                 conn.close().await.ok();
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
@@ -451,6 +458,69 @@ impl Db {
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Db").field("url", &self.inner.display_url).finish()
+    }
+}
+
+/// Refuses a URL whose `sslrootcert`, `sslcert` or `sslkey` names a file that cannot be
+/// read: the driver would report it as an unreachable server, without the file's name.
+fn check_tls_files(url: &str) -> std::result::Result<(), String> {
+    let Some((_, query)) = url.split_once('?') else { return Ok(()) };
+    for (key, value) in query.split('&').filter_map(|p| p.split_once('=')) {
+        if !["sslrootcert", "sslcert", "sslkey"].contains(&key) || value == "system" {
+            continue;
+        }
+        let path = percent_decode(value);
+        if let Err(e) = std::fs::metadata(&path) {
+            return Err(format!("{key} file `{path}`: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes `%XX` escapes (a path in a URL query); anything malformed is kept as it is.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Says so in the log when `sslmode=prefer` (the default) fell back to plaintext on a
+/// connection that leaves the machine: the libpq rule is kept, but not silently.
+async fn warn_if_plaintext(conn: &mut sqlx::PgConnection, opts: &PgConnectOptions, url: &str) {
+    use sqlx::postgres::PgSslMode;
+    let host = opts.get_host();
+    let local = host.starts_with('/')
+        || opts.get_socket().is_some()
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host.eq_ignore_ascii_case("localhost");
+    if local || !matches!(opts.get_ssl_mode(), PgSslMode::Prefer) {
+        return;
+    }
+    let encrypted: Option<bool> = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_optional(&mut *conn)
+        .await
+        .ok()
+        .flatten();
+    if encrypted == Some(false) {
+        tracing::warn!(
+            url,
+            "connected without TLS: the server offers none, so sslmode=prefer fell back to plaintext; \
+             add sslmode=require (or verify-full) to the URL to refuse that"
+        );
     }
 }
 

@@ -40,6 +40,19 @@ pub enum Error {
         source: sqlx::Error,
     },
 
+    /// The TLS connection the URL asks for (`sslmode=require`, `verify-ca`, `verify-full`)
+    /// could not be made: the server has no TLS, its certificate is not signed by a trusted
+    /// root (`sslrootcert`), or it does not name the host connected to (`verify-full`).
+    #[error("TLS to the {backend} server at {target} failed: {reason}")]
+    Tls {
+        /// Which backend was being contacted.
+        backend: Backend,
+        /// Host and port that was tried.
+        target: String,
+        /// What the handshake or the certificate check said.
+        reason: String,
+    },
+
     /// The server refused the credentials (SQLSTATE 28P01 / 28000).
     #[error("authentication failed for the {backend} server at {target}: {message}")]
     AuthenticationFailed {
@@ -432,9 +445,13 @@ impl Target<'_> {
         let target = self.target.to_owned();
         let backend = self.backend;
         match &err {
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
-                Error::Unreachable { backend, target, source: err }
+            sqlx::Error::Tls(tls) => Error::Tls { backend, target, reason: tls_reason(tls.as_ref()) },
+            // rustls reports a refused certificate from inside the handshake's stream as
+            // invalid data, the only kind of I/O error a connection attempt can meet there.
+            sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData && io.get_ref().is_some() => {
+                Error::Tls { backend, target, reason: tls_reason(io) }
             }
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => Error::Unreachable { backend, target, source: err },
             sqlx::Error::Database(db) => {
                 let message = db.message().to_owned();
                 match db.code().as_deref() {
@@ -451,6 +468,27 @@ impl Target<'_> {
             _ => classify(err),
         }
     }
+}
+
+/// The whole chain of a TLS error: rustls's reason (a name mismatch, an unknown issuer) sits
+/// under sqlx's wrapper.
+fn tls_reason(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut reason = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !reason.contains(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        source = cause.source();
+    }
+    if reason.contains("UnknownIssuer") {
+        reason.push_str(" (no trusted root signed the server's certificate: name its CA with sslrootcert=PATH)");
+    } else if reason.contains("NotValidForName") {
+        reason.push_str(" (the certificate does not name the host connected to: connect by a name it lists, or check only the signer with sslmode=verify-ca)");
+    }
+    reason
 }
 
 impl fmt::Display for Target<'_> {
