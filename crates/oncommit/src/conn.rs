@@ -1,9 +1,10 @@
 //! Connections handed to user code, for either backend.
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgConnection;
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{Postgres, Sqlite};
+use sqlx::postgres::{PgConnection, PgTransactionManager};
+use sqlx::sqlite::{SqliteConnection, SqliteTransactionManager};
+use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Sqlite};
+use sqlx_core::transaction::TransactionManager;
 
 use crate::{Backend, Error, Result};
 
@@ -19,7 +20,27 @@ pub enum Conn<'c> {
     Sqlite(&'c mut SqliteConnection),
 }
 
+impl<'c> From<&'c mut PgConnection> for Conn<'c> {
+    fn from(c: &'c mut PgConnection) -> Self {
+        Conn::Postgres(c)
+    }
+}
+
+impl<'c> From<&'c mut SqliteConnection> for Conn<'c> {
+    fn from(c: &'c mut SqliteConnection) -> Self {
+        Conn::Sqlite(c)
+    }
+}
+
 impl<'c> Conn<'c> {
+    /// The same connection, borrowed again for a shorter time (to use it twice).
+    pub fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Postgres(c) => Conn::Postgres(c),
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+        }
+    }
+
     /// The backend of this connection.
     pub fn backend(&self) -> Backend {
         match self {
@@ -78,6 +99,64 @@ impl PoolConn {
             PoolConn::Sqlite(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(drop)?,
         }
         Ok(())
+    }
+
+    /// Begins a transaction with `sql` (a `BEGIN` and its settings) the way sqlx's own
+    /// `begin` does, so sqlx knows the connection is in one: a `begin()` a user calls on it
+    /// then opens a savepoint instead of sending a second `BEGIN` whose `COMMIT` would end
+    /// ours early.
+    pub(crate) async fn begin_tracked(&mut self, sql: String) -> Result<()> {
+        let sql = AssertSqlSafe(sql).into_sql_str();
+        match self {
+            PoolConn::Postgres(c) => PgTransactionManager::begin(c, Some(sql)).await?,
+            PoolConn::Sqlite(c) => SqliteTransactionManager::begin(c, Some(sql)).await?,
+        }
+        Ok(())
+    }
+
+    /// Commits the transaction begun by [`PoolConn::begin_tracked`]. Refused, with nothing
+    /// sent, while a sqlx transaction begun on it by the user is still open: its `COMMIT`
+    /// would only release that savepoint.
+    pub(crate) async fn commit_tracked(&mut self) -> Result<()> {
+        if self.depth() != 1 {
+            return Err(Error::AbandonedSavepoint);
+        }
+        match self {
+            PoolConn::Postgres(c) => {
+                if let Err(err) = PgTransactionManager::commit(c).await {
+                    if matches!(err, sqlx::Error::Database(_)) {
+                        // The server answered the COMMIT with an error and ended the
+                        // transaction, but sqlx still counts it open. Give its ROLLBACK an
+                        // empty transaction to end, rather than one that warns "there is no
+                        // transaction in progress" in the log.
+                        if sqlx::raw_sql("BEGIN").execute(&mut **c).await.is_ok() {
+                            PgTransactionManager::rollback(c).await.ok();
+                        }
+                    }
+                    return Err(err.into());
+                }
+            }
+            PoolConn::Sqlite(c) => SqliteTransactionManager::commit(c).await?,
+        }
+        Ok(())
+    }
+
+    /// Rolls back every level sqlx knows of: the user's unfinished savepoints, then ours.
+    pub(crate) async fn rollback_tracked(&mut self) -> Result<()> {
+        while self.depth() > 0 {
+            match self {
+                PoolConn::Postgres(c) => PgTransactionManager::rollback(c).await?,
+                PoolConn::Sqlite(c) => SqliteTransactionManager::rollback(c).await?,
+            }
+        }
+        Ok(())
+    }
+
+    fn depth(&self) -> usize {
+        match self {
+            PoolConn::Postgres(c) => PgTransactionManager::get_transaction_depth(c),
+            PoolConn::Sqlite(c) => SqliteTransactionManager::get_transaction_depth(c),
+        }
     }
 
     /// Closes the connection instead of returning it to the pool when it is dropped: used

@@ -89,6 +89,27 @@ pub(crate) enum Pool {
     Sqlite(SqlitePool),
 }
 
+/// A sqlx pool of either backend, for [`Db::from_pool`].
+#[derive(Debug, Clone)]
+pub enum ExistingPool {
+    /// A PostgreSQL pool.
+    Postgres(PgPool),
+    /// A SQLite pool.
+    Sqlite(SqlitePool),
+}
+
+impl From<PgPool> for ExistingPool {
+    fn from(pool: PgPool) -> Self {
+        ExistingPool::Postgres(pool)
+    }
+}
+
+impl From<SqlitePool> for ExistingPool {
+    fn from(pool: SqlitePool) -> Self {
+        ExistingPool::Sqlite(pool)
+    }
+}
+
 /// Options for [`Db::connect_with`].
 #[derive(Debug, Clone)]
 pub struct DbOptions {
@@ -180,6 +201,45 @@ impl Db {
                 return Err(invalid(format!("unknown scheme `{other}` (expected sqlite:// or postgres://)")));
             }
         };
+        Ok(Db::assemble(pool, display_url))
+    }
+
+    /// A `Db` over a pool your application already has, so oncommit shares its connections
+    /// and its settings: `Db::from_pool(pg_pool.clone())` or `Db::from_pool(sqlite_pool)`.
+    /// Nothing is checked or opened here; the first use connects.
+    ///
+    /// A SQLite pool should be in WAL mode with a busy timeout, as [`Db::connect`] sets up:
+    /// oncommit's workers write while your requests do.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = sqlx::PgPool::connect("postgres://app@localhost/app").await?;
+    /// let db = oncommit::Db::from_pool(pool.clone());
+    /// db.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_pool(pool: impl Into<ExistingPool>) -> Db {
+        let (pool, display_url) = match pool.into() {
+            ExistingPool::Postgres(p) => {
+                let o = p.connect_options();
+                let url = format!(
+                    "postgres://{}@{}:{}/{}",
+                    o.get_username(),
+                    o.get_host(),
+                    o.get_port(),
+                    o.get_database().unwrap_or_default()
+                );
+                (Pool::Postgres(p), url)
+            }
+            ExistingPool::Sqlite(p) => {
+                let url = format!("sqlite://{}", p.connect_options().get_filename().display());
+                (Pool::Sqlite(p), url)
+            }
+        };
+        Db::assemble(pool, display_url)
+    }
+
+    fn assemble(pool: Pool, display_url: String) -> Db {
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let wake = Arc::new(tokio::sync::watch::channel(0).0);
@@ -190,7 +250,7 @@ impl Db {
         };
         let guards = Arc::default();
         let inner = DbInner { pool, display_url, id, wake, query_timeout: None, notifier, sqlite_writers, guards };
-        Ok(Db { inner: Arc::new(inner) })
+        Db { inner: Arc::new(inner) }
     }
 
     /// Which backend this pool talks to.

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::conn::Conn;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::job::JobId;
@@ -201,7 +202,13 @@ impl Tx<'_> {
     }
 
     async fn insert(&mut self, jobs: &[NewJob]) -> Result<Vec<JobId>> {
-        let inserted = queries::job_insert(self.conn(), jobs).await?;
+        let inserted = match queries::job_insert(self.own_conn(), jobs).await {
+            Ok(inserted) => inserted,
+            Err(err) => {
+                self.own_statement_failed();
+                return Err(err);
+            }
+        };
         self.wake_on_commit(inserted.wake);
         Ok(inserted.ids)
     }
@@ -232,6 +239,60 @@ impl Db {
     pub async fn enqueue_raw(&self, task: &str, args: &serde_json::Value, opts: EnqueueOptions) -> Result<JobId> {
         let job = new_raw_job(task, args, &opts)?;
         self.insert(std::slice::from_ref(&job)).await.map(|ids| ids[0])
+    }
+
+    /// Enqueues `task` on a connection you manage with sqlx: your own transaction
+    /// (`&mut *tx` of a `sqlx::Transaction<'_, Postgres>` or `<'_, Sqlite>`) or a bare
+    /// `&mut PgConnection` / `&mut SqliteConnection` (River's `InsertTx`). The job commits or
+    /// vanishes with that transaction, with the same options, declarations and uniqueness as
+    /// [`Tx::enqueue`].
+    ///
+    /// Wake-ups: oncommit cannot see your commit, so on PostgreSQL the job's `NOTIFY` goes
+    /// inside your transaction (the server delivers it at the commit, and never on a
+    /// rollback; such commits queue behind each other's WAL flush, which `tx.enqueue`
+    /// avoids); on SQLite this process's workers are woken at once, and their claim waits for
+    /// your write lock. Either way a worker's poll is the backstop.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db, pool: sqlx::PgPool) -> oncommit::Result<()> {
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct SendWelcome { user: i64 }
+    /// # impl oncommit::Task for SendWelcome {
+    /// #     const NAME: &'static str = "send_welcome";
+    /// #     async fn run(self, _: &mut oncommit::TaskContext) -> Result<(), oncommit::TaskError> { Ok(()) }
+    /// # }
+    /// let mut tx = pool.begin().await?;
+    /// let user: i64 = sqlx::query_scalar("INSERT INTO users (name) VALUES ('ada') RETURNING id")
+    ///     .fetch_one(&mut *tx)
+    ///     .await?;
+    /// db.enqueue_in(&mut *tx, SendWelcome { user }).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_in<'c, T: Task>(&self, conn: impl Into<Conn<'c>>, task: T) -> Result<JobId> {
+        self.enqueue_in_with(conn, task, EnqueueOptions::new()).await
+    }
+
+    /// [`Db::enqueue_in`] with per-job options.
+    pub async fn enqueue_in_with<'c, T: Task>(
+        &self,
+        conn: impl Into<Conn<'c>>,
+        task: T,
+        opts: EnqueueOptions,
+    ) -> Result<JobId> {
+        let job = new_job(&task, &opts)?;
+        let mut conn = conn.into();
+        if conn.backend() != self.backend() {
+            return Err(Error::Unsupported {
+                feature: "enqueueing on a connection of the other backend",
+                backend: self.backend(),
+            });
+        }
+        let inserted = queries::job_insert(conn.reborrow(), std::slice::from_ref(&job)).await?;
+        match conn {
+            Conn::Postgres(c) => queries::notify(c, &inserted.wake).await?,
+            Conn::Sqlite(_) => self.wake(),
+        }
+        Ok(inserted.ids[0])
     }
 
     async fn insert(&self, jobs: &[NewJob]) -> Result<Vec<JobId>> {

@@ -178,7 +178,7 @@ pub enum Error {
     /// A savepoint guard was dropped without `commit` or `rollback` while its transaction went
     /// on; the transaction refuses to commit because the savepoint's fate is unknown.
     #[error(
-        "savepoint dropped without commit or rollback: the transaction was rolled back (use the closure form, or call rollback() on the savepoint)"
+        "savepoint dropped without commit or rollback: the transaction was rolled back (use the closure form, or call rollback() on the savepoint; a sqlx transaction begun on the connection must be committed or rolled back too)"
     )]
     AbandonedSavepoint,
 

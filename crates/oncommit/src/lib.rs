@@ -36,7 +36,7 @@ mod worker;
 
 pub use admin::{Cancelled, JobFilter, JobStats};
 pub use conn::{Conn, PoolConn};
-pub use db::{Backend, DEFAULT_URL, Db, DbOptions, SQLITE_BUSY_TIMEOUT};
+pub use db::{Backend, DEFAULT_URL, Db, DbOptions, ExistingPool, SQLITE_BUSY_TIMEOUT};
 pub use enqueue::{EnqueueOptions, MAX_QUEUE_NAME_BYTES};
 pub use error::{BoxError, Error, Result, SerializationKind};
 pub use hooks::HookOutput;

@@ -3,8 +3,6 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use sqlx::AssertSqlSafe;
-
 use super::scope::{ScopeMarker, in_scope_of};
 use super::tx::{Tx, TxState};
 use crate::db::{Backend, Db, SQLITE_BUSY_TIMEOUT};
@@ -229,7 +227,7 @@ impl<'d> TxBuilder<'d> {
             self.db.write_gate(self.lock_timeout.unwrap_or(SQLITE_BUSY_TIMEOUT)).await?
         };
         let mut conn = self.db.acquire().await?;
-        if let Err(err) = conn.batch(AssertSqlSafe(begin)).await {
+        if let Err(err) = conn.begin_tracked(begin).await {
             // Half-applied settings or a half-open transaction must not reach the pool.
             conn.close_on_drop();
             return Err(err);

@@ -39,6 +39,9 @@ pub(crate) struct TxState {
     db: Db,
     /// Shared with the scope marker and the open-guard registry, where `db.on_commit` finds it.
     hooks: Arc<Pending>,
+    /// Statements may have run whose failure oncommit did not see (the user's, or an error
+    /// the caller swallowed): the commit must check the transaction is not aborted.
+    unchecked: bool,
     /// For a guard: its entry among the open guards of its task, removed when it ends.
     registration: Option<Registration>,
     /// The outermost level marked to roll back instead of committing (`set_rollback`).
@@ -70,6 +73,7 @@ impl TxState {
             conn: Some(conn),
             db,
             hooks: Arc::new(Pending::new()),
+            unchecked: false,
             registration: None,
             rollback_mark: None,
             abandoned: false,
@@ -84,6 +88,13 @@ impl TxState {
     fn conn(&mut self) -> &mut PoolConn {
         self.conn.as_mut().expect("BUG: transaction used after it ended")
     }
+}
+
+/// How a transaction ends.
+#[derive(Clone, Copy)]
+enum Ending {
+    Commit,
+    Rollback,
 }
 
 /// Savepoint names are per level, so nested savepoints never shadow each other.
@@ -121,8 +132,25 @@ impl<'p> Tx<'p> {
     }
 
     /// The connection, to run your own queries inside this transaction.
+    ///
+    /// sqlx's own `begin()` on it opens a savepoint (sqlx knows the connection is in a
+    /// transaction), so code written against a plain sqlx connection nests correctly; finish
+    /// what it begins before this scope ends, or the commit is refused.
     pub fn conn(&mut self) -> Conn<'_> {
+        let state = self.state();
+        state.unchecked = true;
+        state.conn().conn()
+    }
+
+    /// The connection for oncommit's own statements, whose errors it sees: they do not
+    /// make the commit check for a failed transaction first.
+    pub(crate) fn own_conn(&mut self) -> Conn<'_> {
         self.state().conn().conn()
+    }
+
+    /// One of oncommit's own statements failed: the transaction may be aborted.
+    pub(crate) fn own_statement_failed(&mut self) {
+        self.state().unchecked = true;
     }
 
     /// The PostgreSQL connection, or [`Error::Unsupported`] on SQLite.
@@ -330,7 +358,7 @@ impl<'p> Tx<'p> {
 
     async fn rollback_outermost(&mut self) -> Result<()> {
         drop(self.state().hooks.close());
-        let result = self.end("ROLLBACK").await;
+        let result = self.end(Ending::Rollback).await;
         self.open = false;
         result
     }
@@ -338,18 +366,11 @@ impl<'p> Tx<'p> {
     async fn commit_outermost(&mut self) -> Result<()> {
         if self.state().abandoned {
             drop(self.state().hooks.close());
-            self.end("ROLLBACK").await.ok();
+            self.end(Ending::Rollback).await.ok();
             self.open = false;
             return Err(Error::AbandonedSavepoint);
         }
-        // On PostgreSQL a COMMIT of a failed transaction succeeds with the tag ROLLBACK,
-        // which sqlx does not show us. The SELECT before it fails instead (25P02), in the
-        // same round trip, and the COMMIT after it is then not executed.
-        let sql = match self.backend() {
-            Backend::Postgres => "SELECT 1; COMMIT",
-            Backend::Sqlite => "COMMIT",
-        };
-        match self.end(sql).await {
+        match self.end(Ending::Commit).await {
             Ok(()) => {
                 self.open = false;
                 let state = self.state();
@@ -373,15 +394,14 @@ impl<'p> Tx<'p> {
                 Err(match err {
                     Error::ConnectionLost(_) => Error::CommitOutcomeUnknown(Box::new(err)),
                     Error::InFailedTransaction => {
-                        self.end("ROLLBACK").await?;
+                        self.end(Ending::Rollback).await?;
                         Error::CommitRolledBack
                     }
                     other => {
-                        // PostgreSQL ends the transaction when COMMIT fails; SQLite may keep
-                        // it open (a busy COMMIT), so end it there.
-                        if self.backend() == Backend::Sqlite {
-                            self.end("ROLLBACK").await.ok();
-                        }
+                        // PostgreSQL ends the transaction when COMMIT fails, but sqlx still
+                        // counts it open; SQLite may keep it open (a busy COMMIT); and a
+                        // commit refused before it was sent left it open. End it in any case.
+                        self.end(Ending::Rollback).await.ok();
                         other
                     }
                 })
@@ -389,12 +409,23 @@ impl<'p> Tx<'p> {
         }
     }
 
-    /// Sends a statement that ends the transaction, then restores any per-transaction
-    /// SQLite settings. A connection that breaks here is not returned to the pool.
-    async fn end(&mut self, sql: &'static str) -> Result<()> {
+    /// Ends the transaction, then restores any per-transaction SQLite settings. A
+    /// connection that breaks here is not returned to the pool.
+    async fn end(&mut self, ending: Ending) -> Result<()> {
         let state = self.state();
+        let unchecked = state.unchecked && state.db.backend() == Backend::Postgres;
         let conn = state.conn();
-        let result = conn.batch(sql).await;
+        let result = match ending {
+            // On PostgreSQL a COMMIT of a failed transaction succeeds with the tag ROLLBACK,
+            // which sqlx does not show us. A SELECT first fails instead (25P02). Only needed
+            // when statements ran that oncommit did not see succeed.
+            Ending::Commit if unchecked => match conn.batch("SELECT 1").await {
+                Ok(()) => conn.commit_tracked().await,
+                Err(err) => Err(err),
+            },
+            Ending::Commit => conn.commit_tracked().await,
+            Ending::Rollback => conn.rollback_tracked().await,
+        };
         if let Err(Error::ConnectionLost(_)) = result {
             conn.close_on_drop();
             return result;
@@ -486,7 +517,7 @@ fn rollback_in_background(conn: PoolConn, reset_sql: Option<String>, gate: Optio
     };
     runtime.spawn(async move {
         let Some(conn) = guard.0.as_mut() else { return };
-        if conn.batch("ROLLBACK").await.is_err() {
+        if conn.rollback_tracked().await.is_err() {
             return;
         }
         if let Some(reset) = reset_sql {

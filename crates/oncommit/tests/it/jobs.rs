@@ -82,6 +82,43 @@ backend_test!(async fn enqueueing_beside_an_open_guard_of_the_same_task_is_refus
     assert_eq!(count(&t.db).await, 2);
 });
 
+backend_test!(async fn jobs_enqueued_on_your_own_sqlx_transaction_commit_or_vanish_with_it(t) {
+    create_runs(&t.db).await;
+    // A Db over the application's own pool, as a service that already has one would make it.
+    let db = match t.db.backend() {
+        oncommit::Backend::Postgres => oncommit::Db::from_pool(t.db.pg_pool().unwrap().clone()),
+        oncommit::Backend::Sqlite => oncommit::Db::from_pool(t.db.sqlite_pool().unwrap().clone()),
+    };
+    let key = || EnqueueOptions::new().unique_key("once");
+    macro_rules! scenario {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin().await.unwrap();
+            let first = db.enqueue_in_with(&mut *tx, echo("kept"), key()).await.unwrap();
+            let again = db.enqueue_in_with(&mut *tx, echo("kept again"), key()).await.unwrap();
+            assert_eq!(first, again, "the unique key holds inside the caller's transaction");
+            tx.commit().await.unwrap();
+            let mut tx = $pool.begin().await.unwrap();
+            db.enqueue_in(&mut *tx, echo("rolled back")).await.unwrap();
+            tx.rollback().await.unwrap();
+            // A bare connection, in autocommit.
+            let mut conn = $pool.acquire().await.unwrap();
+            db.enqueue_in(&mut *conn, echo("autocommit")).await.unwrap();
+            first
+        }};
+    }
+    let first = match t.db.backend() {
+        oncommit::Backend::Postgres => scenario!(t.db.pg_pool().unwrap()),
+        oncommit::Backend::Sqlite => scenario!(t.db.sqlite_pool().unwrap()),
+    };
+    assert_eq!(count(&t.db).await, 2);
+    let job = db.job(first).await.unwrap().unwrap();
+    assert_eq!((job.task.as_str(), job.queue.as_str()), ("echo", "default"));
+    assert!(db.url().ends_with(match t.db.backend() {
+        oncommit::Backend::Postgres => t.url.rsplit('/').next().unwrap(),
+        oncommit::Backend::Sqlite => ".db",
+    }), "{}", db.url());
+});
+
 backend_test!(async fn many_jobs_go_in_one_statement_in_order(t) {
     create_runs(&t.db).await;
     let ids = t.db.enqueue_many((0..500).map(|i| echo(&i.to_string()))).await.unwrap();

@@ -98,3 +98,23 @@ async fn sql_enqueue_notifies_at_its_commit_unless_told_not_to() {
     }
     t.finish().await;
 }
+
+#[tokio::test]
+async fn enqueue_in_a_sqlx_transaction_notifies_at_its_commit_only() {
+    let t = TestDb::postgres().await;
+    t.db.migrate().await.unwrap();
+    let mut listener = listener(&t).await;
+    let pool = t.db.pg_pool().unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    t.db.enqueue_in_with(&mut *tx, Echo { key: "r".into() }, EnqueueOptions::new().queue("rolled")).await.unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    t.db.enqueue_in_with(&mut *tx, Echo { key: "c".into() }, EnqueueOptions::new().queue("kept")).await.unwrap();
+    let end = sentinel(&t, "before the commit").await;
+    assert_eq!(next(&mut listener).await, end, "nothing is delivered before the commit");
+    tx.commit().await.unwrap();
+    let end = sentinel(&t, "after the commit").await;
+    assert_eq!(until(&mut listener, &end).await, ["kept", "after the commit"]);
+    t.finish().await;
+}

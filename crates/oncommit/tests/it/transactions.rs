@@ -441,3 +441,41 @@ fn isolation_levels_display_as_postgresql_spells_them() {
     let shown: Vec<String> = Isolation::ALL.iter().map(ToString::to_string).collect();
     assert_eq!(shown, ["read committed", "repeatable read", "serializable"]);
 }
+
+// sqlx's own `begin()` on oncommit's connection: a savepoint, never a second `BEGIN` whose
+// `COMMIT` would end the outer transaction early.
+backend_test!(async fn sqlx_begin_on_a_transactions_connection_opens_a_savepoint(t) {
+    create_items(&t.db).await;
+    // One connection: whatever a test leaves on it, the next transaction meets.
+    let db = Db::connect_with(&t.url, DbOptions { max_connections: 1, ..DbOptions::default() }).await.unwrap();
+
+    let mut tx = db.begin().await.unwrap();
+    insert(&mut tx, 1, "outer").await.unwrap();
+    oncommit::with_conn!(tx.conn(), c => {
+        let mut inner = sqlx::Connection::begin(c).await.unwrap();
+        sqlx::query("INSERT INTO items (id, name) VALUES (2, 'inner')").execute(&mut *inner).await.unwrap();
+        inner.commit().await.unwrap(); // releases its savepoint, commits nothing
+    });
+    assert!(committed_ids(&t.db).await.is_empty(), "the inner commit ended the outer transaction");
+    oncommit::with_conn!(tx.conn(), c => {
+        let mut inner = sqlx::Connection::begin(c).await.unwrap();
+        sqlx::query("INSERT INTO items (id, name) VALUES (3, 'undone')").execute(&mut *inner).await.unwrap();
+        inner.rollback().await.unwrap(); // undoes its own work only
+    });
+    tx.commit().await.unwrap();
+    assert_eq!(committed_ids(&t.db).await, [1, 2]);
+
+    // A sqlx transaction left open when the scope ends: the commit is refused, nothing of
+    // the scope is kept, and the connection goes back to the pool clean.
+    let mut tx = db.begin().await.unwrap();
+    insert(&mut tx, 4, "outer").await.unwrap();
+    oncommit::with_conn!(tx.conn(), c => {
+        let inner = sqlx::Connection::begin(c).await.unwrap();
+        std::mem::forget(inner);
+    });
+    let err = tx.commit().await.unwrap_err();
+    assert!(matches!(err, Error::AbandonedSavepoint), "{err:?}");
+    assert_eq!(committed_ids(&db).await, [1, 2]);
+    db.atomic(async |tx| insert(tx, 5, "after").await).await.unwrap();
+    assert_eq!(committed_ids(&t.db).await, [1, 2, 5]);
+});
