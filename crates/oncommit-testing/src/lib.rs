@@ -9,8 +9,18 @@
 //! - [`backend_test!`]: writes a test body once and runs it on both backends.
 //! - [`eventually`], [`wait_for_job`], [`wait_until_blocked`]: waiting on events, not for
 //!   guessed durations.
+//! - [`assert_enqueued`], [`assert_not_enqueued`], [`enqueued`]: what the code under test
+//!   enqueued, decoded as its task. `Worker::drain` runs it inside the test.
+//!
+//! The guide: [`guide`].
 
+mod assertions;
+
+#[doc = include_str!("../../../docs/testing.md")]
+pub mod guide {}
 mod cluster;
+
+pub use assertions::{assert_enqueued, assert_not_enqueued, enqueued};
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};

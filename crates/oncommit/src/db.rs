@@ -131,7 +131,9 @@ impl Db {
     /// PostgreSQL URLs take libpq's TLS parameters, over rustls: `sslmode` (`disable`,
     /// `prefer` — the default: TLS when the server offers it —, `require`, `verify-ca`,
     /// `verify-full`), `sslrootcert` (the CA to trust instead of the public roots) and
-    /// `sslcert`/`sslkey` for client certificates. A TLS failure is [`Error::Tls`].
+    /// `sslcert`/`sslkey` for client certificates. A TLS failure is [`Error::Tls`]. One
+    /// departure from libpq: a server on this machine (loopback, Unix socket) is spoken to
+    /// in plaintext unless the URL (or `PGSSLMODE`) names an `sslmode`.
     ///
     /// Fails at once with a typed error when the URL is malformed
     /// ([`Error::InvalidUrl`]), the server cannot be reached ([`Error::Unreachable`]), the
@@ -149,7 +151,12 @@ impl Db {
         let pool = match scheme {
             "postgres" | "postgresql" => {
                 check_tls_files(url).map_err(invalid)?;
-                let opts = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+                let mut opts = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+                if is_local(&opts) && !url.contains("sslmode=") && std::env::var_os("PGSSLMODE").is_none() {
+                    // TLS over loopback protects nothing and costs each new connection
+                    // tens of milliseconds of handshake here: ask for it to have it.
+                    opts = opts.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+                }
                 let target =
                     format!("{}:{}/{}", opts.get_host(), opts.get_port(), opts.get_database().unwrap_or_default());
                 let target = Target { backend: Backend::Postgres, target: &target };
@@ -558,16 +565,20 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether the server is on this machine: a Unix socket or a loopback address.
+fn is_local(opts: &PgConnectOptions) -> bool {
+    let host = opts.get_host();
+    host.starts_with('/')
+        || opts.get_socket().is_some()
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host.eq_ignore_ascii_case("localhost")
+}
+
 /// Says so in the log when `sslmode=prefer` (the default) fell back to plaintext on a
 /// connection that leaves the machine: the libpq rule is kept, but not silently.
 async fn warn_if_plaintext(conn: &mut sqlx::PgConnection, opts: &PgConnectOptions, url: &str) {
     use sqlx::postgres::PgSslMode;
-    let host = opts.get_host();
-    let local = host.starts_with('/')
-        || opts.get_socket().is_some()
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        || host.eq_ignore_ascii_case("localhost");
-    if local || !matches!(opts.get_ssl_mode(), PgSslMode::Prefer) {
+    if is_local(opts) || !matches!(opts.get_ssl_mode(), PgSslMode::Prefer) {
         return;
     }
     let encrypted: Option<bool> = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")

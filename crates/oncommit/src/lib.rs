@@ -49,4 +49,4 @@ pub use retry_policy::RetryPolicy;
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use task::{Task, TaskContext, TaskError, TaskOptions};
 pub use transaction::{Committed, Isolation, ScopeMarker, Tx, TxBuilder};
-pub use worker::{Retention, Worker};
+pub use worker::{Drained, Retention, Worker};

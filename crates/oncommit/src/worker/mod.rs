@@ -9,6 +9,7 @@
 //! fails), `wakers` (per-queue wake-ups), `registry` (task types by name).
 
 mod completer;
+mod drain;
 mod executor;
 mod fetcher;
 mod held;
@@ -18,6 +19,8 @@ mod outage;
 mod registry;
 mod slots;
 mod wakers;
+
+pub use drain::Drained;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,6 +10,7 @@ mod notify;
 mod retry;
 mod slots;
 mod tasks;
+mod testing_kit;
 mod tls;
 mod transactions;
 mod worker;

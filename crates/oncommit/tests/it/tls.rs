@@ -16,8 +16,9 @@ async fn sslmode_and_sslrootcert_are_honoured() {
     let (url, ca, other) = (&cluster.url, cluster.ca.display(), cluster.other_ca.display());
     let localhost = url.replace("127.0.0.1", "localhost");
 
-    // prefer (the default) and require encrypt; disable does not.
-    assert!(encrypted(&Db::connect(url).await.unwrap()).await);
+    // prefer and require encrypt; disable does not, nor a loopback URL that names no sslmode.
+    assert!(!encrypted(&Db::connect(url).await.unwrap()).await);
+    assert!(encrypted(&Db::connect(&format!("{url}?sslmode=prefer")).await.unwrap()).await);
     assert!(encrypted(&Db::connect(&format!("{url}?sslmode=require")).await.unwrap()).await);
     assert!(!encrypted(&Db::connect(&format!("{url}?sslmode=disable")).await.unwrap()).await);
 
@@ -54,7 +55,7 @@ async fn sslmode_and_sslrootcert_are_honoured() {
 async fn require_refuses_a_server_without_tls() {
     let url = private_cluster("127.0.0.1", "127.0.0.1/32").unwrap();
     // prefer falls back to plaintext, as libpq does.
-    assert!(!encrypted(&Db::connect(&url).await.unwrap()).await);
+    assert!(!encrypted(&Db::connect(&format!("{url}?sslmode=prefer")).await.unwrap()).await);
     let err = Db::connect(&format!("{url}?sslmode=require")).await.unwrap_err();
     let Error::Tls { reason, .. } = &err else { panic!("{err:?}") };
     assert!(reason.contains("does not support TLS"), "{err}");
