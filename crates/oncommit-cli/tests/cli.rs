@@ -392,7 +392,9 @@ fn a_second_sigterm_stops_serve_at_once() {
     write!(held, "GET /demo/select-for-update?hold_ms=10000 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
         .unwrap();
     let term = || assert!(Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().unwrap().success());
-    // The graceful shutdown would wait up to its grace period for that request.
+    // Once the request holds its lock, the graceful shutdown would wait up to its grace
+    // period for it (a request not yet read would just be dropped).
+    assert!(lines.by_ref().any(|l| l.contains("A holds the lock")), "the request started");
     term();
     assert!(lines.by_ref().any(|l| l.contains("send another to exit at once")));
     let started = std::time::Instant::now();

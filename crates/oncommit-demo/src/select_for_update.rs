@@ -37,6 +37,7 @@ pub async fn run(db: &Db, hold: Duration) -> oncommit::Result<Report> {
     let mut a = db.begin().await?;
     lock_sock(&mut a, 1, &Lock::update()).await?;
     let a_locked = Instant::now();
+    tracing::info!(hold_ms, "select-for-update: A holds the lock");
 
     let (waited_ms, blocked) = match backend {
         Backend::Postgres => {

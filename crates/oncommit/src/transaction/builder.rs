@@ -122,8 +122,9 @@ impl<'d> TxBuilder<'d> {
         self
     }
 
-    /// Refuse to run inside another transaction closure of the same task on the same pool
-    /// ([`Error::DurableNested`]): when this commits, its data is durably committed.
+    /// Refuse to run inside another transaction of the same task on the same pool, a
+    /// closure or a guard the task began ([`Error::DurableNested`]): when this commits, its
+    /// data is durably committed.
     pub fn durable(mut self) -> Self {
         self.durable = true;
         self
