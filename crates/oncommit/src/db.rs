@@ -150,9 +150,11 @@ impl Db {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         let pool = match scheme {
             "postgres" | "postgresql" => {
-                check_tls_files(url).map_err(invalid)?;
+                let params = query_params(url);
+                check_tls_files(&params).map_err(invalid)?;
                 let mut opts = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
-                if is_local(&opts) && !url.contains("sslmode=") && std::env::var_os("PGSSLMODE").is_none() {
+                let names_sslmode = params.iter().any(|(key, _)| key == "sslmode");
+                if is_local(&opts) && !names_sslmode && std::env::var_os("PGSSLMODE").is_none() {
                     // TLS over loopback protects nothing and costs each new connection
                     // tens of milliseconds of handshake here: ask for it to have it.
                     opts = opts.ssl_mode(sqlx::postgres::PgSslMode::Disable);
@@ -372,10 +374,7 @@ impl Db {
     /// The async form of [`Db::on_commit`]: `fut` is awaited after the commit, or at once
     /// outside any transaction.
     pub async fn on_commit_async<R: HookOutput>(&self, fut: impl Future<Output = R> + Send + 'static) -> Result<()> {
-        match defer_hook(self, Hook::future(fut, false)) {
-            Ok(()) => Ok(()),
-            Err(hook) => hooks::run_hook_now(hook).await,
-        }
+        self.hook_after_commit(Hook::future(fut, false)).await
     }
 
     /// Like [`Db::on_commit_async`], but a failure is logged and the later hooks still run.
@@ -383,17 +382,21 @@ impl Db {
         &self,
         fut: impl Future<Output = R> + Send + 'static,
     ) -> Result<()> {
-        match defer_hook(self, Hook::future(fut, true)) {
+        self.hook_after_commit(Hook::future(fut, true)).await
+    }
+
+    /// Defers `hook` to the commit of the transaction the calling code is inside, or runs it
+    /// now when there is none.
+    async fn hook_after_commit(&self, hook: Hook) -> Result<()> {
+        match defer_hook(self, hook) {
             Ok(()) => Ok(()),
             Err(hook) => hooks::run_hook_now(hook).await,
         }
     }
 
+    /// [`Db::hook_after_commit`] for a hook made from a closure, which runs in one poll.
     fn hook_now_or_later(&self, hook: Hook) -> Result<()> {
-        match defer_hook(self, hook) {
-            Ok(()) => Ok(()),
-            Err(hook) => hooks::run_hook_now(hook).now_or_never().expect("a hook made from a closure finishes at once"),
-        }
+        self.hook_after_commit(hook).now_or_never().expect("a hook made from a closure finishes at once")
     }
 
     /// Another pool to the same database, sized on its own: for work that must never
@@ -528,41 +531,20 @@ impl fmt::Debug for Db {
     }
 }
 
-/// Refuses a URL whose `sslrootcert`, `sslcert` or `sslkey` names a file that cannot be
+/// Refuses URL parameters `sslrootcert`, `sslcert` or `sslkey` naming a file that cannot be
 /// read: the driver would report it as an unreachable server, without the file's name.
-fn check_tls_files(url: &str) -> std::result::Result<(), String> {
-    let Some((_, query)) = url.split_once('?') else { return Ok(()) };
-    for (key, value) in query.split('&').filter_map(|p| p.split_once('=')) {
-        if !["sslrootcert", "sslcert", "sslkey"].contains(&key) || value == "system" {
-            continue;
-        }
-        let path = percent_decode(value);
-        if let Err(e) = std::fs::metadata(&path) {
-            return Err(format!("{key} file `{path}`: {e}"));
+fn check_tls_files(params: &[(String, String)]) -> std::result::Result<(), String> {
+    for (key, path) in params {
+        if ["sslrootcert", "sslcert", "sslkey"].contains(&key.as_str()) && path != "system" {
+            std::fs::metadata(path).map_err(|e| format!("{key} file `{path}`: {e}"))?;
         }
     }
     Ok(())
 }
 
-/// Decodes `%XX` escapes (a path in a URL query); anything malformed is kept as it is.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// A URL's query parameters, decoded; none when it does not parse (sqlx then says why).
+fn query_params(url: &str) -> Vec<(String, String)> {
+    url::Url::parse(url).map(|u| u.query_pairs().into_owned().collect()).unwrap_or_default()
 }
 
 /// Whether the server is on this machine: a Unix socket or a loopback address.

@@ -66,28 +66,25 @@ impl ScopeMarker {
     }
 }
 
+/// The innermost open scope on `db` of the current task that satisfies `also`.
+fn innermost_open(db: &Db, also: impl Fn(&Scope) -> bool) -> Option<Scope> {
+    OPEN_SCOPES
+        .try_with(|scopes| {
+            scopes.iter().rev().find(|s| s.db == db.id() && s.open.load(Ordering::Relaxed) && also(s)).cloned()
+        })
+        .ok()
+        .flatten()
+}
+
 /// Whether the current code runs inside an open transaction scope on `db`.
 pub(crate) fn in_scope_of(db: &Db) -> bool {
-    let marked = OPEN_SCOPES
-        .try_with(|scopes| scopes.iter().any(|s| s.db == db.id() && s.open.load(Ordering::Relaxed)))
-        .unwrap_or(false);
-    marked || db.open_guards().holds_one()
+    innermost_open(db, |_| true).is_some() || db.open_guards().holds_one()
 }
 
 /// Hands `hook` to the innermost open transaction of `db` the current code runs inside, to
 /// run after its commit; gives it back when there is none (it is then to run at once).
 pub(crate) fn defer_hook(db: &Db, hook: Hook) -> Result<(), Hook> {
-    let closure = OPEN_SCOPES
-        .try_with(|scopes| {
-            scopes
-                .iter()
-                .rev()
-                .find(|s| s.db == db.id() && s.open.load(Ordering::Relaxed) && s.hooks.is_some())
-                .and_then(|s| s.hooks.clone())
-        })
-        .ok()
-        .flatten();
-    match closure {
+    match innermost_open(db, |s| s.hooks.is_some()).and_then(|s| s.hooks) {
         Some(pending) => pending.push_innermost(hook),
         None => db.open_guards().defer(hook),
     }

@@ -357,7 +357,7 @@ impl<'p> Tx<'p> {
     }
 
     async fn rollback_outermost(&mut self) -> Result<()> {
-        drop(self.state().hooks.close());
+        drop(self.end_hooks());
         let result = self.end(Ending::Rollback).await;
         self.open = false;
         result
@@ -365,7 +365,7 @@ impl<'p> Tx<'p> {
 
     async fn commit_outermost(&mut self) -> Result<()> {
         if self.state().abandoned {
-            drop(self.state().hooks.close());
+            drop(self.end_hooks());
             self.end(Ending::Rollback).await.ok();
             self.open = false;
             return Err(Error::AbandonedSavepoint);
@@ -373,11 +373,9 @@ impl<'p> Tx<'p> {
         match self.end(Ending::Commit).await {
             Ok(()) => {
                 self.open = false;
+                let hooks = self.end_hooks();
                 let state = self.state();
                 let queues: Vec<String> = std::mem::take(&mut state.notify).into_iter().collect();
-                // Out of the registry first: a hook that calls `db.on_commit` runs it at once.
-                state.registration = None;
-                let hooks = state.hooks.close();
                 // Give the connection (and the turn to write) back before the hooks run:
                 // they may need them.
                 state.conn = None;
@@ -390,7 +388,7 @@ impl<'p> Tx<'p> {
             }
             Err(err) => {
                 self.open = false;
-                drop(self.state().hooks.close());
+                drop(self.end_hooks());
                 Err(match err {
                     Error::ConnectionLost(_) => Error::CommitOutcomeUnknown(Box::new(err)),
                     Error::InFailedTransaction => {
@@ -407,6 +405,15 @@ impl<'p> Tx<'p> {
                 })
             }
         }
+    }
+
+    /// The outermost transaction is ending: takes its hooks (to run after a commit, or to
+    /// drop), after leaving the registry of open guards, so that `db.on_commit` called from
+    /// now on (by a hook, say) runs at once instead of joining a list nobody will run.
+    fn end_hooks(&mut self) -> crate::hooks::Hooks {
+        let state = self.state();
+        state.registration = None;
+        state.hooks.close()
     }
 
     /// Ends the transaction, then restores any per-transaction SQLite settings. A
