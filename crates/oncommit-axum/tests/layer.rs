@@ -96,6 +96,32 @@ async fn manual(State(app): State<App>, body: String) -> Result<String, Error> {
     Ok("done".into())
 }
 
+/// A non-atomic route with a scope of its own, written the natural way: the block borrows
+/// the request's body and state, changes a local, retries, nests a savepoint and registers a
+/// hook, and axum demands the handler's future be `Send` (this file compiles only if it is).
+async fn scoped(State(app): State<App>, body: String) -> Result<String, Error> {
+    let mut runs = 0;
+    let retry = oncommit::Retry::default().base_delay(std::time::Duration::from_millis(1));
+    let attempts = oncommit::atomic!(app.db.transaction().retry(retry), |tx| {
+        runs += 1;
+        oncommit::with_conn!(tx.conn(), c => {
+            sqlx::query("INSERT INTO notes (name) VALUES ($1)").bind(body.as_str()).execute(c).await?;
+        });
+        oncommit::atomic!(tx, |sp| sp.enqueue(Noted { name: body.clone() }).await.map(drop)).await?;
+        let (hooks, seen) = (app.hooks.clone(), body.clone());
+        tx.on_commit(move || hooks.lock().unwrap().push(seen));
+        if tx.attempt() == 1 {
+            return Err(oncommit::Error::SerializationFailure {
+                kind: oncommit::SerializationKind::WriteConflict,
+                message: "simulated".into(),
+            });
+        }
+        Ok(tx.attempt())
+    })
+    .await?;
+    Ok(format!("{attempts} attempts, {runs} runs"))
+}
+
 async fn manual_asks_for_tx(_tx: RequestTx) -> &'static str {
     "unreachable"
 }
@@ -109,6 +135,7 @@ fn router(app: &App, retries: u32) -> Router {
     Router::new()
         .route("/notes", post(note))
         .route("/manual", post(manual).route_layer(non_atomic()))
+        .route("/scoped", post(scoped).route_layer(non_atomic()))
         .route("/manual-tx", post(manual_asks_for_tx).route_layer(non_atomic()))
         .route("/serializable", post(isolation_level).route_layer(isolation(Isolation::Serializable)))
         .with_state(app.clone())
@@ -188,6 +215,16 @@ backend_test!(async fn non_atomic_routes_opt_out(t) {
     let (status, body) = call(router(&app, 1), "/manual-tx", None, "").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body.contains("non_atomic"), "{body}");
+});
+
+backend_test!(async fn a_handler_runs_its_own_scope_with_borrowed_captures(t) {
+    let app = setup(&t.db).await;
+    let (status, body) = call(router(&app, 1), "/scoped", None, "scoped").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "2 attempts, 2 runs"));
+    // Only the second attempt's work exists: the first rolled back with its job and hook.
+    assert_eq!(notes(&t.db).await, ["scoped"]);
+    assert_eq!(jobs(&t.db).await, ["scoped"]);
+    assert_eq!(*app.hooks.lock().unwrap(), ["scoped"]);
 });
 
 backend_test!(async fn a_retryable_failure_reruns_the_whole_request_with_its_body(t) {

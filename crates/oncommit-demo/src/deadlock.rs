@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use oncommit::{Backend, Db, Error, Lock, Retry, Tx};
+use oncommit::{Backend, Db, Error, Lock, Retry};
 use serde::Serialize;
 use tokio::sync::Barrier;
 
@@ -94,32 +94,28 @@ async fn opposite_order(db: &Db, retry: Retry) -> [oncommit::Result<u32>; 2] {
     let side = |first: i64, second: i64, is_b: bool| {
         let (db, both_hold_one, a_pid) = (db.clone(), both_hold_one.clone(), a_pid.clone());
         tokio::spawn(async move {
-            let watcher = db.clone();
-            db.transaction()
-                .retry(retry)
-                .lock_timeout(SCENARIO_WAIT)
-                .run_reported(async move |tx: &mut Tx<'_>| {
-                    let staged = choreographed && tx.attempt() == 1;
-                    if staged && !is_b {
-                        a_pid.set(pid(tx).await?).ok();
+            let scope = db.transaction().retry(retry).lock_timeout(SCENARIO_WAIT);
+            oncommit::atomic!(scope, |tx| {
+                let staged = choreographed && tx.attempt() == 1;
+                if staged && !is_b {
+                    a_pid.set(pid(tx).await?).ok();
+                }
+                lock_sock(tx, first, &Lock::update()).await?;
+                if staged {
+                    // Bounded: if the other side failed before the barrier, this one
+                    // must not hold its lock forever.
+                    tokio::time::timeout(SCENARIO_WAIT, both_hold_one.wait())
+                        .await
+                        .map_err(|_| Error::app("the other session never reached the barrier"))?;
+                    if is_b {
+                        let a = *a_pid.get().expect("A set its pid before the barrier");
+                        blocked_or_done(&db, a, || false).await?;
                     }
-                    lock_sock(tx, first, &Lock::update()).await?;
-                    if staged {
-                        // Bounded: if the other side failed before the barrier, this one
-                        // must not hold its lock forever.
-                        tokio::time::timeout(SCENARIO_WAIT, both_hold_one.wait())
-                            .await
-                            .map_err(|_| Error::app("the other session never reached the barrier"))?;
-                        if is_b {
-                            let a = *a_pid.get().expect("A set its pid before the barrier");
-                            blocked_or_done(&watcher, a, || false).await?;
-                        }
-                    }
-                    lock_sock(tx, second, &Lock::update()).await?;
-                    Ok(())
-                })
-                .await
-                .map(|c| c.attempts)
+                }
+                lock_sock(tx, second, &Lock::update()).await?;
+                Ok(tx.attempt())
+            })
+            .await
         })
     };
     let a = side(1, 2, false);
@@ -135,13 +131,10 @@ async fn ordered(db: &Db) -> oncommit::Result<usize> {
         let db = db.clone();
         let keys = if i % 2 == 0 { [1, 2] } else { [2, 1] };
         tasks.push(tokio::spawn(async move {
-            db.transaction()
-                .lock_timeout(SCENARIO_WAIT)
-                .run(async move |tx| {
-                    tx.lock_in_order("socks", "id", &keys, &Lock::update()).await?;
-                    Ok(())
-                })
-                .await
+            oncommit::atomic!(db.transaction().lock_timeout(SCENARIO_WAIT), |tx| {
+                tx.lock_in_order("socks", "id", &keys, &Lock::update()).await.map(drop)
+            })
+            .await
         }));
     }
     let mut deadlocks = 0;

@@ -318,6 +318,10 @@ impl Db {
     /// Runs `f` in a transaction with default options: commits when it returns `Ok`, rolls
     /// back when it returns `Err` or panics, then runs the `on_commit` hooks.
     ///
+    /// Where the future must be `Send` (`tokio::spawn`, an axum handler, a hook) and the
+    /// closure borrows its captures, rustc cannot yet prove this one is: write the same
+    /// code with [`atomic!`](crate::atomic!) there.
+    ///
     /// ```no_run
     /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
     /// let id: i64 = db

@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use super::scope::{ScopeMarker, in_scope_of};
+use super::attempts::{ScopeSource, run_in};
+use super::scope::in_scope_of;
 use super::tx::{Tx, TxState};
 use crate::db::{Backend, Db, SQLITE_BUSY_TIMEOUT};
 use crate::error::{Error, Result};
@@ -176,50 +177,36 @@ impl<'d> TxBuilder<'d> {
     where
         F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
     {
-        self.check_durable()?;
-        let started = Instant::now();
-        let mut attempt = 1;
+        let (mut source, mut attempts) = ScopeSource::Outermost(self).start()?;
         loop {
-            match self.run_once(&mut f, attempt).await {
-                Ok(value) => {
-                    return Ok(Committed { value, attempts: attempt });
-                }
-                Err(err) if err.is_retryable() && self.retry.allows(attempt, started.elapsed()) => {
-                    let delay = self.retry.delay_after(attempt);
-                    tracing::debug!(attempt, ?delay, error = %err, "retrying transaction");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(err) => return Err(err),
+            let (mut tx, marker) = source.begin(&attempts).await?;
+            let result = run_in(marker, f(&mut tx)).await;
+            let attempt = attempts.number();
+            if let Some(done) = attempts.finish(tx, result).await {
+                return done.map(|value| Committed { value, attempts: attempt });
             }
         }
     }
 
-    async fn run_once<T, F>(&self, f: &mut F, attempt: u32) -> Result<T>
-    where
-        F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
-    {
-        let mut tx = self.begin_attempt(attempt).await?;
-        let marker = ScopeMarker::of_closure(self.db, tx.pending_hooks());
-        match marker.run(f(&mut tx)).await {
-            Ok(value) => {
-                tx.commit().await?;
-                Ok(value)
-            }
-            Err(err) => {
-                if let Err(rollback_err) = tx.rollback().await {
-                    tracing::warn!(error = %rollback_err, "rollback after a failed closure failed");
-                }
-                Err(err)
-            }
-        }
+    pub(super) fn db(&self) -> &'d Db {
+        self.db
     }
 
-    fn check_durable(&self) -> Result<()> {
+    pub(super) fn check_durable(&self) -> Result<()> {
         if self.durable && in_scope_of(self.db) { Err(Error::DurableNested) } else { Ok(()) }
     }
 
-    async fn begin_attempt(&self, attempt: u32) -> Result<Tx<'static>> {
+    /// Whether another attempt may start after attempt number `attempt` failed.
+    pub(super) fn retry_allows(&self, attempt: u32, started: Instant) -> bool {
+        self.retry.allows(attempt, started.elapsed())
+    }
+
+    /// How long to wait before the attempt after `attempt`.
+    pub(super) fn retry_delay(&self, attempt: u32) -> Duration {
+        self.retry.delay_after(attempt)
+    }
+
+    pub(super) async fn begin_attempt(&self, attempt: u32) -> Result<Tx<'static>> {
         let (begin, reset) = self.begin_sql()?;
         // SQLite writers of this process take turns before BEGIN IMMEDIATE (see Db::write_gate).
         let gate = if self.read_only {

@@ -1,5 +1,7 @@
 #![doc = include_str!("../../../../docs/transactions.md")]
 
+mod atomic_macro;
+mod attempts;
 mod builder;
 mod scope;
 mod tx;
@@ -8,3 +10,5 @@ pub use builder::{Committed, Isolation, TxBuilder};
 pub use scope::ScopeMarker;
 pub(crate) use scope::{OpenGuards, defer_hook, in_scope_of};
 pub use tx::Tx;
+#[doc(hidden)]
+pub use attempts::{Attempts, IntoScope, ScopeSource, body, run_in};

@@ -4,6 +4,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
+use super::attempts::ScopeSource;
 use super::scope::Registration;
 use crate::conn::{Conn, PoolConn};
 use crate::db::{Backend, Db, WriteGate};
@@ -292,19 +293,10 @@ impl<'p> Tx<'p> {
     where
         F: AsyncFnMut(&mut Tx<'_>) -> Result<T>,
     {
-        let mut sp = self.savepoint().await?;
-        match f(&mut sp).await {
-            Ok(value) => {
-                sp.commit().await?;
-                Ok(value)
-            }
-            Err(err) => {
-                if let Err(rollback_err) = sp.rollback().await {
-                    tracing::warn!(error = %rollback_err, "rolling back a savepoint failed");
-                }
-                Err(err)
-            }
-        }
+        let (mut source, mut attempts) = ScopeSource::Nested(self).start()?;
+        let (mut sp, _) = source.begin(&attempts).await?;
+        let result = f(&mut sp).await;
+        attempts.finish(sp, result).await.expect("a savepoint is never retried")
     }
 
     /// Commits: the outermost transaction commits and then runs its hooks; a savepoint is

@@ -8,6 +8,7 @@ mod liveness;
 mod locks;
 mod notify;
 mod retry;
+mod send_futures;
 mod slots;
 mod tasks;
 mod testing_kit;

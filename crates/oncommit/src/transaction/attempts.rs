@@ -1,0 +1,144 @@
+//! What the closure form ([`TxBuilder::run`], [`Tx::atomic`]) and the [`atomic!`](crate::atomic!)
+//! macro share: opening a scope for an attempt, and ending it as the attempt's result says
+//! (commit, roll back, or roll back and try again).
+//!
+//! The macro needs this split into steps because it cannot hand the user's code to a
+//! function: the code is pasted into the caller's own `async` block, so its future is an
+//! ordinary concrete type that rustc can prove `Send` (see the macro's docs for why a
+//! closure's future cannot be, today).
+
+use std::time::Instant;
+
+use super::builder::TxBuilder;
+use super::scope::ScopeMarker;
+use super::tx::Tx;
+use crate::db::Db;
+use crate::error::Result;
+
+/// Where a scope is opened: a new outermost transaction (with its options and retry), or a
+/// savepoint inside an open one.
+#[doc(hidden)]
+pub enum ScopeSource<'s, 'p> {
+    /// A new transaction, begun afresh for each attempt.
+    Outermost(TxBuilder<'s>),
+    /// A savepoint in this open scope; run once (a savepoint is not retried on its own:
+    /// the errors worth retrying abort the whole transaction).
+    Nested(&'s mut Tx<'p>),
+}
+
+/// Counts attempts and decides, after each, whether another runs.
+#[doc(hidden)]
+pub struct Attempts<'d> {
+    /// `None` for a savepoint, which is never retried.
+    builder: Option<TxBuilder<'d>>,
+    attempt: u32,
+    started: Instant,
+}
+
+impl<'s, 'p> ScopeSource<'s, 'p> {
+    /// Splits into what opens each attempt's scope and what counts the attempts (two
+    /// values, so that a savepoint guard borrowing the first can be handed to the second).
+    pub fn start(self) -> Result<(Self, Attempts<'s>)> {
+        let builder = match &self {
+            ScopeSource::Outermost(b) => {
+                b.check_durable()?;
+                Some(b.clone())
+            }
+            ScopeSource::Nested(_) => None,
+        };
+        Ok((self, Attempts { builder, attempt: 1, started: Instant::now() }))
+    }
+
+    /// Opens the scope for the next attempt, and the marker that makes `db.on_commit`,
+    /// `db.enqueue` and `durable` inside it act on it (none for a savepoint: the enclosing
+    /// transaction's marker already covers it).
+    pub async fn begin(&mut self, attempts: &Attempts<'_>) -> Result<(Tx<'_>, Option<ScopeMarker>)> {
+        match self {
+            ScopeSource::Outermost(builder) => {
+                let mut tx = builder.begin_attempt(attempts.attempt).await?;
+                let marker = ScopeMarker::of_closure(builder.db(), tx.pending_hooks());
+                Ok((tx, Some(marker)))
+            }
+            ScopeSource::Nested(tx) => Ok((tx.savepoint().await?, None)),
+        }
+    }
+}
+
+impl Attempts<'_> {
+    /// The attempt now running (1-based).
+    pub fn number(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Ends `tx` as `result` says: commits on `Ok`, rolls back on `Err`. Returns `None`
+    /// when the error is retryable and the retry policy allows another attempt (after
+    /// waiting its backoff), else the final result.
+    pub async fn finish<T>(&mut self, tx: Tx<'_>, result: Result<T>) -> Option<Result<T>> {
+        let outcome = match result {
+            Ok(value) => tx.commit().await.map(|()| value),
+            Err(err) => {
+                if let Err(rollback_err) = tx.rollback().await {
+                    tracing::warn!(error = %rollback_err, "rolling back after a failed attempt failed");
+                }
+                Err(err)
+            }
+        };
+        let err = match (outcome, &self.builder) {
+            (Err(err), Some(builder)) if err.is_retryable() && builder.retry_allows(self.attempt, self.started) => err,
+            (outcome, _) => return Some(outcome),
+        };
+        let delay = self.builder.as_ref().map(|b| b.retry_delay(self.attempt)).unwrap_or_default();
+        tracing::debug!(attempt = self.attempt, ?delay, error = %err, "retrying transaction");
+        tokio::time::sleep(delay).await;
+        self.attempt += 1;
+        None
+    }
+}
+
+/// Runs `fut` inside `marker`'s scope, or as it is when there is none.
+#[doc(hidden)]
+pub async fn run_in<F: Future>(marker: Option<ScopeMarker>, fut: F) -> F::Output {
+    match marker {
+        Some(marker) => marker.run(fut).await,
+        None => fut.await,
+    }
+}
+
+/// Fixes the output of the macro's `async` block to [`Result`], so `?` inside it converts
+/// errors into [`Error`](crate::Error) without annotations.
+#[doc(hidden)]
+pub fn body<T, F: Future<Output = Result<T>>>(fut: F) -> F {
+    fut
+}
+
+/// What [`atomic!`](crate::atomic!) accepts as its first argument: a [`Db`] (or a reference
+/// to one), a [`TxBuilder`] with options, or an open [`Tx`] (a savepoint in it).
+#[doc(hidden)]
+pub trait IntoScope<'s, 'p> {
+    /// Where the macro's scope is opened.
+    fn into_scope(self) -> ScopeSource<'s, 'p>;
+}
+
+impl<'s> IntoScope<'s, 'static> for &'s Db {
+    fn into_scope(self) -> ScopeSource<'s, 'static> {
+        ScopeSource::Outermost(self.transaction())
+    }
+}
+
+impl<'s> IntoScope<'s, 'static> for &'s mut Db {
+    fn into_scope(self) -> ScopeSource<'s, 'static> {
+        ScopeSource::Outermost(self.transaction())
+    }
+}
+
+impl<'s> IntoScope<'s, 'static> for TxBuilder<'s> {
+    fn into_scope(self) -> ScopeSource<'s, 'static> {
+        ScopeSource::Outermost(self)
+    }
+}
+
+impl<'s, 'p> IntoScope<'s, 'p> for &'s mut Tx<'p> {
+    fn into_scope(self) -> ScopeSource<'s, 'p> {
+        ScopeSource::Nested(self)
+    }
+}
