@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use oncommit::{Backend, Db, Isolation, Task, TaskContext, TaskError};
 use oncommit_axum::{AtomicRequestsLayer, Error, RequestTx, isolation, non_atomic};
-use oncommit_testing::backend_test;
+use oncommit_testing::{assert_enqueued, backend_test, capture_on_commit};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 
@@ -169,10 +169,15 @@ async fn jobs(db: &Db) -> Vec<String> {
 
 backend_test!(async fn a_successful_request_commits_its_data_jobs_and_hooks(t) {
     let app = setup(&t.db).await;
-    let (status, body) = call(router(&app, 1), "/notes", None, "kept").await;
+    // The request is served in this task, so its commit's hooks can be captured.
+    let ((status, body), hooks) = capture_on_commit(call(router(&app, 1), "/notes", None, "kept")).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "attempt 1"));
     assert_eq!(notes(&t.db).await, ["kept"]);
     assert_eq!(jobs(&t.db).await, ["kept"]);
+    assert_enqueued::<Noted>(&t.db, |n| n.name == "kept").await;
+    assert_eq!(hooks.len(), 1);
+    assert!(app.hooks.lock().unwrap().is_empty(), "a captured hook ran");
+    hooks.run().await.unwrap();
     assert_eq!(*app.hooks.lock().unwrap(), ["kept"]);
 });
 

@@ -11,6 +11,8 @@
 //!   guessed durations.
 //! - [`assert_enqueued`], [`assert_not_enqueued`], [`enqueued`]: what the code under test
 //!   enqueued, decoded as its task. `Worker::drain` runs it inside the test.
+//! - [`capture_on_commit`]: keeps the `on_commit` hooks of the commits inside a future, to
+//!   count them and run them when the test says (Django's `captureOnCommitCallbacks`).
 //!
 //! The guide: [`guide`].
 
@@ -21,6 +23,8 @@ pub mod guide {}
 mod cluster;
 
 pub use assertions::{assert_enqueued, assert_not_enqueued, enqueued};
+/// Re-exported from `oncommit`: keeps the `on_commit` hooks of a future's commits for the test to run.
+pub use oncommit::{CapturedHooks, capture_on_commit};
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -102,20 +102,30 @@ impl Hooks {
         }
     }
 
-    /// Runs every hook in registration order, after the outermost commit.
+    /// Runs every hook in registration order, after the outermost commit (or keeps them,
+    /// when a test captures them: see `hook_capture`).
     pub(crate) async fn run(self) -> Result<()> {
-        for (index, (_, hook)) in self.pending.into_iter().enumerate() {
-            let robust = hook.robust;
-            if let Err(source) = hook.call().await {
-                if robust {
-                    tracing::error!(index, error = %source, "robust on_commit hook failed; the transaction is committed");
-                } else {
-                    return Err(Error::Hook { index, source });
-                }
+        let hooks = self.pending.into_iter().map(|(_, hook)| hook).collect();
+        match crate::hook_capture::divert(hooks) {
+            Some(hooks) => run_in_order(hooks).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs `hooks` in order: a robust hook's failure is logged, any other stops the rest.
+pub(crate) async fn run_in_order(hooks: Vec<Hook>) -> Result<()> {
+    for (index, hook) in hooks.into_iter().enumerate() {
+        let robust = hook.robust;
+        if let Err(source) = hook.call().await {
+            if robust {
+                tracing::error!(index, error = %source, "robust on_commit hook failed; the transaction is committed");
+            } else {
+                return Err(Error::Hook { index, source });
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// The hooks of one open transaction, shared with `Db::on_commit`, which reaches them from

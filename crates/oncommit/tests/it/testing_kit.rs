@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use oncommit::{EnqueueOptions, Worker};
-use oncommit_testing::{assert_enqueued, assert_not_enqueued, backend_test, enqueued};
+use oncommit_testing::{assert_enqueued, assert_not_enqueued, backend_test, capture_on_commit, enqueued};
 
 use super::tasks::{Echo, Flaky, Panics, create_runs, runs};
 
@@ -50,4 +50,97 @@ backend_test!(async fn drain_serves_only_its_queues(t) {
     assert_eq!(drained.ran, 1);
     assert_enqueued::<Echo>(&t.db, |e| e.key == "default").await;
     assert_not_enqueued::<Echo>(&t.db, |e| e.key == "other").await;
+});
+
+/// What the hooks wrote, in order.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl Log {
+    fn hook(&self, what: &'static str) -> impl FnOnce() + Send + 'static {
+        let log = self.clone();
+        move || log.0.lock().unwrap().push(what)
+    }
+    fn seen(&self) -> Vec<&'static str> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+backend_test!(async fn captured_hooks_wait_for_the_test_and_run_in_order(t) {
+    let log = Log::default();
+    let (committed, hooks) = capture_on_commit(async {
+        oncommit::atomic!(t.db, |tx| {
+            tx.on_commit(log.hook("first"));
+            // A rolled-back savepoint's hook is discarded, captured or not.
+            let _ = oncommit::atomic!(tx, |sp| {
+                sp.on_commit(log.hook("discarded"));
+                Err::<(), _>(oncommit::Error::app("undo"))
+            })
+            .await;
+            // Code handed only the Db joins the same transaction.
+            tx.db().on_commit(log.hook("second"))?;
+            Ok(())
+        })
+        .await?;
+        // A second transaction's hooks are captured after the first's.
+        let mut guard = t.db.begin().await?;
+        guard.on_commit(log.hook("third"));
+        guard.commit().await?;
+        // A transaction that rolls back leaves nothing to capture.
+        oncommit::atomic!(t.db, |tx| {
+            tx.on_commit(log.hook("never"));
+            tx.set_rollback(true);
+            Ok(())
+        })
+        .await
+    })
+    .await;
+    committed.unwrap();
+    assert_eq!(hooks.len(), 3, "{hooks:?}");
+    assert!(log.seen().is_empty(), "a captured hook ran: {:?}", log.seen());
+    hooks.run().await.unwrap();
+    assert_eq!(log.seen(), ["first", "second", "third"]);
+});
+
+backend_test!(async fn a_captured_hook_that_fails_stops_the_rest_unless_robust(t) {
+    let log = Log::default();
+    let ((), hooks) = capture_on_commit(async {
+        let mut tx = t.db.begin().await.unwrap();
+        tx.on_commit_robust(|| Err::<(), _>("robust, logged"));
+        tx.on_commit(log.hook("runs"));
+        tx.on_commit(|| Err::<(), _>("stops the rest"));
+        tx.on_commit(log.hook("never"));
+        tx.commit().await.unwrap();
+    })
+    .await;
+    let err = hooks.run().await.unwrap_err();
+    assert!(matches!(err, oncommit::Error::Hook { index: 2, .. }), "{err:?}");
+    assert_eq!(log.seen(), ["runs"]);
+});
+
+backend_test!(async fn outside_a_transaction_a_hook_runs_at_once_even_when_capturing(t) {
+    let log = Log::default();
+    let (result, hooks) = capture_on_commit(async { t.db.on_commit(log.hook("now")) }).await;
+    result.unwrap();
+    assert!(hooks.is_empty());
+    assert_eq!(log.seen(), ["now"]);
+});
+
+backend_test!(async fn only_the_capturing_task_is_captured(t) {
+    let log = Log::default();
+    let db = t.db.clone();
+    let other = log.clone();
+    let ((), hooks) = capture_on_commit(async {
+        let spawned = tokio::spawn(async move {
+            oncommit::atomic!(db, |tx| {
+                tx.on_commit(other.hook("spawned"));
+                Ok(())
+            })
+            .await
+        });
+        spawned.await.unwrap().unwrap();
+    })
+    .await;
+    assert!(hooks.is_empty());
+    assert_eq!(log.seen(), ["spawned"]);
 });
