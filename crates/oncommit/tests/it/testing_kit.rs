@@ -68,7 +68,8 @@ impl Log {
 
 backend_test!(async fn captured_hooks_wait_for_the_test_and_run_in_order(t) {
     let log = Log::default();
-    let (committed, hooks) = capture_on_commit(async {
+    // Boxed: three transactions, one nested, make a large future in a debug build.
+    let (committed, hooks) = capture_on_commit(Box::pin(async {
         oncommit::atomic!(t.db, |tx| {
             tx.on_commit(log.hook("first"));
             // A rolled-back savepoint's hook is discarded, captured or not.
@@ -93,7 +94,7 @@ backend_test!(async fn captured_hooks_wait_for_the_test_and_run_in_order(t) {
             Ok(())
         })
         .await
-    })
+    }))
     .await;
     committed.unwrap();
     assert_eq!(hooks.len(), 3, "{hooks:?}");
