@@ -47,6 +47,9 @@ pub enum Cancelled {
     NotCancellable,
 }
 
+/// How old the count of finished jobs in [`Db::job_gauges`] may be.
+pub const FINISHED_COUNTS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Db {
     /// One job by id.
     pub async fn job(&self, id: JobId) -> Result<Option<Job>> {
@@ -61,6 +64,29 @@ impl Db {
     /// How many jobs are in each state, per queue.
     pub async fn job_counts(&self) -> Result<Vec<StateCount>> {
         queries::job_count_by_queue_and_state(self).await
+    }
+
+    /// [`Db::job_counts`] for a metrics scrape, which must stay cheap however many jobs the
+    /// table keeps: the waiting and running jobs are counted exactly each time, through
+    /// their partial indexes; the finished ones (completed, failed, cancelled: most of a
+    /// table that keeps months of history) are counted at most once per
+    /// [`FINISHED_COUNTS_MAX_AGE`], shared by every scrape of this `Db` and its clones.
+    pub async fn job_gauges(&self) -> Result<Vec<StateCount>> {
+        let mut counts = queries::job_count_split(self, false).await?;
+        let mut cached = self.finished_counts().lock().await;
+        let fresh = cached.as_ref().filter(|(at, _)| at.elapsed() < FINISHED_COUNTS_MAX_AGE);
+        let finished = match fresh {
+            Some((_, finished)) => finished.clone(),
+            None => {
+                let finished = queries::job_count_split(self, true).await?;
+                *cached = Some((std::time::Instant::now(), finished.clone()));
+                finished
+            }
+        };
+        drop(cached);
+        counts.extend(finished);
+        counts.sort_by(|a, b| (&a.queue, a.state).cmp(&(&b.queue, b.state)));
+        Ok(counts)
     }
 
     /// [`Db::job_counts`] arranged per state, in all and per queue.

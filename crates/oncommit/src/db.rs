@@ -81,7 +81,14 @@ struct DbInner {
     /// The guard-form transactions open on this database, by the task that holds them (see
     /// `transaction::scope`). Shared with the pools derived from this one.
     guards: Arc<OpenGuards>,
+    /// The last count of finished jobs per queue and state, and when it was taken: a
+    /// metrics scrape counts them at most once a minute (see [`Db::job_gauges`]). Shared with
+    /// the pools derived from this one.
+    finished_counts: Arc<tokio::sync::Mutex<Option<FinishedCounts>>>,
 }
+
+/// A count of the finished jobs per queue and state, and when it was taken.
+pub(crate) type FinishedCounts = (std::time::Instant, Vec<crate::StateCount>);
 
 #[derive(Clone)]
 pub(crate) enum Pool {
@@ -258,8 +265,23 @@ impl Db {
             Pool::Sqlite(_) => None,
         };
         let guards = Arc::default();
-        let inner = DbInner { pool, display_url, id, wake, query_timeout: None, notifier, sqlite_writers, guards };
+        let inner = DbInner {
+            pool,
+            display_url,
+            id,
+            wake,
+            query_timeout: None,
+            notifier,
+            sqlite_writers,
+            guards,
+            finished_counts: Arc::default(),
+        };
         Db { inner: Arc::new(inner) }
+    }
+
+    /// The cache of finished-job counts (see [`Db::job_gauges`]).
+    pub(crate) fn finished_counts(&self) -> &tokio::sync::Mutex<Option<FinishedCounts>> {
+        &self.inner.finished_counts
     }
 
     /// Which backend this pool talks to.
@@ -460,6 +482,7 @@ impl Db {
                 notifier: inner.notifier.clone(),
                 sqlite_writers: inner.sqlite_writers.clone(),
                 guards: inner.guards.clone(),
+                finished_counts: inner.finished_counts.clone(),
             }),
         }
     }

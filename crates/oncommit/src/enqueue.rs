@@ -144,6 +144,7 @@ impl EnqueueOptions {
             run_at_ms: self.run_at.map(check_run_at).transpose()?,
             max_attempts,
             unique_key: self.unique_key.clone(),
+            trace_context: crate::trace::current_context(),
         })
     }
 }

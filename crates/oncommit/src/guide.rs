@@ -2,3 +2,6 @@
 
 #[doc = include_str!("../../../docs/jobs.md")]
 pub mod jobs {}
+
+#[doc = include_str!("../../../docs/observability.md")]
+pub mod observability {}

@@ -141,6 +141,10 @@ pub struct Job {
     pub errors: Vec<AttemptError>,
     /// Its unique key, if it has one.
     pub unique_key: Option<String>,
+    /// The trace context of the code that enqueued the job (a JSON object of W3C
+    /// `traceparent` / `tracestate`), continued by the worker's span; `None` when that code
+    /// was not traced (see the `opentelemetry` feature).
+    pub trace_context: Option<String>,
 }
 
 pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {

@@ -49,6 +49,8 @@ impl JobRow {
             cancel_requested: problems.take("cancel_requested", row.boolean("cancel_requested")).unwrap_or(false),
             errors: errors(row.text("errors")),
             unique_key: problems.take("unique_key", row.opt_text("unique_key")).flatten(),
+            // Only observability: an unreadable one is dropped, never a reason to fail the job.
+            trace_context: row.opt_text("trace_context").ok().flatten(),
         };
         Ok(JobRow { job, problem: problems.first })
     }

@@ -32,10 +32,11 @@ mod retry;
 mod retry_policy;
 mod shutdown;
 mod task;
+mod trace;
 pub mod transaction;
 mod worker;
 
-pub use admin::{Cancelled, JobFilter, JobStats};
+pub use admin::{Cancelled, FINISHED_COUNTS_MAX_AGE, JobFilter, JobStats};
 pub use conn::{Conn, PoolConn};
 pub use db::{Backend, DEFAULT_URL, Db, DbOptions, ExistingPool, SQLITE_BUSY_TIMEOUT};
 pub use enqueue::{EnqueueOptions, MAX_QUEUE_NAME_BYTES};

@@ -1,5 +1,24 @@
-//! Counters and latency histograms of this process's workers, for Prometheus (rendered by
-//! `oncommit-axum` at `/metrics`). Atomics only: recording is a few relaxed adds.
+//! Counters and latency histograms of this process's workers and transactions, two ways:
+//!
+//! - [`METRICS`], rendered in Prometheus' text format by `oncommit-axum` at `/metrics`:
+//!   atomics only, recording is a few relaxed adds;
+//! - the [`metrics`](https://docs.rs/metrics) facade, so an application that installs a
+//!   recorder (`metrics-exporter-prometheus`, an OpenTelemetry bridge, StatsD…) gets
+//!   oncommit's series in its own exporter, with labels. Without a recorder these calls do
+//!   nothing.
+//!
+//! The facade's series:
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `oncommit_job_attempts_total` | counter | `queue`, `task`, `outcome` (completed, retryable, failed, cancelled, snoozed, released) |
+//! | `oncommit_job_duration_seconds` | histogram | `queue`, `task` |
+//! | `oncommit_job_wait_seconds` (from when the job was due to when it started) | histogram | `queue` |
+//! | `oncommit_jobs_claimed_total` | counter | |
+//! | `oncommit_claim_duration_seconds` | histogram | |
+//! | `oncommit_complete_duration_seconds` | histogram | |
+//! | `oncommit_transactions_total` | counter | `outcome` (committed, rolled_back, failed) |
+//! | `oncommit_transaction_duration_seconds` | histogram | |
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +91,38 @@ pub static METRICS: Metrics = Metrics {
     claimed: AtomicU64::new(0),
     finished: AtomicU64::new(0),
 };
+
+/// A task ran: the attempt's outcome and how long it ran, and how long after it was due
+/// it started.
+pub(crate) fn job_ran(queue: &str, task: &str, outcome: &'static str, took: Duration, waited: Duration) {
+    METRICS.run.observe(took);
+    METRICS.finished.fetch_add(1, Ordering::Relaxed);
+    let (queue, task) = (queue.to_owned(), task.to_owned());
+    ::metrics::counter!("oncommit_job_attempts_total", "queue" => queue.clone(), "task" => task.clone(), "outcome" => outcome)
+        .increment(1);
+    ::metrics::histogram!("oncommit_job_duration_seconds", "queue" => queue.clone(), "task" => task).record(took);
+    ::metrics::histogram!("oncommit_job_wait_seconds", "queue" => queue).record(waited);
+}
+
+/// One claim statement ran, claiming `jobs` jobs.
+pub(crate) fn claimed(jobs: usize, took: Duration) {
+    METRICS.claim.observe(took);
+    METRICS.claimed.fetch_add(jobs as u64, Ordering::Relaxed);
+    ::metrics::histogram!("oncommit_claim_duration_seconds").record(took);
+    ::metrics::counter!("oncommit_jobs_claimed_total").increment(jobs as u64);
+}
+
+/// One batched completion statement ran.
+pub(crate) fn completed_batch(took: Duration) {
+    METRICS.complete.observe(took);
+    ::metrics::histogram!("oncommit_complete_duration_seconds").record(took);
+}
+
+/// An outermost transaction ended.
+pub(crate) fn transaction_ended(outcome: &'static str, took: Duration) {
+    ::metrics::counter!("oncommit_transactions_total", "outcome" => outcome).increment(1);
+    ::metrics::histogram!("oncommit_transaction_duration_seconds").record(took);
+}
 
 impl Metrics {
     /// The Prometheus text format of these metrics, each series prefixed `oncommit_`.

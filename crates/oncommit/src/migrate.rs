@@ -80,6 +80,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(6, "apply_task_declarations", "postgres/006_apply_task_declarations.sql"),
         crate::migration!(7, "vacuum_the_jobs_table_early", "postgres/007_vacuum_the_jobs_table_early.sql"),
         crate::migration!(8, "create_enqueue_many_function", "postgres/008_create_enqueue_many_function.sql"),
+        crate::migration!(9, "store_trace_context", "postgres/009_store_trace_context.sql"),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
@@ -87,6 +88,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(3, "index_only_discarded_jobs_by_state", "sqlite/003_index_only_discarded_jobs_by_state.sql"),
         crate::migration!(4, "refuse_unservable_jobs_at_insert", "sqlite/004_refuse_unservable_jobs_at_insert.sql"),
         crate::migration!(5, "apply_task_declarations", "sqlite/005_apply_task_declarations.sql"),
+        crate::migration!(6, "store_trace_context", "sqlite/006_store_trace_context.sql"),
     ],
 };
 

@@ -19,14 +19,15 @@ use crate::job_row::JobRow;
 macro_rules! pg_job_columns {
     () => {
         "id, queue, task, args::text AS args, state, priority, attempt, max_attempts, run_at, created_at, \
-         attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors::text AS errors, unique_key"
+         attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors::text AS errors, unique_key, \
+         trace_context"
     };
 }
 
 macro_rules! sqlite_job_columns {
     () => {
         "id, queue, task, args, state, priority, attempt, max_attempts, run_at, created_at, \
-         attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors, unique_key"
+         attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors, unique_key, trace_context"
     };
 }
 
@@ -117,6 +118,8 @@ pub(crate) struct NewJob {
     pub(crate) run_at_ms: Option<i64>,
     pub(crate) max_attempts: Option<i32>,
     pub(crate) unique_key: Option<String>,
+    /// The enqueuing code's trace context (see `trace`), a JSON object.
+    pub(crate) trace_context: Option<String>,
 }
 
 /// What a task declares for its jobs, as a worker records it (see `task_declare`).
@@ -141,6 +144,27 @@ pub(crate) struct Transition {
     pub(crate) error: Option<String>,
     /// Attempts to add to `max_attempts` (a snooze or a release does not use one up).
     pub(crate) extra: i32,
+}
+
+impl Transition {
+    /// How the attempt ended, as metrics and spans name it.
+    pub(crate) fn outcome(&self) -> &'static str {
+        match self.state {
+            JobState::Completed => "completed",
+            JobState::Retryable => "retryable",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Scheduled => "snoozed",
+            JobState::Available => "released",
+            JobState::Running => "running",
+        }
+    }
+
+    /// The error message recorded for the attempt, if any.
+    pub(crate) fn error_message(&self) -> Option<String> {
+        let entry: serde_json::Value = serde_json::from_str(self.error.as_deref()?).ok()?;
+        entry.get("error")?.as_str().map(str::to_owned)
+    }
 }
 
 /// What one maintenance tick found (see `job_tick`).
@@ -370,6 +394,19 @@ pub(crate) async fn job_list(db: &Db, state: Option<JobState>, queue: Option<&st
 pub(crate) async fn job_count_by_queue_and_state(db: &Db) -> Result<Vec<StateCount>> {
     let rows: Vec<(String, String, i64)> =
         on_conn!(db, "counting jobs", |c| postgres::job_counts(c), sqlite::job_counts(c))?;
+    rows.into_iter()
+        .map(|(queue, state, count)| Ok(StateCount { queue, state: state.parse().map_err(crate::Error::app)?, count }))
+        .collect()
+}
+
+/// Counts per queue and state of the finished jobs, or of the unfinished ones.
+pub(crate) async fn job_count_split(db: &Db, finished: bool) -> Result<Vec<StateCount>> {
+    let rows: Vec<(String, String, i64)> = on_conn!(
+        db,
+        "counting jobs",
+        |c| postgres::job_counts_split(c, finished),
+        sqlite::job_counts_split(c, finished)
+    )?;
     rows.into_iter()
         .map(|(queue, state, count)| Ok(StateCount { queue, state: state.parse().map_err(crate::Error::app)?, count }))
         .collect()

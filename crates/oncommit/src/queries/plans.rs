@@ -7,7 +7,7 @@
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::PLANNER_SETTINGS;
-use super::postgres::{CLAIM, COMPLETE};
+use super::postgres::{CLAIM, COMPLETE, COUNT_UNFINISHED};
 use crate::db::Db;
 
 /// The test server (as the integration tests find it).
@@ -30,6 +30,43 @@ async fn plans(c: &mut PgConnection, types: &str, statement: &str, args: &str) -
     }
     sqlx::raw_sql("DEALLOCATE probe").execute(&mut *c).await.unwrap();
     plans
+}
+
+/// A fresh migrated database; returns its URL and an admin connection to drop it with.
+async fn scratch_database(prefix: &str) -> (String, String, PgConnection) {
+    let admin_url = admin_url();
+    let name = format!("{prefix}_{}_{}", std::process::id(), fastrand::u32(..));
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    let db = Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    db.close().await;
+    (name, url, admin)
+}
+
+#[tokio::test]
+async fn a_metrics_scrape_does_not_read_the_finished_jobs() {
+    let (name, url, mut admin) = scratch_database("oncommit_scrape").await;
+    let mut c = PgConnection::connect(&url).await.unwrap();
+    // A table that has lived for a while: 100,000 finished jobs, a small backlog.
+    sqlx::raw_sql(
+        "INSERT INTO oncommit.jobs (task, queue, priority, max_attempts, state, finished_at) \
+         SELECT 'noop', 'default', 0, 25, CASE WHEN g % 100 = 0 THEN 'failed' ELSE 'completed' END, now() \
+         FROM generate_series(1, 100000) AS g; \
+         INSERT INTO oncommit.jobs (task, queue, priority, max_attempts, state) \
+         SELECT 'noop', 'q' || (g % 3), 0, 25, 'available' FROM generate_series(1, 500) AS g; \
+         ANALYZE oncommit.jobs",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let [custom, _] = plans(&mut c, "int4", &format!("{COUNT_UNFINISHED} LIMIT $1"), "1000").await;
+    assert!(!custom.contains("Seq Scan"), "the scrape's count reads the partial indexes: {custom}");
+    assert!(custom.contains("jobs_claim"), "available jobs are counted from the claim index: {custom}");
+    c.close().await.ok();
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
 }
 
 #[tokio::test]

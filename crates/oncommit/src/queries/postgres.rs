@@ -25,6 +25,15 @@ async fn job_insert_one(c: &mut PgConnection, job: &NewJob) -> Result<(JobId, Op
     .bind(&job.unique_key)
     .fetch_one(&mut *c)
     .await?;
+    if let Some(context) = &job.trace_context {
+        // The function has no parameter for it (it serves SQL callers, who have no span); a
+        // job that already existed under the unique key keeps its own.
+        sqlx::query("UPDATE oncommit.jobs SET trace_context = $2 WHERE id = $1 AND trace_context IS NULL")
+            .bind(id)
+            .bind(context)
+            .execute(&mut *c)
+            .await?;
+    }
     if !available {
         return Ok((JobId(id), None));
     }
@@ -44,9 +53,9 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
         // One job, as a web request enqueues: a plain VALUES insert (the unnest below costs a
         // tenth of the rate of one-job transactions).
         let (id, queue, state): (i64, String, String) = sqlx::query_as(
-            "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state) \
+            "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
              VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
-                     CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END) \
+                     CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, $7) \
              RETURNING id, queue, state",
         )
         .bind(&job.task)
@@ -55,6 +64,7 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
         .bind(job.priority)
         .bind(job.run_at_ms)
         .bind(job.max_attempts)
+        .bind(&job.trace_context)
         .fetch_one(&mut *c)
         .await?;
         inserted.ids.push(JobId(id));
@@ -65,11 +75,11 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
         let col = |f: fn(&NewJob) -> String| plain.iter().map(|j| f(j)).collect::<Vec<_>>();
         let queues: Vec<Option<String>> = plain.iter().map(|j| j.queue.clone()).collect();
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state) \
+            "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
              SELECT t, a::jsonb, q, p, coalesce(to_timestamp(r / 1000.0), now()), m, \
-                    CASE WHEN to_timestamp(r / 1000.0) > now() THEN 'scheduled' ELSE 'available' END \
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::int8[], $6::int4[]) \
-                  WITH ORDINALITY AS u(t, a, q, p, r, m, ord) \
+                    CASE WHEN to_timestamp(r / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, x \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::int8[], $6::int4[], $7::text[]) \
+                  WITH ORDINALITY AS u(t, a, q, p, r, m, x, ord) \
              ORDER BY ord \
              RETURNING id, queue, state",
         )
@@ -79,6 +89,7 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
         .bind(plain.iter().map(|j| j.priority).collect::<Vec<_>>())
         .bind(plain.iter().map(|j| j.run_at_ms).collect::<Vec<_>>())
         .bind(plain.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+        .bind(plain.iter().map(|j| j.trace_context.clone()).collect::<Vec<_>>())
         .fetch_all(&mut *c)
         .await?;
         inserted.wake.extend(rows.iter().filter(|(_, _, state)| state == "available").map(|(_, q, _)| q.clone()));
@@ -308,6 +319,26 @@ pub(super) async fn job_list(
     .bind(limit)
     .fetch_all(&mut *c)
     .await?)
+}
+
+/// Counts per queue and state of the waiting and running jobs: read through their partial
+/// indexes, never the finished rows that make up most of a long-lived table.
+/// One branch per partial index, each `WHERE` matching its index's predicate exactly (a
+/// single `state IN (…)` over all four matches none, and is planned as a scan of the table).
+pub(super) const COUNT_UNFINISHED: &str = "\
+     SELECT queue, 'available', count(*) FROM oncommit.jobs WHERE state = 'available' GROUP BY queue \
+     UNION ALL SELECT queue, state, count(*) FROM oncommit.jobs \
+         WHERE state IN ('scheduled', 'retryable') GROUP BY queue, state \
+     UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue";
+
+/// Counts per queue and state of the finished jobs (the expensive part of a count).
+const COUNT_FINISHED: &str = "SELECT queue, state, count(*) FROM oncommit.jobs \
+     WHERE state IN ('completed', 'failed', 'cancelled') GROUP BY queue, state";
+
+/// Counts per queue and state of the finished jobs (`finished`), or of the others.
+pub(super) async fn job_counts_split(c: &mut PgConnection, finished: bool) -> Result<Vec<(String, String, i64)>> {
+    let sql = if finished { COUNT_FINISHED } else { COUNT_UNFINISHED };
+    Ok(sqlx::query_as(sql).fetch_all(&mut *c).await?)
 }
 
 pub(super) async fn job_counts(c: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {

@@ -14,12 +14,12 @@ async fn job_insert_one(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId>
     // A conflicting job may finish between the insert and the look-up: try again then.
     for _ in 0..10 {
         let inserted: Option<i64> = sqlx::query_scalar(concat!(
-            "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, unique_key, state) \
+            "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, unique_key, state, trace_context) \
              VALUES ($1, $2, $3, $4, coalesce($5, ",
             sqlite_now_ms!(),
             "), $6, $7, CASE WHEN $5 > ",
             sqlite_now_ms!(),
-            " THEN 'scheduled' ELSE 'available' END) \
+            " THEN 'scheduled' ELSE 'available' END, $8) \
              ON CONFLICT (unique_key) \
                  WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retryable') \
                  DO NOTHING \
@@ -32,6 +32,7 @@ async fn job_insert_one(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId>
         .bind(job.run_at_ms)
         .bind(job.max_attempts)
         .bind(&job.unique_key)
+        .bind(&job.trace_context)
         .fetch_optional(&mut *c)
         .await?;
         if let Some(id) = inserted {
@@ -62,19 +63,19 @@ pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -
             .map(|j| {
                 serde_json::json!({
                     "task": j.task, "args": j.args, "queue": j.queue, "priority": j.priority,
-                    "run_at": j.run_at_ms, "max_attempts": j.max_attempts,
+                    "run_at": j.run_at_ms, "max_attempts": j.max_attempts, "trace_context": j.trace_context,
                 })
             })
             .collect();
         let mut plain_ids: Vec<i64> = sqlx::query_scalar(concat!(
-            "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state) \
+            "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
              SELECT value ->> '$.task', value ->> '$.args', value ->> '$.queue', value ->> '$.priority', \
                     coalesce(value ->> '$.run_at', ",
             sqlite_now_ms!(),
             "), value ->> '$.max_attempts', \
                     CASE WHEN value ->> '$.run_at' > ",
             sqlite_now_ms!(),
-            " THEN 'scheduled' ELSE 'available' END \
+            " THEN 'scheduled' ELSE 'available' END, value ->> '$.trace_context' \
              FROM json_each($1) ORDER BY key \
              RETURNING id"
         ))
@@ -296,6 +297,22 @@ pub(super) async fn job_list(
     .bind(limit)
     .fetch_all(&mut *c)
     .await?)
+}
+
+/// Counts per queue and state of the finished jobs (`finished`), or of the others, which
+/// the partial indexes of waiting and running jobs serve without reading finished rows.
+pub(super) async fn job_counts_split(c: &mut SqliteConnection, finished: bool) -> Result<Vec<(String, String, i64)>> {
+    let sql = if finished {
+        "SELECT queue, state, count(*) FROM oncommit_jobs \
+         WHERE state IN ('completed', 'failed', 'cancelled') GROUP BY queue, state"
+    } else {
+        // One branch per partial index (see the PostgreSQL query).
+        "SELECT queue, 'available', count(*) FROM oncommit_jobs WHERE state = 'available' GROUP BY queue \
+         UNION ALL SELECT queue, state, count(*) FROM oncommit_jobs \
+             WHERE state IN ('scheduled', 'retryable') GROUP BY queue, state \
+         UNION ALL SELECT queue, 'running', count(*) FROM oncommit_jobs WHERE state = 'running' GROUP BY queue"
+    };
+    Ok(sqlx::query_as(sql).fetch_all(&mut *c).await?)
 }
 
 pub(super) async fn job_counts(c: &mut SqliteConnection) -> Result<Vec<(String, String, i64)>> {

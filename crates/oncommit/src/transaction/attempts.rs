@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use super::builder::TxBuilder;
 use super::scope::ScopeMarker;
 use super::tx::Tx;
@@ -52,14 +54,15 @@ impl<'s, 'p> ScopeSource<'s, 'p> {
     /// Opens the scope for the next attempt, and the marker that makes `db.on_commit`,
     /// `db.enqueue` and `durable` inside it act on it (none for a savepoint: the enclosing
     /// transaction's marker already covers it).
-    pub async fn begin(&mut self, attempts: &Attempts<'_>) -> Result<(Tx<'_>, Option<ScopeMarker>)> {
+    pub async fn begin(&mut self, attempts: &Attempts<'_>) -> Result<(Tx<'_>, Inside)> {
         match self {
             ScopeSource::Outermost(builder) => {
                 let mut tx = builder.begin_attempt(attempts.attempt).await?;
                 let marker = ScopeMarker::of_closure(builder.db(), tx.pending_hooks());
-                Ok((tx, Some(marker)))
+                let span = tx.span();
+                Ok((tx, Inside { marker: Some(marker), span: Some(span) }))
             }
-            ScopeSource::Nested(tx) => Ok((tx.savepoint().await?, None)),
+            ScopeSource::Nested(tx) => Ok((tx.savepoint().await?, Inside { marker: None, span: None })),
         }
     }
 }
@@ -74,15 +77,20 @@ impl Attempts<'_> {
     /// when the error is retryable and the retry policy allows another attempt (after
     /// waiting its backoff), else the final result.
     pub async fn finish<T>(&mut self, tx: Tx<'_>, result: Result<T>) -> Option<Result<T>> {
-        let outcome = match result {
-            Ok(value) => tx.commit().await.map(|()| value),
-            Err(err) => {
-                if let Err(rollback_err) = tx.rollback().await {
-                    tracing::warn!(error = %rollback_err, "rolling back after a failed attempt failed");
+        let span = if self.builder.is_some() { tx.span() } else { tracing::Span::none() };
+        let outcome = async {
+            match result {
+                Ok(value) => tx.commit().await.map(|()| value),
+                Err(err) => {
+                    if let Err(rollback_err) = tx.rollback().await {
+                        tracing::warn!(error = %rollback_err, "rolling back after a failed attempt failed");
+                    }
+                    Err(err)
                 }
-                Err(err)
             }
-        };
+        }
+        .instrument(span)
+        .await;
         let err = match (outcome, &self.builder) {
             (Err(err), Some(builder)) if err.is_retryable() && builder.retry_allows(self.attempt, self.started) => err,
             (outcome, _) => return Some(outcome),
@@ -95,12 +103,22 @@ impl Attempts<'_> {
     }
 }
 
-/// Runs `fut` inside `marker`'s scope, or as it is when there is none.
+/// What an attempt's code runs inside: the scope marker and the span of a new transaction
+/// (a savepoint runs inside its transaction's).
 #[doc(hidden)]
-pub async fn run_in<F: Future>(marker: Option<ScopeMarker>, fut: F) -> F::Output {
-    match marker {
-        Some(marker) => marker.run(fut).await,
-        None => fut.await,
+pub struct Inside {
+    marker: Option<ScopeMarker>,
+    span: Option<tracing::Span>,
+}
+
+/// Runs `fut` inside the scope and span of `inside`.
+#[doc(hidden)]
+pub async fn run_in<F: Future>(inside: Inside, fut: F) -> F::Output {
+    match (inside.marker, inside.span) {
+        (Some(marker), Some(span)) => marker.run(fut.instrument(span)).await,
+        (Some(marker), None) => marker.run(fut).await,
+        (None, Some(span)) => fut.instrument(span).await,
+        (None, None) => fut.await,
     }
 }
 

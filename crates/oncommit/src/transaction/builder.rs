@@ -207,6 +207,7 @@ impl<'d> TxBuilder<'d> {
     }
 
     pub(super) async fn begin_attempt(&self, attempt: u32) -> Result<Tx<'static>> {
+        let span = crate::trace::transaction_span(self.db.backend(), self.isolation, attempt);
         let (begin, reset) = self.begin_sql()?;
         // SQLite writers of this process take turns before BEGIN IMMEDIATE (see Db::write_gate).
         let gate = if self.read_only {
@@ -220,7 +221,7 @@ impl<'d> TxBuilder<'d> {
             conn.close_on_drop();
             return Err(err);
         }
-        Ok(Tx::outermost(TxState::new(self.db.clone(), conn, attempt, reset, gate)))
+        Ok(Tx::outermost(TxState::new(self.db.clone(), conn, attempt, reset, gate, span)))
     }
 
     /// The statements that open the transaction, and for SQLite those that undo its

@@ -11,4 +11,4 @@ pub use scope::ScopeMarker;
 pub(crate) use scope::{OpenGuards, defer_hook, in_scope_of};
 pub use tx::Tx;
 #[doc(hidden)]
-pub use attempts::{Attempts, IntoScope, ScopeSource, body, run_in};
+pub use attempts::{Attempts, Inside, IntoScope, ScopeSource, body, run_in};

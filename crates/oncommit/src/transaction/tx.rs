@@ -60,6 +60,10 @@ pub(crate) struct TxState {
     notify: std::collections::BTreeSet<String>,
     /// This process's turn to write (SQLite writing transactions), held until the end.
     gate: Option<WriteGate>,
+    /// The transaction's span (see `trace`), and when it began; taken when its outcome is
+    /// recorded, so that happens once.
+    span: tracing::Span,
+    began: Option<std::time::Instant>,
 }
 
 impl TxState {
@@ -69,6 +73,7 @@ impl TxState {
         attempt: u32,
         reset_sql: Option<String>,
         gate: Option<WriteGate>,
+        span: tracing::Span,
     ) -> Self {
         TxState {
             conn: Some(conn),
@@ -83,6 +88,16 @@ impl TxState {
             wake: false,
             notify: std::collections::BTreeSet::new(),
             gate,
+            span,
+            began: Some(std::time::Instant::now()),
+        }
+    }
+
+    /// Records how the transaction ended, on its span and in the metrics (once).
+    fn ended(&mut self, outcome: &'static str) {
+        if let Some(began) = self.began.take() {
+            crate::trace::transaction_ended(&self.span, outcome);
+            crate::metrics::transaction_ended(outcome, began.elapsed());
         }
     }
 
@@ -208,6 +223,11 @@ impl<'p> Tx<'p> {
     fn push_hook(&mut self, hook: Hook) {
         let level = self.level;
         self.state().hooks.push(level, hook);
+    }
+
+    /// The outermost transaction's span (a savepoint shares it).
+    pub(crate) fn span(&self) -> tracing::Span {
+        self.state_ref().span.clone()
     }
 
     pub(crate) fn pending_hooks(&mut self) -> Arc<Pending> {
@@ -349,6 +369,7 @@ impl<'p> Tx<'p> {
     }
 
     async fn rollback_outermost(&mut self) -> Result<()> {
+        self.state().ended("rolled_back");
         drop(self.end_hooks());
         let result = self.end(Ending::Rollback).await;
         self.open = false;
@@ -357,6 +378,7 @@ impl<'p> Tx<'p> {
 
     async fn commit_outermost(&mut self) -> Result<()> {
         if self.state().abandoned {
+            self.state().ended("failed");
             drop(self.end_hooks());
             self.end(Ending::Rollback).await.ok();
             self.open = false;
@@ -367,6 +389,7 @@ impl<'p> Tx<'p> {
                 self.open = false;
                 let hooks = self.end_hooks();
                 let state = self.state();
+                state.ended("committed");
                 let queues: Vec<String> = std::mem::take(&mut state.notify).into_iter().collect();
                 // Give the connection (and the turn to write) back before the hooks run:
                 // they may need them.
@@ -380,6 +403,7 @@ impl<'p> Tx<'p> {
             }
             Err(err) => {
                 self.open = false;
+                self.state().ended("failed");
                 drop(self.end_hooks());
                 Err(match err {
                     Error::ConnectionLost(_) => Error::CommitOutcomeUnknown(Box::new(err)),
@@ -490,6 +514,7 @@ impl Drop for Tx<'_> {
                 tracing::warn!(level, "savepoint dropped unfinished; its transaction will refuse to commit");
             }
             State::Owned(state) => {
+                state.ended("rolled_back");
                 if let Some(conn) = state.conn.take() {
                     rollback_in_background(conn, state.reset_sql.take(), state.gate.take());
                 }

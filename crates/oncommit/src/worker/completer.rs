@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use super::held::Held;
 use super::outage::{Backoff, Outage};
 use crate::db::Db;
-use crate::metrics::METRICS;
+use crate::metrics;
 use crate::queries::{self, Transition};
 use crate::shutdown::Shutdown;
 
@@ -75,7 +75,7 @@ async fn write(db: &Db, finished: Vec<Finished>, held: &Held, outage: &Outage, m
     loop {
         let started = std::time::Instant::now();
         let written = queries::job_set_state_if_running_many(db, &batch).await;
-        METRICS.complete.observe(started.elapsed());
+        metrics::completed_batch(started.elapsed());
         match written {
             Ok(changed) => {
                 outage.ok();

@@ -67,7 +67,9 @@ impl Worker {
         'drain: while drained.ran < limit {
             for queue in &queues {
                 let sent = Instant::now();
-                let Some(row) = queries::job_claim(&self.db, queue, 1, &worker_id, lease).await?.pop() else {
+                let mut claimed = queries::job_claim(&self.db, queue, 1, &worker_id, lease).await?;
+                crate::metrics::claimed(claimed.len(), sent.elapsed());
+                let Some(row) = claimed.pop() else {
                     continue;
                 };
                 let lease_lost = held.claimed(row.job.id.0, row.job.attempt, sent, lease);

@@ -11,7 +11,9 @@ use super::held::{Held, Stop};
 use super::registry::Registry;
 use crate::db::Db;
 use crate::job::{Job, JobState};
-use crate::metrics::METRICS;
+use crate::metrics;
+use crate::trace;
+use tracing::Instrument;
 use crate::queries::Transition;
 use crate::retry_policy::RetryPolicy;
 use crate::task::{TaskContext, TaskError};
@@ -25,7 +27,28 @@ pub(crate) async fn execute(
     registry: &Registry,
     db: &Db,
     held: &Held,
+    lease: (tokio::sync::watch::Receiver<bool>, Duration),
+) -> Option<Transition> {
+    let span = trace::job_span(&job);
+    let started = std::time::Instant::now();
+    let waited = (Utc::now() - job.run_at).to_std().unwrap_or_default();
+    let (queue, task) = (job.queue.clone(), job.task.clone());
+    let change = attempt(job, registry, db, held, lease, &span).await;
+    let took = started.elapsed();
+    let label = change.as_ref().map_or("completed", Transition::outcome);
+    metrics::job_ran(&queue, &task, label, took, waited);
+    trace::job_ended(&span, label, took, change.as_ref().and_then(Transition::error_message).as_deref());
+    change
+}
+
+/// Runs the task in its own tokio task inside `span`; see [`execute`].
+async fn attempt(
+    job: Job,
+    registry: &Registry,
+    db: &Db,
+    held: &Held,
     (lease_lost, lease): (tokio::sync::watch::Receiver<bool>, Duration),
+    span: &tracing::Span,
 ) -> Option<Transition> {
     let outcome = Outcome::of(&job);
     let Some(entry) = registry.get(&job.task) else {
@@ -38,18 +61,33 @@ pub(crate) async fn execute(
         Ok(run) => run,
         Err(why) => return Some(outcome.failed_for_good(format!("cannot decode the args of `{}`: {why}", job.task))),
     };
-    let child = tokio::spawn(async move {
-        match timeout {
-            Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
-            None => Ok(run.await),
+    let child = tokio::spawn(
+        async move {
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| limit),
+                None => Ok(run.await),
+            }
         }
-    });
+        .instrument(span.clone()),
+    );
     held.started(outcome.id, child.abort_handle());
-    let started = std::time::Instant::now();
     let joined = child.await;
-    METRICS.run.observe(started.elapsed());
-    METRICS.finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let stop = held.ended(outcome.id);
+    decide(&job, &outcome, retry, joined, stop)
+}
+
+/// How a task's run ended: its result and whether it completed its job in its own
+/// transaction, or the time limit it overran.
+type Ran = Result<(Result<(), TaskError>, bool), Duration>;
+
+/// What becomes of the job, from how its task's run ended.
+fn decide(
+    job: &Job,
+    outcome: &Outcome,
+    retry: RetryPolicy,
+    joined: Result<Ran, tokio::task::JoinError>,
+    stop: Option<Stop>,
+) -> Option<Transition> {
     Some(match joined {
         Ok(Ok((Ok(()), completed_in_tx))) => {
             if completed_in_tx {

@@ -19,7 +19,7 @@ use super::held::Stop;
 use super::outage::Backoff;
 use super::slots::Slots;
 use crate::job::Job;
-use crate::metrics::METRICS;
+use crate::metrics;
 use crate::queries;
 use crate::shutdown::Shutdown;
 
@@ -55,13 +55,17 @@ pub(crate) async fn run(
         if let Ok(more) = slots.held.clone().try_acquire_many_owned(u32::try_from(extra).unwrap_or(0)) {
             permits.merge(more);
         }
+        // Permits freed by a shutdown's releases must not claim those jobs again.
+        if shutdown.is_triggered() {
+            return;
+        }
         // Seen before claiming, so a wake during the claim is not missed.
         queue_wake.borrow_and_update();
         local_wake.borrow_and_update();
         let limit = i64::try_from(permits.num_permits()).unwrap_or(1);
         let sent = Instant::now();
         let claimed = queries::job_claim(&shared.services, &queue, limit, &shared.id, shared.config.lease).await;
-        METRICS.claim.observe(sent.elapsed());
+        let took = sent.elapsed();
         let rows = match claimed {
             Ok(rows) => {
                 shared.outage.ok();
@@ -81,6 +85,7 @@ pub(crate) async fn run(
             }
         };
         if rows.is_empty() {
+            metrics::claimed(0, took);
             drop(permits);
             tokio::select! {
                 biased;
@@ -90,7 +95,7 @@ pub(crate) async fn run(
             }
             continue;
         }
-        METRICS.claimed.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        metrics::claimed(rows.len(), took);
         // The claim's reply comes in no particular order; jobs take their turns in the order
         // they go down the line, which must be the claim order.
         let mut rows = rows;

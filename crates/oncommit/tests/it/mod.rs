@@ -6,6 +6,7 @@ mod hooks;
 mod jobs;
 mod liveness;
 mod locks;
+mod metrics;
 mod notify;
 mod retry;
 mod send_futures;

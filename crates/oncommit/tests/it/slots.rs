@@ -94,7 +94,9 @@ backend_test!(async fn prefetched_jobs_wait_their_turn_and_go_back_unused_at_shu
     for id in &ids[2..] {
         let job = t.db.job(*id).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Available, "{job:?}");
-        assert_eq!((job.attempt, job.max_attempts), (1, 26), "no attempt used: {job:?}");
+        // A claim already under way when the shutdown began may take a released job once
+        // more and release it again: each release gives its attempt back.
+        assert_eq!(job.max_attempts - job.attempt, 25, "no attempt used: {job:?}");
         assert!(job.errors.is_empty(), "nothing happened to it: {job:?}");
     }
 });
