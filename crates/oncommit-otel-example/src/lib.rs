@@ -1,9 +1,9 @@
 //! The task the example and its test enqueue, and the tracing set-up they share: a
 //! `tracing` subscriber whose spans go to an OpenTelemetry tracer provider.
 
+use oncommit::{Task, TaskContext, TaskError};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
-use oncommit::{Task, TaskContext, TaskError};
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::layer::SubscriberExt;
 

@@ -57,7 +57,9 @@ pub(crate) fn job_ended(span: &Span, outcome: &'static str, took: std::time::Dur
     let error = error.unwrap_or("");
     match outcome {
         "failed" => tracing::warn!(parent: span, outcome, duration_ms = millis, error, "job attempt failed for good"),
-        "retryable" => tracing::info!(parent: span, outcome, duration_ms = millis, error, "job attempt failed; will retry"),
+        "retryable" => {
+            tracing::info!(parent: span, outcome, duration_ms = millis, error, "job attempt failed; will retry")
+        }
         _ => tracing::debug!(parent: span, outcome, duration_ms = millis, "job attempt ended"),
     }
 }
@@ -108,9 +110,9 @@ mod otel {
         global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
         // No propagator set (the global default injects nothing): W3C's, which every
         // OpenTelemetry SDK reads.
-        carrier.entry("traceparent".to_owned()).or_insert_with(|| {
-            format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8())
-        });
+        carrier
+            .entry("traceparent".to_owned())
+            .or_insert_with(|| format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8()));
         let state = sc.trace_state().header();
         if !state.is_empty() {
             carrier.entry("tracestate".to_owned()).or_insert(state);

@@ -12,11 +12,11 @@ use super::registry::Registry;
 use crate::db::Db;
 use crate::job::{Job, JobState};
 use crate::metrics;
-use crate::trace;
-use tracing::Instrument;
 use crate::queries::Transition;
 use crate::retry_policy::RetryPolicy;
 use crate::task::{TaskContext, TaskError};
+use crate::trace;
+use tracing::Instrument;
 
 /// Runs `job`; returns the state change to record, or `None` when the task completed the
 /// job itself (transactional completion).
