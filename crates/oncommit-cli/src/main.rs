@@ -16,9 +16,12 @@ use crate::args::{Args, Command};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // sqlx warns of slow statements; in demos of lock waits they are the point.
+    // sqlx warns of slow statements; in demos of lock waits they are the point. The per-job
+    // spans and events (`oncommit::trace`) are for exporters, and cost a formatted line's
+    // worth per job here: only failures for good by default (RUST_LOG=…,oncommit::trace=debug
+    // shows every attempt).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "warn,oncommit=info,sqlx::query=error".into());
+        .unwrap_or_else(|_| "warn,oncommit=info,oncommit::trace=warn,sqlx::query=error".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let args = Args::parse();
     match run(args).await {

@@ -32,7 +32,7 @@ async fn plans(c: &mut PgConnection, types: &str, statement: &str, args: &str) -
     plans
 }
 
-/// A fresh migrated database; returns its URL and an admin connection to drop it with.
+/// A fresh migrated database: its name, its URL, and an admin connection to drop it with.
 async fn scratch_database(prefix: &str) -> (String, String, PgConnection) {
     let admin_url = admin_url();
     let name = format!("{prefix}_{}_{}", std::process::id(), fastrand::u32(..));
@@ -71,16 +71,7 @@ async fn a_metrics_scrape_does_not_read_the_finished_jobs() {
 
 #[tokio::test]
 async fn claim_and_completion_plans_do_not_depend_on_statistics() {
-    let admin_url = admin_url();
-    let name = format!("oncommit_plans_{}_{}", std::process::id(), fastrand::u32(..));
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{base}/{name}");
-    let db = Db::connect(&url).await.unwrap();
-    db.migrate().await.unwrap();
-    db.close().await;
-
+    let (name, url, mut admin) = scratch_database("oncommit_plans").await;
     let mut c = PgConnection::connect(&url).await.unwrap();
     for (name, value) in PLANNER_SETTINGS {
         sqlx::raw_sql(AssertSqlSafe(format!("SET {name} = {value}"))).execute(&mut c).await.unwrap();
