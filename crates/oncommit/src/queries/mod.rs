@@ -392,8 +392,11 @@ pub(crate) async fn job_list(db: &Db, state: Option<JobState>, queue: Option<&st
 
 /// Counts per queue and state.
 pub(crate) async fn job_count_by_queue_and_state(db: &Db) -> Result<Vec<StateCount>> {
-    let rows: Vec<(String, String, i64)> =
-        on_conn!(db, "counting jobs", |c| postgres::job_counts(c), sqlite::job_counts(c))?;
+    state_counts(on_conn!(db, "counting jobs", |c| postgres::job_counts(c), sqlite::job_counts(c))?)
+}
+
+/// `(queue, state, count)` rows as [`StateCount`]s.
+fn state_counts(rows: Vec<(String, String, i64)>) -> Result<Vec<StateCount>> {
     rows.into_iter()
         .map(|(queue, state, count)| Ok(StateCount { queue, state: state.parse().map_err(crate::Error::app)?, count }))
         .collect()
@@ -401,15 +404,12 @@ pub(crate) async fn job_count_by_queue_and_state(db: &Db) -> Result<Vec<StateCou
 
 /// Counts per queue and state of the finished jobs, or of the unfinished ones.
 pub(crate) async fn job_count_split(db: &Db, finished: bool) -> Result<Vec<StateCount>> {
-    let rows: Vec<(String, String, i64)> = on_conn!(
+    state_counts(on_conn!(
         db,
         "counting jobs",
         |c| postgres::job_counts_split(c, finished),
         sqlite::job_counts_split(c, finished)
-    )?;
-    rows.into_iter()
-        .map(|(queue, state, count)| Ok(StateCount { queue, state: state.parse().map_err(crate::Error::app)?, count }))
-        .collect()
+    )?)
 }
 
 /// Deletes completed jobs finished more than `completed` ago, and failed or cancelled ones

@@ -16,6 +16,7 @@ use super::scope::ScopeMarker;
 use super::tx::Tx;
 use crate::db::Db;
 use crate::error::Result;
+use crate::retry::Retry;
 
 /// Where a scope is opened: a new outermost transaction (with its options and retry), or a
 /// savepoint inside an open one.
@@ -30,9 +31,10 @@ pub enum ScopeSource<'s, 'p> {
 
 /// Counts attempts and decides, after each, whether another runs.
 #[doc(hidden)]
-pub struct Attempts<'d> {
-    /// `None` for a savepoint, which is never retried.
-    builder: Option<TxBuilder<'d>>,
+pub struct Attempts {
+    /// When to run again after a retryable error; `None` for a savepoint, which is never
+    /// retried on its own.
+    retry: Option<Retry>,
     attempt: u32,
     started: Instant,
 }
@@ -40,21 +42,21 @@ pub struct Attempts<'d> {
 impl<'s, 'p> ScopeSource<'s, 'p> {
     /// Splits into what opens each attempt's scope and what counts the attempts (two
     /// values, so that a savepoint guard borrowing the first can be handed to the second).
-    pub fn start(self) -> Result<(Self, Attempts<'s>)> {
-        let builder = match &self {
+    pub fn start(self) -> Result<(Self, Attempts)> {
+        let retry = match &self {
             ScopeSource::Outermost(b) => {
                 b.check_durable()?;
-                Some(b.clone())
+                Some(b.retry_policy())
             }
             ScopeSource::Nested(_) => None,
         };
-        Ok((self, Attempts { builder, attempt: 1, started: Instant::now() }))
+        Ok((self, Attempts { retry, attempt: 1, started: Instant::now() }))
     }
 
     /// Opens the scope for the next attempt, and the marker that makes `db.on_commit`,
     /// `db.enqueue` and `durable` inside it act on it (none for a savepoint: the enclosing
     /// transaction's marker already covers it).
-    pub async fn begin(&mut self, attempts: &Attempts<'_>) -> Result<(Tx<'_>, Inside)> {
+    pub async fn begin(&mut self, attempts: &Attempts) -> Result<(Tx<'_>, Inside)> {
         match self {
             ScopeSource::Outermost(builder) => {
                 let mut tx = builder.begin_attempt(attempts.attempt).await?;
@@ -67,7 +69,7 @@ impl<'s, 'p> ScopeSource<'s, 'p> {
     }
 }
 
-impl Attempts<'_> {
+impl Attempts {
     /// The attempt now running (1-based).
     pub fn number(&self) -> u32 {
         self.attempt
@@ -77,7 +79,8 @@ impl Attempts<'_> {
     /// when the error is retryable and the retry policy allows another attempt (after
     /// waiting its backoff), else the final result.
     pub async fn finish<T>(&mut self, tx: Tx<'_>, result: Result<T>) -> Option<Result<T>> {
-        let span = if self.builder.is_some() { tx.span() } else { tracing::Span::none() };
+        // A savepoint's span is its transaction's, which it already runs in.
+        let span = tx.span();
         let outcome = async {
             match result {
                 Ok(value) => tx.commit().await.map(|()| value),
@@ -91,11 +94,13 @@ impl Attempts<'_> {
         }
         .instrument(span)
         .await;
-        let err = match (outcome, &self.builder) {
-            (Err(err), Some(builder)) if err.is_retryable() && builder.retry_allows(self.attempt, self.started) => err,
+        let (err, retry) = match (outcome, self.retry) {
+            (Err(err), Some(retry)) if err.is_retryable() && retry.allows(self.attempt, self.started.elapsed()) => {
+                (err, retry)
+            }
             (outcome, _) => return Some(outcome),
         };
-        let delay = self.builder.as_ref().map(|b| b.retry_delay(self.attempt)).unwrap_or_default();
+        let delay = retry.delay_after(self.attempt);
         tracing::debug!(attempt = self.attempt, ?delay, error = %err, "retrying transaction");
         tokio::time::sleep(delay).await;
         self.attempt += 1;
@@ -114,11 +119,11 @@ pub struct Inside {
 /// Runs `fut` inside the scope and span of `inside`.
 #[doc(hidden)]
 pub async fn run_in<F: Future>(inside: Inside, fut: F) -> F::Output {
-    match (inside.marker, inside.span) {
-        (Some(marker), Some(span)) => marker.run(fut.instrument(span)).await,
-        (Some(marker), None) => marker.run(fut).await,
-        (None, Some(span)) => fut.instrument(span).await,
-        (None, None) => fut.await,
+    // Entering no span leaves the current one current.
+    let fut = fut.instrument(inside.span.unwrap_or_else(tracing::Span::none));
+    match inside.marker {
+        Some(marker) => marker.run(fut).await,
+        None => fut.await,
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`TxBuilder`]: the options of an outermost transaction, and the retry loop.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::attempts::{ScopeSource, run_in};
 use super::scope::in_scope_of;
@@ -196,14 +196,8 @@ impl<'d> TxBuilder<'d> {
         if self.durable && in_scope_of(self.db) { Err(Error::DurableNested) } else { Ok(()) }
     }
 
-    /// Whether another attempt may start after attempt number `attempt` failed.
-    pub(super) fn retry_allows(&self, attempt: u32, started: Instant) -> bool {
-        self.retry.allows(attempt, started.elapsed())
-    }
-
-    /// How long to wait before the attempt after `attempt`.
-    pub(super) fn retry_delay(&self, attempt: u32) -> Duration {
-        self.retry.delay_after(attempt)
+    pub(super) fn retry_policy(&self) -> Retry {
+        self.retry
     }
 
     pub(super) async fn begin_attempt(&self, attempt: u32) -> Result<Tx<'static>> {

@@ -32,32 +32,31 @@ pub(crate) async fn execute(
     let span = trace::job_span(&job);
     let started = std::time::Instant::now();
     let waited = (Utc::now() - job.run_at).to_std().unwrap_or_default();
-    let (queue, task) = (job.queue.clone(), job.task.clone());
-    let change = attempt(job, registry, db, held, lease, &span).await;
+    let change = attempt(&job, registry, db, held, lease, &span).await;
     let took = started.elapsed();
     let label = change.as_ref().map_or("completed", Transition::outcome);
-    metrics::job_ran(&queue, &task, label, took, waited);
+    metrics::job_ran(&job.queue, &job.task, label, took, waited);
     trace::job_ended(&span, label, took, change.as_ref().and_then(Transition::error_message).as_deref());
     change
 }
 
 /// Runs the task in its own tokio task inside `span`; see [`execute`].
 async fn attempt(
-    job: Job,
+    job: &Job,
     registry: &Registry,
     db: &Db,
     held: &Held,
     (lease_lost, lease): (tokio::sync::watch::Receiver<bool>, Duration),
     span: &tracing::Span,
 ) -> Option<Transition> {
-    let outcome = Outcome::of(&job);
+    let outcome = Outcome::of(job);
     let Some(entry) = registry.get(&job.task) else {
         let known = registry.names().join(", ");
         return Some(outcome.failed_for_good(format!("unknown task `{}`: this worker runs {known}", job.task)));
     };
     let timeout = entry.options.timeout;
     let retry = entry.options.retry;
-    let run = match entry.start(&job, TaskContext::new(job.clone(), db.clone(), lease_lost, lease)) {
+    let run = match entry.start(job, TaskContext::new(job.clone(), db.clone(), lease_lost, lease)) {
         Ok(run) => run,
         Err(why) => return Some(outcome.failed_for_good(format!("cannot decode the args of `{}`: {why}", job.task))),
     };
@@ -73,7 +72,7 @@ async fn attempt(
     held.started(outcome.id, child.abort_handle());
     let joined = child.await;
     let stop = held.ended(outcome.id);
-    decide(&job, &outcome, retry, joined, stop)
+    decide(job, &outcome, retry, joined, stop)
 }
 
 /// How a task's run ended: its result and whether it completed its job in its own
