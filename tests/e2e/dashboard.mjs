@@ -1,6 +1,6 @@
 // Loads the dashboard in real headless Chromium, checks that a job appears (and that its
-// arguments are shown as text, never parsed as HTML), retries it through the page, and
-// takes a screenshot.
+// arguments are shown as text, never parsed as HTML), retries it through the page, pauses,
+// limits and resumes its queue through the page, and takes a screenshot.
 //
 // usage: node dashboard.mjs <base-url> <admin-token> <job-id> <screenshot.png>
 import { chromium } from "playwright-core";
@@ -30,7 +30,25 @@ try {
   await page.screenshot({ path: screenshot, fullPage: true });
   await page.locator("#action-retry").click();
   await page.locator("#message.ok").waitFor({ timeout: 10000 });
-  console.log(JSON.stringify({ retried: Number(jobId) }));
+
+  // The queue's row: pause it, give it a limit, resume it; the server must agree each time.
+  const queue = page.locator('#queues tr.queue[data-queue="default"]');
+  const api = async () => (await (await page.request.get(`${base}/dashboard/api/queues`)).json())
+    .queues.find((q) => q.name === "default");
+  await queue.locator("button.pause").click();
+  await queue.locator("button.resume").waitFor({ timeout: 10000 });
+  if (!(await api()).paused) throw new Error("the page's pause did not pause the queue");
+  await queue.locator("input.limit").fill("3");
+  await queue.locator("button.set-limit").click();
+  for (let tries = 0; (await api()).concurrency_limit !== 3; tries++) {
+    if (tries > 200) throw new Error("the page's limit was not set");
+    await page.waitForTimeout(50);
+  }
+  await queue.locator("button.resume").click();
+  await queue.locator("button.pause").waitFor({ timeout: 10000 });
+  const after = await api();
+  if (after.paused) throw new Error("the page's resume did not resume the queue");
+  console.log(JSON.stringify({ retried: Number(jobId), queue: after }));
 } finally {
   await browser.close();
 }

@@ -214,3 +214,57 @@ fn the_admin_token_never_shows_in_debug_output() {
     let shown = format!("{config:?} {config:#?}");
     assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
 }
+
+/// A POST with a JSON body and the given headers.
+async fn post_json(app: Router, uri: &str, headers: &[(&str, &str)], body: &str) -> (StatusCode, String) {
+    let mut request = Request::post(uri).header("content-type", "application/json");
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    send(app, request.body(Body::from(body.to_owned())).unwrap()).await
+}
+
+backend_test!(async fn queues_are_listed_and_steered_with_the_admin_token(t) {
+    t.db.migrate().await.unwrap();
+    t.db.enqueue_raw("report", &serde_json::json!({}), EnqueueOptions::new().queue("mail")).await.unwrap();
+    let app = app(&t.db, Some("s3cret"));
+    let queues = get_json(app.clone(), "/dashboard/api/queues").await;
+    assert_eq!(queues["queues"][0]["name"], "mail", "{queues}");
+    assert_eq!(queues["queues"][0]["paused"], false, "{queues}");
+
+    let (status, _) = post(app.clone(), "/dashboard/api/queues/mail/pause", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!t.db.queue_info("mail").await.unwrap().paused, "nothing happened without the token");
+    let auth = [("authorization", "Bearer s3cret")];
+    let (status, body) = post(app.clone(), "/dashboard/api/queues/mail/pause", &auth).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(r#""paused":true"#), "{body}");
+    assert!(t.db.queue_info("mail").await.unwrap().paused);
+    let (status, _) = post(app.clone(), "/dashboard/api/queues/mail/resume", &auth).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!t.db.queue_info("mail").await.unwrap().paused);
+
+    let limit = "/dashboard/api/queues/mail/limit";
+    let (status, body) = post_json(app.clone(), limit, &auth, r#"{"concurrency_limit": 4}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(t.db.queue_info("mail").await.unwrap().concurrency_limit, Some(4));
+    let (status, body) = post_json(app.clone(), limit, &auth, r#"{"concurrency_limit": 0}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("pause the queue instead"), "{body}");
+    let (status, _) = post_json(app.clone(), limit, &auth, r#"{"concurrency_limit": "many"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = post_json(app.clone(), limit, &auth, r#"{"concurrency_limit": null}"#).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(t.db.queue_info("mail").await.unwrap().concurrency_limit, None);
+
+    let rate = "/dashboard/api/queues/mail/rate-limit";
+    let (status, body) =
+        post_json(app.clone(), rate, &auth, r#"{"rate_limit": {"max_starts": 10, "period_ms": 1000}}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let info = t.db.queue_info("mail").await.unwrap();
+    assert_eq!(info.rate_limit, Some(oncommit::RateLimit::new(10, std::time::Duration::from_secs(1))));
+    let (status, _) = post_json(app.clone(), rate, &auth, r#"{"rate_limit": {"max_starts": 10, "period_ms": 0}}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = post(app, "/dashboard/api/queues/a,b/pause", &auth).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+});

@@ -61,7 +61,7 @@ pub(crate) async fn job(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
 
 /// Stored text (args, errors, names) as the terminal may show it: control characters
 /// escaped, so a job cannot send escape sequences to an operator's terminal.
-fn shown(text: &str) -> String {
+pub(crate) fn shown(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 

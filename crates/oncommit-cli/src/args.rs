@@ -95,6 +95,17 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the queues: paused or not, their limits, waiting and running jobs, workers.
+    Queues {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Steer a queue for every worker at once: pause, resume, limit (no restart needed).
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
     /// List the workers that reported recently.
     Workers {
         /// Print one JSON object instead of text.
@@ -206,6 +217,119 @@ pub(crate) struct EnqueueArgs {
     /// Print one JSON object instead of the id.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// `oncommit queue`'s actions; each prints the queue as `oncommit queues` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueAction {
+    /// No worker claims the queue's jobs until it is resumed; running jobs finish.
+    Pause {
+        /// The queue.
+        name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Workers claim the queue's jobs again, at once.
+    Resume {
+        /// The queue.
+        name: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// At most N of the queue's jobs run at once across all workers (`none`: no limit).
+    Limit {
+        /// The queue.
+        name: String,
+        /// The most jobs running at once, or `none`.
+        #[arg(value_parser = parse_limit)]
+        limit: Limit,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// At most N of the queue's jobs start per period across all workers: `10/1s`,
+    /// `100/1m`, `5/500ms`, `1000/1h` (`none`: no limit).
+    RateLimit {
+        /// The queue.
+        name: String,
+        /// Starts per period (`N/PERIOD`), or `none`.
+        #[arg(value_parser = parse_rate)]
+        rate: Rate,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl QueueAction {
+    /// The queue acted on.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            QueueAction::Pause { name, .. }
+            | QueueAction::Resume { name, .. }
+            | QueueAction::Limit { name, .. }
+            | QueueAction::RateLimit { name, .. } => name,
+        }
+    }
+
+    /// Whether its `--json` was given.
+    pub(crate) fn json(&self) -> bool {
+        match *self {
+            QueueAction::Pause { json, .. }
+            | QueueAction::Resume { json, .. }
+            | QueueAction::Limit { json, .. }
+            | QueueAction::RateLimit { json, .. } => json,
+        }
+    }
+}
+
+/// A concurrency limit on the command line: a number of jobs, or none.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limit(pub(crate) Option<u32>);
+
+fn parse_limit(text: &str) -> Result<Limit, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(Limit(None));
+    }
+    match text.parse::<u32>() {
+        Ok(0) => Err("0 jobs: pause the queue instead, or give at least 1".to_owned()),
+        Ok(n) if n > i32::MAX as u32 => Err(format!("at most {}", i32::MAX)),
+        Ok(n) => Ok(Limit(Some(n))),
+        Err(_) => Err(format!("`{text}` is not a number of jobs (or `none`)")),
+    }
+}
+
+/// A rate limit on the command line: `N/PERIOD`, or none.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rate(pub(crate) Option<oncommit::RateLimit>);
+
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(Rate(None));
+    }
+    let usage = || format!("`{text}`: write starts per period, as 10/1s, 100/1m, 5/500ms or 1000/1h (or `none`)");
+    let (starts, period) = text.split_once('/').ok_or_else(usage)?;
+    let starts: u32 = starts.trim().parse().map_err(|_| usage())?;
+    let period = period.trim();
+    let split = period.find(|c: char| !c.is_ascii_digit()).unwrap_or(period.len());
+    let (number, unit) = period.split_at(split);
+    // `10/s` means one second.
+    let number: u64 = if number.is_empty() { 1 } else { number.parse().map_err(|_| usage())? };
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(usage()),
+    };
+    let ms = number.checked_mul(unit_ms).ok_or_else(usage)?;
+    let limit = oncommit::RateLimit::new(starts, std::time::Duration::from_millis(ms));
+    if starts == 0 || starts > i32::MAX as u32 || ms == 0 {
+        return Err(format!("`{text}`: at least 1 start per period of at least 1ms"));
+    }
+    Ok(Rate(Some(limit)))
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]

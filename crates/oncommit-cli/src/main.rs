@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod exit;
 mod http;
+mod queues;
 mod serve;
 mod worker;
 
@@ -75,6 +76,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Cancel { id, json } => admin::cancel(&db, id, json).await?,
         Command::Tasks { json } => admin::tasks(&db, json).await?,
         Command::Workers { json } => admin::workers(&db, json).await?,
+        Command::Queues { json } => queues::list(&db, json).await?,
+        Command::Queue { action } => queues::act(&db, action).await?,
         Command::Bench { sustain: Some(secs), concurrency, json, .. } => {
             bench::sustain(&db, &args.database_url, secs, concurrency, json).await?
         }

@@ -83,6 +83,9 @@ async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
         String::from_utf8_lossy(&node.stderr)
     );
     assert!(shot.exists());
+    // The queue was paused, limited and resumed through the page.
+    let queue = db.queue_info("default").await.unwrap();
+    assert!(!queue.paused && queue.concurrency_limit == Some(3), "{queue:?}");
     // The retry ran the job again: attempt 2 (it fails again, being a `fail` task).
     let job = wait_for_job(&db, id, "run again after the retry clicked in the page", |job| {
         job.attempt == 2 && job.state.is_finished()

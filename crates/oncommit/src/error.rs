@@ -218,9 +218,9 @@ pub enum Error {
         attempt: i32,
     },
 
-    /// An enqueue option or a task's declared option has a value no worker could honour
-    /// (a queue name with `,` or `:`, a `run_at` out of range, zero attempts, …). Nothing was
-    /// enqueued.
+    /// An enqueue option, a task's declared option or a queue setting has a value no
+    /// worker could honour (a queue name with `,` or `:`, a `run_at` out of range, zero
+    /// attempts, a concurrency limit of 0, …). Nothing was enqueued or changed.
     #[error("invalid {option}: {reason}")]
     InvalidOption {
         /// Which option (`queue`, `run_at`, `delay`, `max_attempts`, …).

@@ -5,3 +5,6 @@ pub mod jobs {}
 
 #[doc = include_str!("../../../docs/observability.md")]
 pub mod observability {}
+
+#[doc = include_str!("../../../docs/flow-control.md")]
+pub mod flow_control {}

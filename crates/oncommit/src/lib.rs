@@ -10,6 +10,7 @@
 //! - [`enum@Error`] (`error`): the one error type, with database errors classified.
 //! - [`Task`], [`EnqueueOptions`] (`task`, `enqueue`): durable jobs, enqueued in the caller's transaction.
 //! - [`Worker`], [`Periodic`], [`Shutdown`] (`worker`, `periodic`, `shutdown`): running them.
+//! - [`Db::pause_queue`], [`RateLimit`] (`queues`): flow control of whole queues, across all workers.
 //! - [`guide`]: the guides of `docs/`.
 
 mod admin;
@@ -28,6 +29,7 @@ pub mod migrate;
 mod notifier;
 mod periodic;
 mod queries;
+mod queues;
 mod retry;
 mod retry_policy;
 mod shutdown;
@@ -46,7 +48,7 @@ pub use hooks::HookOutput;
 pub use job::{AttemptError, Job, JobId, JobState};
 pub use lock::{Lock, LockStrength, LockWait};
 pub use periodic::Periodic;
-pub use queries::{StateCount, TableStats, TaskDeclaration, WorkerInfo};
+pub use queries::{QueueInfo, RateLimit, StateCount, TableStats, TaskDeclaration, WorkerInfo};
 pub use retry::Retry;
 pub use retry_policy::RetryPolicy;
 pub use shutdown::{Shutdown, ShutdownTrigger};

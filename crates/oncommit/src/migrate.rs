@@ -81,6 +81,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(7, "vacuum_the_jobs_table_early", "postgres/007_vacuum_the_jobs_table_early.sql"),
         crate::migration!(8, "create_enqueue_many_function", "postgres/008_create_enqueue_many_function.sql"),
         crate::migration!(9, "store_trace_context", "postgres/009_store_trace_context.sql"),
+        crate::migration!(10, "create_queue_controls", "postgres/010_create_queue_controls.sql"),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
@@ -89,6 +90,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(4, "refuse_unservable_jobs_at_insert", "sqlite/004_refuse_unservable_jobs_at_insert.sql"),
         crate::migration!(5, "apply_task_declarations", "sqlite/005_apply_task_declarations.sql"),
         crate::migration!(6, "store_trace_context", "sqlite/006_store_trace_context.sql"),
+        crate::migration!(7, "create_queue_controls", "sqlite/007_create_queue_controls.sql"),
     ],
 };
 

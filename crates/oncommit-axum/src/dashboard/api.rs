@@ -79,6 +79,83 @@ pub(super) async fn delete(State(s): State<DashboardState>, headers: HeaderMap, 
     Ok(Json(json!({ "id": id, "deleted": true })))
 }
 
+/// Every queue with its settings (paused, limits), waiting and running jobs, and workers:
+/// `{"queues": [{"name": "mail", "paused": false, "concurrency_limit": 5, …}]}`.
+pub(super) async fn queues(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
+    may_read(&s, &headers)?;
+    Ok(Json(json!({ "queues": s.db.queues().await? })))
+}
+
+/// Pauses a queue for every worker; answers with the queue as `/api/queues` lists it.
+pub(super) async fn pause_queue(
+    State(s): State<DashboardState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    s.db.pause_queue(&name).await.map_err(bad_value)?;
+    Ok(Json(json!({ "queue": s.db.queue_info(&name).await? })))
+}
+
+/// Resumes a paused queue.
+pub(super) async fn resume_queue(
+    State(s): State<DashboardState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    s.db.resume_queue(&name).await.map_err(bad_value)?;
+    Ok(Json(json!({ "queue": s.db.queue_info(&name).await? })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct LimitBody {
+    /// The most jobs running at once across all workers; `null` removes the limit.
+    concurrency_limit: Option<u32>,
+}
+
+/// Sets a queue's concurrency limit: `{"concurrency_limit": 5}` (or `null`).
+pub(super) async fn limit_queue(
+    State(s): State<DashboardState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Json<LimitBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let Json(body) = body.map_err(|e| Error::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    s.db.set_queue_concurrency_limit(&name, body.concurrency_limit).await.map_err(bad_value)?;
+    Ok(Json(json!({ "queue": s.db.queue_info(&name).await? })))
+}
+
+#[derive(Deserialize)]
+pub(super) struct RateBody {
+    /// The limit, as `/api/queues` shows it; `null` removes it.
+    rate_limit: Option<oncommit::RateLimit>,
+}
+
+/// Sets a queue's rate limit: `{"rate_limit": {"max_starts": 10, "period_ms": 1000}}` (or
+/// `{"rate_limit": null}`).
+pub(super) async fn rate_limit_queue(
+    State(s): State<DashboardState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Json<RateBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let Json(body) = body.map_err(|e| Error::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    s.db.set_queue_rate_limit(&name, body.rate_limit).await.map_err(bad_value)?;
+    Ok(Json(json!({ "queue": s.db.queue_info(&name).await? })))
+}
+
+/// A value the operator gave that no worker could honour (a limit of 0, a queue name with
+/// `,`) is their error, told as such: 400 with oncommit's words.
+fn bad_value(err: oncommit::Error) -> Error {
+    match err {
+        oncommit::Error::InvalidOption { .. } => Error::new(StatusCode::BAD_REQUEST, err.to_string()),
+        other => other.into(),
+    }
+}
+
 /// Reads need the admin token only when the configuration says so.
 pub(super) fn may_read(s: &DashboardState, headers: &HeaderMap) -> Result<(), Error> {
     if !s.config.reads_need_token {

@@ -71,6 +71,11 @@ pub fn router(db: Db, config: DashboardConfig) -> Router {
         .route("/api/jobs/{id}/cancel", post(api::cancel))
         .route("/api/jobs/{id}/delete", post(api::delete))
         .route("/api/workers", get(api::workers))
+        .route("/api/queues", get(api::queues))
+        .route("/api/queues/{name}/pause", post(api::pause_queue))
+        .route("/api/queues/{name}/resume", post(api::resume_queue))
+        .route("/api/queues/{name}/limit", post(api::limit_queue))
+        .route("/api/queues/{name}/rate-limit", post(api::rate_limit_queue))
         .with_state(DashboardState { db, config })
         .layer(axum::middleware::map_response(security_headers))
 }

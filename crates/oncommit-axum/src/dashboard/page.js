@@ -28,14 +28,47 @@ async function get(path) {
   return r.json();
 }
 
-function renderQueues(stats) {
+// One row per queue: its settings (paused, limits, shared by every worker), its jobs per
+// state, its workers, and the actions that steer it.
+function renderQueues(stats, queues) {
   const t = document.getElementById("queues");
-  t.replaceChildren(th(["queue", ...STATES]));
-  const queues = Object.entries(stats.queues);
-  queues.push(["(all)", stats.total]);
-  for (const [name, counts] of queues) {
-    t.appendChild(row([el("td", name), ...STATES.map(s => el("td", counts[s] || 0, "num"))]));
+  t.replaceChildren(th(["queue", "state", "limit", "rate", ...STATES, "workers", ""]));
+  const settings = new Map(queues.map(q => [q.name, q]));
+  const names = [...new Set([...settings.keys(), ...Object.keys(stats.queues)])].sort();
+  for (const name of names) {
+    const q = settings.get(name) || { paused: false, concurrency_limit: null, rate_limit: null, workers: 0 };
+    const counts = stats.queues[name] || {};
+    const state = el("td"); state.appendChild(el("span", q.paused ? "paused" : "active", "state " + (q.paused ? "paused" : "active")));
+    const rate = q.rate_limit ? q.rate_limit.max_starts + " per " + q.rate_limit.period_ms + " ms" : "";
+    const actions = el("td");
+    const toggle = el("button", q.paused ? "resume" : "pause", q.paused ? "resume" : "pause");
+    toggle.addEventListener("click", () => steer(name, q.paused ? "resume" : "pause"));
+    const limit = el("input", null, "limit"); limit.size = 4; limit.placeholder = "none";
+    limit.value = q.concurrency_limit === null ? "" : String(q.concurrency_limit);
+    const setLimit = el("button", "set limit", "set-limit");
+    setLimit.addEventListener("click", () => steer(name, "limit",
+      { concurrency_limit: limit.value.trim() === "" ? null : Number(limit.value) }));
+    actions.append(toggle, document.createTextNode(" "), limit, setLimit);
+    const tr = row([el("td", name), state, el("td", q.concurrency_limit === null ? "" : q.concurrency_limit, "num"), el("td", rate),
+      ...STATES.map(s => el("td", counts[s] || 0, "num")), el("td", q.workers, "num"), actions], "queue");
+    tr.dataset.queue = name;
+    t.appendChild(tr);
   }
+  t.appendChild(row([el("td", "(all)"), el("td"), el("td"), el("td"), ...STATES.map(s => el("td", stats.total[s] || 0, "num")), el("td"), el("td")]));
+}
+
+// Pauses, resumes or limits a queue for every worker.
+async function steer(name, action, body) {
+  const m = document.getElementById("message");
+  const r = await fetch(base + "/api/queues/" + encodeURIComponent(name) + "/" + action, {
+    method: "POST",
+    headers: Object.assign({ "Authorization": "Bearer " + tokenInput.value }, body ? { "Content-Type": "application/json" } : {}),
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const answer = await r.json().catch(() => ({}));
+  m.className = r.ok ? "ok" : "bad";
+  m.textContent = r.ok ? "queue " + name + ": " + action + " done" : (answer.error || ("HTTP " + r.status));
+  refresh();
 }
 
 function renderChart(minutes) {
@@ -105,11 +138,11 @@ async function act(action, id) {
 
 async function refresh() {
   try {
-    const [stats, tput, running, failed, retryable, recent, workers] = await Promise.all([
+    const [stats, tput, running, failed, retryable, recent, workers, queues] = await Promise.all([
       get("/api/stats"), get("/api/throughput"), get("/api/jobs?state=running"), get("/api/jobs?state=failed&limit=20"),
-      get("/api/jobs?state=retryable&limit=20"), get("/api/jobs?limit=30"), get("/api/workers"),
+      get("/api/jobs?state=retryable&limit=20"), get("/api/jobs?limit=30"), get("/api/workers"), get("/api/queues"),
     ]);
-    renderQueues(stats);
+    renderQueues(stats, queues.queues);
     renderChart(tput.minutes);
     jobTable("running", running.jobs, [["id", j => j.id], ["task", j => j.task], ["queue", j => j.queue], ["attempt", j => j.attempt], ["worker", j => j.lease_owner || ""]]);
     jobTable("failures", failed.jobs.concat(retryable.jobs), [["id", j => j.id], ["task", j => j.task], ["state", stateCell], ["error", lastError]]);

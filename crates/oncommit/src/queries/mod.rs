@@ -11,7 +11,6 @@ use crate::conn::{Conn, PoolConn};
 use crate::db::Db;
 use crate::error::Result;
 use crate::job::{Job, JobId, JobState};
-use crate::job_row::JobRow;
 
 /// The columns of a job row, JSON as text. Times stay `timestamptz` (decoded by chrono):
 /// converting five of them per row to epoch milliseconds in the claim cost a quarter of the
@@ -88,7 +87,11 @@ macro_rules! on_conn {
 #[cfg(test)]
 mod plans;
 mod postgres;
+mod queue_control;
 mod sqlite;
+
+pub(crate) use queue_control::{Claim, Setting, queue_list, queue_set};
+pub use queue_control::{QueueInfo, RateLimit};
 
 /// Planner settings of the worker's own PostgreSQL sessions. Every statement a worker runs
 /// is a few index probes by design (claim in index order, completions and heartbeats by
@@ -285,14 +288,48 @@ pub(crate) async fn notify(c: &mut sqlx::PgConnection, queues: &[String]) -> Res
 
 /// Claims up to `limit` available jobs of `queue` for `worker`, committing the attempt.
 /// A row that cannot be decoded comes back with its problem, to be failed.
-pub(crate) async fn job_claim(db: &Db, queue: &str, limit: i64, worker: &str, lease: Duration) -> Result<Vec<JobRow>> {
-    let _turn = db.writing().await?;
-    on_conn!(
+///
+/// `controlled` is the caller's belief that the queue is paused or limited, kept up to date
+/// here: a controlled queue is claimed under its row's lock (`queue_control`); the fast
+/// claim of any other claims nothing once it becomes controlled, and an empty fast claim
+/// checks whether it did.
+pub(crate) async fn job_claim(
+    db: &Db,
+    queue: &str,
+    limit: i64,
+    worker: &str,
+    lease: Duration,
+    controlled: &mut bool,
+) -> Result<Claim> {
+    if *controlled {
+        match queue_control::job_claim_controlled(db, queue, limit, worker, lease).await? {
+            Some(claim) => return Ok(claim),
+            None => *controlled = false,
+        }
+    }
+    let rows = {
+        let _turn = db.writing().await?;
+        on_conn!(
+            db,
+            "claiming jobs",
+            |c| postgres::job_claim(c, queue, limit, worker, secs(lease)),
+            sqlite::job_claim(c, queue, limit, worker, millis(lease))
+        )?
+    };
+    if !rows.is_empty() {
+        return Ok(Claim::Claimed(rows));
+    }
+    let now_controlled: bool = on_conn!(
         db,
-        "claiming jobs",
-        |c| postgres::job_claim(c, queue, limit, worker, secs(lease)),
-        sqlite::job_claim(c, queue, limit, worker, millis(lease))
-    )
+        "reading a queue's controls",
+        |c| sqlx::query_scalar(postgres::IS_CONTROLLED).bind(queue).fetch_one(&mut **c),
+        sqlx::query_scalar(sqlite::IS_CONTROLLED).bind(queue).fetch_one(&mut **c),
+    )?;
+    if !now_controlled {
+        return Ok(Claim::Claimed(rows));
+    }
+    *controlled = true;
+    Ok(queue_control::job_claim_controlled(db, queue, limit, worker, lease).await?.unwrap_or(Claim::Claimed(rows)))
 }
 
 /// Applies state changes to running jobs in one statement; returns the ids it changed

@@ -107,17 +107,43 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
     Ok(inserted)
 }
 
-/// Claims: `$1` queue, `$2` limit, `$3` worker, `$4` lease in seconds. ANY(ARRAY(…)) makes
+/// Claims: `$1` queue, `$2` limit, `$3` worker, `$4` lease in seconds, the attempt starting
+/// at `$now`, with `$guard` added to the locking subquery's conditions. ANY(ARRAY(…)) makes
 /// the locking subquery run exactly once; it reads the `jobs_claim` index in claim order.
-pub(super) const CLAIM: &str = concat!(
-    "UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1, attempted_at = now(), \
-             lease_owner = $3, lease_expires_at = now() + make_interval(secs => $4) \
-         WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
-             WHERE state = 'available' AND queue = $1 \
-             ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)) \
-         RETURNING ",
-    pg_job_columns!()
+macro_rules! pg_claim {
+    ($now:literal, $guard:literal) => {
+        concat!(
+            "UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1, attempted_at = ",
+            $now,
+            ", lease_owner = $3, lease_expires_at = ",
+            $now,
+            " + make_interval(secs => $4) \
+                 WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
+                     WHERE state = 'available' AND queue = $1 ",
+            $guard,
+            " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)) \
+                 RETURNING ",
+            pg_job_columns!()
+        )
+    };
+}
+
+/// The fast claim of an uncontrolled queue. Its guard, a one-time primary-key probe,
+/// claims nothing once the queue is paused or limited (see `queue_control`).
+pub(super) const CLAIM: &str = pg_claim!(
+    "now()",
+    "AND NOT EXISTS (SELECT 1 FROM oncommit.queues q WHERE q.name = $1 \
+         AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL))"
 );
+
+/// The claim of a controlled queue, made under the lock of its row with a limit the
+/// controls allow. Its jobs start at `$5` (epoch ms): the time the rate window was read
+/// at, after the lock was granted (`now()` is when the transaction began, before the wait).
+pub(super) const CLAIM_CONTROLLED: &str = pg_claim!("to_timestamp($5::int8 / 1000.0)", "");
+
+/// Whether `$1` is a controlled queue (paused or limited).
+pub(super) const IS_CONTROLLED: &str = "SELECT EXISTS (SELECT 1 FROM oncommit.queues q WHERE q.name = $1 \
+     AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL))";
 
 pub(super) async fn job_claim(
     c: &mut PgConnection,

@@ -91,6 +91,30 @@ pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -
     Ok(super::Inserted { ids, wake: Vec::new() })
 }
 
+/// Claims: `$1` queue, `$2` limit, `$3` worker, `$4` lease in ms, the attempt starting at
+/// `$now`, with `$guard` added to the conditions of the jobs claimed.
+macro_rules! sqlite_claim {
+    ($now:expr, $guard:literal) => {
+        concat!(
+            "UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1, attempted_at = ",
+            $now,
+            ", lease_owner = $3, lease_expires_at = ",
+            $now,
+            " + $4 \
+             WHERE id IN (SELECT id FROM oncommit_jobs WHERE state = 'available' AND queue = $1 ",
+            $guard,
+            " ORDER BY priority, run_at, id LIMIT $2) \
+             RETURNING ",
+            sqlite_job_columns!()
+        )
+    };
+}
+
+/// Whether `$1` is a controlled queue (paused or limited).
+pub(super) const IS_CONTROLLED: &str = "SELECT EXISTS (SELECT 1 FROM oncommit_queues q WHERE q.name = $1 \
+     AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL))";
+
+/// The fast claim of an uncontrolled queue: nothing once the queue is controlled.
 pub(super) async fn job_claim(
     c: &mut SqliteConnection,
     queue: &str,
@@ -98,16 +122,10 @@ pub(super) async fn job_claim(
     worker: &str,
     lease_ms: i64,
 ) -> Result<Vec<JobRow>> {
-    Ok(sqlx::query_as(concat!(
-        "UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1, attempted_at = ",
+    Ok(sqlx::query_as(sqlite_claim!(
         sqlite_now_ms!(),
-        ", lease_owner = $3, lease_expires_at = ",
-        sqlite_now_ms!(),
-        " + $4 \
-         WHERE id IN (SELECT id FROM oncommit_jobs WHERE state = 'available' AND queue = $1 \
-                      ORDER BY priority, run_at, id LIMIT $2) \
-         RETURNING ",
-        sqlite_job_columns!()
+        "AND NOT EXISTS (SELECT 1 FROM oncommit_queues q WHERE q.name = $1 \
+             AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL))"
     ))
     .bind(queue)
     .bind(limit)
@@ -115,6 +133,26 @@ pub(super) async fn job_claim(
     .bind(lease_ms)
     .fetch_all(&mut *c)
     .await?)
+}
+
+/// The claim of a controlled queue, inside the transaction that checked its limits: its
+/// jobs start at `now_ms`, the time the rate window was read at.
+pub(super) async fn job_claim_unguarded(
+    c: &mut SqliteConnection,
+    queue: &str,
+    limit: i64,
+    worker: &str,
+    lease_ms: i64,
+    now_ms: i64,
+) -> Result<Vec<JobRow>> {
+    Ok(sqlx::query_as(sqlite_claim!("$5", ""))
+        .bind(queue)
+        .bind(limit)
+        .bind(worker)
+        .bind(lease_ms)
+        .bind(now_ms)
+        .fetch_all(&mut *c)
+        .await?)
 }
 
 pub(super) async fn job_set_state_if_running_many(

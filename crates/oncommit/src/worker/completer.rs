@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 
 use super::held::Held;
 use super::outage::{Backoff, Outage};
@@ -39,12 +39,14 @@ pub(crate) struct Finished {
     pub(crate) slot: OwnedSemaphorePermit,
 }
 
-/// Writes the outcomes sent on `rx` until every sender is gone, or `give_up` fires.
+/// Writes the outcomes sent on `rx` until every sender is gone, or `give_up` fires. Each
+/// batch written bumps `written`: a queue at its concurrency limit claims again then.
 pub(crate) async fn run(
     db: Db,
     mut rx: mpsc::Receiver<Finished>,
     held: Arc<Held>,
     outage: Arc<Outage>,
+    written: Arc<watch::Sender<u64>>,
     mut give_up: Shutdown,
 ) {
     let mut writes = tokio::task::JoinSet::new();
@@ -60,8 +62,12 @@ pub(crate) async fn run(
         while writes.len() >= IN_FLIGHT {
             writes.join_next().await;
         }
-        let (db, held, outage, give_up) = (db.clone(), held.clone(), outage.clone(), give_up.clone());
-        writes.spawn(async move { write(&db, batch, &held, &outage, give_up).await });
+        let (db, held, outage, written, give_up) =
+            (db.clone(), held.clone(), outage.clone(), written.clone(), give_up.clone());
+        writes.spawn(async move {
+            write(&db, batch, &held, &outage, give_up).await;
+            written.send_modify(|n| *n = n.wrapping_add(1));
+        });
     }
     while writes.join_next().await.is_some() {}
 }

@@ -20,7 +20,7 @@ use super::outage::Backoff;
 use super::slots::Slots;
 use crate::job::Job;
 use crate::metrics;
-use crate::queries;
+use crate::queries::{self, Claim};
 use crate::shutdown::Shutdown;
 
 pub(crate) async fn run(
@@ -33,6 +33,10 @@ pub(crate) async fn run(
     let batch = shared.config.batch_size;
     let Some(mut queue_wake) = shared.wakers.receiver(&queue) else { return };
     let mut local_wake = shared.db.wake_receiver();
+    let mut written = shared.written.subscribe();
+    // Whether the queue is paused or limited (then claimed under its row's lock); kept
+    // up to date by each claim.
+    let mut controlled = false;
     let mut backoff = Backoff::new(Duration::from_millis(100), shared.config.poll_interval.max(Duration::from_secs(5)));
     loop {
         // Under load, wait for a quarter of the target (at most a batch) to be free before
@@ -62,15 +66,45 @@ pub(crate) async fn run(
         // Seen before claiming, so a wake during the claim is not missed.
         queue_wake.borrow_and_update();
         local_wake.borrow_and_update();
-        let limit = i64::try_from(permits.num_permits()).unwrap_or(1);
+        written.borrow_and_update();
+        let mut limit = i64::try_from(permits.num_permits()).unwrap_or(1);
+        if controlled {
+            // A limited queue's jobs go to free slots, not to wait here while the limit
+            // keeps other workers from running them.
+            limit = limit.min(i64::try_from(slots.running.available_permits()).unwrap_or(0).max(1));
+        }
         let sent = Instant::now();
-        let claimed = queries::job_claim(&shared.services, &queue, limit, &shared.id, shared.config.lease).await;
+        let claimed =
+            queries::job_claim(&shared.services, &queue, limit, &shared.id, shared.config.lease, &mut controlled).await;
         let took = sent.elapsed();
         let rows = match claimed {
-            Ok(rows) => {
+            Ok(Claim::Claimed(rows)) => {
                 shared.outage.ok();
                 backoff.reset();
                 rows
+            }
+            Ok(held_back) => {
+                // Paused, or at a limit: wait for what may change that, not for new jobs.
+                shared.outage.ok();
+                backoff.reset();
+                metrics::claimed(0, took);
+                drop(permits);
+                let reopens = match held_back {
+                    Claim::Full { retry_in } => retry_in,
+                    _ => None,
+                };
+                let limited = matches!(held_back, Claim::Full { .. });
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait() => return,
+                    // A NOTIFY (resumed, limit changed) or the tick.
+                    _ = queue_wake.changed() => {}
+                    // This worker's running jobs of the queue were recorded as finished.
+                    _ = written.changed(), if limited => {}
+                    // The rate window reopens.
+                    _ = tokio::time::sleep(reopens.unwrap_or_default()), if reopens.is_some() => {}
+                }
+                continue;
             }
             Err(err) => {
                 // The claim may have committed with its reply lost: those jobs are not in

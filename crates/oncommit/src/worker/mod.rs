@@ -141,6 +141,9 @@ pub(crate) struct Shared {
     queue_names: Vec<String>,
     /// Finished attempts on their way to the completer, with their slots.
     completions: mpsc::Sender<completer::Finished>,
+    /// Bumped by the completer after each batch it writes: running rows went away, so a
+    /// queue at its concurrency limit may claim again.
+    written: Arc<tokio::sync::watch::Sender<u64>>,
     periodic: Vec<Periodic>,
 }
 
@@ -163,6 +166,8 @@ pub struct Worker {
     db: Db,
     registry: Registry,
     queues: Vec<(String, usize)>,
+    /// Queue-wide limits to record when the worker starts.
+    limits: Vec<(String, queries::Setting)>,
     config: Config,
     periodic: Vec<Periodic>,
 }
@@ -175,6 +180,7 @@ impl Worker {
             db,
             registry: Registry::default(),
             queues: Vec::new(),
+            limits: Vec::new(),
             config: Config {
                 poll_interval: Duration::from_secs(1),
                 lease: Duration::from_secs(30),
@@ -200,6 +206,32 @@ impl Worker {
     /// Serves `queue` with up to `concurrency` jobs at once.
     pub fn queue(mut self, queue: impl Into<String>, concurrency: usize) -> Self {
         self.queues.push((queue.into(), concurrency.max(1)));
+        self
+    }
+
+    /// At most `limit` jobs of `queue` run at once across all workers, recorded in the
+    /// database when this worker starts (as [`Db::set_queue_concurrency_limit`] does at
+    /// any time). Like a task's declaration, the last worker started wins: a limit changed
+    /// at runtime (CLI, dashboard, SQL) holds until a worker that sets one in code starts.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// oncommit::Worker::new(db)
+    ///     .queue("partner_api", 10)
+    ///     .queue_limit("partner_api", 5)
+    ///     .run(oncommit::Shutdown::on_signal())
+    ///     .await
+    /// # }
+    /// ```
+    pub fn queue_limit(mut self, queue: impl Into<String>, limit: u32) -> Self {
+        self.limits.push((queue.into(), queries::Setting::ConcurrencyLimit(Some(limit))));
+        self
+    }
+
+    /// At most `limit.max_starts` starts of `queue`'s jobs per `limit.period` across all
+    /// workers, recorded when this worker starts (see [`Worker::queue_limit`]).
+    pub fn queue_rate_limit(mut self, queue: impl Into<String>, limit: crate::RateLimit) -> Self {
+        self.limits.push((queue.into(), queries::Setting::RateLimit(Some(limit))));
         self
     }
 
@@ -299,6 +331,10 @@ impl Worker {
         for (queue, _) in &queues {
             crate::enqueue::check_queue_name(queue)?;
         }
+        for (queue, setting) in &self.limits {
+            crate::enqueue::check_queue_name(queue)?;
+            setting.check()?;
+        }
         let declarations = self.registry.declarations()?;
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
@@ -320,8 +356,14 @@ impl Worker {
         let outage = Arc::new(Outage::default());
         // The first heartbeat, and the tasks' declarations, which jobs enqueued without
         // options (SQL, the CLI) take theirs from.
-        let registration =
-            Registration { id: &id, hostname: &hostname, pid, queues: &queues_json, declarations: &declarations };
+        let registration = Registration {
+            id: &id,
+            hostname: &hostname,
+            pid,
+            queues: &queues_json,
+            declarations: &declarations,
+            limits: &self.limits,
+        };
         if !wait_for_database(&services, &outage, &mut shutdown, &registration).await {
             services.close().await;
             return Ok(());
@@ -330,8 +372,15 @@ impl Worker {
         let held = Arc::new(Held::default());
         let (completions, finished) = mpsc::channel(10_000);
         let (stop_completer, completer_stop) = Shutdown::new();
-        let completer =
-            tokio::spawn(completer::run(services.clone(), finished, held.clone(), outage.clone(), completer_stop));
+        let written = Arc::new(tokio::sync::watch::channel(0).0);
+        let completer = tokio::spawn(completer::run(
+            services.clone(),
+            finished,
+            held.clone(),
+            outage.clone(),
+            written.clone(),
+            completer_stop,
+        ));
         let queue_names: Vec<String> = queues.iter().map(|(q, _)| q.clone()).collect();
         let shared = Arc::new(Shared {
             db: self.db.clone(),
@@ -347,6 +396,7 @@ impl Worker {
             wakers: Wakers::new(&queue_names),
             queue_names,
             completions,
+            written,
             periodic: self.periodic,
         });
         tracing::info!(worker = shared.id, queues = shared.queues_json, tasks = ?shared.registry.names(), "worker started");
@@ -425,6 +475,8 @@ struct Registration<'a> {
     queues: &'a str,
     /// What its tasks declare for their jobs.
     declarations: &'a [queries::Declaration],
+    /// The queue-wide limits set in code.
+    limits: &'a [(String, queries::Setting)],
 }
 
 /// Records the worker's first heartbeat and its tasks' declarations, retrying with backoff
@@ -434,6 +486,9 @@ async fn wait_for_database(services: &Db, outage: &Outage, shutdown: &mut Shutdo
     loop {
         let registered = async {
             queries::worker_heartbeat(services, me.id, me.hostname, me.pid, me.queues).await?;
+            for (queue, setting) in me.limits {
+                queries::queue_set(services, queue, *setting).await?;
+            }
             queries::task_declare(services, me.id, me.declarations).await
         };
         match registered.await {

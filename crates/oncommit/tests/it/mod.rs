@@ -8,6 +8,7 @@ mod liveness;
 mod locks;
 mod metrics;
 mod notify;
+mod queues;
 mod retry;
 mod send_futures;
 mod slots;

@@ -1,0 +1,64 @@
+//! `oncommit queues` and `oncommit queue pause | resume | limit | rate-limit`.
+
+use oncommit::{Db, QueueInfo};
+use serde_json::json;
+
+use crate::admin::shown;
+use crate::args::{Limit, QueueAction, Rate};
+use crate::demo::print;
+
+pub(crate) async fn list(db: &Db, json: bool) -> anyhow::Result<()> {
+    let queues = db.queues().await?;
+    print(json, &json!({ "queues": queues }), || {
+        let mut text = format!(
+            "{:<20} {:<7} {:>11} {:>16} {:>10} {:>8} {:>8} {:>8}\n",
+            "queue", "state", "concurrency", "rate", "available", "running", "waiting", "workers"
+        );
+        for q in &queues {
+            text.push_str(&line(q));
+            text.push('\n');
+        }
+        text.trim_end().to_owned()
+    })
+}
+
+pub(crate) async fn act(db: &Db, action: QueueAction) -> anyhow::Result<()> {
+    let (name, json) = (action.name().to_owned(), action.json());
+    let done = match action {
+        QueueAction::Pause { .. } => {
+            db.pause_queue(&name).await?;
+            "paused: no worker claims its jobs; running ones finish"
+        }
+        QueueAction::Resume { .. } => {
+            db.resume_queue(&name).await?;
+            "resumed"
+        }
+        QueueAction::Limit { limit: Limit(limit), .. } => {
+            db.set_queue_concurrency_limit(&name, limit).await?;
+            "concurrency limit set"
+        }
+        QueueAction::RateLimit { rate: Rate(rate), .. } => {
+            db.set_queue_rate_limit(&name, rate).await?;
+            "rate limit set"
+        }
+    };
+    let queue = db.queue_info(&name).await?;
+    print(json, &json!({ "queue": queue }), || format!("queue {}: {done}\n{}", shown(&name), line(&queue)))
+}
+
+/// One queue as a line of the listing.
+fn line(q: &QueueInfo) -> String {
+    let limit = q.concurrency_limit.map_or("-".to_owned(), |n| n.to_string());
+    let rate = q.rate_limit.map_or("-".to_owned(), |r| format!("{}/{}ms", r.max_starts, r.period.as_millis()));
+    format!(
+        "{:<20} {:<7} {:>11} {:>16} {:>10} {:>8} {:>8} {:>8}",
+        shown(&q.name),
+        if q.paused { "paused" } else { "active" },
+        limit,
+        rate,
+        q.available,
+        q.running,
+        q.waiting,
+        q.workers
+    )
+}

@@ -1,0 +1,148 @@
+//! Steering whole queues: pause and resume, a concurrency limit and a rate limit shared by
+//! every worker. The guide is `docs/flow-control.md`.
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::queries::{self, QueueInfo, RateLimit, Setting};
+
+impl RateLimit {
+    /// At most `max_starts` job starts per `period`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let limit = oncommit::RateLimit::new(100, Duration::from_secs(60));
+    /// assert_eq!(limit.max_starts, 100);
+    /// ```
+    pub fn new(max_starts: u32, period: std::time::Duration) -> RateLimit {
+        RateLimit { max_starts, period }
+    }
+
+    /// Refuses a limit no window could honour: no starts at all, or a period under a
+    /// millisecond (the database counts windows in whole milliseconds), or past what it
+    /// stores.
+    pub(crate) fn check(&self) -> Result<()> {
+        let period_ms = self.period.as_millis();
+        if self.max_starts == 0 || self.max_starts > i32::MAX as u32 {
+            return Err(Error::InvalidOption {
+                option: "rate limit",
+                reason: format!("{} starts per period: it must be 1 to {}", self.max_starts, i32::MAX),
+            });
+        }
+        if period_ms == 0 || period_ms > i64::MAX as u128 {
+            return Err(Error::InvalidOption {
+                option: "rate limit",
+                reason: format!("a period of {:?}: it must be at least a millisecond", self.period),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Setting {
+    /// Refuses a value the database could not store or no worker could honour.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self {
+            Setting::Paused(_) => Ok(()),
+            Setting::ConcurrencyLimit(limit) => check_concurrency_limit(*limit),
+            Setting::RateLimit(limit) => limit.as_ref().map_or(Ok(()), RateLimit::check),
+        }
+    }
+}
+
+/// A concurrency limit the database can store: 1 to `i32::MAX` jobs.
+fn check_concurrency_limit(limit: Option<u32>) -> Result<()> {
+    match limit {
+        Some(0) => Err(Error::InvalidOption {
+            option: "concurrency limit",
+            reason: "0 jobs: pause the queue instead, or give at least 1".to_owned(),
+        }),
+        Some(n) if n > i32::MAX as u32 => Err(Error::InvalidOption {
+            option: "concurrency limit",
+            reason: format!("{n} jobs: at most {} (or none, for no limit)", i32::MAX),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Db {
+    /// Pauses `queue`: no worker claims its jobs until it is resumed; jobs already running
+    /// finish. The pause is in the database, so it holds for every worker, including those
+    /// started later. Pausing a paused queue does nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// db.pause_queue("emails").await?;
+    /// // … a provider outage later:
+    /// db.resume_queue("emails").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn pause_queue(&self, queue: &str) -> Result<()> {
+        self.set_queue(queue, Setting::Paused(true)).await
+    }
+
+    /// Resumes a paused `queue`: its workers claim again at once.
+    pub async fn resume_queue(&self, queue: &str) -> Result<()> {
+        self.set_queue(queue, Setting::Paused(false)).await
+    }
+
+    /// At most `limit` jobs of `queue` run at once, counted over all workers on all
+    /// machines (a job prefetched by a worker counts as running); `None` removes the
+    /// limit. Takes effect at the next claim of every worker, without a restart; jobs
+    /// already running above a lowered limit finish.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// // The partner's API allows five concurrent calls, whatever our worker count.
+    /// db.set_queue_concurrency_limit("partner_api", Some(5)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_queue_concurrency_limit(&self, queue: &str, limit: Option<u32>) -> Result<()> {
+        self.set_queue(queue, Setting::ConcurrencyLimit(limit)).await
+    }
+
+    /// At most `limit.max_starts` jobs of `queue` start per `limit.period`, over all
+    /// workers; `None` removes the limit. Jobs over it stay `available` and start when the
+    /// next window opens.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// db.set_queue_rate_limit("sms", Some(oncommit::RateLimit::new(10, Duration::from_secs(1)))).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_queue_rate_limit(&self, queue: &str, limit: Option<RateLimit>) -> Result<()> {
+        self.set_queue(queue, Setting::RateLimit(limit)).await
+    }
+
+    /// Every queue that a setting names, a job waits or runs in, a task declares or a
+    /// worker serves, by name: its settings, its waiting and running jobs, its workers.
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        queries::queue_list(self).await
+    }
+
+    /// One queue as [`Db::queues`] lists it; a queue nothing names has no settings, jobs or
+    /// workers.
+    pub async fn queue_info(&self, queue: &str) -> Result<QueueInfo> {
+        let found = self.queues().await?.into_iter().find(|q| q.name == queue);
+        Ok(found.unwrap_or_else(|| QueueInfo {
+            name: queue.to_owned(),
+            paused: false,
+            concurrency_limit: None,
+            rate_limit: None,
+            available: 0,
+            running: 0,
+            waiting: 0,
+            workers: 0,
+        }))
+    }
+
+    async fn set_queue(&self, queue: &str, setting: Setting) -> Result<()> {
+        crate::enqueue::check_queue_name(queue)?;
+        setting.check()?;
+        queries::queue_set(self, queue, setting).await?;
+        // This process's workers (SQLite has no NOTIFY; on PostgreSQL the function's
+        // NOTIFY reaches the others).
+        self.wake();
+        Ok(())
+    }
+}
