@@ -1,6 +1,7 @@
 // Loads the dashboard in real headless Chromium, checks that a job appears (and that its
 // arguments are shown as text, never parsed as HTML), retries it through the page, pauses,
-// limits and resumes its queue through the page, and takes a screenshot.
+// limits and resumes its queue through the page, deletes the failed jobs of queue `bulk`
+// through the bulk form (count, then a confirmation naming it), and takes a screenshot.
 //
 // usage: node dashboard.mjs <base-url> <admin-token> <job-id> <screenshot.png>
 import { chromium } from "playwright-core";
@@ -48,7 +49,17 @@ try {
   await queue.locator("button.pause").waitFor({ timeout: 10000 });
   const after = await api();
   if (after.paused) throw new Error("the page's resume did not resume the queue");
-  console.log(JSON.stringify({ retried: Number(jobId), queue: after }));
+
+  // Many jobs at once: count first, then confirm the count.
+  await page.selectOption("#bulk-state", "failed");
+  await page.fill("#bulk-queue", "bulk");
+  await page.locator("#bulk-count").click();
+  await page.locator("#bulk-matched", { hasText: "1 job selected" }).waitFor({ timeout: 10000 });
+  await page.locator('#bulk-actions button[data-action="delete"]').click();
+  await page.locator("#bulk-question", { hasText: "delete 1 job?" }).waitFor({ timeout: 10000 });
+  await page.locator("#bulk-yes").click();
+  await page.locator("#message.ok", { hasText: "1 deleted" }).waitFor({ timeout: 10000 });
+  console.log(JSON.stringify({ retried: Number(jobId), queue: after, bulk_deleted: 1 }));
 } finally {
   await browser.close();
 }

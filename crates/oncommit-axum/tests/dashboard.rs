@@ -268,3 +268,32 @@ backend_test!(async fn queues_are_listed_and_steered_with_the_admin_token(t) {
     let (status, _) = post(app, "/dashboard/api/queues/a,b/pause", &auth).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 });
+
+backend_test!(async fn bulk_actions_count_then_act_with_the_admin_token(t) {
+    for _ in 0..3 {
+        failed_job(&t.db).await; // cancelled jobs of queue `mail`
+    }
+    t.db.enqueue_raw("report", &serde_json::json!({}), EnqueueOptions::new().queue("other")).await.unwrap();
+    let app = app(&t.db, Some("s3cret"));
+    let selection = r#"{"states": ["cancelled"], "queue": "mail"}"#;
+    let (status, body) = post_json(app.clone(), "/dashboard/api/jobs/bulk/count", &[], selection).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"matched":3}"#));
+    let (status, _) = post_json(app.clone(), "/dashboard/api/jobs/bulk/retry", &[], selection).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "acting needs the token");
+    let auth = [("authorization", "Bearer s3cret")];
+    let (status, body) = post_json(app.clone(), "/dashboard/api/jobs/bulk/retry", &auth, selection).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"retried":3}"#));
+    let waiting = r#"{"states": ["available"], "since": "2000-01-01T00:00:00Z"}"#;
+    let (status, body) = post_json(app.clone(), "/dashboard/api/jobs/bulk/cancel", &auth, waiting).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"cancelled":4,"requested":0}"#));
+    let (status, body) = post_json(app.clone(), "/dashboard/api/jobs/bulk/delete", &auth, r#"{"states": ["cancelled"]}"#).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"deleted":4}"#));
+    // A selection without states, a bad body, an unknown action: refused, nothing done.
+    let (status, body) = post_json(app.clone(), "/dashboard/api/jobs/bulk/delete", &auth, r#"{"states": []}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("no state given"), "{body}");
+    let (status, _) = post_json(app.clone(), "/dashboard/api/jobs/bulk/delete", &auth, r#"{"states": ["dead"]}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = post_json(app, "/dashboard/api/jobs/bulk/purge", &auth, r#"{"states": ["failed"]}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+});

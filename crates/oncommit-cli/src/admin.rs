@@ -1,4 +1,5 @@
-//! `oncommit enqueue | jobs | job | stats | retry | cancel | tasks | workers`.
+//! `oncommit enqueue | jobs | job | stats | retry | cancel | delete | tasks | workers` (one job each;
+//! `bulk` acts on a selection).
 
 use std::time::Duration;
 
@@ -153,6 +154,17 @@ pub(crate) async fn cancel(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
         }
     };
     print(json, &json!({ "id": id, "outcome": outcome }), || said)
+}
+
+pub(crate) async fn delete(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
+    if !db.delete_job(JobId(id)).await? {
+        return Err(match db.job(JobId(id)).await? {
+            None => Exit::NotFound(format!("no job {id}")),
+            Some(_) => Exit::Refused(format!("job {id} cannot be deleted: it is running")),
+        }
+        .into());
+    }
+    print(json, &json!({ "id": id, "deleted": true }), || format!("job {id} deleted"))
 }
 
 pub(crate) async fn tasks(db: &Db, json: bool) -> anyhow::Result<()> {

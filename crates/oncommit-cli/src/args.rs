@@ -72,18 +72,40 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run a failed, cancelled or waiting job again now.
+    /// Run a failed, cancelled or waiting job again now; or, with --state, every job
+    /// selected (`oncommit retry --state failed --queue mail --error refused --since 12h`).
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["id", "state"])))]
     Retry {
         /// The job id.
-        id: i64,
+        #[arg(conflicts_with = "state")]
+        id: Option<i64>,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Cancel a job: a waiting one at once, a running one by asking its worker.
+    /// Cancel a job: a waiting one at once, a running one by asking its worker; or, with
+    /// --state, every job selected.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["id", "state"])))]
     Cancel {
         /// The job id.
-        id: i64,
+        #[arg(conflicts_with = "state")]
+        id: Option<i64>,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a job that is not running; or, with --state, every such job selected.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["id", "state"])))]
+    Delete {
+        /// The job id.
+        #[arg(conflicts_with = "state")]
+        id: Option<i64>,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -217,6 +239,68 @@ pub(crate) struct EnqueueArgs {
     /// Print one JSON object instead of the id.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// Which jobs `retry`, `cancel` and `delete` act on, instead of one id.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SelectArgs {
+    /// Select the jobs in these states (comma-separated: failed,cancelled).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) state: Vec<oncommit::JobState>,
+    /// … of this queue only.
+    #[arg(long, requires = "state")]
+    pub(crate) queue: Option<String>,
+    /// … of this task only.
+    #[arg(long, requires = "state")]
+    pub(crate) task: Option<String>,
+    /// … finished (unfinished: created) since: an age (`30m`, `12h`, `7d`) or an RFC 3339
+    /// time (`2026-11-24T03:00:00Z`).
+    #[arg(long, requires = "state", value_parser = parse_when)]
+    pub(crate) since: Option<chrono::DateTime<chrono::Utc>>,
+    /// … finished (unfinished: created) before: an age or an RFC 3339 time.
+    #[arg(long, requires = "state", value_parser = parse_when)]
+    pub(crate) until: Option<chrono::DateTime<chrono::Utc>>,
+    /// … with an attempt whose error contains this text (ignoring case).
+    #[arg(long, requires = "state")]
+    pub(crate) error: Option<String>,
+    /// Only count the jobs selected; change nothing.
+    #[arg(long, requires = "state")]
+    pub(crate) dry_run: bool,
+}
+
+impl SelectArgs {
+    /// The selection the flags describe.
+    pub(crate) fn selection(&self) -> oncommit::JobSelection {
+        oncommit::JobSelection {
+            states: self.state.clone(),
+            queue: self.queue.clone(),
+            task: self.task.clone(),
+            since: self.since,
+            until: self.until,
+            error_contains: self.error.clone(),
+        }
+    }
+}
+
+/// A point in time on the command line: an age before now (`90s`, `30m`, `12h`, `7d`) or an
+/// RFC 3339 time.
+fn parse_when(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let usage = || format!("`{text}`: give an age (90s, 30m, 12h, 7d) or an RFC 3339 time (2026-11-24T03:00:00Z)");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().map_err(|_| usage())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(usage()),
+    };
+    let age = number.checked_mul(seconds).and_then(chrono::Duration::try_seconds).ok_or_else(usage)?;
+    chrono::Utc::now().checked_sub_signed(age).ok_or_else(usage)
 }
 
 /// `oncommit queue`'s actions; each prints the queue as `oncommit queues` does.

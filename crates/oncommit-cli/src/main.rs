@@ -3,6 +3,7 @@
 mod admin;
 mod args;
 mod bench;
+mod bulk;
 mod demo;
 mod exit;
 mod http;
@@ -72,8 +73,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Job { id, json } => admin::job(&db, id, json).await?,
         Command::Stats { json } => admin::stats(&db, json).await?,
-        Command::Retry { id, json } => admin::retry(&db, id, json).await?,
-        Command::Cancel { id, json } => admin::cancel(&db, id, json).await?,
+        Command::Retry { id: Some(id), json, .. } => admin::retry(&db, id, json).await?,
+        Command::Cancel { id: Some(id), json, .. } => admin::cancel(&db, id, json).await?,
+        Command::Delete { id: Some(id), json, .. } => admin::delete(&db, id, json).await?,
+        Command::Retry { id: None, select, json } => bulk::act(&db, bulk::Action::Retry, &select, json).await?,
+        Command::Cancel { id: None, select, json } => bulk::act(&db, bulk::Action::Cancel, &select, json).await?,
+        Command::Delete { id: None, select, json } => bulk::act(&db, bulk::Action::Delete, &select, json).await?,
         Command::Tasks { json } => admin::tasks(&db, json).await?,
         Command::Workers { json } => admin::workers(&db, json).await?,
         Command::Queues { json } => queues::list(&db, json).await?,

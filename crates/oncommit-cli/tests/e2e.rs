@@ -66,6 +66,11 @@ async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
     let args = serde_json::json!({ "message": "<img src=x onerror=alert(1)>" });
     let id = db.enqueue_raw("fail", &args, EnqueueOptions::new().max_attempts(1)).await.unwrap();
     wait_for_job(&db, id, "failed", |job| job.state == JobState::Failed).await;
+    // Another, on queue `bulk`, for the page's bulk delete.
+    let bulk_opts = EnqueueOptions::new().max_attempts(1).queue("bulk");
+    let doomed = db.enqueue_raw("fail", &serde_json::json!({ "message": "bulk" }), bulk_opts).await.unwrap();
+    oncommit_demo::tasks::worker(&db).queue("bulk", 1).drain(1).await.unwrap();
+    assert_eq!(db.job(doomed).await.unwrap().unwrap().state, JobState::Failed);
 
     // In the browser: the job appears, the retry button works.
     let shot = repo().join("target/e2e-dashboard.png");
@@ -83,6 +88,8 @@ async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
         String::from_utf8_lossy(&node.stderr)
     );
     assert!(shot.exists());
+    // The bulk form deleted the failed job of queue `bulk`, and only that one.
+    assert!(db.job(doomed).await.unwrap().is_none(), "the page's bulk delete removed it");
     // The queue was paused, limited and resumed through the page.
     let queue = db.queue_info("default").await.unwrap();
     assert!(!queue.paused && queue.concurrency_limit == Some(3), "{queue:?}");

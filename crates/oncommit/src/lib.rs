@@ -14,6 +14,7 @@
 //! - [`guide`]: the guides of `docs/`.
 
 mod admin;
+mod bulk;
 mod conn;
 mod db;
 mod enqueue;
@@ -39,6 +40,7 @@ pub mod transaction;
 mod worker;
 
 pub use admin::{Cancelled, FINISHED_COUNTS_MAX_AGE, JobFilter, JobStats};
+pub use bulk::{BulkCancelled, JobSelection};
 pub use conn::{Conn, PoolConn};
 pub use db::{Backend, DEFAULT_URL, Db, DbOptions, ExistingPool, SQLITE_BUSY_TIMEOUT};
 pub use enqueue::{EnqueueOptions, MAX_QUEUE_NAME_BYTES};

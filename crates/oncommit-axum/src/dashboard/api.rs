@@ -147,6 +147,43 @@ pub(super) async fn rate_limit_queue(
     Ok(Json(json!({ "queue": s.db.queue_info(&name).await? })))
 }
 
+/// A selection in a request body: `{"states": ["failed"], "queue": "mail", "task": null,
+/// "since": "2026-11-24T03:00:00Z", "until": null, "error_contains": "refused"}`.
+type Selection = Result<Json<oncommit::JobSelection>, axum::extract::rejection::JsonRejection>;
+
+fn selection(body: Selection) -> Result<oncommit::JobSelection, Error> {
+    body.map(|Json(s)| s).map_err(|e| Error::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+/// How many jobs a selection picks now: `{"matched": 12}`. A read, for the confirmation the
+/// page asks before a bulk action.
+pub(super) async fn count_selected(State(s): State<DashboardState>, headers: HeaderMap, body: Selection) -> ApiResult {
+    may_read(&s, &headers)?;
+    let matched = s.db.count_jobs(&selection(body)?).await.map_err(bad_value)?;
+    Ok(Json(json!({ "matched": matched })))
+}
+
+/// Retries, cancels or deletes every job a selection picks: `{"retried": 12}`,
+/// `{"cancelled": 3, "requested": 1}`, `{"deleted": 12}`.
+pub(super) async fn act_on_selected(
+    State(s): State<DashboardState>,
+    headers: HeaderMap,
+    Path(action): Path<String>,
+    body: Selection,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let selection = selection(body)?;
+    let done = match action.as_str() {
+        "retry" => json!({ "retried": s.db.retry_jobs(&selection).await.map_err(bad_value)? }),
+        "cancel" => json!(s.db.cancel_jobs(&selection).await.map_err(bad_value)?),
+        "delete" => json!({ "deleted": s.db.delete_jobs(&selection).await.map_err(bad_value)? }),
+        other => {
+            return Err(Error::new(StatusCode::NOT_FOUND, format!("no bulk action `{other}`: retry, cancel or delete")));
+        }
+    };
+    Ok(Json(done))
+}
+
 /// A value the operator gave that no worker could honour (a limit of 0, a queue name with
 /// `,`) is their error, told as such: 400 with oncommit's words.
 fn bad_value(err: oncommit::Error) -> Error {

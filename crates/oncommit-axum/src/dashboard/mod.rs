@@ -70,6 +70,8 @@ pub fn router(db: Db, config: DashboardConfig) -> Router {
         .route("/api/jobs/{id}/retry", post(api::retry))
         .route("/api/jobs/{id}/cancel", post(api::cancel))
         .route("/api/jobs/{id}/delete", post(api::delete))
+        .route("/api/jobs/bulk/count", post(api::count_selected))
+        .route("/api/jobs/bulk/{action}", post(api::act_on_selected))
         .route("/api/workers", get(api::workers))
         .route("/api/queues", get(api::queues))
         .route("/api/queues/{name}/pause", post(api::pause_queue))

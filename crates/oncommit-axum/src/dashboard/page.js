@@ -136,6 +136,66 @@ async function act(action, id) {
   refresh();
 }
 
+// Bulk actions: count what the form selects, then act on it only after a confirmation that
+// names the count. Changing the form starts over.
+const bulk = { form: document.getElementById("bulk-form"), selection: null, action: null };
+function bulkSelection() {
+  const text = id => document.getElementById(id).value.trim() || null;
+  const since = document.getElementById("bulk-since").value;
+  return {
+    states: [document.getElementById("bulk-state").value], queue: text("bulk-queue"), task: text("bulk-task"),
+    error_contains: text("bulk-error"), until: null,
+    since: since ? new Date(Date.now() - Number(since) * 1000).toISOString() : null,
+  };
+}
+function bulkReset() {
+  bulk.selection = null;
+  document.getElementById("bulk-matched").textContent = "";
+  document.getElementById("bulk-actions").hidden = true;
+  document.getElementById("bulk-confirm").hidden = true;
+}
+async function bulkPost(path, body) {
+  const r = await fetch(base + "/api/jobs/bulk/" + path, {
+    method: "POST", body: JSON.stringify(body),
+    headers: Object.assign({ "Content-Type": "application/json" }, tokenInput.value ? { "Authorization": "Bearer " + tokenInput.value } : {}),
+  });
+  const answer = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(answer.error || ("HTTP " + r.status));
+  return answer;
+}
+bulk.form.addEventListener("input", bulkReset);
+bulk.form.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  bulkReset();
+  const selection = bulkSelection();
+  const m = document.getElementById("bulk-matched");
+  try {
+    const { matched } = await bulkPost("count", selection);
+    bulk.selection = selection; bulk.matched = matched;
+    m.textContent = matched + (matched === 1 ? " job" : " jobs") + " selected";
+    document.getElementById("bulk-actions").hidden = matched === 0;
+  } catch (err) { m.textContent = err.message; }
+});
+for (const b of document.querySelectorAll("#bulk-actions button")) {
+  b.addEventListener("click", () => {
+    bulk.action = b.dataset.action;
+    document.getElementById("bulk-question").textContent = b.dataset.action + " " + bulk.matched + (bulk.matched === 1 ? " job" : " jobs") + "? ";
+    document.getElementById("bulk-confirm").hidden = false;
+  });
+}
+document.getElementById("bulk-no").addEventListener("click", () => { document.getElementById("bulk-confirm").hidden = true; });
+document.getElementById("bulk-yes").addEventListener("click", async () => {
+  const m = document.getElementById("message");
+  try {
+    const done = await bulkPost(bulk.action, bulk.selection);
+    m.className = "ok";
+    m.textContent = bulk.action + ": " + Object.entries(done).map(([k, v]) => v + " " + k).join(", ");
+  } catch (err) { m.className = "bad"; m.textContent = err.message; }
+  bulkReset();
+  document.getElementById("bulk-matched").textContent = m.textContent;
+  refresh();
+});
+
 async function refresh() {
   try {
     const [stats, tput, running, failed, retryable, recent, workers, queues] = await Promise.all([

@@ -60,13 +60,13 @@ macro_rules! sqlite_append_error {
 /// network.
 macro_rules! on_conn {
     ($db:expr, $what:literal, |$c:ident| $pg:expr, $lite:expr $(,)?) => {{
-        let db: &Db = $db;
+        let db: &$crate::Db = $db;
         let mut pooled = db.acquire().await?;
         let outcome = {
             let run = async {
                 match &mut pooled {
-                    PoolConn::Postgres($c) => $pg.await,
-                    PoolConn::Sqlite($c) => $lite.await,
+                    $crate::PoolConn::Postgres($c) => $pg.await,
+                    $crate::PoolConn::Sqlite($c) => $lite.await,
                 }
             };
             match db.query_timeout() {
@@ -84,6 +84,7 @@ macro_rules! on_conn {
     }};
 }
 
+pub(crate) mod bulk;
 #[cfg(test)]
 mod plans;
 mod postgres;

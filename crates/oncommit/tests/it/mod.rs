@@ -1,4 +1,5 @@
 mod bad_input;
+mod bulk;
 mod connect;
 mod declarations;
 mod enqueue_many_sql;

@@ -1,0 +1,52 @@
+//! `oncommit retry | cancel | delete --state …`: every job a selection picks.
+
+use oncommit::Db;
+use serde_json::json;
+
+use crate::args::SelectArgs;
+use crate::demo::print;
+
+/// The bulk actions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Action {
+    Retry,
+    Cancel,
+    Delete,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Retry => "retry",
+            Action::Cancel => "cancel",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// Counts the selected jobs (`--dry-run`), or acts on them and says how many it changed.
+pub(crate) async fn act(db: &Db, action: Action, select: &SelectArgs, json: bool) -> anyhow::Result<()> {
+    let selection = select.selection();
+    if select.dry_run {
+        let matched = db.count_jobs(&selection).await?;
+        return print(json, &json!({ "action": action.name(), "dry_run": true, "matched": matched }), || {
+            format!("{matched} jobs selected; nothing done (--dry-run)")
+        });
+    }
+    match action {
+        Action::Retry => {
+            let retried = db.retry_jobs(&selection).await?;
+            print(json, &json!({ "retried": retried }), || format!("{retried} jobs retried"))
+        }
+        Action::Cancel => {
+            let done = db.cancel_jobs(&selection).await?;
+            print(json, &json!({ "cancelled": done.cancelled, "requested": done.requested }), || {
+                format!("{} jobs cancelled; {} running jobs asked to stop", done.cancelled, done.requested)
+            })
+        }
+        Action::Delete => {
+            let deleted = db.delete_jobs(&selection).await?;
+            print(json, &json!({ "deleted": deleted }), || format!("{deleted} jobs deleted"))
+        }
+    }
+}
