@@ -29,6 +29,21 @@ pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs) -> anyhow::Result<()> {
     if let Some(k) = a.unique_key {
         opts = opts.unique_key(k);
     }
+    if let Some(mut unique) = a.unique {
+        if a.unique_queue {
+            unique = unique.by_queue();
+        }
+        if let Some(period) = a.unique_period {
+            unique = unique.period(period);
+        }
+        if !a.unique_states.is_empty() {
+            unique = unique.states(a.unique_states);
+        }
+        if a.replace {
+            unique = unique.replace();
+        }
+        opts = opts.unique(unique);
+    }
     let id = db.enqueue_raw(&a.task, &args, opts).await?;
     print(a.json, &json!({ "id": id, "task": a.task }), || id.to_string())
 }

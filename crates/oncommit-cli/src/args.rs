@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::parse::{Limit, Rate, parse_limit, parse_period, parse_rate, parse_unique, parse_when};
+
 /// oncommit: database concurrency done right, over PostgreSQL or SQLite.
 #[derive(Debug, Parser)]
 #[command(name = "oncommit", version, about)]
@@ -234,8 +236,25 @@ pub(crate) struct EnqueueArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) max_attempts: Option<i32>,
     /// Return the unfinished job with this key instead of adding another.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "unique")]
     pub(crate) unique_key: Option<String>,
+    /// Unique by content: `args` (the same arguments), `args:KEY,KEY` (the same values for
+    /// these keys), `task` (one of the task at a time) or `key:KEY`; the existing job's id
+    /// is printed instead of a new one's.
+    #[arg(long, value_parser = parse_unique)]
+    pub(crate) unique: Option<oncommit::Unique>,
+    /// … and the same queue.
+    #[arg(long, requires = "unique")]
+    pub(crate) unique_queue: bool,
+    /// … enqueued within the same period (`10m`, `1h`, `500ms`; windows aligned to the epoch).
+    #[arg(long, requires = "unique", value_parser = parse_period)]
+    pub(crate) unique_period: Option<std::time::Duration>,
+    /// … while the existing job is in one of these states [default: scheduled,available,running,retryable].
+    #[arg(long, requires = "unique", value_delimiter = ',')]
+    pub(crate) unique_states: Vec<oncommit::JobState>,
+    /// Update the existing job instead if it has not started (args, run time, priority).
+    #[arg(long, requires = "unique")]
+    pub(crate) replace: bool,
     /// Print one JSON object instead of the id.
     #[arg(long)]
     pub(crate) json: bool,
@@ -280,27 +299,6 @@ impl SelectArgs {
             error_contains: self.error.clone(),
         }
     }
-}
-
-/// A point in time on the command line: an age before now (`90s`, `30m`, `12h`, `7d`) or an
-/// RFC 3339 time.
-fn parse_when(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&chrono::Utc));
-    }
-    let usage = || format!("`{text}`: give an age (90s, 30m, 12h, 7d) or an RFC 3339 time (2026-11-24T03:00:00Z)");
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().map_err(|_| usage())?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(usage()),
-    };
-    let age = number.checked_mul(seconds).and_then(chrono::Duration::try_seconds).ok_or_else(usage)?;
-    chrono::Utc::now().checked_sub_signed(age).ok_or_else(usage)
 }
 
 /// `oncommit queue`'s actions; each prints the queue as `oncommit queues` does.
@@ -367,53 +365,6 @@ impl QueueAction {
             | QueueAction::RateLimit { json, .. } => json,
         }
     }
-}
-
-/// A concurrency limit on the command line: a number of jobs, or none.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limit(pub(crate) Option<u32>);
-
-fn parse_limit(text: &str) -> Result<Limit, String> {
-    if text.eq_ignore_ascii_case("none") {
-        return Ok(Limit(None));
-    }
-    match text.parse::<u32>() {
-        Ok(0) => Err("0 jobs: pause the queue instead, or give at least 1".to_owned()),
-        Ok(n) if n > i32::MAX as u32 => Err(format!("at most {}", i32::MAX)),
-        Ok(n) => Ok(Limit(Some(n))),
-        Err(_) => Err(format!("`{text}` is not a number of jobs (or `none`)")),
-    }
-}
-
-/// A rate limit on the command line: `N/PERIOD`, or none.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Rate(pub(crate) Option<oncommit::RateLimit>);
-
-fn parse_rate(text: &str) -> Result<Rate, String> {
-    if text.eq_ignore_ascii_case("none") {
-        return Ok(Rate(None));
-    }
-    let usage = || format!("`{text}`: write starts per period, as 10/1s, 100/1m, 5/500ms or 1000/1h (or `none`)");
-    let (starts, period) = text.split_once('/').ok_or_else(usage)?;
-    let starts: u32 = starts.trim().parse().map_err(|_| usage())?;
-    let period = period.trim();
-    let split = period.find(|c: char| !c.is_ascii_digit()).unwrap_or(period.len());
-    let (number, unit) = period.split_at(split);
-    // `10/s` means one second.
-    let number: u64 = if number.is_empty() { 1 } else { number.parse().map_err(|_| usage())? };
-    let unit_ms: u64 = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(usage()),
-    };
-    let ms = number.checked_mul(unit_ms).ok_or_else(usage)?;
-    let limit = oncommit::RateLimit::new(starts, std::time::Duration::from_millis(ms));
-    if starts == 0 || starts > i32::MAX as u32 || ms == 0 {
-        return Err(format!("`{text}`: at least 1 start per period of at least 1ms"));
-    }
-    Ok(Rate(Some(limit)))
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]

@@ -7,6 +7,7 @@ mod bulk;
 mod demo;
 mod exit;
 mod http;
+mod parse;
 mod queues;
 mod serve;
 mod worker;

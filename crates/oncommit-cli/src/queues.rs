@@ -4,8 +4,9 @@ use oncommit::{Db, QueueInfo};
 use serde_json::json;
 
 use crate::admin::shown;
-use crate::args::{Limit, QueueAction, Rate};
+use crate::args::QueueAction;
 use crate::demo::print;
+use crate::parse::{Limit, Rate};
 
 pub(crate) async fn list(db: &Db, json: bool) -> anyhow::Result<()> {
     let queues = db.queues().await?;

@@ -37,6 +37,8 @@ pub struct EnqueueOptions {
     run_at: Option<DateTime<Utc>>,
     max_attempts: Option<i32>,
     unique_key: Option<String>,
+    /// Boxed: rare, and every enqueue's future carries these options.
+    unique: Option<Box<crate::Unique>>,
     /// A value refused by a builder method that cannot fail, reported at enqueue.
     invalid: Option<(&'static str, String)>,
 }
@@ -121,6 +123,25 @@ impl EnqueueOptions {
         self
     }
 
+    /// Unique by content: while a job that is the same (see [`Unique`](crate::Unique)) is
+    /// in one of the chosen states, enqueueing this one returns that job's id instead of
+    /// adding one, or updates that job (`Unique::replace`). Not with [`unique_key`](Self::unique_key)
+    /// (use [`Unique::by_key`](crate::Unique::by_key)).
+    ///
+    /// ```no_run
+    /// # use oncommit::{Db, EnqueueOptions, Unique};
+    /// # async fn demo(db: Db) -> oncommit::Result<()> {
+    /// let opts = EnqueueOptions::new().unique(Unique::by_args());
+    /// let first = db.enqueue_raw("refresh", &serde_json::json!({ "page": 3 }), opts.clone()).await?;
+    /// let again = db.enqueue_raw("refresh", &serde_json::json!({ "page": 3 }), opts).await?;
+    /// assert_eq!(first, again);
+    /// # Ok(()) }
+    /// ```
+    pub fn unique(mut self, unique: crate::Unique) -> Self {
+        self.unique = Some(Box::new(unique));
+        self
+    }
+
     /// The job to insert: these options over `declared` (the task's own, when the caller
     /// knows its type), each checked. What neither gives is left to the database, which
     /// applies the task's recorded declaration, else the defaults.
@@ -136,6 +157,22 @@ impl EnqueueOptions {
         if let Some(n) = max_attempts {
             check_max_attempts(n)?;
         }
+        // The task's own uniqueness, unless this job says otherwise.
+        let declared_unique = declared.and_then(|d| d.unique.as_ref()).filter(|_| self.unique_key.is_none());
+        let unique = match (self.unique.as_deref().or(declared_unique), &self.unique_key) {
+            (Some(_), Some(_)) => {
+                return Err(Error::InvalidOption {
+                    option: "unique",
+                    reason:
+                        "both unique_key and unique were given: use Unique::by_key for a key with periods or states"
+                            .to_owned(),
+                });
+            }
+            (Some(unique), None) => {
+                Some(unique.identity(task, &args, queue.as_deref(), Utc::now().timestamp_millis())?)
+            }
+            (None, _) => None,
+        };
         Ok(NewJob {
             task: task.to_owned(),
             args,
@@ -144,6 +181,7 @@ impl EnqueueOptions {
             run_at_ms: self.run_at.map(check_run_at).transpose()?,
             max_attempts,
             unique_key: self.unique_key.clone(),
+            unique,
             trace_context: crate::trace::current_context(),
         })
     }

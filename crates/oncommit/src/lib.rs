@@ -37,6 +37,7 @@ mod shutdown;
 mod task;
 mod trace;
 pub mod transaction;
+mod unique;
 mod worker;
 
 pub use admin::{Cancelled, FINISHED_COUNTS_MAX_AGE, JobFilter, JobStats};
@@ -56,4 +57,5 @@ pub use retry_policy::RetryPolicy;
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use task::{Task, TaskContext, TaskError, TaskOptions};
 pub use transaction::{Committed, Isolation, ScopeMarker, Tx, TxBuilder};
+pub use unique::Unique;
 pub use worker::{Drained, Retention, Worker};

@@ -61,6 +61,10 @@ pub struct TaskOptions {
     pub timeout: Option<Duration>,
     /// How long to wait before the next attempt after a failure.
     pub retry: RetryPolicy,
+    /// Unique by content: what makes two of its jobs the same (see [`Unique`](crate::Unique)).
+    /// Applies to jobs enqueued by type from Rust (`tx.enqueue(task)`); a per-job
+    /// `EnqueueOptions::unique` or `unique_key` takes its place.
+    pub unique: Option<crate::Unique>,
 }
 
 impl Default for TaskOptions {
@@ -72,6 +76,7 @@ impl Default for TaskOptions {
             max_attempts: 25,
             timeout: None,
             retry: RetryPolicy::default(),
+            unique: None,
         }
     }
 }
@@ -80,6 +85,12 @@ impl TaskOptions {
     /// Sets the queue.
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = queue.into();
+        self
+    }
+
+    /// Makes its jobs unique by content (see [`Unique`](crate::Unique)).
+    pub fn unique(mut self, unique: crate::Unique) -> Self {
+        self.unique = Some(unique);
         self
     }
 

@@ -178,7 +178,10 @@ pub(super) async fn act_on_selected(
         "cancel" => json!(s.db.cancel_jobs(&selection).await.map_err(bad_value)?),
         "delete" => json!({ "deleted": s.db.delete_jobs(&selection).await.map_err(bad_value)? }),
         other => {
-            return Err(Error::new(StatusCode::NOT_FOUND, format!("no bulk action `{other}`: retry, cancel or delete")));
+            return Err(Error::new(
+                StatusCode::NOT_FOUND,
+                format!("no bulk action `{other}`: retry, cancel or delete"),
+            ));
         }
     };
     Ok(Json(done))

@@ -90,6 +90,7 @@ mod plans;
 mod postgres;
 mod queue_control;
 mod sqlite;
+mod unique_insert;
 
 pub(crate) use queue_control::{Claim, Setting, queue_list, queue_set};
 pub use queue_control::{QueueInfo, RateLimit};
@@ -122,6 +123,8 @@ pub(crate) struct NewJob {
     pub(crate) run_at_ms: Option<i64>,
     pub(crate) max_attempts: Option<i32>,
     pub(crate) unique_key: Option<String>,
+    /// Unique by content: the hash and states it is held in (see `unique`).
+    pub(crate) unique: Option<crate::unique::Identity>,
     /// The enqueuing code's trace context (see `trace`), a JSON object.
     pub(crate) trace_context: Option<String>,
 }

@@ -3,6 +3,7 @@
 use sqlx::postgres::PgConnection;
 
 use super::{NewJob, TableStats, TaskDeclaration, Transition, declaration};
+use crate::conn::Conn;
 use crate::error::Result;
 use crate::job::JobId;
 use crate::job_row::JobRow;
@@ -47,7 +48,8 @@ async fn job_insert_one(c: &mut PgConnection, job: &NewJob) -> Result<(JobId, Op
 }
 
 pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Result<super::Inserted> {
-    let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) = jobs.iter().partition(|j| j.unique_key.is_some());
+    let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) =
+        jobs.iter().partition(|j| j.unique_key.is_some() || j.unique.is_some());
     let mut inserted = super::Inserted::default();
     if let [job] = plain.as_slice() {
         // One job, as a web request enqueues: a plain VALUES insert (the unnest below costs a
@@ -99,7 +101,12 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
         inserted.ids.extend(plain_ids.into_iter().map(JobId));
     }
     for job in unique {
-        let (id, wake) = job_insert_one(&mut *c, job).await?;
+        let (id, wake) = match &job.unique {
+            Some(identity) => {
+                Box::pin(super::unique_insert::job_insert_unique(Conn::Postgres(&mut *c), job, identity)).await?
+            }
+            None => job_insert_one(&mut *c, job).await?,
+        };
         inserted.ids.push(id);
         inserted.wake.extend(wake);
     }

@@ -6,6 +6,7 @@
 use sqlx::sqlite::SqliteConnection;
 
 use super::{NewJob, TableStats, TaskDeclaration, Transition, declaration};
+use crate::conn::Conn;
 use crate::error::Result;
 use crate::job::JobId;
 use crate::job_row::JobRow;
@@ -55,7 +56,8 @@ async fn job_insert_one(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId>
 /// No queue to wake comes back: SQLite has no NOTIFY, and this process's workers are woken
 /// by the commit itself.
 pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -> Result<super::Inserted> {
-    let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) = jobs.iter().partition(|j| j.unique_key.is_some());
+    let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) =
+        jobs.iter().partition(|j| j.unique_key.is_some() || j.unique.is_some());
     let mut ids = Vec::with_capacity(jobs.len());
     if !plain.is_empty() {
         let rows: Vec<serde_json::Value> = plain
@@ -86,7 +88,12 @@ pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -
         ids.extend(plain_ids.into_iter().map(JobId));
     }
     for job in unique {
-        ids.push(job_insert_one(&mut *c, job).await?);
+        ids.push(match &job.unique {
+            Some(identity) => {
+                Box::pin(super::unique_insert::job_insert_unique(Conn::Sqlite(&mut *c), job, identity)).await?.0
+            }
+            None => job_insert_one(&mut *c, job).await?,
+        });
     }
     Ok(super::Inserted { ids, wake: Vec::new() })
 }

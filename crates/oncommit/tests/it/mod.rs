@@ -17,6 +17,7 @@ mod tasks;
 mod testing_kit;
 mod tls;
 mod transactions;
+mod unique;
 mod worker;
 
 use oncommit::{Conn, Tx};
