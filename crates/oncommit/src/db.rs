@@ -191,7 +191,11 @@ impl Db {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    // A cancelled dependant settles its own dependants through the same
+                    // trigger (migration 009); the leader's sweep catches what a pool
+                    // without it leaves pending.
+                    .pragma("recursive_triggers", "ON");
                 if opts.get_filename().as_os_str().is_empty() {
                     // `sqlite://`, `sqlite:` and `sqlite://?mode=rwc` name no file: SQLite
                     // gives each connection its own temporary database, so writes vanish.

@@ -37,10 +37,23 @@ pub struct EnqueueOptions {
     run_at: Option<DateTime<Utc>>,
     max_attempts: Option<i32>,
     unique_key: Option<String>,
-    /// Boxed: rare, and every enqueue's future carries these options.
-    unique: Option<Box<crate::Unique>>,
+    /// Uniqueness by content and dependencies: boxed, being rare, because every
+    /// enqueue's future carries these options.
+    rare: Option<Box<Rare>>,
     /// A value refused by a builder method that cannot fail, reported at enqueue.
     invalid: Option<(&'static str, String)>,
+}
+
+/// The options few jobs have.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Rare {
+    unique: Option<crate::Unique>,
+    /// The jobs this one waits for.
+    depends_on: Vec<JobId>,
+    /// Run even after a parent failed or was cancelled.
+    run_after_failed_parents: bool,
+    /// Set by [`Workflow`](crate::Workflow) for its steps.
+    workflow_id: Option<String>,
 }
 
 /// The longest queue name, in bytes: well within NOTIFY's payload, which carries it.
@@ -138,7 +151,48 @@ impl EnqueueOptions {
     /// # Ok(()) }
     /// ```
     pub fn unique(mut self, unique: crate::Unique) -> Self {
-        self.unique = Some(Box::new(unique));
+        self.rare().unique = Some(unique);
+        self
+    }
+
+    /// Waits for these jobs, its parents: the job is `pending` until every one has
+    /// completed, then becomes `available` (or `scheduled`, by its run time) in the
+    /// transaction that completes the last of them. If a parent fails for good or is
+    /// cancelled, the job is cancelled, naming that parent (unless
+    /// [`run_after_failed_parents`](Self::run_after_failed_parents)). The parents must exist
+    /// (enqueued earlier in the same transaction, or committed); not with `unique_key` or
+    /// `unique`. Guide: `docs/workflows.md`.
+    ///
+    /// ```no_run
+    /// # use oncommit::{Db, EnqueueOptions};
+    /// # async fn demo(db: Db) -> oncommit::Result<()> {
+    /// let mut tx = db.begin().await?;
+    /// let export = tx.enqueue_raw("export", &serde_json::json!({ "day": "2026-11-23" }), EnqueueOptions::new()).await?;
+    /// let notify = EnqueueOptions::new().depends_on([export]);
+    /// tx.enqueue_raw("notify_finance", &serde_json::json!({}), notify).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn depends_on(mut self, parents: impl IntoIterator<Item = JobId>) -> Self {
+        self.rare().depends_on.extend(parents);
+        self
+    }
+
+    /// Runs the job once every parent has finished, whether it completed, failed or was
+    /// cancelled (a clean-up step), instead of being cancelled by a parent's failure.
+    pub fn run_after_failed_parents(mut self) -> Self {
+        self.rare().run_after_failed_parents = true;
+        self
+    }
+
+    /// The rare options, made on first use.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Marks the job as a step of workflow `id`.
+    pub(crate) fn in_workflow(mut self, id: String) -> Self {
+        self.rare().workflow_id = Some(id);
         self
     }
 
@@ -159,7 +213,9 @@ impl EnqueueOptions {
         }
         // The task's own uniqueness, unless this job says otherwise.
         let declared_unique = declared.and_then(|d| d.unique.as_ref()).filter(|_| self.unique_key.is_none());
-        let unique = match (self.unique.as_deref().or(declared_unique), &self.unique_key) {
+        let rare = self.rare.as_deref();
+        let own_unique = rare.and_then(|r| r.unique.as_ref());
+        let unique = match (own_unique.or(declared_unique), &self.unique_key) {
             (Some(_), Some(_)) => {
                 return Err(Error::InvalidOption {
                     option: "unique",
@@ -173,6 +229,15 @@ impl EnqueueOptions {
             }
             (None, _) => None,
         };
+        let mut depends_on: Vec<i64> = rare.map(|r| r.depends_on.iter().map(|id| id.0).collect()).unwrap_or_default();
+        depends_on.sort_unstable();
+        depends_on.dedup();
+        if !depends_on.is_empty() && (unique.is_some() || self.unique_key.is_some()) {
+            return Err(Error::InvalidOption {
+                option: "depends_on",
+                reason: "a job with parents cannot also be unique (unique_key or unique)".to_owned(),
+            });
+        }
         Ok(NewJob {
             task: task.to_owned(),
             args,
@@ -182,6 +247,9 @@ impl EnqueueOptions {
             max_attempts,
             unique_key: self.unique_key.clone(),
             unique,
+            depends_on,
+            on_parent_failure: rare.is_some_and(|r| r.run_after_failed_parents).then_some("run"),
+            workflow_id: rare.and_then(|r| r.workflow_id.clone()),
             trace_context: crate::trace::current_context(),
         })
     }
@@ -240,8 +308,10 @@ impl Tx<'_> {
         self.insert(std::slice::from_ref(&job)).await.map(|ids| ids[0])
     }
 
-    async fn insert(&mut self, jobs: &[NewJob]) -> Result<Vec<JobId>> {
-        let inserted = match queries::job_insert(self.own_conn(), jobs).await {
+    pub(crate) async fn insert(&mut self, jobs: &[NewJob]) -> Result<Vec<JobId>> {
+        // Boxed: the insert's future is large (every kind of insert, both backends), and it
+        // would otherwise be part of every future that enqueues.
+        let inserted = match Box::pin(queries::job_insert(self.own_conn(), jobs)).await {
             Ok(inserted) => inserted,
             Err(err) => {
                 self.own_statement_failed();

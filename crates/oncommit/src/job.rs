@@ -18,10 +18,13 @@ impl fmt::Display for JobId {
     }
 }
 
-/// Where a job is in its life (ordered by that life: scheduled first, cancelled last).
+/// Where a job is in its life (ordered by that life: pending first, cancelled last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
+    /// Waiting for the jobs it depends on to finish; then it becomes `available` (or
+    /// `scheduled`), in the transaction that finishes the last of them.
+    Pending,
     /// Waiting for its `run_at`; then it becomes `available`.
     Scheduled,
     /// Ready for a worker to claim.
@@ -40,7 +43,8 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in the order of a job's life.
-    pub const ALL: [JobState; 7] = [
+    pub const ALL: [JobState; 8] = [
+        JobState::Pending,
         JobState::Scheduled,
         JobState::Available,
         JobState::Running,
@@ -53,6 +57,7 @@ impl JobState {
     /// The name stored in the `state` column.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobState::Pending => "pending",
             JobState::Scheduled => "scheduled",
             JobState::Available => "available",
             JobState::Running => "running",
@@ -82,7 +87,7 @@ impl FromStr for JobState {
         JobState::ALL
             .into_iter()
             .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("unknown job state `{s}` (expected one of: scheduled, available, running, retryable, completed, failed, cancelled)"))
+            .ok_or_else(|| format!("unknown job state `{s}` (expected one of: pending, scheduled, available, running, retryable, completed, failed, cancelled)"))
     }
 }
 
@@ -145,6 +150,11 @@ pub struct Job {
     /// `traceparent` / `tracestate`), continued by the worker's span; `None` when that code
     /// was not traced (see the `opentelemetry` feature).
     pub trace_context: Option<String>,
+    /// What the task stored with its job when it completed ([`TaskContext::set_result`](crate::TaskContext::set_result)),
+    /// for dependants, the CLI and the dashboard; pruned with the job.
+    pub result: Option<serde_json::Value>,
+    /// The workflow the job is a step of ([`Workflow`](crate::Workflow)), if any.
+    pub workflow_id: Option<String>,
 }
 
 pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {

@@ -51,6 +51,13 @@ impl JobRow {
             unique_key: problems.take("unique_key", row.opt_text("unique_key")).flatten(),
             // Only observability: an unreadable one is dropped, never a reason to fail the job.
             trace_context: row.opt_text("trace_context").ok().flatten(),
+            // Only for reading: a result that is not JSON (written by hand) is kept as text.
+            result: row
+                .opt_text("result")
+                .ok()
+                .flatten()
+                .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
+            workflow_id: row.opt_text("workflow_id").ok().flatten(),
         };
         Ok(JobRow { job, problem: problems.first })
     }

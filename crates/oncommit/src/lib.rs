@@ -11,6 +11,7 @@
 //! - [`Task`], [`EnqueueOptions`] (`task`, `enqueue`): durable jobs, enqueued in the caller's transaction.
 //! - [`Worker`], [`Periodic`], [`Shutdown`] (`worker`, `periodic`, `shutdown`): running them.
 //! - [`Db::pause_queue`], [`RateLimit`] (`queues`): flow control of whole queues, across all workers.
+//! - [`Workflow`], [`Unique`] (`workflow`, `unique`): jobs that wait for others; jobs unique by content.
 //! - [`guide`]: the guides of `docs/`.
 
 mod admin;
@@ -39,6 +40,7 @@ mod trace;
 pub mod transaction;
 mod unique;
 mod worker;
+mod workflow;
 
 pub use admin::{Cancelled, FINISHED_COUNTS_MAX_AGE, JobFilter, JobStats};
 pub use bulk::{BulkCancelled, JobSelection};
@@ -51,7 +53,7 @@ pub use hooks::HookOutput;
 pub use job::{AttemptError, Job, JobId, JobState};
 pub use lock::{Lock, LockStrength, LockWait};
 pub use periodic::Periodic;
-pub use queries::{QueueInfo, RateLimit, StateCount, TableStats, TaskDeclaration, WorkerInfo};
+pub use queries::{Parent, QueueInfo, RateLimit, StateCount, TableStats, TaskDeclaration, WorkerInfo};
 pub use retry::Retry;
 pub use retry_policy::RetryPolicy;
 pub use shutdown::{Shutdown, ShutdownTrigger};
@@ -59,3 +61,4 @@ pub use task::{Task, TaskContext, TaskError, TaskOptions};
 pub use transaction::{Committed, Isolation, ScopeMarker, Tx, TxBuilder};
 pub use unique::Unique;
 pub use worker::{Drained, Retention, Worker};
+pub use workflow::{Step, Workflow, WorkflowIds, WorkflowJob};

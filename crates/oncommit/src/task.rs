@@ -178,6 +178,8 @@ pub struct TaskContext {
     /// Set once [`TaskContext::complete_in_tx`] committed: the worker must not complete
     /// the job again.
     completed: bool,
+    /// What to store with the job when it completes (JSON text), set by the task.
+    result: Option<String>,
 }
 
 impl TaskContext {
@@ -187,7 +189,45 @@ impl TaskContext {
         lease_lost: tokio::sync::watch::Receiver<bool>,
         lease: std::time::Duration,
     ) -> TaskContext {
-        TaskContext { job, db, lease_lost, lease, completed: false }
+        TaskContext { job, db, lease_lost, lease, completed: false, result: None }
+    }
+
+    /// Stores `result` with the job when it completes: its dependants read it
+    /// ([`TaskContext::parents`]), and so do `oncommit job` and the dashboard. It is kept
+    /// as long as the job (the completed-jobs retention). Call it before returning `Ok`, or
+    /// before [`TaskContext::complete_in_tx`], which stores it in its transaction. A job
+    /// that does not complete stores nothing.
+    ///
+    /// ```no_run
+    /// # use oncommit::{TaskContext, TaskError};
+    /// # async fn run(cx: &mut TaskContext) -> Result<(), TaskError> {
+    /// cx.set_result(&serde_json::json!({ "rows": 1204, "file": "s3://exports/1204.csv" }))?;
+    /// Ok(())
+    /// # }
+    /// ```
+    pub fn set_result<R: serde::Serialize + ?Sized>(&mut self, result: &R) -> Result<()> {
+        self.result = Some(serde_json::to_string(result).map_err(Error::app)?);
+        Ok(())
+    }
+
+    /// The result set so far, JSON text.
+    pub(crate) fn take_result(&mut self) -> Option<String> {
+        self.result.take()
+    }
+
+    /// The jobs this one depends on, with their states and results, by id.
+    ///
+    /// ```no_run
+    /// # use oncommit::{TaskContext, TaskError};
+    /// # async fn run(cx: &mut TaskContext) -> Result<(), TaskError> {
+    /// let rows: i64 = cx.parents().await?.iter()
+    ///     .filter(|p| p.task == "export_part")
+    ///     .filter_map(|p| p.result.as_ref()?.get("rows")?.as_i64())
+    ///     .sum();
+    /// # Ok(()) }
+    /// ```
+    pub async fn parents(&self) -> Result<Vec<crate::Parent>> {
+        crate::queries::job_parents(&self.db, self.job.id).await
     }
 
     /// The job's id.
@@ -277,6 +317,7 @@ impl TaskContext {
             delay_ms: None,
             error: None,
             extra: 0,
+            result: self.result.clone(),
         };
         let mut tx = self.db.begin().await?;
         if let Conn::Postgres(c) = tx.conn() {
@@ -296,9 +337,15 @@ impl TaskContext {
                 return Err(err);
             }
         };
-        if !queries::job_set_state_if_running(tx.conn(), &change).await? {
-            tx.rollback().await.ok();
-            return Err(Error::LeaseLost { job: self.job.id, attempt: self.job.attempt });
+        match queries::job_set_state_if_running(tx.conn(), &change).await? {
+            None => {
+                tx.rollback().await.ok();
+                return Err(Error::LeaseLost { job: self.job.id, attempt: self.job.attempt });
+            }
+            // Its dependants may have become available in this transaction: this process's
+            // workers look at the commit (PostgreSQL's trigger NOTIFYs the others).
+            Some(true) => tx.wake_on_commit(Vec::new()),
+            Some(false) => {}
         }
         tx.commit().await?;
         self.completed = true;

@@ -1,7 +1,7 @@
 "use strict";
 // Every value from the server goes into the page with textContent: nothing is parsed as HTML.
 const base = location.pathname.replace(/\/$/, "");
-const STATES = ["scheduled", "available", "running", "retryable", "completed", "failed", "cancelled"];
+const STATES = ["pending", "scheduled", "available", "running", "retryable", "completed", "failed", "cancelled"];
 const tokenInput = document.getElementById("token");
 tokenInput.value = sessionStorage.getItem("oncommit-token") || "";
 tokenInput.addEventListener("change", () => sessionStorage.setItem("oncommit-token", tokenInput.value));

@@ -183,7 +183,7 @@ async fn act_postgres(c: &mut PgConnection, f: &Filter, action: Action, ids: &[i
                  cancel_requested = (state = 'running'), \
                  finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END, \
                  state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END \
-             WHERE id = ANY($7) AND state IN ('scheduled', 'available', 'running', 'retryable') AND ",
+             WHERE id = ANY($7) AND state IN ('pending', 'scheduled', 'available', 'running', 'retryable') AND ",
             pg_filter!(),
             " RETURNING id::text, state"
         ),
@@ -219,7 +219,7 @@ async fn act_sqlite(c: &mut SqliteConnection, f: &Filter, action: Action, ids: &
             " END, \
                  state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END \
              WHERE id IN (SELECT value FROM json_each($7)) \
-               AND state IN ('scheduled', 'available', 'running', 'retryable') AND ",
+               AND state IN ('pending', 'scheduled', 'available', 'running', 'retryable') AND ",
             sqlite_filter!(),
             " RETURNING CAST(id AS TEXT), state"
         ),

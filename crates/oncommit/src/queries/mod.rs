@@ -19,14 +19,15 @@ macro_rules! pg_job_columns {
     () => {
         "id, queue, task, args::text AS args, state, priority, attempt, max_attempts, run_at, created_at, \
          attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors::text AS errors, unique_key, \
-         trace_context"
+         trace_context, result::text AS result, workflow_id"
     };
 }
 
 macro_rules! sqlite_job_columns {
     () => {
         "id, queue, task, args, state, priority, attempt, max_attempts, run_at, created_at, \
-         attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors, unique_key, trace_context"
+         attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors, unique_key, trace_context, \
+         result, workflow_id"
     };
 }
 
@@ -85,6 +86,7 @@ macro_rules! on_conn {
 }
 
 pub(crate) mod bulk;
+mod dependencies;
 #[cfg(test)]
 mod plans;
 mod postgres;
@@ -92,6 +94,8 @@ mod queue_control;
 mod sqlite;
 mod unique_insert;
 
+pub use dependencies::Parent;
+pub(crate) use dependencies::{job_parents, job_sweep_pending, workflow_jobs};
 pub(crate) use queue_control::{Claim, Setting, queue_list, queue_set};
 pub use queue_control::{QueueInfo, RateLimit};
 
@@ -125,8 +129,23 @@ pub(crate) struct NewJob {
     pub(crate) unique_key: Option<String>,
     /// Unique by content: the hash and states it is held in (see `unique`).
     pub(crate) unique: Option<crate::unique::Identity>,
+    /// The jobs it waits for, sorted, without repeats; empty for none.
+    pub(crate) depends_on: Vec<i64>,
+    /// `Some("run")` to run even after a parent failed or was cancelled; `None` to be
+    /// cancelled then.
+    pub(crate) on_parent_failure: Option<&'static str>,
+    /// The workflow it is a step of.
+    pub(crate) workflow_id: Option<String>,
     /// The enqueuing code's trace context (see `trace`), a JSON object.
     pub(crate) trace_context: Option<String>,
+}
+
+impl NewJob {
+    /// Whether it has parents or belongs to a workflow: inserted one by one, through
+    /// `dependencies`.
+    pub(crate) fn in_graph(&self) -> bool {
+        !self.depends_on.is_empty() || self.workflow_id.is_some()
+    }
 }
 
 /// What a task declares for its jobs, as a worker records it (see `task_declare`).
@@ -151,6 +170,8 @@ pub(crate) struct Transition {
     pub(crate) error: Option<String>,
     /// Attempts to add to `max_attempts` (a snooze or a release does not use one up).
     pub(crate) extra: i32,
+    /// What the task stored with its job, JSON text (a completion only).
+    pub(crate) result: Option<String>,
 }
 
 impl Transition {
@@ -164,6 +185,7 @@ impl Transition {
             JobState::Scheduled => "snoozed",
             JobState::Available => "released",
             JobState::Running => "running",
+            JobState::Pending => "pending",
         }
     }
 
@@ -337,8 +359,9 @@ pub(crate) async fn job_claim(
 }
 
 /// Applies state changes to running jobs in one statement; returns the ids it changed
-/// (a job re-leased since is left alone).
-pub(crate) async fn job_set_state_if_running_many(db: &Db, changes: &[Transition]) -> Result<Vec<i64>> {
+/// (a job re-leased since is left alone), each with whether it has dependants (whose
+/// settling the change triggered in the database).
+pub(crate) async fn job_set_state_if_running_many(db: &Db, changes: &[Transition]) -> Result<Vec<(i64, bool)>> {
     if changes.is_empty() {
         return Ok(Vec::new());
     }
@@ -352,12 +375,14 @@ pub(crate) async fn job_set_state_if_running_many(db: &Db, changes: &[Transition
 }
 
 /// The same, inside a transaction: the job's completion commits with the task's work.
-pub(crate) async fn job_set_state_if_running(conn: Conn<'_>, change: &Transition) -> Result<bool> {
+/// `None` when the job was not changed (no longer this attempt's); else whether it has
+/// dependants.
+pub(crate) async fn job_set_state_if_running(conn: Conn<'_>, change: &Transition) -> Result<Option<bool>> {
     let changed = match conn {
         Conn::Postgres(c) => postgres::job_set_state_if_running_many(c, std::slice::from_ref(change)).await?,
         Conn::Sqlite(c) => sqlite::job_set_state_if_running_many(c, std::slice::from_ref(change)).await?,
     };
-    Ok(!changed.is_empty())
+    Ok(changed.first().map(|(_, has_dependants)| *has_dependants))
 }
 
 /// Renews the leases of the jobs `ids` while `worker` still holds them; returns those still

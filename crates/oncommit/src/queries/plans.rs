@@ -93,11 +93,11 @@ async fn claim_and_completion_plans_do_not_depend_on_statistics() {
 
     let [custom, generic] = plans(
         &mut c,
-        "int8[], int4[], text[], int8[], text[], int4[]",
+        "int8[], int4[], text[], int8[], text[], int4[], text[]",
         COMPLETE,
         "(array_fill(5001, ARRAY[1000]))::int8[], array_fill(1, ARRAY[1000]), \
          array_fill('completed'::text, ARRAY[1000]), array_fill(NULL::int8, ARRAY[1000]), \
-         array_fill(NULL::text, ARRAY[1000]), array_fill(0, ARRAY[1000])",
+         array_fill(NULL::text, ARRAY[1000]), array_fill(0, ARRAY[1000]), array_fill(NULL::text, ARRAY[1000])",
     )
     .await;
     for plan in [&custom, &generic] {

@@ -49,7 +49,7 @@ async fn job_insert_one(c: &mut PgConnection, job: &NewJob) -> Result<(JobId, Op
 
 pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Result<super::Inserted> {
     let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) =
-        jobs.iter().partition(|j| j.unique_key.is_some() || j.unique.is_some());
+        jobs.iter().partition(|j| j.unique_key.is_some() || j.unique.is_some() || j.in_graph());
     let mut inserted = super::Inserted::default();
     if let [job] = plain.as_slice() {
         // One job, as a web request enqueues: a plain VALUES insert (the unnest below costs a
@@ -102,6 +102,9 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
     }
     for job in unique {
         let (id, wake) = match &job.unique {
+            _ if job.in_graph() => {
+                Box::pin(super::dependencies::job_insert_dependent(Conn::Postgres(&mut *c), job)).await?
+            }
             Some(identity) => {
                 Box::pin(super::unique_insert::job_insert_unique(Conn::Postgres(&mut *c), job, identity)).await?
             }
@@ -175,20 +178,25 @@ pub(super) const COMPLETE: &str = "UPDATE oncommit.jobs SET \
              errors = CASE WHEN u.error IS NULL THEN errors ELSE errors || jsonb_build_array(u.error::jsonb) END, \
              max_attempts = max_attempts + u.extra, \
              finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN now() END, \
+             result = CASE WHEN u.uresult IS NULL THEN oncommit.jobs.result ELSE u.uresult::jsonb END, \
              lease_owner = NULL, lease_expires_at = NULL, cancel_requested = false \
-         FROM unnest($1::int8[], $2::int4[], $3::text[], $4::int8[], $5::text[], $6::int4[]) \
-              AS u(uid, uattempt, new_state, delay_ms, error, extra) \
+         FROM unnest($1::int8[], $2::int4[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::text[]) \
+              AS u(uid, uattempt, new_state, delay_ms, error, extra, uresult) \
          WHERE id = u.uid AND attempt = u.uattempt AND (state = 'running') IS TRUE \
-         RETURNING id";
+         RETURNING id, has_dependants";
 
-pub(super) async fn job_set_state_if_running_many(c: &mut PgConnection, changes: &[Transition]) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar(COMPLETE)
+pub(super) async fn job_set_state_if_running_many(
+    c: &mut PgConnection,
+    changes: &[Transition],
+) -> Result<Vec<(i64, bool)>> {
+    Ok(sqlx::query_as(COMPLETE)
         .bind(changes.iter().map(|t| t.id).collect::<Vec<_>>())
         .bind(changes.iter().map(|t| t.attempt).collect::<Vec<_>>())
         .bind(changes.iter().map(|t| t.state.as_str()).collect::<Vec<_>>())
         .bind(changes.iter().map(|t| t.delay_ms).collect::<Vec<_>>())
         .bind(changes.iter().map(|t| t.error.clone()).collect::<Vec<_>>())
         .bind(changes.iter().map(|t| t.extra).collect::<Vec<_>>())
+        .bind(changes.iter().map(|t| t.result.clone()).collect::<Vec<_>>())
         .fetch_all(c)
         .await?)
 }
@@ -295,7 +303,7 @@ pub(super) async fn job_cancel(c: &mut PgConnection, id: i64) -> Result<Option<S
              cancel_requested = (state = 'running'), \
              finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END, \
              state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END \
-         WHERE id = $1 AND state IN ('scheduled', 'available', 'running', 'retryable') \
+         WHERE id = $1 AND state IN ('pending', 'scheduled', 'available', 'running', 'retryable') \
          RETURNING state",
     )
     .bind(id)
@@ -362,7 +370,8 @@ pub(super) const COUNT_UNFINISHED: &str = "\
      SELECT queue, 'available', count(*) FROM oncommit.jobs WHERE state = 'available' GROUP BY queue \
      UNION ALL SELECT queue, state, count(*) FROM oncommit.jobs \
          WHERE state IN ('scheduled', 'retryable') GROUP BY queue, state \
-     UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue";
+     UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue \
+     UNION ALL SELECT queue, 'pending', count(*) FROM oncommit.jobs WHERE state = 'pending' GROUP BY queue";
 
 /// Counts per queue and state of the finished jobs (the expensive part of a count).
 const COUNT_FINISHED: &str = "SELECT queue, state, count(*) FROM oncommit.jobs \
@@ -386,20 +395,24 @@ pub(super) async fn job_prune(
     discarded_secs: f64,
     limit: i64,
 ) -> Result<u64> {
-    let done = sqlx::query(
-        "DELETE FROM oncommit.jobs WHERE id = ANY(ARRAY( \
+    // A pruned dependant's edges go with it (a pruned parent's stay: they are its
+    // dependants', and a missing parent counts as completed).
+    let pruned: i64 = sqlx::query_scalar(
+        "WITH gone AS (DELETE FROM oncommit.jobs WHERE id = ANY(ARRAY( \
              (SELECT id FROM oncommit.jobs WHERE state = 'completed' \
                 AND finished_at < now() - make_interval(secs => $1) LIMIT $3) \
              UNION ALL \
              (SELECT id FROM oncommit.jobs WHERE state IN ('failed', 'cancelled') \
-                AND finished_at < now() - make_interval(secs => $2) LIMIT $3)))",
+                AND finished_at < now() - make_interval(secs => $2) LIMIT $3))) RETURNING id), \
+         edges AS (DELETE FROM oncommit.job_dependencies WHERE job_id = ANY(ARRAY(SELECT id FROM gone))) \
+         SELECT count(*) FROM gone",
     )
     .bind(completed_secs)
     .bind(discarded_secs)
     .bind(limit)
-    .execute(&mut *c)
+    .fetch_one(&mut *c)
     .await?;
-    Ok(done.rows_affected())
+    Ok(u64::try_from(pruned).unwrap_or(0))
 }
 
 pub(super) async fn worker_heartbeat(

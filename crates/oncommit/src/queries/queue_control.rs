@@ -36,7 +36,8 @@ pub struct QueueInfo {
     pub available: i64,
     /// Its jobs running (claimed by a worker, prefetched ones included).
     pub running: i64,
-    /// Its jobs waiting for their time (`scheduled` or `retryable`).
+    /// Its jobs waiting for their time (`scheduled` or `retryable`) or for the jobs they
+    /// depend on (`pending`).
     pub waiting: i64,
     /// The workers serving it (among those that reported recently).
     pub workers: i64,
@@ -321,7 +322,8 @@ const QUEUE_LIST_POSTGRES: &str = "\
         SELECT queue, 'available' AS state, count(*) AS n FROM oncommit.jobs WHERE state = 'available' GROUP BY queue \
         UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit.jobs \
             WHERE state IN ('scheduled', 'retryable') GROUP BY queue \
-        UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue), \
+        UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue \
+        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit.jobs WHERE state = 'pending' GROUP BY queue), \
     served AS ( \
         SELECT k AS queue, count(*) AS n FROM oncommit.workers w, \
             jsonb_object_keys(CASE WHEN jsonb_typeof(w.queues) = 'object' THEN w.queues ELSE '{}' END) AS k \
@@ -341,7 +343,8 @@ const QUEUE_LIST_SQLITE: &str = "\
         SELECT queue, 'available' AS state, count(*) AS n FROM oncommit_jobs WHERE state = 'available' GROUP BY queue \
         UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit_jobs \
             WHERE state IN ('scheduled', 'retryable') GROUP BY queue \
-        UNION ALL SELECT queue, 'running', count(*) FROM oncommit_jobs WHERE state = 'running' GROUP BY queue), \
+        UNION ALL SELECT queue, 'running', count(*) FROM oncommit_jobs WHERE state = 'running' GROUP BY queue \
+        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit_jobs WHERE state = 'pending' GROUP BY queue), \
     served AS ( \
         SELECT k.key AS queue, count(*) AS n FROM oncommit_workers w, \
             json_each(CASE WHEN json_valid(w.queues) AND json_type(w.queues) = 'object' THEN w.queues ELSE '{}' END) AS k \

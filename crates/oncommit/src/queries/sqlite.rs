@@ -57,7 +57,7 @@ async fn job_insert_one(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId>
 /// by the commit itself.
 pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -> Result<super::Inserted> {
     let (unique, plain): (Vec<&NewJob>, Vec<&NewJob>) =
-        jobs.iter().partition(|j| j.unique_key.is_some() || j.unique.is_some());
+        jobs.iter().partition(|j| j.unique_key.is_some() || j.unique.is_some() || j.in_graph());
     let mut ids = Vec::with_capacity(jobs.len());
     if !plain.is_empty() {
         let rows: Vec<serde_json::Value> = plain
@@ -89,6 +89,9 @@ pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -
     }
     for job in unique {
         ids.push(match &job.unique {
+            _ if job.in_graph() => {
+                Box::pin(super::dependencies::job_insert_dependent(Conn::Sqlite(&mut *c), job)).await?.0
+            }
             Some(identity) => {
                 Box::pin(super::unique_insert::job_insert_unique(Conn::Sqlite(&mut *c), job, identity)).await?.0
             }
@@ -165,9 +168,9 @@ pub(super) async fn job_claim_unguarded(
 pub(super) async fn job_set_state_if_running_many(
     c: &mut SqliteConnection,
     changes: &[Transition],
-) -> Result<Vec<i64>> {
+) -> Result<Vec<(i64, bool)>> {
     let changes = serde_json::to_string(changes).map_err(crate::Error::app)?;
-    Ok(sqlx::query_scalar(concat!(
+    Ok(sqlx::query_as(concat!(
         "UPDATE oncommit_jobs SET \
              state = u.new_state, \
              run_at = CASE WHEN u.delay_ms IS NULL THEN run_at ELSE ",
@@ -180,14 +183,15 @@ pub(super) async fn job_set_state_if_running_many(
              finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN ",
         sqlite_now_ms!(),
         " END, \
+             result = CASE WHEN u.uresult IS NULL THEN oncommit_jobs.result ELSE u.uresult END, \
              lease_owner = NULL, lease_expires_at = NULL, cancel_requested = 0 \
          FROM (SELECT value ->> '$.id' AS uid, value ->> '$.attempt' AS uattempt, \
                       value ->> '$.state' AS new_state, value ->> '$.delay_ms' AS delay_ms, \
-                      value ->> '$.error' AS error, value ->> '$.extra' AS extra \
+                      value ->> '$.error' AS error, value ->> '$.extra' AS extra, value ->> '$.result' AS uresult \
                FROM json_each($1)) AS u \
          WHERE oncommit_jobs.id = u.uid AND oncommit_jobs.attempt = u.uattempt \
            AND +oncommit_jobs.state = 'running' \
-         RETURNING oncommit_jobs.id"
+         RETURNING oncommit_jobs.id, oncommit_jobs.has_dependants"
     ))
     .bind(changes)
     .fetch_all(c)
@@ -291,7 +295,7 @@ pub(super) async fn job_cancel(c: &mut SqliteConnection, id: i64) -> Result<Opti
         sqlite_now_ms!(),
         " END, \
              state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END \
-         WHERE id = $1 AND state IN ('scheduled', 'available', 'running', 'retryable') \
+         WHERE id = $1 AND state IN ('pending', 'scheduled', 'available', 'running', 'retryable') \
          RETURNING state"
     ))
     .bind(id)
@@ -355,7 +359,8 @@ pub(super) async fn job_counts_split(c: &mut SqliteConnection, finished: bool) -
         "SELECT queue, 'available', count(*) FROM oncommit_jobs WHERE state = 'available' GROUP BY queue \
          UNION ALL SELECT queue, state, count(*) FROM oncommit_jobs \
              WHERE state IN ('scheduled', 'retryable') GROUP BY queue, state \
-         UNION ALL SELECT queue, 'running', count(*) FROM oncommit_jobs WHERE state = 'running' GROUP BY queue"
+         UNION ALL SELECT queue, 'running', count(*) FROM oncommit_jobs WHERE state = 'running' GROUP BY queue \
+         UNION ALL SELECT queue, 'pending', count(*) FROM oncommit_jobs WHERE state = 'pending' GROUP BY queue"
     };
     Ok(sqlx::query_as(sql).fetch_all(&mut *c).await?)
 }
@@ -372,7 +377,7 @@ pub(super) async fn job_prune(
     discarded_ms: i64,
     limit: i64,
 ) -> Result<u64> {
-    let done = sqlx::query(concat!(
+    let gone: Vec<i64> = sqlx::query_scalar(concat!(
         "DELETE FROM oncommit_jobs WHERE id IN ( \
              SELECT id FROM (SELECT id FROM oncommit_jobs WHERE state = 'completed' AND finished_at < ",
         sqlite_now_ms!(),
@@ -380,14 +385,19 @@ pub(super) async fn job_prune(
              UNION ALL \
              SELECT id FROM (SELECT id FROM oncommit_jobs WHERE state IN ('failed', 'cancelled') AND finished_at < ",
         sqlite_now_ms!(),
-        " - $2 LIMIT $3))"
+        " - $2 LIMIT $3)) RETURNING id"
     ))
     .bind(completed_ms)
     .bind(discarded_ms)
     .bind(limit)
-    .execute(&mut *c)
+    .fetch_all(&mut *c)
     .await?;
-    Ok(done.rows_affected())
+    // A pruned dependant's edges go with it (see the PostgreSQL query).
+    sqlx::query("DELETE FROM oncommit_job_dependencies WHERE job_id IN (SELECT value FROM json_each($1))")
+        .bind(serde_json::to_string(&gone).map_err(crate::Error::app)?)
+        .execute(&mut *c)
+        .await?;
+    Ok(gone.len() as u64)
 }
 
 pub(super) async fn worker_heartbeat(

@@ -75,6 +75,10 @@ pub(crate) async fn run(
 /// Writes one batch, retrying with backoff until it lands or `give_up` fires; then its slots
 /// go back.
 async fn write(db: &Db, finished: Vec<Finished>, held: &Held, outage: &Outage, mut give_up: Shutdown) {
+    // In id order: the rows are locked in that order, as a dependant's enqueue locks its
+    // parents, so the two cannot deadlock.
+    let mut finished = finished;
+    finished.sort_unstable_by_key(|f| f.change.id);
     let (batch, _slots): (Vec<Transition>, Vec<OwnedSemaphorePermit>) =
         finished.into_iter().map(|f| (f.change, f.slot)).unzip();
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
@@ -85,6 +89,11 @@ async fn write(db: &Db, finished: Vec<Finished>, held: &Held, outage: &Outage, m
         match written {
             Ok(changed) => {
                 outage.ok();
+                if changed.iter().any(|(_, has_dependants)| *has_dependants) {
+                    // Their dependants may have become available in that statement: this
+                    // process's claim loops look (PostgreSQL's trigger NOTIFYs the others).
+                    db.wake();
+                }
                 if changed.len() < batch.len() {
                     tracing::warn!(
                         stale = batch.len() - changed.len(),

@@ -75,26 +75,23 @@ async fn attempt(
     decide(job, &outcome, retry, joined, stop)
 }
 
-/// How a task's run ended: its result and whether it completed its job in its own
-/// transaction, or the time limit it overran.
-type Ran = Result<(Result<(), TaskError>, bool), Duration>;
+/// How a task's run ended, or the time limit it overran.
+type Ended = Result<super::registry::Ran, Duration>;
 
 /// What becomes of the job, from how its task's run ended.
 fn decide(
     job: &Job,
     outcome: &Outcome,
     retry: RetryPolicy,
-    joined: Result<Ran, tokio::task::JoinError>,
+    joined: Result<Ended, tokio::task::JoinError>,
     stop: Option<Stop>,
 ) -> Option<Transition> {
     Some(match joined {
-        Ok(Ok((Ok(()), completed_in_tx))) => {
-            if completed_in_tx {
-                return None;
-            }
-            outcome.to(JobState::Completed, None, None, 0)
-        }
-        Ok(Ok((Err(err), _))) => outcome.after_task_error(err, retry),
+        Ok(Ok(ran)) => match ran.outcome {
+            Ok(()) if ran.completed_in_tx => return None,
+            Ok(()) => Transition { result: ran.result, ..outcome.to(JobState::Completed, None, None, 0) },
+            Err(err) => outcome.after_task_error(err, retry),
+        },
         Ok(Err(limit)) => outcome.retry_or_fail(format!("timed out after {limit:?}"), retry.delay(job.attempt)),
         Err(err) if err.is_panic() => {
             let message = panic_message(err.into_panic());
@@ -152,6 +149,7 @@ impl Outcome {
             delay_ms: delay.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             error,
             extra,
+            result: None,
         }
     }
 

@@ -203,4 +203,10 @@ async fn prune(shared: Arc<Shared>, shutdown: Shutdown) {
         Err(err) => tracing::warn!(error = %err, "vacuuming the jobs table failed; is autovacuum on?"),
     }
     queries::worker_prune(&shared.services, shared.config.lease * 4).await.ok();
+    // The net under the dependency trigger: nothing stays pending once its parents are done.
+    match queries::job_sweep_pending(&shared.services).await {
+        Ok(0) => {}
+        Ok(settled) => tracing::warn!(settled, "settled pending jobs whose parents had finished unnoticed"),
+        Err(err) => tracing::warn!(error = %err, "settling pending jobs failed; the next pass goes on"),
+    }
 }

@@ -8,8 +8,17 @@ use crate::job::Job;
 use crate::queries::Declaration;
 use crate::task::{Task, TaskContext, TaskError, TaskOptions};
 
-/// A running task: its outcome, and whether it completed its job in its own transaction.
-pub(crate) type RunFuture = Pin<Box<dyn Future<Output = (Result<(), TaskError>, bool)> + Send>>;
+/// How a task's run ended.
+pub(crate) struct Ran {
+    pub(crate) outcome: Result<(), TaskError>,
+    /// Whether it completed its job in its own transaction.
+    pub(crate) completed_in_tx: bool,
+    /// What it stored with the job (JSON text), for a completion.
+    pub(crate) result: Option<String>,
+}
+
+/// A running task.
+pub(crate) type RunFuture = Pin<Box<dyn Future<Output = Ran> + Send>>;
 
 /// Decodes the payload and starts the task, or says why the payload is unusable.
 type Start = fn(&Job, TaskContext) -> Result<RunFuture, String>;
@@ -29,7 +38,7 @@ fn start<T: Task>(job: &Job, mut cx: TaskContext) -> Result<RunFuture, String> {
     let task: T = serde_json::from_value(job.args.clone()).map_err(|e| e.to_string())?;
     Ok(Box::pin(async move {
         let outcome = task.run(&mut cx).await;
-        (outcome, cx.completed())
+        Ran { outcome, completed_in_tx: cx.completed(), result: cx.take_result() }
     }))
 }
 

@@ -19,6 +19,7 @@ mod tls;
 mod transactions;
 mod unique;
 mod worker;
+mod workflows;
 
 use oncommit::{Conn, Tx};
 use sqlx::AssertSqlSafe;
