@@ -3,10 +3,10 @@
 // limits and resumes its queue through the page, deletes the failed jobs of queue `bulk`
 // through the bulk form (count, then a confirmation naming it), and takes a screenshot.
 //
-// usage: node dashboard.mjs <base-url> <admin-token> <job-id> <screenshot.png>
+// usage: node dashboard.mjs <base-url> <admin-token> <job-id> <screenshot.png> <workflow-job-id>
 import { chromium } from "playwright-core";
 
-const [base, token, jobId, screenshot] = process.argv.slice(2);
+const [base, token, jobId, screenshot, workflowJobId] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -28,7 +28,15 @@ try {
   if (await page.locator("#detail img").count() !== 0 || dialogs.length) {
     throw new Error("a job's arguments were parsed as HTML");
   }
+  // A step of a workflow: its detail lists the workflow's steps, indented, with states.
+  await page.locator(`#recent tr.job[data-id="${workflowJobId}"]`).click();
+  await page.locator("#detail li.step").nth(2).waitFor({ timeout: 10000 });
+  const steps = await page.locator("#detail li.step").count();
+  if (steps !== 3) throw new Error(`the workflow shows ${steps} steps, not 3`);
+  await page.locator(`#detail li.step.current[data-id="${workflowJobId}"]`).waitFor({ timeout: 10000 });
   await page.screenshot({ path: screenshot, fullPage: true });
+  await row.click();
+  await page.locator("#detail strong", { hasText: `job ${jobId} ·` }).waitFor({ timeout: 10000 });
   await page.locator("#action-retry").click();
   await page.locator("#message.ok").waitFor({ timeout: 10000 });
 
@@ -59,7 +67,7 @@ try {
   await page.locator("#bulk-question", { hasText: "delete 1 job?" }).waitFor({ timeout: 10000 });
   await page.locator("#bulk-yes").click();
   await page.locator("#message.ok", { hasText: "1 deleted" }).waitFor({ timeout: 10000 });
-  console.log(JSON.stringify({ retried: Number(jobId), queue: after, bulk_deleted: 1 }));
+  console.log(JSON.stringify({ retried: Number(jobId), queue: after, bulk_deleted: 1, workflow_steps: steps }));
 } finally {
   await browser.close();
 }

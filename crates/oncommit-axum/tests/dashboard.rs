@@ -297,3 +297,22 @@ backend_test!(async fn bulk_actions_count_then_act_with_the_admin_token(t) {
     let (status, _) = post_json(app, "/dashboard/api/jobs/bulk/purge", &auth, r#"{"states": ["failed"]}"#).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 });
+
+backend_test!(async fn a_workflow_is_listed_with_its_steps_and_their_parents(t) {
+    t.db.migrate().await.unwrap();
+    let flow = oncommit::Workflow::named("report")
+        .then(oncommit::Step::raw("fetch", serde_json::json!({})))
+        .then_all([oncommit::Step::raw("render", serde_json::json!({ "part": 1 })), oncommit::Step::raw("render", serde_json::json!({ "part": 2 }))]);
+    let ids = t.db.enqueue_workflow(flow).await.unwrap();
+    let app = app(&t.db, None);
+    let w = get_json(app.clone(), &format!("/dashboard/api/workflows/{}", ids.id)).await;
+    let jobs = w["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 3, "{w}");
+    assert_eq!(jobs[0]["job"]["state"], "available");
+    assert_eq!(jobs[1]["job"]["state"], "pending");
+    assert_eq!(jobs[2]["parents"], serde_json::json!([ids.stages[0][0].0]));
+    let job = get_json(app.clone(), &format!("/dashboard/api/jobs/{}", ids.stages[1][0])).await;
+    assert_eq!(job["workflow_id"], ids.id.as_str());
+    let (status, _) = send(app, Request::get("/dashboard/api/workflows/nope").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+});

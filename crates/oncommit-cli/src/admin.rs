@@ -29,6 +29,12 @@ pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs) -> anyhow::Result<()> {
     if let Some(k) = a.unique_key {
         opts = opts.unique_key(k);
     }
+    if !a.depends_on.is_empty() {
+        opts = opts.depends_on(a.depends_on.iter().map(|id| JobId(*id)));
+    }
+    if a.run_after_failed_parents {
+        opts = opts.run_after_failed_parents();
+    }
     if let Some(mut unique) = a.unique {
         if a.unique_queue {
             unique = unique.by_queue();
@@ -102,6 +108,12 @@ fn describe(j: &Job) -> String {
     }
     if let Some(key) = &j.unique_key {
         text.push_str(&format!("\nunique key: {}", shown(key)));
+    }
+    if let Some(workflow) = &j.workflow_id {
+        text.push_str(&format!("\nworkflow: {} (oncommit workflow {0})", shown(workflow)));
+    }
+    if let Some(result) = &j.result {
+        text.push_str(&format!("\nresult: {}", shown(&result.to_string())));
     }
     for e in &j.errors {
         text.push_str(&format!("\n  attempt {}: {}", e.attempt, shown(&e.error)));
@@ -180,6 +192,49 @@ pub(crate) async fn delete(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
         .into());
     }
     print(json, &json!({ "id": id, "deleted": true }), || format!("job {id} deleted"))
+}
+
+/// `oncommit workflow ID`: each job indented one level deeper than its deepest parent.
+pub(crate) async fn workflow(db: &Db, id: &str, json: bool) -> anyhow::Result<()> {
+    let jobs = db.workflow(id).await?;
+    if jobs.is_empty() {
+        return Err(Exit::NotFound(format!("no workflow {} (or all its jobs were pruned)", shown(id))).into());
+    }
+    let mut depth: std::collections::HashMap<JobId, usize> = std::collections::HashMap::new();
+    for step in &jobs {
+        // Parents come first (lower ids), so their depths are known.
+        let d = step.parents.iter().filter_map(|p| depth.get(p)).max().map_or(0, |d| d + 1);
+        depth.insert(step.job.id, d);
+    }
+    print(json, &json!({ "id": id, "jobs": jobs }), || {
+        let count = |state: JobState| jobs.iter().filter(|s| s.job.state == state).count();
+        let mut text = format!("workflow {}: {} jobs", shown(id), jobs.len());
+        for state in JobState::ALL {
+            if count(state) > 0 {
+                text.push_str(&format!(", {} {state}", count(state)));
+            }
+        }
+        for step in &jobs {
+            let indent = "  ".repeat(depth[&step.job.id] + 1);
+            let parents: Vec<String> = step.parents.iter().map(ToString::to_string).collect();
+            text.push_str(&format!(
+                "\n{indent}{:<6} {:<16} {:<10}",
+                step.job.id,
+                shown(&step.job.task),
+                step.job.state
+            ));
+            if !parents.is_empty() {
+                text.push_str(&format!(" ← {}", parents.join(", ")));
+            }
+            if let Some(result) = &step.job.result {
+                text.push_str(&format!("  {}", shown(&result.to_string())));
+            }
+            if let Some(error) = step.job.errors.last() {
+                text.push_str(&format!("  ({})", shown(&error.error)));
+            }
+        }
+        text
+    })
 }
 
 pub(crate) async fn tasks(db: &Db, json: bool) -> anyhow::Result<()> {

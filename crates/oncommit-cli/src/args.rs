@@ -119,6 +119,14 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show a workflow's jobs as an indented list, with states, parents and results.
+    Workflow {
+        /// The workflow id (as `oncommit job` shows it).
+        id: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the queues: paused or not, their limits, waiting and running jobs, workers.
     Queues {
         /// Print one JSON object instead of text.
@@ -255,6 +263,12 @@ pub(crate) struct EnqueueArgs {
     /// Update the existing job instead if it has not started (args, run time, priority).
     #[arg(long, requires = "unique")]
     pub(crate) replace: bool,
+    /// Wait for these jobs (comma-separated ids): `pending` until they complete.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) depends_on: Vec<i64>,
+    /// Run once the parents finish even if one failed or was cancelled.
+    #[arg(long, requires = "depends_on")]
+    pub(crate) run_after_failed_parents: bool,
     /// Print one JSON object instead of the id.
     #[arg(long)]
     pub(crate) json: bool,

@@ -83,6 +83,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Tasks { json } => admin::tasks(&db, json).await?,
         Command::Workers { json } => admin::workers(&db, json).await?,
         Command::Queues { json } => queues::list(&db, json).await?,
+        Command::Workflow { id, json } => admin::workflow(&db, &id, json).await?,
         Command::Queue { action } => queues::act(&db, action).await?,
         Command::Bench { sustain: Some(secs), concurrency, json, .. } => {
             bench::sustain(&db, &args.database_url, secs, concurrency, json).await?

@@ -72,12 +72,21 @@ async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
     oncommit_demo::tasks::worker(&db).queue("bulk", 1).drain(1).await.unwrap();
     assert_eq!(db.job(doomed).await.unwrap().unwrap().state, JobState::Failed);
 
+    // A workflow of three steps, run by the server's worker: the page lists them.
+    let flow = oncommit::Workflow::named("e2e").then(oncommit::Step::raw("noop", serde_json::json!({}))).then_all([
+        oncommit::Step::raw("noop", serde_json::json!({})),
+        oncommit::Step::raw("noop", serde_json::json!({})),
+    ]);
+    let flow = db.enqueue_workflow(flow).await.unwrap();
+    let last_step = flow.stages[1][1];
+    wait_for_job(&db, last_step, "completed", |job| job.state == JobState::Completed).await;
+
     // In the browser: the job appears, the retry button works.
     let shot = repo().join("target/e2e-dashboard.png");
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     let node = Command::new("node")
         .arg(e2e.join("dashboard.mjs"))
-        .args([&format!("http://{addr}"), "e2e-token", &id.to_string(), shot.to_str().unwrap()])
+        .args([&format!("http://{addr}"), "e2e-token", &id.to_string(), shot.to_str().unwrap(), &last_step.to_string()])
         .env("CHROMIUM", &chromium)
         .output()
         .expect("node is installed");

@@ -8,3 +8,6 @@ pub mod observability {}
 
 #[doc = include_str!("../../../docs/flow-control.md")]
 pub mod flow_control {}
+
+#[doc = include_str!("../../../docs/workflows.md")]
+pub mod workflows {}

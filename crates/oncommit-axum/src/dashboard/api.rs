@@ -49,6 +49,17 @@ pub(super) async fn job(State(s): State<DashboardState>, headers: HeaderMap, Pat
     Ok(Json(json!(job)))
 }
 
+/// A workflow's jobs in id order, each with its parents: `{"id": "…", "jobs": [{"job": {…},
+/// "parents": [41, 42]}]}`.
+pub(super) async fn workflow(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    may_read(&s, &headers)?;
+    let jobs = s.db.workflow(&id).await?;
+    if jobs.is_empty() {
+        return Err(Error::new(StatusCode::NOT_FOUND, format!("no workflow {id}")));
+    }
+    Ok(Json(json!({ "id": id, "jobs": jobs })))
+}
+
 /// The workers that reported recently.
 pub(super) async fn workers(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
     may_read(&s, &headers)?;

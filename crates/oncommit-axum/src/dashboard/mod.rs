@@ -73,6 +73,7 @@ pub fn router(db: Db, config: DashboardConfig) -> Router {
         .route("/api/jobs/bulk/count", post(api::count_selected))
         .route("/api/jobs/bulk/{action}", post(api::act_on_selected))
         .route("/api/workers", get(api::workers))
+        .route("/api/workflows/{id}", get(api::workflow))
         .route("/api/queues", get(api::queues))
         .route("/api/queues/{name}/pause", post(api::pause_queue))
         .route("/api/queues/{name}/resume", post(api::resume_queue))

@@ -122,7 +122,35 @@ async function showJob() {
   const errors = el("table");
   errors.appendChild(th(["attempt", "at", "error"]));
   for (const e of j.errors) errors.appendChild(row([e.attempt, when(e.at), e.error]));
-  d.replaceChildren(head, times, el("pre", JSON.stringify(j.args, null, 2)), errors, actions);
+  const parts = [head, times, el("pre", JSON.stringify(j.args, null, 2))];
+  if (j.result !== null && j.result !== undefined) parts.push(el("div", "result", "muted"), el("pre", JSON.stringify(j.result, null, 2)));
+  parts.push(errors, actions);
+  if (j.workflow_id) parts.push(await workflowList(j.workflow_id, j.id));
+  d.replaceChildren(...parts);
+}
+
+// A workflow as an indented list: each step one level deeper than its deepest parent, with
+// its state; the selected job is marked.
+async function workflowList(id, current) {
+  const box = el("div", null, "workflow");
+  box.appendChild(el("div", "workflow " + id, "muted"));
+  let w;
+  try { w = await get("/api/workflows/" + encodeURIComponent(id)); } catch (e) { box.appendChild(el("div", "workflow " + id + " is gone", "muted")); return box; }
+  const depth = new Map();
+  const list = el("ul", null, "steps");
+  for (const step of w.jobs) {
+    const d = step.parents.reduce((m, p) => Math.max(m, (depth.get(p) ?? -1) + 1), 0);
+    depth.set(step.job.id, d);
+    const li = el("li", null, step.job.id === current ? "step current" : "step");
+    li.dataset.id = step.job.id;
+    li.style.paddingLeft = (d * 20) + "px";
+    li.append(el("span", step.job.id + " " + step.job.task + " "), el("span", step.job.state, "state " + step.job.state));
+    if (step.parents.length) li.appendChild(el("span", " ← " + step.parents.join(", "), "muted"));
+    li.addEventListener("click", () => { selected = step.job.id; showJob(); });
+    list.appendChild(li);
+  }
+  box.appendChild(list);
+  return box;
 }
 
 async function act(action, id) {
