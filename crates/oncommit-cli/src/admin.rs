@@ -35,6 +35,12 @@ pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs) -> anyhow::Result<()> {
     if a.run_after_failed_parents {
         opts = opts.run_after_failed_parents();
     }
+    if let Some(key) = a.concurrency_key {
+        opts = opts.concurrency_key(key);
+    }
+    if let Some(limit) = a.key_limit {
+        opts = opts.concurrency_key_limit(limit);
+    }
     if let Some(mut unique) = a.unique {
         if a.unique_queue {
             unique = unique.by_queue();

@@ -269,6 +269,12 @@ pub(crate) struct EnqueueArgs {
     /// Run once the parents finish even if one failed or was cancelled.
     #[arg(long, requires = "depends_on")]
     pub(crate) run_after_failed_parents: bool,
+    /// Jobs sharing this key run one at a time (or --key-limit at a time), in enqueue order.
+    #[arg(long)]
+    pub(crate) concurrency_key: Option<String>,
+    /// How many jobs of the --concurrency-key may run at once [default: 1].
+    #[arg(long, requires = "concurrency_key")]
+    pub(crate) key_limit: Option<u32>,
     /// Print one JSON object instead of the id.
     #[arg(long)]
     pub(crate) json: bool,

@@ -1,4 +1,4 @@
-//! `oncommit enqueue --depends-on` and `oncommit workflow ID` from the shell.
+//! `oncommit enqueue --depends-on`, `--concurrency-key` and `oncommit workflow ID` from the shell.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::process::{Command, Output};
@@ -45,6 +45,16 @@ backend_test!(async fn dependants_and_workflows_from_the_shell(t) {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains("no job 987654"), "{stderr}");
         let out = oncommit(&url, &["enqueue", "noop", "--run-after-failed-parents"]);
+        assert_eq!(out.status.code(), Some(2));
+        // A concurrency key: the second job of the key waits for the first.
+        let keyed = ["enqueue", "noop", "--concurrency-key", "customer:7", "--key-limit", "1", "--json"];
+        let first_keyed = json_of(&url, &keyed)["id"].as_i64().unwrap();
+        let second_keyed = json_of(&url, &keyed)["id"].as_i64().unwrap();
+        let v = json_of(&url, &["job", &second_keyed.to_string(), "--json"]);
+        assert_eq!(v["state"], "pending", "{v}");
+        let v = json_of(&url, &["job", &first_keyed.to_string(), "--json"]);
+        assert_eq!(v["state"], "available", "{v}");
+        let out = oncommit(&url, &["enqueue", "noop", "--key-limit", "2"]);
         assert_eq!(out.status.code(), Some(2));
         (child, first)
     })

@@ -54,6 +54,9 @@ struct Rare {
     run_after_failed_parents: bool,
     /// Set by [`Workflow`](crate::Workflow) for its steps.
     workflow_id: Option<String>,
+    /// Jobs sharing it run at most `key_limit` at a time.
+    concurrency_key: Option<String>,
+    key_limit: Option<u32>,
 }
 
 /// The longest queue name, in bytes: well within NOTIFY's payload, which carries it.
@@ -178,6 +181,32 @@ impl EnqueueOptions {
         self
     }
 
+    /// Jobs sharing `key` run one at a time (or [`concurrency_key_limit`](Self::concurrency_key_limit)
+    /// at a time), admitted in enqueue order, across all workers on all machines: all the
+    /// jobs of one customer, say, while other customers' keep flowing. A job enqueued while
+    /// its key's slots are taken waits in `pending`, and is admitted in the transaction that
+    /// finishes one of them. Not with `depends_on`, `unique` or `unique_key`. Guide:
+    /// `docs/flow-control.md`.
+    ///
+    /// ```no_run
+    /// # use oncommit::{Db, EnqueueOptions};
+    /// # async fn demo(db: Db) -> oncommit::Result<()> {
+    /// let opts = EnqueueOptions::new().concurrency_key("customer:42");
+    /// db.enqueue_raw("sync_ledger", &serde_json::json!({ "customer": 42 }), opts).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn concurrency_key(mut self, key: impl Into<String>) -> Self {
+        self.rare().concurrency_key = Some(key.into());
+        self
+    }
+
+    /// How many jobs of its [`concurrency_key`](Self::concurrency_key) may run at once (at
+    /// least 1; default 1). The oldest waiting job's limit is the one applied.
+    pub fn concurrency_key_limit(mut self, limit: u32) -> Self {
+        self.rare().key_limit = Some(limit);
+        self
+    }
+
     /// Runs the job once every parent has finished, whether it completed, failed or was
     /// cancelled (a clean-up step), instead of being cancelled by a parent's failure.
     pub fn run_after_failed_parents(mut self) -> Self {
@@ -238,6 +267,21 @@ impl EnqueueOptions {
                 reason: "a job with parents cannot also be unique (unique_key or unique)".to_owned(),
             });
         }
+        let concurrency_key = rare.and_then(|r| r.concurrency_key.clone());
+        let key_limit = rare.and_then(|r| r.key_limit);
+        if let Some(key) = &concurrency_key {
+            check_concurrency_key(
+                key,
+                key_limit,
+                !depends_on.is_empty(),
+                unique.is_some() || self.unique_key.is_some(),
+            )?;
+        } else if key_limit.is_some() {
+            return Err(Error::InvalidOption {
+                option: "concurrency_key_limit",
+                reason: "a limit without a concurrency_key limits nothing".to_owned(),
+            });
+        }
         Ok(NewJob {
             task: task.to_owned(),
             args,
@@ -250,9 +294,30 @@ impl EnqueueOptions {
             depends_on,
             on_parent_failure: rare.is_some_and(|r| r.run_after_failed_parents).then_some("run"),
             workflow_id: rare.and_then(|r| r.workflow_id.clone()),
+            key_limit: key_limit.map_or(1, |n| i32::try_from(n).unwrap_or(i32::MAX)),
+            concurrency_key,
             trace_context: crate::trace::current_context(),
         })
     }
+}
+
+/// Refuses a concurrency key no one could read back, a limit of 0, and the combinations
+/// not supported.
+fn check_concurrency_key(key: &str, limit: Option<u32>, has_parents: bool, unique: bool) -> Result<()> {
+    let refuse = |option, reason: String| Err(Error::InvalidOption { option, reason });
+    if key.is_empty() || key.len() > 1024 || key.chars().any(char::is_control) {
+        return refuse("concurrency_key", "it must be 1 to 1024 bytes, without control characters".to_owned());
+    }
+    if limit.is_some_and(|n| n == 0 || n > i32::MAX as u32) {
+        return refuse("concurrency_key_limit", format!("{}: it must be 1 to {}", limit.unwrap_or(0), i32::MAX));
+    }
+    if has_parents || unique {
+        return refuse(
+            "concurrency_key",
+            "a job with a concurrency key cannot also have parents or be unique (not supported yet)".to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// Refuses fewer than one attempt.

@@ -84,6 +84,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(10, "create_queue_controls", "postgres/010_create_queue_controls.sql"),
         crate::migration!(11, "unique_by_content", "postgres/011_unique_by_content.sql"),
         crate::migration!(12, "job_dependencies", "postgres/012_job_dependencies.sql"),
+        crate::migration!(13, "concurrency_keys", "postgres/013_concurrency_keys.sql"),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
@@ -95,6 +96,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(7, "create_queue_controls", "sqlite/007_create_queue_controls.sql"),
         crate::migration!(8, "unique_by_content", "sqlite/008_unique_by_content.sql"),
         crate::migration!(9, "job_dependencies", "sqlite/009_job_dependencies.sql"),
+        crate::migration!(10, "concurrency_keys", "sqlite/010_concurrency_keys.sql"),
     ],
 };
 

@@ -39,6 +39,16 @@ enum Start {
 }
 
 impl Start {
+    /// A ready job of a concurrency key with `holders` jobs holding its slots and `waiting`
+    /// ones pending: admitted only into a free slot, and behind those waiting (enqueue
+    /// order); else pending until a holder finishes.
+    fn admitted(self, holders: i64, waiting: i64, limit: i32) -> Start {
+        match self {
+            Start::Ready if waiting > 0 || holders >= i64::from(limit) => Start::Pending,
+            other => other,
+        }
+    }
+
     /// The state to insert (`ready` for available-or-scheduled by the run time), and the
     /// error history.
     fn columns(&self) -> (&'static str, Option<String>) {
@@ -108,14 +118,32 @@ async fn insert_postgres(c: &mut PgConnection, job: &NewJob) -> Result<(i64, Str
             .fetch_all(&mut *c)
             .await?;
     }
-    let (state, errors) = start(&job.depends_on, &parents, job.on_parent_failure == Some("run"))?.columns();
+    let mut start = start(&job.depends_on, &parents, job.on_parent_failure == Some("run"))?;
+    if let Some(key) = &job.concurrency_key {
+        // The key's turn: its finishers take the same lock, so a slot freed now is seen by
+        // the count below, and one freed after our commit admits this job itself.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('oncommit.concurrency_key:' || $1, 0))")
+            .bind(key)
+            .execute(&mut *c)
+            .await?;
+        let (holders, waiting): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE state <> 'pending'), count(*) FILTER (WHERE state = 'pending') \
+             FROM oncommit.jobs WHERE concurrency_key = $1 \
+               AND state IN ('pending', 'scheduled', 'available', 'running', 'retryable')",
+        )
+        .bind(key)
+        .fetch_one(&mut *c)
+        .await?;
+        start = start.admitted(holders, waiting, job.key_limit);
+    }
+    let (state, errors) = start.columns();
     let row: (i64, String, String) = sqlx::query_as(
         "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
-             workflow_id, on_parent_failure, finished_at, errors) \
+             workflow_id, on_parent_failure, finished_at, errors, concurrency_key, key_limit) \
          VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
              CASE $7 WHEN 'ready' THEN CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END \
                      ELSE $7 END, \
-             $8, $9, $10, CASE WHEN $7 = 'cancelled' THEN now() END, coalesce($11::jsonb, '[]'::jsonb)) \
+             $8, $9, $10, CASE WHEN $7 = 'cancelled' THEN now() END, coalesce($11::jsonb, '[]'::jsonb), $12, $13) \
          RETURNING id, queue, state",
     )
     .bind(&job.task)
@@ -129,6 +157,8 @@ async fn insert_postgres(c: &mut PgConnection, job: &NewJob) -> Result<(i64, Str
     .bind(&job.workflow_id)
     .bind(job.on_parent_failure)
     .bind(errors)
+    .bind(&job.concurrency_key)
+    .bind(job.concurrency_key.as_ref().map(|_| job.key_limit))
     .fetch_one(&mut *c)
     .await?;
     // (Nothing for a first step: unnest of an empty array.)
@@ -158,17 +188,29 @@ async fn insert_sqlite(c: &mut SqliteConnection, job: &NewJob) -> Result<(i64, S
         .fetch_all(&mut *c)
         .await?;
     }
-    let (state, errors) = start(&job.depends_on, &parents, job.on_parent_failure == Some("run"))?.columns();
+    let mut start = start(&job.depends_on, &parents, job.on_parent_failure == Some("run"))?;
+    if let Some(key) = &job.concurrency_key {
+        let (holders, waiting): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE state <> 'pending'), count(*) FILTER (WHERE state = 'pending') \
+             FROM oncommit_jobs WHERE concurrency_key = $1 \
+               AND state IN ('pending', 'scheduled', 'available', 'running', 'retryable')",
+        )
+        .bind(key)
+        .fetch_one(&mut *c)
+        .await?;
+        start = start.admitted(holders, waiting, job.key_limit);
+    }
+    let (state, errors) = start.columns();
     let id: i64 = sqlx::query_scalar(concat!(
         "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
-             workflow_id, on_parent_failure, finished_at, errors) \
+             workflow_id, on_parent_failure, finished_at, errors, concurrency_key, key_limit) \
          VALUES ($1, $2, $3, $4, coalesce($5, ",
         sqlite_now_ms!(),
         "), $6, CASE $7 WHEN 'ready' THEN CASE WHEN $5 > ",
         sqlite_now_ms!(),
         " THEN 'scheduled' ELSE 'available' END ELSE $7 END, $8, $9, $10, CASE WHEN $7 = 'cancelled' THEN ",
         sqlite_now_ms!(),
-        " END, coalesce($11, '[]')) RETURNING id"
+        " END, coalesce($11, '[]'), $12, $13) RETURNING id"
     ))
     .bind(&job.task)
     .bind(&job.args)
@@ -181,6 +223,8 @@ async fn insert_sqlite(c: &mut SqliteConnection, job: &NewJob) -> Result<(i64, S
     .bind(&job.workflow_id)
     .bind(job.on_parent_failure)
     .bind(errors)
+    .bind(&job.concurrency_key)
+    .bind(job.concurrency_key.as_ref().map(|_| job.key_limit))
     .fetch_one(&mut *c)
     .await?;
     sqlx::query("INSERT INTO oncommit_job_dependencies (job_id, parent_id) SELECT $1, value FROM json_each($2)")
@@ -267,8 +311,9 @@ pub(crate) async fn workflow_jobs(db: &Db, id: &str) -> Result<Vec<(Job, Vec<Job
         .collect())
 }
 
-/// Settles pending jobs whose parents have all finished but that are still pending: what
-/// the trigger does at each parent's finish, for a database where it could not (a SQLite
+/// Settles pending jobs whose parents have all finished but that are still pending (not
+/// those waiting for a concurrency key's slot: a finishing holder admits them): what the
+/// trigger does at each parent's finish, for a database where it could not (a SQLite
 /// pool without `recursive_triggers`, a cascade cut short). Walks every pending job once,
 /// in batches by id. Returns how many it settled.
 pub(crate) async fn job_sweep_pending(db: &Db) -> Result<u64> {
@@ -315,7 +360,7 @@ async fn sweep_postgres(c: &mut PgConnection, after: i64) -> Result<(Option<i64>
     .rows_affected();
     let ready: Vec<String> = sqlx::query_scalar(
         "UPDATE oncommit.jobs c SET state = CASE WHEN c.run_at > now() THEN 'scheduled' ELSE 'available' END \
-         WHERE c.id = ANY($1) AND c.state = 'pending' AND NOT EXISTS ( \
+         WHERE c.id = ANY($1) AND c.state = 'pending' AND c.concurrency_key IS NULL AND NOT EXISTS ( \
              SELECT 1 FROM oncommit.job_dependencies d JOIN oncommit.jobs p ON p.id = d.parent_id \
              WHERE d.job_id = c.id AND p.state <> 'completed' \
                AND NOT (c.on_parent_failure = 'run' AND p.state IN ('failed', 'cancelled'))) \
@@ -359,7 +404,7 @@ async fn sweep_sqlite(c: &mut SqliteConnection, after: i64) -> Result<(Option<i6
         "UPDATE oncommit_jobs SET state = CASE WHEN run_at > ",
         sqlite_now_ms!(),
         " THEN 'scheduled' ELSE 'available' END \
-         WHERE id IN (SELECT value FROM json_each($1)) AND state = 'pending' AND NOT EXISTS ( \
+         WHERE id IN (SELECT value FROM json_each($1)) AND state = 'pending' AND concurrency_key IS NULL AND NOT EXISTS ( \
              SELECT 1 FROM oncommit_job_dependencies d JOIN oncommit_jobs p ON p.id = d.parent_id \
              WHERE d.job_id = oncommit_jobs.id AND p.state <> 'completed' \
                AND NOT (oncommit_jobs.on_parent_failure = 'run' AND p.state IN ('failed', 'cancelled')))"

@@ -136,15 +136,18 @@ pub(crate) struct NewJob {
     pub(crate) on_parent_failure: Option<&'static str>,
     /// The workflow it is a step of.
     pub(crate) workflow_id: Option<String>,
+    /// Jobs sharing it run at most `key_limit` at a time.
+    pub(crate) concurrency_key: Option<String>,
+    pub(crate) key_limit: i32,
     /// The enqueuing code's trace context (see `trace`), a JSON object.
     pub(crate) trace_context: Option<String>,
 }
 
 impl NewJob {
-    /// Whether it has parents or belongs to a workflow: inserted one by one, through
-    /// `dependencies`.
+    /// Whether it has parents, belongs to a workflow or has a concurrency key: inserted one
+    /// by one, through `dependencies`.
     pub(crate) fn in_graph(&self) -> bool {
-        !self.depends_on.is_empty() || self.workflow_id.is_some()
+        !self.depends_on.is_empty() || self.workflow_id.is_some() || self.concurrency_key.is_some()
     }
 }
 

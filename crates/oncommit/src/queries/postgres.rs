@@ -183,7 +183,7 @@ pub(super) const COMPLETE: &str = "UPDATE oncommit.jobs SET \
          FROM unnest($1::int8[], $2::int4[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::text[]) \
               AS u(uid, uattempt, new_state, delay_ms, error, extra, uresult) \
          WHERE id = u.uid AND attempt = u.uattempt AND (state = 'running') IS TRUE \
-         RETURNING id, has_dependants";
+         RETURNING id, (has_dependants OR concurrency_key IS NOT NULL)";
 
 pub(super) async fn job_set_state_if_running_many(
     c: &mut PgConnection,

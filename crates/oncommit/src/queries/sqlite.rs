@@ -191,7 +191,7 @@ pub(super) async fn job_set_state_if_running_many(
                FROM json_each($1)) AS u \
          WHERE oncommit_jobs.id = u.uid AND oncommit_jobs.attempt = u.uattempt \
            AND +oncommit_jobs.state = 'running' \
-         RETURNING oncommit_jobs.id, oncommit_jobs.has_dependants"
+         RETURNING oncommit_jobs.id, (oncommit_jobs.has_dependants OR oncommit_jobs.concurrency_key IS NOT NULL)"
     ))
     .bind(changes)
     .fetch_all(c)

@@ -1,5 +1,6 @@
 mod bad_input;
 mod bulk;
+mod concurrency_keys;
 mod connect;
 mod declarations;
 mod enqueue_many_sql;
