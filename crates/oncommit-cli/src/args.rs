@@ -359,6 +359,9 @@ pub(crate) enum QueueAction {
         /// Starts per period (`N/PERIOD`), or `none`.
         #[arg(value_parser = parse_rate)]
         rate: Rate,
+        /// Count each concurrency key's starts on its own (jobs without a key share one).
+        #[arg(long)]
+        per_key: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,

@@ -38,7 +38,8 @@ pub(crate) async fn act(db: &Db, action: QueueAction) -> anyhow::Result<()> {
             db.set_queue_concurrency_limit(&name, limit).await?;
             "concurrency limit set"
         }
-        QueueAction::RateLimit { rate: Rate(rate), .. } => {
+        QueueAction::RateLimit { rate: Rate(rate), per_key, .. } => {
+            let rate = rate.map(|r| if per_key { r.per_key() } else { r });
             db.set_queue_rate_limit(&name, rate).await?;
             "rate limit set"
         }
@@ -50,7 +51,9 @@ pub(crate) async fn act(db: &Db, action: QueueAction) -> anyhow::Result<()> {
 /// One queue as a line of the listing.
 fn line(q: &QueueInfo) -> String {
     let limit = q.concurrency_limit.map_or("-".to_owned(), |n| n.to_string());
-    let rate = q.rate_limit.map_or("-".to_owned(), |r| format!("{}/{}ms", r.max_starts, r.period.as_millis()));
+    let rate = q.rate_limit.map_or("-".to_owned(), |r| {
+        format!("{}/{}ms{}", r.max_starts, r.period.as_millis(), if r.per_key { " per key" } else { "" })
+    });
     format!(
         "{:<20} {:<7} {:>11} {:>16} {:>10} {:>8} {:>8} {:>8}",
         shown(&q.name),

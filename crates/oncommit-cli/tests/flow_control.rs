@@ -1,6 +1,7 @@
 //! Queue-wide flow control as operators and deployments use it: `oncommit queue …` and
-//! `oncommit queues` from the shell, and a concurrency limit held by several `oncommit
-//! worker` processes at once, through the SIGKILL of one of them.
+//! `oncommit queues` from the shell, a concurrency limit held by several `oncommit worker`
+//! processes at once, through the SIGKILL of one of them, and a concurrency key's jobs run
+//! one at a time by several processes.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::process::{Child, Command, Output, Stdio};
@@ -33,8 +34,10 @@ backend_test!(async fn queue_commands_steer_and_list_queues(t) {
         assert_eq!(v["queue"]["paused"], true);
         let v = json(&url, &["queue", "limit", "mail", "3", "--json"]);
         assert_eq!(v["queue"]["concurrency_limit"], 3);
+        let v = json(&url, &["queue", "rate-limit", "mail", "5/1s", "--per-key", "--json"]);
+        assert_eq!(v["queue"]["rate_limit"], json!({ "max_starts": 5, "period_ms": 1000, "per_key": true }));
         let v = json(&url, &["queue", "rate-limit", "mail", "10/1m", "--json"]);
-        assert_eq!(v["queue"]["rate_limit"], json!({ "max_starts": 10, "period_ms": 60_000 }));
+        assert_eq!(v["queue"]["rate_limit"], json!({ "max_starts": 10, "period_ms": 60_000, "per_key": false }));
         let v = json(&url, &["queues", "--json"]);
         let mail = &v["queues"][0];
         assert_eq!(
@@ -138,4 +141,40 @@ backend_test!(async fn worker_processes_share_the_limit_and_a_killed_ones_slots_
         w.kill().ok();
         w.wait().ok();
     }
+});
+
+backend_test!(async fn worker_processes_run_a_concurrency_key_one_at_a_time(t) {
+    const JOBS: usize = 15;
+    t.db.migrate().await.unwrap();
+    let keyed = EnqueueOptions::new().queue("keyed").concurrency_key("customer:9");
+    for _ in 0..JOBS {
+        t.db.enqueue_raw("sleep", &json!({ "ms": 20 }), keyed.clone()).await.unwrap();
+    }
+    let mut workers: Vec<Child> = (0..3).map(|_| worker(&t.url, "keyed")).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let jobs = loop {
+        let jobs = t.db.jobs(&JobFilter { queue: Some("keyed".into()), limit: 100, ..Default::default() }).await.unwrap();
+        if jobs.iter().all(|j| j.state == JobState::Completed) {
+            break jobs;
+        }
+        assert!(Instant::now() < deadline, "the keyed jobs did not complete: {jobs:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    for w in &mut workers {
+        w.kill().ok();
+        w.wait().ok();
+    }
+    // From the rows: each job held the key from its claim to its finish, one after another,
+    // in enqueue order, though three processes claimed them.
+    let mut jobs = jobs;
+    jobs.sort_by_key(|j| j.id);
+    for pair in jobs.windows(2) {
+        assert!(
+            pair[1].attempted_at.unwrap() >= pair[0].finished_at.unwrap(),
+            "job {} started before job {} of its key finished",
+            pair[1].id,
+            pair[0].id
+        );
+    }
+    assert!(jobs.iter().all(|j| j.errors.is_empty() && j.attempt == 1), "each ran once, first time: {jobs:?}");
 });

@@ -85,6 +85,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(11, "unique_by_content", "postgres/011_unique_by_content.sql"),
         crate::migration!(12, "job_dependencies", "postgres/012_job_dependencies.sql"),
         crate::migration!(13, "concurrency_keys", "postgres/013_concurrency_keys.sql"),
+        crate::migration!(14, "rate_limit_per_key", "postgres/014_rate_limit_per_key.sql"),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
@@ -97,6 +98,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(8, "unique_by_content", "sqlite/008_unique_by_content.sql"),
         crate::migration!(9, "job_dependencies", "sqlite/009_job_dependencies.sql"),
         crate::migration!(10, "concurrency_keys", "sqlite/010_concurrency_keys.sql"),
+        crate::migration!(11, "rate_limit_per_key", "sqlite/011_rate_limit_per_key.sql"),
     ],
 };
 

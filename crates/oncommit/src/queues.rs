@@ -14,7 +14,20 @@ impl RateLimit {
     /// assert_eq!(limit.max_starts, 100);
     /// ```
     pub fn new(max_starts: u32, period: std::time::Duration) -> RateLimit {
-        RateLimit { max_starts, period }
+        RateLimit { max_starts, period, per_key: false }
+    }
+
+    /// The same limit for each concurrency key of the queue's jobs on its own (jobs without
+    /// a key share one window): at most 10 calls per second per customer, say.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let per_customer = oncommit::RateLimit::new(10, Duration::from_secs(1)).per_key();
+    /// assert!(per_customer.per_key);
+    /// ```
+    pub fn per_key(mut self) -> RateLimit {
+        self.per_key = true;
+        self
     }
 
     /// Refuses a limit no window could honour: no starts at all, or a period under a

@@ -87,6 +87,7 @@ macro_rules! on_conn {
 
 pub(crate) mod bulk;
 mod dependencies;
+mod key_rate;
 #[cfg(test)]
 mod plans;
 mod postgres;
@@ -96,6 +97,7 @@ mod unique_insert;
 
 pub use dependencies::Parent;
 pub(crate) use dependencies::{job_parents, job_sweep_pending, workflow_jobs};
+pub(crate) use key_rate::rate_windows_prune;
 pub(crate) use queue_control::{Claim, Setting, queue_list, queue_set};
 pub use queue_control::{QueueInfo, RateLimit};
 

@@ -15,6 +15,7 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
+use super::key_rate::KeyWindow;
 use super::{millis, secs};
 use crate::conn::PoolConn;
 use crate::db::Db;
@@ -44,7 +45,8 @@ pub struct QueueInfo {
 }
 
 /// At most `max_starts` job starts per `period`, counted in windows of `period` aligned to
-/// the Unix epoch (a limit of 10 per minute allows 10 starts in each clock minute).
+/// the Unix epoch (a limit of 10 per minute allows 10 starts in each clock minute), for the
+/// whole queue or, with `per_key`, for each concurrency key of its jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RateLimit {
     /// Starts allowed per window (at least 1).
@@ -52,6 +54,10 @@ pub struct RateLimit {
     /// The window's length (at least a millisecond).
     #[serde(with = "period_ms", rename = "period_ms")]
     pub period: Duration,
+    /// Whether the limit applies to each concurrency key (`EnqueueOptions::concurrency_key`)
+    /// on its own, jobs without a key sharing one window, rather than to the whole queue.
+    #[serde(default)]
+    pub per_key: bool,
 }
 
 /// `period` travels as whole milliseconds, as the table stores it.
@@ -95,16 +101,26 @@ struct Controls {
     rate_period_ms: Option<i64>,
     rate_window_ms: Option<i64>,
     rate_window_starts: i32,
+    /// The rate limit counts each concurrency key's starts on its own (`key_rate`).
+    rate_limit_per_key: bool,
 }
 
 /// The columns of [`Controls`], in order.
-type ControlsRow = (bool, Option<i32>, Option<i32>, Option<i64>, Option<i64>, i32);
+type ControlsRow = (bool, Option<i32>, Option<i32>, Option<i64>, Option<i64>, i32, bool);
 
 impl Controls {
     fn from_row(
-        (paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts): ControlsRow,
+        (paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts, rate_limit_per_key): ControlsRow,
     ) -> Controls {
-        Controls { paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts }
+        Controls {
+            paused,
+            concurrency_limit,
+            rate_limit,
+            rate_period_ms,
+            rate_window_ms,
+            rate_window_starts,
+            rate_limit_per_key,
+        }
     }
 
     fn controls(&self) -> bool {
@@ -121,7 +137,11 @@ impl Controls {
         }
         let mut window = None;
         let mut reopens_in = None;
-        if let (Some(max), Some(period)) = (self.rate_limit, self.rate_period_ms) {
+        let mut key_window = None;
+        if let (Some(max), Some(period), true) = (self.rate_limit, self.rate_period_ms, self.rate_limit_per_key) {
+            let start = now_ms.div_euclid(period) * period;
+            key_window = Some(KeyWindow { start, period_ms: period, max_starts: max });
+        } else if let (Some(max), Some(period)) = (self.rate_limit, self.rate_period_ms) {
             // A window recorded ahead of ours (the server's clock stepped back) is still the
             // current one: its starts count.
             let start = (now_ms.div_euclid(period) * period).max(self.rate_window_ms.unwrap_or(i64::MIN));
@@ -133,7 +153,7 @@ impl Controls {
             allowed = allowed.min(left);
             window = Some((start, started));
         }
-        Allowance { jobs: allowed.max(0), window, reopens_in }
+        Allowance { jobs: allowed.max(0), window, reopens_in, key_window }
     }
 }
 
@@ -145,6 +165,8 @@ struct Allowance {
     window: Option<(i64, i64)>,
     /// When the rate window bounds the claim: how long until the next window.
     reopens_in: Option<Duration>,
+    /// The per-key window, when the rate limit counts each key on its own.
+    key_window: Option<KeyWindow>,
 }
 
 /// Claims up to `limit` jobs of a controlled `queue` for `worker`; `None` when the queue
@@ -175,8 +197,8 @@ async fn claim_postgres(
     let mut tx = c.begin().await?;
     // The lock is the turn: the statements below see every claim committed before it.
     let controls: Option<ControlsRow> = sqlx::query_as(
-        "SELECT paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts \
-         FROM oncommit.queues WHERE name = $1 FOR UPDATE",
+        "SELECT paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts, \
+                rate_limit_per_key FROM oncommit.queues WHERE name = $1 FOR UPDATE",
     )
     .bind(queue)
     .fetch_optional(&mut *tx)
@@ -197,6 +219,13 @@ async fn claim_postgres(
     let allowance = controls.allowance(limit, running, now_ms);
     if allowance.jobs == 0 {
         return Ok(Some(Claim::Full { retry_in: allowance.reopens_in }));
+    }
+    if let Some(window) = allowance.key_window {
+        let claim =
+            super::key_rate::claim_postgres(&mut tx, queue, allowance.jobs, (worker, lease_secs), now_ms, window);
+        let claim = claim.await?;
+        tx.commit().await?;
+        return Ok(Some(claim));
     }
     let rows: Vec<JobRow> = sqlx::query_as(super::postgres::CLAIM_CONTROLLED)
         .bind(queue)
@@ -229,8 +258,8 @@ async fn claim_sqlite(
     // The write lock up front: other processes' claimers wait for this one's commit.
     let mut tx = c.begin_with("BEGIN IMMEDIATE").await?;
     let controls: Option<ControlsRow> = sqlx::query_as(
-        "SELECT paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts \
-         FROM oncommit_queues WHERE name = $1",
+        "SELECT paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts, \
+                rate_limit_per_key FROM oncommit_queues WHERE name = $1",
     )
     .bind(queue)
     .fetch_optional(&mut *tx)
@@ -249,6 +278,12 @@ async fn claim_sqlite(
     let allowance = controls.allowance(limit, running, now_ms);
     if allowance.jobs == 0 {
         return Ok(Some(Claim::Full { retry_in: allowance.reopens_in }));
+    }
+    if let Some(window) = allowance.key_window {
+        let claim = super::key_rate::claim_sqlite(&mut tx, queue, allowance.jobs, (worker, lease_ms), now_ms, window);
+        let claim = claim.await?;
+        tx.commit().await?;
+        return Ok(Some(claim));
     }
     let rows = super::sqlite::job_claim_unguarded(&mut tx, queue, allowance.jobs, worker, lease_ms, now_ms).await?;
     if let Some((start, started)) = allowance.window {
@@ -276,12 +311,13 @@ pub(crate) async fn queue_set(db: &Db, queue: &str, setting: Setting) -> Result<
                 Setting::ConcurrencyLimit(limit) => sqlx::query("SELECT oncommit.limit_queue($1, $2)")
                     .bind(queue)
                     .bind(limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX))),
-                Setting::RateLimit(rate) => {
-                    sqlx::query("SELECT oncommit.rate_limit_queue($1, $2, make_interval(secs => $3::int8 / 1000.0))")
-                        .bind(queue)
-                        .bind(rate.map(|r| i32::try_from(r.max_starts).unwrap_or(i32::MAX)))
-                        .bind(rate.map(|r| millis(r.period)))
-                }
+                Setting::RateLimit(rate) => sqlx::query(
+                    "SELECT oncommit.rate_limit_queue($1, $2, make_interval(secs => $3::int8 / 1000.0), per_key => $4)",
+                )
+                .bind(queue)
+                .bind(rate.map(|r| i32::try_from(r.max_starts).unwrap_or(i32::MAX)))
+                .bind(rate.map(|r| millis(r.period)))
+                .bind(rate.is_some_and(|r| r.per_key)),
             };
             query.execute(&mut **c).await?;
         }
@@ -297,18 +333,27 @@ pub(crate) async fn queue_set(db: &Db, queue: &str, setting: Setting) -> Result<
                          updated_at = excluded.updated_at"
                 }
                 Setting::RateLimit(_) => {
-                    "INSERT INTO oncommit_queues (name, rate_limit, rate_period_ms) VALUES ($1, $2, $3) \
+                    "INSERT INTO oncommit_queues (name, rate_limit, rate_period_ms, rate_limit_per_key) \
+                     VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (name) DO UPDATE SET rate_limit = excluded.rate_limit, \
-                         rate_period_ms = excluded.rate_period_ms, rate_window_ms = NULL, rate_window_starts = 0, \
-                         updated_at = excluded.updated_at"
+                         rate_period_ms = excluded.rate_period_ms, rate_limit_per_key = excluded.rate_limit_per_key, \
+                         rate_window_ms = NULL, rate_window_starts = 0, updated_at = excluded.updated_at"
                 }
             };
-            let (first, second): (Option<i64>, Option<i64>) = match setting {
-                Setting::Paused(paused) => (Some(i64::from(paused)), None),
-                Setting::ConcurrencyLimit(limit) => (limit.map(i64::from), None),
-                Setting::RateLimit(rate) => (rate.map(|r| i64::from(r.max_starts)), rate.map(|r| millis(r.period))),
+            let (first, second, third): (Option<i64>, Option<i64>, i64) = match setting {
+                Setting::Paused(paused) => (Some(i64::from(paused)), None, 0),
+                Setting::ConcurrencyLimit(limit) => (limit.map(i64::from), None, 0),
+                Setting::RateLimit(rate) => (
+                    rate.map(|r| i64::from(r.max_starts)),
+                    rate.map(|r| millis(r.period)),
+                    i64::from(rate.is_some_and(|r| r.per_key)),
+                ),
             };
-            sqlx::query(sql).bind(queue).bind(first).bind(second).execute(&mut **c).await?;
+            sqlx::query(sql).bind(queue).bind(first).bind(second).bind(third).execute(&mut **c).await?;
+            if let Setting::RateLimit(_) = setting {
+                // A new limit starts with fresh windows.
+                sqlx::query("DELETE FROM oncommit_rate_windows WHERE queue = $1").bind(queue).execute(&mut **c).await?;
+            }
         }
     }
     Ok(())
@@ -331,6 +376,7 @@ const QUEUE_LIST_POSTGRES: &str = "\
     names AS (SELECT queue FROM counts UNION SELECT name FROM oncommit.queues \
               UNION SELECT queue FROM oncommit.tasks UNION SELECT queue FROM served) \
     SELECT n.queue, coalesce(q.paused, false), q.concurrency_limit, q.rate_limit, q.rate_period_ms, \
+           coalesce(q.rate_limit_per_key, false), \
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'available')::int8, \
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'running')::int8, \
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'waiting')::int8, \
@@ -352,6 +398,7 @@ const QUEUE_LIST_SQLITE: &str = "\
     names AS (SELECT queue FROM counts UNION SELECT name FROM oncommit_queues \
               UNION SELECT queue FROM oncommit_tasks UNION SELECT queue FROM served) \
     SELECT n.queue, coalesce(q.paused, 0), q.concurrency_limit, q.rate_limit, q.rate_period_ms, \
+           coalesce(q.rate_limit_per_key, 0), \
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'available'), \
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'running'), \
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'waiting'), \
@@ -361,7 +408,7 @@ const QUEUE_LIST_SQLITE: &str = "\
     ORDER BY n.queue";
 
 pub(crate) async fn queue_list(db: &Db) -> Result<Vec<QueueInfo>> {
-    type Row = (String, bool, Option<i32>, Option<i32>, Option<i64>, i64, i64, i64, i64);
+    type Row = (String, bool, Option<i32>, Option<i32>, Option<i64>, bool, i64, i64, i64, i64);
     let rows: Vec<Row> = on_conn!(
         db,
         "listing queues",
@@ -370,21 +417,35 @@ pub(crate) async fn queue_list(db: &Db) -> Result<Vec<QueueInfo>> {
     )?;
     Ok(rows
         .into_iter()
-        .map(|(name, paused, concurrency_limit, rate_limit, rate_period_ms, available, running, waiting, workers)| {
-            QueueInfo {
+        .map(
+            |(
                 name,
                 paused,
                 concurrency_limit,
-                rate_limit: rate_limit.zip(rate_period_ms).map(|(max, ms)| RateLimit {
-                    max_starts: u32::try_from(max).unwrap_or(0),
-                    period: Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
-                }),
+                rate_limit,
+                rate_period_ms,
+                per_key,
                 available,
                 running,
                 waiting,
                 workers,
-            }
-        })
+            )| {
+                QueueInfo {
+                    name,
+                    paused,
+                    concurrency_limit,
+                    rate_limit: rate_limit.zip(rate_period_ms).map(|(max, ms)| RateLimit {
+                        max_starts: u32::try_from(max).unwrap_or(0),
+                        period: Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+                        per_key,
+                    }),
+                    available,
+                    running,
+                    waiting,
+                    workers,
+                }
+            },
+        )
         .collect())
 }
 
@@ -400,6 +461,7 @@ mod tests {
             rate_period_ms: rate.map(|r| r.1),
             rate_window_ms: window.map(|w| w.0),
             rate_window_starts: window.map_or(0, |w| w.1),
+            rate_limit_per_key: false,
         }
     }
 

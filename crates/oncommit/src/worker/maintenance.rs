@@ -203,6 +203,7 @@ async fn prune(shared: Arc<Shared>, shutdown: Shutdown) {
         Err(err) => tracing::warn!(error = %err, "vacuuming the jobs table failed; is autovacuum on?"),
     }
     queries::worker_prune(&shared.services, shared.config.lease * 4).await.ok();
+    queries::rate_windows_prune(&shared.services).await.ok();
     // The net under the dependency trigger: nothing stays pending once its parents are done.
     match queries::job_sweep_pending(&shared.services).await {
         Ok(0) => {}

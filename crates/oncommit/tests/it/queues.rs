@@ -255,3 +255,48 @@ backend_test!(async fn queues_lists_settings_counts_and_workers(t) {
     .unwrap();
     assert_eq!(t.db.queues().await.unwrap().len(), 3);
 });
+
+/// Does nothing; its tag says which customer it is for.
+#[derive(Serialize, Deserialize)]
+struct Tagged {
+    tag: String,
+}
+
+impl Task for Tagged {
+    const NAME: &'static str = "tagged";
+    async fn run(self, _cx: &mut TaskContext) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+backend_test!(async fn a_rate_limit_per_key_counts_each_key_on_its_own(t) {
+    create_runs(&t.db).await;
+    const PER_WINDOW: u32 = 2;
+    let period = Duration::from_millis(400);
+    t.db.set_queue_rate_limit("calls", Some(RateLimit::new(PER_WINDOW, period).per_key())).await.unwrap();
+    for tag in ["a", "a", "a", "a", "b", "b", "b", "b", "none", "none"] {
+        let opts = match tag {
+            "none" => on("calls"),
+            key => on("calls").concurrency_key_limit(100).concurrency_key(key),
+        };
+        t.db.enqueue_with(Tagged { tag: tag.into() }, opts).await.unwrap();
+    }
+    let w = start(worker(&t.db).register::<Tagged>().queue("calls", 10));
+    let jobs = eventually("the rate-limited jobs complete", || async {
+        let jobs = t.db.jobs(&JobFilter { queue: Some("calls".into()), limit: 100, ..Default::default() }).await.unwrap();
+        jobs.iter().all(|j| j.state == JobState::Completed).then_some(jobs)
+    })
+    .await;
+    w.stop().await;
+    let mut per_key = std::collections::BTreeMap::<(String, i64), u32>::new();
+    let mut per_window = std::collections::BTreeMap::<i64, u32>::new();
+    for job in &jobs {
+        let window = job.attempted_at.unwrap().timestamp_millis().div_euclid(period.as_millis() as i64);
+        *per_key.entry((job.args["tag"].as_str().unwrap().to_owned(), window)).or_default() += 1;
+        *per_window.entry(window).or_default() += 1;
+    }
+    assert!(per_key.values().all(|n| *n <= PER_WINDOW), "starts per key and window: {per_key:?}");
+    assert!(per_window.values().any(|n| *n > PER_WINDOW), "the keys did not share one limit: {per_window:?}");
+    let info = t.db.queue_info("calls").await.unwrap();
+    assert!(info.rate_limit.is_some_and(|r| r.per_key), "{info:?}");
+});
