@@ -1,27 +1,13 @@
 //! The `oncommit` binary, run as a user runs it: its JSON is a public interface.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Command;
 
 use oncommit_testing::backend_test;
 use serde_json::Value;
-
-fn oncommit(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run the oncommit binary")
-}
-
-fn json(url: &str, args: &[&str]) -> Value {
-    let out = oncommit(url, args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.trim().lines().count(), 1, "one JSON object on one line: {stdout}");
-    serde_json::from_str(&stdout).unwrap()
-}
+use support::{json, oncommit};
 
 backend_test!(async fn demo_subcommands_print_one_json_object(t) {
     let url = t.url.clone();

@@ -3,26 +3,12 @@
 //! `--dry-run`.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::process::{Command, Output};
+mod support;
 
 use oncommit::{EnqueueOptions, JobSelection, JobState};
 use oncommit_testing::backend_test;
-use serde_json::{Value, json};
-
-fn oncommit(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run the oncommit binary")
-}
-
-fn json(url: &str, args: &[&str]) -> Value {
-    let out = oncommit(url, args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use serde_json::json;
+use support::{json, oncommit};
 
 backend_test!(async fn dead_jobs_are_selected_counted_and_handled_in_bulk(t) {
     t.db.migrate().await.unwrap();

@@ -4,27 +4,15 @@
 //! one at a time by several processes.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::process::{Child, Command, Output, Stdio};
+mod support;
+
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use oncommit::{EnqueueOptions, JobFilter, JobState};
 use oncommit_testing::backend_test;
 use serde_json::{Value, json};
-
-fn oncommit(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run the oncommit binary")
-}
-
-fn json(url: &str, args: &[&str]) -> Value {
-    let out = oncommit(url, args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use support::{json, oncommit, worker_process};
 
 backend_test!(async fn queue_commands_steer_and_list_queues(t) {
     let url = t.url.clone();
@@ -79,18 +67,6 @@ backend_test!(async fn queue_commands_steer_and_list_queues(t) {
     .unwrap();
 });
 
-/// A worker process serving `queue` with 5 slots and a short lease.
-fn worker(url: &str, queue: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(["worker", "--queues", queue, "--concurrency", "5", "--lease-ms", "1500", "--poll-ms", "100"])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 backend_test!(async fn worker_processes_share_the_limit_and_a_killed_ones_slots_come_back(t) {
     const JOBS: usize = 40;
     const LIMIT: i64 = 3;
@@ -99,7 +75,7 @@ backend_test!(async fn worker_processes_share_the_limit_and_a_killed_ones_slots_
     for _ in 0..JOBS {
         t.db.enqueue_raw("sleep", &json!({ "ms": 60 }), EnqueueOptions::new().queue("limited")).await.unwrap();
     }
-    let mut workers: Vec<Child> = (0..3).map(|_| worker(&t.url, "limited")).collect();
+    let mut workers: Vec<Child> = (0..3).map(|_| worker_process(&t.url, "limited", 5)).collect();
 
     // Sample the running jobs from the database while the processes work; once one of them
     // holds a job, SIGKILL that one.
@@ -150,7 +126,7 @@ backend_test!(async fn worker_processes_run_a_concurrency_key_one_at_a_time(t) {
     for _ in 0..JOBS {
         t.db.enqueue_raw("sleep", &json!({ "ms": 20 }), keyed.clone()).await.unwrap();
     }
-    let mut workers: Vec<Child> = (0..3).map(|_| worker(&t.url, "keyed")).collect();
+    let mut workers: Vec<Child> = (0..3).map(|_| worker_process(&t.url, "keyed", 5)).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     let jobs = loop {
         let jobs = t.db.jobs(&JobFilter { queue: Some("keyed".into()), limit: 100, ..Default::default() }).await.unwrap();

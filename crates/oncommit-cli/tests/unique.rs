@@ -1,26 +1,15 @@
 //! `oncommit enqueue --unique …`: unique jobs by content from the shell.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::process::{Command, Output};
+mod support;
 
 use oncommit::JobId;
 use oncommit_testing::backend_test;
-use serde_json::{Value, json};
-
-fn oncommit(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run the oncommit binary")
-}
+use serde_json::json;
+use support::{json, oncommit};
 
 fn id(url: &str, args: &[&str]) -> i64 {
-    let out = oncommit(url, args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["id"].as_i64().unwrap()
+    json(url, args)["id"].as_i64().unwrap()
 }
 
 backend_test!(async fn enqueue_unique_returns_the_existing_job_or_replaces_it(t) {

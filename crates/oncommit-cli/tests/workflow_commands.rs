@@ -1,26 +1,12 @@
 //! `oncommit enqueue --depends-on`, `--concurrency-key` and `oncommit workflow ID` from the shell.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::process::{Command, Output};
+mod support;
 
 use oncommit::{JobId, JobState, Step, Workflow};
 use oncommit_testing::backend_test;
-use serde_json::{Value, json};
-
-fn oncommit(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run the oncommit binary")
-}
-
-fn json_of(url: &str, args: &[&str]) -> Value {
-    let out = oncommit(url, args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use serde_json::json;
+use support::{json, oncommit};
 
 backend_test!(async fn dependants_and_workflows_from_the_shell(t) {
     t.db.migrate().await.unwrap();
@@ -29,7 +15,7 @@ backend_test!(async fn dependants_and_workflows_from_the_shell(t) {
     let url = t.url.clone();
     let id = ids.id.clone();
     let (child, first) = tokio::task::spawn_blocking(move || {
-        let v = json_of(&url, &["workflow", &id, "--json"]);
+        let v = json(&url, &["workflow", &id, "--json"]);
         assert_eq!(v["jobs"].as_array().unwrap().len(), 3, "{v}");
         assert_eq!(v["jobs"][1]["job"]["state"], "pending");
         let text = String::from_utf8(oncommit(&url, &["workflow", &id]).stdout).unwrap();
@@ -38,8 +24,8 @@ backend_test!(async fn dependants_and_workflows_from_the_shell(t) {
         let out = oncommit(&url, &["workflow", "missing"]);
         assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
 
-        let first = json_of(&url, &["enqueue", "noop", "--json"])["id"].as_i64().unwrap();
-        let child = json_of(&url, &["enqueue", "noop", "--depends-on", &first.to_string(), "--json"])["id"].as_i64().unwrap();
+        let first = json(&url, &["enqueue", "noop", "--json"])["id"].as_i64().unwrap();
+        let child = json(&url, &["enqueue", "noop", "--depends-on", &first.to_string(), "--json"])["id"].as_i64().unwrap();
         let out = oncommit(&url, &["enqueue", "noop", "--depends-on", "987654"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -48,11 +34,11 @@ backend_test!(async fn dependants_and_workflows_from_the_shell(t) {
         assert_eq!(out.status.code(), Some(2));
         // A concurrency key: the second job of the key waits for the first.
         let keyed = ["enqueue", "noop", "--concurrency-key", "customer:7", "--key-limit", "1", "--json"];
-        let first_keyed = json_of(&url, &keyed)["id"].as_i64().unwrap();
-        let second_keyed = json_of(&url, &keyed)["id"].as_i64().unwrap();
-        let v = json_of(&url, &["job", &second_keyed.to_string(), "--json"]);
+        let first_keyed = json(&url, &keyed)["id"].as_i64().unwrap();
+        let second_keyed = json(&url, &keyed)["id"].as_i64().unwrap();
+        let v = json(&url, &["job", &second_keyed.to_string(), "--json"]);
         assert_eq!(v["state"], "pending", "{v}");
-        let v = json_of(&url, &["job", &first_keyed.to_string(), "--json"]);
+        let v = json(&url, &["job", &first_keyed.to_string(), "--json"]);
         assert_eq!(v["state"], "available", "{v}");
         let out = oncommit(&url, &["enqueue", "noop", "--key-limit", "2"]);
         assert_eq!(out.status.code(), Some(2));

@@ -4,23 +4,15 @@
 //! that records it). Never does a step start before its parents completed.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use oncommit::{JobState, Step, Workflow};
 use oncommit_testing::backend_test;
 use serde_json::json;
-
-fn worker(url: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(["worker", "--queues", "default", "--concurrency", "4", "--lease-ms", "1500", "--poll-ms", "100"])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
+use support::worker_process;
 
 /// A step that works `ms`, then records its key in the transaction that completes it.
 fn record(key: String, ms: u64) -> Step {
@@ -34,7 +26,7 @@ backend_test!(async fn a_workflow_finishes_once_through_a_killed_worker(t) {
         .then_all((0..4).map(|i| record(format!("b{i}"), 400)))
         .then(record("c".into(), 50));
     let ids = t.db.enqueue_workflow(flow).await.unwrap();
-    let mut workers = vec![worker(&t.url), worker(&t.url)];
+    let mut workers = vec![worker_process(&t.url, "default", 4), worker_process(&t.url, "default", 4)];
     let pids: Vec<u32> = workers.iter().map(Child::id).collect();
 
     // Once a worker holds a step of the second stage, SIGKILL it.

@@ -1,8 +1,9 @@
-//! What the tests of `oncommit serve` share: starting it as a user does.
+//! What the tests of the `oncommit` binary share: running a command, starting `serve` or a
+//! worker process as a user does.
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// Starts `oncommit serve` on `url`, listening on `listen` (with `env`); returns it, its
 /// address, and its log lines so far (up to the address).
@@ -51,4 +52,38 @@ pub(crate) fn request(addr: &str, method: &str, path: &str, host: &str) -> (u16,
     );
     let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+/// Runs `oncommit ARGS` against `url`, as a script would.
+pub(crate) fn oncommit(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oncommit"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run the oncommit binary")
+}
+
+/// Runs `oncommit ARGS` (with `--json` among them), which must succeed and print one JSON
+/// object on one line: a public interface.
+pub(crate) fn json(url: &str, args: &[&str]) -> serde_json::Value {
+    let out = oncommit(url, args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.trim().lines().count(), 1, "one JSON object on one line: {stdout}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// An `oncommit worker` process serving `queue` with `concurrency` slots, a 1.5 s lease and
+/// a 100 ms poll, its output discarded.
+pub(crate) fn worker_process(url: &str, queue: &str, concurrency: usize) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_oncommit"))
+        .args(["worker", "--queues", queue, "--concurrency", &concurrency.to_string()])
+        .args(["--lease-ms", "1500", "--poll-ms", "100"])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
