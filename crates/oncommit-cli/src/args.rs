@@ -47,7 +47,7 @@ pub(crate) enum Command {
     Enqueue(EnqueueArgs),
     /// List jobs, newest first.
     Jobs {
-        /// Only jobs in this state (scheduled, available, running, retryable, completed, failed, cancelled).
+        /// Only jobs in this state (pending, scheduled, available, running, retryable, completed, failed, cancelled).
         #[arg(long)]
         state: Option<oncommit::JobState>,
         /// Only jobs on this queue.
@@ -257,7 +257,7 @@ pub(crate) struct EnqueueArgs {
     /// … enqueued within the same period (`10m`, `1h`, `500ms`; windows aligned to the epoch).
     #[arg(long, requires = "unique", value_parser = parse_period)]
     pub(crate) unique_period: Option<std::time::Duration>,
-    /// … while the existing job is in one of these states [default: scheduled,available,running,retryable].
+    /// … while the existing job is in one of these states [default: pending,scheduled,available,running,retryable].
     #[arg(long, requires = "unique", value_delimiter = ',')]
     pub(crate) unique_states: Vec<oncommit::JobState>,
     /// Update the existing job instead if it has not started (args, run time, priority).
