@@ -94,11 +94,15 @@ pub(crate) async fn run(
                     _ => None,
                 };
                 let limited = matches!(held_back, Claim::Full { .. });
+                // SQLite has no NOTIFY: a resume or a new limit in this process comes as a
+                // local wake-up (as do its enqueues, so a held-back queue looks again then).
+                let local = shared.db.backend() == crate::Backend::Sqlite;
                 tokio::select! {
                     biased;
                     _ = shutdown.wait() => return,
                     // A NOTIFY (resumed, limit changed) or the tick.
                     _ = queue_wake.changed() => {}
+                    _ = local_wake.changed(), if local => {}
                     // This worker's running jobs of the queue were recorded as finished.
                     _ = written.changed(), if limited => {}
                     // The rate window reopens.

@@ -300,3 +300,22 @@ backend_test!(async fn a_rate_limit_per_key_counts_each_key_on_its_own(t) {
     let info = t.db.queue_info("calls").await.unwrap();
     assert!(info.rate_limit.is_some_and(|r| r.per_key), "{info:?}");
 });
+
+backend_test!(async fn a_resume_wakes_the_workers_without_a_poll(t) {
+    create_runs(&t.db).await;
+    let key = format!("quiet-{}", t.backend());
+    let first = t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 1 }, on("quiet")).await.unwrap();
+    // This worker never polls: only a wake-up (NOTIFY, or this process's own) starts a job.
+    let w = start(worker(&t.db).queue("quiet", 1).prefetch(0).poll_interval(Duration::from_secs(3600)));
+    wait_arrivals(&key, 1).await;
+    t.db.pause_queue("quiet").await.unwrap();
+    let second = t.db.enqueue_with(Echo { key: "quiet".into() }, on("quiet")).await.unwrap();
+    // The first job's slot comes back; the worker claims again at once, finds the queue
+    // paused, and waits.
+    gate(&key).notify_one();
+    wait_for(&t.db, first, JobState::Completed).await;
+    assert_eq!(t.db.job(second).await.unwrap().unwrap().state, JobState::Available);
+    t.db.resume_queue("quiet").await.unwrap();
+    wait_for(&t.db, second, JobState::Completed).await;
+    w.stop().await;
+});
