@@ -39,7 +39,7 @@ function renderQueues(stats, queues) {
     const q = settings.get(name) || { paused: false, concurrency_limit: null, rate_limit: null, workers: 0 };
     const counts = stats.queues[name] || {};
     const state = el("td"); state.appendChild(el("span", q.paused ? "paused" : "active", "state " + (q.paused ? "paused" : "active")));
-    const rate = q.rate_limit ? q.rate_limit.max_starts + " per " + q.rate_limit.period_ms + " ms" : "";
+    const rate = q.rate_limit ? q.rate_limit.max_starts + " per " + q.rate_limit.period_ms + " ms" + (q.rate_limit.per_key ? " per key" : "") : "";
     const actions = el("td");
     const toggle = el("button", q.paused ? "resume" : "pause", q.paused ? "resume" : "pause");
     toggle.addEventListener("click", () => steer(name, q.paused ? "resume" : "pause"));
