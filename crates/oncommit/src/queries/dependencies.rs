@@ -232,9 +232,7 @@ async fn insert_sqlite(c: &mut SqliteConnection, job: &NewJob) -> Result<(i64, S
         .bind(&parents_json)
         .execute(&mut *c)
         .await?;
-    // The queue and state as the insert triggers left them (declaration, schedule).
-    let (queue, state): (String, String) =
-        sqlx::query_as("SELECT queue, state FROM oncommit_jobs WHERE id = $1").bind(id).fetch_one(&mut *c).await?;
+    let (queue, state) = super::sqlite::job_queue_and_state(&mut *c, id).await?;
     Ok((id, queue, state))
 }
 

@@ -31,6 +31,19 @@ macro_rules! sqlite_job_columns {
     };
 }
 
+/// The queues table's row of queue `$1` when it controls the queue (paused, or limited):
+/// what sends a queue's claims the controlled way (`queue_control`). `Controls::controls`
+/// says the same of a row read.
+macro_rules! controlled_queue_row {
+    ($table:literal) => {
+        concat!(
+            "SELECT 1 FROM ",
+            $table,
+            " q WHERE q.name = $1 AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL)"
+        )
+    };
+}
+
 /// SQLite's "now" in epoch milliseconds; julianday() exists in every SQLite version.
 macro_rules! sqlite_now_ms {
     () => {

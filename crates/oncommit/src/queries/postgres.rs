@@ -121,7 +121,7 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
 /// at `$now`, with `$guard` added to the locking subquery's conditions. ANY(ARRAY(…)) makes
 /// the locking subquery run exactly once; it reads the `jobs_claim` index in claim order.
 macro_rules! pg_claim {
-    ($now:literal, $guard:literal) => {
+    ($now:literal, $guard:expr) => {
         concat!(
             "UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1, attempted_at = ",
             $now,
@@ -140,11 +140,8 @@ macro_rules! pg_claim {
 
 /// The fast claim of an uncontrolled queue. Its guard, a one-time primary-key probe,
 /// claims nothing once the queue is paused or limited (see `queue_control`).
-pub(super) const CLAIM: &str = pg_claim!(
-    "now()",
-    "AND NOT EXISTS (SELECT 1 FROM oncommit.queues q WHERE q.name = $1 \
-         AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL))"
-);
+pub(super) const CLAIM: &str =
+    pg_claim!("now()", concat!("AND NOT EXISTS (", controlled_queue_row!("oncommit.queues"), ")"));
 
 /// The claim of a controlled queue, made under the lock of its row with a limit the
 /// controls allow. Its jobs start at `$5` (epoch ms): the time the rate window was read
@@ -152,8 +149,7 @@ pub(super) const CLAIM: &str = pg_claim!(
 pub(super) const CLAIM_CONTROLLED: &str = pg_claim!("to_timestamp($5::int8 / 1000.0)", "");
 
 /// Whether `$1` is a controlled queue (paused or limited).
-pub(super) const IS_CONTROLLED: &str = "SELECT EXISTS (SELECT 1 FROM oncommit.queues q WHERE q.name = $1 \
-     AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL))";
+pub(super) const IS_CONTROLLED: &str = concat!("SELECT EXISTS (", controlled_queue_row!("oncommit.queues"), ")");
 
 pub(super) async fn job_claim(
     c: &mut PgConnection,

@@ -123,6 +123,7 @@ impl Controls {
         }
     }
 
+    /// Whether the row controls its queue (`controlled_queue_row!` in SQL).
     fn controls(&self) -> bool {
         self.paused || self.concurrency_limit.is_some() || self.rate_limit.is_some()
     }
@@ -322,34 +323,33 @@ pub(crate) async fn queue_set(db: &Db, queue: &str, setting: Setting) -> Result<
             query.execute(&mut **c).await?;
         }
         PoolConn::Sqlite(c) => {
-            let sql = match setting {
-                Setting::Paused(_) => {
+            let query = match setting {
+                Setting::Paused(paused) => sqlx::query(
                     "INSERT INTO oncommit_queues (name, paused) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at"
-                }
-                Setting::ConcurrencyLimit(_) => {
+                     ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
+                )
+                .bind(queue)
+                .bind(paused),
+                Setting::ConcurrencyLimit(limit) => sqlx::query(
                     "INSERT INTO oncommit_queues (name, concurrency_limit) VALUES ($1, $2) \
                      ON CONFLICT (name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit, \
-                         updated_at = excluded.updated_at"
-                }
-                Setting::RateLimit(_) => {
+                         updated_at = excluded.updated_at",
+                )
+                .bind(queue)
+                .bind(limit.map(i64::from)),
+                Setting::RateLimit(rate) => sqlx::query(
                     "INSERT INTO oncommit_queues (name, rate_limit, rate_period_ms, rate_limit_per_key) \
                      VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (name) DO UPDATE SET rate_limit = excluded.rate_limit, \
                          rate_period_ms = excluded.rate_period_ms, rate_limit_per_key = excluded.rate_limit_per_key, \
-                         rate_window_ms = NULL, rate_window_starts = 0, updated_at = excluded.updated_at"
-                }
+                         rate_window_ms = NULL, rate_window_starts = 0, updated_at = excluded.updated_at",
+                )
+                .bind(queue)
+                .bind(rate.map(|r| i64::from(r.max_starts)))
+                .bind(rate.map(|r| millis(r.period)))
+                .bind(rate.is_some_and(|r| r.per_key)),
             };
-            let (first, second, third): (Option<i64>, Option<i64>, i64) = match setting {
-                Setting::Paused(paused) => (Some(i64::from(paused)), None, 0),
-                Setting::ConcurrencyLimit(limit) => (limit.map(i64::from), None, 0),
-                Setting::RateLimit(rate) => (
-                    rate.map(|r| i64::from(r.max_starts)),
-                    rate.map(|r| millis(r.period)),
-                    i64::from(rate.is_some_and(|r| r.per_key)),
-                ),
-            };
-            sqlx::query(sql).bind(queue).bind(first).bind(second).bind(third).execute(&mut **c).await?;
+            query.execute(&mut **c).await?;
             if let Setting::RateLimit(_) = setting {
                 // A new limit starts with fresh windows.
                 sqlx::query("DELETE FROM oncommit_rate_windows WHERE queue = $1").bind(queue).execute(&mut **c).await?;

@@ -53,6 +53,12 @@ async fn job_insert_one(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId>
     Err(crate::Error::app(format!("unique key {:?} kept changing hands", job.unique_key)))
 }
 
+/// The queue and state of job `id` as the AFTER INSERT triggers left them (the task's
+/// declaration, a future run time): `RETURNING` gives the values before those triggers ran.
+pub(super) async fn job_queue_and_state(c: &mut SqliteConnection, id: i64) -> Result<(String, String)> {
+    Ok(sqlx::query_as("SELECT queue, state FROM oncommit_jobs WHERE id = $1").bind(id).fetch_one(&mut *c).await?)
+}
+
 /// No queue to wake comes back: SQLite has no NOTIFY, and this process's workers are woken
 /// by the commit itself.
 pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -> Result<super::Inserted> {
@@ -104,7 +110,7 @@ pub(super) async fn job_insert_many(c: &mut SqliteConnection, jobs: &[NewJob]) -
 /// Claims: `$1` queue, `$2` limit, `$3` worker, `$4` lease in ms, the attempt starting at
 /// `$now`, with `$guard` added to the conditions of the jobs claimed.
 macro_rules! sqlite_claim {
-    ($now:expr, $guard:literal) => {
+    ($now:expr, $guard:expr) => {
         concat!(
             "UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1, attempted_at = ",
             $now,
@@ -121,8 +127,7 @@ macro_rules! sqlite_claim {
 }
 
 /// Whether `$1` is a controlled queue (paused or limited).
-pub(super) const IS_CONTROLLED: &str = "SELECT EXISTS (SELECT 1 FROM oncommit_queues q WHERE q.name = $1 \
-     AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL))";
+pub(super) const IS_CONTROLLED: &str = concat!("SELECT EXISTS (", controlled_queue_row!("oncommit_queues"), ")");
 
 /// The fast claim of an uncontrolled queue: nothing once the queue is controlled.
 pub(super) async fn job_claim(
@@ -134,8 +139,7 @@ pub(super) async fn job_claim(
 ) -> Result<Vec<JobRow>> {
     Ok(sqlx::query_as(sqlite_claim!(
         sqlite_now_ms!(),
-        "AND NOT EXISTS (SELECT 1 FROM oncommit_queues q WHERE q.name = $1 \
-             AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL))"
+        concat!("AND NOT EXISTS (", controlled_queue_row!("oncommit_queues"), ")")
     ))
     .bind(queue)
     .bind(limit)

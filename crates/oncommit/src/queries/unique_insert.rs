@@ -103,10 +103,8 @@ async fn insert_sqlite(c: &mut SqliteConnection, job: &NewJob, id: &Identity) ->
     .bind(id.states)
     .fetch_optional(&mut *c)
     .await?;
-    // The queue and state as the AFTER INSERT triggers left them (declaration, schedule).
     let Some(new) = inserted else { return Ok(None) };
-    let (queue, state): (String, String) =
-        sqlx::query_as("SELECT queue, state FROM oncommit_jobs WHERE id = $1").bind(new).fetch_one(&mut *c).await?;
+    let (queue, state) = super::sqlite::job_queue_and_state(&mut *c, new).await?;
     Ok(Some((new, queue, state)))
 }
 

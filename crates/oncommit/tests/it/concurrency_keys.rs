@@ -2,27 +2,10 @@
 //! several workers, while other keys and unkeyed jobs keep flowing. Checked from the job
 //! rows: each job holds its key's slot from its claim (`attempted_at`) to its finish.
 
-use std::time::Duration;
-
-use oncommit::{EnqueueOptions, Error, Job, JobFilter, JobState, Task, TaskContext, TaskError};
+use oncommit::{EnqueueOptions, Error, Job, JobFilter, JobState};
 use oncommit_testing::{backend_test, eventually};
-use serde::{Deserialize, Serialize};
 
-use super::tasks::{Running, create_runs, start, wait_for, worker};
-
-/// Takes `ms` milliseconds.
-#[derive(Serialize, Deserialize)]
-struct Nap {
-    ms: u64,
-}
-
-impl Task for Nap {
-    const NAME: &'static str = "nap";
-    async fn run(self, _cx: &mut TaskContext) -> Result<(), TaskError> {
-        tokio::time::sleep(Duration::from_millis(self.ms)).await;
-        Ok(())
-    }
-}
+use super::tasks::{Nap, Running, create_runs, start, wait_for, worker};
 
 fn keyed(key: &str, limit: u32) -> EnqueueOptions {
     EnqueueOptions::new().concurrency_key(key).concurrency_key_limit(limit)

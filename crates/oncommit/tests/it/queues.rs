@@ -8,21 +8,7 @@ use oncommit_testing::{backend_test, eventually};
 use serde::{Deserialize, Serialize};
 
 use super::exec;
-use super::tasks::{Echo, Gated, create_runs, gate, start, wait_arrivals, wait_for, worker};
-
-/// Takes `ms` milliseconds: long enough for an observer to see it running.
-#[derive(Serialize, Deserialize)]
-struct Nap {
-    ms: u64,
-}
-
-impl Task for Nap {
-    const NAME: &'static str = "nap";
-    async fn run(self, _cx: &mut TaskContext) -> Result<(), TaskError> {
-        tokio::time::sleep(Duration::from_millis(self.ms)).await;
-        Ok(())
-    }
-}
+use super::tasks::{Echo, Gated, Nap, create_runs, gate, start, wait_arrivals, wait_for, worker};
 
 fn on(queue: &str) -> EnqueueOptions {
     EnqueueOptions::new().queue(queue)

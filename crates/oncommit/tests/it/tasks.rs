@@ -54,6 +54,20 @@ impl Task for Echo {
     }
 }
 
+/// Takes `ms` milliseconds: long enough for an observer to see it hold a slot.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Nap {
+    pub(crate) ms: u64,
+}
+
+impl Task for Nap {
+    const NAME: &'static str = "nap";
+    async fn run(self, _cx: &mut TaskContext) -> Result<(), TaskError> {
+        tokio::time::sleep(Duration::from_millis(self.ms)).await;
+        Ok(())
+    }
+}
+
 /// Fails its first `failures` attempts, then records.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Flaky {
