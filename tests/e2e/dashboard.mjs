@@ -1,73 +1,139 @@
-// Loads the dashboard in real headless Chromium, checks that a job appears (and that its
-// arguments are shown as text, never parsed as HTML), retries it through the page, pauses,
-// limits and resumes its queue through the page, deletes the failed jobs of queue `bulk`
-// through the bulk form (count, then a confirmation naming it), and takes a screenshot.
+// Drives the dashboard in real headless Chromium, view by view:
+// - the jobs view: a failed job appears, its arguments shown as text (never parsed as
+//   HTML); the state tabs carry counts and filter; the queue filter, the search (by args
+//   content and by id) and the order narrow the list;
+// - the job detail: attempts with their worker, the timeline, a workflow's steps and a
+//   step's dependencies; a retry clicked there;
+// - bulk actions: a ticked job retried, then every job of a filter deleted, each after a
+//   confirmation naming the count;
+// - the queues view: the last hour's activity (done, latency), and pause, limit, resume;
+// and takes screenshots of the page and of a job's detail.
 //
-// usage: node dashboard.mjs <base-url> <admin-token> <job-id> <screenshot.png> <workflow-job-id>
+// usage: node dashboard.mjs <base-url> <admin-token> <failed-job-id> <screenshot-dir>
+//                           <workflow-job-id> <failed-job-id-on-queue-bulk>
 import { chromium } from "playwright-core";
 
-const [base, token, jobId, screenshot, workflowJobId] = process.argv.slice(2);
+const [base, token, jobId, shots, workflowJobId, doomedId] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"],
 });
+const wait = { timeout: 20000 };
+const fail = (why) => { throw new Error(why); };
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   const dialogs = [];
   page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
   await page.goto(`${base}/dashboard`);
   await page.fill("#token", token);
   await page.dispatchEvent("#token", "change");
+  const api = async (path) => (await page.request.get(`${base}/dashboard${path}`, { headers: { Authorization: `Bearer ${token}` } })).json();
+  const rows = () => page.locator("#jobs tr.job");
+  const ids = async () => (await rows().evaluateAll((trs) => trs.map((tr) => tr.dataset.id)));
+  const filter = async (fields) => {
+    await page.locator("#clear").click();
+    for (const [id, value] of Object.entries(fields)) {
+      if (id === "f-order") await page.selectOption("#f-order", value); else await page.fill(`#${id}`, value);
+    }
+    await page.locator("#apply").click();
+  };
 
-  const row = page.locator(`#recent tr.job[data-id="${jobId}"]`);
-  await row.waitFor({ timeout: 20000 });
-  await page.locator(`#failures tr.job[data-id="${jobId}"]`).waitFor({ timeout: 20000 });
+  // The jobs view lists the failed job; the failed tab counts and filters.
+  const row = page.locator(`#jobs tr.job[data-id="${jobId}"]`);
+  await row.waitFor(wait);
+  const failedTab = page.locator('#tabs button[data-state="failed"]');
+  await page.locator('#tabs button[data-state="failed"]', { hasText: /failed [1-9]/ }).waitFor(wait);
+  await failedTab.click();
+  await page.locator('#tabs button.current[data-state="failed"]').waitFor(wait);
+  await page.waitForFunction(() => [...document.querySelectorAll("#jobs tr.job")].every((tr) => tr.querySelector(".state").textContent === "failed"), null, wait);
+  if (!(await ids()).includes(jobId)) fail("the failed tab does not list the failed job");
+  await page.locator('#tabs button[data-state="all"]').click();
+
+  // Filters: the queue, then a search in the args, then a search by id, then the order.
+  await filter({ "f-queue": "bulk" });
+  await page.waitForFunction((d) => { const r = [...document.querySelectorAll("#jobs tr.job")]; return r.length === 1 && r[0].dataset.id === d; }, doomedId, wait);
+  await filter({ "f-search": "onerror=alert" });
+  await page.waitForFunction((d) => { const r = [...document.querySelectorAll("#jobs tr.job")]; return r.length === 1 && r[0].dataset.id === d; }, jobId, wait);
+  // (a number also matches args and errors that contain it: the job is among the rows)
+  await filter({ "f-search": workflowJobId });
+  await page.waitForFunction((d) => [...document.querySelectorAll("#jobs tr.job")].some((tr) => tr.dataset.id === d), workflowJobId, wait);
+  await filter({ "f-order": "oldest" });
+  await page.waitForFunction(() => { const r = [...document.querySelectorAll("#jobs tr.job")].map((tr) => Number(tr.dataset.id)); return r.length > 2 && r.every((id, i) => i === 0 || r[i - 1] < id); }, null, wait);
+  await filter({});
+
+  // The job's detail: no markup from its args, attempts with the worker that ran them, a
+  // timeline.
   await row.click();
-  await page.locator("#action-retry").waitFor({ timeout: 10000 });
-  if (await page.locator("#detail img").count() !== 0 || dialogs.length) {
-    throw new Error("a job's arguments were parsed as HTML");
-  }
-  // A step of a workflow: its detail lists the workflow's steps, indented, with states.
-  await page.locator(`#recent tr.job[data-id="${workflowJobId}"]`).click();
-  await page.locator("#detail li.step").nth(2).waitFor({ timeout: 10000 });
+  await page.locator("#action-retry").waitFor(wait);
+  if (await page.locator("#detail img").count() !== 0 || dialogs.length) fail("a job's arguments were parsed as HTML");
+  const attempt = page.locator("#detail table.attempts tr").nth(1);
+  await attempt.waitFor(wait);
+  const worker = await attempt.locator("td").nth(1).textContent();
+  if (!worker) fail("the attempt does not name its worker");
+  await page.locator("#detail ol.timeline li", { hasText: "failed" }).first().waitFor(wait);
+
+  // A step of a workflow: the workflow's steps, indented, and its parent as a dependency.
+  await filter({ "f-search": workflowJobId });
+  await page.locator(`#jobs tr.job[data-id="${workflowJobId}"]`).click();
+  await page.locator("#detail li.step").nth(2).waitFor(wait);
   const steps = await page.locator("#detail li.step").count();
-  if (steps !== 3) throw new Error(`the workflow shows ${steps} steps, not 3`);
-  await page.locator(`#detail li.step.current[data-id="${workflowJobId}"]`).waitFor({ timeout: 10000 });
-  await page.screenshot({ path: screenshot, fullPage: true });
-  await row.click();
-  await page.locator("#detail strong", { hasText: `job ${jobId} ·` }).waitFor({ timeout: 10000 });
-  await page.locator("#action-retry").click();
-  await page.locator("#message.ok").waitFor({ timeout: 10000 });
+  if (steps !== 3) fail(`the workflow shows ${steps} steps, not 3`);
+  await page.locator(`#detail li.step.current[data-id="${workflowJobId}"]`).waitFor(wait);
+  await page.locator("#detail button.dep-parent").first().waitFor(wait);
+  await page.locator("#detail-section").screenshot({ path: `${shots}/job.png` });
 
-  // The queue's row: pause it, give it a limit, resume it; the server must agree each time.
+  // Retry the failed job from its detail.
+  await filter({});
+  await row.click();
+  await page.locator("#detail strong", { hasText: `job ${jobId} ·` }).waitFor(wait);
+  await page.locator("#action-retry").click();
+  await page.locator("#message.ok", { hasText: "retry: done" }).waitFor(wait);
+
+  // Bulk: tick the failed job of queue `bulk` and retry it; then delete every job of that
+  // queue through the filter.
+  await filter({ "f-queue": "bulk" });
+  const doomed = page.locator(`#jobs tr.job[data-id="${doomedId}"]`);
+  await doomed.waitFor(wait);
+  await doomed.locator("input.tick").check();
+  await page.locator("#picked-count", { hasText: "1 ticked" }).waitFor(wait);
+  await page.locator('#bulk button[data-scope="picked"][data-action="retry"]').click();
+  await page.locator("#question", { hasText: "retry 1 job (ticked)?" }).waitFor(wait);
+  await page.locator("#yes").click();
+  await page.locator("#message.ok", { hasText: "1 retried" }).waitFor(wait);
+  const retried = await api(`/api/jobs/${doomedId}`);
+  if (retried.state !== "available") fail(`the ticked job is ${retried.state} after the bulk retry`);
+  await page.locator('#bulk button[data-scope="filter"][data-action="delete"]').click();
+  await page.locator("#question", { hasText: "delete 1 job (all the filter selects)?" }).waitFor(wait);
+  await page.locator("#yes").click();
+  await page.locator("#message.ok", { hasText: "1 deleted" }).waitFor(wait);
+  await page.locator("#jobs td", { hasText: "no job matches" }).waitFor(wait);
+
+  // Queues: the activity of queue `bulk` (one attempt, failed for good, drained by the
+  // test) with its wait percentiles; then pause, limit and resume queue `default`.
+  const bulkQueue = page.locator('#queues tr.queue[data-queue="bulk"]');
+  await bulkQueue.waitFor(wait);
+  if (!(await bulkQueue.locator("td.p95").textContent()).endsWith("ms") && !(await bulkQueue.locator("td.p95").textContent()).endsWith(" s")) {
+    fail("queue bulk shows no wait percentile");
+  }
   const queue = page.locator('#queues tr.queue[data-queue="default"]');
-  const api = async () => (await (await page.request.get(`${base}/dashboard/api/queues`)).json())
-    .queues.find((q) => q.name === "default");
+  const info = async () => (await api("/api/queues")).queues.find((q) => q.name === "default");
   await queue.locator("button.pause").click();
-  await queue.locator("button.resume").waitFor({ timeout: 10000 });
-  if (!(await api()).paused) throw new Error("the page's pause did not pause the queue");
+  await queue.locator("button.resume").waitFor(wait);
+  if (!(await info()).paused) fail("the page's pause did not pause the queue");
   await queue.locator("input.limit").fill("3");
   await queue.locator("button.set-limit").click();
-  for (let tries = 0; (await api()).concurrency_limit !== 3; tries++) {
-    if (tries > 200) throw new Error("the page's limit was not set");
-    await page.waitForTimeout(50);
-  }
+  await page.locator("#message.ok", { hasText: "queue default: limit done" }).waitFor(wait);
+  if ((await info()).concurrency_limit !== 3) fail("the page's limit was not set");
   await queue.locator("button.resume").click();
-  await queue.locator("button.pause").waitFor({ timeout: 10000 });
-  const after = await api();
-  if (after.paused) throw new Error("the page's resume did not resume the queue");
+  await queue.locator("button.pause").waitFor(wait);
+  const after = await info();
+  if (after.paused) fail("the page's resume did not resume the queue");
 
-  // Many jobs at once: count first, then confirm the count.
-  await page.selectOption("#bulk-state", "failed");
-  await page.fill("#bulk-queue", "bulk");
-  await page.locator("#bulk-count").click();
-  await page.locator("#bulk-matched", { hasText: "1 job selected" }).waitFor({ timeout: 10000 });
-  await page.locator('#bulk-actions button[data-action="delete"]').click();
-  await page.locator("#bulk-question", { hasText: "delete 1 job?" }).waitFor({ timeout: 10000 });
-  await page.locator("#bulk-yes").click();
-  await page.locator("#message.ok", { hasText: "1 deleted" }).waitFor({ timeout: 10000 });
-  console.log(JSON.stringify({ retried: Number(jobId), queue: after, bulk_deleted: 1, workflow_steps: steps }));
+  await filter({});
+  await page.locator("#jobs tr.job").first().waitFor(wait);
+  await page.screenshot({ path: `${shots}/dashboard.png`, fullPage: true });
+  console.log(JSON.stringify({ retried: Number(jobId), queue: after, bulk_retried_then_deleted: Number(doomedId), workflow_steps: steps }));
 } finally {
   await browser.close();
 }

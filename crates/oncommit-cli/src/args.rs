@@ -317,6 +317,7 @@ impl SelectArgs {
             since: self.since,
             until: self.until,
             error_contains: self.error.clone(),
+            ..oncommit::JobSelection::default()
         }
     }
 }

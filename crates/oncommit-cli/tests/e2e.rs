@@ -1,6 +1,8 @@
-//! End to end: `oncommit serve` on a fresh SQLite file, driven over HTTP, its dashboard
-//! loaded in Debian's headless Chromium (through playwright-core, `tests/e2e/`), a retry
-//! clicked there, and a graceful stop.
+//! End to end, on each backend: `oncommit serve` on a fresh database, driven over HTTP, its
+//! dashboard loaded in Debian's headless Chromium (through playwright-core, `tests/e2e/`):
+//! tabs, filters, search, job detail, a bulk retry and delete, pause / resume and a retry
+//! clicked there; then a graceful stop. The SQLite run's screenshots are the ones in
+//! `docs/`.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -8,8 +10,8 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use oncommit::{EnqueueOptions, JobState};
-use oncommit_testing::wait_for_job;
+use oncommit::{Backend, EnqueueOptions, JobState};
+use oncommit_testing::{TestDb, wait_for_job};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -28,17 +30,28 @@ fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
+async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium_on_sqlite() {
+    let t = TestDb::new(Backend::Sqlite).await;
+    drive(&t.url, "sqlite").await;
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium_on_postgres() {
+    let t = TestDb::new(Backend::Postgres).await;
+    drive(&t.url, "postgres").await;
+    t.finish().await;
+}
+
+async fn drive(url: &str, backend: &str) {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&chromium).exists(), "Debian's chromium is needed at {chromium}: scripts/test installs it");
     let e2e = repo().join("tests/e2e");
     assert!(e2e.join("node_modules/playwright-core").exists(), "run `npm ci --prefix tests/e2e` (scripts/test does)");
 
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("app.db").display());
     let mut serve = Command::new(env!("CARGO_BIN_EXE_oncommit"))
         .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", url)
         .env("ONCOMMIT_ADMIN_TOKEN", "e2e-token")
         .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())
@@ -62,7 +75,7 @@ async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
         assert_eq!(status, 200, "{body}");
     }
     // A job that fails, with arguments that would be markup if the page parsed them.
-    let db = oncommit::Db::connect(&url).await.unwrap();
+    let db = oncommit::Db::connect(url).await.unwrap();
     let args = serde_json::json!({ "message": "<img src=x onerror=alert(1)>" });
     let id = db.enqueue_raw("fail", &args, EnqueueOptions::new().max_attempts(1)).await.unwrap();
     wait_for_job(&db, id, "failed", |job| job.state == JobState::Failed).await;
@@ -81,12 +94,19 @@ async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
     let last_step = flow.stages[1][1];
     wait_for_job(&db, last_step, "completed", |job| job.state == JobState::Completed).await;
 
-    // In the browser: the job appears, the retry button works.
-    let shot = repo().join("target/e2e-dashboard.png");
-    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    // In the browser: every view and action (tests/e2e/dashboard.mjs says what).
+    let shots = repo().join(format!("target/e2e-{backend}"));
+    std::fs::create_dir_all(&shots).unwrap();
     let node = Command::new("node")
         .arg(e2e.join("dashboard.mjs"))
-        .args([&format!("http://{addr}"), "e2e-token", &id.to_string(), shot.to_str().unwrap(), &last_step.to_string()])
+        .args([
+            &format!("http://{addr}"),
+            "e2e-token",
+            &id.to_string(),
+            shots.to_str().unwrap(),
+            &last_step.to_string(),
+            &doomed.to_string(),
+        ])
         .env("CHROMIUM", &chromium)
         .output()
         .expect("node is installed");
@@ -96,8 +116,9 @@ async fn serve_drives_the_app_and_the_dashboard_in_headless_chromium() {
         String::from_utf8_lossy(&node.stdout),
         String::from_utf8_lossy(&node.stderr)
     );
-    assert!(shot.exists());
-    // The bulk form deleted the failed job of queue `bulk`, and only that one.
+    assert!(shots.join("dashboard.png").exists() && shots.join("job.png").exists());
+    // The page retried the failed job of queue `bulk` (ticked), then deleted every job of
+    // that queue (the filter).
     assert!(db.job(doomed).await.unwrap().is_none(), "the page's bulk delete removed it");
     // The queue was paused, limited and resumed through the page.
     let queue = db.queue_info("default").await.unwrap();

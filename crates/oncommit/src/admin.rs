@@ -35,6 +35,16 @@ pub struct JobStats {
     pub queues: BTreeMap<String, BTreeMap<JobState, i64>>,
 }
 
+/// The jobs a job waits for and the jobs that wait for it ([`EnqueueOptions::depends_on`](crate::EnqueueOptions::depends_on)),
+/// in id order: what `oncommit job` and the dashboard's job detail show.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobDependencies {
+    /// The jobs it depends on that still exist (a pruned parent counts as completed).
+    pub parents: Vec<Job>,
+    /// The jobs that depend on it.
+    pub dependants: Vec<Job>,
+}
+
 /// What [`Db::cancel_job`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,6 +64,14 @@ impl Db {
     /// One job by id.
     pub async fn job(&self, id: JobId) -> Result<Option<Job>> {
         queries::job_get(self, id).await
+    }
+
+    /// The jobs `id` depends on, and those that depend on it.
+    pub async fn job_dependencies(&self, id: JobId) -> Result<JobDependencies> {
+        Ok(JobDependencies {
+            parents: queries::job_linked(self, id, queries::Link::Parents).await?,
+            dependants: queries::job_linked(self, id, queries::Link::Dependants).await?,
+        })
     }
 
     /// The newest jobs matching `filter`.

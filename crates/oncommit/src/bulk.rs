@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::job::JobState;
-use crate::queries::bulk::{self, Action, Filter};
+use crate::queries::bulk::{self, Action};
+use crate::queries::selection::Filter;
 
-/// Which jobs a bulk action touches: those in one of `states`, and matching every other
-/// field that is set.
+/// Which jobs a bulk action touches, or a listing shows ([`Db::list_jobs`]): those in one
+/// of `states`, and matching every other field that is set.
 ///
 /// ```no_run
 /// # use oncommit::{Db, JobSelection, JobState};
@@ -24,8 +25,10 @@ use crate::queries::bulk::{self, Action, Filter};
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobSelection {
-    /// The states to select from; at least one (an empty list is refused, so that no
-    /// action touches every job by omission).
+    /// The states to select from. A bulk action needs at least one, or `ids` (an empty
+    /// list is refused there, so that no action touches every job by omission); a listing
+    /// takes an empty list as every state.
+    #[serde(default)]
     pub states: Vec<JobState>,
     /// Only jobs of this queue.
     #[serde(default)]
@@ -42,6 +45,16 @@ pub struct JobSelection {
     /// Only jobs with an attempt whose error contains this text (ignoring case).
     #[serde(default)]
     pub error_contains: Option<String>,
+    /// Only jobs of this priority.
+    #[serde(default)]
+    pub priority: Option<i16>,
+    /// Only jobs whose id is this text, or whose args or an attempt's error contain it
+    /// (ignoring case): the dashboard's search box.
+    #[serde(default)]
+    pub search: Option<String>,
+    /// Only these jobs (the rows ticked on the dashboard); `None` for any.
+    #[serde(default)]
+    pub ids: Option<Vec<i64>>,
 }
 
 impl JobSelection {
@@ -80,27 +93,65 @@ impl JobSelection {
         self
     }
 
-    /// The selection as the statements bind it; refuses one without a state.
+    /// … of `priority` only.
+    pub fn priority(mut self, priority: i16) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// … whose id is `text`, or whose args or an attempt's error contain it, ignoring case.
+    pub fn search(mut self, text: impl Into<String>) -> Self {
+        self.search = Some(text.into());
+        self
+    }
+
+    /// … among these jobs only.
+    pub fn ids(mut self, ids: impl IntoIterator<Item = crate::JobId>) -> Self {
+        self.ids = Some(ids.into_iter().map(|id| id.0).collect());
+        self
+    }
+
+    /// The selection as an action's statements bind it; refuses one that names neither a
+    /// state nor ids.
     fn filter(&self) -> Result<Filter> {
-        if self.states.is_empty() {
+        if self.states.is_empty() && self.ids.is_none() {
             return Err(Error::InvalidOption {
                 option: "job selection",
                 reason: "no state given: name the states to act on (failed, cancelled, …)".to_owned(),
             });
         }
-        let mut states: Vec<&'static str> = self.states.iter().map(|s| s.as_str()).collect();
+        self.any_state_filter()
+    }
+
+    /// The selection as a listing's statements bind it: no state means every state.
+    pub(crate) fn any_state_filter(&self) -> Result<Filter> {
+        if self.ids.as_ref().is_some_and(|ids| ids.len() > MAX_IDS) {
+            return Err(Error::InvalidOption {
+                option: "job selection",
+                reason: format!("more than {MAX_IDS} ids: select by a filter instead"),
+            });
+        }
+        let chosen = if self.states.is_empty() { &JobState::ALL[..] } else { &self.states[..] };
+        let mut states: Vec<&'static str> = chosen.iter().map(|s| s.as_str()).collect();
         states.sort_unstable();
         states.dedup();
+        let text = |t: &Option<String>| t.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
         Ok(Filter {
             states,
-            queue: self.queue.clone(),
-            task: self.task.clone(),
+            queue: text(&self.queue),
+            task: text(&self.task),
             since_ms: self.since.map(|t| t.timestamp_millis()),
             until_ms: self.until.map(|t| t.timestamp_millis()),
-            error: self.error_contains.clone().filter(|e| !e.is_empty()),
+            error: text(&self.error_contains),
+            priority: self.priority,
+            search: text(&self.search),
+            ids: self.ids.clone(),
         })
     }
 }
+
+/// The most ids one selection may name: a page's worth of ticked rows, many times over.
+pub const MAX_IDS: usize = 10_000;
 
 /// What [`Db::cancel_jobs`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -100,6 +100,13 @@ pub struct AttemptError {
     pub at: i64,
     /// What went wrong.
     pub error: String,
+    /// The worker that ran the attempt (absent from histories written before it was kept,
+    /// and from jobs cancelled before they ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// When the attempt started, in milliseconds since the Unix epoch (absent as `worker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<i64>,
 }
 
 impl AttemptError {
@@ -136,7 +143,8 @@ pub struct Job {
     pub attempted_at: Option<DateTime<Utc>>,
     /// When it completed, failed for good or was cancelled.
     pub finished_at: Option<DateTime<Utc>>,
-    /// The worker holding its lease, while running.
+    /// While running, the worker holding its lease; once completed, the worker that ran
+    /// it (a failed attempt's worker is in its entry of `errors`).
     pub lease_owner: Option<String>,
     /// When that lease runs out unless renewed.
     pub lease_expires_at: Option<DateTime<Utc>>,
@@ -155,6 +163,8 @@ pub struct Job {
     pub result: Option<serde_json::Value>,
     /// The workflow the job is a step of ([`Workflow`](crate::Workflow)), if any.
     pub workflow_id: Option<String>,
+    /// Its concurrency key ([`EnqueueOptions::concurrency_key`](crate::EnqueueOptions::concurrency_key)), if any.
+    pub concurrency_key: Option<String>,
 }
 
 pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {

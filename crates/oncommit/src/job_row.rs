@@ -58,6 +58,7 @@ impl JobRow {
                 .flatten()
                 .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
             workflow_id: row.opt_text("workflow_id").ok().flatten(),
+            concurrency_key: row.opt_text("concurrency_key").ok().flatten(),
         };
         Ok(JobRow { job, problem: problems.first })
     }
@@ -107,7 +108,13 @@ fn args(problems: &mut Problems, text: Result<String, String>) -> serde_json::Va
 /// whether the job can run.
 fn errors(text: Result<String, String>) -> Vec<AttemptError> {
     let unreadable =
-        |why: String| vec![AttemptError { attempt: 0, at: 0, error: format!("unreadable error history: {why}") }];
+        |why: String| vec![AttemptError {
+            attempt: 0,
+            at: 0,
+            error: format!("unreadable error history: {why}"),
+            worker: None,
+            started: None,
+        }];
     let text = match text {
         Ok(text) => text,
         Err(why) => return unreadable(why),
@@ -123,6 +130,8 @@ fn errors(text: Result<String, String>) -> Vec<AttemptError> {
                         .get("error")
                         .and_then(serde_json::Value::as_str)
                         .map_or_else(|| entry.to_string(), str::to_owned),
+                    worker: None,
+                    started: None,
                 })
             })
             .collect(),

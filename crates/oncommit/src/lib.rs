@@ -14,6 +14,7 @@
 //! - [`Workflow`], [`Unique`] (`workflow`, `unique`): jobs that wait for others; jobs unique by content.
 //! - [`guide`]: the guides of `docs/`.
 
+mod activity;
 mod admin;
 mod bulk;
 mod conn;
@@ -25,6 +26,7 @@ mod hook_capture;
 mod hooks;
 mod job;
 mod job_row;
+mod listing;
 mod lock;
 pub mod metrics;
 pub mod migrate;
@@ -42,8 +44,10 @@ mod unique;
 mod worker;
 mod workflow;
 
-pub use admin::{Cancelled, FINISHED_COUNTS_MAX_AGE, JobFilter, JobStats};
-pub use bulk::{BulkCancelled, JobSelection};
+pub use activity::{ACTIVITY_RETENTION, QueueActivity, WAIT_BUCKETS_MS};
+pub use admin::{Cancelled, FINISHED_COUNTS_MAX_AGE, JobDependencies, JobFilter, JobStats};
+pub use bulk::{BulkCancelled, JobSelection, MAX_IDS};
+pub use listing::{JobOrder, JobPage, JobsPage, MAX_PAGE, PAGE_BUDGET};
 pub use conn::{Conn, PoolConn};
 pub use db::{Backend, DEFAULT_URL, Db, DbOptions, ExistingPool, SQLITE_BUSY_TIMEOUT};
 pub use enqueue::{EnqueueOptions, MAX_QUEUE_NAME_BYTES};

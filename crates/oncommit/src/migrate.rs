@@ -86,6 +86,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(12, "job_dependencies", "postgres/012_job_dependencies.sql"),
         crate::migration!(13, "concurrency_keys", "postgres/013_concurrency_keys.sql"),
         crate::migration!(14, "rate_limit_per_key", "postgres/014_rate_limit_per_key.sql"),
+        crate::migration!(15, "record_queue_activity", "postgres/015_record_queue_activity.sql"),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
@@ -99,6 +100,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(9, "job_dependencies", "sqlite/009_job_dependencies.sql"),
         crate::migration!(10, "concurrency_keys", "sqlite/010_concurrency_keys.sql"),
         crate::migration!(11, "rate_limit_per_key", "sqlite/011_rate_limit_per_key.sql"),
+        crate::migration!(12, "record_queue_activity", "sqlite/012_record_queue_activity.sql"),
     ],
 };
 

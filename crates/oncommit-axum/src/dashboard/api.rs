@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use oncommit::{Cancelled, JobFilter, JobId, JobState};
+use oncommit::{Cancelled, JobId, JobState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,29 +24,116 @@ pub(super) async fn throughput(State(s): State<DashboardState>, headers: HeaderM
     Ok(Json(json!({ "minutes": s.db.throughput(60).await? })))
 }
 
+/// `/api/jobs`' query: the filters of a [`oncommit::JobSelection`] and a page.
 #[derive(Deserialize)]
 pub(super) struct JobsQuery {
+    /// States, comma-separated; none for every state.
     state: Option<String>,
     queue: Option<String>,
-    limit: Option<i64>,
+    task: Option<String>,
+    priority: Option<String>,
+    /// RFC 3339 times: finished (unfinished: created) at or after / before.
+    since: Option<String>,
+    until: Option<String>,
+    /// The id, or text in the args or an error.
+    search: Option<String>,
+    /// Text in an error.
+    error: Option<String>,
+    /// `newest` (the default) or `oldest`.
+    order: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    limit: Option<String>,
 }
 
-/// The newest jobs, optionally of one state and queue.
+fn bad_request(e: impl std::fmt::Display) -> Error {
+    Error::new(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+impl JobsQuery {
+    /// The selection and page the query names; a malformed value is a 400 naming it.
+    fn parse(&self) -> Result<(oncommit::JobSelection, oncommit::JobPage), Error> {
+        let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
+        let time = |name: &str, v: &Option<String>| {
+            text(v)
+                .map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .map(|t| t.to_utc())
+                        .map_err(|e| bad_request(format!("{name}: `{t}` is not an RFC 3339 time ({e})")))
+                })
+                .transpose()
+        };
+        let number = |name: &str, v: &Option<String>| {
+            text(v).map(|t| t.parse::<i64>().map_err(|_| bad_request(format!("{name}: `{t}` is not a number")))).transpose()
+        };
+        let states = match text(&self.state) {
+            Some(list) => list.split(',').map(|s| s.trim().parse::<JobState>()).collect::<Result<Vec<_>, _>>().map_err(bad_request)?,
+            None => Vec::new(),
+        };
+        let priority = number("priority", &self.priority)?
+            .map(|p| i16::try_from(p).map_err(|_| bad_request(format!("priority: {p} is out of range"))))
+            .transpose()?;
+        let selection = oncommit::JobSelection {
+            states,
+            queue: text(&self.queue),
+            task: text(&self.task),
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+            error_contains: text(&self.error),
+            priority,
+            search: text(&self.search),
+            ids: None,
+        };
+        let page = oncommit::JobPage {
+            order: text(&self.order).map(|o| o.parse()).transpose().map_err(bad_request)?.unwrap_or_default(),
+            cursor: number("cursor", &self.cursor)?,
+            limit: number("limit", &self.limit)?.unwrap_or(50),
+        };
+        Ok((selection, page))
+    }
+}
+
+/// A page of the jobs the filters select, newest (or oldest) first, with the cursor of the
+/// next page: `{"jobs": [...], "next_cursor": 41 | null}`.
 pub(super) async fn jobs(State(s): State<DashboardState>, headers: HeaderMap, Query(q): Query<JobsQuery>) -> ApiResult {
     may_read(&s, &headers)?;
-    let state = match q.state.as_deref() {
-        Some(st) => Some(st.parse::<JobState>().map_err(|e| Error::new(StatusCode::BAD_REQUEST, e))?),
-        None => None,
-    };
-    let filter = JobFilter { state, queue: q.queue, limit: q.limit.unwrap_or(50).clamp(1, 500) };
-    Ok(Json(json!({ "jobs": s.db.jobs(&filter).await? })))
+    let (selection, page) = q.parse()?;
+    Ok(Json(json!(s.db.list_jobs(&selection, &page).await.map_err(bad_value)?)))
 }
 
-/// One job with its args, attempts, errors and timings.
+/// One job with its args, attempts, errors and timings, and its dependencies in brief:
+/// `{…the job…, "parents": [{"id", "task", "state"}], "dependants": [...]}`.
 pub(super) async fn job(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
     may_read(&s, &headers)?;
     let job = s.db.job(JobId(id)).await?.ok_or_else(|| Error::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
-    Ok(Json(json!(job)))
+    let links = s.db.job_dependencies(JobId(id)).await?;
+    let brief = |jobs: Vec<oncommit::Job>| {
+        jobs.into_iter().map(|j| json!({ "id": j.id, "task": j.task, "state": j.state })).collect::<Vec<_>>()
+    };
+    let mut body = json!(job);
+    body["parents"] = json!(brief(links.parents));
+    body["dependants"] = json!(brief(links.dependants));
+    Ok(Json(body))
+}
+
+/// What the page refreshes, in one request of a few index-served statements: the jobs per
+/// queue and state (finished ones counted at most once a minute), the queues with their
+/// settings, their activity over the last hour, and the workers.
+pub(super) async fn overview(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
+    may_read(&s, &headers)?;
+    let zero = || JobState::ALL.iter().map(|state| (*state, 0_i64)).collect::<std::collections::BTreeMap<_, _>>();
+    let mut total = zero();
+    let mut per_queue = std::collections::BTreeMap::<String, std::collections::BTreeMap<JobState, i64>>::new();
+    for c in s.db.job_gauges().await? {
+        *total.entry(c.state).or_default() += c.count;
+        *per_queue.entry(c.queue).or_insert_with(zero).entry(c.state).or_default() += c.count;
+    }
+    Ok(Json(json!({
+        "counts": { "total": total, "queues": per_queue },
+        "queues": s.db.queues().await?,
+        "activity": s.db.queue_activity(std::time::Duration::from_secs(3600)).await?,
+        "workers": s.db.workers().await?,
+    })))
 }
 
 /// A workflow's jobs in id order, each with its parents: `{"id": "…", "jobs": [{"job": {…},

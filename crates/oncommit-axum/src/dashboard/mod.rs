@@ -50,19 +50,25 @@ impl std::fmt::Debug for DashboardConfig {
     }
 }
 
+/// The JSON API, described as an OpenAPI 3.1 document, served at `/api/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
 #[derive(Clone)]
 pub(crate) struct DashboardState {
     db: Db,
     config: DashboardConfig,
 }
 
-/// The dashboard's router: `/` (the page), `/api/…` (JSON) and `/metrics` (Prometheus).
+/// The dashboard's router: `/` (the page), `/api/…` (JSON, described by [`OPENAPI`] at
+/// `/api/openapi.json`) and `/metrics` (Prometheus).
 pub fn router(db: Db, config: DashboardConfig) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/page.css", get(|| async { asset("text/css; charset=utf-8", include_str!("page.css")) }))
         .route("/page.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("page.js")) }))
         .route("/metrics", get(metrics::metrics))
+        .route("/api/openapi.json", get(|| async { asset("application/json", OPENAPI) }))
+        .route("/api/overview", get(api::overview))
         .route("/api/stats", get(api::stats))
         .route("/api/throughput", get(api::throughput))
         .route("/api/jobs", get(api::jobs))

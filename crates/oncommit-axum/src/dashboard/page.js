@@ -2,10 +2,15 @@
 // Every value from the server goes into the page with textContent: nothing is parsed as HTML.
 const base = location.pathname.replace(/\/$/, "");
 const STATES = ["pending", "scheduled", "available", "running", "retryable", "completed", "failed", "cancelled"];
-const tokenInput = document.getElementById("token");
+const $ = (id) => document.getElementById(id);
+const tokenInput = $("token");
 tokenInput.value = sessionStorage.getItem("oncommit-token") || "";
 tokenInput.addEventListener("change", () => sessionStorage.setItem("oncommit-token", tokenInput.value));
-let selected = null;
+
+// What the jobs view shows: the state tab, the filters, the page (cursors of the pages
+// before this one, so "first page" and live refreshes reload the same page), the ticked
+// jobs and the job open in the detail.
+const view = { state: null, filters: {}, cursor: null, nextCursor: null, ticked: new Set(), selected: null, overview: null };
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -19,27 +24,60 @@ function row(cells, cls) {
   return tr;
 }
 function th(names) { return row(names.map(n => el("th", n))); }
-function when(t) { return t ? new Date(t).toLocaleTimeString() : ""; }
+function when(t) { return t ? new Date(t).toLocaleString() : ""; }
+function ms(n) { return n === null || n === undefined ? "" : n < 1000 ? n + " ms" : (n / 1000) + " s"; }
+function span(a, b) {
+  if (!a || !b) return "";
+  const d = new Date(b) - new Date(a);
+  return d < 1000 ? d + " ms" : (d / 1000).toFixed(1) + " s";
+}
+function auth(extra) {
+  return Object.assign({}, extra || {}, tokenInput.value ? { "Authorization": "Bearer " + tokenInput.value } : {});
+}
 async function get(path) {
   // Reads carry the token too, when one is entered: a server reachable beyond loopback
   // keeps job data behind it.
-  const r = await fetch(base + path, tokenInput.value ? { headers: { "Authorization": "Bearer " + tokenInput.value } } : {});
-  if (!r.ok) throw new Error(path + ": " + r.status);
-  return r.json();
+  const r = await fetch(base + path, { headers: auth() });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || (path + ": HTTP " + r.status));
+  return body;
 }
+async function post(path, body) {
+  const r = await fetch(base + path, {
+    method: "POST", headers: auth(body === undefined ? {} : { "Content-Type": "application/json" }),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(answer.error || ("HTTP " + r.status));
+  return answer;
+}
+function say(ok, text) {
+  const m = $("message");
+  m.className = ok ? "ok" : "bad";
+  m.textContent = text;
+}
+const stateSpan = s => el("span", s, "state " + s);
+const stateCell = j => { const td = el("td"); td.appendChild(stateSpan(j.state)); return td; };
+const lastError = j => j.errors.length ? j.errors[j.errors.length - 1].error : "";
 
-// One row per queue: its settings (paused, limits, shared by every worker), its jobs per
-// state, its workers, and the actions that steer it.
-function renderQueues(stats, queues) {
-  const t = document.getElementById("queues");
-  t.replaceChildren(th(["queue", "state", "limit", "rate", ...STATES, "workers", ""]));
-  const settings = new Map(queues.map(q => [q.name, q]));
-  const names = [...new Set([...settings.keys(), ...Object.keys(stats.queues)])].sort();
+// Queues: settings, jobs per state, the last hour's activity, workers, and the actions
+// that steer them.
+function renderQueues(o) {
+  const t = $("queues");
+  t.replaceChildren(th(["queue", "state", "limits", ...STATES, "done/h", "failed/h", "wait p50", "wait p95", "workers", ""]));
+  const settings = new Map(o.queues.map(q => [q.name, q]));
+  const activity = new Map(o.activity.map(a => [a.queue, a]));
+  const names = [...new Set([...settings.keys(), ...Object.keys(o.counts.queues), ...activity.keys()])].sort();
+  const list = $("queue-names");
+  list.replaceChildren(...names.map(n => { const opt = el("option"); opt.value = n; return opt; }));
   for (const name of names) {
     const q = settings.get(name) || { paused: false, concurrency_limit: null, rate_limit: null, workers: 0 };
-    const counts = stats.queues[name] || {};
-    const state = el("td"); state.appendChild(el("span", q.paused ? "paused" : "active", "state " + (q.paused ? "paused" : "active")));
-    const rate = q.rate_limit ? q.rate_limit.max_starts + " per " + q.rate_limit.period_ms + " ms" + (q.rate_limit.per_key ? " per key" : "") : "";
+    const a = activity.get(name) || { completed: 0, failed: 0, wait_p50_ms: null, wait_p95_ms: null };
+    const counts = o.counts.queues[name] || {};
+    const state = el("td"); state.appendChild(stateSpan(q.paused ? "paused" : "active"));
+    const limits = [q.concurrency_limit === null ? "" : q.concurrency_limit + " at once",
+      q.rate_limit ? q.rate_limit.max_starts + " per " + q.rate_limit.period_ms + " ms" + (q.rate_limit.per_key ? " per key" : "") : ""]
+      .filter(Boolean).join(" · ");
     const actions = el("td");
     const toggle = el("button", q.paused ? "resume" : "pause", q.paused ? "resume" : "pause");
     toggle.addEventListener("click", () => steer(name, q.paused ? "resume" : "pause"));
@@ -49,34 +87,29 @@ function renderQueues(stats, queues) {
     setLimit.addEventListener("click", () => steer(name, "limit",
       { concurrency_limit: limit.value.trim() === "" ? null : Number(limit.value) }));
     actions.append(toggle, document.createTextNode(" "), limit, setLimit);
-    const tr = row([el("td", name), state, el("td", q.concurrency_limit === null ? "" : q.concurrency_limit, "num"), el("td", rate),
-      ...STATES.map(s => el("td", counts[s] || 0, "num")), el("td", q.workers, "num"), actions], "queue");
+    const tr = row([el("td", name), state, el("td", limits), ...STATES.map(s => el("td", counts[s] || 0, "num")),
+      el("td", a.completed, "num done"), el("td", a.failed, "num"), el("td", ms(a.wait_p50_ms), "num p50"),
+      el("td", ms(a.wait_p95_ms), "num p95"), el("td", q.workers, "num"), actions], "queue");
     tr.dataset.queue = name;
     t.appendChild(tr);
   }
-  t.appendChild(row([el("td", "(all)"), el("td"), el("td"), el("td"), ...STATES.map(s => el("td", stats.total[s] || 0, "num")), el("td"), el("td")]));
 }
 
-// Pauses, resumes or limits a queue for every worker.
 async function steer(name, action, body) {
-  const m = document.getElementById("message");
-  const r = await fetch(base + "/api/queues/" + encodeURIComponent(name) + "/" + action, {
-    method: "POST",
-    headers: Object.assign({ "Authorization": "Bearer " + tokenInput.value }, body ? { "Content-Type": "application/json" } : {}),
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const answer = await r.json().catch(() => ({}));
-  m.className = r.ok ? "ok" : "bad";
-  m.textContent = r.ok ? "queue " + name + ": " + action + " done" : (answer.error || ("HTTP " + r.status));
+  try {
+    await post("/api/queues/" + encodeURIComponent(name) + "/" + action, body);
+    say(true, "queue " + name + ": " + action + " done");
+  } catch (e) { say(false, e.message); }
   refresh();
 }
 
-function renderChart(minutes) {
-  const svg = document.getElementById("chart");
+function renderChart(activity) {
+  const svg = $("chart");
   svg.replaceChildren();
   const now = Math.floor(Date.now() / 60000);
-  const byMinute = new Map(minutes.map(([m, n]) => [m, n]));
-  const max = Math.max(1, ...minutes.map(([, n]) => n));
+  const byMinute = new Map();
+  for (const a of activity) for (const [m, n] of a.completed_per_minute) byMinute.set(m, (byMinute.get(m) || 0) + n);
+  const max = Math.max(1, ...byMinute.values());
   const width = svg.clientWidth || 600, barW = width / 60;
   for (let i = 0; i < 60; i++) {
     const n = byMinute.get(now - 59 + i) || 0;
@@ -90,50 +123,194 @@ function renderChart(minutes) {
   }
 }
 
-function jobTable(id, jobs, columns) {
-  const t = document.getElementById(id);
-  t.replaceChildren(th(columns.map(c => c[0])));
-  for (const j of jobs) {
-    const tr = row(columns.map(([, f]) => f(j)), "job");
+// State tabs with counts: of the queue filtered on, else of all queues. Finished jobs are
+// counted at most once a minute (cheap on a table of millions).
+function renderTabs() {
+  const o = view.overview;
+  if (!o) return;
+  const q = view.filters.queue;
+  const counts = (q && o.counts.queues[q]) || (q ? {} : o.counts.total);
+  const nav = $("tabs");
+  const all = STATES.reduce((n, s) => n + (counts[s] || 0), 0);
+  nav.replaceChildren(...[[null, "all", all], ...STATES.map(s => [s, s, counts[s] || 0])].map(([state, label, n]) => {
+    const b = el("button", label + " " + n, "tab" + (view.state === state ? " current" : ""));
+    b.type = "button";
+    b.dataset.state = state || "all";
+    b.addEventListener("click", () => { view.state = state; firstPage(); });
+    return b;
+  }));
+}
+
+function query(extra) {
+  const p = new URLSearchParams();
+  if (view.state) p.set("state", view.state);
+  for (const [k, v] of Object.entries(view.filters)) if (v) p.set(k, v);
+  for (const [k, v] of Object.entries(extra || {})) if (v !== null && v !== undefined) p.set(k, v);
+  return p.toString();
+}
+function readFilters() {
+  const v = id => $(id).value.trim();
+  const time = id => v(id) ? new Date(v(id)).toISOString() : "";
+  view.filters = { queue: v("f-queue"), task: v("f-task"), priority: v("f-priority"), since: time("f-since"),
+    until: time("f-until"), search: v("f-search"), order: $("f-order").value };
+}
+// The selection the filter stands for, for a bulk action on all it selects.
+function filterSelection() {
+  const f = view.filters, or = x => x || null;
+  return { states: view.state ? [view.state] : STATES, queue: or(f.queue), task: or(f.task),
+    priority: f.priority ? Number(f.priority) : null, since: or(f.since), until: or(f.until), search: or(f.search) };
+}
+
+async function loadJobs() {
+  const page = await get("/api/jobs?" + query({ cursor: view.cursor, limit: 50 }));
+  view.nextCursor = page.next_cursor;
+  const t = $("jobs");
+  const all = el("input"); all.type = "checkbox"; all.id = "tick-all"; all.title = "tick every job on this page";
+  all.checked = page.jobs.length > 0 && page.jobs.every(j => view.ticked.has(j.id));
+  all.addEventListener("change", () => { for (const j of page.jobs) all.checked ? view.ticked.add(j.id) : view.ticked.delete(j.id); loadJobs(); });
+  const head = th(["", "id", "task", "queue", "state", "priority", "attempt", "created", "finished", "last error"]);
+  head.firstChild.appendChild(all);
+  t.replaceChildren(head);
+  for (const j of page.jobs) {
+    const box = el("input", null, "tick"); box.type = "checkbox"; box.checked = view.ticked.has(j.id);
+    box.addEventListener("click", e => e.stopPropagation());
+    box.addEventListener("change", () => { box.checked ? view.ticked.add(j.id) : view.ticked.delete(j.id); showTicked(); });
+    const cell = el("td"); cell.appendChild(box);
+    const tr = row([cell, el("td", j.id, "num"), j.task, j.queue, stateCell(j), el("td", j.priority, "num"),
+      el("td", j.attempt + "/" + j.max_attempts, "num"), when(j.created_at), when(j.finished_at), lastError(j)], "job");
     tr.dataset.id = j.id;
-    tr.addEventListener("click", () => { selected = j.id; showJob(); });
+    tr.addEventListener("click", () => { view.selected = j.id; showJob(); });
     t.appendChild(tr);
   }
-  if (!jobs.length) t.appendChild(row([el("td", "none", "muted")]));
+  if (!page.jobs.length) t.appendChild(row([el("td"), el("td", "no job matches", "muted")]));
+  $("next-page").disabled = page.next_cursor === null;
+  $("first-page").disabled = view.cursor === null;
+  $("page-note").textContent = page.jobs.length + (page.jobs.length === 1 ? " job" : " jobs") +
+    (page.next_cursor !== null && page.jobs.length < 50 ? " · searched to job " + page.next_cursor + ", more may follow" : "");
+  showTicked();
 }
-const stateCell = j => { const td = el("td"); td.appendChild(el("span", j.state, "state " + j.state)); return td; };
-const lastError = j => el("td", j.errors.length ? j.errors[j.errors.length - 1].error : "");
+function showTicked() { $("picked-count").textContent = view.ticked.size + " ticked"; }
+function firstPage() { view.cursor = null; renderTabs(); loadJobs().catch(e => say(false, e.message)); }
+$("filters").addEventListener("submit", e => { e.preventDefault(); readFilters(); firstPage(); });
+$("clear").addEventListener("click", () => { $("filters").reset(); view.state = null; readFilters(); firstPage(); });
+$("first-page").addEventListener("click", firstPage);
+$("next-page").addEventListener("click", () => {
+  if (view.nextCursor === null) return;
+  view.cursor = view.nextCursor;
+  loadJobs().catch(e => say(false, e.message));
+});
 
+// Bulk actions, on the ticked jobs or on all the filter selects: count first, then act
+// only after a confirmation that names the count.
+let pending = null;
+for (const b of document.querySelectorAll("#bulk button[data-action]")) {
+  b.addEventListener("click", async () => {
+    const picked = b.dataset.scope === "picked";
+    if (picked && view.ticked.size === 0) { say(false, "tick some jobs first"); return; }
+    const selection = picked ? { states: [], ids: [...view.ticked] } : filterSelection();
+    try {
+      const { matched } = await post("/api/jobs/bulk/count", selection);
+      pending = { action: b.dataset.action, selection, picked };
+      $("question").textContent = b.dataset.action + " " + matched + (matched === 1 ? " job" : " jobs") +
+        (picked ? " (ticked)" : " (all the filter selects)") + "? ";
+      $("confirm").hidden = false;
+    } catch (e) { say(false, e.message); }
+  });
+}
+$("no").addEventListener("click", () => { $("confirm").hidden = true; pending = null; });
+$("yes").addEventListener("click", async () => {
+  $("confirm").hidden = true;
+  if (!pending) return;
+  const { action, selection, picked } = pending;
+  pending = null;
+  try {
+    const done = await post("/api/jobs/bulk/" + action, selection);
+    say(true, action + ": " + Object.entries(done).map(([k, v]) => v + " " + k).join(", "));
+    if (picked) view.ticked.clear();
+  } catch (e) { say(false, e.message); }
+  refresh();
+});
+
+// One job: its head and actions, keys, attempts, timeline, dependencies, args, result and
+// workflow.
 async function showJob() {
-  if (selected === null) return;
-  const d = document.getElementById("detail");
+  if (view.selected === null) return;
+  const d = $("detail");
   let j;
-  try { j = await get("/api/jobs/" + selected); } catch (e) { d.replaceChildren(el("span", "job " + selected + " is gone", "muted")); return; }
+  try { j = await get("/api/jobs/" + view.selected); } catch (e) { d.replaceChildren(el("span", "job " + view.selected + " is gone", "muted")); return; }
   const head = el("div");
-  head.append(el("strong", "job " + j.id + " · " + j.task + " · " + j.queue + " · "), el("span", j.state, "state " + j.state),
-    el("span", " attempt " + j.attempt + " of " + j.max_attempts, "muted"));
-  const actions = el("div");
+  head.append(el("strong", "job " + j.id + " · " + j.task + " · " + j.queue + " · "), stateSpan(j.state),
+    el("span", " attempt " + j.attempt + " of " + j.max_attempts + " · priority " + j.priority, "muted"));
+  const actions = el("div", null, "actions");
   for (const action of ["retry", "cancel", "delete"]) {
     const b = el("button", action); b.id = "action-" + action;
-    b.addEventListener("click", () => act(action, j.id)); actions.appendChild(b); actions.appendChild(document.createTextNode(" "));
+    b.addEventListener("click", () => act(action, j.id));
+    actions.append(b, document.createTextNode(" "));
   }
-  const times = el("div", "created " + when(j.created_at) + " · run at " + when(j.run_at) +
-    (j.attempted_at ? " · attempted " + when(j.attempted_at) : "") + (j.finished_at ? " · finished " + when(j.finished_at) : ""), "muted");
-  const errors = el("table");
-  errors.appendChild(th(["attempt", "at", "error"]));
-  for (const e of j.errors) errors.appendChild(row([e.attempt, when(e.at), e.error]));
-  const parts = [head, times, el("pre", JSON.stringify(j.args, null, 2))];
-  if (j.result !== null && j.result !== undefined) parts.push(el("div", "result", "muted"), el("pre", JSON.stringify(j.result, null, 2)));
-  parts.push(errors, actions);
+  const keys = [["unique key", j.unique_key], ["concurrency key", j.concurrency_key], ["workflow", j.workflow_id]].filter(([, v]) => v);
+  const keyLine = el("div", keys.map(([k, v]) => k + " " + v).join(" · "), "muted keys");
+  const parts = [head, actions, keyLine, el("h3", "attempts"), attempts(j), el("h3", "timeline"), timeline(j)];
+  if (j.parents.length || j.dependants.length) parts.push(el("h3", "dependencies"), dependencies(j));
+  parts.push(el("h3", "args"), el("pre", JSON.stringify(j.args, null, 2), "args"));
+  if (j.result !== null && j.result !== undefined) parts.push(el("h3", "result"), el("pre", JSON.stringify(j.result, null, 2)));
   if (j.workflow_id) parts.push(await workflowList(j.workflow_id, j.id));
   d.replaceChildren(...parts);
+}
+
+// Every attempt: the failed ones from the error history, then the current or last one.
+function attempts(j) {
+  const t = el("table", null, "attempts");
+  t.appendChild(th(["attempt", "worker", "started", "took", "outcome"]));
+  for (const e of j.errors) {
+    t.appendChild(row([el("td", e.attempt, "num"), e.worker || "", when(e.started), e.started ? span(e.started, e.at) : "", e.error]));
+  }
+  const last = j.errors.length ? j.errors[j.errors.length - 1].attempt : 0;
+  if (j.attempt > last && j.attempted_at) {
+    const outcome = j.state === "running" ? "running" : j.state === "completed" ? "completed" : j.state;
+    t.appendChild(row([el("td", j.attempt, "num"), j.lease_owner || "", when(j.attempted_at),
+      span(j.attempted_at, j.finished_at), outcome]));
+  }
+  if (t.rows.length === 1) t.appendChild(row([el("td", "not run yet", "muted")]));
+  return t;
+}
+
+function timeline(j) {
+  const events = [[j.created_at, "enqueued"]];
+  if (j.run_at !== j.created_at) events.push([j.run_at, j.state === "scheduled" || j.state === "retryable" ? "due" : "due (last)"]);
+  for (const e of j.errors) {
+    if (e.started) events.push([new Date(e.started).toISOString(), "attempt " + e.attempt + " started" + (e.worker ? " on " + e.worker : "")]);
+    events.push([new Date(e.at).toISOString(), "attempt " + e.attempt + " failed: " + e.error]);
+  }
+  const last = j.errors.length ? j.errors[j.errors.length - 1].attempt : 0;
+  if (j.attempted_at && j.attempt > last) events.push([j.attempted_at, "attempt " + j.attempt + " started" + (j.lease_owner ? " on " + j.lease_owner : "")]);
+  if (j.finished_at) events.push([j.finished_at, j.state]);
+  events.sort((a, b) => new Date(a[0]) - new Date(b[0]));
+  const list = el("ol", null, "timeline");
+  for (const [t, what] of events) { const li = el("li"); li.append(el("span", when(t) + " ", "muted"), el("span", what)); list.appendChild(li); }
+  return list;
+}
+
+function dependencies(j) {
+  const box = el("div", null, "dependencies");
+  for (const [label, jobs, cls] of [["waits for", j.parents, "dep-parent"], ["awaited by", j.dependants, "dep-dependant"]]) {
+    if (!jobs.length) continue;
+    const line = el("div"); line.appendChild(el("span", label + ": ", "muted"));
+    for (const p of jobs) {
+      const a = el("button", p.id + " " + p.task + " ", cls); a.type = "button"; a.dataset.id = p.id;
+      a.appendChild(stateSpan(p.state));
+      a.addEventListener("click", () => { view.selected = p.id; showJob(); });
+      line.append(a, document.createTextNode(" "));
+    }
+    box.appendChild(line);
+  }
+  return box;
 }
 
 // A workflow as an indented list: each step one level deeper than its deepest parent, with
 // its state; the selected job is marked.
 async function workflowList(id, current) {
   const box = el("div", null, "workflow");
-  box.appendChild(el("div", "workflow " + id, "muted"));
+  box.appendChild(el("h3", "workflow " + id));
   let w;
   try { w = await get("/api/workflows/" + encodeURIComponent(id)); } catch (e) { box.appendChild(el("div", "workflow " + id + " is gone", "muted")); return box; }
   const depth = new Map();
@@ -144,9 +321,9 @@ async function workflowList(id, current) {
     const li = el("li", null, step.job.id === current ? "step current" : "step");
     li.dataset.id = step.job.id;
     li.style.paddingLeft = (d * 20) + "px";
-    li.append(el("span", step.job.id + " " + step.job.task + " "), el("span", step.job.state, "state " + step.job.state));
+    li.append(el("span", step.job.id + " " + step.job.task + " "), stateSpan(step.job.state));
     if (step.parents.length) li.appendChild(el("span", " ← " + step.parents.join(", "), "muted"));
-    li.addEventListener("click", () => { selected = step.job.id; showJob(); });
+    li.addEventListener("click", () => { view.selected = step.job.id; showJob(); });
     list.appendChild(li);
   }
   box.appendChild(list);
@@ -154,95 +331,40 @@ async function workflowList(id, current) {
 }
 
 async function act(action, id) {
-  const m = document.getElementById("message");
-  const r = await fetch(base + "/api/jobs/" + id + "/" + action, {
-    method: "POST", headers: { "Authorization": "Bearer " + tokenInput.value },
-  });
-  const body = await r.json().catch(() => ({}));
-  m.className = r.ok ? "ok" : "bad";
-  m.textContent = r.ok ? action + ": done" : (body.error || ("HTTP " + r.status));
+  try {
+    await post("/api/jobs/" + id + "/" + action);
+    say(true, action + ": done");
+  } catch (e) { say(false, e.message); }
   refresh();
 }
 
-// Bulk actions: count what the form selects, then act on it only after a confirmation that
-// names the count. Changing the form starts over.
-const bulk = { form: document.getElementById("bulk-form"), selection: null, action: null };
-function bulkSelection() {
-  const text = id => document.getElementById(id).value.trim() || null;
-  const since = document.getElementById("bulk-since").value;
-  return {
-    states: [document.getElementById("bulk-state").value], queue: text("bulk-queue"), task: text("bulk-task"),
-    error_contains: text("bulk-error"), until: null,
-    since: since ? new Date(Date.now() - Number(since) * 1000).toISOString() : null,
-  };
+function renderWorkers(workers) {
+  const w = $("workers");
+  w.replaceChildren(th(["worker", "pid", "queues", "started", "heartbeat"]));
+  for (const x of workers) w.appendChild(row([x.id, x.pid, JSON.stringify(x.queues), when(x.started_at), when(x.heartbeat_at)]));
 }
-function bulkReset() {
-  bulk.selection = null;
-  document.getElementById("bulk-matched").textContent = "";
-  document.getElementById("bulk-actions").hidden = true;
-  document.getElementById("bulk-confirm").hidden = true;
-}
-async function bulkPost(path, body) {
-  const r = await fetch(base + "/api/jobs/bulk/" + path, {
-    method: "POST", body: JSON.stringify(body),
-    headers: Object.assign({ "Content-Type": "application/json" }, tokenInput.value ? { "Authorization": "Bearer " + tokenInput.value } : {}),
-  });
-  const answer = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(answer.error || ("HTTP " + r.status));
-  return answer;
-}
-bulk.form.addEventListener("input", bulkReset);
-bulk.form.addEventListener("submit", async (e) => {
-  e.preventDefault();
-  bulkReset();
-  const selection = bulkSelection();
-  const m = document.getElementById("bulk-matched");
-  try {
-    const { matched } = await bulkPost("count", selection);
-    bulk.selection = selection; bulk.matched = matched;
-    m.textContent = matched + (matched === 1 ? " job" : " jobs") + " selected";
-    document.getElementById("bulk-actions").hidden = matched === 0;
-  } catch (err) { m.textContent = err.message; }
-});
-for (const b of document.querySelectorAll("#bulk-actions button")) {
-  b.addEventListener("click", () => {
-    bulk.action = b.dataset.action;
-    document.getElementById("bulk-question").textContent = b.dataset.action + " " + bulk.matched + (bulk.matched === 1 ? " job" : " jobs") + "? ";
-    document.getElementById("bulk-confirm").hidden = false;
-  });
-}
-document.getElementById("bulk-no").addEventListener("click", () => { document.getElementById("bulk-confirm").hidden = true; });
-document.getElementById("bulk-yes").addEventListener("click", async () => {
-  const m = document.getElementById("message");
-  try {
-    const done = await bulkPost(bulk.action, bulk.selection);
-    m.className = "ok";
-    m.textContent = bulk.action + ": " + Object.entries(done).map(([k, v]) => v + " " + k).join(", ");
-  } catch (err) { m.className = "bad"; m.textContent = err.message; }
-  bulkReset();
-  document.getElementById("bulk-matched").textContent = m.textContent;
-  refresh();
-});
 
+// A refresh: the overview (one request of a few index-served statements), the jobs page
+// shown (the same cursor: the page stays put while its jobs move) and the open job.
+let refreshing = false;
 async function refresh() {
+  if (refreshing) return;
+  refreshing = true;
   try {
-    const [stats, tput, running, failed, retryable, recent, workers, queues] = await Promise.all([
-      get("/api/stats"), get("/api/throughput"), get("/api/jobs?state=running"), get("/api/jobs?state=failed&limit=20"),
-      get("/api/jobs?state=retryable&limit=20"), get("/api/jobs?limit=30"), get("/api/workers"), get("/api/queues"),
-    ]);
-    renderQueues(stats, queues.queues);
-    renderChart(tput.minutes);
-    jobTable("running", running.jobs, [["id", j => j.id], ["task", j => j.task], ["queue", j => j.queue], ["attempt", j => j.attempt], ["worker", j => j.lease_owner || ""]]);
-    jobTable("failures", failed.jobs.concat(retryable.jobs), [["id", j => j.id], ["task", j => j.task], ["state", stateCell], ["error", lastError]]);
-    jobTable("recent", recent.jobs, [["id", j => j.id], ["task", j => j.task], ["queue", j => j.queue], ["state", stateCell], ["attempt", j => j.attempt + "/" + j.max_attempts], ["created", j => when(j.created_at)], ["last error", lastError]]);
-    const w = document.getElementById("workers");
-    w.replaceChildren(th(["worker", "pid", "queues", "started", "heartbeat"]));
-    for (const x of workers.workers) w.appendChild(row([x.id, x.pid, JSON.stringify(x.queues), when(x.started_at), when(x.heartbeat_at)]));
-    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
-    showJob();
+    view.overview = await get("/api/overview");
+    renderQueues(view.overview);
+    renderChart(view.overview.activity);
+    renderTabs();
+    renderWorkers(view.overview.workers);
+    await loadJobs();
+    await showJob();
+    $("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (e) {
-    document.getElementById("updated").textContent = "refresh failed: " + e.message;
+    $("updated").textContent = "refresh failed: " + e.message;
+  } finally {
+    refreshing = false;
   }
 }
+readFilters();
 refresh();
-setInterval(refresh, 2000);
+setInterval(() => { if ($("live").checked && !document.hidden) refresh(); }, 3000);

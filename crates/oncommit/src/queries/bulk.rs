@@ -11,24 +11,10 @@ use sqlx::sqlite::SqliteConnection;
 
 use crate::db::Db;
 use crate::error::Result;
+use crate::queries::selection::Filter;
 
 /// Jobs acted on per statement.
 const BATCH: i64 = 5_000;
-
-/// Which jobs an action selects, as the statements bind it.
-#[derive(Debug, Clone)]
-pub(crate) struct Filter {
-    /// At least one state.
-    pub(crate) states: Vec<&'static str>,
-    pub(crate) queue: Option<String>,
-    pub(crate) task: Option<String>,
-    /// Finished (or, if unfinished, created) at or after, epoch ms.
-    pub(crate) since_ms: Option<i64>,
-    /// … and before, epoch ms.
-    pub(crate) until_ms: Option<i64>,
-    /// Some attempt's error contains this text, ignoring case.
-    pub(crate) error: Option<String>,
-}
 
 /// What a bulk action does to each selected job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,61 +36,24 @@ pub(crate) struct Done {
     pub(crate) requested: u64,
 }
 
-/// The filter on PostgreSQL: `$1` states, `$2` queue, `$3` task, `$4`/`$5` the time range in
-/// epoch ms, `$6` error text. An error history that is not an array (written by hand)
-/// matches no text rather than failing the statement.
-macro_rules! pg_filter {
-    () => {
-        "state = ANY($1::text[]) AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR task = $3) \
-         AND ($4::int8 IS NULL OR coalesce(finished_at, created_at) >= to_timestamp($4::int8 / 1000.0)) \
-         AND ($5::int8 IS NULL OR coalesce(finished_at, created_at) < to_timestamp($5::int8 / 1000.0)) \
-         AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements( \
-                 CASE WHEN jsonb_typeof(errors) = 'array' THEN errors ELSE '[]'::jsonb END) AS e \
-             WHERE strpos(lower(e ->> 'error'), lower($6)) > 0))"
-    };
-}
-
-/// The same filter on SQLite (states as a JSON array).
-macro_rules! sqlite_filter {
-    () => {
-        "state IN (SELECT value FROM json_each($1)) AND ($2 IS NULL OR queue = $2) AND ($3 IS NULL OR task = $3) \
-         AND ($4 IS NULL OR coalesce(finished_at, created_at) >= $4) \
-         AND ($5 IS NULL OR coalesce(finished_at, created_at) < $5) \
-         AND ($6 IS NULL OR EXISTS (SELECT 1 FROM json_each( \
-                 CASE WHEN json_valid(errors) AND json_type(errors) = 'array' THEN errors ELSE '[]' END) AS e \
-             WHERE instr(lower(e.value ->> '$.error'), lower($6)) > 0))"
-    };
-}
-
-/// Binds the filter's six parameters, in order, to a query of either backend.
-macro_rules! bind_filter {
-    ($query:expr, $f:expr, $states:expr) => {
-        $query
-            .bind($states)
-            .bind($f.queue.as_deref())
-            .bind($f.task.as_deref())
-            .bind($f.since_ms)
-            .bind($f.until_ms)
-            .bind($f.error.as_deref())
-    };
-}
-
 /// How many jobs the filter selects now.
 pub(crate) async fn job_count_selected(db: &Db, f: &Filter) -> Result<i64> {
-    let states_json = serde_json::to_string(&f.states).map_err(crate::Error::app)?;
+    let (states_json, ids_json) = (f.states_json()?, f.ids_json()?);
     on_conn!(
         db,
         "counting the selected jobs",
         |c| bind_filter!(
             sqlx::query_scalar(concat!("SELECT count(*) FROM oncommit.jobs WHERE ", pg_filter!())),
             f,
-            &f.states
+            &f.states,
+            &f.ids
         )
         .fetch_one(&mut **c),
         bind_filter!(
             sqlx::query_scalar(concat!("SELECT count(*) FROM oncommit_jobs WHERE ", sqlite_filter!())),
             f,
-            &states_json
+            &states_json,
+            &ids_json
         )
         .fetch_one(&mut **c),
     )
@@ -138,7 +87,7 @@ pub(crate) async fn job_act_on_selected(db: &Db, f: &Filter, action: Action) -> 
 
 /// The next ids the filter selects after `after`, in id order.
 async fn next_batch(db: &Db, f: &Filter, after: i64) -> Result<Vec<i64>> {
-    let states_json = serde_json::to_string(&f.states).map_err(crate::Error::app)?;
+    let (states_json, ids_json) = (f.states_json()?, f.ids_json()?);
     on_conn!(
         db,
         "selecting jobs",
@@ -146,10 +95,11 @@ async fn next_batch(db: &Db, f: &Filter, after: i64) -> Result<Vec<i64>> {
             sqlx::query_scalar(concat!(
                 "SELECT id FROM oncommit.jobs WHERE ",
                 pg_filter!(),
-                " AND id > $7 ORDER BY id LIMIT $8"
+                " AND id > $10 ORDER BY id LIMIT $11"
             )),
             f,
-            &f.states
+            &f.states,
+            &f.ids
         )
         .bind(after)
         .bind(BATCH)
@@ -158,10 +108,11 @@ async fn next_batch(db: &Db, f: &Filter, after: i64) -> Result<Vec<i64>> {
             sqlx::query_scalar(concat!(
                 "SELECT id FROM oncommit_jobs WHERE ",
                 sqlite_filter!(),
-                " AND id > $7 ORDER BY id LIMIT $8"
+                " AND id > $10 ORDER BY id LIMIT $11"
             )),
             f,
-            &states_json
+            &states_json,
+            &ids_json
         )
         .bind(after)
         .bind(BATCH)
@@ -174,7 +125,7 @@ async fn act_postgres(c: &mut PgConnection, f: &Filter, action: Action, ids: &[i
         Action::Retry => concat!(
             "UPDATE oncommit.jobs SET state = 'available', run_at = now(), finished_at = NULL, \
                  cancel_requested = false, max_attempts = greatest(max_attempts, attempt + 1) \
-             WHERE id = ANY($7) AND state <> 'running' AND ",
+             WHERE id = ANY($10) AND state <> 'running' AND ",
             pg_filter!(),
             " RETURNING queue, state"
         ),
@@ -183,18 +134,18 @@ async fn act_postgres(c: &mut PgConnection, f: &Filter, action: Action, ids: &[i
                  cancel_requested = (state = 'running'), \
                  finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END, \
                  state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END \
-             WHERE id = ANY($7) AND state IN ('pending', 'scheduled', 'available', 'running', 'retryable') AND ",
+             WHERE id = ANY($10) AND state IN ('pending', 'scheduled', 'available', 'running', 'retryable') AND ",
             pg_filter!(),
             " RETURNING id::text, state"
         ),
         Action::Delete => concat!(
-            "DELETE FROM oncommit.jobs WHERE id = ANY($7) AND state <> 'running' AND ",
+            "DELETE FROM oncommit.jobs WHERE id = ANY($10) AND state <> 'running' AND ",
             pg_filter!(),
             " RETURNING queue, state"
         ),
     };
     let rows: Vec<(String, String)> =
-        bind_filter!(sqlx::query_as(sql), f, &f.states).bind(ids).fetch_all(&mut *c).await?;
+        bind_filter!(sqlx::query_as(sql), f, &f.states, &f.ids).bind(ids).fetch_all(&mut *c).await?;
     let (done, wake, stop) = tally(action, rows);
     super::postgres::notify_on(&mut *c, super::CANCEL_CHANNEL, &stop).await?;
     super::postgres::notify_on(&mut *c, super::JOBS_CHANNEL, &wake).await?;
@@ -207,7 +158,7 @@ async fn act_sqlite(c: &mut SqliteConnection, f: &Filter, action: Action, ids: &
             "UPDATE oncommit_jobs SET state = 'available', run_at = ",
             sqlite_now_ms!(),
             ", finished_at = NULL, cancel_requested = 0, max_attempts = max(max_attempts, attempt + 1) \
-             WHERE id IN (SELECT value FROM json_each($7)) AND state <> 'running' AND ",
+             WHERE id IN (SELECT value FROM json_each($10)) AND state <> 'running' AND ",
             sqlite_filter!(),
             " RETURNING queue, state"
         ),
@@ -218,21 +169,21 @@ async fn act_sqlite(c: &mut SqliteConnection, f: &Filter, action: Action, ids: &
             sqlite_now_ms!(),
             " END, \
                  state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END \
-             WHERE id IN (SELECT value FROM json_each($7)) \
+             WHERE id IN (SELECT value FROM json_each($10)) \
                AND state IN ('pending', 'scheduled', 'available', 'running', 'retryable') AND ",
             sqlite_filter!(),
             " RETURNING CAST(id AS TEXT), state"
         ),
         Action::Delete => concat!(
-            "DELETE FROM oncommit_jobs WHERE id IN (SELECT value FROM json_each($7)) AND state <> 'running' AND ",
+            "DELETE FROM oncommit_jobs WHERE id IN (SELECT value FROM json_each($10)) AND state <> 'running' AND ",
             sqlite_filter!(),
             " RETURNING queue, state"
         ),
     };
-    let states_json = serde_json::to_string(&f.states).map_err(crate::Error::app)?;
+    let (states_json, selected_json) = (f.states_json()?, f.ids_json()?);
     let ids_json = serde_json::to_string(ids).map_err(crate::Error::app)?;
     let rows: Vec<(String, String)> =
-        bind_filter!(sqlx::query_as(sql), f, &states_json).bind(ids_json).fetch_all(&mut *c).await?;
+        bind_filter!(sqlx::query_as(sql), f, &states_json, &selected_json).bind(ids_json).fetch_all(&mut *c).await?;
     let (done, wake, _stop) = tally(action, rows);
     Ok((done, wake))
 }

@@ -238,30 +238,61 @@ async fn insert_sqlite(c: &mut SqliteConnection, job: &NewJob) -> Result<(i64, S
 
 /// The jobs `id` depends on that still exist, with their states and results.
 pub(crate) async fn job_parents(db: &Db, id: JobId) -> Result<Vec<Parent>> {
+    Ok(job_linked(db, id, Link::Parents)
+        .await?
+        .into_iter()
+        .map(|job| Parent { id: job.id, task: job.task, state: job.state, result: job.result })
+        .collect())
+}
+
+/// Which side of a job's dependencies [`job_linked`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// The jobs it waits for.
+    Parents,
+    /// The jobs that wait for it.
+    Dependants,
+}
+
+/// The jobs on one side of job `id`'s dependencies, in id order: the edges' primary key
+/// serves parents, their `parent_id` index dependants.
+pub(crate) async fn job_linked(db: &Db, id: JobId, link: Link) -> Result<Vec<Job>> {
+    macro_rules! linked {
+        ($jobs:literal, $edges:literal, $columns:expr) => {
+            [
+                concat!(
+                    "SELECT ",
+                    $columns,
+                    " FROM ",
+                    $jobs,
+                    " WHERE id IN (SELECT parent_id FROM ",
+                    $edges,
+                    " WHERE job_id = $1) ORDER BY id"
+                ),
+                concat!(
+                    "SELECT ",
+                    $columns,
+                    " FROM ",
+                    $jobs,
+                    " WHERE id IN (SELECT job_id FROM ",
+                    $edges,
+                    " WHERE parent_id = $1) ORDER BY id"
+                ),
+            ]
+        };
+    }
+    let side = usize::from(link == Link::Dependants);
     let rows: Vec<JobRow> = on_conn!(
         db,
-        "reading a job's parents",
-        |c| sqlx::query_as(concat!(
-            "SELECT ",
-            pg_job_columns!(),
-            " FROM oncommit.jobs WHERE id IN (SELECT parent_id FROM oncommit.job_dependencies WHERE job_id = $1) \
-             ORDER BY id"
-        ))
-        .bind(id.0)
-        .fetch_all(&mut **c),
-        sqlx::query_as(concat!(
-            "SELECT ",
-            sqlite_job_columns!(),
-            " FROM oncommit_jobs WHERE id IN (SELECT parent_id FROM oncommit_job_dependencies WHERE job_id = $1) \
-             ORDER BY id"
-        ))
-        .bind(id.0)
-        .fetch_all(&mut **c),
+        "reading a job's dependencies",
+        |c| sqlx::query_as(linked!("oncommit.jobs", "oncommit.job_dependencies", pg_job_columns!())[side])
+            .bind(id.0)
+            .fetch_all(&mut **c),
+        sqlx::query_as(linked!("oncommit_jobs", "oncommit_job_dependencies", sqlite_job_columns!())[side])
+            .bind(id.0)
+            .fetch_all(&mut **c),
     )?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Parent { id: r.job.id, task: r.job.task, state: r.job.state, result: r.job.result })
-        .collect())
+    Ok(rows.into_iter().map(|r| r.job).collect())
 }
 
 /// The jobs of workflow `id`, in id order, each with the ids of its parents.

@@ -19,7 +19,7 @@ macro_rules! pg_job_columns {
     () => {
         "id, queue, task, args::text AS args, state, priority, attempt, max_attempts, run_at, created_at, \
          attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors::text AS errors, unique_key, \
-         trace_context, result::text AS result, workflow_id"
+         trace_context, result::text AS result, workflow_id, concurrency_key"
     };
 }
 
@@ -27,7 +27,7 @@ macro_rules! sqlite_job_columns {
     () => {
         "id, queue, task, args, state, priority, attempt, max_attempts, run_at, created_at, \
          attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors, unique_key, trace_context, \
-         result, workflow_id"
+         result, workflow_id, concurrency_key"
     };
 }
 
@@ -98,7 +98,11 @@ macro_rules! on_conn {
     }};
 }
 
+#[macro_use]
+pub(crate) mod selection;
+pub(crate) mod activity;
 pub(crate) mod bulk;
+pub(crate) mod listing;
 mod dependencies;
 mod key_rate;
 #[cfg(test)]
@@ -109,7 +113,7 @@ mod sqlite;
 mod unique_insert;
 
 pub use dependencies::Parent;
-pub(crate) use dependencies::{job_parents, job_sweep_pending, workflow_jobs};
+pub(crate) use dependencies::{Link, job_linked, job_parents, job_sweep_pending, workflow_jobs};
 pub(crate) use key_rate::rate_windows_prune;
 pub(crate) use queue_control::{Claim, Setting, queue_list, queue_set};
 pub use queue_control::{QueueInfo, RateLimit};

@@ -175,7 +175,8 @@ pub(super) const COMPLETE: &str = "UPDATE oncommit.jobs SET \
              max_attempts = max_attempts + u.extra, \
              finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN now() END, \
              result = CASE WHEN u.uresult IS NULL THEN oncommit.jobs.result ELSE u.uresult::jsonb END, \
-             lease_owner = NULL, lease_expires_at = NULL, cancel_requested = false \
+             lease_owner = CASE WHEN u.new_state = 'completed' THEN lease_owner END, \
+             lease_expires_at = NULL, cancel_requested = false \
          FROM unnest($1::int8[], $2::int4[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::text[]) \
               AS u(uid, uattempt, new_state, delay_ms, error, extra, uresult) \
          WHERE id = u.uid AND attempt = u.uattempt AND (state = 'running') IS TRUE \
@@ -237,7 +238,8 @@ pub(super) async fn job_rescue(c: &mut PgConnection) -> Result<Vec<String>> {
              finished_at = CASE WHEN attempt >= max_attempts THEN now() END, \
              errors = errors || jsonb_build_array(jsonb_build_object( \
                  'attempt', attempt, 'at', (extract(epoch FROM now()) * 1000)::int8, \
-                 'error', 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped renewing it')), \
+                 'error', 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped renewing it', \
+                 'worker', lease_owner, 'started', (extract(epoch FROM attempted_at) * 1000)::int8)), \
              lease_owner = NULL, lease_expires_at = NULL \
            WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
                WHERE state = 'running' AND lease_expires_at < now() \

@@ -188,7 +188,8 @@ pub(super) async fn job_set_state_if_running_many(
         sqlite_now_ms!(),
         " END, \
              result = CASE WHEN u.uresult IS NULL THEN oncommit_jobs.result ELSE u.uresult END, \
-             lease_owner = NULL, lease_expires_at = NULL, cancel_requested = 0 \
+             lease_owner = CASE WHEN u.new_state = 'completed' THEN lease_owner END, \
+             lease_expires_at = NULL, cancel_requested = 0 \
          FROM (SELECT value ->> '$.id' AS uid, value ->> '$.attempt' AS uattempt, \
                       value ->> '$.state' AS new_state, value ->> '$.delay_ms' AS delay_ms, \
                       value ->> '$.error' AS error, value ->> '$.extra' AS extra, value ->> '$.result' AS uresult \
@@ -236,7 +237,8 @@ pub(super) async fn job_rescue(c: &mut SqliteConnection) -> Result<Vec<String>> 
         sqlite_append_error!(concat!(
             "json_object('attempt', attempt, 'at', ",
             sqlite_now_ms!(),
-            ", 'error', 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped renewing it')"
+            ", 'error', 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped renewing it', \
+             'worker', lease_owner, 'started', attempted_at)"
         )),
         ", \
              lease_owner = NULL, lease_expires_at = NULL \

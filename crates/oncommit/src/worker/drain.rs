@@ -52,6 +52,14 @@ impl Worker {
     /// # Ok(()) }
     /// ```
     pub async fn drain(self, limit: usize) -> Result<Drained> {
+        let activity = crate::activity::ActivityCounter::default();
+        let drained = self.drain_counting(limit, &activity).await;
+        // What ran is counted whether or not the drain ended well.
+        activity.flush(&self.db).await?;
+        drained
+    }
+
+    async fn drain_counting(&self, limit: usize, activity: &crate::activity::ActivityCounter) -> Result<Drained> {
         let queues: Vec<String> = if self.queues.is_empty() {
             vec!["default".to_owned()]
         } else {
@@ -81,7 +89,7 @@ impl Worker {
                 let lease_lost = held.claimed(row.job.id.0, row.job.attempt, sent, lease);
                 let change = match row.problem {
                     Some(problem) => Some(executor::unrunnable(&row.job, problem)),
-                    None => executor::execute(row.job, &self.registry, &self.db, &held, (lease_lost, lease)).await,
+                    None => executor::execute(row.job, &self.registry, &self.db, &held, (lease_lost, lease), activity).await,
                 };
                 drained.ran += 1;
                 match &change {

@@ -9,6 +9,7 @@ use chrono::Utc;
 
 use super::held::{Held, Stop};
 use super::registry::Registry;
+use crate::activity::ActivityCounter;
 use crate::db::Db;
 use crate::job::{Job, JobState};
 use crate::metrics;
@@ -28,6 +29,7 @@ pub(crate) async fn execute(
     db: &Db,
     held: &Held,
     lease: (tokio::sync::watch::Receiver<bool>, Duration),
+    activity: &ActivityCounter,
 ) -> Option<Transition> {
     let span = trace::job_span(&job);
     let started = std::time::Instant::now();
@@ -36,6 +38,7 @@ pub(crate) async fn execute(
     let took = started.elapsed();
     let label = change.as_ref().map_or("completed", Transition::outcome);
     metrics::job_ran(&job.queue, &job.task, label, took, waited);
+    activity.record(&job.queue, label, waited);
     trace::job_ended(&span, label, took, change.as_ref().and_then(Transition::error_message).as_deref());
     change
 }
@@ -130,17 +133,32 @@ struct Outcome {
     id: i64,
     attempt: i32,
     max_attempts: i32,
+    /// Who ran the attempt and when it started, for the attempt's entry in the history.
+    worker: Option<String>,
+    started: Option<i64>,
 }
 
 impl Outcome {
     fn of(job: &Job) -> Outcome {
-        Outcome { id: job.id.0, attempt: job.attempt, max_attempts: job.max_attempts }
+        Outcome {
+            id: job.id.0,
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            worker: job.lease_owner.clone(),
+            started: job.attempted_at.map(|t| t.timestamp_millis()),
+        }
     }
 
     fn to(&self, state: JobState, delay: Option<Duration>, error: Option<String>, extra: i32) -> Transition {
         let error = error.map(|message| {
-            serde_json::json!({ "attempt": self.attempt, "at": Utc::now().timestamp_millis(), "error": message })
-                .to_string()
+            serde_json::json!({
+                "attempt": self.attempt,
+                "at": Utc::now().timestamp_millis(),
+                "error": message,
+                "worker": self.worker,
+                "started": self.started,
+            })
+            .to_string()
         });
         Transition {
             id: self.id,

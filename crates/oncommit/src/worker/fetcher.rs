@@ -216,7 +216,7 @@ async fn run_job(shared: Arc<Shared>, slots: Arc<Slots>, claimed: Claimed, _turn
     }
     let lease = (claimed.lease_lost, shared.config.lease);
     let started = Instant::now();
-    let change = executor::execute(claimed.job, &shared.registry, &shared.db, &shared.held, lease).await;
+    let change = executor::execute(claimed.job, &shared.registry, &shared.db, &shared.held, lease, &shared.activity).await;
     slots.ran(started.elapsed());
     match change {
         Some(change) => finish(shared, change, claimed.slot).await,

@@ -48,7 +48,12 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>, mut stop: Shutdown) {
         if alive_at.is_none_or(|t| t.elapsed() >= interval) && !failed {
             let queues = shared.queues_json.as_str();
             match queries::worker_heartbeat(&shared.services, &shared.id, &shared.hostname, shared.pid, queues).await {
-                Ok(()) => alive_at = Some(Instant::now()),
+                Ok(()) => {
+                    alive_at = Some(Instant::now());
+                    if let Err(err) = shared.activity.flush(&shared.services).await {
+                        tracing::debug!(error = %err, "recording queue activity failed; kept for the next heartbeat");
+                    }
+                }
                 Err(err) => {
                     shared.outage.failed("recording the worker heartbeat", &err);
                     failed = true;
@@ -204,6 +209,7 @@ async fn prune(shared: Arc<Shared>, shutdown: Shutdown) {
     }
     queries::worker_prune(&shared.services, shared.config.lease * 4).await.ok();
     queries::rate_windows_prune(&shared.services).await.ok();
+    crate::activity::prune(&shared.services).await.ok();
     // The net under the dependency trigger: nothing stays pending once its parents are done.
     match queries::job_sweep_pending(&shared.services).await {
         Ok(0) => {}

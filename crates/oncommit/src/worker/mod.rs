@@ -28,6 +28,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::activity::ActivityCounter;
 use crate::db::{Backend, Db};
 use crate::error::Result;
 use crate::periodic::Periodic;
@@ -145,6 +146,8 @@ pub(crate) struct Shared {
     /// queue at its concurrency limit may claim again.
     written: Arc<tokio::sync::watch::Sender<u64>>,
     periodic: Vec<Periodic>,
+    /// What this worker's jobs did, per queue and minute, until the heartbeat writes it.
+    activity: ActivityCounter,
 }
 
 /// Runs jobs. Build it, register task types, choose queues, then [`Worker::run`].
@@ -398,6 +401,7 @@ impl Worker {
             completions,
             written,
             periodic: self.periodic,
+            activity: ActivityCounter::default(),
         });
         tracing::info!(worker = shared.id, queues = shared.queues_json, tasks = ?shared.registry.names(), "worker started");
 
@@ -449,6 +453,7 @@ impl Worker {
         stop_background.trigger();
         while background.join_next().await.is_some() {}
         let (id, query_timeout) = (shared.id.clone(), shared.config.query_timeout());
+        tokio::time::timeout(query_timeout, shared.activity.flush(&services)).await.ok();
         drop(shared);
         // The completer writes what is left; while the database does not answer, it is
         // given the query timeout, then gives up (those jobs are rescued when their leases

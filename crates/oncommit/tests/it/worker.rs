@@ -21,7 +21,7 @@ backend_test!(async fn a_worker_runs_jobs_and_completes_them_exactly_once(t) {
     for id in &ids {
         let job = wait_for(&t.db, *id, JobState::Completed).await;
         assert_eq!(job.attempt, 1);
-        assert!(job.finished_at.is_some() && job.lease_owner.is_none());
+        assert!(job.finished_at.is_some() && job.lease_owner.is_some() && job.lease_expires_at.is_none());
     }
     w.stop().await;
     let runs = runs(&t.db).await;
