@@ -196,7 +196,7 @@ backend_test!(async fn reads_can_be_put_behind_the_token(t) {
 });
 
 backend_test!(async fn database_errors_are_logged_not_sent_to_clients(t) {
-    t.db.migrate().await.unwrap();
+    failed_job(&t.db).await; // a listing of an empty table asks nothing of the database
     // PostgreSQL refuses a NUL byte in text; its message must not reach the client.
     let (status, body) =
         send(app(&t.db, None), Request::get("/dashboard/api/jobs?queue=%00").body(Body::empty()).unwrap()).await;
@@ -315,4 +315,106 @@ backend_test!(async fn a_workflow_is_listed_with_its_steps_and_their_parents(t) 
     assert_eq!(job["workflow_id"], ids.id.as_str());
     let (status, _) = send(app, Request::get("/dashboard/api/workflows/nope").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+});
+
+backend_test!(async fn the_jobs_view_filters_pages_and_refuses_bad_values(t) {
+    let cancelled = failed_job(&t.db).await; // cancelled, queue `mail`, args with markup
+    let mut mail = Vec::new();
+    for i in 0..3 {
+        let args = serde_json::json!({ "to": format!("user{i}@example.com") });
+        mail.push(t.db.enqueue_raw("send", &args, EnqueueOptions::new().queue("mail").priority(2)).await.unwrap().0);
+    }
+    let other = t.db.enqueue_raw("charge", &serde_json::json!({}), EnqueueOptions::new().queue("billing")).await.unwrap();
+    let app = app(&t.db, Some("s3cret"));
+    let ids = |page: &Value| page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect::<Vec<_>>();
+
+    // Two states, one queue, a page of two, then the next page from its cursor.
+    let first = get_json(app.clone(), "/dashboard/api/jobs?state=available,cancelled&queue=mail&limit=2").await;
+    assert_eq!(ids(&first), vec![mail[2], mail[1]], "{first}");
+    let cursor = first["next_cursor"].as_i64().unwrap();
+    let second = get_json(app.clone(), &format!("/dashboard/api/jobs?state=available,cancelled&queue=mail&limit=2&cursor={cursor}")).await;
+    assert_eq!(ids(&second), vec![mail[0], cancelled.0], "{second}");
+    let oldest = get_json(app.clone(), "/dashboard/api/jobs?order=oldest&limit=1").await;
+    assert_eq!(ids(&oldest), vec![cancelled.0]);
+    let found = get_json(app.clone(), "/dashboard/api/jobs?search=USER1%40").await;
+    assert_eq!(ids(&found), vec![mail[1]]);
+    let found = get_json(app.clone(), &format!("/dashboard/api/jobs?search={}&task=charge", other.0)).await;
+    assert_eq!(ids(&found), vec![other.0]);
+    let found = get_json(app.clone(), "/dashboard/api/jobs?priority=2&since=2000-01-01T00:00:00Z").await;
+    assert_eq!(ids(&found), vec![mail[2], mail[1], mail[0]]);
+    assert_eq!(found["next_cursor"], Value::Null);
+
+    for bad in ["priority=high", "since=yesterday", "order=sideways", "limit=0", "limit=5000", "cursor=x", "state=done", "priority=99999"] {
+        let (status, body) = send(app.clone(), Request::get(format!("/dashboard/api/jobs?{bad}")).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.contains("\"error\""), "{bad}: {body}");
+    }
+
+    // Ticked jobs, by id, for a bulk action.
+    let auth = [("authorization", "Bearer s3cret")];
+    let ticked = format!(r#"{{"ids": [{}, {}]}}"#, mail[0], other.0);
+    let (status, body) = post_json(app.clone(), "/dashboard/api/jobs/bulk/count", &[], &ticked).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"matched":2}"#));
+    let (status, body) = post_json(app.clone(), "/dashboard/api/jobs/bulk/cancel", &auth, &ticked).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"cancelled":2,"requested":0}"#));
+    assert_eq!(t.db.job(JobId(mail[1])).await.unwrap().unwrap().state, JobState::Available, "only the ticked ones");
+
+    // The overview: counts (every state), queues, activity, workers.
+    let overview = get_json(app.clone(), "/dashboard/api/overview").await;
+    assert_eq!(overview["counts"]["queues"]["mail"]["available"], 2, "{overview}");
+    assert_eq!(overview["counts"]["total"]["pending"], 0, "{overview}");
+    assert!(overview["queues"].as_array().unwrap().iter().any(|q| q["name"] == "mail"), "{overview}");
+    assert!(overview["activity"].is_array() && overview["workers"].is_array(), "{overview}");
+
+    // A job's detail names its dependencies.
+    let child = t.db.enqueue_raw("after", &serde_json::json!({}), EnqueueOptions::new().queue("mail").depends_on([JobId(mail[1])])).await.unwrap();
+    let detail = get_json(app.clone(), &format!("/dashboard/api/jobs/{}", mail[1])).await;
+    assert_eq!(detail["dependants"][0]["id"], child.0, "{detail}");
+    assert_eq!(detail["dependants"][0]["state"], "pending", "{detail}");
+    let detail = get_json(app, &format!("/dashboard/api/jobs/{child}")).await;
+    assert_eq!(detail["parents"][0]["id"], mail[1], "{detail}");
+});
+
+/// The OpenAPI document and the router agree: every route the router declares is in the
+/// document with its method, and every operation the document lists reaches a handler.
+backend_test!(async fn the_openapi_document_describes_exactly_the_real_routes(t) {
+    let id = failed_job(&t.db).await;
+    let app = app(&t.db, Some("s3cret"));
+    let doc = get_json(app.clone(), "/dashboard/api/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    // The routes as the router's source declares them.
+    let source = include_str!("../src/dashboard/mod.rs");
+    let mut declared = std::collections::BTreeSet::new();
+    for line in source.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
+        let path = line.split('"').nth(1).unwrap().to_owned();
+        let method = if line.contains("post(") { "POST" } else { "GET" };
+        if path != "/" && !path.starts_with("/page.") {
+            declared.insert((method.to_owned(), path));
+        }
+    }
+    assert_eq!(declared, documented, "routes and the OpenAPI document differ");
+    // Each documented operation reaches its handler: axum's own 404 (no route) has no body,
+    // and 405 means the method is wrong.
+    for (method, path) in &documented {
+        let uri = format!("/dashboard{path}")
+            .replace("{id}", &id.0.to_string())
+            .replace("{name}", "mail")
+            .replace("{action}", "count");
+        let request = Request::builder()
+            .method(method.as_str())
+            .uri(&uri)
+            .header("authorization", "Bearer s3cret")
+            .header("content-type", "application/json")
+            .body(Body::from(if method == "POST" { "{}" } else { "" }))
+            .unwrap();
+        let (status, body) = send(app.clone(), request).await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert!(!(status == StatusCode::NOT_FOUND && body.is_empty()), "{method} {uri}: no route");
+    }
 });

@@ -45,16 +45,16 @@ pub(crate) async fn activity_add(db: &Db, rows: &[ActivityRow]) -> Result<()> {
     )
 }
 
+pub(super) const PG_ACTIVITY_SINCE: &str = "SELECT minute, queue, metric, bucket, count FROM oncommit.queue_activity \
+     WHERE minute >= $1 ORDER BY minute, queue, metric, bucket";
+
 /// The counts of minutes `since_minute` and later, summed over the workers: a range of the
 /// primary key.
 pub(crate) async fn activity_since(db: &Db, since_minute: i64) -> Result<Vec<ActivityRow>> {
     on_conn!(
         db,
         "reading queue activity",
-        |c| sqlx::query_as(
-            "SELECT minute, queue, metric, bucket, count FROM oncommit.queue_activity \
-             WHERE minute >= $1 ORDER BY minute, queue, metric, bucket"
-        )
+        |c| sqlx::query_as(PG_ACTIVITY_SINCE)
         .bind(since_minute)
         .fetch_all(&mut **c),
         sqlx::query_as(

@@ -106,6 +106,8 @@ pub(crate) mod listing;
 mod dependencies;
 mod key_rate;
 #[cfg(test)]
+mod dashboard_plans;
+#[cfg(test)]
 mod plans;
 mod postgres;
 mod queue_control;

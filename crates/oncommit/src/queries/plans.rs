@@ -16,7 +16,7 @@ fn admin_url() -> String {
 }
 
 /// The plans of `statement` with these argument literals, custom and generic, as JSON text.
-async fn plans(c: &mut PgConnection, types: &str, statement: &str, args: &str) -> [String; 2] {
+pub(super) async fn plans(c: &mut PgConnection, types: &str, statement: &str, args: &str) -> [String; 2] {
     let mut plans = [String::new(), String::new()];
     sqlx::raw_sql(AssertSqlSafe(format!("PREPARE probe({types}) AS {statement}"))).execute(&mut *c).await.unwrap();
     for (mode, plan) in ["force_custom_plan", "force_generic_plan"].iter().zip(plans.iter_mut()) {
@@ -33,7 +33,7 @@ async fn plans(c: &mut PgConnection, types: &str, statement: &str, args: &str) -
 }
 
 /// A fresh migrated database: its name, its URL, and an admin connection to drop it with.
-async fn scratch_database(prefix: &str) -> (String, String, PgConnection) {
+pub(super) async fn scratch_database(prefix: &str) -> (String, String, PgConnection) {
     let admin_url = admin_url();
     let name = format!("{prefix}_{}_{}", std::process::id(), fastrand::u32(..));
     let mut admin = PgConnection::connect(&admin_url).await.unwrap();

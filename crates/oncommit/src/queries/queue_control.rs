@@ -362,7 +362,7 @@ pub(crate) async fn queue_set(db: &Db, queue: &str, setting: Setting) -> Result<
 /// Every queue a setting names, a job waits or runs in, a task declares or a worker serves,
 /// by name: its settings, the counts of its waiting and running jobs (each read through
 /// its partial index, never the finished rows), and how many workers serve it.
-const QUEUE_LIST_POSTGRES: &str = "\
+pub(super) const QUEUE_LIST_POSTGRES: &str = "\
     WITH counts AS ( \
         SELECT queue, 'available' AS state, count(*) AS n FROM oncommit.jobs WHERE state = 'available' GROUP BY queue \
         UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit.jobs \

@@ -6,6 +6,7 @@ mod declarations;
 mod enqueue_many_sql;
 mod hooks;
 mod jobs;
+mod listing;
 mod liveness;
 mod locks;
 mod metrics;
