@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use oncommit::{Cancelled, Db, EnqueueOptions, Job, JobFilter, JobId, JobState};
+use oncommit::{Cancelled, Db, EnqueueOptions, Job, JobId, JobState};
 use serde_json::{Value, json};
 
 use crate::args::EnqueueArgs;
@@ -60,12 +60,15 @@ pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs) -> anyhow::Result<()> {
     print(a.json, &json!({ "id": id, "task": a.task }), || id.to_string())
 }
 
-pub(crate) async fn jobs(db: &Db, filter: JobFilter, json: bool) -> anyhow::Result<()> {
-    let jobs = db.jobs(&filter).await?;
-    print(json, &json!({ "jobs": jobs }), || {
+/// A page of jobs; in text, the command for the next page follows the table.
+pub(crate) async fn jobs(db: &Db, args: &crate::args::JobsArgs) -> anyhow::Result<()> {
+    let (selection, page) = args.query();
+    let listed = db.list_jobs(&selection, &page).await?;
+    let jobs = &listed.jobs;
+    print(args.json, &json!(listed), || {
         let mut text =
             format!("{:>8}  {:<10} {:<12} {:<14} {:>7}  last error\n", "id", "state", "queue", "task", "attempt");
-        for j in &jobs {
+        for j in jobs {
             let error = j.errors.last().map(|e| e.error.as_str()).unwrap_or("");
             text.push_str(&format!(
                 "{:>8}  {:<10} {:<12} {:<14} {:>3}/{:<3}  {}\n",
@@ -77,6 +80,9 @@ pub(crate) async fn jobs(db: &Db, filter: JobFilter, json: bool) -> anyhow::Resu
                 j.max_attempts,
                 shown(error)
             ));
+        }
+        if let Some(cursor) = listed.next_cursor {
+            text.push_str(&format!("more: the same command with --cursor {cursor}\n"));
         }
         text
     })
@@ -121,8 +127,12 @@ fn describe(j: &Job) -> String {
     if let Some(result) = &j.result {
         text.push_str(&format!("\nresult: {}", shown(&result.to_string())));
     }
+    if let Some(key) = &j.concurrency_key {
+        text.push_str(&format!("\nconcurrency key: {}", shown(key)));
+    }
     for e in &j.errors {
-        text.push_str(&format!("\n  attempt {}: {}", e.attempt, shown(&e.error)));
+        let by = e.worker.as_deref().map(|w| format!(" on {}", shown(w))).unwrap_or_default();
+        text.push_str(&format!("\n  attempt {}{by}: {}", e.attempt, shown(&e.error)));
     }
     text
 }

@@ -45,21 +45,8 @@ pub(crate) enum Command {
     Worker(WorkerArgs),
     /// Enqueue a job by task name (autocommit); prints its id.
     Enqueue(EnqueueArgs),
-    /// List jobs, newest first.
-    Jobs {
-        /// Only jobs in this state (pending, scheduled, available, running, retryable, completed, failed, cancelled).
-        #[arg(long)]
-        state: Option<oncommit::JobState>,
-        /// Only jobs on this queue.
-        #[arg(long)]
-        queue: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List jobs a page at a time, newest first: the dashboard's filters and cursor.
+    Jobs(JobsArgs),
     /// Show one job: args, attempts, errors, timings.
     Job {
         /// The job id.
@@ -278,6 +265,66 @@ pub(crate) struct EnqueueArgs {
     /// Print one JSON object instead of the id.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// `oncommit jobs`: the filters of the dashboard's jobs view, and a page.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct JobsArgs {
+    /// Only jobs in these states (comma-separated: failed,cancelled); all when omitted.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) state: Vec<oncommit::JobState>,
+    /// Only jobs on this queue.
+    #[arg(long)]
+    pub(crate) queue: Option<String>,
+    /// Only jobs of this task.
+    #[arg(long)]
+    pub(crate) task: Option<String>,
+    /// Only jobs of this priority.
+    #[arg(long)]
+    pub(crate) priority: Option<i16>,
+    /// Only jobs finished (unfinished: created) since: an age (`30m`, `12h`, `7d`) or an
+    /// RFC 3339 time.
+    #[arg(long, value_parser = parse_when)]
+    pub(crate) since: Option<chrono::DateTime<chrono::Utc>>,
+    /// … before: an age or an RFC 3339 time.
+    #[arg(long, value_parser = parse_when)]
+    pub(crate) until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only jobs whose id is this, or whose args or an error contain it (ignoring case).
+    #[arg(long)]
+    pub(crate) search: Option<String>,
+    /// Only jobs with an attempt whose error contains this text (ignoring case).
+    #[arg(long)]
+    pub(crate) error: Option<String>,
+    /// `newest` first (the default) or `oldest`.
+    #[arg(long, default_value = "newest")]
+    pub(crate) order: oncommit::JobOrder,
+    /// Go on from where a previous page ended (its `next_cursor`).
+    #[arg(long)]
+    pub(crate) cursor: Option<i64>,
+    /// At most this many (1 to 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub(crate) limit: i64,
+    /// Print one JSON object (`{"jobs": [...], "next_cursor": …}`) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl JobsArgs {
+    /// The selection and page the flags describe.
+    pub(crate) fn query(&self) -> (oncommit::JobSelection, oncommit::JobPage) {
+        let selection = oncommit::JobSelection {
+            states: self.state.clone(),
+            queue: self.queue.clone(),
+            task: self.task.clone(),
+            since: self.since,
+            until: self.until,
+            error_contains: self.error.clone(),
+            priority: self.priority,
+            search: self.search.clone(),
+            ids: None,
+        };
+        (selection, oncommit::JobPage { order: self.order, cursor: self.cursor, limit: self.limit })
+    }
 }
 
 /// Which jobs `retry`, `cancel` and `delete` act on, instead of one id.

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::args::SelectArgs;
 use crate::demo::print;
+use crate::progress::while_running;
 
 /// The bulk actions.
 #[derive(Debug, Clone, Copy)]
@@ -33,19 +34,22 @@ pub(crate) async fn act(db: &Db, action: Action, select: &SelectArgs, json: bool
             format!("{matched} jobs selected; nothing done (--dry-run)")
         });
     }
+    // The count first, so a long action shows what it is working through.
+    let matched = db.count_jobs(&selection).await?;
+    let working = format!("{}: {matched} jobs selected", action.name());
     match action {
         Action::Retry => {
-            let retried = db.retry_jobs(&selection).await?;
+            let retried = while_running(&working, db.retry_jobs(&selection)).await?;
             print(json, &json!({ "retried": retried }), || format!("{retried} jobs retried"))
         }
         Action::Cancel => {
-            let done = db.cancel_jobs(&selection).await?;
+            let done = while_running(&working, db.cancel_jobs(&selection)).await?;
             print(json, &json!({ "cancelled": done.cancelled, "requested": done.requested }), || {
                 format!("{} jobs cancelled; {} running jobs asked to stop", done.cancelled, done.requested)
             })
         }
         Action::Delete => {
-            let deleted = db.delete_jobs(&selection).await?;
+            let deleted = while_running(&working, db.delete_jobs(&selection)).await?;
             print(json, &json!({ "deleted": deleted }), || format!("{deleted} jobs deleted"))
         }
     }

@@ -8,12 +8,13 @@ mod demo;
 mod exit;
 mod http;
 mod parse;
+mod progress;
 mod queues;
 mod serve;
 mod worker;
 
 use clap::Parser;
-use oncommit::{Db, DbOptions, JobFilter};
+use oncommit::{Db, DbOptions};
 
 use crate::args::{Args, Command};
 
@@ -55,10 +56,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // tables only where it runs: `oncommit stats` against production must not create them.
     let demo =
         matches!(args.command, Command::Serve { .. } | Command::Demo { .. } | Command::Migrate { demo: true, .. });
-    match demo {
-        true => oncommit_demo::schema::migrate(&db).await?,
-        false => db.migrate().await?,
-    }
+    // A migration of a large table (an index built, a table rebuilt) can take a while.
+    let migrating = async {
+        match demo {
+            true => oncommit_demo::schema::migrate(&db).await,
+            false => db.migrate().await.map_err(Into::into),
+        }
+    };
+    progress::while_running("migrating", migrating).await?;
     match args.command {
         Command::Migrate { json, .. } => {
             tracing::info!(url = db.url(), "migrations applied");
@@ -69,9 +74,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Serve { addr, no_worker, allowed_host } => serve::run(&db, &addr, no_worker, &allowed_host).await?,
         Command::Worker(_) => unreachable!("handled above"),
         Command::Enqueue(a) => admin::enqueue(&db, a).await?,
-        Command::Jobs { state, queue, limit, json } => {
-            admin::jobs(&db, JobFilter { state, queue, limit }, json).await?
-        }
+        Command::Jobs(a) => admin::jobs(&db, &a).await?,
         Command::Job { id, json } => admin::job(&db, id, json).await?,
         Command::Stats { json } => admin::stats(&db, json).await?,
         Command::Retry { id: Some(id), json, .. } => admin::retry(&db, id, json).await?,

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use oncommit::{Backend, Db, Shutdown, Task, TaskContext, TaskError, TaskOptions, Worker};
 use serde::{Deserialize, Serialize};
+
+use crate::progress::while_running;
 use tokio::sync::mpsc;
 
 use crate::demo::print;
@@ -113,36 +115,39 @@ pub(crate) struct Report {
 pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::Result<()> {
     // Every phase starts from a clean table (see `clear`).
     clear(db).await?;
-    let batched = rate(jobs, enqueue_batched(db, jobs).await?);
+    let batched = rate(jobs, while_running("bench: enqueue_many", enqueue_batched(db, jobs)).await?);
     clear(db).await?;
     enqueue_batched(db, jobs).await?;
-    let baseline = rate(jobs, baseline(db).await?);
+    let baseline = rate(jobs, while_running("bench: raw claim + complete", baseline(db)).await?);
     clear(db).await?;
     enqueue_batched(db, jobs).await?;
-    let end_to_end = rate(jobs, end_to_end(db, jobs).await?);
+    let end_to_end = rate(jobs, while_running("bench: end to end", end_to_end(db, jobs)).await?);
     clear(db).await?;
     let single = (jobs / 10).max(100);
-    let tx_enqueue = rate(single, enqueue_single(db, single, Single::TxEnqueue).await?);
+    let tx_enqueue =
+        rate(single, while_running("bench: tx.enqueue per transaction", enqueue_single(db, single, Single::TxEnqueue)).await?);
     clear(db).await?;
-    let insert_single_raw = rate(single, enqueue_single(db, single, Single::RawInsert).await?);
+    let insert_single_raw =
+        rate(single, while_running("bench: raw INSERT per transaction", enqueue_single(db, single, Single::RawInsert)).await?);
     clear(db).await?;
     let postgres = db.backend() == Backend::Postgres;
     let mut enqueue_single_sql = None;
     let mut bulk = None;
     if postgres {
-        enqueue_single_sql = Some(rate(single, enqueue_single(db, single, Single::SqlFunction).await?));
+        let sql_single = enqueue_single(db, single, Single::SqlFunction);
+        enqueue_single_sql = Some(rate(single, while_running("bench: oncommit.enqueue per transaction", sql_single).await?));
         clear(db).await?;
-        let sql = rate(jobs, enqueue::enqueue_many_sql(db, jobs).await?);
+        let sql = rate(jobs, while_running("bench: oncommit.enqueue_many", enqueue::enqueue_many_sql(db, jobs)).await?);
         clear(db).await?;
-        let raw = rate(jobs, enqueue::insert_select_raw(db, jobs).await?);
+        let raw = rate(jobs, while_running("bench: raw INSERT … SELECT", enqueue::insert_select_raw(db, jobs)).await?);
         clear(db).await?;
         bulk = Some((sql, raw));
     }
     let samples = 300;
-    let (p50, p99) = latency(db, samples).await?;
+    let (p50, p99) = while_running("bench: commit → start", latency(db, samples)).await?;
     clear(db).await?;
     let across = match postgres {
-        true => Some(latency::across_processes(db, url, samples).await?),
+        true => Some(while_running("bench: commit → start across processes", latency::across_processes(db, url, samples)).await?),
         false => None,
     };
     clear(db).await?;
