@@ -4,13 +4,15 @@
 //   content and by id) and the order narrow the list;
 // - the job detail: attempts with their worker, the timeline, a workflow's steps and a
 //   step's dependencies; a retry clicked there;
+// - pages: the next page of a queue of 60 jobs, and back to the first;
 // - bulk actions: a ticked job retried, then every job of a filter deleted, each after a
-//   confirmation naming the count;
+//   confirmation naming the count; a job cancelled from its detail;
 // - the queues view: the last hour's activity (done, latency), and pause, limit, resume;
 // and takes screenshots of the page and of a job's detail.
 //
 // usage: node dashboard.mjs <base-url> <admin-token> <failed-job-id> <screenshot-dir>
 //                           <workflow-job-id> <failed-job-id-on-queue-bulk>
+// (and 60 available jobs on queue `many`, which no worker serves)
 import { chromium } from "playwright-core";
 
 const [base, token, jobId, shots, workflowJobId, doomedId] = process.argv.slice(2);
@@ -58,6 +60,19 @@ try {
   // (a number also matches args and errors that contain it: the job is among the rows)
   await filter({ "f-search": workflowJobId });
   await page.waitForFunction((d) => [...document.querySelectorAll("#jobs tr.job")].some((tr) => tr.dataset.id === d), workflowJobId, wait);
+  // Pages: 50 of queue `many`, the next 10, and back.
+  await filter({ "f-queue": "many" });
+  await page.waitForFunction(() => document.querySelectorAll("#jobs tr.job").length === 50, null, wait);
+  const firstIds = await ids();
+  await page.locator("#next-page").click();
+  await page.waitForFunction(() => document.querySelectorAll("#jobs tr.job").length === 10, null, wait);
+  const secondIds = await ids();
+  if (secondIds.some((id) => firstIds.includes(id)) || Math.min(...firstIds.map(Number)) <= Math.max(...secondIds.map(Number))) {
+    fail(`the second page overlaps or precedes the first: ${firstIds} / ${secondIds}`);
+  }
+  if (!(await page.locator("#next-page").isDisabled())) fail("a last page offers a next one");
+  await page.locator("#first-page").click();
+  await page.waitForFunction(() => document.querySelectorAll("#jobs tr.job").length === 50, null, wait);
   await filter({ "f-order": "oldest" });
   await page.waitForFunction(() => { const r = [...document.querySelectorAll("#jobs tr.job")].map((tr) => Number(tr.dataset.id)); return r.length > 2 && r.every((id, i) => i === 0 || r[i - 1] < id); }, null, wait);
   await filter({});
@@ -103,6 +118,12 @@ try {
   await page.locator("#message.ok", { hasText: "1 retried" }).waitFor(wait);
   const retried = await api(`/api/jobs/${doomedId}`);
   if (retried.state !== "available") fail(`the ticked job is ${retried.state} after the bulk retry`);
+  // Cancel it from its detail, then delete it with every job of the filter.
+  await doomed.click();
+  await page.locator("#detail strong", { hasText: `job ${doomedId} ·` }).waitFor(wait);
+  await page.locator("#action-cancel").click();
+  await page.locator("#message.ok", { hasText: "cancel: done" }).waitFor(wait);
+  if ((await api(`/api/jobs/${doomedId}`)).state !== "cancelled") fail("the detail's cancel did not cancel the job");
   await page.locator('#bulk button[data-scope="filter"][data-action="delete"]').click();
   await page.locator("#question", { hasText: "delete 1 job (all the filter selects)?" }).waitFor(wait);
   await page.locator("#yes").click();
@@ -129,6 +150,8 @@ try {
   await queue.locator("button.pause").waitFor(wait);
   const after = await info();
   if (after.paused) fail("the page's resume did not resume the queue");
+  // The workers: the server's own.
+  await page.locator("#workers td", { hasText: '{"default":10}' }).waitFor(wait);
 
   await filter({});
   await page.locator("#jobs tr.job").first().waitFor(wait);

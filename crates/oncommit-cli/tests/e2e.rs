@@ -17,6 +17,24 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
+/// The server, killed if the test fails before its graceful stop.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().unwrap()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
+
 /// One HTTP/1.1 request on a fresh connection; returns the status and the body.
 fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -49,15 +67,15 @@ async fn drive(url: &str, backend: &str) {
     let e2e = repo().join("tests/e2e");
     assert!(e2e.join("node_modules/playwright-core").exists(), "run `npm ci --prefix tests/e2e` (scripts/test does)");
 
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_oncommit"))
+    let mut serve = KillOnDrop(Some(Command::new(env!("CARGO_BIN_EXE_oncommit"))
         .args(["serve", "--addr", "127.0.0.1:0"])
         .env("DATABASE_URL", url)
         .env("ONCOMMIT_ADMIN_TOKEN", "e2e-token")
         .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+        .unwrap()));
+    let mut lines = BufReader::new(serve.child().stderr.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("serve printed its address").unwrap();
         if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
@@ -74,8 +92,13 @@ async fn drive(url: &str, backend: &str) {
         let (status, body) = http(&addr, "POST", &format!("/data/{way}?name={way}"));
         assert_eq!(status, 200, "{body}");
     }
-    // A job that fails, with arguments that would be markup if the page parsed them.
     let db = oncommit::Db::connect(url).await.unwrap();
+    // Sixty jobs on a queue no worker serves, for the page's pages (older than the jobs
+    // below, which the first page of all jobs shows).
+    for i in 0..60 {
+        db.enqueue_raw("noop", &serde_json::json!({ "i": i }), EnqueueOptions::new().queue("many")).await.unwrap();
+    }
+    // A job that fails, with arguments that would be markup if the page parsed them.
     let args = serde_json::json!({ "message": "<img src=x onerror=alert(1)>" });
     let id = db.enqueue_raw("fail", &args, EnqueueOptions::new().max_attempts(1)).await.unwrap();
     wait_for_job(&db, id, "failed", |job| job.state == JobState::Failed).await;
@@ -131,6 +154,7 @@ async fn drive(url: &str, backend: &str) {
     assert_eq!(job.errors.len(), 2);
 
     // SIGTERM: a graceful stop.
+    let mut serve = serve.0.take().unwrap();
     assert!(Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().unwrap().success());
     let status = tokio::task::spawn_blocking(move || serve.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
