@@ -87,6 +87,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(13, "concurrency_keys", "postgres/013_concurrency_keys.sql"),
         crate::migration!(14, "rate_limit_per_key", "postgres/014_rate_limit_per_key.sql"),
         crate::migration!(15, "record_queue_activity", "postgres/015_record_queue_activity.sql"),
+        crate::migration!(16, "notify_only_sleeping_workers", "postgres/016_notify_only_sleeping_workers.sql"),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),

@@ -111,6 +111,7 @@ mod dashboard_plans;
 mod plans;
 mod postgres;
 mod queue_control;
+pub(crate) mod sleepers;
 mod sqlite;
 mod unique_insert;
 

@@ -498,12 +498,17 @@ pub(super) async fn task_list(c: &mut PgConnection) -> Result<Vec<TaskDeclaratio
 
 pub(super) async fn worker_delete(c: &mut PgConnection, id: &str) -> Result<()> {
     sqlx::query("DELETE FROM oncommit.workers WHERE id = $1").bind(id).execute(&mut *c).await?;
+    sqlx::query("DELETE FROM oncommit.sleepers WHERE worker = $1").bind(id).execute(&mut *c).await?;
     Ok(())
 }
 
 pub(super) async fn worker_prune(c: &mut PgConnection, stale_secs: f64) -> Result<()> {
     sqlx::query("DELETE FROM oncommit.workers WHERE heartbeat_at < now() - make_interval(secs => $1)")
         .bind(stale_secs)
+        .execute(&mut *c)
+        .await?;
+    // A dead worker's sleeps: they would only cost enqueuers a NOTIFY each.
+    sqlx::query("DELETE FROM oncommit.sleepers s WHERE NOT EXISTS (SELECT 1 FROM oncommit.workers w WHERE w.id = s.worker)")
         .execute(&mut *c)
         .await?;
     Ok(())

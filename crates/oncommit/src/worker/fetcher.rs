@@ -125,6 +125,17 @@ pub(crate) async fn run(
         if rows.is_empty() {
             metrics::claimed(0, took);
             drop(permits);
+            // About to sleep: record it, so enqueues from SQL wake this worker, then claim
+            // once more (what committed before the record is found by that claim).
+            if shared.records_sleep() && !shared.asleep(&queue, None) {
+                match queries::sleepers::sleeper_record(&shared.services, &queue, &shared.id).await {
+                    Ok(()) => {
+                        shared.asleep(&queue, Some(true));
+                        continue;
+                    }
+                    Err(err) => tracing::debug!(error = %err, queue, "recording the sleep failed; the poll finds new jobs"),
+                }
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => return,
@@ -134,6 +145,16 @@ pub(crate) async fn run(
             continue;
         }
         metrics::claimed(rows.len(), took);
+        // Every slot asked for was filled: the queue has a backlog, this worker will claim
+        // again as soon as it can, and enqueuers need not NOTIFY it.
+        if rows.len() as i64 >= limit && shared.asleep(&queue, None) {
+            match queries::sleepers::sleeper_forget(&shared.services, &queue, &shared.id).await {
+                Ok(()) => {
+                    shared.asleep(&queue, Some(false));
+                }
+                Err(err) => tracing::debug!(error = %err, queue, "forgetting the sleep failed; enqueuers keep waking"),
+            }
+        }
         // The claim's reply comes in no particular order; jobs take their turns in the order
         // they go down the line, which must be the claim order.
         let mut rows = rows;

@@ -148,6 +148,26 @@ pub(crate) struct Shared {
     periodic: Vec<Periodic>,
     /// What this worker's jobs did, per queue and minute, until the heartbeat writes it.
     activity: ActivityCounter,
+    /// The queues this worker is recorded asleep on (`oncommit.sleepers`, PostgreSQL):
+    /// enqueues from SQL NOTIFY only while some worker is.
+    asleep: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl Shared {
+    /// Whether this worker records its sleeps: it hears NOTIFY (PostgreSQL, listening).
+    fn records_sleep(&self) -> bool {
+        self.config.listen && self.db.backend() == Backend::Postgres
+    }
+
+    /// Whether this worker is recorded asleep on `queue`, and, with `now`, records it so.
+    fn asleep(&self, queue: &str, now: Option<bool>) -> bool {
+        let mut asleep = self.asleep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match now {
+            Some(true) => asleep.insert(queue.to_owned()),
+            Some(false) => asleep.remove(queue),
+            None => asleep.contains(queue),
+        }
+    }
 }
 
 /// Runs jobs. Build it, register task types, choose queues, then [`Worker::run`].
@@ -402,6 +422,7 @@ impl Worker {
             written,
             periodic: self.periodic,
             activity: ActivityCounter::default(),
+            asleep: std::sync::Mutex::default(),
         });
         tracing::info!(worker = shared.id, queues = shared.queues_json, tasks = ?shared.registry.names(), "worker started");
 

@@ -1,6 +1,6 @@
 //! Wake-ups across processes (PostgreSQL NOTIFY): oncommit sends them after the enqueuing
 //! transaction commits, from its notifier's own connection, naming the queue; never for a
-//! rollback; and SQL callers may opt out.
+//! rollback. SQL enqueues NOTIFY only while a worker sleeps on the queue, and may opt out.
 
 use std::time::Duration;
 
@@ -74,12 +74,19 @@ async fn enqueues_notify_their_queue_after_the_commit_and_never_for_a_rollback()
 }
 
 #[tokio::test]
-async fn sql_enqueue_notifies_at_its_commit_unless_told_not_to() {
+async fn sql_enqueue_notifies_at_its_commit_while_a_worker_sleeps_unless_told_not_to() {
     let t = TestDb::postgres().await;
     t.db.migrate().await.unwrap();
     let mut listener = listener(&t).await;
+    super::exec(&t.db, "INSERT INTO oncommit.sleepers (queue, worker) VALUES ('sql', 'w'), ('quiet', 'w')", "")
+        .await
+        .unwrap();
     for (i, (sql, expected)) in [
         ("SELECT oncommit.enqueue('echo', queue => 'sql')", Some("sql")),
+        ("SELECT oncommit.enqueue_many('echo', ARRAY['{}', '{}']::jsonb[], queue => 'sql')", Some("sql")),
+        // Nobody sleeps on `busy`: its workers claim again by themselves.
+        ("SELECT oncommit.enqueue('echo', queue => 'busy')", None),
+        ("SELECT oncommit.enqueue_many('echo', ARRAY['{}']::jsonb[], queue => 'busy')", None),
         ("SELECT oncommit.enqueue('echo', queue => 'quiet', notify => false)", None),
         ("SELECT oncommit.enqueue_many('echo', ARRAY['{}']::jsonb[], queue => 'quiet', notify => false)", None),
     ]
@@ -116,5 +123,65 @@ async fn enqueue_in_a_sqlx_transaction_notifies_at_its_commit_only() {
     tx.commit().await.unwrap();
     let end = sentinel(&t, "after the commit").await;
     assert_eq!(until(&mut listener, &end).await, ["kept", "after the commit"]);
+    t.finish().await;
+}
+
+/// A worker that finds its queue empty records its sleep under the queue's lock, which waits
+/// for an enqueuer that checked for sleepers before (and so will not NOTIFY); then it claims
+/// once more and finds that job, with no poll (an hour) and no NOTIFY.
+#[tokio::test]
+async fn no_wake_up_is_lost_between_an_sql_enqueue_and_a_worker_falling_asleep() {
+    let t = TestDb::postgres().await;
+    t.db.migrate().await.unwrap();
+    super::tasks::create_runs(&t.db).await;
+    // An enqueuer in its transaction, past its check (nobody sleeps yet), not committed.
+    let mut enqueuer = t.db.acquire().await.unwrap();
+    let Conn::Postgres(c) = enqueuer.conn() else { unreachable!("PostgreSQL test") };
+    sqlx::raw_sql("BEGIN").execute(&mut *c).await.unwrap();
+    let id: i64 = sqlx::query_scalar("SELECT oncommit.enqueue('flaky', '{\"failures\": 0}', queue => 'late')")
+        .fetch_one(&mut *c)
+        .await
+        .unwrap();
+    let enqueuer_pid = oncommit_testing::backend_pid(c).await;
+    let worker = super::tasks::worker(&t.db).queue("late", 2).poll_interval(Duration::from_secs(3600));
+    let running = super::tasks::start(worker);
+    // The worker found nothing, and waits for the enqueuer's commit to record its sleep.
+    oncommit_testing::eventually("the worker waiting on the enqueuer's lock", || async {
+        let blocked: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+        )
+        .bind(enqueuer_pid)
+        .fetch_all(t.db.pg_pool().unwrap())
+        .await
+        .unwrap();
+        (!blocked.is_empty()).then_some(())
+    })
+    .await;
+    sqlx::raw_sql("COMMIT").execute(&mut *c).await.unwrap();
+    drop(enqueuer);
+    oncommit_testing::wait_for_job(&t.db, oncommit::JobId(id), "run without a poll", |job| {
+        job.state == oncommit::JobState::Completed
+    })
+    .await;
+    // Asleep now: the next SQL enqueue NOTIFYs, and the worker runs it at once.
+    let sleepers: i64 = sqlx::query_scalar("SELECT count(*) FROM oncommit.sleepers WHERE queue = 'late'")
+        .fetch_one(t.db.pg_pool().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(sleepers, 1);
+    let id: i64 = sqlx::query_scalar("SELECT oncommit.enqueue('flaky', '{\"failures\": 0}', queue => 'late')")
+        .fetch_one(t.db.pg_pool().unwrap())
+        .await
+        .unwrap();
+    oncommit_testing::wait_for_job(&t.db, oncommit::JobId(id), "woken by the NOTIFY", |job| {
+        job.state == oncommit::JobState::Completed
+    })
+    .await;
+    running.stop().await;
+    let sleepers: i64 = sqlx::query_scalar("SELECT count(*) FROM oncommit.sleepers")
+        .fetch_one(t.db.pg_pool().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(sleepers, 0, "a stopped worker sleeps nowhere");
     t.finish().await;
 }
