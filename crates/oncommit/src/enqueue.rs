@@ -463,7 +463,7 @@ impl Db {
         }
         let inserted = queries::job_insert(conn.reborrow(), std::slice::from_ref(&job)).await?;
         match conn {
-            Conn::Postgres(c) => queries::notify(c, &inserted.wake).await?,
+            Conn::Postgres(c) => queries::wake_sleepers(c, &inserted.wake).await?,
             Conn::Sqlite(_) => self.wake(),
         }
         Ok(inserted.ids[0])

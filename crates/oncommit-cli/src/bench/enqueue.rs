@@ -21,7 +21,7 @@ pub(super) async fn enqueue_batched(db: &Db, jobs: usize) -> anyhow::Result<Dura
 }
 
 /// How each single-job transaction enqueues.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Single {
     /// `tx.enqueue(task)` from Rust.
     TxEnqueue,

@@ -1,6 +1,8 @@
 //! Commit → start latency across processes (PostgreSQL): a producer (this process) commits
 //! one job at a time, and `oncommit worker` in another process, which polls only every 10 s,
-//! must be woken by the commit's NOTIFY. Measured from the moment `commit()` is called (so
+//! must be woken by the commit's NOTIFY: sent after the commit by `tx.enqueue`'s notifier,
+//! or inside the transaction by `oncommit.enqueue` from SQL (the worker sleeps on the
+//! queue between jobs). Measured from the moment `commit()` is called (so
 //! the commit's own flush counts) to the claim's time as the database recorded it
 //! (`attempted_at`); both clocks are this machine's.
 
@@ -15,22 +17,37 @@ use super::backlog::{spawn_worker, stop_worker};
 /// Probes sent first and not counted: the worker's LISTEN may start after its first claim.
 const WARM_UP: usize = 5;
 
-/// p50 and p99 in milliseconds over `samples` jobs.
-pub(super) async fn across_processes(db: &Db, url: &str, samples: usize) -> anyhow::Result<(f64, f64)> {
+/// p50 and p99 in milliseconds over `samples` jobs, enqueued with `tx.enqueue`, then with
+/// `oncommit.enqueue`.
+pub(super) async fn across_processes(db: &Db, url: &str, samples: usize) -> anyhow::Result<[(f64, f64); 2]> {
     let worker = spawn_worker(url, 8, &["--poll-ms", "10000"])?;
-    let measured = measure(db, samples).await;
+    let rust = measure(db, samples, false).await;
+    let sql = measure(db, samples, true).await;
     stop_worker(worker).await;
-    let mut latencies = measured?;
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    Ok((pct(0.50), pct(0.99)))
+    Ok([percentiles(rust?), percentiles(sql?)])
 }
 
-async fn measure(db: &Db, samples: usize) -> anyhow::Result<Vec<f64>> {
+fn percentiles(mut latencies: Vec<f64>) -> (f64, f64) {
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    (pct(0.50), pct(0.99))
+}
+
+async fn measure(db: &Db, samples: usize, sql: bool) -> anyhow::Result<Vec<f64>> {
     let mut latencies = Vec::with_capacity(samples);
     for n in 0..WARM_UP + samples {
         let mut tx = db.begin().await?;
-        let id = tx.enqueue_raw("noop", &serde_json::json!({}), EnqueueOptions::new().queue(QUEUE)).await?;
+        let id = match sql {
+            false => tx.enqueue_raw("noop", &serde_json::json!({}), EnqueueOptions::new().queue(QUEUE)).await?,
+            true => {
+                let oncommit::Conn::Postgres(c) = tx.conn() else { anyhow::bail!("PostgreSQL only") };
+                let id: i64 = sqlx::query_scalar("SELECT oncommit.enqueue('noop', queue => $1)")
+                    .bind(QUEUE)
+                    .fetch_one(&mut *c)
+                    .await?;
+                JobId(id)
+            }
+        };
         let committed = Utc::now();
         tx.commit().await?;
         let started = started_at(db, id).await?;

@@ -109,8 +109,15 @@ pub(crate) struct Report {
     /// `commit()` called (its flush included) until the job is claimed.
     commit_to_start_across_processes_p50_ms: Option<f64>,
     commit_to_start_across_processes_p99_ms: Option<f64>,
+    /// The same, each job enqueued by `oncommit.enqueue` from SQL (its NOTIFY inside the
+    /// transaction, the worker sleeping on the queue).
+    commit_to_start_across_processes_sql_p50_ms: Option<f64>,
+    commit_to_start_across_processes_sql_p99_ms: Option<f64>,
     latency_samples: usize,
 }
+
+/// Rounds of the one-job-per-transaction comparison.
+const ROUNDS: usize = 4;
 
 pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::Result<()> {
     // Every phase starts from a clean table (see `clear`).
@@ -123,20 +130,27 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
     enqueue_batched(db, jobs).await?;
     let end_to_end = rate(jobs, while_running("bench: end to end", end_to_end(db, jobs)).await?);
     clear(db).await?;
-    let single = (jobs / 10).max(100);
-    let tx_enqueue =
-        rate(single, while_running("bench: tx.enqueue per transaction", enqueue_single(db, single, Single::TxEnqueue)).await?);
-    clear(db).await?;
-    let insert_single_raw =
-        rate(single, while_running("bench: raw INSERT per transaction", enqueue_single(db, single, Single::RawInsert)).await?);
-    clear(db).await?;
     let postgres = db.backend() == Backend::Postgres;
-    let mut enqueue_single_sql = None;
+    // One job per transaction, three ways, in alternating rounds: on a shared machine the
+    // rate drifts by a fifth from one minute to the next, and a twin measured minutes
+    // apart would compare the drift, not the code.
+    let single = (jobs / 10).max(100);
+    let mut kinds = vec![Single::RawInsert, Single::TxEnqueue];
+    if postgres {
+        kinds.push(Single::SqlFunction);
+    }
+    let mut took = [Duration::ZERO; 3];
+    for round in 0..ROUNDS {
+        let n = single / ROUNDS + usize::from(round < single % ROUNDS);
+        for (i, how) in kinds.iter().enumerate() {
+            took[i] += while_running(&format!("bench: one job per transaction, {how:?}, round {}", round + 1), enqueue_single(db, n, *how)).await?;
+            clear(db).await?;
+        }
+    }
+    let (insert_single_raw, tx_enqueue) = (rate(single, took[0]), rate(single, took[1]));
+    let enqueue_single_sql = postgres.then(|| rate(single, took[2]));
     let mut bulk = None;
     if postgres {
-        let sql_single = enqueue_single(db, single, Single::SqlFunction);
-        enqueue_single_sql = Some(rate(single, while_running("bench: oncommit.enqueue per transaction", sql_single).await?));
-        clear(db).await?;
         let sql = rate(jobs, while_running("bench: oncommit.enqueue_many", enqueue::enqueue_many_sql(db, jobs)).await?);
         clear(db).await?;
         let raw = rate(jobs, while_running("bench: raw INSERT … SELECT", enqueue::insert_select_raw(db, jobs)).await?);
@@ -168,8 +182,10 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
         enqueue_many_sql_vs_raw: bulk.map(|(sql, raw)| sql / raw),
         commit_to_start_p50_ms: p50,
         commit_to_start_p99_ms: p99,
-        commit_to_start_across_processes_p50_ms: across.map(|(p50, _)| p50),
-        commit_to_start_across_processes_p99_ms: across.map(|(_, p99)| p99),
+        commit_to_start_across_processes_p50_ms: across.map(|[(p50, _), _]| p50),
+        commit_to_start_across_processes_p99_ms: across.map(|[(_, p99), _]| p99),
+        commit_to_start_across_processes_sql_p50_ms: across.map(|[_, (p50, _)]| p50),
+        commit_to_start_across_processes_sql_p99_ms: across.map(|[_, (_, p99)]| p99),
         latency_samples: samples,
     };
     print(json, &report, || {
@@ -207,9 +223,10 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
         text.push_str(&format!(
             "  commit → task start, worker in this process: p50 {p50:.2} ms, p99 {p99:.2} ms ({samples} jobs)"
         ));
-        if let Some((p50, p99)) = across {
+        if let Some([(p50, p99), (sql_p50, sql_p99)]) = across {
             text.push_str(&format!(
-                "\n  commit() called → claimed, worker in another process: p50 {p50:.2} ms, p99 {p99:.2} ms"
+                "\n  commit() called → claimed, worker in another process: p50 {p50:.2} ms, p99 {p99:.2} ms \
+                 (tx.enqueue); p50 {sql_p50:.2} ms, p99 {sql_p99:.2} ms (oncommit.enqueue)"
             ));
         }
         text

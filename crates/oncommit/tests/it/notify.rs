@@ -107,11 +107,14 @@ async fn sql_enqueue_notifies_at_its_commit_while_a_worker_sleeps_unless_told_no
 }
 
 #[tokio::test]
-async fn enqueue_in_a_sqlx_transaction_notifies_at_its_commit_only() {
+async fn enqueue_in_a_sqlx_transaction_notifies_at_its_commit_only_while_a_worker_sleeps() {
     let t = TestDb::postgres().await;
     t.db.migrate().await.unwrap();
     let mut listener = listener(&t).await;
     let pool = t.db.pg_pool().unwrap();
+    super::exec(&t.db, "INSERT INTO oncommit.sleepers (queue, worker) VALUES ('rolled', 'w'), ('kept', 'w')", "")
+        .await
+        .unwrap();
 
     let mut tx = pool.begin().await.unwrap();
     t.db.enqueue_in_with(&mut *tx, Echo { key: "r".into() }, EnqueueOptions::new().queue("rolled")).await.unwrap();
@@ -123,6 +126,12 @@ async fn enqueue_in_a_sqlx_transaction_notifies_at_its_commit_only() {
     tx.commit().await.unwrap();
     let end = sentinel(&t, "after the commit").await;
     assert_eq!(until(&mut listener, &end).await, ["kept", "after the commit"]);
+    // Nobody sleeps on `busy`: no NOTIFY.
+    let mut tx = pool.begin().await.unwrap();
+    t.db.enqueue_in_with(&mut *tx, Echo { key: "b".into() }, EnqueueOptions::new().queue("busy")).await.unwrap();
+    tx.commit().await.unwrap();
+    let end = sentinel(&t, "after the busy commit").await;
+    assert_eq!(next(&mut listener).await, end);
     t.finish().await;
 }
 
