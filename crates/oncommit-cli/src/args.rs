@@ -349,6 +349,12 @@ pub(crate) struct SelectArgs {
     /// … with an attempt whose error contains this text (ignoring case).
     #[arg(long, requires = "state")]
     pub(crate) error: Option<String>,
+    /// … of this priority only.
+    #[arg(long, requires = "state")]
+    pub(crate) priority: Option<i16>,
+    /// … whose id is this, or whose args or an error contain it (ignoring case).
+    #[arg(long, requires = "state")]
+    pub(crate) search: Option<String>,
     /// Only count the jobs selected; change nothing.
     #[arg(long, requires = "state")]
     pub(crate) dry_run: bool,
@@ -364,7 +370,9 @@ impl SelectArgs {
             since: self.since,
             until: self.until,
             error_contains: self.error.clone(),
-            ..oncommit::JobSelection::default()
+            priority: self.priority,
+            search: self.search.clone(),
+            ids: None,
         }
     }
 }

@@ -23,6 +23,8 @@ backend_test!(async fn dead_jobs_are_selected_counted_and_handled_in_bulk(t) {
     tokio::task::spawn_blocking(move || {
         let v = json(&url, &["retry", "--state", "failed", "--queue", "mail", "--error", "connection REFUSED", "--dry-run", "--json"]);
         assert_eq!(v, json!({ "action": "retry", "dry_run": true, "matched": 3 }));
+        let v = json(&url, &["retry", "--state", "failed", "--search", "MAILBOX", "--priority", "0", "--dry-run", "--json"]);
+        assert_eq!(v, json!({ "action": "retry", "dry_run": true, "matched": 2 }), "the dashboard's search, from the shell");
         let v = json(&url, &["retry", "--state", "failed", "--until", "1h", "--json"]);
         assert_eq!(v, json!({ "retried": 0 }), "they failed just now, not an hour ago");
         let v = json(&url, &["retry", "--state", "failed", "--queue", "mail", "--error", "refused", "--since", "1h", "--json"]);

@@ -67,14 +67,16 @@ async fn drive(url: &str, backend: &str) {
     let e2e = repo().join("tests/e2e");
     assert!(e2e.join("node_modules/playwright-core").exists(), "run `npm ci --prefix tests/e2e` (scripts/test does)");
 
-    let mut serve = KillOnDrop(Some(Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("DATABASE_URL", url)
-        .env("ONCOMMIT_ADMIN_TOKEN", "e2e-token")
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()));
+    let mut serve = KillOnDrop(Some(
+        Command::new(env!("CARGO_BIN_EXE_oncommit"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .env("DATABASE_URL", url)
+            .env("ONCOMMIT_ADMIN_TOKEN", "e2e-token")
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     let mut lines = BufReader::new(serve.child().stderr.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("serve printed its address").unwrap();

@@ -144,7 +144,9 @@ impl ActivityCounter {
         let mut rows: Vec<ActivityRow> = taken
             .iter()
             .flat_map(|(queue, counts)| {
-                counts.iter().map(|(&(minute, metric, bucket), &n)| (minute, queue.clone(), metric.to_owned(), bucket, n))
+                counts
+                    .iter()
+                    .map(|(&(minute, metric, bucket), &n)| (minute, queue.clone(), metric.to_owned(), bucket, n))
             })
             .collect();
         rows.sort_unstable();

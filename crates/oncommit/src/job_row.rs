@@ -107,14 +107,15 @@ fn args(problems: &mut Problems, text: Result<String, String>) -> serde_json::Va
 /// The error history. A malformed history is shown, not fatal: it says nothing about
 /// whether the job can run.
 fn errors(text: Result<String, String>) -> Vec<AttemptError> {
-    let unreadable =
-        |why: String| vec![AttemptError {
+    let unreadable = |why: String| {
+        vec![AttemptError {
             attempt: 0,
             at: 0,
             error: format!("unreadable error history: {why}"),
             worker: None,
             started: None,
-        }];
+        }]
+    };
     let text = match text {
         Ok(text) => text,
         Err(why) => return unreadable(why),

@@ -143,5 +143,4 @@ impl Db {
             window = (window * 4).min(LARGEST_WINDOW);
         }
     }
-
 }

@@ -64,10 +64,16 @@ impl JobsQuery {
                 .transpose()
         };
         let number = |name: &str, v: &Option<String>| {
-            text(v).map(|t| t.parse::<i64>().map_err(|_| bad_request(format!("{name}: `{t}` is not a number")))).transpose()
+            text(v)
+                .map(|t| t.parse::<i64>().map_err(|_| bad_request(format!("{name}: `{t}` is not a number"))))
+                .transpose()
         };
         let states = match text(&self.state) {
-            Some(list) => list.split(',').map(|s| s.trim().parse::<JobState>()).collect::<Result<Vec<_>, _>>().map_err(bad_request)?,
+            Some(list) => list
+                .split(',')
+                .map(|s| s.trim().parse::<JobState>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad_request)?,
             None => Vec::new(),
         };
         let priority = number("priority", &self.priority)?

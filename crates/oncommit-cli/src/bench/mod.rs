@@ -143,7 +143,11 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
     for round in 0..ROUNDS {
         let n = single / ROUNDS + usize::from(round < single % ROUNDS);
         for (i, how) in kinds.iter().enumerate() {
-            took[i] += while_running(&format!("bench: one job per transaction, {how:?}, round {}", round + 1), enqueue_single(db, n, *how)).await?;
+            took[i] += while_running(
+                &format!("bench: one job per transaction, {how:?}, round {}", round + 1),
+                enqueue_single(db, n, *how),
+            )
+            .await?;
             clear(db).await?;
         }
     }
@@ -161,7 +165,10 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
     let (p50, p99) = while_running("bench: commit → start", latency(db, samples)).await?;
     clear(db).await?;
     let across = match postgres {
-        true => Some(while_running("bench: commit → start across processes", latency::across_processes(db, url, samples)).await?),
+        true => Some(
+            while_running("bench: commit → start across processes", latency::across_processes(db, url, samples))
+                .await?,
+        ),
         false => None,
     };
     clear(db).await?;

@@ -22,26 +22,34 @@ pub(crate) async fn activity_add(db: &Db, rows: &[ActivityRow]) -> Result<()> {
     on_conn!(
         db,
         "recording queue activity",
-        |c| async { sqlx::query(
-            "INSERT INTO oncommit.queue_activity (minute, queue, metric, bucket, count) \
+        |c| async {
+            sqlx::query(
+                "INSERT INTO oncommit.queue_activity (minute, queue, metric, bucket, count) \
              SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int2[], $5::int8[]) \
              ON CONFLICT (minute, queue, metric, bucket) \
-             DO UPDATE SET count = oncommit.queue_activity.count + excluded.count"
-        )
-        .bind(&minutes)
-        .bind(&queues)
-        .bind(&metrics)
-        .bind(&buckets)
-        .bind(&counts)
-        .execute(&mut **c).await.map(|_| ()) },
-        async { sqlx::query(
-            "INSERT INTO oncommit_queue_activity (minute, queue, metric, bucket, count) \
+             DO UPDATE SET count = oncommit.queue_activity.count + excluded.count",
+            )
+            .bind(&minutes)
+            .bind(&queues)
+            .bind(&metrics)
+            .bind(&buckets)
+            .bind(&counts)
+            .execute(&mut **c)
+            .await
+            .map(|_| ())
+        },
+        async {
+            sqlx::query(
+                "INSERT INTO oncommit_queue_activity (minute, queue, metric, bucket, count) \
              SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]', value ->> '$[3]', value ->> '$[4]' \
              FROM json_each($1) WHERE true \
-             ON CONFLICT (minute, queue, metric, bucket) DO UPDATE SET count = count + excluded.count"
-        )
-        .bind(&json)
-        .execute(&mut **c).await.map(|_| ()) },
+             ON CONFLICT (minute, queue, metric, bucket) DO UPDATE SET count = count + excluded.count",
+            )
+            .bind(&json)
+            .execute(&mut **c)
+            .await
+            .map(|_| ())
+        },
     )
 }
 
@@ -54,9 +62,7 @@ pub(crate) async fn activity_since(db: &Db, since_minute: i64) -> Result<Vec<Act
     on_conn!(
         db,
         "reading queue activity",
-        |c| sqlx::query_as(PG_ACTIVITY_SINCE)
-        .bind(since_minute)
-        .fetch_all(&mut **c),
+        |c| sqlx::query_as(PG_ACTIVITY_SINCE).bind(since_minute).fetch_all(&mut **c),
         sqlx::query_as(
             "SELECT minute, queue, metric, bucket, count FROM oncommit_queue_activity \
              WHERE minute >= $1 ORDER BY minute, queue, metric, bucket"

@@ -92,12 +92,17 @@ async fn the_dashboards_statements_read_indexes_in_sqlite() {
     .unwrap();
     let all = r#"'["pending","scheduled","available","running","retryable","completed","failed","cancelled"]'"#;
     for (what, filter) in FILTERS {
-        let filter = filter.replace("{ALL}", all).replace("ARRAY['failed']", r#"'["failed"]'"#).replace(
-            "ARRAY['available']", r#"'["available"]'"#).replace("ARRAY[5, 999000]::int8[]", "'[5,199000]'").replace("0::int2", "0");
+        let filter = filter
+            .replace("{ALL}", all)
+            .replace("ARRAY['failed']", r#"'["failed"]'"#)
+            .replace("ARRAY['available']", r#"'["available"]'"#)
+            .replace("ARRAY[5, 999000]::int8[]", "'[5,199000]'")
+            .replace("0::int2", "0");
         for statement in SQLITE_WINDOWS {
             // Bind by substitution: EXPLAIN QUERY PLAN takes the statement's text.
             let mut sql = statement.to_owned();
-            let values: Vec<String> = filter.split(", ").map(str::to_owned).chain(["190000".into(), "200001".into(), "50".into()]).collect();
+            let values: Vec<String> =
+                filter.split(", ").map(str::to_owned).chain(["190000".into(), "200001".into(), "50".into()]).collect();
             for (i, value) in values.iter().enumerate().rev() {
                 sql = sql.replace(&format!("${}", i + 1), value);
             }

@@ -51,7 +51,14 @@ pub(super) const SQLITE_WINDOWS: [&str; 2] = [
 ];
 
 /// Up to `limit` jobs the filter selects with `lo <= id < hi`, newest or oldest first.
-pub(crate) async fn job_window(db: &Db, f: &Filter, lo: i64, hi: i64, newest_first: bool, limit: i64) -> Result<Vec<Job>> {
+pub(crate) async fn job_window(
+    db: &Db,
+    f: &Filter,
+    lo: i64,
+    hi: i64,
+    newest_first: bool,
+    limit: i64,
+) -> Result<Vec<Job>> {
     let which = usize::from(!newest_first);
     let (states_json, ids_json) = (f.states_json()?, f.ids_json()?);
     let rows: Vec<JobRow> = on_conn!(

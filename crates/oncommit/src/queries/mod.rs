@@ -102,11 +102,11 @@ macro_rules! on_conn {
 pub(crate) mod selection;
 pub(crate) mod activity;
 pub(crate) mod bulk;
-pub(crate) mod listing;
-mod dependencies;
-mod key_rate;
 #[cfg(test)]
 mod dashboard_plans;
+mod dependencies;
+mod key_rate;
+pub(crate) mod listing;
 #[cfg(test)]
 mod plans;
 mod postgres;

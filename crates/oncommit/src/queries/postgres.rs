@@ -508,9 +508,11 @@ pub(super) async fn worker_prune(c: &mut PgConnection, stale_secs: f64) -> Resul
         .execute(&mut *c)
         .await?;
     // A dead worker's sleeps: they would only cost enqueuers a NOTIFY each.
-    sqlx::query("DELETE FROM oncommit.sleepers s WHERE NOT EXISTS (SELECT 1 FROM oncommit.workers w WHERE w.id = s.worker)")
-        .execute(&mut *c)
-        .await?;
+    sqlx::query(
+        "DELETE FROM oncommit.sleepers s WHERE NOT EXISTS (SELECT 1 FROM oncommit.workers w WHERE w.id = s.worker)",
+    )
+    .execute(&mut *c)
+    .await?;
     Ok(())
 }
 

@@ -89,7 +89,9 @@ impl Worker {
                 let lease_lost = held.claimed(row.job.id.0, row.job.attempt, sent, lease);
                 let change = match row.problem {
                     Some(problem) => Some(executor::unrunnable(&row.job, problem)),
-                    None => executor::execute(row.job, &self.registry, &self.db, &held, (lease_lost, lease), activity).await,
+                    None => {
+                        executor::execute(row.job, &self.registry, &self.db, &held, (lease_lost, lease), activity).await
+                    }
                 };
                 drained.ran += 1;
                 match &change {

@@ -133,7 +133,9 @@ pub(crate) async fn run(
                         shared.asleep(&queue, Some(true));
                         continue;
                     }
-                    Err(err) => tracing::debug!(error = %err, queue, "recording the sleep failed; the poll finds new jobs"),
+                    Err(err) => {
+                        tracing::debug!(error = %err, queue, "recording the sleep failed; the poll finds new jobs")
+                    }
                 }
             }
             tokio::select! {
@@ -237,7 +239,8 @@ async fn run_job(shared: Arc<Shared>, slots: Arc<Slots>, claimed: Claimed, _turn
     }
     let lease = (claimed.lease_lost, shared.config.lease);
     let started = Instant::now();
-    let change = executor::execute(claimed.job, &shared.registry, &shared.db, &shared.held, lease, &shared.activity).await;
+    let change =
+        executor::execute(claimed.job, &shared.registry, &shared.db, &shared.held, lease, &shared.activity).await;
     slots.ran(started.elapsed());
     match change {
         Some(change) => finish(shared, change, claimed.slot).await,

@@ -89,7 +89,9 @@ async fn enqueue_many_refuses_bad_values_and_joins_the_callers_transaction() {
         assert!(err.contains(says), "{sql}: {err}");
     }
 
-    // Rolled back: no job. Committed: the jobs, and one NOTIFY naming the queue at the commit.
+    // Rolled back: no job. Committed: the jobs, and one NOTIFY naming the queue at the commit
+    // (a worker sleeps on it).
+    super::exec(&t.db, "INSERT INTO oncommit.sleepers (queue, worker) VALUES ('bulk', 'w')", "").await.unwrap();
     let mut listener = PgListener::connect(&t.url).await.unwrap();
     listener.listen("oncommit_jobs").await.unwrap();
     let mut tx = t.db.begin().await.unwrap();

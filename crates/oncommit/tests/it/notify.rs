@@ -156,13 +156,12 @@ async fn no_wake_up_is_lost_between_an_sql_enqueue_and_a_worker_falling_asleep()
     let running = super::tasks::start(worker);
     // The worker found nothing, and waits for the enqueuer's commit to record its sleep.
     oncommit_testing::eventually("the worker waiting on the enqueuer's lock", || async {
-        let blocked: Vec<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-        )
-        .bind(enqueuer_pid)
-        .fetch_all(t.db.pg_pool().unwrap())
-        .await
-        .unwrap();
+        let blocked: Vec<i32> =
+            sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))")
+                .bind(enqueuer_pid)
+                .fetch_all(t.db.pg_pool().unwrap())
+                .await
+                .unwrap();
         (!blocked.is_empty()).then_some(())
     })
     .await;
@@ -187,10 +186,8 @@ async fn no_wake_up_is_lost_between_an_sql_enqueue_and_a_worker_falling_asleep()
     })
     .await;
     running.stop().await;
-    let sleepers: i64 = sqlx::query_scalar("SELECT count(*) FROM oncommit.sleepers")
-        .fetch_one(t.db.pg_pool().unwrap())
-        .await
-        .unwrap();
+    let sleepers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM oncommit.sleepers").fetch_one(t.db.pg_pool().unwrap()).await.unwrap();
     assert_eq!(sleepers, 0, "a stopped worker sleeps nowhere");
     t.finish().await;
 }
