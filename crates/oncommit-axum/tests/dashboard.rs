@@ -375,8 +375,8 @@ backend_test!(async fn the_jobs_view_filters_pages_and_refuses_bad_values(t) {
     assert_eq!(detail["parents"][0]["id"], mail[1], "{detail}");
 });
 
-/// The OpenAPI document and the router agree: every route the router declares is in the
-/// document with its method, and every operation the document lists reaches a handler.
+// The OpenAPI document and the router agree: every route the router declares is in the
+// document with its method, and every operation the document lists reaches a handler.
 backend_test!(async fn the_openapi_document_describes_exactly_the_real_routes(t) {
     let id = failed_job(&t.db).await;
     let app = app(&t.db, Some("s3cret"));

@@ -60,7 +60,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let migrating = async {
         match demo {
             true => oncommit_demo::schema::migrate(&db).await,
-            false => db.migrate().await.map_err(Into::into),
+            false => db.migrate().await,
         }
     };
     progress::while_running("migrating", migrating).await?;

@@ -94,8 +94,8 @@ backend_test!(async fn jobs_are_listed_with_the_dashboards_filters_and_cursor(t)
     .unwrap();
 });
 
-/// On a terminal a long command says what it is doing while it runs; piped, it prints only
-/// its result. (`script` gives the command a terminal.)
+// On a terminal a long command says what it is doing while it runs; piped, it prints only
+// its result. (`script` gives the command a terminal.)
 backend_test!(async fn long_commands_show_progress_on_a_terminal_only(t) {
     t.db.migrate().await.unwrap();
     // Enough dead jobs for a delete that takes more than a tick.

@@ -119,10 +119,13 @@ fn wait_bucket(waited: Duration) -> i16 {
     WAIT_BUCKETS_MS.iter().position(|bound| ms <= *bound).unwrap_or(WAIT_BUCKETS_MS.len()) as i16
 }
 
-/// A worker's counts not yet written: per queue, per `(minute, metric, bucket)`.
+/// One queue's counts by `(minute, metric, bucket)`.
+type QueueCounts = BTreeMap<(i64, &'static str, i16), i64>;
+
+/// A worker's counts not yet written, per queue.
 #[derive(Debug, Default)]
 pub(crate) struct ActivityCounter {
-    counts: Mutex<HashMap<String, BTreeMap<(i64, &'static str, i16), i64>>>,
+    counts: Mutex<HashMap<String, QueueCounts>>,
 }
 
 impl ActivityCounter {

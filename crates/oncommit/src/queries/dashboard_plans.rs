@@ -110,7 +110,7 @@ async fn the_dashboards_statements_read_indexes_in_sqlite() {
                 sqlx::query_as(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).fetch_all(&mut c).await.unwrap();
             let plan: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
             assert!(
-                plan.iter().all(|step| !(step.starts_with("SCAN oncommit_jobs") && !step.contains("USING"))),
+                plan.iter().all(|step| !step.starts_with("SCAN oncommit_jobs") || step.contains("USING")),
                 "{what}: {plan:?}"
             );
             assert!(plan.iter().any(|step| step.contains("USING")), "{what}: {plan:?}");
