@@ -53,22 +53,30 @@ pub(crate) async fn activity_add(db: &Db, rows: &[ActivityRow]) -> Result<()> {
     )
 }
 
-pub(super) const PG_ACTIVITY_SINCE: &str = "SELECT minute, queue, metric, bucket, count FROM oncommit.queue_activity \
-     WHERE minute >= $1 ORDER BY minute, queue, metric, bucket";
+/// The counts since a minute, a range of the primary key, summed in the database: per
+/// minute only for completions (the chart), over the whole range for the rest, so an hour
+/// comes back as some 80 rows per queue however many buckets its minutes filled.
+macro_rules! activity_since {
+    ($table:literal, $sum:literal) => {
+        concat!(
+            "SELECT CASE WHEN metric = 'completed' THEN minute ELSE 0 END AS m, queue, metric, bucket, ",
+            $sum,
+            " FROM ",
+            $table,
+            " WHERE minute >= $1 GROUP BY m, queue, metric, bucket ORDER BY m, queue, metric, bucket"
+        )
+    };
+}
 
-/// The counts of minutes `since_minute` and later, summed over the workers: a range of the
-/// primary key.
+pub(super) const PG_ACTIVITY_SINCE: &str = activity_since!("oncommit.queue_activity", "sum(count)::int8");
+
+/// The counts of minutes `since_minute` and later (the minute is 0 but for completions).
 pub(crate) async fn activity_since(db: &Db, since_minute: i64) -> Result<Vec<ActivityRow>> {
     on_conn!(
         db,
         "reading queue activity",
         |c| sqlx::query_as(PG_ACTIVITY_SINCE).bind(since_minute).fetch_all(&mut **c),
-        sqlx::query_as(
-            "SELECT minute, queue, metric, bucket, count FROM oncommit_queue_activity \
-             WHERE minute >= $1 ORDER BY minute, queue, metric, bucket"
-        )
-        .bind(since_minute)
-        .fetch_all(&mut **c),
+        sqlx::query_as(activity_since!("oncommit_queue_activity", "sum(count)")).bind(since_minute).fetch_all(&mut **c),
     )
 }
 
