@@ -3,6 +3,7 @@
 
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::job::JobState;
 use crate::queries::{self, QueueInfo, RateLimit, Setting};
 
 impl RateLimit {
@@ -130,23 +131,33 @@ impl Db {
     /// Every queue that a setting names, a job waits or runs in, a task declares or a
     /// worker serves, by name: its settings, its waiting and running jobs, its workers.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        queries::queue_list(self).await
+        queries::queue_list(self, true).await
+    }
+
+    /// [`Db::queues`] and [`Db::job_gauges`] together, counting the waiting and running jobs
+    /// once for both: what a dashboard refreshes. Queues whose only jobs are finished are
+    /// listed too.
+    pub async fn queues_and_counts(&self) -> Result<(Vec<QueueInfo>, Vec<crate::StateCount>)> {
+        let counts = self.job_gauges().await?;
+        let mut queues: std::collections::BTreeMap<String, QueueInfo> =
+            queries::queue_list(self, false).await?.into_iter().map(|q| (q.name.clone(), q)).collect();
+        for c in &counts {
+            let q = queues.entry(c.queue.clone()).or_insert_with(|| idle_queue(&c.queue));
+            match c.state {
+                JobState::Available => q.available += c.count,
+                JobState::Running => q.running += c.count,
+                JobState::Pending | JobState::Scheduled | JobState::Retryable => q.waiting += c.count,
+                JobState::Completed | JobState::Failed | JobState::Cancelled => {}
+            }
+        }
+        Ok((queues.into_values().collect(), counts))
     }
 
     /// One queue as [`Db::queues`] lists it; a queue nothing names has no settings, jobs or
     /// workers.
     pub async fn queue_info(&self, queue: &str) -> Result<QueueInfo> {
         let found = self.queues().await?.into_iter().find(|q| q.name == queue);
-        Ok(found.unwrap_or_else(|| QueueInfo {
-            name: queue.to_owned(),
-            paused: false,
-            concurrency_limit: None,
-            rate_limit: None,
-            available: 0,
-            running: 0,
-            waiting: 0,
-            workers: 0,
-        }))
+        Ok(found.unwrap_or_else(|| idle_queue(queue)))
     }
 
     async fn set_queue(&self, queue: &str, setting: Setting) -> Result<()> {
@@ -157,5 +168,19 @@ impl Db {
         // NOTIFY reaches the others).
         self.wake();
         Ok(())
+    }
+}
+
+/// A queue nothing sets, declares, serves or fills.
+fn idle_queue(name: &str) -> QueueInfo {
+    QueueInfo {
+        name: name.to_owned(),
+        paused: false,
+        concurrency_limit: None,
+        rate_limit: None,
+        available: 0,
+        running: 0,
+        waiting: 0,
+        workers: 0,
     }
 }

@@ -130,13 +130,14 @@ pub(super) async fn overview(State(s): State<DashboardState>, headers: HeaderMap
     let zero = || JobState::ALL.iter().map(|state| (*state, 0_i64)).collect::<std::collections::BTreeMap<_, _>>();
     let mut total = zero();
     let mut per_queue = std::collections::BTreeMap::<String, std::collections::BTreeMap<JobState, i64>>::new();
-    for c in s.db.job_gauges().await? {
+    let (queues, counts) = s.db.queues_and_counts().await?;
+    for c in counts {
         *total.entry(c.state).or_default() += c.count;
         *per_queue.entry(c.queue).or_insert_with(zero).entry(c.state).or_default() += c.count;
     }
     Ok(Json(json!({
         "counts": { "total": total, "queues": per_queue },
-        "queues": s.db.queues().await?,
+        "queues": queues,
         "activity": s.db.queue_activity(std::time::Duration::from_secs(3600)).await?,
         "workers": s.db.workers().await?,
     })))

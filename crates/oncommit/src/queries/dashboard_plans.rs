@@ -11,7 +11,7 @@ use super::activity::PG_ACTIVITY_SINCE;
 use super::listing::{PG_BOUNDS, PG_WINDOWS, SQLITE_WINDOWS};
 use super::plans::{plans, scratch_database};
 use super::postgres::COUNT_UNFINISHED;
-use super::queue_control::QUEUE_LIST_POSTGRES;
+use super::queue_control::QUEUE_SETTINGS_POSTGRES;
 
 const ALL: &str = "ARRAY['pending','scheduled','available','running','retryable','completed','failed','cancelled']";
 
@@ -60,7 +60,7 @@ async fn the_dashboards_statements_read_indexes_on_a_million_jobs_in_postgres() 
     let others = [
         ("the id range", format!("{PG_BOUNDS} LIMIT $1"), "int4", "1"),
         ("the waiting and running counts", format!("{COUNT_UNFINISHED} LIMIT $1"), "int4", "100"),
-        ("the queues", format!("{QUEUE_LIST_POSTGRES} LIMIT $1"), "int4", "100"),
+        ("the queues' settings", format!("{QUEUE_SETTINGS_POSTGRES} LIMIT $1"), "int4", "100"),
         ("the last hour's activity", PG_ACTIVITY_SINCE.to_owned(), "int8", "29001380"),
     ];
     for (what, statement, types, args) in others {

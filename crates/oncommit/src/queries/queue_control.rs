@@ -359,17 +359,10 @@ pub(crate) async fn queue_set(db: &Db, queue: &str, setting: Setting) -> Result<
     Ok(())
 }
 
-/// Every queue a setting names, a job waits or runs in, a task declares or a worker serves,
-/// by name: its settings, the counts of its waiting and running jobs (each read through
-/// its partial index, never the finished rows), and how many workers serve it.
-pub(super) const QUEUE_LIST_POSTGRES: &str = "\
-    WITH counts AS ( \
-        SELECT queue, 'available' AS state, count(*) AS n FROM oncommit.jobs WHERE state = 'available' GROUP BY queue \
-        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit.jobs \
-            WHERE state IN ('scheduled', 'retryable') GROUP BY queue \
-        UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue \
-        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit.jobs WHERE state = 'pending' GROUP BY queue), \
-    served AS ( \
+/// The part of the queue list after its `counts`.
+macro_rules! queue_list_pg {
+    () => {
+        "served AS ( \
         SELECT k AS queue, count(*) AS n FROM oncommit.workers w, \
             jsonb_object_keys(CASE WHEN jsonb_typeof(w.queues) = 'object' THEN w.queues ELSE '{}' END) AS k \
         GROUP BY k), \
@@ -382,16 +375,34 @@ pub(super) const QUEUE_LIST_POSTGRES: &str = "\
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'waiting')::int8, \
            coalesce((SELECT s.n FROM served s WHERE s.queue = n.queue), 0)::int8 \
     FROM names n LEFT JOIN oncommit.queues q ON q.name = n.queue \
-    ORDER BY n.queue";
+    ORDER BY n.queue"
+    };
+}
 
-const QUEUE_LIST_SQLITE: &str = "\
-    WITH counts AS ( \
-        SELECT queue, 'available' AS state, count(*) AS n FROM oncommit_jobs WHERE state = 'available' GROUP BY queue \
-        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit_jobs \
+/// Every queue a setting names, a job waits or runs in, a task declares or a worker serves,
+/// by name: its settings, the counts of its waiting and running jobs (each read through
+/// its partial index, never the finished rows), and how many workers serve it.
+pub(super) const QUEUE_LIST_POSTGRES: &str = concat!(
+    "WITH counts AS ( \
+        SELECT queue, 'available' AS state, count(*) AS n FROM oncommit.jobs WHERE state = 'available' GROUP BY queue \
+        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit.jobs \
             WHERE state IN ('scheduled', 'retryable') GROUP BY queue \
-        UNION ALL SELECT queue, 'running', count(*) FROM oncommit_jobs WHERE state = 'running' GROUP BY queue \
-        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit_jobs WHERE state = 'pending' GROUP BY queue), \
-    served AS ( \
+        UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue \
+        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit.jobs WHERE state = 'pending' GROUP BY queue), ",
+    queue_list_pg!()
+);
+
+/// The same without counting jobs: the settings and workers of every queue a setting names,
+/// a task declares or a worker serves, its counts zero (for a caller that counted already).
+pub(super) const QUEUE_SETTINGS_POSTGRES: &str = concat!(
+    "WITH counts AS (SELECT NULL::text AS queue, NULL::text AS state, 0::int8 AS n WHERE false), ",
+    queue_list_pg!()
+);
+
+/// The SQLite queue list after its `counts`.
+macro_rules! queue_list_sqlite {
+    () => {
+        "served AS ( \
         SELECT k.key AS queue, count(*) AS n FROM oncommit_workers w, \
             json_each(CASE WHEN json_valid(w.queues) AND json_type(w.queues) = 'object' THEN w.queues ELSE '{}' END) AS k \
         GROUP BY k.key), \
@@ -405,15 +416,35 @@ const QUEUE_LIST_SQLITE: &str = "\
            coalesce((SELECT s.n FROM served s WHERE s.queue = n.queue), 0) \
     FROM names n LEFT JOIN oncommit_queues q ON q.name = n.queue \
     WHERE n.queue IS NOT NULL \
-    ORDER BY n.queue";
+    ORDER BY n.queue"
+    };
+}
 
-pub(crate) async fn queue_list(db: &Db) -> Result<Vec<QueueInfo>> {
+const QUEUE_LIST_SQLITE: &str = concat!(
+    "WITH counts AS ( \
+        SELECT queue, 'available' AS state, count(*) AS n FROM oncommit_jobs WHERE state = 'available' GROUP BY queue \
+        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit_jobs \
+            WHERE state IN ('scheduled', 'retryable') GROUP BY queue \
+        UNION ALL SELECT queue, 'running', count(*) FROM oncommit_jobs WHERE state = 'running' GROUP BY queue \
+        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit_jobs WHERE state = 'pending' GROUP BY queue), ",
+    queue_list_sqlite!()
+);
+
+const QUEUE_SETTINGS_SQLITE: &str =
+    concat!("WITH counts AS (SELECT NULL AS queue, NULL AS state, 0 AS n WHERE 0), ", queue_list_sqlite!());
+
+/// Every queue with its settings, workers and (with `counted`) waiting and running jobs.
+pub(crate) async fn queue_list(db: &Db, counted: bool) -> Result<Vec<QueueInfo>> {
     type Row = (String, bool, Option<i32>, Option<i32>, Option<i64>, bool, i64, i64, i64, i64);
+    let (pg, lite) = match counted {
+        true => (QUEUE_LIST_POSTGRES, QUEUE_LIST_SQLITE),
+        false => (QUEUE_SETTINGS_POSTGRES, QUEUE_SETTINGS_SQLITE),
+    };
     let rows: Vec<Row> = on_conn!(
         db,
         "listing queues",
-        |c| sqlx::query_as(QUEUE_LIST_POSTGRES).fetch_all(&mut **c),
-        sqlx::query_as(QUEUE_LIST_SQLITE).fetch_all(&mut **c),
+        |c| sqlx::query_as(pg).fetch_all(&mut **c),
+        sqlx::query_as(lite).fetch_all(&mut **c),
     )?;
     Ok(rows
         .into_iter()

@@ -317,3 +317,24 @@ backend_test!(async fn a_resume_wakes_the_workers_without_a_poll(t) {
     wait_for(&t.db, second, JobState::Completed).await;
     w.stop().await;
 });
+
+backend_test!(async fn the_dashboards_queue_list_counts_once_and_agrees_with_the_full_one(t) {
+    t.db.migrate().await.unwrap();
+    for queue in ["a", "a", "b"] {
+        t.db.enqueue_with(Echo { key: queue.into() }, on(queue)).await.unwrap();
+    }
+    let later = EnqueueOptions::new().queue("b").run_at(chrono::Utc::now() + chrono::Duration::hours(1));
+    t.db.enqueue_raw("echo", &serde_json::json!({ "key": "later" }), later).await.unwrap();
+    let done = t.db.enqueue_with(Echo { key: "done".into() }, on("finished-only")).await.unwrap();
+    t.db.cancel_job(done).await.unwrap();
+    t.db.set_queue_concurrency_limit("c", Some(2)).await.unwrap();
+    let full = t.db.queues().await.unwrap();
+    let (listed, counts) = t.db.queues_and_counts().await.unwrap();
+    for q in &full {
+        assert_eq!(listed.iter().find(|l| l.name == q.name), Some(q), "{listed:?}");
+    }
+    assert!(listed.iter().any(|q| q.name == "finished-only"), "queues with only finished jobs are listed: {listed:?}");
+    let b = listed.iter().find(|q| q.name == "b").unwrap();
+    assert_eq!((b.available, b.waiting), (1, 1), "{b:?}");
+    assert!(counts.iter().any(|c| c.queue == "finished-only" && c.state == JobState::Cancelled && c.count == 1));
+});
