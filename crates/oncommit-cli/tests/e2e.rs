@@ -5,46 +5,22 @@
 //! `docs/`.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use oncommit::{Backend, EnqueueOptions, JobState};
 use oncommit_testing::{TestDb, wait_for_job};
+use support::{KillOnDrop, request, serve_with};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-/// The server, killed if the test fails before its graceful stop.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl KillOnDrop {
-    fn child(&mut self) -> &mut std::process::Child {
-        self.0.as_mut().unwrap()
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            child.kill().ok();
-            child.wait().ok();
-        }
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection; returns the status and the body.
+/// A request with the server's own address as `Host`.
 fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    request(addr, method, path, addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,24 +43,8 @@ async fn drive(url: &str, backend: &str) {
     let e2e = repo().join("tests/e2e");
     assert!(e2e.join("node_modules/playwright-core").exists(), "run `npm ci --prefix tests/e2e` (scripts/test does)");
 
-    let mut serve = KillOnDrop(Some(
-        Command::new(env!("CARGO_BIN_EXE_oncommit"))
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .env("DATABASE_URL", url)
-            .env("ONCOMMIT_ADMIN_TOKEN", "e2e-token")
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
-    let mut lines = BufReader::new(serve.child().stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve printed its address").unwrap();
-        if let Some(rest) = line.split_once("listening on http://").map(|(_, r)| r) {
-            break rest.split('/').next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop)); // keep draining its stderr
+    let (serve, addr, _) = serve_with(url, "127.0.0.1:0", &[("ONCOMMIT_ADMIN_TOKEN", "e2e-token")]);
+    let mut serve = KillOnDrop(Some(serve));
 
     // Over HTTP: the seed's view, three ways.
     let (status, naive) = http(&addr, "POST", "/data/naive?name=naive");

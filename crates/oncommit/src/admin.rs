@@ -45,6 +45,20 @@ pub struct JobDependencies {
     pub dependants: Vec<Job>,
 }
 
+impl JobStats {
+    /// Counts per queue and state (as [`Db::job_counts`] or [`Db::job_gauges`] return
+    /// them) arranged per state, in all and per queue, every state present.
+    pub fn from_counts(counts: impl IntoIterator<Item = StateCount>) -> JobStats {
+        let zero = || JobState::ALL.iter().map(|state| (*state, 0)).collect::<BTreeMap<_, _>>();
+        let mut stats = JobStats { total: zero(), queues: BTreeMap::new() };
+        for c in counts {
+            *stats.total.entry(c.state).or_default() += c.count;
+            *stats.queues.entry(c.queue).or_insert_with(zero).entry(c.state).or_default() += c.count;
+        }
+        stats
+    }
+}
+
 /// What [`Db::cancel_job`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,7 +90,13 @@ impl Db {
 
     /// The newest jobs matching `filter`.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
-        queries::job_list(self, filter.state, filter.queue.as_deref(), filter.limit).await
+        let selection = crate::JobSelection {
+            states: filter.state.into_iter().collect(),
+            queue: filter.queue.clone(),
+            ..Default::default()
+        };
+        // The listing's statement over every id: one statement, no page budget.
+        queries::listing::job_window(self, &selection.any_state_filter()?, i64::MIN, i64::MAX, true, filter.limit).await
     }
 
     /// How many jobs are in each state, per queue.
@@ -109,13 +129,7 @@ impl Db {
 
     /// [`Db::job_counts`] arranged per state, in all and per queue.
     pub async fn job_stats(&self) -> Result<JobStats> {
-        let zero = || JobState::ALL.iter().map(|state| (*state, 0)).collect::<BTreeMap<_, _>>();
-        let mut stats = JobStats { total: zero(), queues: BTreeMap::new() };
-        for c in self.job_counts().await? {
-            *stats.total.entry(c.state).or_default() += c.count;
-            *stats.queues.entry(c.queue).or_insert_with(zero).entry(c.state).or_default() += c.count;
-        }
-        Ok(stats)
+        Ok(JobStats::from_counts(self.job_counts().await?))
     }
 
     /// The jobs table's size on disk and its dead rows: whether pruning and vacuum keep up.

@@ -81,13 +81,14 @@ impl JobsQuery {
             .transpose()?;
         let selection = oncommit::JobSelection {
             states,
-            queue: text(&self.queue),
-            task: text(&self.task),
+            // Blank text filters nothing: the selection drops it.
+            queue: self.queue.clone(),
+            task: self.task.clone(),
             since: time("since", &self.since)?,
             until: time("until", &self.until)?,
-            error_contains: text(&self.error),
+            error_contains: self.error.clone(),
             priority,
-            search: text(&self.search),
+            search: self.search.clone(),
             ids: None,
         };
         let page = oncommit::JobPage {
@@ -127,16 +128,9 @@ pub(super) async fn job(State(s): State<DashboardState>, headers: HeaderMap, Pat
 /// settings, their activity over the last hour, and the workers.
 pub(super) async fn overview(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
     may_read(&s, &headers)?;
-    let zero = || JobState::ALL.iter().map(|state| (*state, 0_i64)).collect::<std::collections::BTreeMap<_, _>>();
-    let mut total = zero();
-    let mut per_queue = std::collections::BTreeMap::<String, std::collections::BTreeMap<JobState, i64>>::new();
     let (queues, counts) = s.db.queues_and_counts().await?;
-    for c in counts {
-        *total.entry(c.state).or_default() += c.count;
-        *per_queue.entry(c.queue).or_insert_with(zero).entry(c.state).or_default() += c.count;
-    }
     Ok(Json(json!({
-        "counts": { "total": total, "queues": per_queue },
+        "counts": oncommit::JobStats::from_counts(counts),
         "queues": queues,
         "activity": s.db.queue_activity(std::time::Duration::from_secs(3600)).await?,
         "workers": s.db.workers().await?,

@@ -29,6 +29,19 @@ pub(crate) fn serve_with(url: &str, listen: &str, env: &[(&str, &str)]) -> (Chil
     (child, addr, seen)
 }
 
+/// A child process killed if the test fails before it stops the process itself (take it
+/// out of the `Option` for that).
+pub(crate) struct KillOnDrop(pub(crate) Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
+
 /// Starts `oncommit serve` on `url`; returns it and its address.
 pub(crate) fn serve(url: &str) -> (Child, String) {
     let (child, addr, _) = serve_with(url, "127.0.0.1:0", &[]);

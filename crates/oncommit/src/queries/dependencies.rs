@@ -137,7 +137,7 @@ async fn insert_postgres(c: &mut PgConnection, job: &NewJob) -> Result<(i64, Str
         start = start.admitted(holders, waiting, job.key_limit);
     }
     let (state, errors) = start.columns();
-    let row: (i64, String, String) = sqlx::query_as(
+    let row: (i64, String, String) = bind_new_job!(sqlx::query_as(
         "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
              workflow_id, on_parent_failure, finished_at, errors, concurrency_key, key_limit) \
          VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
@@ -145,13 +145,7 @@ async fn insert_postgres(c: &mut PgConnection, job: &NewJob) -> Result<(i64, Str
                      ELSE $7 END, \
              $8, $9, $10, CASE WHEN $7 = 'cancelled' THEN now() END, coalesce($11::jsonb, '[]'::jsonb), $12, $13) \
          RETURNING id, queue, state",
-    )
-    .bind(&job.task)
-    .bind(&job.args)
-    .bind(&job.queue)
-    .bind(job.priority)
-    .bind(job.run_at_ms)
-    .bind(job.max_attempts)
+    ), job)
     .bind(state)
     .bind(&job.trace_context)
     .bind(&job.workflow_id)
@@ -201,23 +195,20 @@ async fn insert_sqlite(c: &mut SqliteConnection, job: &NewJob) -> Result<(i64, S
         start = start.admitted(holders, waiting, job.key_limit);
     }
     let (state, errors) = start.columns();
-    let id: i64 = sqlx::query_scalar(concat!(
-        "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
+    let id: i64 = bind_new_job!(
+        sqlx::query_scalar(concat!(
+            "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
              workflow_id, on_parent_failure, finished_at, errors, concurrency_key, key_limit) \
          VALUES ($1, $2, $3, $4, coalesce($5, ",
-        sqlite_now_ms!(),
-        "), $6, CASE $7 WHEN 'ready' THEN CASE WHEN $5 > ",
-        sqlite_now_ms!(),
-        " THEN 'scheduled' ELSE 'available' END ELSE $7 END, $8, $9, $10, CASE WHEN $7 = 'cancelled' THEN ",
-        sqlite_now_ms!(),
-        " END, coalesce($11, '[]'), $12, $13) RETURNING id"
-    ))
-    .bind(&job.task)
-    .bind(&job.args)
-    .bind(&job.queue)
-    .bind(job.priority)
-    .bind(job.run_at_ms)
-    .bind(job.max_attempts)
+            sqlite_now_ms!(),
+            "), $6, CASE $7 WHEN 'ready' THEN CASE WHEN $5 > ",
+            sqlite_now_ms!(),
+            " THEN 'scheduled' ELSE 'available' END ELSE $7 END, $8, $9, $10, CASE WHEN $7 = 'cancelled' THEN ",
+            sqlite_now_ms!(),
+            " END, coalesce($11, '[]'), $12, $13) RETURNING id"
+        )),
+        job
+    )
     .bind(state)
     .bind(&job.trace_context)
     .bind(&job.workflow_id)

@@ -44,6 +44,20 @@ macro_rules! controlled_queue_row {
     };
 }
 
+/// Binds the six parameters every insert of a new job starts with: `$1` task, `$2` args,
+/// `$3` queue, `$4` priority, `$5` run_at (epoch ms, or NULL for now), `$6` max_attempts.
+macro_rules! bind_new_job {
+    ($query:expr, $job:expr) => {
+        $query
+            .bind(&$job.task)
+            .bind(&$job.args)
+            .bind(&$job.queue)
+            .bind($job.priority)
+            .bind($job.run_at_ms)
+            .bind($job.max_attempts)
+    };
+}
+
 /// SQLite's "now" in epoch milliseconds; julianday() exists in every SQLite version.
 macro_rules! sqlite_now_ms {
     () => {
@@ -480,18 +494,6 @@ pub(crate) async fn job_delete(db: &Db, id: JobId) -> Result<bool> {
 pub(crate) async fn job_get(db: &Db, id: JobId) -> Result<Option<Job>> {
     let row = on_conn!(db, "reading a job", |c| postgres::job_get(c, id.0), sqlite::job_get(c, id.0))?;
     Ok(row.map(|r| r.job))
-}
-
-/// The newest jobs, optionally of one state and one queue.
-pub(crate) async fn job_list(db: &Db, state: Option<JobState>, queue: Option<&str>, limit: i64) -> Result<Vec<Job>> {
-    let state = state.map(JobState::as_str);
-    let rows = on_conn!(
-        db,
-        "listing jobs",
-        |c| postgres::job_list(c, state, queue, limit),
-        sqlite::job_list(c, state, queue, limit)
-    )?;
-    Ok(rows.into_iter().map(|r| r.job).collect())
 }
 
 /// Counts per queue and state.

@@ -54,18 +54,15 @@ pub(super) async fn job_insert_many(c: &mut PgConnection, jobs: &[NewJob]) -> Re
     if let [job] = plain.as_slice() {
         // One job, as a web request enqueues: a plain VALUES insert (the unnest below costs a
         // tenth of the rate of one-job transactions).
-        let (id, queue, state): (i64, String, String) = sqlx::query_as(
-            "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
+        let (id, queue, state): (i64, String, String) = bind_new_job!(
+            sqlx::query_as(
+                "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
              VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
                      CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, $7) \
              RETURNING id, queue, state",
+            ),
+            job
         )
-        .bind(&job.task)
-        .bind(&job.args)
-        .bind(&job.queue)
-        .bind(job.priority)
-        .bind(job.run_at_ms)
-        .bind(job.max_attempts)
         .bind(&job.trace_context)
         .fetch_one(&mut *c)
         .await?;
@@ -339,25 +336,6 @@ pub(super) async fn job_get(c: &mut PgConnection, id: i64) -> Result<Option<JobR
         .bind(id)
         .fetch_optional(&mut *c)
         .await?)
-}
-
-pub(super) async fn job_list(
-    c: &mut PgConnection,
-    state: Option<&str>,
-    queue: Option<&str>,
-    limit: i64,
-) -> Result<Vec<JobRow>> {
-    Ok(sqlx::query_as(concat!(
-        "SELECT ",
-        pg_job_columns!(),
-        " FROM oncommit.jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR queue = $2) \
-         ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(state)
-    .bind(queue)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await?)
 }
 
 /// Counts per queue and state of the waiting and running jobs: read through their partial

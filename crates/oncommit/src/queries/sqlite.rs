@@ -14,7 +14,7 @@ use crate::job_row::JobRow;
 async fn job_insert_one(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId> {
     // A conflicting job may finish between the insert and the look-up: try again then.
     for _ in 0..10 {
-        let inserted: Option<i64> = sqlx::query_scalar(concat!(
+        let inserted: Option<i64> = bind_new_job!(sqlx::query_scalar(concat!(
             "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, unique_key, state, trace_context) \
              VALUES ($1, $2, $3, $4, coalesce($5, ",
             sqlite_now_ms!(),
@@ -25,13 +25,7 @@ async fn job_insert_one(c: &mut SqliteConnection, job: &NewJob) -> Result<JobId>
                  WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retryable') \
                  DO NOTHING \
              RETURNING id"
-        ))
-        .bind(&job.task)
-        .bind(&job.args)
-        .bind(&job.queue)
-        .bind(job.priority)
-        .bind(job.run_at_ms)
-        .bind(job.max_attempts)
+        )), job)
         .bind(&job.unique_key)
         .bind(&job.trace_context)
         .fetch_optional(&mut *c)
@@ -333,25 +327,6 @@ pub(super) async fn job_get(c: &mut SqliteConnection, id: i64) -> Result<Option<
         .bind(id)
         .fetch_optional(&mut *c)
         .await?)
-}
-
-pub(super) async fn job_list(
-    c: &mut SqliteConnection,
-    state: Option<&str>,
-    queue: Option<&str>,
-    limit: i64,
-) -> Result<Vec<JobRow>> {
-    Ok(sqlx::query_as(concat!(
-        "SELECT ",
-        sqlite_job_columns!(),
-        " FROM oncommit_jobs WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR queue = $2) \
-         ORDER BY id DESC LIMIT $3"
-    ))
-    .bind(state)
-    .bind(queue)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await?)
 }
 
 /// Counts per queue and state of the finished jobs (`finished`), or of the others, which

@@ -53,7 +53,7 @@ pub(crate) async fn job_insert_unique(
 
 async fn try_insert(conn: Conn<'_>, job: &NewJob, id: &Identity) -> Result<Option<(i64, String, String)>> {
     Ok(match conn {
-        Conn::Postgres(c) => {
+        Conn::Postgres(c) => bind_new_job!(
             sqlx::query_as(concat!(
                 "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
                      unique_hash, unique_states) \
@@ -62,42 +62,34 @@ async fn try_insert(conn: Conn<'_>, job: &NewJob, id: &Identity) -> Result<Optio
                  ON CONFLICT (unique_hash) WHERE ",
                 unique_held!(),
                 " DO NOTHING RETURNING id, queue, state"
-            ))
-            .bind(&job.task)
-            .bind(&job.args)
-            .bind(&job.queue)
-            .bind(job.priority)
-            .bind(job.run_at_ms)
-            .bind(job.max_attempts)
-            .bind(&job.trace_context)
-            .bind(&id.hash)
-            .bind(id.states)
-            .fetch_optional(&mut *c)
-            .await?
-        }
+            )),
+            job
+        )
+        .bind(&job.trace_context)
+        .bind(&id.hash)
+        .bind(id.states)
+        .fetch_optional(&mut *c)
+        .await?,
         Conn::Sqlite(c) => insert_sqlite(c, job, id).await?,
     })
 }
 
 async fn insert_sqlite(c: &mut SqliteConnection, job: &NewJob, id: &Identity) -> Result<Option<(i64, String, String)>> {
-    let inserted: Option<i64> = sqlx::query_scalar(concat!(
-        "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
+    let inserted: Option<i64> = bind_new_job!(
+        sqlx::query_scalar(concat!(
+            "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
              unique_hash, unique_states) \
          VALUES ($1, $2, $3, $4, coalesce($5, ",
-        sqlite_now_ms!(),
-        "), $6, CASE WHEN $5 > ",
-        sqlite_now_ms!(),
-        " THEN 'scheduled' ELSE 'available' END, $7, $8, $9) \
+            sqlite_now_ms!(),
+            "), $6, CASE WHEN $5 > ",
+            sqlite_now_ms!(),
+            " THEN 'scheduled' ELSE 'available' END, $7, $8, $9) \
          ON CONFLICT (unique_hash) WHERE ",
-        unique_held!(),
-        " DO NOTHING RETURNING id"
-    ))
-    .bind(&job.task)
-    .bind(&job.args)
-    .bind(&job.queue)
-    .bind(job.priority)
-    .bind(job.run_at_ms)
-    .bind(job.max_attempts)
+            unique_held!(),
+            " DO NOTHING RETURNING id"
+        )),
+        job
+    )
     .bind(&job.trace_context)
     .bind(&id.hash)
     .bind(id.states)

@@ -127,10 +127,10 @@ pub(crate) async fn run(
             drop(permits);
             // About to sleep: record it, so enqueues from SQL wake this worker, then claim
             // once more (what committed before the record is found by that claim).
-            if shared.records_sleep() && !shared.asleep(&queue, None) {
+            if shared.records_sleep() && !shared.asleep().contains(&queue) {
                 match queries::sleepers::sleeper_record(&shared.services, &queue, &shared.id).await {
                     Ok(()) => {
-                        shared.asleep(&queue, Some(true));
+                        shared.asleep().insert(queue.clone());
                         continue;
                     }
                     Err(err) => {
@@ -149,10 +149,10 @@ pub(crate) async fn run(
         metrics::claimed(rows.len(), took);
         // Every slot asked for was filled: the queue has a backlog, this worker will claim
         // again as soon as it can, and enqueuers need not NOTIFY it.
-        if rows.len() as i64 >= limit && shared.asleep(&queue, None) {
+        if rows.len() as i64 >= limit && shared.asleep().contains(&queue) {
             match queries::sleepers::sleeper_forget(&shared.services, &queue, &shared.id).await {
                 Ok(()) => {
-                    shared.asleep(&queue, Some(false));
+                    shared.asleep().remove(&queue);
                 }
                 Err(err) => tracing::debug!(error = %err, queue, "forgetting the sleep failed; enqueuers keep waking"),
             }

@@ -159,14 +159,8 @@ impl Shared {
         self.config.listen && self.db.backend() == Backend::Postgres
     }
 
-    /// Whether this worker is recorded asleep on `queue`, and, with `now`, records it so.
-    fn asleep(&self, queue: &str, now: Option<bool>) -> bool {
-        let mut asleep = self.asleep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match now {
-            Some(true) => asleep.insert(queue.to_owned()),
-            Some(false) => asleep.remove(queue),
-            None => asleep.contains(queue),
-        }
+    fn asleep(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        self.asleep.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
