@@ -173,11 +173,12 @@ pub(crate) struct WorkerArgs {
     /// on: jobs that wait on the network or other services can run by the hundred (256 for
     /// short I/O-bound jobs); jobs that use the CPU, about the cores. Each slot may take a
     /// connection of the application pool (sized concurrency + 2). Short jobs do not need
-    /// many slots to go fast: the worker claims ahead of them (--prefetch).
+    /// many slots to go fast: the worker claims up to 1,000 ahead of them (--prefetch), so
+    /// on jobs much shorter than a database round trip 10 slots go about as fast as 256.
     #[arg(long, default_value_t = 10)]
     pub(crate) concurrency: usize,
     /// Jobs each queue claims beyond its concurrency, to wait in this worker for a slot
-    /// [default: as many as the slots get through in about 50 ms, at most 100 or the
+    /// [default: as many as the slots get through in about 50 ms, at most 1000 or the
     /// concurrency, whichever is larger]. 0 for long
     /// jobs, so none waits here while another worker is idle.
     #[arg(long)]

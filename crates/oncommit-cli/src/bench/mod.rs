@@ -333,7 +333,6 @@ fn bench_worker(db: &Db) -> Worker {
         .register::<BenchNoop>()
         .register::<BenchProbe>()
         .queue(QUEUE, 256)
-        .batch_size(100)
         .poll_interval(Duration::from_millis(100))
 }
 

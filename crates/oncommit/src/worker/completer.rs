@@ -1,10 +1,12 @@
-//! Records finished attempts in batches: whatever finished while the previous batch was
+//! Records finished attempts in batches: whatever finished while the previous batches were
 //! being written goes out in the next single statement. Under load the batches grow by
-//! themselves; when idle each completion is written at once.
+//! themselves (a small one waits for a write in flight to land, so a busy worker commits a
+//! few large batches rather than many small ones); when idle each completion is written at
+//! once.
 //!
-//! A finished job keeps its slot until its outcome is written: a slot is a `running` row,
-//! so claims never race ahead of completions, and the rows a worker has `running` never
-//! exceed its slots. (Freeing the slot when the outcome was merely queued let a busy worker
+//! A finished job keeps its place (a `held` permit of its queue) until its outcome is
+//! written: a place is a `running` row, so claims never race ahead of completions, and the
+//! rows a worker has `running` never exceed its slots plus its prefetch. (Freeing the slot when the outcome was merely queued let a busy worker
 //! claim thousands of jobs more than it had slots while its completions queued.)
 //!
 //! A batch that cannot be written is kept and retried with backoff, not dropped: its jobs
@@ -27,11 +29,14 @@ use crate::queries::{self, Transition};
 use crate::shutdown::Shutdown;
 
 /// The most state changes written in one statement.
-const MAX_BATCH: usize = 1000;
+pub(crate) const MAX_BATCH: usize = 1000;
+
+/// A batch this large goes out without waiting for the writes in flight.
+const GROUP: usize = 250;
 
 /// Batches written at once: while one waits on its round trip the next is already going, so
 /// the database is kept busy. Each job has one pending change, so their order is free.
-pub(crate) const IN_FLIGHT: usize = 4;
+pub(crate) const IN_FLIGHT: usize = 2;
 
 /// A finished attempt's outcome, with the slot it keeps until the outcome is written.
 pub(crate) struct Finished {
@@ -58,6 +63,18 @@ pub(crate) async fn run(
         };
         if received == 0 {
             break;
+        }
+        // While other batches are being written, a small one waits to grow until one of
+        // them lands: under load, fewer and larger statements (each one commit); when idle,
+        // nothing is in flight and an outcome goes out at once.
+        while !writes.is_empty() && batch.len() < GROUP {
+            let room = MAX_BATCH - batch.len();
+            tokio::select! {
+                biased;
+                _ = give_up.wait() => break,
+                _ = writes.join_next() => break,
+                n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+            }
         }
         while writes.len() >= IN_FLIGHT {
             writes.join_next().await;

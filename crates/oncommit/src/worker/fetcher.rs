@@ -39,12 +39,14 @@ pub(crate) async fn run(
     let mut controlled = false;
     let mut backoff = Backoff::new(Duration::from_millis(100), shared.config.poll_interval.max(Duration::from_secs(5)));
     loop {
-        // Under load, wait for a quarter of the target (at most a batch) to be free before
-        // claiming, so a busy queue claims in batches instead of one job per round trip as
-        // each slot frees. The permits above the target are waited for too, then given
+        // Under load, wait for several slots to be free before claiming, so a busy queue
+        // claims in batches instead of one job per round trip as each slot frees: a quarter
+        // of the target, or half the prefetch if more, at most a batch. Half the prefetch
+        // still waits here when the claim is sent, enough for the slots to keep busy while
+        // it is on its way. The permits above the target are waited for too, then given
         // back: the queue holds no more than the target.
         let target = slots.target();
-        let want = (batch.min(target) / 4).max(1);
+        let want = (target / 4).max(slots.prefetch_of(target) / 2).min(batch).max(1);
         let reserve = slots.held_max - target;
         let mut permits = tokio::select! {
             biased;

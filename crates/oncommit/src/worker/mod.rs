@@ -202,7 +202,7 @@ impl Worker {
                 poll_interval: Duration::from_secs(1),
                 lease: Duration::from_secs(30),
                 heartbeat_interval: Duration::from_secs(10),
-                batch_size: 100,
+                batch_size: 250,
                 prefetch: None,
                 shutdown_timeout: Duration::from_secs(30),
                 listen: true,
@@ -272,7 +272,9 @@ impl Worker {
         self
     }
 
-    /// Most jobs claimed in one statement (default 100).
+    /// Most jobs claimed in one statement (default 250). A queue with a backlog claims in
+    /// batches of up to this many, two claims at once when it has 8 slots or more; larger
+    /// batches mean fewer statements, each holding its rows' locks a little longer.
     pub fn batch_size(mut self, size: usize) -> Self {
         self.config.batch_size = size.max(1);
         self
@@ -280,13 +282,15 @@ impl Worker {
 
     /// Jobs each queue claims beyond its concurrency, to wait in this worker until a slot
     /// frees. By default it follows the queue's recent run times: as many jobs as its slots
-    /// get through in about 50 ms, at most [`Worker::batch_size`] or the concurrency,
+    /// get through in about 50 ms, at most 1,000 (one completion batch) or the concurrency,
     /// whichever is larger (as many as the slots until the first jobs end).
     ///
-    /// Short jobs need it: without it a queue with 10 slots claims a few jobs per round
-    /// trip, and the round trips, not the jobs, set the pace. The price: a prefetched job
-    /// waits for this worker's slots while another worker may be idle; the default keeps
-    /// that wait short, `prefetch(0)` removes it. A prefetched job holds a lease like a
+    /// Short jobs need it: a job keeps its place from its claim until its outcome is
+    /// written, both round trips of milliseconds under load, so without prefetch a queue
+    /// with 10 slots claims a few jobs per round trip, and the round trips, not the jobs,
+    /// set the pace. The price: a prefetched job waits for this worker's slots while
+    /// another worker may be idle; the default keeps that wait short, `prefetch(0)`
+    /// removes it. A prefetched job holds a lease like a
     /// running one (renewed, rescued if this worker dies), a cancel stops it before it
     /// starts, and at shutdown it goes back to the queue at once without using an attempt.
     /// A queue holds at most `concurrency + prefetch` jobs `running` in the database.
@@ -432,7 +436,7 @@ impl Worker {
         claimers.spawn(maintenance::maintain(shared.clone(), shutdown.clone()));
         let mut all_slots = Vec::new();
         for (queue, concurrency, loops) in claim_loops {
-            let slots = Arc::new(Slots::new(concurrency, shared.config.prefetch, shared.config.batch_size));
+            let slots = Arc::new(Slots::new(concurrency, shared.config.prefetch));
             all_slots.push(slots.clone());
             // Two claim loops on a queue with real concurrency: one claims while the other's
             // round trip is in flight. They share the queue's slots, so concurrency stays exact.

@@ -1,12 +1,16 @@
 //! One queue's capacity: how many jobs it runs at once (its concurrency), and how many more
 //! it claims ahead to wait in the worker (its prefetch).
 //!
-//! Short jobs need prefetch: with 10 slots and none, a queue claims a few jobs per round
-//! trip, and the round trips, not the jobs, set the pace (4,400 jobs/s against 30,000 with
-//! 100 prefetched, on a 100,000-job backlog). Long jobs must not have it: a prefetched job
-//! waits for this worker's slots while another worker may be idle. So unless the user sets
-//! it, prefetch follows the queue's recent run times: as many jobs as its slots get through
-//! in about [`PREFETCH_WAIT`], at most a claim batch or the concurrency, whichever is
+//! Short jobs need prefetch: a claim and the write of its outcomes are round trips of
+//! several milliseconds each under load, and a job keeps its place from the claim until
+//! its outcome is written, so the jobs a queue may hold, not its slots, set the pace of
+//! short jobs. With 10 slots and no prefetch a queue claims a few jobs per round trip
+//! (4,400 jobs/s against 30,000 with 100 prefetched, on a 100,000-job backlog); with up to
+//! [`PREFETCH_MAX`] held ahead, two claims of a batch each can be on their way while the
+//! slots work through the rest. Long jobs must not have it: a prefetched job waits for
+//! this worker's slots while another worker may be idle. So unless the user sets it,
+//! prefetch follows the queue's recent run times: as many jobs as its slots get through in
+//! about [`PREFETCH_WAIT`], at most [`PREFETCH_MAX`] or the concurrency, whichever is
 //! larger.
 
 use std::sync::Arc;
@@ -17,6 +21,11 @@ use tokio::sync::Semaphore;
 
 /// About the longest a prefetched job should wait for a slot, when the prefetch adapts.
 pub(crate) const PREFETCH_WAIT: Duration = Duration::from_millis(50);
+
+/// The most jobs a queue claims ahead by default (unless its concurrency is larger): one
+/// completion batch, so the rows a worker has `running` stay within its slots plus one
+/// batch of outcomes.
+pub(crate) const PREFETCH_MAX: usize = super::completer::MAX_BATCH;
 
 pub(crate) struct Slots {
     /// Jobs the queue may hold: claimed and not yet recorded. A permit is a `running` row.
@@ -35,10 +44,10 @@ pub(crate) struct Slots {
 }
 
 impl Slots {
-    /// `prefetch` fixed by the user, or adapting up to `batch` or `concurrency`, whichever
-    /// is larger.
-    pub(crate) fn new(concurrency: usize, prefetch: Option<usize>, batch: usize) -> Slots {
-        let held_max = concurrency + prefetch.unwrap_or(batch.max(concurrency));
+    /// `prefetch` fixed by the user, or adapting up to [`PREFETCH_MAX`] or `concurrency`,
+    /// whichever is larger.
+    pub(crate) fn new(concurrency: usize, prefetch: Option<usize>) -> Slots {
+        let held_max = concurrency + prefetch.unwrap_or(PREFETCH_MAX.max(concurrency));
         Slots {
             held: Arc::new(Semaphore::new(held_max)),
             held_max,
@@ -64,6 +73,11 @@ impl Slots {
         self.concurrency + prefetch
     }
 
+    /// The prefetch within `target`: the jobs held beyond those running.
+    pub(crate) fn prefetch_of(&self, target: usize) -> usize {
+        target.saturating_sub(self.concurrency)
+    }
+
     /// Records how long one of the queue's jobs ran.
     pub(crate) fn ran(&self, took: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
@@ -80,15 +94,15 @@ mod tests {
 
     #[test]
     fn prefetch_follows_run_times_within_its_bounds() {
-        let slots = Slots::new(10, None, 100);
+        let slots = Slots::new(10, None);
         assert_eq!(slots.target(), 20, "unknown run time: as many as the slots");
         for _ in 0..50 {
             slots.ran(Duration::from_micros(20));
         }
-        assert_eq!(slots.target(), 110, "short jobs: a whole batch ahead");
-        let wide = Slots::new(256, None, 100);
+        assert_eq!(slots.target(), 10 + PREFETCH_MAX, "short jobs: the most ahead");
+        let wide = Slots::new(2000, None);
         wide.ran(Duration::from_micros(20));
-        assert_eq!(wide.target(), 512, "many slots: as many again ahead");
+        assert_eq!(wide.target(), 4000, "more slots than that: as many again ahead");
         for _ in 0..50 {
             slots.ran(Duration::from_secs(2));
         }
@@ -97,7 +111,7 @@ mod tests {
             slots.ran(Duration::from_millis(10));
         }
         assert_eq!(slots.target(), 60, "10 ms jobs: 50 ms of work ahead");
-        let fixed = Slots::new(4, Some(0), 100);
+        let fixed = Slots::new(4, Some(0));
         fixed.ran(Duration::from_micros(1));
         assert_eq!((fixed.target(), fixed.held_max), (4, 4));
     }
