@@ -117,7 +117,7 @@ pub(crate) struct Report {
 }
 
 /// Rounds of the one-job-per-transaction comparison.
-const ROUNDS: usize = 4;
+const ROUNDS: usize = 8;
 
 pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::Result<()> {
     // Every phase starts from a clean table (see `clear`).
@@ -134,7 +134,7 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
     // One job per transaction, three ways, in alternating rounds: on a shared machine the
     // rate drifts by a fifth from one minute to the next, and a twin measured minutes
     // apart would compare the drift, not the code.
-    let single = (jobs / 10).max(100);
+    let single = (jobs / 5).max(100);
     let mut kinds = vec![Single::RawInsert, Single::TxEnqueue];
     if postgres {
         kinds.push(Single::SqlFunction);
