@@ -88,6 +88,11 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(14, "rate_limit_per_key", "postgres/014_rate_limit_per_key.sql"),
         crate::migration!(15, "record_queue_activity", "postgres/015_record_queue_activity.sql"),
         crate::migration!(16, "notify_only_sleeping_workers", "postgres/016_notify_only_sleeping_workers.sql"),
+        crate::migration!(
+            17,
+            "enqueue_a_keyless_job_with_a_plain_insert",
+            "postgres/017_enqueue_a_keyless_job_with_a_plain_insert.sql"
+        ),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),

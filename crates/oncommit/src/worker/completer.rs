@@ -6,8 +6,9 @@
 //!
 //! A finished job keeps its place (a `held` permit of its queue) until its outcome is
 //! written: a place is a `running` row, so claims never race ahead of completions, and the
-//! rows a worker has `running` never exceed its slots plus its prefetch. (Freeing the slot when the outcome was merely queued let a busy worker
-//! claim thousands of jobs more than it had slots while its completions queued.)
+//! rows a worker has `running` never exceed its slots plus its prefetch. (Freeing the slot
+//! when the outcome was merely queued let a busy worker claim thousands of jobs more than
+//! it had slots while its completions queued.)
 //!
 //! A batch that cannot be written is kept and retried with backoff, not dropped: its jobs
 //! stay in `held`, so their leases are renewed while the database refuses only writes, and

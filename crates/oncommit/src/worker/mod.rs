@@ -290,9 +290,9 @@ impl Worker {
     /// with 10 slots claims a few jobs per round trip, and the round trips, not the jobs,
     /// set the pace. The price: a prefetched job waits for this worker's slots while
     /// another worker may be idle; the default keeps that wait short, `prefetch(0)`
-    /// removes it. A prefetched job holds a lease like a
-    /// running one (renewed, rescued if this worker dies), a cancel stops it before it
-    /// starts, and at shutdown it goes back to the queue at once without using an attempt.
+    /// removes it. A prefetched job holds a lease like a running one (renewed, rescued if
+    /// this worker dies), a cancel stops it before it starts, and at shutdown it goes back
+    /// to the queue at once without using an attempt.
     /// A queue holds at most `concurrency + prefetch` jobs `running` in the database.
     pub fn prefetch(mut self, jobs: usize) -> Self {
         self.config.prefetch = Some(jobs);
