@@ -268,12 +268,10 @@ pub(crate) struct EnqueueArgs {
     pub(crate) json: bool,
 }
 
-/// `oncommit jobs`: the filters of the dashboard's jobs view, and a page.
+/// The filters of the dashboard's jobs view, shared by `oncommit jobs` and the bulk
+/// commands, so a listing and an action on it select the same jobs.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct JobsArgs {
-    /// Only jobs in these states (comma-separated: failed,cancelled); all when omitted.
-    #[arg(long, value_delimiter = ',')]
-    pub(crate) state: Vec<oncommit::JobState>,
+pub(crate) struct FilterArgs {
     /// Only jobs on this queue.
     #[arg(long)]
     pub(crate) queue: Option<String>,
@@ -284,7 +282,7 @@ pub(crate) struct JobsArgs {
     #[arg(long)]
     pub(crate) priority: Option<i16>,
     /// Only jobs finished (unfinished: created) since: an age (`30m`, `12h`, `7d`) or an
-    /// RFC 3339 time.
+    /// RFC 3339 time (`2026-11-24T03:00:00Z`).
     #[arg(long, value_parser = parse_when)]
     pub(crate) since: Option<chrono::DateTime<chrono::Utc>>,
     /// … before: an age or an RFC 3339 time.
@@ -296,6 +294,33 @@ pub(crate) struct JobsArgs {
     /// Only jobs with an attempt whose error contains this text (ignoring case).
     #[arg(long)]
     pub(crate) error: Option<String>,
+}
+
+impl FilterArgs {
+    /// The selection of these filters over `states`.
+    fn selection(&self, states: &[oncommit::JobState]) -> oncommit::JobSelection {
+        oncommit::JobSelection {
+            states: states.to_vec(),
+            queue: self.queue.clone(),
+            task: self.task.clone(),
+            since: self.since,
+            until: self.until,
+            error_contains: self.error.clone(),
+            priority: self.priority,
+            search: self.search.clone(),
+            ids: None,
+        }
+    }
+}
+
+/// `oncommit jobs`: the filters of the dashboard's jobs view, and a page.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct JobsArgs {
+    /// Only jobs in these states (comma-separated: failed,cancelled); all when omitted.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) state: Vec<oncommit::JobState>,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
     /// `newest` first (the default) or `oldest`.
     #[arg(long, default_value = "newest")]
     pub(crate) order: oncommit::JobOrder,
@@ -313,68 +338,35 @@ pub(crate) struct JobsArgs {
 impl JobsArgs {
     /// The selection and page the flags describe.
     pub(crate) fn query(&self) -> (oncommit::JobSelection, oncommit::JobPage) {
-        let selection = oncommit::JobSelection {
-            states: self.state.clone(),
-            queue: self.queue.clone(),
-            task: self.task.clone(),
-            since: self.since,
-            until: self.until,
-            error_contains: self.error.clone(),
-            priority: self.priority,
-            search: self.search.clone(),
-            ids: None,
-        };
-        (selection, oncommit::JobPage { order: self.order, cursor: self.cursor, limit: self.limit })
+        let page = oncommit::JobPage { order: self.order, cursor: self.cursor, limit: self.limit };
+        (self.filter.selection(&self.state), page)
     }
 }
 
-/// Which jobs `retry`, `cancel` and `delete` act on, instead of one id.
+/// Which jobs `retry`, `cancel` and `delete` act on, instead of one id. A filter narrows a
+/// choice of states: it is refused without `--state`, so no filter acts on every job.
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("narrowing")
+        .args(["queue", "task", "priority", "since", "until", "search", "error", "dry_run"])
+        .multiple(true)
+        .requires("state")
+))]
 pub(crate) struct SelectArgs {
     /// Select the jobs in these states (comma-separated: failed,cancelled).
     #[arg(long, value_delimiter = ',')]
     pub(crate) state: Vec<oncommit::JobState>,
-    /// … of this queue only.
-    #[arg(long, requires = "state")]
-    pub(crate) queue: Option<String>,
-    /// … of this task only.
-    #[arg(long, requires = "state")]
-    pub(crate) task: Option<String>,
-    /// … finished (unfinished: created) since: an age (`30m`, `12h`, `7d`) or an RFC 3339
-    /// time (`2026-11-24T03:00:00Z`).
-    #[arg(long, requires = "state", value_parser = parse_when)]
-    pub(crate) since: Option<chrono::DateTime<chrono::Utc>>,
-    /// … finished (unfinished: created) before: an age or an RFC 3339 time.
-    #[arg(long, requires = "state", value_parser = parse_when)]
-    pub(crate) until: Option<chrono::DateTime<chrono::Utc>>,
-    /// … with an attempt whose error contains this text (ignoring case).
-    #[arg(long, requires = "state")]
-    pub(crate) error: Option<String>,
-    /// … of this priority only.
-    #[arg(long, requires = "state")]
-    pub(crate) priority: Option<i16>,
-    /// … whose id is this, or whose args or an error contain it (ignoring case).
-    #[arg(long, requires = "state")]
-    pub(crate) search: Option<String>,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
     /// Only count the jobs selected; change nothing.
-    #[arg(long, requires = "state")]
+    #[arg(long)]
     pub(crate) dry_run: bool,
 }
 
 impl SelectArgs {
     /// The selection the flags describe.
     pub(crate) fn selection(&self) -> oncommit::JobSelection {
-        oncommit::JobSelection {
-            states: self.state.clone(),
-            queue: self.queue.clone(),
-            task: self.task.clone(),
-            since: self.since,
-            until: self.until,
-            error_contains: self.error.clone(),
-            priority: self.priority,
-            search: self.search.clone(),
-            ids: None,
-        }
+        self.filter.selection(&self.state)
     }
 }
 
