@@ -40,6 +40,10 @@ pub(crate) enum Command {
         /// the bound address, and these, to defeat DNS rebinding); comma-separated.
         #[arg(long, value_delimiter = ',')]
         allowed_host: Vec<String>,
+        /// A direct PostgreSQL URL for LISTEN, when --database-url goes through a
+        /// transaction pooler (`?pooler=transaction`); without it the worker polls.
+        #[arg(long, env = "ONCOMMIT_LISTEN_URL")]
+        listen_url: Option<String>,
     },
     /// Run jobs until Ctrl-C or SIGTERM (then finish running jobs, release the rest).
     Worker(WorkerArgs),
@@ -166,6 +170,10 @@ pub(crate) enum Command {
 /// `oncommit worker`'s options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct WorkerArgs {
+    /// A direct PostgreSQL URL for LISTEN, when --database-url goes through a transaction
+    /// pooler (`?pooler=transaction`): wake-ups within milliseconds instead of polling.
+    #[arg(long, env = "ONCOMMIT_LISTEN_URL")]
+    pub(crate) listen_url: Option<String>,
     /// Queues to serve, comma-separated; `name:N` gives one its own concurrency.
     #[arg(long, value_delimiter = ',', default_value = "default")]
     pub(crate) queues: Vec<String>,

@@ -4,9 +4,9 @@
 //! |---|---|
 //! | 0 | done |
 //! | 1 | failed (any other error) |
-//! | 2 | usage: a bad command line, option value, URL or `--args` |
+//! | 2 | usage: a bad command line, option value, URL or `--args`; a transaction pooler the URL does not announce |
 //! | 3 | not found: no such job |
-//! | 4 | the database is unreachable, or did not answer in time |
+//! | 4 | the database is unreachable (no server of the URL's list suits), or did not answer in time |
 //! | 5 | refused: the action is not possible in the job's state, or the credentials were refused |
 
 use std::fmt;
@@ -52,8 +52,10 @@ pub(crate) fn code(err: &anyhow::Error) -> u8 {
                 | E::InvalidOption { .. }
                 | E::InvalidOptions(_)
                 | E::InvalidArgs { .. }
-                | E::InvalidSchedule { .. } => 2,
+                | E::InvalidSchedule { .. }
+                | E::TransactionPooler { .. } => 2,
                 E::Unreachable { .. }
+                | E::NoServer { .. }
                 | E::DatabaseUnavailable { .. }
                 | E::ConnectionLost(_)
                 | E::PoolTimedOut

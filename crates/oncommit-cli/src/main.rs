@@ -46,9 +46,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // A server answers 503 after a short wait for a connection rather than queueing
     // requests for the pool's default 30 s.
     let options = match args.command {
-        Command::Serve { .. } => {
-            DbOptions { acquire_timeout: std::time::Duration::from_secs(5), ..DbOptions::default() }
-        }
+        Command::Serve { ref listen_url, .. } => DbOptions {
+            acquire_timeout: std::time::Duration::from_secs(5),
+            listen_url: listen_url.clone(),
+            ..DbOptions::default()
+        },
         _ => DbOptions::default(),
     };
     let db = Db::connect_with(&args.database_url, options).await?;
@@ -71,7 +73,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 format!("migrations applied to {}", db.url())
             })?
         }
-        Command::Serve { addr, no_worker, allowed_host } => serve::run(&db, &addr, no_worker, &allowed_host).await?,
+        Command::Serve { addr, no_worker, allowed_host, .. } => {
+            serve::run(&db, &addr, no_worker, &allowed_host).await?
+        }
         Command::Worker(_) => unreachable!("handled above"),
         Command::Enqueue(a) => admin::enqueue(&db, a).await?,
         Command::Jobs(a) => admin::jobs(&db, &a).await?,

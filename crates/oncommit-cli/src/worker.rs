@@ -19,7 +19,11 @@ pub(crate) async fn run(url: &str, args: WorkerArgs) -> anyhow::Result<()> {
     // One connection per job that may run at once, and two to spare for the tasks' own
     // side work: the worker's own statements have a pool of their own.
     let slots: usize = queues.iter().map(|(_, n)| *n).sum();
-    let options = DbOptions { max_connections: u32::try_from(slots + 2).unwrap_or(u32::MAX), ..DbOptions::default() };
+    let options = DbOptions {
+        max_connections: u32::try_from(slots + 2).unwrap_or(u32::MAX),
+        listen_url: args.listen_url.clone(),
+        ..DbOptions::default()
+    };
     let mut shutdown = Shutdown::on_signal();
     let deadline = args.connect_timeout.map(|secs| Instant::now() + Duration::from_secs(secs));
     let Some(db) = connect(url, options, deadline, &mut shutdown).await? else { return Ok(()) };
@@ -64,7 +68,9 @@ async fn connect(
         };
         let err = match attempt.await {
             Ok(db) => return Ok(Some(db)),
-            Err(err @ (Error::InvalidUrl { .. } | Error::AuthenticationFailed { .. })) => return Err(err.into()),
+            Err(
+                err @ (Error::InvalidUrl { .. } | Error::AuthenticationFailed { .. } | Error::TransactionPooler { .. }),
+            ) => return Err(err.into()),
             Err(err) => err,
         };
         if deadline.is_some_and(|d| Instant::now() + delay > d) {

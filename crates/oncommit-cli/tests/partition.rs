@@ -17,6 +17,21 @@ use std::time::{Duration, Instant};
 use oncommit::{Db, EnqueueOptions, JobFilter, JobState};
 use oncommit_testing::{eventually, private_cluster, with_database};
 
+/// Fails at once, saying what is missing, where the test cannot run: network namespaces
+/// need root and iproute2's `ip` (`scripts/test` installs it).
+fn require_root_and_ip() {
+    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    assert_eq!(
+        uid.as_deref().unwrap_or("?"),
+        "0",
+        "this test makes a network namespace and veth pair, which needs root: run the suite as root (as CI does)"
+    );
+    assert!(
+        Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success()),
+        "this test needs iproute2's `ip`: install it (`apt-get install iproute2`; scripts/test does)"
+    );
+}
+
 /// Runs `ip` with `args`, failing the test with its output if it fails.
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip (iproute2)");
@@ -35,6 +50,7 @@ struct Net {
 
 impl Net {
     fn create() -> Net {
+        require_root_and_ip();
         let id = std::process::id() % 100_000;
         let octet = std::process::id() % 250 + 1;
         let net = Net {

@@ -41,7 +41,11 @@ struct Demos {
 
 impl App {
     pub(crate) fn new(db: Db) -> App {
-        let side = |max_connections| DbOptions { max_connections, acquire_timeout: Duration::from_secs(5) };
+        let side = |max_connections| DbOptions {
+            max_connections,
+            acquire_timeout: Duration::from_secs(5),
+            ..DbOptions::default()
+        };
         App {
             broker: db.another_pool(side(4)),
             db,
@@ -64,9 +68,11 @@ impl App {
 /// whole file's.
 async fn scenarios_db(db: &Db) -> oncommit::Result<Db> {
     match db.backend() {
-        Backend::Postgres => {
-            Ok(db.another_pool(DbOptions { max_connections: 16, acquire_timeout: Duration::from_secs(10) }))
-        }
+        Backend::Postgres => Ok(db.another_pool(DbOptions {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+            ..DbOptions::default()
+        })),
         Backend::Sqlite => {
             let file = db.sqlite_pool().map(|p| p.connect_options().get_filename().to_path_buf()).unwrap_or_default();
             let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "oncommit".into());

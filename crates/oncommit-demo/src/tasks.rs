@@ -34,15 +34,25 @@ impl Task for DoStuff {
 /// Like the seed's `Data.objects.get(pk=…)` then `save()`: read first, then write. The read
 /// is what misses a row whose transaction has not committed.
 pub async fn do_stuff(db: &Db, pk: i64) -> Result<(), TaskError> {
-    let mut conn = db.acquire().await?;
-    oncommit::with_conn!(conn.conn(), c => {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM data WHERE id = $1").bind(pk).fetch_optional(&mut *c).await?;
-        if found.is_none() {
-            return Err(TaskError::fail(format!("{MISSING_ROW}: no row in data with id = {pk}")));
-        }
-        sqlx::query("UPDATE data SET name = 'new name' WHERE id = $1").bind(pk).execute(&mut *c).await?;
-    });
+    // Short transactions rather than autocommit statements: the same read, then write, and
+    // safe behind a transaction pooler, where a session lasts one transaction. The read is
+    // read-only, so on SQLite it does not wait for the writer, as an autocommit read would not.
+    let found = oncommit::atomic!(db.transaction().read_only(), |tx| {
+        Ok(oncommit::with_conn!(tx.conn(), c => {
+            sqlx::query_scalar::<_, i64>("SELECT id FROM data WHERE id = $1").bind(pk).fetch_optional(&mut *c).await?
+        }))
+    })
+    .await?;
+    if found.is_none() {
+        return Err(TaskError::fail(format!("{MISSING_ROW}: no row in data with id = {pk}")));
+    }
+    oncommit::atomic!(db, |tx| {
+        oncommit::with_conn!(tx.conn(), c => {
+            sqlx::query("UPDATE data SET name = 'new name' WHERE id = $1").bind(pk).execute(&mut *c).await?;
+        });
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 

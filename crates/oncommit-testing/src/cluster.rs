@@ -1,26 +1,62 @@
 //! Finding a PostgreSQL server for the tests, or starting a private one.
 
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
 
-/// Whether something accepts connections where `url` points.
-pub(crate) fn reachable(url: &str) -> bool {
-    let Ok(opts) = PgConnectOptions::from_str(url) else {
-        return false;
-    };
-    let host = opts.get_host();
-    if host.starts_with('/') {
-        return Path::new(host).join(format!(".s.PGSQL.{}", opts.get_port())).exists();
+/// The server the tests use: `configured` when it lets the tests in, else a private trust
+/// cluster. Returns its URL and a sentence saying which it is and why.
+pub(crate) fn choose_server(configured: &str) -> Result<(String, String), String> {
+    let shown = redact(configured);
+    match login(configured) {
+        Ok(()) => Ok((configured.to_owned(), format!("PostgreSQL tests use the server at {shown}"))),
+        Err(why) => {
+            let url = start_private().map_err(|e| {
+                format!("{shown} cannot be used ({why}), and a private cluster could not be started ({e})")
+            })?;
+            let note = format!("{shown} cannot be used ({why}); PostgreSQL tests use a private trust cluster at {url}");
+            Ok((url, note))
+        }
     }
-    let Ok(mut addrs) = (host, opts.get_port()).to_socket_addrs() else {
-        return false;
-    };
-    addrs.any(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok())
+}
+
+/// Logs in to `url` and out again: a server that answers but refuses the tests' role (a fresh
+/// Debian cluster authenticates TCP with scram-sha-256, and `postgres` has no password) is
+/// no more use than none. Runs on a thread of its own, since the caller may be inside a
+/// runtime that must not block.
+fn login(url: &str) -> Result<(), String> {
+    let url = url.to_owned();
+    let check = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("start a runtime: {e}"))?;
+        runtime.block_on(async {
+            match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect(&url)).await {
+                Ok(Ok(conn)) => {
+                    conn.close().await.ok();
+                    Ok(())
+                }
+                Ok(Err(err)) => Err(err.to_string()),
+                Err(_) => Err("no answer within 10 s".to_owned()),
+            }
+        })
+    });
+    check.join().map_err(|_| "the connection check panicked".to_owned())?
+}
+
+/// `url` without its password, for the harness's messages.
+fn redact(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.split_once('@')?))) {
+        Some((scheme, (userinfo, host))) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Starts a throwaway cluster for this test process with the newest installed server
@@ -28,6 +64,13 @@ pub(crate) fn reachable(url: &str) -> bool {
 /// test process exits.
 pub(crate) fn start_private() -> Result<String, String> {
     start_cluster("127.0.0.1", None)
+}
+
+/// A private cluster set up as Debian's own: TCP clients authenticate with scram-sha-256,
+/// and the `postgres` role has no password, so no one gets in over TCP.
+#[cfg(test)]
+pub(crate) fn start_scram_only() -> Result<String, String> {
+    start_with("127.0.0.1", None, false, "--auth-local=trust --auth-host=scram-sha-256").map(|(url, _)| url)
 }
 
 /// [`start_private`] with `ssl = on`: the server's certificate names `localhost` only and is
@@ -44,6 +87,15 @@ pub(crate) fn start_cluster(listen_addresses: &str, trusted: Option<&str>) -> Re
 }
 
 fn start(listen_addresses: &str, trusted: Option<&str>, tls: bool) -> Result<(String, PathBuf), String> {
+    start_with(listen_addresses, trusted, tls, "--auth=trust")
+}
+
+fn start_with(
+    listen_addresses: &str,
+    trusted: Option<&str>,
+    tls: bool,
+    auth: &str,
+) -> Result<(String, PathBuf), String> {
     let bin = server_binaries().ok_or("no PostgreSQL server binaries under /usr/lib/postgresql")?;
     let port =
         TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free port: {e}"))?.port();
@@ -74,7 +126,7 @@ fn start(listen_addresses: &str, trusted: Option<&str>, tls: bool) -> Result<(St
         cmd
     };
     let (initdb, pg_ctl) = (bin.join("initdb"), bin.join("pg_ctl"));
-    run(&mut sh(format!("{} -D {} -U postgres --auth=trust -E UTF8 >/dev/null", initdb.display(), data.display())))?;
+    run(&mut sh(format!("{} -D {} -U postgres {auth} -E UTF8 >/dev/null", initdb.display(), data.display())))?;
     if let Some(network) = trusted {
         let hba = data.join("pg_hba.conf");
         let mut rules = std::fs::read_to_string(&hba).map_err(|e| format!("read {}: {e}", hba.display()))?;
@@ -152,7 +204,7 @@ fn make_certificates(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("chmod server.key: {e}"))
 }
 
-fn server_binaries() -> Option<PathBuf> {
+pub(crate) fn server_binaries() -> Option<PathBuf> {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -162,7 +214,31 @@ fn server_binaries() -> Option<PathBuf> {
     versions.pop()
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("{cmd:?} exited with {status}")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{choose_server, redact, start_scram_only};
+
+    /// A fresh Debian server on the configured URL, which answers but lets no one in over
+    /// TCP: the tests go to a private cluster, and say so.
+    #[test]
+    fn a_server_that_refuses_the_tests_role_is_passed_over() {
+        let scram = start_scram_only().unwrap_or_else(|e| panic!("start a scram-only cluster: {e}"));
+        let (url, note) = choose_server(&scram).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(url, scram, "{note}");
+        assert!(note.contains("password authentication failed"), "{note}");
+        assert!(note.contains("private trust cluster"), "{note}");
+        let (same, note) = choose_server(&url).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(same, url, "{note}");
+    }
+
+    #[test]
+    fn messages_show_no_password() {
+        assert_eq!(redact("postgres://u:secret@h:1/db"), "postgres://u@h:1/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
 }

@@ -2,10 +2,14 @@
 //!
 //! - [`TestDb::sqlite`]: a fresh SQLite file in a temporary directory.
 //! - [`TestDb::postgres`]: a fresh database on the PostgreSQL server named by
-//!   `ONCOMMIT_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`). When no
-//!   server answers there but PostgreSQL's server binaries are installed, a private cluster
-//!   is started for the test process. When neither works the test **fails**: PostgreSQL
-//!   tests are never skipped.
+//!   `ONCOMMIT_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`). When the
+//!   tests cannot log in there (nothing answers, or it refuses the role, as a fresh Debian
+//!   server does over TCP) but PostgreSQL's server binaries are installed, a private trust
+//!   cluster is started for the test process. When neither works the test **fails**:
+//!   PostgreSQL tests are never skipped.
+//! - [`PgBouncer`]: a transaction pooler in front of the test server, for tests of
+//!   `pooler=transaction`.
+//! - [`ReplicatedPair`]: a primary with a synchronous streaming standby, for failover tests.
 //! - [`backend_test!`]: writes a test body once and runs it on both backends.
 //! - [`eventually`], [`wait_for_job`], [`wait_until_blocked`]: waiting on events, not for
 //!   guessed durations.
@@ -21,6 +25,11 @@ mod assertions;
 #[doc = include_str!("../../../docs/testing.md")]
 pub mod guide {}
 mod cluster;
+mod pgbouncer;
+mod replication;
+
+pub use pgbouncer::PgBouncer;
+pub use replication::ReplicatedPair;
 
 pub use assertions::{assert_enqueued, assert_not_enqueued, enqueued};
 /// Re-exported from `oncommit`: keeps the `on_commit` hooks of a future's commits for the test to run.
@@ -163,21 +172,22 @@ pub async fn wait_for_job(
     .await
 }
 
-/// The URL of the maintenance database on the test server, starting a private cluster if
-/// nothing answers at the configured one. Panics when no server can be had.
+/// The URL of the maintenance database on the test server: the one `ONCOMMIT_TEST_PG_URL`
+/// names (default [`DEFAULT_PG_URL`]) when the tests can log in there, else a private trust
+/// cluster started for this test process. Says on stderr which, and why, once per process.
+/// Panics when no server can be had.
 pub fn admin_url() -> String {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
         let configured = std::env::var("ONCOMMIT_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
-        if cluster::reachable(&configured) {
-            return configured;
-        }
-        match cluster::start_private() {
-            Ok(url) => url,
-            Err(why) => panic!(
-                "no PostgreSQL server for the tests: nothing answers at {configured}, and a private \
-                 cluster could not be started ({why}). Start PostgreSQL or set ONCOMMIT_TEST_PG_URL."
-            ),
+        match cluster::choose_server(&configured) {
+            Ok((url, note)) => {
+                eprintln!("oncommit-testing: {note}");
+                url
+            }
+            Err(why) => {
+                panic!("no PostgreSQL server for the tests: {why}. Start PostgreSQL or set ONCOMMIT_TEST_PG_URL.")
+            }
         }
     })
     .clone()

@@ -152,6 +152,26 @@ impl PoolConn {
         Ok(())
     }
 
+    /// Behind a transaction pooler, opens the transaction that a statement which would run
+    /// in autocommit runs in instead (see `driver::postgres`); returns whether it did.
+    pub(crate) async fn open_pooled(&mut self, db: &crate::Db) -> Result<bool> {
+        match db.pooled_begin() {
+            // Boxed: the futures of every statement runner would otherwise carry it.
+            Some(suffix) => Box::pin(self.begin_tracked(format!("BEGIN{suffix}"))).await.map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Ends the transaction [`PoolConn::open_pooled`] opened: commits it when the work
+    /// succeeded, else rolls it back.
+    pub(crate) async fn close_pooled(&mut self, opened: bool, succeeded: bool) -> Result<()> {
+        match (opened, succeeded) {
+            (false, _) => Ok(()),
+            (true, true) => Box::pin(self.commit_tracked()).await,
+            (true, false) => Box::pin(self.rollback_tracked()).await,
+        }
+    }
+
     fn depth(&self) -> usize {
         match self {
             PoolConn::Postgres(c) => PgTransactionManager::get_transaction_depth(c),

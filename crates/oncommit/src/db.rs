@@ -1,17 +1,18 @@
 //! [`Db`]: a connection pool over PostgreSQL or SQLite, chosen by URL.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 
 use crate::conn::PoolConn;
-use crate::error::{Error, Result, Target};
+use crate::driver::postgres::{self as pg, PoolHandle, Pooler, Servers};
+use crate::driver::sqlite;
+use crate::error::{Error, Result};
 use crate::hooks::{self, Hook, HookOutput};
 use crate::migrate::{self, MigrationSet};
 use crate::transaction::{OpenGuards, Tx, TxBuilder, defer_hook};
@@ -22,6 +23,10 @@ pub(crate) type WriteGate = tokio::sync::OwnedMutexGuard<()>;
 
 /// The URL used when neither `DATABASE_URL` nor `--database-url` is given.
 pub const DEFAULT_URL: &str = "sqlite://oncommit.db";
+
+/// How long a pool over a URL with a choice of servers waits for a connection before it
+/// checks that its server is still there (see `driver::postgres::Servers`).
+const SUSPECT_AFTER: Duration = Duration::from_secs(1);
 
 /// How long a SQLite connection waits for another connection's write lock before `BUSY`.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,6 +90,36 @@ struct DbInner {
     /// metrics scrape counts them at most once a minute (see [`Db::job_gauges`]). Shared with
     /// the pools derived from this one.
     finished_counts: Arc<tokio::sync::Mutex<Option<FinishedCounts>>>,
+    /// PostgreSQL by URL: the URL's servers, the one in use followed through failovers.
+    /// Shared with the pools derived from this one; `None` over a pool given by the caller.
+    servers: Option<Arc<Servers>>,
+    /// Keeps this pool among those `servers` points at the next server it finds.
+    _follows: Option<Arc<PoolHandle>>,
+    /// What opens each of oncommit's transactions after `BEGIN` behind a transaction
+    /// pooler (`DEALLOCATE ALL`, this pool's session settings as `SET LOCAL`); `None`
+    /// without one. Statements that would run in autocommit run in such a transaction.
+    pooled_begin: Option<String>,
+    /// Where LISTEN goes (PostgreSQL): the pool's own server, a direct URL beside a
+    /// transaction pooler, or nowhere (workers poll).
+    listen: Listen,
+}
+
+/// The pool a worker's LISTEN connection comes from (see [`Db::listen_pool`]).
+pub(crate) struct ListenPool {
+    pub(crate) pool: PgPool,
+    /// Keeps it following the server through failovers.
+    _follows: Option<Arc<PoolHandle>>,
+}
+
+/// Where a worker's LISTEN connection goes.
+#[derive(Clone)]
+pub(crate) enum Listen {
+    /// To the server the pool uses (no transaction pooler between).
+    Pool,
+    /// To a direct URL (`listen_url`) beside the pooled one.
+    Direct(Arc<Servers>),
+    /// Nowhere: a transaction pooler without a direct URL, or SQLite.
+    Off,
 }
 
 /// A count of the finished jobs per queue and state, and when it was taken.
@@ -118,17 +153,35 @@ impl From<SqlitePool> for ExistingPool {
 }
 
 /// Options for [`Db::connect_with`].
+///
+/// ```no_run
+/// # async fn demo() -> oncommit::Result<()> {
+/// use oncommit::{Db, DbOptions, Pooler};
+/// let options = DbOptions {
+///     pooler: Some(Pooler::Transaction),
+///     listen_url: Some("postgres://app@db-direct:5432/app".into()),
+///     ..DbOptions::default()
+/// };
+/// let db = Db::connect_with("postgres://app@pgbouncer:6432/app", options).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct DbOptions {
     /// Most connections the pool opens.
     pub max_connections: u32,
     /// How long to wait for a free connection before [`Error::PoolTimedOut`].
     pub acquire_timeout: Duration,
+    /// What sits between oncommit and PostgreSQL; `None` takes the URL's `pooler`
+    /// parameter (absent: nothing). See [`Pooler`].
+    pub pooler: Option<Pooler>,
+    /// A direct PostgreSQL URL for LISTEN, beside a pooled URL: a transaction pooler cannot
+    /// deliver notifications. Without it, workers behind such a pooler poll.
+    pub listen_url: Option<String>,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { max_connections: 10, acquire_timeout: Duration::from_secs(30) }
+        DbOptions { max_connections: 10, acquire_timeout: Duration::from_secs(30), pooler: None, listen_url: None }
     }
 }
 
@@ -151,77 +204,59 @@ impl Db {
     }
 
     /// [`Db::connect`] with pool options.
+    ///
+    /// A PostgreSQL URL may also name:
+    /// - several servers, as libpq does (`postgres://app@h1:5432,h2:5432/app`, or `host=h1,h2`
+    ///   and `port=` parameters), with `target_session_attrs` (`any`, `read-write`,
+    ///   `primary`, `read-only`, `standby`, `prefer-standby`) and `connect_timeout`
+    ///   (seconds per server): the first that suits is used, and when it is lost or stops
+    ///   suiting (a failover) the pool finds the one that does;
+    /// - `pooler=transaction`, for a transaction pooler in front (PgBouncer, Supavisor, RDS
+    ///   Proxy; see [`Pooler`]).
     pub async fn connect_with(url: &str, options: DbOptions) -> Result<Db> {
         let display_url = redact(url);
         let invalid = |reason: String| Error::InvalidUrl { url: display_url.clone(), reason };
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
-        let pool = match scheme {
+        match scheme {
             "postgres" | "postgresql" => {
-                let params = query_params(url);
-                check_tls_files(&params).map_err(invalid)?;
-                let mut opts = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
-                let names_sslmode = params.iter().any(|(key, _)| key == "sslmode");
-                if is_local(&opts) && !names_sslmode && std::env::var_os("PGSSLMODE").is_none() {
-                    // TLS over loopback protects nothing and costs each new connection
-                    // tens of milliseconds of handshake here: ask for it to have it.
-                    opts = opts.ssl_mode(sqlx::postgres::PgSslMode::Disable);
-                }
-                let target =
-                    format!("{}:{}/{}", opts.get_host(), opts.get_port(), opts.get_database().unwrap_or_default());
-                let target = Target { backend: Backend::Postgres, target: &target };
-                // One direct connection first: the pool would retry a refused connection until
-                // its acquire timeout, and the caller deserves to know why at once.
-                let mut conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
-                warn_if_plaintext(&mut conn, &opts, &display_url).await;
+                let (servers, mut conn) = pg::connect(url, invalid).await?;
+                let pooler = options.pooler.unwrap_or(servers.pooler());
+                warn_if_plaintext(&mut conn, &servers.current_options(), &display_url).await;
                 conn.close().await.ok();
-                let pool = PgPoolOptions::new()
-                    .max_connections(options.max_connections)
-                    .acquire_timeout(options.acquire_timeout)
-                    .connect_lazy_with(opts);
-                Pool::Postgres(pool)
-            }
-            "sqlite" if url.contains(":memory:") || url.contains("mode=memory") => {
-                // Each pooled connection would get its own empty database: migrations on one,
-                // tables missing on the next. A file in a temporary directory does the job.
-                return Err(invalid("in-memory SQLite is not supported: each pooled connection would see its own empty database; use a file (sqlite://path)".into()));
+                let listen = match (&options.listen_url, pooler) {
+                    (Some(listen), _) => {
+                        let shown = redact(listen);
+                        let invalid = |reason: String| Error::InvalidUrl { url: shown.clone(), reason };
+                        let parsed = pg::PgUrl::parse(listen).map_err(invalid)?;
+                        if parsed.pooler == Pooler::Transaction {
+                            return Err(Error::InvalidUrl {
+                                url: shown,
+                                reason:
+                                    "the LISTEN URL must reach PostgreSQL directly, not through a transaction pooler"
+                                        .into(),
+                            });
+                        }
+                        Listen::Direct(Servers::new(parsed))
+                    }
+                    (None, Pooler::Transaction) => Listen::Off,
+                    (None, Pooler::None) => Listen::Pool,
+                };
+                let handle = servers.pool(options.max_connections, options.acquire_timeout, |o| o);
+                let pooled_begin = (pooler == Pooler::Transaction).then(|| pg::pooled_begin_suffix(&[]));
+                let pool = Pool::Postgres(handle.pool.clone());
+                Ok(Db::assemble(pool, display_url, Some(servers), Some(handle), pooled_begin, listen))
             }
             "sqlite" => {
-                let opts = SqliteConnectOptions::from_str(url)
-                    .map_err(|e| invalid(e.to_string()))?
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    .foreign_keys(true)
-                    // A cancelled dependant settles its own dependants through the same
-                    // trigger (migration 009); the leader's sweep catches what a pool
-                    // without it leaves pending.
-                    .pragma("recursive_triggers", "ON");
-                if opts.get_filename().as_os_str().is_empty() {
-                    // `sqlite://`, `sqlite:` and `sqlite://?mode=rwc` name no file: SQLite
-                    // gives each connection its own temporary database, so writes vanish.
-                    return Err(invalid(
-                        "no file named: each pooled connection would get its own temporary database; use sqlite://path"
-                            .into(),
-                    ));
-                }
-                let file = opts.get_filename().display().to_string();
-                let target = Target { backend: Backend::Sqlite, target: &file };
-                let conn = opts.connect().await.map_err(|e| target.connect_error(e))?;
-                conn.close().await.ok();
+                let opts = sqlite::connect(url, invalid).await?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
                     .connect_lazy_with(opts);
-                Pool::Sqlite(pool)
+                Ok(Db::assemble(Pool::Sqlite(pool), display_url, None, None, None, Listen::Off))
             }
-            "" => {
-                return Err(invalid("expected sqlite://path or postgres://host/db".into()));
-            }
-            other => {
-                return Err(invalid(format!("unknown scheme `{other}` (expected sqlite:// or postgres://)")));
-            }
-        };
-        Ok(Db::assemble(pool, display_url))
+            "" => Err(invalid("expected sqlite://path or postgres://host/db".into())),
+            other => Err(invalid(format!("unknown scheme `{other}` (expected sqlite:// or postgres://)"))),
+        }
     }
 
     /// A `Db` over a pool your application already has, so oncommit shares its connections
@@ -256,16 +291,36 @@ impl Db {
                 (Pool::Sqlite(p), url)
             }
         };
-        Db::assemble(pool, display_url)
+        let listen = if matches!(pool, Pool::Postgres(_)) { Listen::Pool } else { Listen::Off };
+        Db::assemble(pool, display_url, None, None, None, listen)
     }
 
-    fn assemble(pool: Pool, display_url: String) -> Db {
+    fn assemble(
+        pool: Pool,
+        display_url: String,
+        servers: Option<Arc<Servers>>,
+        follows: Option<Arc<PoolHandle>>,
+        pooled_begin: Option<String>,
+        listen: Listen,
+    ) -> Db {
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let wake = Arc::new(tokio::sync::watch::channel(0).0);
         let sqlite_writers = Arc::default();
         let notifier = match &pool {
-            Pool::Postgres(p) => Some(Arc::new(crate::notifier::Notifier::new((*p.connect_options()).clone()))),
+            Pool::Postgres(p) => {
+                let options: Box<dyn Fn() -> PgConnectOptions + Send + Sync> = match &servers {
+                    Some(servers) => {
+                        let servers = servers.clone();
+                        Box::new(move || servers.current_options())
+                    }
+                    None => {
+                        let options = (*p.connect_options()).clone();
+                        Box::new(move || options.clone())
+                    }
+                };
+                Some(Arc::new(crate::notifier::Notifier::new(options, pooled_begin.is_some())))
+            }
             Pool::Sqlite(_) => None,
         };
         let guards = Arc::default();
@@ -279,6 +334,10 @@ impl Db {
             sqlite_writers,
             guards,
             finished_counts: Arc::default(),
+            servers,
+            _follows: follows,
+            pooled_begin,
+            listen,
         };
         Db { inner: Arc::new(inner) }
     }
@@ -329,9 +388,13 @@ impl Db {
 
     /// Takes a connection in autocommit mode (each statement commits by itself).
     pub async fn acquire(&self) -> Result<PoolConn> {
-        Ok(match &self.inner.pool {
-            Pool::Postgres(p) => PoolConn::Postgres(p.acquire().await?),
-            Pool::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
+        Ok(match (&self.inner.pool, &self.inner.servers) {
+            (Pool::Postgres(p), Some(servers)) if servers.chooses() => {
+                // Boxed: every transaction's future would otherwise carry it.
+                PoolConn::Postgres(Box::pin(acquire_watching(p, servers)).await?)
+            }
+            (Pool::Postgres(p), _) => PoolConn::Postgres(p.acquire().await?),
+            (Pool::Sqlite(p), _) => PoolConn::Sqlite(p.acquire().await?),
         })
     }
 
@@ -437,7 +500,11 @@ impl Db {
     /// ```no_run
     /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
     /// use std::time::Duration;
-    /// let side = db.another_pool(oncommit::DbOptions { max_connections: 2, acquire_timeout: Duration::from_secs(5) });
+    /// let side = db.another_pool(oncommit::DbOptions {
+    ///     max_connections: 2,
+    ///     acquire_timeout: Duration::from_secs(5),
+    ///     ..oncommit::DbOptions::default()
+    /// });
     /// side.acquire().await?;
     /// # Ok(()) }
     /// ```
@@ -450,32 +517,42 @@ impl Db {
     /// `query_timeout` for its answer; on PostgreSQL its sessions also carry `settings`
     /// (server-side timeouts and keepalives).
     pub(crate) fn own_pool(&self, max_connections: u32, query_timeout: Duration, settings: &[(&str, String)]) -> Db {
-        let options = DbOptions { max_connections, acquire_timeout: query_timeout };
+        let options = DbOptions { max_connections, acquire_timeout: query_timeout, ..DbOptions::default() };
         self.derived(options, Some(query_timeout), settings)
     }
 
     fn derived(&self, options: DbOptions, query_timeout: Option<Duration>, settings: &[(&str, String)]) -> Db {
-        let pool = match &self.inner.pool {
-            Pool::Postgres(p) => {
-                let mut opts = (*p.connect_options()).clone();
-                if !settings.is_empty() {
-                    opts = opts.application_name("oncommit worker").options(settings.iter().cloned());
-                }
+        let inner = &self.inner;
+        let mut follows = None;
+        let pool = match (&inner.pool, &inner.servers) {
+            (Pool::Postgres(_), Some(servers)) => {
+                let pooled = inner.pooled_begin.is_some();
+                let startup: Vec<(String, String)> =
+                    settings.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect();
+                let handle = servers
+                    .pool(options.max_connections, options.acquire_timeout, move |o| tune_session(o, pooled, &startup));
+                let pool = handle.pool.clone();
+                follows = Some(handle);
+                Pool::Postgres(pool)
+            }
+            (Pool::Postgres(p), None) => {
+                let opts = tune_session((*p.connect_options()).clone(), false, settings);
                 Pool::Postgres(
-                    PgPoolOptions::new()
+                    sqlx::postgres::PgPoolOptions::new()
                         .max_connections(options.max_connections)
                         .acquire_timeout(options.acquire_timeout)
                         .connect_lazy_with(opts),
                 )
             }
-            Pool::Sqlite(p) => Pool::Sqlite(
+            (Pool::Sqlite(p), _) => Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
                     .connect_lazy_with((*p.connect_options()).clone()),
             ),
         };
-        let inner = &self.inner;
+        // Behind a transaction pooler the session settings go into each transaction.
+        let pooled_begin = inner.pooled_begin.as_ref().map(|_| pg::pooled_begin_suffix(settings));
         Db {
             inner: Arc::new(DbInner {
                 pool,
@@ -487,7 +564,47 @@ impl Db {
                 sqlite_writers: inner.sqlite_writers.clone(),
                 guards: inner.guards.clone(),
                 finished_counts: inner.finished_counts.clone(),
+                servers: inner.servers.clone(),
+                _follows: follows,
+                pooled_begin,
+                listen: inner.listen.clone(),
             }),
+        }
+    }
+
+    /// What follows `BEGIN` in each transaction behind a transaction pooler; `None`
+    /// without one.
+    pub(crate) fn pooled_begin(&self) -> Option<&str> {
+        self.inner.pooled_begin.as_deref()
+    }
+
+    /// What sits between this pool and PostgreSQL.
+    pub fn pooler(&self) -> Pooler {
+        if self.inner.pooled_begin.is_some() { Pooler::Transaction } else { Pooler::None }
+    }
+
+    /// A pool of one connection for a worker's LISTEN, following the server through
+    /// failovers: to the server this pool uses, or to the direct URL beside a transaction
+    /// pooler. `None` where LISTEN cannot work (a transaction pooler and no direct URL;
+    /// SQLite). Over a pool given by the caller, that pool itself.
+    pub(crate) fn listen_pool(&self) -> Option<ListenPool> {
+        let named = |o: PgConnectOptions| o.application_name("oncommit listener");
+        let handle = match (&self.inner.listen, &self.inner.servers, &self.inner.pool) {
+            (Listen::Off, _, _) => return None,
+            (Listen::Direct(servers), _, _) | (Listen::Pool, Some(servers), _) => {
+                servers.pool(1, Duration::from_secs(30), named)
+            }
+            (Listen::Pool, None, Pool::Postgres(p)) => return Some(ListenPool { pool: p.clone(), _follows: None }),
+            (Listen::Pool, None, Pool::Sqlite(_)) => return None,
+        };
+        Some(ListenPool { pool: handle.pool.clone(), _follows: Some(handle) })
+    }
+
+    /// Looks at an error oncommit met on this pool: one that says the server is gone or no
+    /// longer suits (a failover) starts the search for the one that does.
+    pub(crate) fn saw(&self, err: &Error) {
+        if let Some(servers) = &self.inner.servers {
+            servers.saw(err);
         }
     }
 
@@ -562,36 +679,40 @@ impl fmt::Debug for Db {
     }
 }
 
-/// Refuses URL parameters `sslrootcert`, `sslcert` or `sslkey` naming a file that cannot be
-/// read: the driver would report it as an unreachable server, without the file's name.
-fn check_tls_files(params: &[(String, String)]) -> std::result::Result<(), String> {
-    for (key, path) in params {
-        if ["sslrootcert", "sslcert", "sslkey"].contains(&key.as_str()) && path != "system" {
-            std::fs::metadata(path).map_err(|e| format!("{key} file `{path}`: {e}"))?;
+/// A connection of `pool`, whose URL has a choice of servers. A crashed server refuses
+/// connections, and sqlx retries those quietly until the acquire timeout: after a short
+/// wait, the servers check whether theirs is still there.
+async fn acquire_watching(pool: &PgPool, servers: &Arc<Servers>) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    let mut acquiring = std::pin::pin!(pool.acquire());
+    match tokio::time::timeout(SUSPECT_AFTER, &mut acquiring).await {
+        Ok(conn) => Ok(conn?),
+        Err(_) => {
+            servers.slow_to_connect();
+            Ok(acquiring.await?)
         }
     }
-    Ok(())
 }
 
-/// A URL's query parameters, decoded; none when it does not parse (sqlx then says why).
-fn query_params(url: &str) -> Vec<(String, String)> {
-    url::Url::parse(url).map(|u| u.query_pairs().into_owned().collect()).unwrap_or_default()
-}
-
-/// Whether the server is on this machine: a Unix socket or a loopback address.
-fn is_local(opts: &PgConnectOptions) -> bool {
-    let host = opts.get_host();
-    host.starts_with('/')
-        || opts.get_socket().is_some()
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        || host.eq_ignore_ascii_case("localhost")
+/// A session of a derived pool: a worker's settings travel as the startup parameter
+/// `options`, except behind a transaction pooler, which refuses it (they go into each
+/// transaction instead, see `pooled_begin`).
+fn tune_session(opts: PgConnectOptions, pooled: bool, settings: &[(impl AsRef<str>, String)]) -> PgConnectOptions {
+    if settings.is_empty() {
+        return opts;
+    }
+    let opts = opts.application_name("oncommit worker");
+    if pooled {
+        opts
+    } else {
+        opts.options(settings.iter().map(|(name, value)| (name.as_ref().to_owned(), value.clone())))
+    }
 }
 
 /// Says so in the log when `sslmode=prefer` (the default) fell back to plaintext on a
 /// connection that leaves the machine: the libpq rule is kept, but not silently.
 async fn warn_if_plaintext(conn: &mut sqlx::PgConnection, opts: &PgConnectOptions, url: &str) {
     use sqlx::postgres::PgSslMode;
-    if is_local(opts) || !matches!(opts.get_ssl_mode(), PgSslMode::Prefer) {
+    if pg::is_local(opts) || !matches!(opts.get_ssl_mode(), PgSslMode::Prefer) {
         return;
     }
     let encrypted: Option<bool> = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")

@@ -475,8 +475,12 @@ impl Db {
         }
         let _turn = self.writing().await?;
         let mut conn = self.acquire().await?;
-        // Autocommit: the insert has committed when it returns.
-        let inserted = queries::job_insert(conn.conn(), jobs).await?;
+        // Autocommit: the insert has committed when it returns (behind a transaction
+        // pooler, in a transaction of its own).
+        let opened = conn.open_pooled(self).await?;
+        let inserted = queries::job_insert(conn.conn(), jobs).await;
+        conn.close_pooled(opened, inserted.is_ok()).await?;
+        let inserted = inserted?;
         drop(conn);
         self.wake();
         self.wake_other_processes(inserted.wake);

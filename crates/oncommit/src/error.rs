@@ -53,6 +53,31 @@ pub enum Error {
         reason: String,
     },
 
+    /// None of the URL's servers could be used: each was out of reach, or its role did not
+    /// suit `target_session_attrs` (a standby where a writer was asked for).
+    #[error("no server at {target} is {wanted}: {tried}")]
+    NoServer {
+        /// The URL's hosts and database.
+        target: String,
+        /// The `target_session_attrs` asked for (`any` when none was).
+        wanted: &'static str,
+        /// Each server tried, and why it was passed over.
+        tried: String,
+    },
+
+    /// A transaction pooler (PgBouncer, Supavisor, RDS Proxy) sits in front of PostgreSQL
+    /// and the URL does not say so: it refused a startup parameter, or a prepared statement
+    /// was missing or already there (SQLSTATE 26000, 42P05) because the server session
+    /// changed between transactions. A configuration problem: add `pooler=transaction`.
+    #[error(
+        "a transaction pooler sits in front of PostgreSQL ({symptom}): add pooler=transaction to the URL \
+         (and a direct listen URL for LISTEN), see docs/deployment.md"
+    )]
+    TransactionPooler {
+        /// What gave it away.
+        symptom: String,
+    },
+
     /// The server refused the credentials (SQLSTATE 28P01 / 28000).
     #[error("authentication failed for the {backend} server at {target}: {message}")]
     AuthenticationFailed {
@@ -423,6 +448,12 @@ pub(crate) fn classify(err: sqlx::Error) -> Error {
             Error::UniqueViolation { constraint: db.constraint().map(str::to_owned), message }
         }
         Some("25P02") => Error::InFailedTransaction,
+        // sqlx names its prepared statements `sqlx_s_N`: one missing, or one already there,
+        // means the server session changed under the connection, as through a transaction
+        // pooler.
+        Some("26000" | "42P05") if message.contains("sqlx_s_") => {
+            Error::TransactionPooler { symptom: format!("{}: {message}", code.as_deref().unwrap_or_default()) }
+        }
         Some(sqlite_code::BUSY | sqlite_code::BUSY_RECOVERY | sqlite_code::BUSY_TIMEOUT | sqlite_code::LOCKED) => {
             Error::Busy { message }
         }
@@ -452,6 +483,9 @@ impl Target<'_> {
                 Error::Tls { backend, target, reason: tls_reason(io) }
             }
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => Error::Unreachable { backend, target, source: err },
+            sqlx::Error::Database(db) if db.message().contains("unsupported startup parameter") => {
+                Error::TransactionPooler { symptom: db.message().to_owned() }
+            }
             sqlx::Error::Database(db) => {
                 let message = db.message().to_owned();
                 match db.code().as_deref() {

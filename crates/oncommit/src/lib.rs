@@ -3,6 +3,8 @@
 //! # A map of the crate
 //!
 //! - [`Db`] (`db`): a pool over PostgreSQL or SQLite, chosen by URL; migrations (`migrate`).
+//! - `driver`: what each database needs, one module per database: connecting, host lists
+//!   and failover, [`Pooler`] mode (PostgreSQL); file, WAL and busy timeout (SQLite).
 //! - [`Tx`], [`TxBuilder`] (`transaction`): scopes, savepoints, isolation, timeouts, retry.
 //! - hooks (`hooks`): `on_commit` callbacks with Django's semantics.
 //! - [`Lock`] (`lock`): row-lock clauses and deterministic-order locking.
@@ -19,6 +21,7 @@ mod admin;
 mod bulk;
 mod conn;
 mod db;
+mod driver;
 mod enqueue;
 mod error;
 pub mod guide;
@@ -49,6 +52,7 @@ pub use admin::{Cancelled, FINISHED_COUNTS_MAX_AGE, JobDependencies, JobFilter, 
 pub use bulk::{BulkCancelled, JobSelection, MAX_IDS};
 pub use conn::{Conn, PoolConn};
 pub use db::{Backend, DEFAULT_URL, Db, DbOptions, ExistingPool, SQLITE_BUSY_TIMEOUT};
+pub use driver::postgres::Pooler;
 pub use enqueue::{EnqueueOptions, MAX_QUEUE_NAME_BYTES};
 pub use error::{BoxError, Error, Result, SerializationKind};
 pub use hook_capture::{CapturedHooks, capture_on_commit};

@@ -162,8 +162,10 @@ pub(crate) async fn run(db: &Db, set: &MigrationSet) -> Result<()> {
     };
     let _turn = db.writing().await?;
     let mut conn = db.acquire().await?;
+    // Behind a transaction pooler the session may hold another client's statements.
+    let begin = format!("{}{}", dialect.begin, db.pooled_begin().unwrap_or_default());
     crate::with_conn!(conn.conn(), c => {
-        sqlx::raw_sql(dialect.begin).execute(&mut *c).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(begin)).execute(&mut *c).await?;
         let result = async {
             if let Some(lock) = dialect.lock {
                 sqlx::raw_sql(lock).execute(&mut *c).await?;

@@ -14,7 +14,7 @@
 //! dropped, and the workers find the jobs at their next poll.
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -25,16 +25,23 @@ use crate::queries;
 /// Longest wait for one round of wake-ups.
 const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Where the notifier connects: the server the pool uses now (it may have changed since
+/// the last connection, through a failover).
+type OptionsSource = Arc<dyn Fn() -> PgConnectOptions + Send + Sync>;
+
 pub(crate) struct Notifier {
-    /// How to open its connection: the pool's options.
-    options: PgConnectOptions,
+    /// How to open its connection.
+    options: OptionsSource,
+    /// Behind a transaction pooler: each NOTIFY in a transaction of its own that clears the
+    /// session's prepared statements first (see `driver::postgres`).
+    pooled: bool,
     /// Queues to wake, to the sending task; started with the first wake-up.
     queue: OnceLock<mpsc::UnboundedSender<Vec<String>>>,
 }
 
 impl Notifier {
-    pub(crate) fn new(options: PgConnectOptions) -> Notifier {
-        Notifier { options: options.application_name("oncommit notifier"), queue: OnceLock::new() }
+    pub(crate) fn new(options: impl Fn() -> PgConnectOptions + Send + Sync + 'static, pooled: bool) -> Notifier {
+        Notifier { options: Arc::new(options), pooled, queue: OnceLock::new() }
     }
 
     /// Wakes the workers of `queues` soon; returns at once.
@@ -44,7 +51,7 @@ impl Notifier {
         }
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(send(self.options.clone(), rx));
+            tokio::spawn(send(self.options.clone(), self.pooled, rx));
             tx
         });
         // The sender ended only with its runtime: then the workers' poll finds the jobs.
@@ -54,7 +61,7 @@ impl Notifier {
 
 /// Sends the wake-ups until the pool is dropped (every sender gone). Unbounded, but each
 /// waiting entry is one commit's queue names, and they are drained at every round trip.
-async fn send(options: PgConnectOptions, mut wakes: mpsc::UnboundedReceiver<Vec<String>>) {
+async fn send(options: OptionsSource, pooled: bool, mut wakes: mpsc::UnboundedReceiver<Vec<String>>) {
     let mut conn: Option<PgConnection> = None;
     while let Some(first) = wakes.recv().await {
         let mut queues: BTreeSet<String> = first.into_iter().collect();
@@ -62,7 +69,7 @@ async fn send(options: PgConnectOptions, mut wakes: mpsc::UnboundedReceiver<Vec<
             queues.extend(more);
         }
         if conn.is_none() {
-            match PgConnection::connect_with(&options).await {
+            match PgConnection::connect_with(&options().application_name("oncommit notifier")).await {
                 Ok(c) => conn = Some(c),
                 Err(err) => {
                     tracing::debug!(error = %err, "cannot connect to wake the workers; they will poll");
@@ -73,7 +80,7 @@ async fn send(options: PgConnectOptions, mut wakes: mpsc::UnboundedReceiver<Vec<
         let Some(c) = conn.as_mut() else { continue };
         let queues: Vec<String> = queues.into_iter().collect();
         // Bounded: a connection that stopped answering is replaced, not waited on.
-        let sent = tokio::time::timeout(SEND_TIMEOUT, queries::notify(c, &queues)).await;
+        let sent = tokio::time::timeout(SEND_TIMEOUT, notify(c, pooled, &queues)).await;
         if !matches!(sent, Ok(Ok(()))) {
             tracing::debug!(?sent, "could not wake the workers; they will poll");
             conn = None;
@@ -82,4 +89,17 @@ async fn send(options: PgConnectOptions, mut wakes: mpsc::UnboundedReceiver<Vec<
     if let Some(c) = conn {
         c.close().await.ok();
     }
+}
+
+/// One round of wake-ups; behind a transaction pooler, in a transaction whose session is
+/// cleared of prepared statements first.
+async fn notify(c: &mut PgConnection, pooled: bool, queues: &[String]) -> crate::Result<()> {
+    if !pooled {
+        return queries::notify(c, queues).await;
+    }
+    sqlx::raw_sql("BEGIN; DEALLOCATE ALL").execute(&mut *c).await?;
+    let sent = queries::notify(c, queues).await;
+    let end = if sent.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    sqlx::raw_sql(end).execute(&mut *c).await?;
+    sent
 }

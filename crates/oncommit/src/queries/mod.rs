@@ -85,17 +85,22 @@ macro_rules! sqlite_append_error {
 /// pool (`Db::own_pool`) the statement is bounded by the pool's query timeout, and a
 /// connection whose statement timed out is closed rather than returned: its state is
 /// unknown, and the pool's check of a returned connection would wait forever on a silent
-/// network.
+/// network. Behind a transaction pooler it runs in a transaction of its own (see
+/// `driver::postgres`). An error that says the server is gone or no longer suits (a
+/// failover) is shown to the pool, which then looks for the one that does.
 macro_rules! on_conn {
     ($db:expr, $what:literal, |$c:ident| $pg:expr, $lite:expr $(,)?) => {{
         let db: &$crate::Db = $db;
         let mut pooled = db.acquire().await?;
         let outcome = {
             let run = async {
-                match &mut pooled {
-                    $crate::PoolConn::Postgres($c) => $pg.await,
-                    $crate::PoolConn::Sqlite($c) => $lite.await,
-                }
+                let opened = pooled.open_pooled(db).await?;
+                let result: $crate::Result<_> = match &mut pooled {
+                    $crate::PoolConn::Postgres($c) => $pg.await.map_err(Into::into),
+                    $crate::PoolConn::Sqlite($c) => $lite.await.map_err(Into::into),
+                };
+                pooled.close_pooled(opened, result.is_ok()).await?;
+                result
             };
             match db.query_timeout() {
                 None => Ok(run.await),
@@ -103,10 +108,12 @@ macro_rules! on_conn {
             }
         };
         match outcome {
-            Ok(result) => result.map_err(Into::into),
+            Ok(result) => result.inspect_err(|err| db.saw(err)),
             Err(after) => {
                 pooled.close_on_drop();
-                Err(crate::Error::TimedOut { what: $what, after })
+                let err = crate::Error::TimedOut { what: $what, after };
+                db.saw(&err);
+                Err(err)
             }
         }
     }};
@@ -579,7 +586,9 @@ pub(crate) async fn table_stats(db: &Db) -> Result<TableStats> {
 /// of a large table takes as long as it takes): run it where nothing waits for it.
 pub(crate) async fn table_vacuum_if_needed(db: &Db, recent: Duration) -> Result<bool> {
     // SQLite reuses free pages for the next inserts: nothing to do, no connection to take.
-    if db.backend() == crate::Backend::Sqlite {
+    // VACUUM cannot run inside a transaction, which is all a transaction pooler offers:
+    // there autovacuum is left to do it (docs/deployment.md).
+    if db.backend() == crate::Backend::Sqlite || db.pooled_begin().is_some() {
         return Ok(false);
     }
     match &mut db.acquire().await? {

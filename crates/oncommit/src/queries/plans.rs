@@ -10,11 +10,6 @@ use super::PLANNER_SETTINGS;
 use super::postgres::{CLAIM, COMPLETE, COUNT_UNFINISHED};
 use crate::db::Db;
 
-/// The test server (as the integration tests find it).
-fn admin_url() -> String {
-    std::env::var("ONCOMMIT_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
 /// The plans of `statement` with these argument literals, custom and generic, as JSON text.
 pub(super) async fn plans(c: &mut PgConnection, types: &str, statement: &str, args: &str) -> [String; 2] {
     let mut plans = [String::new(), String::new()];
@@ -34,12 +29,12 @@ pub(super) async fn plans(c: &mut PgConnection, types: &str, statement: &str, ar
 
 /// A fresh migrated database: its name, its URL, and an admin connection to drop it with.
 pub(super) async fn scratch_database(prefix: &str) -> (String, String, PgConnection) {
-    let admin_url = admin_url();
+    // The integration tests' server, or their private cluster when it cannot be used.
+    let admin_url = oncommit_testing::admin_url();
     let name = format!("{prefix}_{}_{}", std::process::id(), fastrand::u32(..));
     let mut admin = PgConnection::connect(&admin_url).await.unwrap();
     sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let url = format!("{base}/{name}");
+    let url = oncommit_testing::with_database(&admin_url, &name);
     let db = Db::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
     db.close().await;

@@ -304,59 +304,67 @@ async fn claim_sqlite(
 /// commit.
 pub(crate) async fn queue_set(db: &Db, queue: &str, setting: Setting) -> Result<()> {
     let _turn = db.writing().await?;
-    match &mut db.acquire().await? {
-        PoolConn::Postgres(c) => {
-            let query = match setting {
-                Setting::Paused(true) => sqlx::query("SELECT oncommit.pause_queue($1)").bind(queue),
-                Setting::Paused(false) => sqlx::query("SELECT oncommit.resume_queue($1)").bind(queue),
-                Setting::ConcurrencyLimit(limit) => sqlx::query("SELECT oncommit.limit_queue($1, $2)")
+    let mut conn = db.acquire().await?;
+    // Behind a transaction pooler, in a transaction of its own.
+    let opened = conn.open_pooled(db).await?;
+    let result = async {
+        match &mut conn {
+            PoolConn::Postgres(c) => {
+                let query = match setting {
+                    Setting::Paused(true) => sqlx::query("SELECT oncommit.pause_queue($1)").bind(queue),
+                    Setting::Paused(false) => sqlx::query("SELECT oncommit.resume_queue($1)").bind(queue),
+                    Setting::ConcurrencyLimit(limit) => sqlx::query("SELECT oncommit.limit_queue($1, $2)")
+                        .bind(queue)
+                        .bind(limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX))),
+                    Setting::RateLimit(rate) => sqlx::query(
+                        "SELECT oncommit.rate_limit_queue($1, $2, make_interval(secs => $3::int8 / 1000.0), per_key => $4)",
+                    )
                     .bind(queue)
-                    .bind(limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX))),
-                Setting::RateLimit(rate) => sqlx::query(
-                    "SELECT oncommit.rate_limit_queue($1, $2, make_interval(secs => $3::int8 / 1000.0), per_key => $4)",
-                )
-                .bind(queue)
-                .bind(rate.map(|r| i32::try_from(r.max_starts).unwrap_or(i32::MAX)))
-                .bind(rate.map(|r| millis(r.period)))
-                .bind(rate.is_some_and(|r| r.per_key)),
-            };
-            query.execute(&mut **c).await?;
-        }
-        PoolConn::Sqlite(c) => {
-            let query = match setting {
-                Setting::Paused(paused) => sqlx::query(
-                    "INSERT INTO oncommit_queues (name, paused) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
-                )
-                .bind(queue)
-                .bind(paused),
-                Setting::ConcurrencyLimit(limit) => sqlx::query(
-                    "INSERT INTO oncommit_queues (name, concurrency_limit) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit, \
-                         updated_at = excluded.updated_at",
-                )
-                .bind(queue)
-                .bind(limit.map(i64::from)),
-                Setting::RateLimit(rate) => sqlx::query(
-                    "INSERT INTO oncommit_queues (name, rate_limit, rate_period_ms, rate_limit_per_key) \
-                     VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (name) DO UPDATE SET rate_limit = excluded.rate_limit, \
-                         rate_period_ms = excluded.rate_period_ms, rate_limit_per_key = excluded.rate_limit_per_key, \
-                         rate_window_ms = NULL, rate_window_starts = 0, updated_at = excluded.updated_at",
-                )
-                .bind(queue)
-                .bind(rate.map(|r| i64::from(r.max_starts)))
-                .bind(rate.map(|r| millis(r.period)))
-                .bind(rate.is_some_and(|r| r.per_key)),
-            };
-            query.execute(&mut **c).await?;
-            if let Setting::RateLimit(_) = setting {
-                // A new limit starts with fresh windows.
-                sqlx::query("DELETE FROM oncommit_rate_windows WHERE queue = $1").bind(queue).execute(&mut **c).await?;
+                    .bind(rate.map(|r| i32::try_from(r.max_starts).unwrap_or(i32::MAX)))
+                    .bind(rate.map(|r| millis(r.period)))
+                    .bind(rate.is_some_and(|r| r.per_key)),
+                };
+                query.execute(&mut **c).await?;
+            }
+            PoolConn::Sqlite(c) => {
+                let query = match setting {
+                    Setting::Paused(paused) => sqlx::query(
+                        "INSERT INTO oncommit_queues (name, paused) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
+                    )
+                    .bind(queue)
+                    .bind(paused),
+                    Setting::ConcurrencyLimit(limit) => sqlx::query(
+                        "INSERT INTO oncommit_queues (name, concurrency_limit) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit, \
+                             updated_at = excluded.updated_at",
+                    )
+                    .bind(queue)
+                    .bind(limit.map(i64::from)),
+                    Setting::RateLimit(rate) => sqlx::query(
+                        "INSERT INTO oncommit_queues (name, rate_limit, rate_period_ms, rate_limit_per_key) \
+                         VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (name) DO UPDATE SET rate_limit = excluded.rate_limit, \
+                             rate_period_ms = excluded.rate_period_ms, rate_limit_per_key = excluded.rate_limit_per_key, \
+                             rate_window_ms = NULL, rate_window_starts = 0, updated_at = excluded.updated_at",
+                    )
+                    .bind(queue)
+                    .bind(rate.map(|r| i64::from(r.max_starts)))
+                    .bind(rate.map(|r| millis(r.period)))
+                    .bind(rate.is_some_and(|r| r.per_key)),
+                };
+                query.execute(&mut **c).await?;
+                if let Setting::RateLimit(_) = setting {
+                    // A new limit starts with fresh windows.
+                    sqlx::query("DELETE FROM oncommit_rate_windows WHERE queue = $1").bind(queue).execute(&mut **c).await?;
+                }
             }
         }
+        Ok::<(), crate::Error>(())
     }
-    Ok(())
+    .await;
+    conn.close_pooled(opened, result.is_ok()).await?;
+    result
 }
 
 /// The part of the queue list after its `counts`.

@@ -209,10 +209,11 @@ impl<'d> TxBuilder<'d> {
         } else {
             self.db.write_gate(self.lock_timeout.unwrap_or(SQLITE_BUSY_TIMEOUT)).await?
         };
-        let mut conn = self.db.acquire().await?;
+        let mut conn = self.db.acquire().await.inspect_err(|err| self.db.saw(err))?;
         if let Err(err) = conn.begin_tracked(begin).await {
             // Half-applied settings or a half-open transaction must not reach the pool.
             conn.close_on_drop();
+            self.db.saw(&err);
             return Err(err);
         }
         Ok(Tx::outermost(TxState::new(self.db.clone(), conn, attempt, reset, gate, span)))
@@ -233,6 +234,12 @@ impl<'d> TxBuilder<'d> {
                 }
                 if let Some(t) = self.lock_timeout {
                     let _ = write!(sql, "; SET LOCAL lock_timeout = {}", millis(t));
+                }
+                if let Some(suffix) = self.db.pooled_begin() {
+                    // Behind a transaction pooler: the session's leftover statements go,
+                    // and a worker's session settings come as SET LOCAL (before the
+                    // caller's own timeouts, which win).
+                    sql.push_str(suffix);
                 }
                 if let Some(t) = self.statement_timeout {
                     let _ = write!(sql, "; SET LOCAL statement_timeout = {}", millis(t));

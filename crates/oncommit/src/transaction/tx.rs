@@ -405,6 +405,9 @@ impl<'p> Tx<'p> {
                 self.open = false;
                 self.state().ended("failed");
                 drop(self.end_hooks());
+                // A commit that failed because the server went away, or became read-only
+                // (a failover), sends the pool looking for the current one.
+                self.state().db.saw(&err);
                 Err(match err {
                     Error::ConnectionLost(_) => Error::CommitOutcomeUnknown(Box::new(err)),
                     Error::InFailedTransaction => {
@@ -449,8 +452,10 @@ impl<'p> Tx<'p> {
             Ending::Commit => conn.commit_tracked().await,
             Ending::Rollback => conn.rollback_tracked().await,
         };
-        if let Err(Error::ConnectionLost(_)) = result {
+        if let Err(err @ Error::ConnectionLost(_)) = &result {
             conn.close_on_drop();
+            // The server went away under the transaction (a failover, perhaps).
+            state.db.saw(err);
             return result;
         }
         if let Some(reset) = &state.reset_sql {

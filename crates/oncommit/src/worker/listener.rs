@@ -14,7 +14,18 @@ use crate::queries::{CANCEL_CHANNEL, JOBS_CHANNEL};
 use crate::shutdown::Shutdown;
 
 pub(crate) async fn listen(shared: Arc<Shared>, mut stop: Shutdown) {
-    let Some(pool) = shared.services.pg_pool() else { return };
+    if shared.services.backend() != crate::Backend::Postgres {
+        return;
+    }
+    let Some(listen) = shared.services.listen_pool() else {
+        tracing::info!(
+            poll_interval = ?shared.config.poll_interval,
+            "behind a transaction pooler without a listen URL: this worker polls for new jobs \
+             (a job waits up to the poll interval; give --listen-url for wake-ups)"
+        );
+        return;
+    };
+    let pool = &listen.pool;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
     let mut listener = loop {
         let connected = async {

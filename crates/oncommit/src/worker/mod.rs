@@ -385,9 +385,16 @@ impl Worker {
             declarations: &declarations,
             limits: &self.limits,
         };
-        if !wait_for_database(&services, &outage, &mut shutdown, &registration).await {
-            services.close().await;
-            return Ok(());
+        match wait_for_database(&services, &outage, &mut shutdown, &registration).await {
+            Ok(true) => {}
+            Ok(false) => {
+                services.close().await;
+                return Ok(());
+            }
+            Err(err) => {
+                services.close().await;
+                return Err(err);
+            }
         }
 
         let held = Arc::new(Held::default());
@@ -504,8 +511,14 @@ struct Registration<'a> {
 }
 
 /// Records the worker's first heartbeat and its tasks' declarations, retrying with backoff
-/// while the database does not answer. Returns false if `shutdown` came first.
-async fn wait_for_database(services: &Db, outage: &Outage, shutdown: &mut Shutdown, me: &Registration<'_>) -> bool {
+/// while the database does not answer. Returns false if `shutdown` came first, and an
+/// error for a problem waiting cannot mend (a transaction pooler the URL does not name).
+async fn wait_for_database(
+    services: &Db,
+    outage: &Outage,
+    shutdown: &mut Shutdown,
+    me: &Registration<'_>,
+) -> Result<bool> {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     loop {
         let registered = async {
@@ -518,12 +531,14 @@ async fn wait_for_database(services: &Db, outage: &Outage, shutdown: &mut Shutdo
         match registered.await {
             Ok(()) => {
                 outage.ok();
-                return true;
+                return Ok(true);
             }
+            // A configuration problem: waiting would not mend it.
+            Err(err @ crate::Error::TransactionPooler { .. }) => return Err(err),
             Err(err) => outage.failed("registering the worker", &err),
         }
         tokio::select! {
-            _ = shutdown.wait() => return false,
+            _ = shutdown.wait() => return Ok(false),
             _ = tokio::time::sleep(backoff.next_delay()) => {}
         }
     }

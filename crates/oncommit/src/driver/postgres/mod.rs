@@ -1,0 +1,66 @@
+//! PostgreSQL: a URL's servers (host lists, `target_session_attrs`, following a failover)
+//! and sessions that are safe behind a transaction pooler (`pooler=transaction`).
+//!
+//! Behind a transaction pooler a session lasts one transaction. So in that mode:
+//! - no startup parameter a pooler refuses (`extra_float_digits`, `options`) is sent;
+//! - every statement oncommit sends runs inside a transaction, which opens with
+//!   `DEALLOCATE ALL` (the server session may hold statements another client prepared
+//!   under the names this one is about to use) and prepares nothing that outlives it;
+//! - what a worker sets per session elsewhere (timeouts, planner settings) is `SET LOCAL`
+//!   in each transaction, and what cannot be (TCP keepalives of the server's socket, which
+//!   faces the pooler) is left to the pooler;
+//! - LISTEN, which needs a session, goes to a direct URL when one is given, else workers
+//!   poll.
+
+mod servers;
+mod url;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+pub(crate) use servers::{PoolHandle, Servers};
+pub use url::Pooler;
+pub(crate) use url::{PgUrl, is_local};
+
+use crate::error::{Error, Result};
+
+/// Settings a transaction pooler makes meaningless: they tune the server's socket, which
+/// faces the pooler, not the client. The pooler's own keepalives and timeouts stand in.
+const SOCKET_SETTINGS: &[&str] =
+    &["tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout"];
+
+/// What follows `BEGIN` in every transaction oncommit opens through a transaction pooler:
+/// `DEALLOCATE ALL`, then `settings` as `SET LOCAL`, all in the BEGIN's round trip.
+pub(crate) fn pooled_begin_suffix(settings: &[(&str, String)]) -> String {
+    let mut sql = String::from("; DEALLOCATE ALL");
+    for (name, value) in settings.iter().filter(|(name, _)| !SOCKET_SETTINGS.contains(name)) {
+        let _ = write!(sql, "; SET LOCAL {name} = '{}'", value.replace('\'', "''"));
+    }
+    sql
+}
+
+/// Connects as `url` says: finds its server (the first of its hosts that suits
+/// `target_session_attrs`), and checks it can be used. Returns the servers, followed from
+/// then on, and that first connection.
+pub(crate) async fn connect(
+    url: &str,
+    invalid: impl Fn(String) -> Error,
+) -> Result<(Arc<Servers>, sqlx::PgConnection)> {
+    let parsed = PgUrl::parse(url).map_err(&invalid)?;
+    check_tls_files(url).map_err(invalid)?;
+    let servers = Servers::new(parsed);
+    let conn = servers.find().await?;
+    Ok((servers, conn))
+}
+
+/// Refuses `sslrootcert`, `sslcert` or `sslkey` naming a file that cannot be read: the
+/// driver would report it as an unreachable server, without the file's name.
+fn check_tls_files(url: &str) -> std::result::Result<(), String> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    for (key, path) in ::url::form_urlencoded::parse(query.as_bytes()) {
+        if ["sslrootcert", "sslcert", "sslkey"].contains(&key.as_ref()) && path != "system" {
+            std::fs::metadata(path.as_ref()).map_err(|e| format!("{key} file `{path}`: {e}"))?;
+        }
+    }
+    Ok(())
+}
