@@ -22,6 +22,8 @@ pub(crate) async fn run(url: &str, args: WorkerArgs) -> anyhow::Result<()> {
     let options = DbOptions {
         max_connections: u32::try_from(slots + 2).unwrap_or(u32::MAX),
         listen_url: args.listen_url.clone(),
+        // An idle worker gives its tasks' connections back to the server's budget.
+        idle_timeout: Duration::from_secs(10),
         ..DbOptions::default()
     };
     let mut shutdown = Shutdown::on_signal();

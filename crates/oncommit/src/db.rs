@@ -177,11 +177,38 @@ pub struct DbOptions {
     /// A direct PostgreSQL URL for LISTEN, beside a pooled URL: a transaction pooler cannot
     /// deliver notifications. Without it, workers behind such a pooler poll.
     pub listen_url: Option<String>,
+    /// How long a connection may stay unused in the pool before it is closed (default
+    /// 10 minutes): shorter gives a server's connection budget back sooner when a process
+    /// goes quiet.
+    pub idle_timeout: Duration,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { max_connections: 10, acquire_timeout: Duration::from_secs(30), pooler: None, listen_url: None }
+        DbOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(30),
+            pooler: None,
+            listen_url: None,
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl DbOptions {
+    /// The sqlx pool options these stand for.
+    fn pg_pool(&self) -> sqlx::postgres::PgPoolOptions {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .idle_timeout(self.idle_timeout)
+    }
+
+    fn sqlite_pool(&self) -> SqlitePoolOptions {
+        SqlitePoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .idle_timeout(self.idle_timeout)
     }
 }
 
@@ -241,17 +268,14 @@ impl Db {
                     (None, Pooler::Transaction) => Listen::Off,
                     (None, Pooler::None) => Listen::Pool,
                 };
-                let handle = servers.pool(options.max_connections, options.acquire_timeout, |o| o);
+                let handle = servers.pool(options.pg_pool(), |o| o);
                 let pooled_begin = (pooler == Pooler::Transaction).then(|| pg::pooled_begin_suffix(&[]));
                 let pool = Pool::Postgres(handle.pool.clone());
                 Ok(Db::assemble(pool, display_url, Some(servers), Some(handle), pooled_begin, listen))
             }
             "sqlite" => {
                 let opts = sqlite::connect(url, invalid).await?;
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(options.max_connections)
-                    .acquire_timeout(options.acquire_timeout)
-                    .connect_lazy_with(opts);
+                let pool = options.sqlite_pool().connect_lazy_with(opts);
                 Ok(Db::assemble(Pool::Sqlite(pool), display_url, None, None, None, Listen::Off))
             }
             "" => Err(invalid("expected sqlite://path or postgres://host/db".into())),
@@ -515,9 +539,17 @@ impl Db {
     /// A pool for a worker's own statements: tasks cannot take its connections, so leases
     /// are renewed however busy they are. Each of oncommit's statements on it waits at most
     /// `query_timeout` for its answer; on PostgreSQL its sessions also carry `settings`
-    /// (server-side timeouts and keepalives).
-    pub(crate) fn own_pool(&self, max_connections: u32, query_timeout: Duration, settings: &[(&str, String)]) -> Db {
-        let options = DbOptions { max_connections, acquire_timeout: query_timeout, ..DbOptions::default() };
+    /// (server-side timeouts and keepalives). A connection unused for `idle_timeout` is
+    /// closed: an idle worker keeps only what its periodic statements use.
+    pub(crate) fn own_pool(
+        &self,
+        max_connections: u32,
+        query_timeout: Duration,
+        idle_timeout: Duration,
+        settings: &[(&str, String)],
+    ) -> Db {
+        let options =
+            DbOptions { max_connections, acquire_timeout: query_timeout, idle_timeout, ..DbOptions::default() };
         self.derived(options, Some(query_timeout), settings)
     }
 
@@ -529,27 +561,18 @@ impl Db {
                 let pooled = inner.pooled_begin.is_some();
                 let startup: Vec<(String, String)> =
                     settings.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect();
-                let handle = servers
-                    .pool(options.max_connections, options.acquire_timeout, move |o| tune_session(o, pooled, &startup));
+                let handle = servers.pool(options.pg_pool(), move |o| tune_session(o, pooled, &startup));
                 let pool = handle.pool.clone();
                 follows = Some(handle);
                 Pool::Postgres(pool)
             }
             (Pool::Postgres(p), None) => {
                 let opts = tune_session((*p.connect_options()).clone(), false, settings);
-                Pool::Postgres(
-                    sqlx::postgres::PgPoolOptions::new()
-                        .max_connections(options.max_connections)
-                        .acquire_timeout(options.acquire_timeout)
-                        .connect_lazy_with(opts),
-                )
+                Pool::Postgres(options.pg_pool().connect_lazy_with(opts))
             }
-            (Pool::Sqlite(p), _) => Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(options.max_connections)
-                    .acquire_timeout(options.acquire_timeout)
-                    .connect_lazy_with((*p.connect_options()).clone()),
-            ),
+            (Pool::Sqlite(p), _) => {
+                Pool::Sqlite(options.sqlite_pool().connect_lazy_with((*p.connect_options()).clone()))
+            }
         };
         // Behind a transaction pooler the session settings go into each transaction.
         let pooled_begin = inner.pooled_begin.as_ref().map(|_| pg::pooled_begin_suffix(settings));
@@ -592,7 +615,7 @@ impl Db {
         let handle = match (&self.inner.listen, &self.inner.servers, &self.inner.pool) {
             (Listen::Off, _, _) => return None,
             (Listen::Direct(servers), _, _) | (Listen::Pool, Some(servers), _) => {
-                servers.pool(1, Duration::from_secs(30), named)
+                servers.pool(sqlx::postgres::PgPoolOptions::new().max_connections(1), named)
             }
             (Listen::Pool, None, Pool::Postgres(p)) => return Some(ListenPool { pool: p.clone(), _follows: None }),
             (Listen::Pool, None, Pool::Sqlite(_)) => return None,

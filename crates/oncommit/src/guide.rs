@@ -11,3 +11,6 @@ pub mod flow_control {}
 
 #[doc = include_str!("../../../docs/workflows.md")]
 pub mod workflows {}
+
+#[doc = include_str!("../../../docs/deployment.md")]
+pub mod deployment {}

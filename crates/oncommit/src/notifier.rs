@@ -25,6 +25,10 @@ use crate::queries;
 /// Longest wait for one round of wake-ups.
 const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long the notifier keeps its connection without a wake-up to send: a process that
+/// stopped enqueueing gives it back to the server's budget.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where the notifier connects: the server the pool uses now (it may have changed since
 /// the last connection, through a failover).
 type OptionsSource = Arc<dyn Fn() -> PgConnectOptions + Send + Sync>;
@@ -63,7 +67,17 @@ impl Notifier {
 /// waiting entry is one commit's queue names, and they are drained at every round trip.
 async fn send(options: OptionsSource, pooled: bool, mut wakes: mpsc::UnboundedReceiver<Vec<String>>) {
     let mut conn: Option<PgConnection> = None;
-    while let Some(first) = wakes.recv().await {
+    loop {
+        let first = match tokio::time::timeout(IDLE_TIMEOUT, wakes.recv()).await {
+            Ok(Some(first)) => first,
+            Ok(None) => break,
+            Err(_) => {
+                if let Some(c) = conn.take() {
+                    c.close().await.ok();
+                }
+                continue;
+            }
+        };
         let mut queues: BTreeSet<String> = first.into_iter().collect();
         while let Ok(more) = wakes.try_recv() {
             queues.extend(more);

@@ -47,10 +47,10 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>, mut stop: Shutdown) {
         shared.held.expire(Instant::now());
         if alive_at.is_none_or(|t| t.elapsed() >= interval) && !failed {
             let queues = shared.queues_json.as_str();
-            match queries::worker_heartbeat(&shared.services, &shared.id, &shared.hostname, shared.pid, queues).await {
+            match queries::worker_heartbeat(&shared.quiet, &shared.id, &shared.hostname, shared.pid, queues).await {
                 Ok(()) => {
                     alive_at = Some(Instant::now());
-                    if let Err(err) = shared.activity.flush(&shared.services).await {
+                    if let Err(err) = shared.activity.flush(&shared.quiet).await {
                         tracing::debug!(error = %err, "recording queue activity failed; kept for the next heartbeat");
                     }
                 }
@@ -89,7 +89,7 @@ pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
     let mut settled_periods = std::collections::HashMap::new();
     loop {
         let mut sleep = config.poll_interval;
-        match queries::job_tick(&shared.services, &shared.queue_names).await {
+        match queries::job_tick(&shared.quiet, &shared.queue_names).await {
             Ok(tick) => {
                 shared.outage.ok();
                 backoff.reset();
@@ -115,7 +115,7 @@ pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
         if Instant::now() >= next_election {
             let ttl = config.leader_ttl();
             let asked = Instant::now();
-            match queries::leader_attempt_elect(&shared.services, LEADERSHIP, &shared.id, ttl).await {
+            match queries::leader_attempt_elect(&shared.quiet, LEADERSHIP, &shared.id, ttl).await {
                 Ok(leads) => {
                     leader_until = leads.then_some(asked + ttl);
                     next_election = asked + ttl / 2;
@@ -128,7 +128,7 @@ pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
         }
         let leader = leader_until.is_some_and(|until| Instant::now() < until);
         if leader {
-            if let Err(err) = periodic::enqueue_due(&shared.services, &shared.periodic, &mut settled_periods).await {
+            if let Err(err) = periodic::enqueue_due(&shared.quiet, &shared.periodic, &mut settled_periods).await {
                 tracing::warn!(error = %err, "enqueueing periodic jobs failed");
             }
             let idle = pruning.as_ref().is_none_or(tokio::task::JoinHandle::is_finished);
@@ -156,7 +156,7 @@ pub(crate) async fn maintain(shared: Arc<Shared>, mut shutdown: Shutdown) {
 }
 
 async fn rescue(shared: &Shared) {
-    match queries::job_rescue(&shared.services).await {
+    match queries::job_rescue(&shared.quiet).await {
         Ok(queues) if !queues.is_empty() => {
             tracing::warn!(queues = ?queues, "rescued jobs whose worker stopped renewing its lease");
             for queue in &queues {
@@ -180,8 +180,7 @@ async fn prune(shared: Arc<Shared>, shutdown: Shutdown) {
     let started = Instant::now();
     let mut pruned = 0;
     loop {
-        let n = match queries::job_prune(&shared.services, retention.completed, retention.discarded, PRUNE_BATCH).await
-        {
+        let n = match queries::job_prune(&shared.quiet, retention.completed, retention.discarded, PRUNE_BATCH).await {
             Ok(n) => n,
             Err(err) => {
                 tracing::warn!(error = %err, pruned, "pruning jobs failed; the next pass goes on");
@@ -200,18 +199,19 @@ async fn prune(shared: Arc<Shared>, shutdown: Shutdown) {
         tracing::info!(pruned, took = ?started.elapsed(), "pruned finished jobs past their retention");
     }
     // Pruning frees space only for a vacuum to hand back; if autovacuum is off or lags, the
-    // leader does it (`table_vacuum_if_needed` says when).
+    // leader does it (`table_vacuum_if_needed` says when), on the busy pool: a vacuum of a
+    // large table takes as long as it takes, and the tick must not wait for it.
     let started = Instant::now();
     match queries::table_vacuum_if_needed(&shared.services, shared.config.prune_interval * 2).await {
         Ok(true) => tracing::info!(took = ?started.elapsed(), "vacuumed the jobs table (autovacuum had not)"),
         Ok(false) => {}
         Err(err) => tracing::warn!(error = %err, "vacuuming the jobs table failed; is autovacuum on?"),
     }
-    queries::worker_prune(&shared.services, shared.config.lease * 4).await.ok();
-    queries::rate_windows_prune(&shared.services).await.ok();
-    crate::activity::prune(&shared.services).await.ok();
+    queries::worker_prune(&shared.quiet, shared.config.lease * 4).await.ok();
+    queries::rate_windows_prune(&shared.quiet).await.ok();
+    crate::activity::prune(&shared.quiet).await.ok();
     // The net under the dependency trigger: nothing stays pending once its parents are done.
-    match queries::job_sweep_pending(&shared.services).await {
+    match queries::job_sweep_pending(&shared.quiet).await {
         Ok(0) => {}
         Ok(settled) => tracing::warn!(settled, "settled pending jobs whose parents had finished unnoticed"),
         Err(err) => tracing::warn!(error = %err, "settling pending jobs failed; the next pass goes on"),

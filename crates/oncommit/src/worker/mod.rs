@@ -90,6 +90,13 @@ impl Config {
         self.query_timeout.unwrap_or(self.lease)
     }
 
+    /// How long a connection of the worker's busy pool (claims, completions, lease
+    /// renewals) may stay unused before it is closed: a worker that went quiet gives them
+    /// back to the server's budget within about twice this.
+    fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
     /// How long a leadership lasts unless renewed; it is renewed every half of it, so an
     /// idle worker elects about once per 5 s, and a dead leader is replaced within 10 s.
     fn leader_ttl(&self) -> Duration {
@@ -123,6 +130,11 @@ pub(crate) struct Shared {
     /// The worker's own small pool (claims, completions, heartbeats, maintenance, LISTEN):
     /// tasks cannot take its connections, so leases are renewed however busy they are.
     services: Db,
+    /// A pool of one connection for the statements a worker sends when it has nothing to
+    /// do (the tick, the election, its liveness row, the leader's periodic enqueues and
+    /// pruning): they take turns on it, so an idle worker holds this connection and its
+    /// LISTEN one, and the busy pool's connections close after their idle timeout.
+    quiet: Db,
     registry: Registry,
     config: Config,
     /// This worker's lease-owner id: host, process, and a random part.
@@ -366,14 +378,18 @@ impl Worker {
             .map_err(crate::Error::app)?;
         let claim_loops: Vec<(String, usize, usize)> =
             queues.iter().map(|(q, n)| (q.clone(), *n, if *n >= 8 { 2 } else { 1 })).collect();
-        // Heartbeat, maintenance, LISTEN, each claim loop, each completion batch in flight.
-        let pool_size = 3 + claim_loops.iter().map(|(_, _, loops)| loops).sum::<usize>() + completer::IN_FLIGHT;
+        // Lease renewals, a rescue or vacuum, each claim loop, each completion batch in flight.
+        let pool_size = 2 + claim_loops.iter().map(|(_, _, loops)| loops).sum::<usize>() + completer::IN_FLIGHT;
         let config = self.config;
         let services = self.db.own_pool(
             u32::try_from(pool_size).unwrap_or(u32::MAX),
             config.query_timeout(),
+            config.idle_timeout(),
             &config.session_settings(),
         );
+        // One connection for what a worker does when it has nothing to do: an idle worker
+        // holds it and its LISTEN connection, nothing more.
+        let quiet = self.db.own_pool(1, config.query_timeout(), Duration::from_secs(600), &config.session_settings());
         let outage = Arc::new(Outage::default());
         // The first heartbeat, and the tasks' declarations, which jobs enqueued without
         // options (SQL, the CLI) take theirs from.
@@ -389,10 +405,12 @@ impl Worker {
             Ok(true) => {}
             Ok(false) => {
                 services.close().await;
+                quiet.close().await;
                 return Ok(());
             }
             Err(err) => {
                 services.close().await;
+                quiet.close().await;
                 return Err(err);
             }
         }
@@ -413,6 +431,7 @@ impl Worker {
         let shared = Arc::new(Shared {
             db: self.db.clone(),
             services: services.clone(),
+            quiet: quiet.clone(),
             registry: self.registry,
             config,
             id,
@@ -492,6 +511,7 @@ impl Worker {
         queries::worker_delete(&services, &id).await.ok();
         queries::leader_resign(&services, "oncommit", &id).await.ok();
         tokio::time::timeout(query_timeout, services.close()).await.ok();
+        tokio::time::timeout(query_timeout, quiet.close()).await.ok();
         tracing::info!(worker = id, "worker stopped");
         Ok(())
     }

@@ -157,11 +157,9 @@ impl Servers {
     /// the URL's.
     pub(crate) fn pool(
         self: &Arc<Servers>,
-        max_connections: u32,
-        acquire_timeout: Duration,
+        mut options: PgPoolOptions,
         tune: impl Fn(PgConnectOptions) -> PgConnectOptions + Send + Sync + 'static,
     ) -> Arc<PoolHandle> {
-        let mut options = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(acquire_timeout);
         if self.chooses() {
             let me = Arc::downgrade(self);
             options = options.after_connect(move |conn, _| {
