@@ -99,6 +99,29 @@ fn bad_urls_and_unreachable_servers_are_clear_errors() {
     assert!(!err.contains("secret"), "{err}");
 }
 
+#[test]
+fn passwords_never_reach_stderr_whatever_the_url_form() {
+    for url in [
+        // libpq's key=value form, which oncommit does not take.
+        "host=127.0.0.1 user=u password=hunter2 dbname=x",
+        "host=127.0.0.1 password='hun ter2' port=1",
+        "host=h password=a:hunter2",
+        // Unencoded `/` and `?` in the password, and a port misread from it.
+        "postgres://u:p/hunter2@127.0.0.1:1/db",
+        "postgres://u:p?hunter2@127.0.0.1:1/db",
+        "postgres://u:hunter2@127.0.0.1:notaport/db",
+        "postgres://u:hunter2:x@127.0.0.1:1/db",
+        "postgres://u@127.0.0.1:1/db?password=hunter2&pooler=bogus",
+    ] {
+        let out = oncommit(url, &["stats"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(matches!(out.status.code(), Some(2 | 4)), "{url}: {err}");
+        for secret in ["hunter2", "hun ter2", "hun"] {
+            assert!(!err.contains(secret), "{url}: {err}");
+        }
+    }
+}
+
 backend_test!(async fn exit_codes_tell_not_found_from_refused_and_actions_print_json(t) {
     let url = t.url.clone();
     tokio::task::spawn_blocking(move || {

@@ -242,7 +242,9 @@ impl Db {
     ///   Proxy; see [`Pooler`]).
     pub async fn connect_with(url: &str, options: DbOptions) -> Result<Db> {
         let display_url = redact(url);
-        let invalid = |reason: String| Error::InvalidUrl { url: display_url.clone(), reason };
+        // A URL that cannot be understood shows nothing of its credentials, not even the
+        // user: where it went wrong may be where the password seemed to end.
+        let invalid = |reason: String| Error::InvalidUrl { url: redact_credentials(url), reason: scrub(&reason, url) };
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         match scheme {
             "postgres" | "postgresql" => {
@@ -253,7 +255,10 @@ impl Db {
                 let listen = match (&options.listen_url, pooler) {
                     (Some(listen), _) => {
                         let shown = redact(listen);
-                        let invalid = |reason: String| Error::InvalidUrl { url: shown.clone(), reason };
+                        let invalid = |reason: String| Error::InvalidUrl {
+                            url: redact_credentials(listen),
+                            reason: scrub(&reason, listen),
+                        };
                         let parsed = pg::PgUrl::parse(listen).map_err(invalid)?;
                         if parsed.pooler == Pooler::Transaction {
                             return Err(Error::InvalidUrl {
@@ -279,7 +284,13 @@ impl Db {
                 Ok(Db::assemble(Pool::Sqlite(pool), display_url, None, None, None, Listen::Off))
             }
             "" => Err(invalid("expected sqlite://path or postgres://host/db".into())),
-            other => Err(invalid(format!("unknown scheme `{other}` (expected sqlite:// or postgres://)"))),
+            other if other.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
+                Err(invalid(format!("unknown scheme `{other}` (expected sqlite:// or postgres://)")))
+            }
+            // libpq's `host=… password=…` form, or text with a `:` somewhere.
+            _ => {
+                Err(invalid("not a URL (libpq's key=value form is not supported: use postgres://user@host/db)".into()))
+            }
         }
     }
 
@@ -752,38 +763,118 @@ async fn warn_if_plaintext(conn: &mut sqlx::PgConnection, opts: &PgConnectOption
     }
 }
 
-/// Replaces the passwords of a URL with `***` — in its user info and in query parameters
-/// (`?password=`, `?sslpassword=`) — so URLs can be logged and shown in errors.
+/// Replaces the passwords of a URL with `***` — in its user info (which may hold an
+/// unencoded `/`, `?` or `@`: everything up to the last `@` counts), in query parameters
+/// (`?password=`, `?sslpassword=`), and in libpq's `key=value` form — so URLs can be logged
+/// and shown in errors. Where it is unsure, it hides more, never less.
 pub(crate) fn redact(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return redact_key_values(url);
+    };
+    let (userinfo, tail) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let mut out = format!("{scheme}://");
+    match userinfo {
+        Some(info) => match info.split_once(':') {
+            Some((user, _password)) if !user.contains(['/', '?']) => out.push_str(&format!("{user}:***@")),
+            // Not a user name: the `@` is past the authority (in a path or a parameter).
+            Some(_) => out.push_str("***@"),
+            None if info.contains(['/', '?', '=']) => out.push_str("***@"),
+            None => out.push_str(&format!("{info}@")),
+        },
+        None => {}
+    }
+    let (base, query) = match tail.split_once('?') {
         Some((base, query)) => (base, Some(query)),
-        None => (url, None),
+        None => (tail, None),
     };
-    let mut out = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-                    None => base.to_owned(),
-                },
-                None => base.to_owned(),
-            }
-        }
-        None => base.to_owned(),
-    };
+    out.push_str(base);
     if let Some(query) = query {
         let params: Vec<String> = query
             .split('&')
             .map(|param| match param.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("sslpassword") => {
-                    format!("{key}=***")
-                }
+                Some((key, _)) if is_password_key(key) => format!("{key}=***"),
                 _ => param.to_owned(),
             })
             .collect();
         out.push('?');
         out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// [`redact`], with the user name hidden too: for a URL that could not be understood.
+pub(crate) fn redact_credentials(url: &str) -> String {
+    let shown = redact(url);
+    match shown.split_once("://") {
+        Some((scheme, rest)) => match rest.rfind('@') {
+            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+            None => shown,
+        },
+        None => shown,
+    }
+}
+
+/// `reason` (why `url` could not be understood) with every quoted value that also occurs
+/// where credentials may be (before the URL's last `@`) replaced by `***`: a misread URL's
+/// "invalid port number `p4ss`" may be a piece of its password.
+fn scrub(reason: &str, url: &str) -> String {
+    let Some(at) = url.rfind('@') else { return reason.to_owned() };
+    let credentials = &url[..at];
+    let mut out = String::new();
+    let mut parts = reason.split('`');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('`');
+        // Odd pieces sit between backquotes.
+        if i % 2 == 0 && !part.is_empty() && credentials.contains(part) {
+            out.push_str("***");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+fn is_password_key(key: &str) -> bool {
+    key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("sslpassword")
+}
+
+/// libpq's `host=h user=u password='s e c'` form: each password's value becomes `***`.
+fn redact_key_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_end = rest.find('=').unwrap_or(rest.len());
+        let key = rest[..word_end].trim_end().rsplit(|c: char| c.is_whitespace()).next().unwrap_or_default();
+        if word_end == rest.len() || !is_password_key(key.trim()) {
+            let upto = (word_end + 1).min(rest.len());
+            out.push_str(&rest[..upto]);
+            rest = &rest[upto..];
+            continue;
+        }
+        out.push_str(&rest[..=word_end]);
+        rest = rest[word_end + 1..].trim_start();
+        // The value: quoted (with \' inside), or up to the next whitespace.
+        let value_end = if let Some(quoted) = rest.strip_prefix('\'') {
+            let mut escaped = false;
+            quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let end = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+                .map_or(rest.len(), |(i, _)| i + 2)
+        } else {
+            rest.find(char::is_whitespace).unwrap_or(rest.len())
+        };
+        out.push_str("***");
+        rest = &rest[value_end..];
     }
     out
 }
@@ -802,5 +893,13 @@ mod tests {
             "postgres://u@h/db?password=***&sslmode=require"
         );
         assert_eq!(redact("postgres://u:a@h/db?sslpassword=b"), "postgres://u:***@h/db?sslpassword=***");
+        // Unencoded `/`, `?` and `@` in a password.
+        assert_eq!(redact("postgres://u:p/w@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u:p?w@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u:p@w@h:1,h2:2/db"), "postgres://u:***@h:1,h2:2/db");
+        // libpq's key=value form.
+        assert_eq!(redact("host=h user=u password=secret"), "host=h user=u password=***");
+        assert_eq!(redact("host=h password = 'se cr\\'et' dbname=d"), "host=h password =*** dbname=d");
+        assert_eq!(redact("host=h PASSWORD=x sslpassword=y"), "host=h PASSWORD=*** sslpassword=***");
     }
 }

@@ -93,6 +93,11 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
             "enqueue_a_keyless_job_with_a_plain_insert",
             "postgres/017_enqueue_a_keyless_job_with_a_plain_insert.sql"
         ),
+        crate::migration!(
+            18,
+            "refuse_control_characters_in_queue_names",
+            "postgres/018_refuse_control_characters_in_queue_names.sql"
+        ),
     ],
     sqlite: &[
         crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
@@ -107,6 +112,11 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         crate::migration!(10, "concurrency_keys", "sqlite/010_concurrency_keys.sql"),
         crate::migration!(11, "rate_limit_per_key", "sqlite/011_rate_limit_per_key.sql"),
         crate::migration!(12, "record_queue_activity", "sqlite/012_record_queue_activity.sql"),
+        crate::migration!(
+            13,
+            "refuse_control_characters_in_queue_names",
+            "sqlite/013_refuse_control_characters_in_queue_names.sql"
+        ),
     ],
 };
 

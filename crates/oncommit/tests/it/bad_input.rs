@@ -118,12 +118,30 @@ backend_test!(async fn sql_inserts_of_unservable_jobs_are_refused(t) {
             ("SELECT oncommit.enqueue('echo', '{}', run_at => '290000-01-01')", "invalid run_at"),
             ("SELECT oncommit.enqueue('echo', '{}', queue => 'a,b')", "invalid queue name"),
             ("INSERT INTO oncommit.jobs (task, queue) VALUES ('echo', 'x:2')", "invalid queue name"),
+            // Control characters: no worker could be told to serve such a queue.
+            ("SELECT oncommit.enqueue('echo', '{}', queue => E'a\\nb')", "control characters"),
+            ("SELECT oncommit.enqueue_many('echo', ARRAY['{}'::jsonb], queue => E'a\\tb')", "control characters"),
+            ("INSERT INTO oncommit.jobs (task, queue) VALUES ('echo', E'a\\x7fb')", "control characters"),
+            ("INSERT INTO oncommit.jobs (task, queue) VALUES ('echo', E'a\\u0085b')", "control characters"),
+            ("SELECT oncommit.pause_queue(E'a\\nb')", "queues_name_without_control_characters"),
+            (
+                "INSERT INTO oncommit.tasks (name, queue, priority, max_attempts, declared_by) VALUES ('t', E'a\\rb', 0, 1, 'w')",
+                "tasks_queue_without_control_characters",
+            ),
         ],
         Backend::Sqlite => vec![
             ("INSERT INTO oncommit_jobs (task, run_at) VALUES ('echo', 9223372036854775807)", "invalid run_at"),
             ("INSERT INTO oncommit_jobs (task, run_at) VALUES ('echo', 1500000000000.5)", "invalid run_at"),
             ("INSERT INTO oncommit_jobs (task, queue) VALUES ('echo', 'a,b')", "invalid queue name"),
             ("INSERT INTO oncommit_jobs (task, queue) VALUES ('echo', '')", "invalid queue name"),
+            ("INSERT INTO oncommit_jobs (task, queue) VALUES ('echo', 'a' || char(10) || 'b')", "control characters"),
+            ("INSERT INTO oncommit_jobs (task, queue) VALUES ('echo', 'a' || char(0) || 'b')", "control characters"),
+            ("INSERT INTO oncommit_jobs (task, queue) VALUES ('echo', 'a' || char(133) || 'b')", "control characters"),
+            ("INSERT INTO oncommit_queues (name, paused) VALUES ('a' || char(9) || 'b', 1)", "control characters"),
+            (
+                "INSERT INTO oncommit_tasks (name, queue, priority, max_attempts, declared_by) VALUES ('t', 'a' || char(13), 0, 1, 'w')",
+                "control characters",
+            ),
         ],
     };
     for (sql, message) in refused {
