@@ -776,15 +776,14 @@ pub(crate) fn redact(url: &str) -> String {
         None => (None, rest),
     };
     let mut out = format!("{scheme}://");
-    match userinfo {
-        Some(info) => match info.split_once(':') {
+    if let Some(info) = userinfo {
+        match info.split_once(':') {
             Some((user, _password)) if !user.contains(['/', '?']) => out.push_str(&format!("{user}:***@")),
             // Not a user name: the `@` is past the authority (in a path or a parameter).
             Some(_) => out.push_str("***@"),
             None if info.contains(['/', '?', '=']) => out.push_str("***@"),
             None => out.push_str(&format!("{info}@")),
-        },
-        None => {}
+        }
     }
     let (base, query) = match tail.split_once('?') {
         Some((base, query)) => (base, Some(query)),
