@@ -130,6 +130,7 @@ backend_test!(async fn every_response_carries_security_headers_and_the_page_has_
         assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
         assert_eq!(headers.get("x-content-type-options").unwrap(), "nosniff", "{uri}");
         assert_eq!(headers.get("x-frame-options").unwrap(), "DENY", "{uri}");
+        assert_eq!(headers.get("referrer-policy").unwrap(), "no-referrer", "{uri}");
     }
     let (_, page) = send(app(&t.db, None), Request::get("/dashboard").body(Body::empty()).unwrap()).await;
     assert!(page.contains(r#"<script src="/dashboard/page.js"></script>"#), "{page}");
@@ -195,17 +196,43 @@ backend_test!(async fn reads_can_be_put_behind_the_token(t) {
     assert_eq!(status, StatusCode::OK);
 });
 
-backend_test!(async fn database_errors_are_logged_not_sent_to_clients(t) {
-    failed_job(&t.db).await; // a listing of an empty table asks nothing of the database
-    // PostgreSQL refuses a NUL byte in text; its message must not reach the client.
+backend_test!(async fn a_nul_in_a_filter_is_a_bad_request_naming_it(t) {
+    failed_job(&t.db).await;
+    // PostgreSQL text cannot hold NUL: refused at the door, on both backends alike.
     let (status, body) =
         send(app(&t.db, None), Request::get("/dashboard/api/jobs?queue=%00").body(Body::empty()).unwrap()).await;
-    if t.backend() == oncommit::Backend::Postgres {
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-        assert_eq!(body, r#"{"error":"internal error (the server logged it)"}"#);
-    } else {
-        assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("queue") && body.contains("NUL"), "{body}");
+});
+
+backend_test!(async fn database_errors_are_logged_not_sent_to_clients(t) {
+    failed_job(&t.db).await;
+    // A jobs table gone from under the dashboard: the database's message names it, and
+    // must not reach the client.
+    let rename = match t.backend() {
+        oncommit::Backend::Postgres => "ALTER TABLE oncommit.jobs RENAME TO jobs_gone_missing",
+        oncommit::Backend::Sqlite => "ALTER TABLE oncommit_jobs RENAME TO jobs_gone_missing",
+    };
+    let mut conn = t.db.acquire().await.unwrap();
+    oncommit::with_conn!(conn.conn(), c => { sqlx::raw_sql(rename).execute(c).await.unwrap(); });
+    drop(conn);
+    let (status, body) = send(app(&t.db, None), Request::get("/dashboard/api/jobs").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body, r#"{"error":"internal error (the server logged it)"}"#);
+});
+
+backend_test!(async fn an_empty_admin_token_opens_nothing(t) {
+    let id = failed_job(&t.db).await;
+    let empty = DashboardConfig { admin_token: Some(String::new()), reads_need_token: false };
+    for auth in [None, Some("Bearer "), Some("Bearer")] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        let (status, body) = post(with_config(&t.db, empty.clone()), &format!("/dashboard/api/jobs/{id}/retry"), &headers).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{auth:?}: {body}");
     }
+    let guarded = DashboardConfig { admin_token: Some(String::new()), reads_need_token: true };
+    let (status, _) = send(with_config(&t.db, guarded), Request::get("/dashboard/api/stats").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(t.db.job(id).await.unwrap().unwrap().state, oncommit::JobState::Cancelled, "nothing was retried");
 });
 
 #[test]

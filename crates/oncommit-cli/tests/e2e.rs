@@ -12,7 +12,7 @@ use std::process::Command;
 
 use oncommit::{Backend, EnqueueOptions, JobState};
 use oncommit_testing::{TestDb, wait_for_job};
-use support::{KillOnDrop, request, serve_with};
+use support::{request, serve_with};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -43,8 +43,7 @@ async fn drive(url: &str, backend: &str) {
     let e2e = repo().join("tests/e2e");
     assert!(e2e.join("node_modules/playwright-core").exists(), "run `npm ci --prefix tests/e2e` (scripts/test does)");
 
-    let (serve, addr, _) = serve_with(url, "127.0.0.1:0", &[("ONCOMMIT_ADMIN_TOKEN", "e2e-token")]);
-    let mut serve = KillOnDrop(Some(serve));
+    let (mut serve, addr, _) = serve_with(url, "127.0.0.1:0", &[("ONCOMMIT_ADMIN_TOKEN", "e2e-token")]);
 
     // Over HTTP: the seed's view, three ways.
     let (status, naive) = http(&addr, "POST", "/data/naive?name=naive");

@@ -79,8 +79,7 @@ async fn a_worker_and_serve_follow_a_failover_and_run_every_committed_job_once()
         .spawn()
         .unwrap();
     let _worker = KillOnDrop(Some(worker));
-    let (server, addr) = support::serve(&multi);
-    let _server = KillOnDrop(Some(server));
+    let (_server, addr) = support::serve(&multi);
 
     let producer = Db::connect_with(
         &multi,

@@ -76,8 +76,7 @@ async fn the_cli_works_through_a_transaction_pooler() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_and_runs_jobs_through_a_transaction_pooler() {
     let (t, bouncer, url) = pooled().await;
-    let (child, addr) = support::serve(&url);
-    let _server = KillOnDrop(Some(child));
+    let (_server, addr) = support::serve(&url);
     // The seeds' scenario: a row and its job in one request's transaction, the job run by
     // serve's own worker (polling: no listen URL).
     let (status, body) = support::request(&addr, "POST", "/data/transactional?name=pooled", &addr);

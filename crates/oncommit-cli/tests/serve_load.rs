@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::serve;
@@ -92,7 +92,7 @@ async fn answers_normally(addr: &str, db: &Db) {
     eprintln!("after the burst, a view's job ran {:?} after the request", started.elapsed());
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: support::KillOnDrop) {
     let started = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     let status = child.wait().unwrap();

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use oncommit::{JobState, Step, Workflow};
@@ -27,7 +26,7 @@ backend_test!(async fn a_workflow_finishes_once_through_a_killed_worker(t) {
         .then(record("c".into(), 50));
     let ids = t.db.enqueue_workflow(flow).await.unwrap();
     let mut workers = vec![worker_process(&t.url, "default", 4), worker_process(&t.url, "default", 4)];
-    let pids: Vec<u32> = workers.iter().map(Child::id).collect();
+    let pids: Vec<u32> = workers.iter().map(|w| w.id()).collect();
 
     // Once a worker holds a step of the second stage, SIGKILL it.
     let deadline = Instant::now() + Duration::from_secs(60);

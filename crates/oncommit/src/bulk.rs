@@ -131,6 +131,15 @@ impl JobSelection {
                 reason: format!("more than {MAX_IDS} ids: select by a filter instead"),
             });
         }
+        // PostgreSQL text cannot hold NUL: refused here with the filter's name, not by the
+        // server as an encoding error.
+        for (option, value) in
+            [("queue", &self.queue), ("task", &self.task), ("error", &self.error_contains), ("search", &self.search)]
+        {
+            if value.as_deref().is_some_and(|v| v.contains('\0')) {
+                return Err(Error::InvalidOption { option, reason: "it contains a NUL character".to_owned() });
+            }
+        }
         let chosen = if self.states.is_empty() { &JobState::ALL[..] } else { &self.states[..] };
         let mut states: Vec<&'static str> = chosen.iter().map(|s| s.as_str()).collect();
         states.sort_unstable();

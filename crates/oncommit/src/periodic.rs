@@ -209,4 +209,49 @@ mod tests {
         assert_eq!(hourly.due(at("1970-01-01T05:30:00Z")), Some(5));
         assert_eq!(hourly.next_in(at("1970-01-01T05:30:00Z")), Duration::from_secs(1800));
     }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Beat {
+        n: u8,
+    }
+
+    impl Task for Beat {
+        const NAME: &'static str = "beat";
+        async fn run(self, _: &mut crate::TaskContext) -> Result<(), crate::TaskError> {
+            Ok(())
+        }
+    }
+
+    /// Two leaders at once (the case the leader lease makes rare: a leader whose lease ran
+    /// out while it still acts): each drives the enqueue path with its own bookkeeping, over
+    /// its own pool, at the same instants. Only the database's per-period claim stands
+    /// between them and a job per leader; one job is what comes out.
+    async fn two_leaders_enqueue_one_job_per_period(url: &str) {
+        let (a, b) = (Db::connect(url).await.expect("connect"), Db::connect(url).await.expect("connect"));
+        a.migrate().await.expect("migrate");
+        // A period of ten years: every round below falls in the same one.
+        let periodic = [Periodic::every("decade", Duration::from_secs(315_360_000), || Beat { n: 1 })];
+        for _ in 0..10 {
+            let (mut mine, mut theirs) = (HashMap::new(), HashMap::new());
+            let (x, y) = tokio::join!(enqueue_due(&a, &periodic, &mut mine), enqueue_due(&b, &periodic, &mut theirs));
+            x.expect("leader a");
+            y.expect("leader b");
+        }
+        let jobs = a.jobs(&crate::JobFilter::default()).await.expect("list");
+        assert_eq!(jobs.len(), 1, "one job for the period, not one per leader");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_leaders_enqueue_one_job_per_period_in_postgres() {
+        let (name, url, mut admin) = crate::queries::plans::scratch_database("oncommit_leaders").await;
+        two_leaders_enqueue_one_job_per_period(&url).await;
+        let drop = format!("DROP DATABASE {name} WITH (FORCE)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await.expect("drop the database");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_leaders_enqueue_one_job_per_period_in_sqlite() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        two_leaders_enqueue_one_job_per_period(&format!("sqlite://{}", dir.path().join("t.db").display())).await;
+    }
 }

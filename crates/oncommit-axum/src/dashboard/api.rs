@@ -300,7 +300,7 @@ pub(super) fn may_read(s: &DashboardState, headers: &HeaderMap) -> Result<(), Er
     if !s.config.reads_need_token {
         return Ok(());
     }
-    if s.config.admin_token.is_none() {
+    if admin_token(s).is_none() {
         return Err(Error::new(
             StatusCode::FORBIDDEN,
             "reading is disabled on a server reachable beyond loopback without ONCOMMIT_ADMIN_TOKEN",
@@ -311,7 +311,7 @@ pub(super) fn may_read(s: &DashboardState, headers: &HeaderMap) -> Result<(), Er
 
 /// Mutations need the admin token in `Authorization: Bearer …`, and no foreign `Origin`.
 fn authorize(s: &DashboardState, headers: &HeaderMap) -> Result<(), Error> {
-    if s.config.admin_token.is_none() {
+    if admin_token(s).is_none() {
         return Err(Error::new(StatusCode::FORBIDDEN, "actions are disabled: set ONCOMMIT_ADMIN_TOKEN"));
     }
     if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) {
@@ -324,9 +324,17 @@ fn authorize(s: &DashboardState, headers: &HeaderMap) -> Result<(), Error> {
     check_token(s, headers)
 }
 
+/// The configured admin token; an empty one is no token (it would match a request that
+/// carries none), so it leaves actions disabled.
+fn admin_token(s: &DashboardState) -> Option<&str> {
+    s.config.admin_token.as_deref().filter(|t| !t.is_empty())
+}
+
 /// The request carries the admin token.
 fn check_token(s: &DashboardState, headers: &HeaderMap) -> Result<(), Error> {
-    let expected = s.config.admin_token.as_deref().unwrap_or_default();
+    let Some(expected) = admin_token(s) else {
+        return Err(Error::new(StatusCode::FORBIDDEN, "actions are disabled: set ONCOMMIT_ADMIN_TOKEN"));
+    };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

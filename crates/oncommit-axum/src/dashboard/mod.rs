@@ -23,7 +23,9 @@ use oncommit::Db;
 /// Who may act through the dashboard, and who may read it.
 #[derive(Clone, Default)]
 pub struct DashboardConfig {
-    /// The token mutating actions must present; `None` disables them.
+    /// The token mutating actions must present; `None` disables them, and so does an
+    /// empty token (refused, with a warning in the log: it would match a request that
+    /// carries none).
     pub admin_token: Option<String>,
     /// Whether reading (the JSON API and the metrics) needs the token too. Without a token
     /// configured, reading is then refused altogether.
@@ -62,6 +64,9 @@ pub(crate) struct DashboardState {
 /// The dashboard's router: `/` (the page), `/api/…` (JSON, described by [`OPENAPI`] at
 /// `/api/openapi.json`) and `/metrics` (Prometheus).
 pub fn router(db: Db, config: DashboardConfig) -> Router {
+    if config.admin_token.as_deref().is_some_and(str::is_empty) {
+        tracing::warn!("the dashboard's admin token is empty: actions stay disabled");
+    }
     Router::new()
         .route("/", get(page))
         .route("/page.css", get(|| async { asset("text/css; charset=utf-8", include_str!("page.css")) }))

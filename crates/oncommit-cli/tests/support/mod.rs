@@ -5,9 +5,9 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 
-/// Starts `oncommit serve` on `url`, listening on `listen` (with `env`); returns it, its
-/// address, and its log lines so far (up to the address).
-pub(crate) fn serve_with(url: &str, listen: &str, env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+/// Starts `oncommit serve` on `url`, listening on `listen` (with `env`); returns it (killed
+/// if the test ends first), its address, and its log lines so far (up to the address).
+pub(crate) fn serve_with(url: &str, listen: &str, env: &[(&str, &str)]) -> (KillOnDrop, String, Vec<String>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_oncommit"));
     command.args(["serve", "--addr", listen]).env("DATABASE_URL", url).env("RUST_LOG", "warn");
     for (k, v) in env {
@@ -26,12 +26,25 @@ pub(crate) fn serve_with(url: &str, listen: &str, env: &[(&str, &str)]) -> (Chil
         .expect("serve prints its address");
     // Keep reading, so the server never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    (child, addr, seen)
+    (KillOnDrop(Some(child)), addr, seen)
 }
 
 /// A child process killed if the test fails before it stops the process itself (take it
-/// out of the `Option` for that).
+/// out of the `Option` for that). It derefs to the child while it holds one.
 pub(crate) struct KillOnDrop(pub(crate) Option<Child>);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("the child was taken")
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the child was taken")
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -42,8 +55,9 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts `oncommit serve` on `url`; returns it and its address.
-pub(crate) fn serve(url: &str) -> (Child, String) {
+/// Starts `oncommit serve` on `url`; returns it (killed if the test ends first) and its
+/// address.
+pub(crate) fn serve(url: &str) -> (KillOnDrop, String) {
     let (child, addr, _) = serve_with(url, "127.0.0.1:0", &[]);
     (child, addr)
 }
@@ -88,9 +102,9 @@ pub(crate) fn json(url: &str, args: &[&str]) -> serde_json::Value {
 }
 
 /// An `oncommit worker` process serving `queue` with `concurrency` slots, a 1.5 s lease and
-/// a 100 ms poll, its output discarded.
-pub(crate) fn worker_process(url: &str, queue: &str, concurrency: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_oncommit"))
+/// a 100 ms poll, its output discarded; killed if the test ends first.
+pub(crate) fn worker_process(url: &str, queue: &str, concurrency: usize) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_oncommit"))
         .args(["worker", "--queues", queue, "--concurrency", &concurrency.to_string()])
         .args(["--lease-ms", "1500", "--poll-ms", "100"])
         .env("DATABASE_URL", url)
@@ -98,5 +112,6 @@ pub(crate) fn worker_process(url: &str, queue: &str, concurrency: usize) -> Chil
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    KillOnDrop(Some(child))
 }

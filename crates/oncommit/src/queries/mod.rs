@@ -129,7 +129,7 @@ mod dependencies;
 mod key_rate;
 pub(crate) mod listing;
 #[cfg(test)]
-mod plans;
+pub(crate) mod plans;
 mod postgres;
 mod queue_control;
 pub(crate) mod sleepers;

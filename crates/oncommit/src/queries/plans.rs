@@ -28,7 +28,7 @@ pub(super) async fn plans(c: &mut PgConnection, types: &str, statement: &str, ar
 }
 
 /// A fresh migrated database: its name, its URL, and an admin connection to drop it with.
-pub(super) async fn scratch_database(prefix: &str) -> (String, String, PgConnection) {
+pub(crate) async fn scratch_database(prefix: &str) -> (String, String, PgConnection) {
     // The integration tests' server, or their private cluster when it cannot be used.
     let admin_url = oncommit_testing::admin_url();
     let name = format!("{prefix}_{}_{}", std::process::id(), fastrand::u32(..));
