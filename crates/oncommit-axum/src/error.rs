@@ -15,10 +15,14 @@ pub struct RetryableFailure;
 #[derive(Debug, Clone, Copy)]
 pub struct Rollback;
 
+/// What a 503 answer's `Retry-After` says, in seconds: the database's unavailability is
+/// usually a pool drained by a burst or a failover under way, both over within seconds.
+const RETRY_AFTER_SECS: &str = "1";
+
 /// A handler error: an [`oncommit::Error`] (or a message) that becomes a response with an
-/// honest status — 409 for conflicts a client may retry, 503 when the database is
-/// unreachable or a commit's outcome is unknown, 500 otherwise — and a JSON body
-/// `{"error": "…"}`.
+/// honest status — 409 for conflicts a client may retry, 503 (with `Retry-After: 1`) when
+/// the database is unreachable or busy or a commit's outcome is unknown, 500 otherwise —
+/// and a JSON body `{"error": "…"}`.
 ///
 /// The database's own text (a server message, a constraint name, a host) never reaches the
 /// client: it is logged, and the client gets a stable message for its class of failure.
@@ -87,6 +91,12 @@ impl From<sqlx::Error> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(serde_json::json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // A client (or a load balancer) is told when to come back, not left to guess.
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
         if self.retryable {
             response.extensions_mut().insert(RetryableFailure);
         }

@@ -216,9 +216,13 @@ backend_test!(async fn database_errors_are_logged_not_sent_to_clients(t) {
     let mut conn = t.db.acquire().await.unwrap();
     oncommit::with_conn!(conn.conn(), c => { sqlx::raw_sql(rename).execute(c).await.unwrap(); });
     drop(conn);
+    let logs = oncommit_testing::LogCapture::start();
     let (status, body) = send(app(&t.db, None), Request::get("/dashboard/api/jobs").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert_eq!(body, r#"{"error":"internal error (the server logged it)"}"#);
+    // What the client was spared is in the log.
+    let logged = logs.text();
+    assert!(logged.contains("request failed") && logged.contains("jobs"), "{logged}");
 });
 
 backend_test!(async fn an_empty_admin_token_opens_nothing(t) {

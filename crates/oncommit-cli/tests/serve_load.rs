@@ -15,9 +15,13 @@ use oncommit::{Backend, Db, JobId, JobState};
 use oncommit_testing::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// One request on a fresh connection, within `limit`; the status and body, or `None` when
-/// no answer came in time.
+/// One request on a fresh connection, within `limit`; the status and body (its head too:
+/// `raw`), or `None` when no answer came in time.
 async fn request(addr: &str, method: &str, path: &str, limit: Duration) -> Option<(u16, String)> {
+    exchange(addr, method, path, limit).await.map(|(status, _, body)| (status, body))
+}
+
+async fn exchange(addr: &str, method: &str, path: &str, limit: Duration) -> Option<(u16, String, String)> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
         let head =
@@ -26,7 +30,8 @@ async fn request(addr: &str, method: &str, path: &str, limit: Duration) -> Optio
         let mut response = String::new();
         stream.read_to_string(&mut response).await.ok()?;
         let status = response.get(9..12)?.parse().ok()?;
-        Some((status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()))
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        Some((status, head.to_ascii_lowercase(), body.to_owned()))
     };
     tokio::time::timeout(limit, exchange).await.ok().flatten()
 }
@@ -43,9 +48,39 @@ const MIX: [(&str, &str); 8] = [
     ("GET", "/data/1"),
 ];
 
-/// 200 clients for 10 s; returns how many answers came per status, and how many requests
-/// got no answer within 40 s (a frozen server).
-async fn burst(addr: &str) -> (std::collections::BTreeMap<u16, usize>, usize) {
+/// What a burst got back.
+struct Burst {
+    /// Answers per status.
+    statuses: std::collections::BTreeMap<u16, usize>,
+    /// Requests with no answer within 40 s (a frozen server).
+    unanswered: usize,
+    /// 503 answers without `Retry-After`.
+    bare_503: usize,
+}
+
+impl Burst {
+    /// No 500, every 503 with `Retry-After`, nothing unanswered, and most answers a
+    /// success or a 503 that says when to come back.
+    fn check(&self) {
+        let Burst { statuses, unanswered, bare_503 } = self;
+        eprintln!(
+            "burst answers by status: {statuses:?}; unanswered: {unanswered}; 503 without Retry-After: {bare_503}"
+        );
+        assert_eq!(*unanswered, 0, "requests got no answer: {statuses:?}");
+        assert_eq!(statuses.get(&500), None, "no answer may be a 500: {statuses:?}");
+        assert_eq!(*bare_503, 0, "every 503 says when to come back: {statuses:?}");
+        let total: usize = statuses.values().sum();
+        let fine: usize = statuses.iter().filter(|(s, _)| (200..300).contains(*s) || **s == 503).map(|(_, n)| n).sum();
+        assert!(fine * 2 > total, "most answers are 2xx or 503: {statuses:?}");
+        assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "{statuses:?}");
+    }
+}
+
+/// One burst at a time in this binary: two would share the machine's two cores.
+static ONE_BURST: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// 200 clients for 10 s.
+async fn burst(addr: &str) -> Burst {
     let until = Instant::now() + Duration::from_secs(10);
     let clients: Vec<_> = (0..200)
         .map(|client| {
@@ -55,24 +90,27 @@ async fn burst(addr: &str) -> (std::collections::BTreeMap<u16, usize>, usize) {
                 let mut turn = client;
                 while Instant::now() < until {
                     let (method, path) = MIX[turn % MIX.len()];
-                    seen.push(request(&addr, method, path, Duration::from_secs(40)).await.map(|(status, _)| status));
+                    let answer = exchange(&addr, method, path, Duration::from_secs(40)).await;
+                    seen.push(answer.map(|(status, head, _)| (status, head.contains("\r\nretry-after:"))));
                     turn += 1;
                 }
                 seen
             })
         })
         .collect();
-    let mut statuses = std::collections::BTreeMap::new();
-    let mut unanswered = 0;
+    let mut result = Burst { statuses: Default::default(), unanswered: 0, bare_503: 0 };
     for client in clients {
-        for status in client.await.unwrap() {
-            match status {
-                Some(status) => *statuses.entry(status).or_default() += 1,
-                None => unanswered += 1,
+        for answer in client.await.unwrap() {
+            match answer {
+                Some((status, retry_after)) => {
+                    *result.statuses.entry(status).or_default() += 1;
+                    result.bare_503 += usize::from(status == 503 && !retry_after);
+                }
+                None => result.unanswered += 1,
             }
         }
     }
-    (statuses, unanswered)
+    result
 }
 
 /// After the burst, each of these answers within 2 s, and a job enqueued then is run.
@@ -105,12 +143,19 @@ fn stop(mut child: support::KillOnDrop) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_postgres_survives_a_burst_of_200_clients() {
-    let t = TestDb::new(Backend::Postgres).await;
+    survives_a_burst(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_sqlite_survives_a_burst_of_200_clients() {
+    survives_a_burst(Backend::Sqlite).await;
+}
+
+async fn survives_a_burst(backend: Backend) {
+    let _turn = ONE_BURST.lock().await;
+    let t = TestDb::new(backend).await;
     let (child, addr) = serve(&t.url);
-    let (statuses, unanswered) = burst(&addr).await;
-    eprintln!("burst answers by status: {statuses:?}; unanswered: {unanswered}");
-    assert_eq!(unanswered, 0, "requests got no answer: {statuses:?}");
-    assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "{statuses:?}");
+    burst(&addr).await.check();
     answers_normally(&addr, &t.db).await;
     stop(child);
     t.finish().await;

@@ -9,6 +9,8 @@
 //!   PostgreSQL tests are never skipped.
 //! - [`PgBouncer`]: a transaction pooler in front of the test server, for tests of
 //!   `pooler=transaction`.
+//! - [`LogCapture`]: what the code under test logged.
+//! - [`Cluster`]: a private server the test starts late, crashes or freezes.
 //! - [`ReplicatedPair`]: a primary with a synchronous streaming standby, for failover tests.
 //! - [`backend_test!`]: writes a test body once and runs it on both backends.
 //! - [`eventually`], [`wait_for_job`], [`wait_until_blocked`]: waiting on events, not for
@@ -25,9 +27,13 @@ mod assertions;
 #[doc = include_str!("../../../docs/testing.md")]
 pub mod guide {}
 mod cluster;
+mod logs;
+mod node;
 mod pgbouncer;
 mod replication;
 
+pub use logs::LogCapture;
+pub use node::Cluster;
 pub use pgbouncer::PgBouncer;
 pub use replication::ReplicatedPair;
 

@@ -482,36 +482,53 @@ impl Worker {
 
         shutdown.wait().await;
         tracing::info!(worker = shared.id, "shutting down: no new jobs; waiting for running ones");
-        while claimers.join_next().await.is_some() {}
+        // The whole shutdown is bounded: the running jobs get the shutdown timeout, and the
+        // rest (claims and ticks in flight, the last completions, the farewell) two query
+        // timeouts, however long a database that stopped answering keeps them waiting.
+        let query_timeout = shared.config.query_timeout();
+        let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout + query_timeout * 2;
+        let left = move || deadline.saturating_duration_since(tokio::time::Instant::now());
+        if tokio::time::timeout(left(), async { while claimers.join_next().await.is_some() {} }).await.is_err() {
+            // A claim stopped mid-flight is rolled back with its connection.
+            claimers.abort_all();
+        }
         let all_back = || async {
             for slots in &all_slots {
                 slots.held.acquire_many(u32::try_from(slots.held_max).unwrap_or(u32::MAX)).await.map(drop).ok();
             }
         };
-        if tokio::time::timeout(shared.config.shutdown_timeout, all_back()).await.is_err() {
+        if tokio::time::timeout(shared.config.shutdown_timeout.min(left()), all_back()).await.is_err() {
             tracing::warn!(worker = shared.id, "shutdown timeout: releasing the jobs still running");
             shared.held.stop_all(Stop::Release);
             // Aborted tasks end at once; their outcomes may wait for a completer that cannot
-            // write, and the shutdown does not wait for that beyond the query timeout.
-            tokio::time::timeout(shared.config.query_timeout(), all_back()).await.ok();
+            // write, and the shutdown does not wait for that beyond its deadline.
+            tokio::time::timeout(left(), all_back()).await.ok();
         }
         stop_background.trigger();
-        while background.join_next().await.is_some() {}
-        let (id, query_timeout) = (shared.id.clone(), shared.config.query_timeout());
-        tokio::time::timeout(query_timeout, shared.activity.flush(&services)).await.ok();
+        if tokio::time::timeout(left(), async { while background.join_next().await.is_some() {} }).await.is_err() {
+            background.abort_all();
+        }
+        let id = shared.id.clone();
+        tokio::time::timeout(left(), shared.activity.flush(&services)).await.ok();
         drop(shared);
         // The completer writes what is left; while the database does not answer, it is
-        // given the query timeout, then gives up (those jobs are rescued when their leases
-        // run out, and run again).
+        // given what is left of the deadline, then gives up (those jobs are rescued when
+        // their leases run out, and run again).
         let mut completer = completer;
-        if tokio::time::timeout(query_timeout, &mut completer).await.is_err() {
+        if tokio::time::timeout(left(), &mut completer).await.is_err() {
             stop_completer.trigger();
-            completer.await.ok();
+            if tokio::time::timeout(Duration::from_millis(100), &mut completer).await.is_err() {
+                completer.abort();
+            }
         }
-        queries::worker_delete(&services, &id).await.ok();
-        queries::leader_resign(&services, "oncommit", &id).await.ok();
-        tokio::time::timeout(query_timeout, services.close()).await.ok();
-        tokio::time::timeout(query_timeout, quiet.close()).await.ok();
+        // The farewell; when the database did not take the first, it would not take the
+        // second (the leadership runs out by itself, and the leader prunes dead workers).
+        if matches!(tokio::time::timeout(left(), queries::worker_delete(&services, &id)).await, Ok(Ok(_))) {
+            tokio::time::timeout(left(), queries::leader_resign(&services, "oncommit", &id)).await.ok();
+        }
+        let grace = left().max(Duration::from_millis(100));
+        let _closed =
+            tokio::join!(tokio::time::timeout(grace, services.close()), tokio::time::timeout(grace, quiet.close()));
         tracing::info!(worker = id, "worker stopped");
         Ok(())
     }
@@ -548,7 +565,13 @@ async fn wait_for_database(
             }
             queries::task_declare(services, me.id, me.declarations).await
         };
-        match registered.await {
+        // A shutdown while an attempt waits on a server that does not answer ends it at
+        // once: nothing is held yet.
+        let attempt = tokio::select! {
+            _ = shutdown.wait() => return Ok(false),
+            attempt = registered => attempt,
+        };
+        match attempt {
             Ok(()) => {
                 outage.ok();
                 return Ok(true);

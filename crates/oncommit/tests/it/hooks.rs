@@ -166,6 +166,7 @@ backend_test!(async fn a_failing_hook_stops_the_rest_but_the_data_is_committed(t
 });
 
 backend_test!(async fn robust_hooks_log_their_failure_and_the_rest_run(t) {
+    let logs = oncommit_testing::LogCapture::start();
     let log = Log::default();
     let mut tx = t.db.begin().await.unwrap();
     tx.on_commit_robust(|| Err::<(), _>("flaky"));
@@ -174,6 +175,14 @@ backend_test!(async fn robust_hooks_log_their_failure_and_the_rest_run(t) {
     tx.on_commit(log.hook("still runs"));
     tx.commit().await.unwrap();
     assert_eq!(log.take(), ["still runs"]);
+    let logged = logs.text();
+    for (index, why) in [(0, "flaky"), (1, "also flaky"), (2, "flaky too")] {
+        let line = logged
+            .lines()
+            .find(|l| l.contains("robust on_commit hook failed") && l.contains(&format!("index={index}")))
+            .unwrap_or_else(|| panic!("hook {index}'s failure was not logged: {logged}"));
+        assert!(line.contains("ERROR") && line.contains(why), "{line}");
+    }
 });
 
 backend_test!(async fn a_panicking_hook_is_an_error_not_a_crash(t) {

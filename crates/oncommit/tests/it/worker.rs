@@ -410,3 +410,33 @@ async fn a_worker_survives_its_connections_being_cut() {
     assert_eq!(keys.len(), 200);
     t.finish().await;
 }
+
+/// The library path of "a worker waits for its database at start": `Worker::run` over a
+/// pool the application made (`Db::from_pool`) to a PostgreSQL that is not up yet. Told to
+/// stop while it waits, it returns at once; left to wait, it runs jobs once the server is
+/// up and migrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_over_a_pool_waits_for_a_postgres_that_starts_late() {
+    let cluster = oncommit_testing::Cluster::init().unwrap();
+    let pool = || {
+        sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(1))
+            .connect_lazy(&cluster.url())
+            .unwrap()
+    };
+    let db = Db::from_pool(pool());
+    let waiting = start(worker(&db).lease(Duration::from_secs(2)));
+    // It cannot register: every attempt is refused. Stopped now, it returns at once.
+    assert!(!waiting.handle.is_finished());
+    let told = Instant::now();
+    waiting.stop().await;
+    assert!(told.elapsed() < Duration::from_secs(2), "{:?}", told.elapsed());
+
+    let running = start(worker(&db).lease(Duration::from_secs(2)));
+    cluster.start().unwrap();
+    eventually("the server to take the migrations", || async { db.migrate().await.ok() }).await;
+    create_runs(&db).await;
+    let id = db.enqueue(echo("late")).await.unwrap();
+    wait_for(&db, id, JobState::Completed).await;
+    running.stop().await;
+}

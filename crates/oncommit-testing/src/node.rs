@@ -1,0 +1,137 @@
+//! A private PostgreSQL cluster the test starts, stops, crashes and freezes at will.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::cluster::{run, server_binaries};
+
+/// A private cluster on 127.0.0.1 that trusts its clients, made (`initdb`) but not started:
+/// for tests of what oncommit does while its database is down, late or silent. Stopped,
+/// thawed and removed on drop.
+pub struct Cluster {
+    /// The port it listens on once started.
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    as_root: bool,
+}
+
+impl Cluster {
+    /// Makes the cluster's data directory; nothing listens on its port yet.
+    pub fn init() -> Result<Cluster, String> {
+        let bin = server_binaries().ok_or("no PostgreSQL server binaries under /usr/lib/postgresql")?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("oncommit-node-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        if as_root {
+            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
+        }
+        let cluster = Cluster { port, dir, bin, as_root };
+        cluster.sh(&format!(
+            "{} -D {} -U postgres --auth=trust -E UTF8 >/dev/null",
+            cluster.tool("initdb"),
+            cluster.data().display()
+        ))?;
+        let watchdog = format!(
+            "while [ -d /proc/{pid} ]; do sleep 1; done; [ -d {dir} ] || exit 0; \
+             kill -CONT $(head -n 1 {data}/postmaster.pid 2>/dev/null) 2>/dev/null; \
+             {ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            ctl = cluster.tool("pg_ctl"),
+            data = cluster.data().display(),
+            dir = cluster.dir.display(),
+        );
+        cluster.shell(&watchdog).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
+        Ok(cluster)
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts it, and waits until it takes connections.
+    pub fn start(&self) -> Result<(), String> {
+        let log = self.dir.join("log");
+        self.sh(&format!(
+            "{} -D {} -o \"-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off\" -l {} -w start >/dev/null",
+            self.tool("pg_ctl"),
+            self.data().display(),
+            self.port,
+            self.dir.display(),
+            log.display()
+        ))
+        .map_err(|e| format!("{e}: {}", std::fs::read_to_string(&log).unwrap_or_default()))
+    }
+
+    /// Stops it as a crash does (`pg_ctl stop -m immediate`): connections are cut, and new
+    /// ones refused.
+    pub fn crash(&self) -> Result<(), String> {
+        self.sh(&format!("{} -D {} -m immediate stop >/dev/null", self.tool("pg_ctl"), self.data().display()))
+    }
+
+    /// Freezes every process of the server (SIGSTOP): connections stay open and nothing
+    /// answers, as behind a silent network.
+    pub fn freeze(&self) -> Result<(), String> {
+        self.signal("STOP")
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) -> Result<(), String> {
+        self.signal("CONT")
+    }
+
+    fn signal(&self, name: &str) -> Result<(), String> {
+        let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .map_err(|e| format!("the server is not running: {e}"))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        run(Command::new("pkill").args([&format!("-{name}"), "-P", &pid]))?;
+        run(Command::new("kill").args([&format!("-{name}"), &pid]))
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn tool(&self, name: &str) -> String {
+        self.bin.join(name).display().to_string()
+    }
+
+    fn shell(&self, script: &str) -> Command {
+        let mut cmd = if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "sh", "-c"]);
+            c
+        } else {
+            let mut c = Command::new("sh");
+            c.arg("-c");
+            c
+        };
+        cmd.arg(script);
+        cmd
+    }
+
+    fn sh(&self, script: &str) -> Result<(), String> {
+        run(&mut self.shell(script))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.thaw();
+        let _ =
+            self.sh(&format!("{} -D {} -m immediate stop >/dev/null 2>&1", self.tool("pg_ctl"), self.data().display()));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
