@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oncommit::{Db, Error};
-use oncommit_testing::ReplicatedPair;
+use oncommit_testing::{ReplicatedPair, eventually};
 use support::KillOnDrop;
 
 /// What the producer learnt of each job it tried to commit, by key.
@@ -47,7 +47,6 @@ async fn produce(db: Db, produced: Arc<Mutex<Produced>>, stop: Arc<std::sync::at
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
         n += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -92,11 +91,10 @@ async fn a_worker_and_serve_follow_a_failover_and_run_every_committed_job_once()
     let producing = tokio::spawn(produce(producer, produced.clone(), stop.clone()));
 
     // Some jobs run on the first primary.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count(&pair.url(first), "SELECT count(*) FROM demo_runs").await.unwrap_or(0) < 20 {
-        assert!(Instant::now() < deadline, "no jobs ran before the failover");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("jobs to run before the failover", || async {
+        (count(&pair.url(first), "SELECT count(*) FROM demo_runs").await? >= 20).then_some(())
+    })
+    .await;
 
     pair.crash(first).unwrap();
     pair.promote(second).unwrap();
@@ -104,33 +102,30 @@ async fn a_worker_and_serve_follow_a_failover_and_run_every_committed_job_once()
     let ran_before = count(&pair.url(second), "SELECT count(*) FROM demo_runs").await.unwrap();
 
     // The worker runs jobs on the new primary within seconds.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count(&pair.url(second), "SELECT count(*) FROM demo_runs").await.unwrap_or(0) <= ran_before {
-        assert!(Instant::now() < deadline, "no job ran on the new primary: {}", std::fs::read_to_string(&log).unwrap());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("a job to run on the new primary", || async {
+        (count(&pair.url(second), "SELECT count(*) FROM demo_runs").await? > ran_before).then_some(())
+    })
+    .await;
     let first_job_after = promoted.elapsed();
 
     // serve answers writes there.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, _) = support::request(&addr, "POST", "/data/transactional?name=after", &addr);
-        if status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "serve did not answer a write after the failover ({status})");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("serve to answer a write after the failover", || async {
+        let addr = addr.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            support::request(&addr, "POST", "/data/transactional?name=after", &addr)
+        });
+        (answer.await.ok()?.0 == 200).then_some(())
+    })
+    .await;
     let serve_after = promoted.elapsed();
 
     // The old primary comes back, rewound, as a standby, first in the host list.
     pair.rejoin_as_standby(first, second).unwrap();
     let rejoined = count(&pair.url(second), "SELECT count(*) FROM oncommit.jobs").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count(&pair.url(second), "SELECT count(*) FROM oncommit.jobs").await.unwrap() < rejoined + 20 {
-        assert!(Instant::now() < deadline, "producers stopped committing after the old primary came back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("producers to commit after the old primary came back", || async {
+        (count(&pair.url(second), "SELECT count(*) FROM oncommit.jobs").await? >= rejoined + 20).then_some(())
+    })
+    .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     producing.await.unwrap();
 
@@ -138,18 +133,14 @@ async fn a_worker_and_serve_follow_a_failover_and_run_every_committed_job_once()
     let produced = std::mem::take(&mut *produced.lock().unwrap());
     let new_primary = Db::connect(&pair.url(second)).await.unwrap();
     let pool = new_primary.pg_pool().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually("every committed job to complete", || async {
         let open: i64 = sqlx::query_scalar("SELECT count(*) FROM oncommit.jobs WHERE state <> 'completed'")
             .fetch_one(pool)
             .await
-            .unwrap();
-        if open == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{open} jobs not completed: {}", std::fs::read_to_string(&log).unwrap());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .ok()?;
+        (open == 0).then_some(())
+    })
+    .await;
     let runs: Vec<(String, i64)> =
         sqlx::query_as("SELECT key, count(*) FROM demo_runs WHERE key LIKE 'k%' GROUP BY key")
             .fetch_all(pool)
