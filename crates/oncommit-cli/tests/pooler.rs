@@ -97,7 +97,10 @@ async fn workers_killed_mid_run_behind_a_pooler_run_every_committed_job_once() {
     let (t, bouncer, url) = pooled().await;
     oncommit_demo::schema::migrate(&t.db).await.unwrap();
     // SQL producers through the pooler, each job committed in its own transaction.
-    let producer = Db::connect_with(&url, DbOptions::default()).await.unwrap();
+    // The pooler said in the options rather than the URL.
+    let unannounced = url.replace("?pooler=transaction", "");
+    let options = DbOptions { pooler: Some(Pooler::Transaction), ..DbOptions::default() };
+    let producer = Db::connect_with(&unannounced, options).await.unwrap();
     assert_eq!(producer.pooler(), Pooler::Transaction);
     let mut workers = vec![KillOnDrop(Some(worker(&url, Some(&t.url), 4))), KillOnDrop(Some(worker(&url, None, 4)))];
     let total = 300;

@@ -97,34 +97,13 @@ fn start_with(
     auth: &str,
 ) -> Result<(String, PathBuf), String> {
     let bin = server_binaries().ok_or("no PostgreSQL server binaries under /usr/lib/postgresql")?;
-    let port =
-        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free port: {e}"))?.port();
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("oncommit-pg-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let (dir, port) = scratch("pg")?;
     if tls {
         make_certificates(&dir)?;
-    }
-    let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if as_root {
-        // initdb refuses to run as root; the cluster belongs to the postgres user.
-        run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
+        own(&dir)?;
     }
     let data = dir.join("data");
-    let sh = |script: String| {
-        let mut cmd = if as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh", "-c"]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.arg("-c");
-            c
-        };
-        cmd.arg(script);
-        cmd
-    };
+    let sh = |script: String| as_postgres(&script);
     let (initdb, pg_ctl) = (bin.join("initdb"), bin.join("pg_ctl"));
     run(&mut sh(format!("{} -D {} -U postgres {auth} -E UTF8 >/dev/null", initdb.display(), data.display())))?;
     if let Some(network) = trusted {
@@ -202,6 +181,45 @@ fn make_certificates(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("chmod server.key: {e}"))
+}
+
+/// A directory of its own under the temporary directory (`oncommit-{what}-PID-N`), owned
+/// by the postgres user when running as root, and a free port on 127.0.0.1.
+pub(crate) fn scratch(what: &str) -> Result<(PathBuf, u16), String> {
+    let port =
+        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free port: {e}"))?.port();
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("oncommit-{what}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    own(&dir)?;
+    Ok((dir, port))
+}
+
+/// Whether the tests run as root (as the test machine and CI do).
+pub(crate) fn as_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Gives `dir` to the postgres user when running as root: PostgreSQL's tools refuse to run
+/// as root, and its server refuses files it does not own.
+pub(crate) fn own(dir: &Path) -> Result<(), String> {
+    if as_root() { run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir)) } else { Ok(()) }
+}
+
+/// `sh -c script`, as the postgres user when running as root.
+pub(crate) fn as_postgres(script: &str) -> Command {
+    let mut cmd = if as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "sh", "-c"]);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.arg("-c");
+        c
+    };
+    cmd.arg(script);
+    cmd
 }
 
 pub(crate) fn server_binaries() -> Option<PathBuf> {

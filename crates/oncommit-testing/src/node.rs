@@ -1,10 +1,9 @@
 //! A private PostgreSQL cluster the test starts, stops, crashes and freezes at will.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cluster::{run, server_binaries};
+use crate::cluster::{as_postgres, run, scratch, server_binaries};
 
 /// A private cluster on 127.0.0.1 that trusts its clients, made (`initdb`) but not started:
 /// for tests of what oncommit does while its database is down, late or silent. Stopped,
@@ -14,26 +13,14 @@ pub struct Cluster {
     pub port: u16,
     dir: PathBuf,
     bin: PathBuf,
-    as_root: bool,
 }
 
 impl Cluster {
     /// Makes the cluster's data directory; nothing listens on its port yet.
     pub fn init() -> Result<Cluster, String> {
         let bin = server_binaries().ok_or("no PostgreSQL server binaries under /usr/lib/postgresql")?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("oncommit-node-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        if as_root {
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
-        }
-        let cluster = Cluster { port, dir, bin, as_root };
+        let (dir, port) = scratch("node")?;
+        let cluster = Cluster { port, dir, bin };
         cluster.sh(&format!(
             "{} -D {} -U postgres --auth=trust -E UTF8 >/dev/null",
             cluster.tool("initdb"),
@@ -48,7 +35,7 @@ impl Cluster {
             data = cluster.data().display(),
             dir = cluster.dir.display(),
         );
-        cluster.shell(&watchdog).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
+        as_postgres(&watchdog).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
         Ok(cluster)
     }
 
@@ -108,22 +95,8 @@ impl Cluster {
         self.bin.join(name).display().to_string()
     }
 
-    fn shell(&self, script: &str) -> Command {
-        let mut cmd = if self.as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh", "-c"]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.arg("-c");
-            c
-        };
-        cmd.arg(script);
-        cmd
-    }
-
     fn sh(&self, script: &str) -> Result<(), String> {
-        run(&mut self.shell(script))
+        run(&mut as_postgres(script))
     }
 }
 

@@ -1,6 +1,6 @@
 //! A PgBouncer in transaction pooling mode, started for a test in front of a server.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,14 +30,7 @@ impl PgBouncer {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .ok_or("pgbouncer is not installed (apt-get install pgbouncer; scripts/test does)")?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("oncommit-pgbouncer-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let (dir, port) = crate::cluster::scratch("pgbouncer")?;
         let ini = dir.join("pgbouncer.ini");
         let mut config = format!(
             "[databases]\n* = host={host} port={server_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
@@ -53,9 +46,8 @@ impl PgBouncer {
         std::fs::write(&ini, config).map_err(|e| format!("write {}: {e}", ini.display()))?;
         std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").map_err(|e| format!("write users.txt: {e}"))?;
         // PgBouncer refuses to run as root.
-        let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        let mut cmd = if as_root {
-            Command::new("chown").args(["-R", "postgres"]).arg(&dir).status().map_err(|e| format!("chown: {e}"))?;
+        crate::cluster::own(&dir)?;
+        let mut cmd = if crate::cluster::as_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--", binary]);
             c

@@ -1,10 +1,8 @@
 //! A private primary with a synchronous streaming standby, for failover tests.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::cluster::{run, server_binaries};
+use crate::cluster::{as_postgres, own, run, scratch, server_binaries};
 
 /// Two private clusters on 127.0.0.1: a primary, and a standby made from it with
 /// `pg_basebackup -R` that streams from it synchronously (a commit the primary acknowledged
@@ -17,7 +15,6 @@ pub struct ReplicatedPair {
     pub second: u16,
     dir: PathBuf,
     bin: PathBuf,
-    as_root: bool,
 }
 
 /// Settings every node starts with: replication (`pg_rewind` needs the data checksums that
@@ -29,19 +26,12 @@ impl ReplicatedPair {
     /// Starts the primary (on `first`) and its standby (on `second`).
     pub fn start() -> Result<ReplicatedPair, String> {
         let bin = server_binaries().ok_or("no PostgreSQL server binaries under /usr/lib/postgresql")?;
-        let free = || {
-            TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
-        };
-        let (first, second) = (free()?, free()?);
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("oncommit-pair-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let as_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        if as_root {
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir))?;
-        }
-        let pair = ReplicatedPair { first, second, dir, bin, as_root };
+        let (dir, first) = scratch("pair")?;
+        let second = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let pair = ReplicatedPair { first, second, dir, bin };
         let (a, b) = (pair.data(first), pair.data(second));
         pair.sh(&format!(
             "{} -D {} -U postgres --auth=trust -E UTF8 --data-checksums >/dev/null",
@@ -64,7 +54,7 @@ impl ReplicatedPair {
             b = b.display(),
             dir = pair.dir.display(),
         );
-        pair.shell(&watchdog).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
+        as_postgres(&watchdog).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
         Ok(pair)
     }
 
@@ -100,9 +90,7 @@ impl ReplicatedPair {
         text.push_str(&format!("\nprimary_conninfo = 'host=127.0.0.1 port={new} user=postgres'\n"));
         std::fs::write(&conf, text).map_err(|e| format!("write {}: {e}", conf.display()))?;
         std::fs::write(data.join("standby.signal"), "").map_err(|e| format!("write standby.signal: {e}"))?;
-        if self.as_root {
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&data))?;
-        }
+        own(&data)?;
         self.start_node(old, "")
     }
 
@@ -127,22 +115,8 @@ impl ReplicatedPair {
         .map_err(|e| format!("{e}: {}", std::fs::read_to_string(&log).unwrap_or_default()))
     }
 
-    fn shell(&self, script: &str) -> Command {
-        let mut cmd = if self.as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh", "-c"]);
-            c
-        } else {
-            let mut c = Command::new("sh");
-            c.arg("-c");
-            c
-        };
-        cmd.arg(script);
-        cmd
-    }
-
     fn sh(&self, script: &str) -> Result<(), String> {
-        run(&mut self.shell(script)).map_err(|e| format!("{e}; logs in {}", self.dir.display()))
+        run(&mut as_postgres(script)).map_err(|e| format!("{e}; logs in {}", self.dir.display()))
     }
 
     /// The directory holding both nodes and their logs.

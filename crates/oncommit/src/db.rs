@@ -248,8 +248,8 @@ impl Db {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         match scheme {
             "postgres" | "postgresql" => {
-                let (servers, mut conn) = pg::connect(url, invalid).await?;
-                let pooler = options.pooler.unwrap_or(servers.pooler());
+                let (servers, mut conn) = pg::connect(url, options.pooler, invalid).await?;
+                let pooler = servers.pooler();
                 warn_if_plaintext(&mut conn, &servers.current_options(), &display_url).await;
                 conn.close().await.ok();
                 let listen = match (&options.listen_url, pooler) {

@@ -60,9 +60,15 @@ const stateSpan = s => el("span", s, "state " + s);
 const stateCell = j => { const td = el("td"); td.appendChild(stateSpan(j.state)); return td; };
 const lastError = j => j.errors.length ? j.errors[j.errors.length - 1].error : "";
 
+// Limits an operator has typed and not set yet, by queue: the table is rebuilt at every
+// live refresh, and what was typed must survive it (and keep its focus).
+const typedLimits = new Map();
+
 // Queues: settings, jobs per state, the last hour's activity, workers, and the actions
 // that steer them.
 function renderQueues(o) {
+  const focused = document.activeElement && document.activeElement.classList.contains("limit")
+    ? document.activeElement.closest("tr.queue")?.dataset.queue : undefined;
   const t = $("queues");
   t.replaceChildren(th(["queue", "state", "limits", ...STATES, "done/h", "failed/h", "wait p50", "wait p95", "workers", ""]));
   const settings = new Map(o.queues.map(q => [q.name, q]));
@@ -82,16 +88,21 @@ function renderQueues(o) {
     const toggle = el("button", q.paused ? "resume" : "pause", q.paused ? "resume" : "pause");
     toggle.addEventListener("click", () => steer(name, q.paused ? "resume" : "pause"));
     const limit = el("input", null, "limit"); limit.size = 4; limit.placeholder = "none";
-    limit.value = q.concurrency_limit === null ? "" : String(q.concurrency_limit);
+    limit.value = typedLimits.has(name) ? typedLimits.get(name)
+      : q.concurrency_limit === null ? "" : String(q.concurrency_limit);
+    limit.addEventListener("input", () => typedLimits.set(name, limit.value));
     const setLimit = el("button", "set limit", "set-limit");
-    setLimit.addEventListener("click", () => steer(name, "limit",
-      { concurrency_limit: limit.value.trim() === "" ? null : Number(limit.value) }));
+    setLimit.addEventListener("click", () => {
+      typedLimits.delete(name);
+      steer(name, "limit", { concurrency_limit: limit.value.trim() === "" ? null : Number(limit.value) });
+    });
     actions.append(toggle, document.createTextNode(" "), limit, setLimit);
     const tr = row([el("td", name), state, el("td", limits), ...STATES.map(s => el("td", counts[s] || 0, "num")),
       el("td", a.completed, "num done"), el("td", a.failed, "num"), el("td", ms(a.wait_p50_ms), "num p50"),
       el("td", ms(a.wait_p95_ms), "num p95"), el("td", q.workers, "num"), actions], "queue");
     tr.dataset.queue = name;
     t.appendChild(tr);
+    if (name === focused) limit.focus();
   }
 }
 

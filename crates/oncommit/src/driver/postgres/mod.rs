@@ -41,12 +41,17 @@ pub(crate) fn pooled_begin_suffix(settings: &[(&str, String)]) -> String {
 
 /// Connects as `url` says: finds its server (the first of its hosts that suits
 /// `target_session_attrs`), and checks it can be used. Returns the servers, followed from
-/// then on, and that first connection.
+/// then on, and that first connection. `pooler`, when given, overrides the URL's `pooler`
+/// parameter (`DbOptions::pooler`).
 pub(crate) async fn connect(
     url: &str,
+    pooler: Option<Pooler>,
     invalid: impl Fn(String) -> Error,
 ) -> Result<(Arc<Servers>, sqlx::PgConnection)> {
-    let parsed = PgUrl::parse(url).map_err(&invalid)?;
+    let mut parsed = PgUrl::parse(url).map_err(&invalid)?;
+    if let Some(pooler) = pooler {
+        parsed.pooler = pooler;
+    }
     check_tls_files(url).map_err(invalid)?;
     let servers = Servers::new(parsed);
     let conn = servers.find().await?;

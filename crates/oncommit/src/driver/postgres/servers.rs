@@ -193,7 +193,10 @@ impl Servers {
         let tune: Box<dyn Fn(PgConnectOptions) -> PgConnectOptions + Send + Sync> = Box::new(tune);
         let pool = options.connect_lazy_with(tune(self.current_options()));
         let handle = Arc::new(PoolHandle { pool, tune });
-        self.pools.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&handle));
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools.retain(|weak| weak.strong_count() > 0);
+        pools.push(Arc::downgrade(&handle));
+        drop(pools);
         handle
     }
 
