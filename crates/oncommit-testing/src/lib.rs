@@ -58,6 +58,8 @@ pub struct TestDb {
     pub url: String,
     /// What to remove when the test passes.
     cleanup: Cleanup,
+    /// Which of the test targets this is: `sqlite`, `postgres` or `pgbouncer`.
+    target: &'static str,
 }
 
 enum Cleanup {
@@ -81,7 +83,7 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let db = Db::connect(&url).await.expect("open a SQLite test database");
-        TestDb { db, url, cleanup: Cleanup::Sqlite(dir) }
+        TestDb { db, url, cleanup: Cleanup::Sqlite(dir), target: "sqlite" }
     }
 
     /// A fresh database on the test PostgreSQL server.
@@ -102,7 +104,36 @@ impl TestDb {
         admin.close().await.ok();
         let url = with_database(&admin_url, &name);
         let db = Db::connect(&url).await.expect("connect to the test database");
-        TestDb { db, url, cleanup: Cleanup::Postgres { admin_url, name } }
+        TestDb { db, url, cleanup: Cleanup::Postgres { admin_url, name }, target: "postgres" }
+    }
+
+    /// A fresh database on the test PostgreSQL server, reached through a PgBouncer in
+    /// transaction pooling mode (one per test process, started at first use, stopped with
+    /// the process) with `?pooler=transaction`, and LISTEN on the direct URL: the third
+    /// target of the tests written with `backend_test!(pooled …)`. `url` goes through the
+    /// pooler too.
+    pub async fn pooled() -> TestDb {
+        let direct = TestDb::postgres().await;
+        let bouncer = shared_pgbouncer();
+        let name = match &direct.cleanup {
+            Cleanup::Postgres { name, .. } => name.clone(),
+            Cleanup::Sqlite(_) => unreachable!("a PostgreSQL database"),
+        };
+        let url = format!("{}?pooler=transaction", bouncer.url(&name));
+        if let Some(pool) = direct.db.pg_pool() {
+            pool.close().await;
+        }
+        // LISTEN on the direct URL, as a deployment behind a pooler is advised to.
+        let options = oncommit::DbOptions { listen_url: Some(direct.url.clone()), ..oncommit::DbOptions::default() };
+        let db = Db::connect_with(&url, options).await.expect("connect to the test database through PgBouncer");
+        TestDb { db, url, cleanup: direct.cleanup, target: "pgbouncer" }
+    }
+
+    /// Which test target this is: `sqlite`, `postgres`, or `pgbouncer` (PostgreSQL through
+    /// the pooler): for names that must differ between the targets of one test, which run
+    /// at once in one process.
+    pub fn target(&self) -> &'static str {
+        self.target
     }
 
     /// The backend of this database.
@@ -122,6 +153,15 @@ impl TestDb {
             }
         }
     }
+}
+
+/// The test process's PgBouncer in front of the test server, for [`TestDb::pooled`].
+fn shared_pgbouncer() -> &'static PgBouncer {
+    static BOUNCER: OnceLock<PgBouncer> = OnceLock::new();
+    BOUNCER.get_or_init(|| {
+        PgBouncer::start(&admin_url(), &["max_client_conn = 1000", "default_pool_size = 20"])
+            .unwrap_or_else(|e| panic!("start PgBouncer for the pooled tests: {e}"))
+    })
 }
 
 /// The server process id of a PostgreSQL connection (for [`wait_until_blocked`]).
@@ -254,9 +294,17 @@ pub fn with_database(url: &str, name: &str) -> String {
 ///
 /// expands to a module `hooks_run_after_commit` with tests `sqlite` and `postgres`. The
 /// database is removed when the body returns; a failing test leaves it for inspection.
+/// `backend_test!(pooled async fn …)` adds a third, `pgbouncer`: PostgreSQL through PgBouncer
+/// in transaction pooling mode ([`TestDb::pooled`]).
 #[macro_export]
 macro_rules! backend_test {
+    (pooled $(#[$meta:meta])* async fn $name:ident($t:ident) $body:block) => {
+        $crate::backend_test!(@module [pgbouncer] $(#[$meta])* async fn $name($t) $body);
+    };
     ($(#[$meta:meta])* async fn $name:ident($t:ident) $body:block) => {
+        $crate::backend_test!(@module [] $(#[$meta])* async fn $name($t) $body);
+    };
+    (@module [$($pooled:ident)?] $(#[$meta:meta])* async fn $name:ident($t:ident) $body:block) => {
         $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
@@ -277,6 +325,16 @@ macro_rules! backend_test {
                 case(&t).await;
                 t.finish().await;
             }
+
+            $(
+                /// Through PgBouncer in transaction pooling mode (`TestDb::pooled`).
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $pooled() {
+                    let t = $crate::TestDb::pooled().await;
+                    case(&t).await;
+                    t.finish().await;
+                }
+            )?
         }
     };
 }

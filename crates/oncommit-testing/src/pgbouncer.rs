@@ -14,6 +14,8 @@ pub struct PgBouncer {
     pub port: u16,
     dir: PathBuf,
     child: Child,
+    /// Stops it when the test process ends without dropping it; stopped itself on drop.
+    watchdog: Child,
 }
 
 impl PgBouncer {
@@ -60,7 +62,17 @@ impl PgBouncer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("start pgbouncer: {e}"))?;
-        let bouncer = PgBouncer { port, dir, child };
+        // A PgBouncer kept for a whole test process (in a static, never dropped) goes with
+        // the process.
+        let watchdog = format!(
+            "while [ -d /proc/{pid} ]; do sleep 1; done; pkill -P {child} 2>/dev/null; kill {child} 2>/dev/null; rm -rf {dir}",
+            pid = std::process::id(),
+            child = child.id(),
+            dir = dir.display(),
+        );
+        let watchdog =
+            Command::new("sh").args(["-c", &watchdog]).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
+        let bouncer = PgBouncer { port, dir, child, watchdog };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
@@ -88,6 +100,8 @@ impl Drop for PgBouncer {
         let _ = Command::new("pkill").args(["-TERM", "-P", &self.child.id().to_string()]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

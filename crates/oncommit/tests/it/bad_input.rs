@@ -62,7 +62,7 @@ async fn write_poison(db: &Db) -> Vec<oncommit::JobId> {
     }
 }
 
-backend_test!(async fn a_row_that_cannot_be_decoded_fails_its_job_and_the_queue_goes_on(t) {
+backend_test!(pooled async fn a_row_that_cannot_be_decoded_fails_its_job_and_the_queue_goes_on(t) {
     create_runs(&t.db).await;
     let poison = write_poison(&t.db).await;
     let fine = t.db.enqueue(echo("fine")).await.unwrap();
@@ -91,7 +91,7 @@ backend_test!(async fn a_row_that_cannot_be_decoded_fails_its_job_and_the_queue_
     w.stop().await;
 });
 
-backend_test!(async fn bad_enqueue_options_are_refused_with_their_name(t) {
+backend_test!(pooled async fn bad_enqueue_options_are_refused_with_their_name(t) {
     t.db.migrate().await.unwrap();
     let refused = |opts: EnqueueOptions| async { t.db.enqueue_with(echo("x"), opts).await.unwrap_err() };
     let option = |err: Error| match err {
@@ -109,7 +109,7 @@ backend_test!(async fn bad_enqueue_options_are_refused_with_their_name(t) {
     assert!(t.db.jobs(&JobFilter::default()).await.unwrap().is_empty(), "nothing was enqueued");
 });
 
-backend_test!(async fn sql_inserts_of_unservable_jobs_are_refused(t) {
+backend_test!(pooled async fn sql_inserts_of_unservable_jobs_are_refused(t) {
     t.db.migrate().await.unwrap();
     let refused: Vec<(&str, &str)> = match t.backend() {
         Backend::Postgres => vec![

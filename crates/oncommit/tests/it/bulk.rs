@@ -32,7 +32,7 @@ fn at(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap()
 }
 
-backend_test!(async fn a_selection_counts_and_retries_exactly_its_jobs(t) {
+backend_test!(pooled async fn a_selection_counts_and_retries_exactly_its_jobs(t) {
     t.db.migrate().await.unwrap();
     dead_jobs(&t.db, 7, "mail", "send", "SMTP: Connection Refused by host", NIGHT).await;
     dead_jobs(&t.db, 5, "mail", "send", "mailbox full", NIGHT).await;
@@ -74,9 +74,9 @@ backend_test!(async fn a_selection_counts_and_retries_exactly_its_jobs(t) {
     assert_eq!(t.db.retry_jobs(&last_night).await.unwrap(), 0);
 });
 
-backend_test!(async fn cancel_and_delete_leave_running_jobs_to_their_workers(t) {
+backend_test!(pooled async fn cancel_and_delete_leave_running_jobs_to_their_workers(t) {
     create_runs(&t.db).await;
-    let key = format!("bulk-running-{}", t.backend());
+    let key = format!("bulk-running-{}", t.target());
     let running = t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 1 }).await.unwrap();
     // A short lease: on SQLite a cancel reaches a running job at the next heartbeat.
     let w = start(worker(&t.db).queue("default", 1).prefetch(0).lease(std::time::Duration::from_millis(900)));
@@ -104,7 +104,7 @@ backend_test!(async fn cancel_and_delete_leave_running_jobs_to_their_workers(t) 
     w.stop().await;
 });
 
-backend_test!(async fn thousands_of_jobs_go_in_batches(t) {
+backend_test!(pooled async fn thousands_of_jobs_go_in_batches(t) {
     t.db.migrate().await.unwrap();
     dead_jobs(&t.db, 12_000, "bulk", "send", "timeout", NIGHT).await;
     let selection = JobSelection::new([JobState::Failed, JobState::Available]).queue("bulk");
@@ -115,7 +115,7 @@ backend_test!(async fn thousands_of_jobs_go_in_batches(t) {
     assert_eq!(t.db.count_jobs(&selection).await.unwrap(), 0);
 });
 
-backend_test!(async fn a_selection_without_states_is_refused(t) {
+backend_test!(pooled async fn a_selection_without_states_is_refused(t) {
     t.db.migrate().await.unwrap();
     dead_jobs(&t.db, 2, "mail", "send", "x", NIGHT).await;
     let everything = JobSelection { queue: Some("mail".into()), ..JobSelection::default() };

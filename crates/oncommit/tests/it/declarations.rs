@@ -61,7 +61,7 @@ async fn last_job(db: &Db) -> oncommit::JobId {
     jobs[0].id
 }
 
-backend_test!(async fn declarations_are_recorded_by_workers(t) {
+backend_test!(pooled async fn declarations_are_recorded_by_workers(t) {
     create_runs(&t.db).await;
     let running = declared(&t.db).await;
     let tasks = t.db.task_declarations().await.unwrap();
@@ -73,7 +73,7 @@ backend_test!(async fn declarations_are_recorded_by_workers(t) {
     running.stop().await;
 });
 
-backend_test!(async fn raw_enqueues_take_the_declaration(t) {
+backend_test!(pooled async fn raw_enqueues_take_the_declaration(t) {
     create_runs(&t.db).await;
     let running = declared(&t.db).await;
     let none = EnqueueOptions::new();
@@ -128,7 +128,7 @@ backend_test!(async fn raw_enqueues_take_the_declaration(t) {
     running.stop().await;
 });
 
-backend_test!(async fn invalid_attempts_are_refused_everywhere(t) {
+backend_test!(pooled async fn invalid_attempts_are_refused_everywhere(t) {
     create_runs(&t.db).await;
     let zero = EnqueueOptions::new().max_attempts(0);
     let err = t.db.enqueue_raw("routed", &json!({}), zero.clone()).await.unwrap_err();
@@ -146,7 +146,7 @@ backend_test!(async fn invalid_attempts_are_refused_everywhere(t) {
     assert!(t.db.jobs(&oncommit::JobFilter::default()).await.unwrap().is_empty());
 });
 
-backend_test!(async fn a_job_enqueued_from_sql_gets_the_declared_attempts(t) {
+backend_test!(pooled async fn a_job_enqueued_from_sql_gets_the_declared_attempts(t) {
     // Flaky declares 3 attempts; asked to fail 5 times it must end `failed` after its third,
     // where the old default of 25 would have let it complete on its sixth.
     create_runs(&t.db).await;
@@ -164,7 +164,7 @@ backend_test!(async fn a_job_enqueued_from_sql_gets_the_declared_attempts(t) {
     running.stop().await;
 });
 
-backend_test!(async fn a_worker_refuses_a_declaration_no_job_could_have(t) {
+backend_test!(pooled async fn a_worker_refuses_a_declaration_no_job_could_have(t) {
     create_runs(&t.db).await;
     let (_trigger, shutdown) = oncommit::Shutdown::new();
     let err = worker(&t.db).register::<Unservable>().run(shutdown).await.unwrap_err();

@@ -24,7 +24,7 @@ impl Log {
     }
 }
 
-backend_test!(async fn hooks_run_after_the_outermost_commit_in_order(t) {
+backend_test!(pooled async fn hooks_run_after_the_outermost_commit_in_order(t) {
     create_items(&t.db).await;
     let log = Log::default();
     let mut tx = t.db.begin().await.unwrap();
@@ -39,7 +39,7 @@ backend_test!(async fn hooks_run_after_the_outermost_commit_in_order(t) {
     assert_eq!(log.take(), ["first", "second (async)", "third (from a savepoint)"]);
 });
 
-backend_test!(async fn hooks_see_the_committed_data(t) {
+backend_test!(pooled async fn hooks_see_the_committed_data(t) {
     create_items(&t.db).await;
     // The closure may run more than once (retry), so it clones what its hook takes.
     let (sent, mut seen) = tokio::sync::mpsc::unbounded_channel();
@@ -58,7 +58,7 @@ backend_test!(async fn hooks_see_the_committed_data(t) {
     assert_eq!(seen.recv().await.unwrap(), vec![7]);
 });
 
-backend_test!(async fn no_hook_runs_on_rollback_and_savepoint_hooks_go_with_their_savepoint(t) {
+backend_test!(pooled async fn no_hook_runs_on_rollback_and_savepoint_hooks_go_with_their_savepoint(t) {
     let log = Log::default();
     let mut tx = t.db.begin().await.unwrap();
     tx.on_commit(log.hook("outer, rolled back"));
@@ -87,7 +87,7 @@ backend_test!(async fn no_hook_runs_on_rollback_and_savepoint_hooks_go_with_thei
     assert_eq!(log.take(), ["outer", "inner, released"]);
 });
 
-backend_test!(async fn no_hook_runs_when_the_commit_fails(t) {
+backend_test!(pooled async fn no_hook_runs_when_the_commit_fails(t) {
     // A deferred foreign key is checked at COMMIT on both backends.
     let mut conn = t.db.acquire().await.unwrap();
     oncommit::with_conn!(conn.conn(), c => {
@@ -117,7 +117,7 @@ backend_test!(async fn no_hook_runs_when_the_commit_fails(t) {
     assert!(log.take().is_empty());
 });
 
-backend_test!(async fn outside_a_transaction_hooks_run_at_once(t) {
+backend_test!(pooled async fn outside_a_transaction_hooks_run_at_once(t) {
     let log = Log::default();
     t.db.on_commit(log.hook("now")).unwrap();
     assert_eq!(log.take(), ["now"]);
@@ -128,7 +128,7 @@ backend_test!(async fn outside_a_transaction_hooks_run_at_once(t) {
     assert!(matches!(err, Error::Hook { .. }), "{err:?}");
 });
 
-backend_test!(async fn a_hook_registered_while_hooks_run_runs_at_once(t) {
+backend_test!(pooled async fn a_hook_registered_while_hooks_run_runs_at_once(t) {
     let log = Log::default();
     let (db, l) = (t.db.clone(), log.clone());
     let mut tx = t.db.begin().await.unwrap();
@@ -143,7 +143,7 @@ backend_test!(async fn a_hook_registered_while_hooks_run_runs_at_once(t) {
     assert_eq!(log.take(), ["outer starts", "registered during the run", "outer ends", "next"]);
 });
 
-backend_test!(async fn a_failing_hook_stops_the_rest_but_the_data_is_committed(t) {
+backend_test!(pooled async fn a_failing_hook_stops_the_rest_but_the_data_is_committed(t) {
     create_items(&t.db).await;
     let log = Log::default();
     let err = t
@@ -165,7 +165,7 @@ backend_test!(async fn a_failing_hook_stops_the_rest_but_the_data_is_committed(t
     assert_eq!(committed_ids(&t.db).await, vec![1]);
 });
 
-backend_test!(async fn robust_hooks_log_their_failure_and_the_rest_run(t) {
+backend_test!(pooled async fn robust_hooks_log_their_failure_and_the_rest_run(t) {
     let logs = oncommit_testing::LogCapture::start();
     let log = Log::default();
     let mut tx = t.db.begin().await.unwrap();
@@ -185,7 +185,7 @@ backend_test!(async fn robust_hooks_log_their_failure_and_the_rest_run(t) {
     }
 });
 
-backend_test!(async fn a_panicking_hook_is_an_error_not_a_crash(t) {
+backend_test!(pooled async fn a_panicking_hook_is_an_error_not_a_crash(t) {
     let mut tx = t.db.begin().await.unwrap();
     tx.on_commit(|| -> () { panic!("boom") });
     let err = tx.commit().await.unwrap_err();
@@ -196,7 +196,7 @@ backend_test!(async fn a_panicking_hook_is_an_error_not_a_crash(t) {
     assert!(err.to_string().contains("async boom"), "{err}");
 });
 
-backend_test!(async fn hooks_of_a_retried_attempt_never_run(t) {
+backend_test!(pooled async fn hooks_of_a_retried_attempt_never_run(t) {
     let log = Log::default();
     let db: &Db = &t.db;
     let committed = db
@@ -217,7 +217,7 @@ backend_test!(async fn hooks_of_a_retried_attempt_never_run(t) {
     assert_eq!(log.take(), ["attempt 3"]);
 });
 
-backend_test!(async fn db_on_commit_inside_a_closure_waits_for_its_commit(t) {
+backend_test!(pooled async fn db_on_commit_inside_a_closure_waits_for_its_commit(t) {
     create_items(&t.db).await;
     let log = Log::default();
     let db = t.db.clone();
@@ -254,7 +254,7 @@ backend_test!(async fn db_on_commit_inside_a_closure_waits_for_its_commit(t) {
     assert!(log.take().is_empty());
 });
 
-backend_test!(async fn db_on_commit_beside_a_guard_of_the_same_task_waits_for_its_commit(t) {
+backend_test!(pooled async fn db_on_commit_beside_a_guard_of_the_same_task_waits_for_its_commit(t) {
     create_items(&t.db).await;
     let log = Log::default();
     let mut tx = t.db.begin().await.unwrap();

@@ -16,7 +16,7 @@ async fn count(db: &oncommit::Db) -> usize {
     db.jobs(&JobFilter { limit: 10_000, ..JobFilter::default() }).await.unwrap().len()
 }
 
-backend_test!(async fn a_job_enqueued_in_a_transaction_commits_or_vanishes_with_it(t) {
+backend_test!(pooled async fn a_job_enqueued_in_a_transaction_commits_or_vanishes_with_it(t) {
     create_runs(&t.db).await;
     let mut tx = t.db.begin().await.unwrap();
     tx.enqueue(echo("rolled back")).await.unwrap();
@@ -48,7 +48,7 @@ backend_test!(async fn a_job_enqueued_in_a_transaction_commits_or_vanishes_with_
     assert_eq!(count(&t.db).await, 2);
 });
 
-backend_test!(async fn enqueueing_outside_the_open_transaction_is_refused(t) {
+backend_test!(pooled async fn enqueueing_outside_the_open_transaction_is_refused(t) {
     create_runs(&t.db).await;
     let db = t.db.clone();
     let err = t
@@ -68,7 +68,7 @@ backend_test!(async fn enqueueing_outside_the_open_transaction_is_refused(t) {
     assert_eq!(count(&t.db).await, 1);
 });
 
-backend_test!(async fn enqueueing_beside_an_open_guard_of_the_same_task_is_refused_at_once(t) {
+backend_test!(pooled async fn enqueueing_beside_an_open_guard_of_the_same_task_is_refused_at_once(t) {
     create_runs(&t.db).await;
     let mut tx = t.db.begin().await.unwrap();
     // Before, PostgreSQL took this job in autocommit (the race) and SQLite waited 5 s for
@@ -82,6 +82,8 @@ backend_test!(async fn enqueueing_beside_an_open_guard_of_the_same_task_is_refus
     assert_eq!(count(&t.db).await, 2);
 });
 
+// Not through the pooler: the application's own sqlx transactions prepare named
+// statements, which are theirs to make pooler-safe (docs/deployment.md).
 backend_test!(async fn jobs_enqueued_on_your_own_sqlx_transaction_commit_or_vanish_with_it(t) {
     create_runs(&t.db).await;
     // A Db over the application's own pool, as a service that already has one would make it.
@@ -119,7 +121,7 @@ backend_test!(async fn jobs_enqueued_on_your_own_sqlx_transaction_commit_or_vani
     }), "{}", db.url());
 });
 
-backend_test!(async fn many_jobs_go_in_one_statement_in_order(t) {
+backend_test!(pooled async fn many_jobs_go_in_one_statement_in_order(t) {
     create_runs(&t.db).await;
     let ids = t.db.enqueue_many((0..500).map(|i| echo(&i.to_string()))).await.unwrap();
     assert_eq!(ids.len(), 500);
@@ -131,7 +133,7 @@ backend_test!(async fn many_jobs_go_in_one_statement_in_order(t) {
     assert_eq!(in_tx.len(), 3);
 });
 
-backend_test!(async fn enqueue_options_are_kept(t) {
+backend_test!(pooled async fn enqueue_options_are_kept(t) {
     create_runs(&t.db).await;
     let opts = EnqueueOptions::new().queue("emails").priority(3).max_attempts(7).delay(Duration::from_secs(3600));
     let id = t.db.enqueue_with(echo("later"), opts).await.unwrap();
@@ -140,7 +142,7 @@ backend_test!(async fn enqueue_options_are_kept(t) {
     assert!(job.run_at > chrono::Utc::now() + chrono::Duration::minutes(59), "{job:?}");
 });
 
-backend_test!(async fn a_unique_key_returns_the_unfinished_job(t) {
+backend_test!(pooled async fn a_unique_key_returns_the_unfinished_job(t) {
     create_runs(&t.db).await;
     let opts = || EnqueueOptions::new().unique_key("welcome:42");
     let first = t.db.enqueue_with(echo("a"), opts()).await.unwrap();
@@ -154,7 +156,7 @@ backend_test!(async fn a_unique_key_returns_the_unfinished_job(t) {
     assert_ne!(third, first);
 });
 
-backend_test!(async fn plain_sql_enqueues_inside_a_clients_own_transaction(t) {
+backend_test!(pooled async fn plain_sql_enqueues_inside_a_clients_own_transaction(t) {
     create_runs(&t.db).await;
     let pool_conn = t.db.acquire().await;
     let mut conn = pool_conn.unwrap();

@@ -25,7 +25,7 @@ async fn all_pages(db: &oncommit::Db, selection: &JobSelection, order: JobOrder,
     }
 }
 
-backend_test!(async fn every_filter_of_the_listing_selects_what_it_says(t) {
+backend_test!(pooled async fn every_filter_of_the_listing_selects_what_it_says(t) {
     let db = &t.db;
     db.migrate().await.unwrap();
     let e = |task: &str, args: serde_json::Value, opts: EnqueueOptions| {
@@ -78,7 +78,7 @@ backend_test!(async fn every_filter_of_the_listing_selects_what_it_says(t) {
     assert!(err.to_string().contains("page limit"), "{err}");
 });
 
-backend_test!(async fn cursor_pages_neither_repeat_nor_skip_while_jobs_move(t) {
+backend_test!(pooled async fn cursor_pages_neither_repeat_nor_skip_while_jobs_move(t) {
     let db = &t.db;
     db.migrate().await.unwrap();
     let mut enqueued = Vec::new();
@@ -121,7 +121,7 @@ backend_test!(async fn cursor_pages_neither_repeat_nor_skip_while_jobs_move(t) {
     assert!(done.iter().all(|id| !kept.contains(id)));
 });
 
-backend_test!(async fn a_rare_match_is_found_across_windows_of_a_large_table(t) {
+backend_test!(pooled async fn a_rare_match_is_found_across_windows_of_a_large_table(t) {
     let db = &t.db;
     db.migrate().await.unwrap();
     let needle = db.enqueue_raw("find", &json!({ "note": "the needle" }), EnqueueOptions::new()).await.unwrap();
@@ -143,7 +143,7 @@ backend_test!(async fn a_rare_match_is_found_across_windows_of_a_large_table(t) 
     assert_eq!(oldest.next_cursor, Some(oldest.jobs[2].id.0));
 });
 
-backend_test!(async fn attempts_keep_their_worker_and_start_and_jobs_their_dependencies(t) {
+backend_test!(pooled async fn attempts_keep_their_worker_and_start_and_jobs_their_dependencies(t) {
     let db = &t.db;
     db.migrate().await.unwrap();
     create_runs(db).await;
@@ -174,7 +174,7 @@ backend_test!(async fn attempts_keep_their_worker_and_start_and_jobs_their_depen
     assert_eq!(default.completed_per_minute.iter().map(|(_, n)| n).sum::<i64>(), 1);
 });
 
-backend_test!(async fn a_drain_counts_its_activity_and_workers_add_to_each_other(t) {
+backend_test!(pooled async fn a_drain_counts_its_activity_and_workers_add_to_each_other(t) {
     let db = &t.db;
     db.migrate().await.unwrap();
     create_runs(db).await;

@@ -15,7 +15,7 @@ async fn worker_id(db: &Db) -> String {
     eventually("the worker's first heartbeat", || async { db.workers().await.unwrap().pop().map(|w| w.id) }).await
 }
 
-backend_test!(async fn a_job_the_worker_does_not_hold_is_not_renewed_and_gets_rescued(t) {
+backend_test!(pooled async fn a_job_the_worker_does_not_hold_is_not_renewed_and_gets_rescued(t) {
     create_runs(&t.db).await;
     let w = start(worker(&t.db).lease(Duration::from_millis(600)));
     let owner = worker_id(&t.db).await;
@@ -184,7 +184,7 @@ impl Task for Watchful {
     }
 }
 
-backend_test!(async fn a_task_is_told_when_its_lease_is_lost(t) {
+backend_test!(pooled async fn a_task_is_told_when_its_lease_is_lost(t) {
     create_runs(&t.db).await;
     let id = t.db.enqueue_with(Watchful, EnqueueOptions::new()).await.unwrap();
     let w = start(

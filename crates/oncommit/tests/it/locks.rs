@@ -28,7 +28,7 @@ async fn lock_one(tx: &mut Tx<'_>, id: i64, lock: &Lock) -> oncommit::Result<Opt
     }))
 }
 
-backend_test!(async fn for_update_makes_the_next_writer_wait(t) {
+backend_test!(pooled async fn for_update_makes_the_next_writer_wait(t) {
     items_1_to_3(&t.db).await;
     let mut a = t.db.begin().await.unwrap();
     assert_eq!(lock_one(&mut a, 1, &Lock::update()).await.unwrap(), Some(1));
@@ -79,7 +79,7 @@ async fn nowait_fails_at_once_with_lock_not_available() {
     t.finish().await;
 }
 
-backend_test!(async fn skip_locked_leaves_locked_rows_out(t) {
+backend_test!(pooled async fn skip_locked_leaves_locked_rows_out(t) {
     items_1_to_3(&t.db).await;
     if t.backend() == Backend::Sqlite {
         // Nothing else can hold a lock while this transaction holds the write lock.

@@ -54,10 +54,10 @@ fn series(name: &str, labels: &[(&str, &str)]) -> Option<DebugValue> {
     })
 }
 
-backend_test!(async fn job_runs_and_transactions_reach_the_applications_recorder(t) {
+backend_test!(pooled async fn job_runs_and_transactions_reach_the_applications_recorder(t) {
     recorded();
     create_runs(&t.db).await;
-    let queue = format!("metrics_{}", t.db.backend());
+    let queue = format!("metrics_{}", t.target());
     let on_queue = || EnqueueOptions::new().queue(queue.clone());
     t.db.enqueue_with(Echo { key: "a".into() }, on_queue()).await.unwrap();
     t.db.enqueue_with(Flaky { failures: 1 }, on_queue()).await.unwrap();
@@ -78,7 +78,7 @@ backend_test!(async fn job_runs_and_transactions_reach_the_applications_recorder
     assert!(matches!(series("oncommit_jobs_claimed_total", &[]), Some(DebugValue::Counter(n)) if n >= 2));
 });
 
-backend_test!(async fn a_scrape_counts_finished_jobs_at_most_once_a_minute(t) {
+backend_test!(pooled async fn a_scrape_counts_finished_jobs_at_most_once_a_minute(t) {
     create_runs(&t.db).await;
     let worker = || Worker::new(t.db.clone()).register::<Echo>();
     t.db.enqueue(Echo { key: "first".into() }).await.unwrap();

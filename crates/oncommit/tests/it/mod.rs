@@ -60,8 +60,10 @@ pub(crate) async fn committed_ids(db: &oncommit::Db) -> Vec<i64> {
     ids_on(conn.conn()).await
 }
 
+/// A simple query (no prepared statement): safe in autocommit behind a transaction pooler too.
 pub(crate) async fn ids_on(conn: Conn<'_>) -> Vec<i64> {
+    use sqlx::Row;
     oncommit::with_conn!(conn, c => {
-        sqlx::query_scalar("SELECT id FROM items ORDER BY id").fetch_all(c).await.unwrap()
+        sqlx::raw_sql("SELECT id FROM items ORDER BY id").fetch_all(c).await.unwrap().iter().map(|r| r.get(0)).collect()
     })
 }

@@ -31,7 +31,7 @@ async fn most_running_until_done(db: &oncommit::Db, queue: &str, jobs: i64) -> i
     }
 }
 
-backend_test!(async fn a_paused_queue_is_claimed_by_no_worker_until_resumed(t) {
+backend_test!(pooled async fn a_paused_queue_is_claimed_by_no_worker_until_resumed(t) {
     create_runs(&t.db).await;
     t.db.pause_queue("mail").await.unwrap();
     let held = t.db.enqueue_with(Echo { key: "held".into() }, on("mail")).await.unwrap();
@@ -59,9 +59,9 @@ backend_test!(async fn a_paused_queue_is_claimed_by_no_worker_until_resumed(t) {
     w.stop().await;
 });
 
-backend_test!(async fn pausing_lets_running_jobs_finish(t) {
+backend_test!(pooled async fn pausing_lets_running_jobs_finish(t) {
     create_runs(&t.db).await;
-    let key = format!("pause-running-{}", t.backend());
+    let key = format!("pause-running-{}", t.target());
     let running = t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 1 }, on("q")).await.unwrap();
     let w = start(worker(&t.db).queue("q", 2));
     wait_arrivals(&key, 1).await;
@@ -75,7 +75,7 @@ backend_test!(async fn pausing_lets_running_jobs_finish(t) {
     w.stop().await;
 });
 
-backend_test!(async fn the_concurrency_limit_holds_across_workers(t) {
+backend_test!(pooled async fn the_concurrency_limit_holds_across_workers(t) {
     create_runs(&t.db).await;
     const JOBS: i64 = 30;
     const LIMIT: u32 = 3;
@@ -101,7 +101,7 @@ backend_test!(async fn the_concurrency_limit_holds_across_workers(t) {
     // Raised at runtime, without a restart: more run at once (five jobs held at a gate all
     // reach it), and no more than the new limit.
     t.db.set_queue_concurrency_limit("partner", Some(12)).await.unwrap();
-    let key = format!("raised-limit-{}", t.backend());
+    let key = format!("raised-limit-{}", t.target());
     for _ in 0..5 {
         t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 1 }, on("partner")).await.unwrap();
     }
@@ -126,9 +126,9 @@ backend_test!(async fn the_concurrency_limit_holds_across_workers(t) {
     }
 });
 
-backend_test!(async fn a_dead_workers_slots_come_back_when_its_leases_are_rescued(t) {
+backend_test!(pooled async fn a_dead_workers_slots_come_back_when_its_leases_are_rescued(t) {
     create_runs(&t.db).await;
-    let key = format!("limit-crash-{}", t.backend());
+    let key = format!("limit-crash-{}", t.target());
     t.db.set_queue_concurrency_limit("solo", Some(1)).await.unwrap();
     let stuck = t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 1 }, on("solo")).await.unwrap();
     let next = t.db.enqueue_with(Echo { key: "next".into() }, on("solo")).await.unwrap();
@@ -154,7 +154,7 @@ backend_test!(async fn a_dead_workers_slots_come_back_when_its_leases_are_rescue
     w.stop().await;
 });
 
-backend_test!(async fn the_rate_limit_spaces_starts_by_window(t) {
+backend_test!(pooled async fn the_rate_limit_spaces_starts_by_window(t) {
     create_runs(&t.db).await;
     const JOBS: usize = 9;
     const PER_WINDOW: u32 = 3;
@@ -183,7 +183,7 @@ backend_test!(async fn the_rate_limit_spaces_starts_by_window(t) {
     assert_eq!(info.rate_limit, Some(RateLimit::new(PER_WINDOW, period)));
 });
 
-backend_test!(async fn bad_settings_are_refused_at_the_door(t) {
+backend_test!(pooled async fn bad_settings_are_refused_at_the_door(t) {
     t.db.migrate().await.unwrap();
     let refused = |r: oncommit::Result<()>| matches!(r, Err(Error::InvalidOption { .. }));
     assert!(refused(t.db.set_queue_concurrency_limit("q", Some(0)).await));
@@ -232,7 +232,7 @@ async fn sql_functions_set_what_the_workers_obey() {
     t.finish().await;
 }
 
-backend_test!(async fn queues_lists_settings_counts_and_workers(t) {
+backend_test!(pooled async fn queues_lists_settings_counts_and_workers(t) {
     create_runs(&t.db).await;
     t.db.enqueue_with(Echo { key: "a".into() }, on("alpha")).await.unwrap();
     t.db.enqueue_with(Echo { key: "b".into() }, on("beta").delay(Duration::from_secs(3600))).await.unwrap();
@@ -267,7 +267,7 @@ impl Task for Tagged {
     }
 }
 
-backend_test!(async fn a_rate_limit_per_key_counts_each_key_on_its_own(t) {
+backend_test!(pooled async fn a_rate_limit_per_key_counts_each_key_on_its_own(t) {
     create_runs(&t.db).await;
     const PER_WINDOW: u32 = 2;
     let period = Duration::from_millis(400);
@@ -299,9 +299,9 @@ backend_test!(async fn a_rate_limit_per_key_counts_each_key_on_its_own(t) {
     assert!(info.rate_limit.is_some_and(|r| r.per_key), "{info:?}");
 });
 
-backend_test!(async fn a_resume_wakes_the_workers_without_a_poll(t) {
+backend_test!(pooled async fn a_resume_wakes_the_workers_without_a_poll(t) {
     create_runs(&t.db).await;
-    let key = format!("quiet-{}", t.backend());
+    let key = format!("quiet-{}", t.target());
     let first = t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 1 }, on("quiet")).await.unwrap();
     // This worker never polls: only a wake-up (NOTIFY, or this process's own) starts a job.
     let w = start(worker(&t.db).queue("quiet", 1).prefetch(0).poll_interval(Duration::from_secs(3600)));
@@ -318,7 +318,7 @@ backend_test!(async fn a_resume_wakes_the_workers_without_a_poll(t) {
     w.stop().await;
 });
 
-backend_test!(async fn the_dashboards_queue_list_counts_once_and_agrees_with_the_full_one(t) {
+backend_test!(pooled async fn the_dashboards_queue_list_counts_once_and_agrees_with_the_full_one(t) {
     t.db.migrate().await.unwrap();
     for queue in ["a", "a", "b"] {
         t.db.enqueue_with(Echo { key: queue.into() }, on(queue)).await.unwrap();

@@ -54,7 +54,7 @@ async fn a_real_serialization_failure_is_retried_until_both_commit() {
     t.finish().await;
 }
 
-backend_test!(async fn retries_stop_at_max_attempts_with_the_last_error(t) {
+backend_test!(pooled async fn retries_stop_at_max_attempts_with_the_last_error(t) {
     let runs = AtomicU32::new(0);
     let err = t
         .db
@@ -70,7 +70,7 @@ backend_test!(async fn retries_stop_at_max_attempts_with_the_last_error(t) {
     assert_eq!(runs.load(Ordering::Relaxed), 3);
 });
 
-backend_test!(async fn errors_that_are_not_retryable_are_not_retried(t) {
+backend_test!(pooled async fn errors_that_are_not_retryable_are_not_retried(t) {
     create_items(&t.db).await;
     let runs = AtomicU32::new(0);
     let err = t

@@ -24,7 +24,7 @@ fn simulated_conflict() -> Error {
     Error::SerializationFailure { kind: SerializationKind::WriteConflict, message: "simulated".into() }
 }
 
-backend_test!(async fn a_spawned_task_borrows_its_captures(t) {
+backend_test!(pooled async fn a_spawned_task_borrows_its_captures(t) {
     create_items(&t.db).await;
     let db = t.db.clone();
     let task = tokio::spawn(async move {
@@ -45,7 +45,7 @@ backend_test!(async fn a_spawned_task_borrows_its_captures(t) {
     assert_eq!(committed_ids(&t.db).await, [1, 2]);
 });
 
-backend_test!(async fn borrowed_state_outlives_no_clone(t) {
+backend_test!(pooled async fn borrowed_state_outlives_no_clone(t) {
     create_items(&t.db).await;
     // A borrow of a local (not 'static) inside a future that must be Send.
     let name = String::from("borrowed");
@@ -60,7 +60,7 @@ backend_test!(async fn borrowed_state_outlives_no_clone(t) {
     assert_eq!(committed_ids(&t.db).await, [5]);
 });
 
-backend_test!(async fn a_nested_scope_rolls_back_alone(t) {
+backend_test!(pooled async fn a_nested_scope_rolls_back_alone(t) {
     create_items(&t.db).await;
     let label = String::from("inner");
     let outcome = send(oncommit::atomic!(&t.db, |tx| {
@@ -81,7 +81,7 @@ backend_test!(async fn a_nested_scope_rolls_back_alone(t) {
     assert_eq!(committed_ids(&t.db).await, [1, 3]);
 });
 
-backend_test!(async fn a_hook_that_transacts(t) {
+backend_test!(pooled async fn a_hook_that_transacts(t) {
     create_items(&t.db).await;
     // An mpsc sender, cloned per run: the block may run more than once, so (as in an
     // FnMut closure) it cannot move a capture out, and rustc says so.
@@ -104,7 +104,7 @@ backend_test!(async fn a_hook_that_transacts(t) {
     assert_eq!(committed_ids(&t.db).await, [1, 2]);
 });
 
-backend_test!(async fn a_retried_block_changes_its_captures(t) {
+backend_test!(pooled async fn a_retried_block_changes_its_captures(t) {
     create_items(&t.db).await;
     let mut runs = 0;
     let retry = Retry::default().base_delay(Duration::from_millis(1));
@@ -123,7 +123,7 @@ backend_test!(async fn a_retried_block_changes_its_captures(t) {
     assert_eq!(committed_ids(&t.db).await, [3]);
 });
 
-backend_test!(async fn a_block_that_fails_without_retry_runs_once(t) {
+backend_test!(pooled async fn a_block_that_fails_without_retry_runs_once(t) {
     create_items(&t.db).await;
     let runs = Arc::new(AtomicU32::new(0));
     let err = oncommit::atomic!(t.db, |tx| {
@@ -138,7 +138,7 @@ backend_test!(async fn a_block_that_fails_without_retry_runs_once(t) {
     assert!(committed_ids(&t.db).await.is_empty());
 });
 
-backend_test!(async fn a_guard_is_a_scope_too(t) {
+backend_test!(pooled async fn a_guard_is_a_scope_too(t) {
     create_items(&t.db).await;
     let mut guard = t.db.begin().await.unwrap();
     insert(&mut guard, 1, "outer").await.unwrap();
@@ -149,7 +149,7 @@ backend_test!(async fn a_guard_is_a_scope_too(t) {
     assert_eq!(committed_ids(&t.db).await, [1, 2, 9]);
 });
 
-backend_test!(async fn db_level_calls_inside_the_block_act_on_its_transaction(t) {
+backend_test!(pooled async fn db_level_calls_inside_the_block_act_on_its_transaction(t) {
     create_items(&t.db).await;
     let (seen, mut hooks) = tokio::sync::mpsc::unbounded_channel();
     let db = t.db.clone();
@@ -169,7 +169,7 @@ backend_test!(async fn db_level_calls_inside_the_block_act_on_its_transaction(t)
 });
 
 // A durable scope refuses to nest, through the macro as through the closure.
-backend_test!(async fn durable_refuses_to_nest(t) {
+backend_test!(pooled async fn durable_refuses_to_nest(t) {
     let err = oncommit::atomic!(t.db, |_tx| {
         oncommit::atomic!(t.db.transaction().durable(), |_inner| Ok(())).await
     })

@@ -26,7 +26,7 @@ const JOBS: usize = 200;
 const SLOTS: usize = 4;
 const PREFETCH: usize = 3;
 
-backend_test!(async fn running_jobs_never_exceed_the_slots_while_completions_are_slow(t) {
+backend_test!(pooled async fn running_jobs_never_exceed_the_slots_while_completions_are_slow(t) {
     create_runs(&t.db).await;
     // A database slow to record completions (a busy disk): each completed row costs the
     // server a few milliseconds, claims stay fast.
@@ -69,9 +69,9 @@ backend_test!(async fn running_jobs_never_exceed_the_slots_while_completions_are
     running.stop().await;
 });
 
-backend_test!(async fn prefetched_jobs_wait_their_turn_and_go_back_unused_at_shutdown(t) {
+backend_test!(pooled async fn prefetched_jobs_wait_their_turn_and_go_back_unused_at_shutdown(t) {
     create_runs(&t.db).await;
-    let key = format!("prefetch-{}", t.backend());
+    let key = format!("prefetch-{}", t.target());
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 1 }).await.unwrap());

@@ -21,10 +21,13 @@ pub(crate) async fn create_runs(db: &Db) {
 }
 
 /// `(key, job_id, attempt)` rows in insertion order.
+/// A simple query (no prepared statement): safe in autocommit behind a transaction pooler too.
 pub(crate) async fn runs(db: &Db) -> Vec<(String, i64, i32)> {
+    use sqlx::Row;
     let mut conn = db.acquire().await.unwrap();
     oncommit::with_conn!(conn.conn(), c => {
-        sqlx::query_as("SELECT key, job_id, attempt FROM runs ORDER BY job_id, attempt").fetch_all(c).await.unwrap()
+        let rows = sqlx::raw_sql("SELECT key, job_id, attempt FROM runs ORDER BY job_id, attempt").fetch_all(c).await.unwrap();
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
     })
 }
 

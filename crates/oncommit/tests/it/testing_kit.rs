@@ -12,7 +12,7 @@ fn echo(key: &str) -> Echo {
     Echo { key: key.to_owned() }
 }
 
-backend_test!(async fn drain_runs_what_is_waiting_and_assertions_read_jobs_back(t) {
+backend_test!(pooled async fn drain_runs_what_is_waiting_and_assertions_read_jobs_back(t) {
     create_runs(&t.db).await;
     let first = t.db.enqueue(echo("a")).await.unwrap();
     t.db.enqueue(echo("b")).await.unwrap();
@@ -42,7 +42,7 @@ backend_test!(async fn drain_runs_what_is_waiting_and_assertions_read_jobs_back(
     assert_enqueued::<Flaky>(&t.db, |_| true).await;
 });
 
-backend_test!(async fn drain_serves_only_its_queues(t) {
+backend_test!(pooled async fn drain_serves_only_its_queues(t) {
     create_runs(&t.db).await;
     t.db.enqueue_with(echo("other"), EnqueueOptions::new().queue("other")).await.unwrap();
     t.db.enqueue(echo("default")).await.unwrap();
@@ -66,7 +66,7 @@ impl Log {
     }
 }
 
-backend_test!(async fn captured_hooks_wait_for_the_test_and_run_in_order(t) {
+backend_test!(pooled async fn captured_hooks_wait_for_the_test_and_run_in_order(t) {
     let log = Log::default();
     // Boxed: three transactions, one nested, make a large future in a debug build.
     let (committed, hooks) = capture_on_commit(Box::pin(async {
@@ -103,7 +103,7 @@ backend_test!(async fn captured_hooks_wait_for_the_test_and_run_in_order(t) {
     assert_eq!(log.seen(), ["first", "second", "third"]);
 });
 
-backend_test!(async fn a_captured_hook_that_fails_stops_the_rest_unless_robust(t) {
+backend_test!(pooled async fn a_captured_hook_that_fails_stops_the_rest_unless_robust(t) {
     let log = Log::default();
     let ((), hooks) = capture_on_commit(async {
         let mut tx = t.db.begin().await.unwrap();
@@ -119,7 +119,7 @@ backend_test!(async fn a_captured_hook_that_fails_stops_the_rest_unless_robust(t
     assert_eq!(log.seen(), ["runs"]);
 });
 
-backend_test!(async fn outside_a_transaction_a_hook_runs_at_once_even_when_capturing(t) {
+backend_test!(pooled async fn outside_a_transaction_a_hook_runs_at_once_even_when_capturing(t) {
     let log = Log::default();
     let (result, hooks) = capture_on_commit(async { t.db.on_commit(log.hook("now")) }).await;
     result.unwrap();
@@ -127,7 +127,7 @@ backend_test!(async fn outside_a_transaction_a_hook_runs_at_once_even_when_captu
     assert_eq!(log.seen(), ["now"]);
 });
 
-backend_test!(async fn only_the_capturing_task_is_captured(t) {
+backend_test!(pooled async fn only_the_capturing_task_is_captured(t) {
     let log = Log::default();
     let db = t.db.clone();
     let other = log.clone();

@@ -10,7 +10,7 @@ use oncommit_testing::{TestDb, backend_pid, backend_test};
 
 use super::{committed_ids, create_items, ids_on, insert};
 
-backend_test!(async fn closure_commits_on_ok_and_rolls_back_on_err(t) {
+backend_test!(pooled async fn closure_commits_on_ok_and_rolls_back_on_err(t) {
     create_items(&t.db).await;
     t.db.atomic(async |tx| insert(tx, 1, "kept").await).await.unwrap();
     let err = t
@@ -25,7 +25,7 @@ backend_test!(async fn closure_commits_on_ok_and_rolls_back_on_err(t) {
     assert_eq!(committed_ids(&t.db).await, vec![1]);
 });
 
-backend_test!(async fn uncommitted_rows_are_invisible_to_other_connections(t) {
+backend_test!(pooled async fn uncommitted_rows_are_invisible_to_other_connections(t) {
     create_items(&t.db).await;
     let mut tx = t.db.begin().await.unwrap();
     insert(&mut tx, 1, "pending").await.unwrap();
@@ -35,7 +35,7 @@ backend_test!(async fn uncommitted_rows_are_invisible_to_other_connections(t) {
     assert_eq!(committed_ids(&t.db).await, vec![1]);
 });
 
-backend_test!(async fn a_dropped_guard_rolls_back_and_its_connection_is_reused_clean(t) {
+backend_test!(pooled async fn a_dropped_guard_rolls_back_and_its_connection_is_reused_clean(t) {
     create_items(&t.db).await;
     // One connection, so the next transaction must get the very connection the guard had.
     let db = Db::connect_with(&t.url, DbOptions { max_connections: 1, ..DbOptions::default() }).await.unwrap();
@@ -47,7 +47,7 @@ backend_test!(async fn a_dropped_guard_rolls_back_and_its_connection_is_reused_c
     assert_eq!(committed_ids(&db).await, vec![2]);
 });
 
-backend_test!(async fn a_panicking_closure_rolls_back(t) {
+backend_test!(pooled async fn a_panicking_closure_rolls_back(t) {
     create_items(&t.db).await;
     let db = t.db.clone();
     let joined = tokio::spawn(async move {
@@ -65,7 +65,7 @@ backend_test!(async fn a_panicking_closure_rolls_back(t) {
     assert_eq!(committed_ids(&t.db).await, vec![2]);
 });
 
-backend_test!(async fn savepoints_roll_back_alone(t) {
+backend_test!(pooled async fn savepoints_roll_back_alone(t) {
     create_items(&t.db).await;
     t.db
         .atomic(async |tx| {
@@ -87,7 +87,7 @@ backend_test!(async fn savepoints_roll_back_alone(t) {
     assert_eq!(committed_ids(&t.db).await, vec![1, 3]);
 });
 
-backend_test!(async fn released_savepoints_still_roll_back_with_the_outer_transaction(t) {
+backend_test!(pooled async fn released_savepoints_still_roll_back_with_the_outer_transaction(t) {
     create_items(&t.db).await;
     let mut tx = t.db.begin().await.unwrap();
     let mut sp = tx.savepoint().await.unwrap();
@@ -102,7 +102,7 @@ backend_test!(async fn released_savepoints_still_roll_back_with_the_outer_transa
     assert_eq!(committed_ids(&t.db).await, Vec::<i64>::new());
 });
 
-backend_test!(async fn an_abandoned_savepoint_guard_blocks_the_commit(t) {
+backend_test!(pooled async fn an_abandoned_savepoint_guard_blocks_the_commit(t) {
     create_items(&t.db).await;
     let mut tx = t.db.begin().await.unwrap();
     insert(&mut tx, 1, "outer").await.unwrap();
@@ -117,7 +117,7 @@ backend_test!(async fn an_abandoned_savepoint_guard_blocks_the_commit(t) {
     assert_eq!(committed_ids(&t.db).await, Vec::<i64>::new());
 });
 
-backend_test!(async fn durable_scopes_refuse_to_nest(t) {
+backend_test!(pooled async fn durable_scopes_refuse_to_nest(t) {
     let db = t.db.clone();
     t.db
         .atomic(async move |_tx| {
@@ -130,7 +130,7 @@ backend_test!(async fn durable_scopes_refuse_to_nest(t) {
     t.db.transaction().durable().run(async |_| Ok(())).await.unwrap();
 });
 
-backend_test!(async fn read_only_transactions_refuse_writes_and_leave_the_connection_writable(t) {
+backend_test!(pooled async fn read_only_transactions_refuse_writes_and_leave_the_connection_writable(t) {
     create_items(&t.db).await;
     let db = Db::connect_with(&t.url, DbOptions { max_connections: 1, ..DbOptions::default() }).await.unwrap();
     let err = db.transaction().read_only().run(async |tx| insert(tx, 1, "nope").await).await.unwrap_err();
@@ -139,7 +139,7 @@ backend_test!(async fn read_only_transactions_refuse_writes_and_leave_the_connec
     assert_eq!(committed_ids(&db).await, vec![2]);
 });
 
-backend_test!(async fn options_that_make_no_sense_are_refused(t) {
+backend_test!(pooled async fn options_that_make_no_sense_are_refused(t) {
     let err = t.db.transaction().retry(oncommit::Retry::default()).begin().await.map(drop).unwrap_err();
     assert!(matches!(err, Error::InvalidOptions(_)), "{err:?}");
     let timed = t.db.transaction().statement_timeout(Duration::from_millis(50)).begin().await.map(drop);
@@ -149,7 +149,7 @@ backend_test!(async fn options_that_make_no_sense_are_refused(t) {
     }
 });
 
-backend_test!(async fn lock_timeout_bounds_the_wait_for_a_writer(t) {
+backend_test!(pooled async fn lock_timeout_bounds_the_wait_for_a_writer(t) {
     create_items(&t.db).await;
     t.db.atomic(async |tx| insert(tx, 1, "row").await).await.unwrap();
     let mut holder = t.db.begin().await.unwrap();
@@ -333,7 +333,7 @@ async fn serialization_failures_say_whether_a_write_conflicted_or_ssi_found_a_cy
     t.finish().await;
 }
 
-backend_test!(async fn set_rollback_rolls_a_scope_back_without_an_error(t) {
+backend_test!(pooled async fn set_rollback_rolls_a_scope_back_without_an_error(t) {
     create_items(&t.db).await;
     let ran = Arc::new(AtomicBool::new(false));
     let r = ran.clone();
@@ -390,7 +390,7 @@ backend_test!(async fn set_rollback_rolls_a_scope_back_without_an_error(t) {
     assert_eq!(committed_ids(&t.db).await, [1, 4]);
 });
 
-backend_test!(async fn a_failure_without_a_savepoint_marks_the_enclosing_scope(t) {
+backend_test!(pooled async fn a_failure_without_a_savepoint_marks_the_enclosing_scope(t) {
     create_items(&t.db).await;
     let ran = Arc::new(AtomicBool::new(false));
     let r = ran.clone();
@@ -444,7 +444,7 @@ fn isolation_levels_display_as_postgresql_spells_them() {
 
 // sqlx's own `begin()` on oncommit's connection: a savepoint, never a second `BEGIN` whose
 // `COMMIT` would end the outer transaction early.
-backend_test!(async fn sqlx_begin_on_a_transactions_connection_opens_a_savepoint(t) {
+backend_test!(pooled async fn sqlx_begin_on_a_transactions_connection_opens_a_savepoint(t) {
     create_items(&t.db).await;
     // One connection: whatever a test leaves on it, the next transaction meets.
     let db = Db::connect_with(&t.url, DbOptions { max_connections: 1, ..DbOptions::default() }).await.unwrap();

@@ -18,7 +18,7 @@ async fn count(db: &oncommit::Db) -> i64 {
     db.count_jobs(&JobSelection::new(JobState::ALL)).await.unwrap()
 }
 
-backend_test!(async fn the_same_content_gives_the_same_job_until_it_finishes(t) {
+backend_test!(pooled async fn the_same_content_gives_the_same_job_until_it_finishes(t) {
     t.db.migrate().await.unwrap();
     let by_args = unique(Unique::by_args());
     let first = t.db.enqueue_raw("report", &json!({ "a": 1, "b": [1, 2] }), by_args.clone()).await.unwrap();
@@ -45,14 +45,14 @@ backend_test!(async fn the_same_content_gives_the_same_job_until_it_finishes(t) 
     assert_eq!(t.db.job(after).await.unwrap().unwrap().state, JobState::Available);
 });
 
-backend_test!(async fn a_period_and_finished_states_make_one_per_window(t) {
+backend_test!(pooled async fn a_period_and_finished_states_make_one_per_window(t) {
     create_runs(&t.db).await;
     let hourly = unique(
         Unique::by_task()
             .period(Duration::from_secs(3600))
             .states([JobState::Available, JobState::Running, JobState::Completed]),
     );
-    let key = format!("hourly-{}", t.backend());
+    let key = format!("hourly-{}", t.target());
     let first = t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 0 }, hourly.clone()).await.unwrap();
     let w = start(worker(&t.db));
     wait_for(&t.db, first, JobState::Completed).await;
@@ -72,9 +72,9 @@ backend_test!(async fn a_period_and_finished_states_make_one_per_window(t) {
     assert!(later.0 > one.0);
 });
 
-backend_test!(async fn leaving_running_out_lets_a_new_job_queue_behind_a_running_one(t) {
+backend_test!(pooled async fn leaving_running_out_lets_a_new_job_queue_behind_a_running_one(t) {
     create_runs(&t.db).await;
-    let key = format!("unique-running-{}", t.backend());
+    let key = format!("unique-running-{}", t.target());
     let waiting_only = unique(Unique::by_task().states([JobState::Scheduled, JobState::Available]));
     let running = t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 1 }, waiting_only.clone()).await.unwrap();
     let w = start(worker(&t.db).queue("default", 1).prefetch(0));
@@ -88,7 +88,7 @@ backend_test!(async fn leaving_running_out_lets_a_new_job_queue_behind_a_running
     w.stop().await;
 });
 
-backend_test!(async fn replace_mode_debounces_a_job_that_has_not_started(t) {
+backend_test!(pooled async fn replace_mode_debounces_a_job_that_has_not_started(t) {
     create_runs(&t.db).await;
     let debounce = |delay: u64| {
         let opts = EnqueueOptions::new()
@@ -113,7 +113,7 @@ backend_test!(async fn replace_mode_debounces_a_job_that_has_not_started(t) {
 
     // A job that has started is not replaced: with running out of the states, a new one
     // is added behind it.
-    let key = format!("debounce-running-{}", t.backend());
+    let key = format!("debounce-running-{}", t.target());
     let opts = EnqueueOptions::new()
         .unique(Unique::by_task().states([JobState::Scheduled, JobState::Available]).replace());
     let running = t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 1 }, opts.clone()).await.unwrap();
@@ -127,7 +127,7 @@ backend_test!(async fn replace_mode_debounces_a_job_that_has_not_started(t) {
     w.stop().await;
 });
 
-backend_test!(async fn concurrent_enqueuers_agree_on_one_job(t) {
+backend_test!(pooled async fn concurrent_enqueuers_agree_on_one_job(t) {
     t.db.migrate().await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..16 {
@@ -147,7 +147,7 @@ backend_test!(async fn concurrent_enqueuers_agree_on_one_job(t) {
     assert_eq!(count(&t.db).await, 1);
 });
 
-backend_test!(async fn a_rolled_back_unique_job_holds_nothing_and_bad_options_are_refused(t) {
+backend_test!(pooled async fn a_rolled_back_unique_job_holds_nothing_and_bad_options_are_refused(t) {
     t.db.migrate().await.unwrap();
     let opts = unique(Unique::by_args());
     let mut tx = t.db.begin().await.unwrap();
@@ -181,7 +181,7 @@ impl oncommit::Task for Refresh {
     }
 }
 
-backend_test!(async fn a_task_can_declare_its_uniqueness(t) {
+backend_test!(pooled async fn a_task_can_declare_its_uniqueness(t) {
     t.db.migrate().await.unwrap();
     let a = t.db.enqueue(Refresh { page: 1 }).await.unwrap();
     assert_eq!(t.db.enqueue(Refresh { page: 1 }).await.unwrap(), a);

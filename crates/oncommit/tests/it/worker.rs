@@ -14,7 +14,7 @@ fn echo(key: &str) -> Echo {
     Echo { key: key.to_owned() }
 }
 
-backend_test!(async fn a_worker_runs_jobs_and_completes_them_exactly_once(t) {
+backend_test!(pooled async fn a_worker_runs_jobs_and_completes_them_exactly_once(t) {
     create_runs(&t.db).await;
     let ids = t.db.enqueue_many((0..40).map(|i| echo(&i.to_string()))).await.unwrap();
     let w = start(worker(&t.db).queue("default", 4));
@@ -28,7 +28,7 @@ backend_test!(async fn a_worker_runs_jobs_and_completes_them_exactly_once(t) {
     assert_eq!(runs.len(), 40, "each job recorded once: {runs:?}");
 });
 
-backend_test!(async fn failed_attempts_are_retried_then_failed_with_their_history(t) {
+backend_test!(pooled async fn failed_attempts_are_retried_then_failed_with_their_history(t) {
     create_runs(&t.db).await;
     let recovers = t.db.enqueue(Flaky { failures: 2 }).await.unwrap();
     let gives_up = t.db.enqueue(Flaky { failures: 99 }).await.unwrap();
@@ -42,7 +42,7 @@ backend_test!(async fn failed_attempts_are_retried_then_failed_with_their_histor
     w.stop().await;
 });
 
-backend_test!(async fn panics_timeouts_unknown_tasks_and_bad_payloads_fail_jobs_not_the_worker(t) {
+backend_test!(pooled async fn panics_timeouts_unknown_tasks_and_bad_payloads_fail_jobs_not_the_worker(t) {
     create_runs(&t.db).await;
     let panics = t.db.enqueue(Panics).await.unwrap();
     let hangs = t.db.enqueue(Hangs).await.unwrap();
@@ -66,7 +66,7 @@ backend_test!(async fn panics_timeouts_unknown_tasks_and_bad_payloads_fail_jobs_
     w.stop().await;
 });
 
-backend_test!(async fn scheduled_jobs_wait_for_their_time(t) {
+backend_test!(pooled async fn scheduled_jobs_wait_for_their_time(t) {
     create_runs(&t.db).await;
     let w = start(worker(&t.db));
     let id = t.db.enqueue_with(echo("later"), EnqueueOptions::new().delay(Duration::from_millis(300))).await.unwrap();
@@ -77,7 +77,7 @@ backend_test!(async fn scheduled_jobs_wait_for_their_time(t) {
     w.stop().await;
 });
 
-backend_test!(async fn lower_priorities_run_first(t) {
+backend_test!(pooled async fn lower_priorities_run_first(t) {
     create_runs(&t.db).await;
     let low = t.db.enqueue_with(echo("low"), EnqueueOptions::new().priority(5)).await.unwrap();
     let high = t.db.enqueue_with(echo("high"), EnqueueOptions::new().priority(0)).await.unwrap();
@@ -89,7 +89,7 @@ backend_test!(async fn lower_priorities_run_first(t) {
     w.stop().await;
 });
 
-backend_test!(async fn tasks_can_snooze_and_cancel_themselves(t) {
+backend_test!(pooled async fn tasks_can_snooze_and_cancel_themselves(t) {
     create_runs(&t.db).await;
     let snoozes = t.db.enqueue(Moody { cancel: false }).await.unwrap();
     let cancels = t.db.enqueue(Moody { cancel: true }).await.unwrap();
@@ -102,13 +102,13 @@ backend_test!(async fn tasks_can_snooze_and_cancel_themselves(t) {
     w.stop().await;
 });
 
-backend_test!(async fn queued_and_running_jobs_can_be_cancelled(t) {
+backend_test!(pooled async fn queued_and_running_jobs_can_be_cancelled(t) {
     create_runs(&t.db).await;
     let queued = t.db.enqueue_with(echo("never"), EnqueueOptions::new().queue("idle")).await.unwrap();
     assert_eq!(t.db.cancel_job(queued).await.unwrap(), Cancelled::Cancelled);
     assert_eq!(t.db.cancel_job(queued).await.unwrap(), Cancelled::NotCancellable);
 
-    let key = format!("cancel-{}", t.backend());
+    let key = format!("cancel-{}", t.target());
     let running = t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 99 }).await.unwrap();
     // Heartbeats carry the cancel on SQLite; PostgreSQL also gets a NOTIFY.
     let w = start(worker(&t.db).heartbeat_interval(Duration::from_millis(50)));
@@ -120,9 +120,9 @@ backend_test!(async fn queued_and_running_jobs_can_be_cancelled(t) {
     assert!(runs(&t.db).await.is_empty());
 });
 
-backend_test!(async fn shutdown_waits_for_running_jobs_then_releases_the_rest(t) {
+backend_test!(pooled async fn shutdown_waits_for_running_jobs_then_releases_the_rest(t) {
     create_runs(&t.db).await;
-    let key = format!("shutdown-{}", t.backend());
+    let key = format!("shutdown-{}", t.target());
     let held = t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 1 }).await.unwrap();
     let w = start(worker(&t.db).shutdown_timeout(Duration::from_millis(200)));
     wait_arrivals(&key, 1).await;
@@ -140,9 +140,9 @@ backend_test!(async fn shutdown_waits_for_running_jobs_then_releases_the_rest(t)
     w.stop().await;
 });
 
-backend_test!(async fn a_frozen_workers_job_is_rescued_and_its_late_completion_is_fenced_off(t) {
+backend_test!(pooled async fn a_frozen_workers_job_is_rescued_and_its_late_completion_is_fenced_off(t) {
     create_runs(&t.db).await;
-    let key = format!("frozen-{}", t.backend());
+    let key = format!("frozen-{}", t.target());
     let id = t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 1 }).await.unwrap();
     // A: short lease, never renewed: it looks dead once the lease runs out.
     let frozen = start(worker(&t.db).lease(Duration::from_millis(300)).heartbeat_interval(Duration::from_secs(3600)));
@@ -165,7 +165,7 @@ backend_test!(async fn a_frozen_workers_job_is_rescued_and_its_late_completion_i
     assert_eq!(runs[0].2, 2);
 });
 
-backend_test!(async fn commits_wake_the_worker_without_polling(t) {
+backend_test!(pooled async fn commits_wake_the_worker_without_polling(t) {
     create_runs(&t.db).await;
     let w = start(worker(&t.db).poll_interval(Duration::from_secs(3600)));
     // Give the worker its first (empty) claim, so it is waiting when the job commits.
@@ -182,7 +182,7 @@ backend_test!(async fn commits_wake_the_worker_without_polling(t) {
     w.stop().await;
 });
 
-backend_test!(async fn periodic_jobs_are_enqueued_once_per_period_even_with_two_leaders(t) {
+backend_test!(pooled async fn periodic_jobs_are_enqueued_once_per_period_even_with_two_leaders(t) {
     create_runs(&t.db).await;
     let every = Duration::from_millis(200);
     let periodic = || Periodic::every("tick", every, || Echo { key: "tick".into() });
@@ -203,9 +203,9 @@ backend_test!(async fn periodic_jobs_are_enqueued_once_per_period_even_with_two_
     assert!(first.iter().all(|j| j.task == "echo"));
 });
 
-backend_test!(async fn an_exhausted_job_whose_worker_died_is_failed_by_the_rescuer(t) {
+backend_test!(pooled async fn an_exhausted_job_whose_worker_died_is_failed_by_the_rescuer(t) {
     create_runs(&t.db).await;
-    let key = format!("exhausted-{}", t.backend());
+    let key = format!("exhausted-{}", t.target());
     let id = t.db.enqueue_with(Gated { gate: key, hold_attempts: 99 }, EnqueueOptions::new().max_attempts(1)).await.unwrap();
     let frozen = start(worker(&t.db).lease(Duration::from_millis(200)).heartbeat_interval(Duration::from_secs(3600)));
     wait_for(&t.db, id, JobState::Running).await;
@@ -223,9 +223,9 @@ fn assert_worker_is_send(db: Db) {
     is_send(Worker::new(db).run(oncommit::Shutdown::new().1));
 }
 
-backend_test!(async fn each_queue_runs_at_most_its_concurrency(t) {
+backend_test!(pooled async fn each_queue_runs_at_most_its_concurrency(t) {
     create_runs(&t.db).await;
-    let key = format!("concurrency-{}", t.backend());
+    let key = format!("concurrency-{}", t.target());
     let opts = || EnqueueOptions::new().queue("narrow");
     let mut ids = Vec::new();
     for _ in 0..5 {
@@ -263,7 +263,7 @@ backend_test!(async fn each_queue_runs_at_most_its_concurrency(t) {
     w.stop().await;
 });
 
-backend_test!(async fn retry_after_waits_the_delay_the_task_asked_for(t) {
+backend_test!(pooled async fn retry_after_waits_the_delay_the_task_asked_for(t) {
     create_runs(&t.db).await;
     let id = t.db.enqueue(Later).await.unwrap();
     let w = start(worker(&t.db));
@@ -275,7 +275,7 @@ backend_test!(async fn retry_after_waits_the_delay_the_task_asked_for(t) {
     w.stop().await;
 });
 
-backend_test!(async fn finished_jobs_are_pruned_after_their_retention(t) {
+backend_test!(pooled async fn finished_jobs_are_pruned_after_their_retention(t) {
     create_runs(&t.db).await;
     let done = t.db.enqueue(echo("old")).await.unwrap();
     let keep = t.db.enqueue(Flaky { failures: 99 }).await.unwrap();
@@ -292,7 +292,7 @@ backend_test!(async fn finished_jobs_are_pruned_after_their_retention(t) {
     w.stop().await;
 });
 
-backend_test!(async fn one_pruning_pass_removes_every_job_past_its_retention(t) {
+backend_test!(pooled async fn one_pruning_pass_removes_every_job_past_its_retention(t) {
     // 30,000 jobs completed an hour ago, 2,000 failed ones still within their retention.
     create_runs(&t.db).await;
     crate::it::exec(
@@ -349,7 +349,7 @@ async fn the_leader_vacuums_the_jobs_table_when_autovacuum_does_not() {
     t.finish().await;
 }
 
-backend_test!(async fn a_poll_only_worker_still_finds_work(t) {
+backend_test!(pooled async fn a_poll_only_worker_still_finds_work(t) {
     create_runs(&t.db).await;
     let w = start(worker(&t.db).poll_only().poll_interval(Duration::from_millis(30)));
     // Enqueued from another pool: no in-process wake-up reaches the worker on PostgreSQL.
@@ -359,7 +359,7 @@ backend_test!(async fn a_poll_only_worker_still_finds_work(t) {
     w.stop().await;
 });
 
-backend_test!(async fn cron_jobs_are_enqueued_once_per_occurrence_even_with_two_leaders(t) {
+backend_test!(pooled async fn cron_jobs_are_enqueued_once_per_occurrence_even_with_two_leaders(t) {
     create_runs(&t.db).await;
     let every_second = || Periodic::cron("every-second", "* * * * * *", || Echo { key: "cron".into() }).unwrap();
     let make = |db: &Db| worker(db).periodic(every_second()).poll_interval(Duration::from_millis(20));

@@ -65,9 +65,9 @@ fn unpolled(db: &oncommit::Db) -> oncommit::Worker {
     worker(db).register::<Produce>().register::<Sum>().register::<Doomed>().poll_interval(Duration::from_secs(3600))
 }
 
-backend_test!(async fn a_dependant_starts_in_the_transaction_that_completes_its_last_parent(t) {
+backend_test!(pooled async fn a_dependant_starts_in_the_transaction_that_completes_its_last_parent(t) {
     create_runs(&t.db).await;
-    let (ka, kb) = (format!("dep-a-{}", t.backend()), format!("dep-b-{}", t.backend()));
+    let (ka, kb) = (format!("dep-a-{}", t.target()), format!("dep-b-{}", t.target()));
     let a = t.db.enqueue(Gated { gate: ka.clone(), hold_attempts: 1 }).await.unwrap();
     let b = t.db.enqueue(Gated { gate: kb.clone(), hold_attempts: 1 }).await.unwrap();
     let c = t.db.enqueue_with(Echo { key: "child".into() }, after([a, b])).await.unwrap();
@@ -86,7 +86,7 @@ backend_test!(async fn a_dependant_starts_in_the_transaction_that_completes_its_
     w.stop().await;
 });
 
-backend_test!(async fn a_failed_parent_cancels_its_dependants_down_the_line(t) {
+backend_test!(pooled async fn a_failed_parent_cancels_its_dependants_down_the_line(t) {
     create_runs(&t.db).await;
     let a = t.db.enqueue(Doomed).await.unwrap();
     let b = t.db.enqueue_with(Echo { key: "b".into() }, after([a])).await.unwrap();
@@ -102,7 +102,7 @@ backend_test!(async fn a_failed_parent_cancels_its_dependants_down_the_line(t) {
     w.stop().await;
 });
 
-backend_test!(async fn a_dependant_of_finished_or_missing_parents_is_settled_at_enqueue(t) {
+backend_test!(pooled async fn a_dependant_of_finished_or_missing_parents_is_settled_at_enqueue(t) {
     create_runs(&t.db).await;
     let w = start(unpolled(&t.db));
     let done = t.db.enqueue(Produce { n: 1 }).await.unwrap();
@@ -129,7 +129,7 @@ backend_test!(async fn a_dependant_of_finished_or_missing_parents_is_settled_at_
     assert_eq!(t.db.count_jobs(&JobSelection::new(JobState::ALL)).await.unwrap(), before, "nothing was added");
 });
 
-backend_test!(async fn a_workflow_runs_in_stages_and_passes_results_along(t) {
+backend_test!(pooled async fn a_workflow_runs_in_stages_and_passes_results_along(t) {
     create_runs(&t.db).await;
     let flow = Workflow::named("totals")
         .then(Produce { n: 1 })
@@ -160,7 +160,7 @@ backend_test!(async fn a_workflow_runs_in_stages_and_passes_results_along(t) {
     w.stop().await;
 });
 
-backend_test!(async fn a_workflow_is_enqueued_whole_or_not_at_all(t) {
+backend_test!(pooled async fn a_workflow_is_enqueued_whole_or_not_at_all(t) {
     t.db.migrate().await.unwrap();
     let mut tx = t.db.begin().await.unwrap();
     let ids = tx.enqueue_workflow(Workflow::new().then(Produce { n: 1 }).then(Sum)).await.unwrap();
@@ -177,7 +177,7 @@ backend_test!(async fn a_workflow_is_enqueued_whole_or_not_at_all(t) {
     }
 });
 
-backend_test!(async fn parents_finishing_at_once_never_strand_their_child(t) {
+backend_test!(pooled async fn parents_finishing_at_once_never_strand_their_child(t) {
     create_runs(&t.db).await;
     const CHILDREN: usize = 10;
     // PostgreSQL: each completing transaction lingers 50 ms after its row changed (a busy
@@ -192,7 +192,7 @@ backend_test!(async fn parents_finishing_at_once_never_strand_their_child(t) {
     )
     .await
     .unwrap();
-    let (kl, kr) = (format!("left-{}", t.backend()), format!("right-{}", t.backend()));
+    let (kl, kr) = (format!("left-{}", t.target()), format!("right-{}", t.target()));
     let mut children = Vec::new();
     let mut tx = t.db.begin().await.unwrap();
     let (left, right) = (EnqueueOptions::new().queue("left"), EnqueueOptions::new().queue("right"));
