@@ -37,6 +37,7 @@ mod notifier;
 mod periodic;
 mod queries;
 mod queues;
+mod redact;
 mod retry;
 mod retry_policy;
 mod shutdown;

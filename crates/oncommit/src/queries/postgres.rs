@@ -136,9 +136,12 @@ macro_rules! pg_claim {
 }
 
 /// The fast claim of an uncontrolled queue. Its guard, a one-time primary-key probe,
-/// claims nothing once the queue is paused or limited (see `queue_control`).
+/// claims nothing once the queue is paused or limited (see `queue_control`). The attempt
+/// starts when the statement does, not when its transaction began: behind a transaction
+/// pooler the transaction begins a round trip earlier (see `driver::postgres`), and a
+/// claim that waited for a finishing job's lock must not seem to start before it ended.
 pub(super) const CLAIM: &str =
-    pg_claim!("now()", concat!("AND NOT EXISTS (", controlled_queue_row!("oncommit.queues"), ")"));
+    pg_claim!("statement_timestamp()", concat!("AND NOT EXISTS (", controlled_queue_row!("oncommit.queues"), ")"));
 
 /// The claim of a controlled queue, made under the lock of its row with a limit the
 /// controls allow. Its jobs start at `$5` (epoch ms): the time the rate window was read
@@ -170,7 +173,7 @@ pub(super) const COMPLETE: &str = "UPDATE oncommit.jobs SET \
              run_at = CASE WHEN u.delay_ms IS NULL THEN run_at ELSE now() + u.delay_ms * interval '1 millisecond' END, \
              errors = CASE WHEN u.error IS NULL THEN errors ELSE errors || jsonb_build_array(u.error::jsonb) END, \
              max_attempts = max_attempts + u.extra, \
-             finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN now() END, \
+             finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN statement_timestamp() END, \
              result = CASE WHEN u.uresult IS NULL THEN oncommit.jobs.result ELSE u.uresult::jsonb END, \
              lease_owner = CASE WHEN u.new_state = 'completed' THEN lease_owner END, \
              lease_expires_at = NULL, cancel_requested = false \

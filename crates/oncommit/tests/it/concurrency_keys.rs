@@ -83,10 +83,7 @@ backend_test!(pooled async fn a_key_limit_of_n_is_never_exceeded_across_workers(
     }
 });
 
-// Not through the pooler: the check reads the recorded start and finish times, and there
-// they are the transactions' start, up to a round trip before the statements (see
-// docs/deployment.md), so back-to-back jobs seem to overlap by a fraction of a millisecond.
-backend_test!(async fn enqueuers_racing_finishers_never_strand_or_double_a_slot(t) {
+backend_test!(pooled async fn enqueuers_racing_finishers_never_strand_or_double_a_slot(t) {
     create_runs(&t.db).await;
     // Workers finish the key's jobs while two enqueuers keep adding to it: each new job is
     // either admitted at once (a slot was free) or by the finish of a holder, never both,

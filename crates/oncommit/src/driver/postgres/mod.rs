@@ -22,7 +22,15 @@ pub(crate) use servers::{PoolHandle, Servers};
 pub use url::Pooler;
 pub(crate) use url::{PgUrl, is_local};
 
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+
 use crate::error::{Error, Result};
+
+/// How long a pool over a URL with a choice of servers waits for a connection before it
+/// checks that its server is still there (see [`Servers`]).
+const SUSPECT_AFTER: Duration = Duration::from_secs(1);
 
 /// Settings a transaction pooler makes meaningless: they tune the server's socket, which
 /// faces the pooler, not the client. The pooler's own keepalives and timeouts stand in.
@@ -68,4 +76,42 @@ fn check_tls_files(url: &str) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A connection of `pool`, whose URL has a choice of servers. A crashed server refuses
+/// connections, and sqlx retries those quietly until the acquire timeout: after a short
+/// wait, the servers check whether theirs is still there.
+pub(crate) async fn acquire_watching(
+    pool: &sqlx::PgPool,
+    servers: &Arc<Servers>,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    let mut acquiring = std::pin::pin!(pool.acquire());
+    match tokio::time::timeout(SUSPECT_AFTER, &mut acquiring).await {
+        Ok(conn) => Ok(conn?),
+        Err(_) => {
+            servers.slow_to_connect();
+            Ok(acquiring.await?)
+        }
+    }
+}
+
+/// Says so in the log when `sslmode=prefer` (the default) fell back to plaintext on a
+/// connection that leaves the machine: the libpq rule is kept, but not silently.
+pub(crate) async fn warn_if_plaintext(conn: &mut sqlx::PgConnection, opts: &PgConnectOptions, url: &str) {
+    use sqlx::postgres::PgSslMode;
+    if is_local(opts) || !matches!(opts.get_ssl_mode(), PgSslMode::Prefer) {
+        return;
+    }
+    let encrypted: Option<bool> = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_optional(&mut *conn)
+        .await
+        .ok()
+        .flatten();
+    if encrypted == Some(false) {
+        tracing::warn!(
+            url,
+            "connected without TLS: the server offers none, so sslmode=prefer fell back to plaintext; \
+             add sslmode=require (or verify-full) to the URL to refuse that"
+        );
+    }
 }
