@@ -172,8 +172,14 @@ function filterSelection() {
     priority: f.priority ? Number(f.priority) : null, since: or(f.since), until: or(f.until), search: or(f.search) };
 }
 
+// Each load of the jobs page is numbered, and only the latest is shown: a live refresh's
+// answer that arrives after a filter's or a page turn's would show (and set the cursors of)
+// the view as it was before.
+let jobsLoads = 0;
 async function loadJobs() {
+  const load = ++jobsLoads;
   const page = await get("/api/jobs?" + query({ cursor: view.cursor, limit: 50 }));
+  if (load !== jobsLoads) return;
   view.nextCursor = page.next_cursor;
   const t = $("jobs");
   const all = el("input"); all.type = "checkbox"; all.id = "tick-all"; all.title = "tick every job on this page";
@@ -244,11 +250,18 @@ $("yes").addEventListener("click", async () => {
 
 // One job: its head and actions, keys, attempts, timeline, dependencies, args, result and
 // workflow.
+// Numbered like the jobs page's loads: only the latest job asked for is shown.
+let jobDetailLoads = 0;
 async function showJob() {
   if (view.selected === null) return;
   const d = $("detail");
+  const load = ++jobDetailLoads;
   let j;
-  try { j = await get("/api/jobs/" + view.selected); } catch (e) { d.replaceChildren(el("span", "job " + view.selected + " is gone", "muted")); return; }
+  try { j = await get("/api/jobs/" + view.selected); } catch (e) {
+    if (load === jobDetailLoads) d.replaceChildren(el("span", "job " + view.selected + " is gone", "muted"));
+    return;
+  }
+  if (load !== jobDetailLoads) return;
   const head = el("div");
   head.append(el("strong", "job " + j.id + " · " + j.task + " · " + j.queue + " · "), stateSpan(j.state),
     el("span", " attempt " + j.attempt + " of " + j.max_attempts + " · priority " + j.priority, "muted"));
