@@ -156,7 +156,9 @@ backend_test!(pooled async fn a_unique_key_returns_the_unfinished_job(t) {
     assert_ne!(third, first);
 });
 
-backend_test!(pooled async fn plain_sql_enqueues_inside_a_clients_own_transaction(t) {
+// Not through the pooler: the client's own transaction prepares named statements, which
+// are the client's to make pooler-safe (docs/deployment.md).
+backend_test!(async fn plain_sql_enqueues_inside_a_clients_own_transaction(t) {
     create_runs(&t.db).await;
     let pool_conn = t.db.acquire().await;
     let mut conn = pool_conn.unwrap();

@@ -175,10 +175,12 @@ impl Task for Watchful {
         cx.lease_lost().await;
         assert!(cx.is_lease_lost());
         let (id, attempt) = (cx.id().0, cx.attempt());
+        // A simple query (no prepared statement): safe in autocommit behind a transaction
+        // pooler too.
+        let insert = format!("INSERT INTO runs (key, job_id, attempt) VALUES ('lease lost', {id}, {attempt})");
         let mut conn = cx.db().acquire().await?;
         oncommit::with_conn!(conn.conn(), c => {
-            sqlx::query("INSERT INTO runs (key, job_id, attempt) VALUES ('lease lost', $1, $2)")
-                .bind(id).bind(attempt).execute(c).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(insert)).execute(c).await?;
         });
         Ok(())
     }
