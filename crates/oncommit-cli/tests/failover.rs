@@ -141,18 +141,12 @@ async fn a_worker_and_serve_follow_a_failover_and_run_every_committed_job_once()
         (open == 0).then_some(())
     })
     .await;
-    let runs: Vec<(String, i64)> =
-        sqlx::query_as("SELECT key, count(*) FROM demo_runs WHERE key LIKE 'k%' GROUP BY key")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    let runs: std::collections::HashMap<String, i64> = runs.into_iter().collect();
-    let jobs: Vec<(String, i64)> =
-        sqlx::query_as("SELECT args->>'key', count(*) FROM oncommit.jobs WHERE task = 'record' GROUP BY 1")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    let jobs: std::collections::HashMap<String, i64> = jobs.into_iter().collect();
+    let per_key = |sql: &'static str| async move {
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(pool).await.unwrap();
+        rows.into_iter().collect::<std::collections::HashMap<_, _>>()
+    };
+    let runs = per_key("SELECT key, count(*) FROM demo_runs WHERE key LIKE 'k%' GROUP BY key").await;
+    let jobs = per_key("SELECT args->>'key', count(*) FROM oncommit.jobs WHERE task = 'record' GROUP BY 1").await;
     for key in &produced.committed {
         assert_eq!(jobs.get(key), Some(&1), "committed job {key} is there once");
         assert_eq!(runs.get(key), Some(&1), "committed job {key} ran once");

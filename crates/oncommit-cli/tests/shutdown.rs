@@ -33,6 +33,13 @@ async fn a_session_waits_for_a_lock(admin: &Db, database: &str) {
     .await;
 }
 
+/// A demo request whose first session holds a row lock for `ms` while the second waits,
+/// sent from a thread of its own; its status and body.
+fn hold_a_request(addr: &str, ms: u64) -> std::thread::JoinHandle<(u16, String)> {
+    let addr = addr.to_owned();
+    std::thread::spawn(move || support::request(&addr, "GET", &format!("/demo/select-for-update?hold_ms={ms}"), &addr))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_serves_requests_in_flight_finish_for_up_to_ten_seconds() {
     let t = TestDb::postgres().await;
@@ -41,10 +48,7 @@ async fn sigterm_lets_serves_requests_in_flight_finish_for_up_to_ten_seconds() {
 
     // A request holding a row lock for 2 s: SIGTERM while it runs, and it still answers.
     let (mut server, addr) = serve(&t.url);
-    let held = {
-        let addr = addr.clone();
-        std::thread::spawn(move || support::request(&addr, "GET", "/demo/select-for-update?hold_ms=2000", &addr))
-    };
+    let held = hold_a_request(&addr, 2000);
     a_session_waits_for_a_lock(&admin, &name).await;
     let signalled = Instant::now();
     sigterm(server.id());
@@ -55,10 +59,7 @@ async fn sigterm_lets_serves_requests_in_flight_finish_for_up_to_ten_seconds() {
 
     // A request that would take longer than 10 s: serve exits after 10 s anyway.
     let (mut server, addr) = serve(&t.url);
-    let _held = {
-        let addr = addr.clone();
-        std::thread::spawn(move || support::request(&addr, "GET", "/demo/select-for-update?hold_ms=10000", &addr))
-    };
+    let _held = hold_a_request(&addr, 10_000);
     a_session_waits_for_a_lock(&admin, &name).await;
     let signalled = Instant::now();
     sigterm(server.id());

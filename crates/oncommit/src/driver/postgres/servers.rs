@@ -168,11 +168,7 @@ impl Servers {
                     let Some(servers) = me.upgrade() else { return Ok(()) };
                     let (read_only, in_recovery) =
                         role(conn).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-                    let wanted = match servers.url.target {
-                        // A standby was preferred, and anything else takes its place.
-                        TargetSessionAttrs::PreferStandby => TargetSessionAttrs::Any,
-                        other => other,
-                    };
+                    let wanted = servers.url.target.in_use();
                     if wanted.accepts(read_only, in_recovery) {
                         return Ok(());
                     }
@@ -275,10 +271,7 @@ impl Servers {
 
     /// Whether host `i` answers now, in a role that suits.
     async fn suits(&self, i: usize) -> bool {
-        let wanted = match self.url.target {
-            TargetSessionAttrs::PreferStandby => TargetSessionAttrs::Any,
-            other => other,
-        };
+        let wanted = self.url.target.in_use();
         match self.open(i).await {
             Ok(mut conn) => {
                 role(&mut conn).await.is_ok_and(|(read_only, in_recovery)| wanted.accepts(read_only, in_recovery))

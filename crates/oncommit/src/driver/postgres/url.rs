@@ -54,6 +54,15 @@ impl TargetSessionAttrs {
         }
     }
 
+    /// What a server already in use must keep being: `prefer-standby` took a standby if one
+    /// was up, and anything else in its place; every other value means what it says.
+    pub(crate) fn in_use(self) -> TargetSessionAttrs {
+        match self {
+            TargetSessionAttrs::PreferStandby => TargetSessionAttrs::Any,
+            other => other,
+        }
+    }
+
     /// What the URL asked for, for messages.
     pub(crate) fn name(self) -> &'static str {
         match self {
