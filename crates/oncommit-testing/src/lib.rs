@@ -314,14 +314,14 @@ macro_rules! backend_test {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let t = $crate::TestDb::new(::oncommit::Backend::Sqlite).await;
+                let t = $crate::TestDb::sqlite().await;
                 case(&t).await;
                 t.finish().await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let t = $crate::TestDb::new(::oncommit::Backend::Postgres).await;
+                let t = $crate::TestDb::postgres().await;
                 case(&t).await;
                 t.finish().await;
             }

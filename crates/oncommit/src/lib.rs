@@ -3,8 +3,13 @@
 //! # A map of the crate
 //!
 //! - [`Db`] (`db`): a pool over PostgreSQL or SQLite, chosen by URL; migrations (`migrate`).
-//! - `driver`: what each database needs, one module per database: connecting, host lists
-//!   and failover, [`Pooler`] mode (PostgreSQL); file, WAL and busy timeout (SQLite).
+//! - `driver`: what each database needs, behind one contract (`driver::contract`, every
+//!   statement oncommit sends), one module per database holding its SQL and its quirks:
+//!   connecting, host lists and failover, [`Pooler`] mode (PostgreSQL); file, WAL and busy
+//!   timeout (SQLite). `driver::conformance` runs the contract against each database, and
+//!   compares the migrated schema with the snapshot in `schema/`.
+//! - `queries`: running the driver's statements for `Db` (pool, write gate, timeouts), and
+//!   the multi-statement algorithms not yet moved behind the contract.
 //! - [`Tx`], [`TxBuilder`] (`transaction`): scopes, savepoints, isolation, timeouts, retry.
 //! - hooks (`hooks`): `on_commit` callbacks with Django's semantics.
 //! - [`Lock`] (`lock`): row-lock clauses and deterministic-order locking.
@@ -16,12 +21,15 @@
 //! - [`Workflow`], [`Unique`] (`workflow`, `unique`): jobs that wait for others; jobs unique by content.
 //! - [`guide`]: the guides of `docs/`.
 
+// First: its macros (`on_driver!`, the SQL fragments) serve the modules below.
+#[macro_use]
+mod driver;
+
 mod activity;
 mod admin;
 mod bulk;
 mod conn;
 mod db;
-mod driver;
 mod enqueue;
 mod error;
 pub mod guide;

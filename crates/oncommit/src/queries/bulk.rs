@@ -147,8 +147,8 @@ async fn act_postgres(c: &mut PgConnection, f: &Filter, action: Action, ids: &[i
     let rows: Vec<(String, String)> =
         bind_filter!(sqlx::query_as(sql), f, &f.states, &f.ids).bind(ids).fetch_all(&mut *c).await?;
     let (done, wake, stop) = tally(action, rows);
-    super::postgres::notify_on(&mut *c, super::CANCEL_CHANNEL, &stop).await?;
-    super::postgres::notify_on(&mut *c, super::JOBS_CHANNEL, &wake).await?;
+    crate::driver::postgres::notify_on(&mut *c, super::CANCEL_CHANNEL, &stop).await?;
+    crate::driver::postgres::notify_on(&mut *c, super::JOBS_CHANNEL, &wake).await?;
     Ok((done, wake))
 }
 

@@ -223,7 +223,7 @@ async fn insert_sqlite(c: &mut SqliteConnection, job: &NewJob) -> Result<(i64, S
         .bind(&parents_json)
         .execute(&mut *c)
         .await?;
-    let (queue, state) = super::sqlite::job_queue_and_state(&mut *c, id).await?;
+    let (queue, state) = <crate::driver::SqliteDriver as crate::driver::contract::Jobs>::job_queue_and_state(&mut *c, id).await?;
     Ok((id, queue, state))
 }
 
@@ -389,7 +389,7 @@ async fn sweep_postgres(c: &mut PgConnection, after: i64) -> Result<(Option<i64>
     .bind(&ids)
     .fetch_all(&mut *c)
     .await?;
-    super::postgres::notify_on(&mut *c, super::JOBS_CHANNEL, &ready).await?;
+    crate::driver::postgres::notify_on(&mut *c, super::JOBS_CHANNEL, &ready).await?;
     Ok((ids.last().copied(), cancelled + ready.len() as u64))
 }
 

@@ -7,7 +7,7 @@
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::PLANNER_SETTINGS;
-use super::postgres::{CLAIM, COMPLETE, COUNT_UNFINISHED};
+use crate::driver::postgres::{CLAIM, COMPLETE, COUNT_UNFINISHED};
 use crate::db::Db;
 
 /// The plans of `statement` with these argument literals, custom and generic, as JSON text.

@@ -16,7 +16,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
 use super::key_rate::KeyWindow;
-use super::{millis, secs};
+use crate::driver::{millis, secs};
 use crate::conn::PoolConn;
 use crate::db::Db;
 use crate::error::Result;
@@ -228,7 +228,7 @@ async fn claim_postgres(
         tx.commit().await?;
         return Ok(Some(claim));
     }
-    let rows: Vec<JobRow> = sqlx::query_as(super::postgres::CLAIM_CONTROLLED)
+    let rows: Vec<JobRow> = sqlx::query_as(crate::driver::postgres::CLAIM_CONTROLLED)
         .bind(queue)
         .bind(allowance.jobs)
         .bind(worker)
@@ -286,7 +286,7 @@ async fn claim_sqlite(
         tx.commit().await?;
         return Ok(Some(claim));
     }
-    let rows = super::sqlite::job_claim_unguarded(&mut tx, queue, allowance.jobs, worker, lease_ms, now_ms).await?;
+    let rows = crate::driver::sqlite::job_claim_unguarded(&mut tx, queue, allowance.jobs, worker, lease_ms, now_ms).await?;
     if let Some((start, started)) = allowance.window {
         sqlx::query("UPDATE oncommit_queues SET rate_window_ms = $2, rate_window_starts = $3 WHERE name = $1")
             .bind(queue)

@@ -96,7 +96,7 @@ async fn insert_sqlite(c: &mut SqliteConnection, job: &NewJob, id: &Identity) ->
     .fetch_optional(&mut *c)
     .await?;
     let Some(new) = inserted else { return Ok(None) };
-    let (queue, state) = super::sqlite::job_queue_and_state(&mut *c, new).await?;
+    let (queue, state) = <crate::driver::SqliteDriver as crate::driver::contract::Jobs>::job_queue_and_state(&mut *c, new).await?;
     Ok(Some((new, queue, state)))
 }
 

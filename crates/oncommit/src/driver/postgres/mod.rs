@@ -12,12 +12,20 @@
 //! - LISTEN, which needs a session, goes to a direct URL when one is given, else workers
 //!   poll.
 
+mod fleet;
+mod jobs;
+#[cfg_attr(not(test), allow(dead_code, reason = "read by the suite's snapshot test only, so far"))]
+mod schema;
 mod servers;
 mod url;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+pub(crate) use fleet::table_vacuum_if_needed;
+#[cfg(test)]
+pub(crate) use jobs::{CLAIM, COMPLETE, COUNT_UNFINISHED};
+pub(crate) use jobs::{CLAIM_CONTROLLED, notify_on};
 pub(crate) use servers::{PoolHandle, Servers};
 pub use url::Pooler;
 pub(crate) use url::{PgUrl, is_local};
@@ -27,6 +35,15 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::error::{Error, Result};
+
+/// The PostgreSQL driver: its statements are the implementations of the contract's traits
+/// (`jobs`, `fleet`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PostgresDriver;
+
+impl crate::driver::contract::Driver for PostgresDriver {
+    type Conn = sqlx::postgres::PgConnection;
+}
 
 /// How long a pool over a URL with a choice of servers waits for a connection before it
 /// checks that its server is still there (see [`Servers`]).

@@ -1,4 +1,10 @@
-//! SQLite: one file, WAL, a busy timeout, and the pragmas oncommit's triggers need.
+//! SQLite: one file, WAL, a busy timeout, and the pragmas oncommit's triggers need; and
+//! the SQL (`jobs`, `fleet`).
+
+mod fleet;
+mod jobs;
+#[cfg_attr(not(test), allow(dead_code, reason = "read by the suite's snapshot test only, so far"))]
+mod schema;
 
 use std::str::FromStr;
 
@@ -7,6 +13,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 
 use crate::db::{Backend, SQLITE_BUSY_TIMEOUT};
 use crate::error::{Error, Result, Target};
+
+pub(crate) use jobs::job_claim_unguarded;
+
+/// The SQLite driver: its statements are the implementations of the contract's traits
+/// (`jobs`, `fleet`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SqliteDriver;
+
+impl crate::driver::contract::Driver for SqliteDriver {
+    type Conn = sqlx::sqlite::SqliteConnection;
+}
 
 /// The connect options for `url`, checked by opening (and creating, if missing) the file.
 pub(crate) async fn connect(url: &str, invalid: impl Fn(String) -> Error) -> Result<SqliteConnectOptions> {

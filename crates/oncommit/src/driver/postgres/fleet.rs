@@ -1,0 +1,166 @@
+//! PostgreSQL's statements on the fleet: workers, leaders, task declarations, periodic
+//! runs and the jobs table's upkeep.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgConnection;
+
+use super::PostgresDriver;
+use crate::driver::contract::{Fleet, LeaderElect, WorkerBeat};
+use crate::driver::rows::{TableStats, TaskDeclaration, declaration};
+use crate::driver::secs;
+use crate::error::Result;
+
+impl Fleet for PostgresDriver {
+    async fn worker_heartbeat(c: &mut PgConnection, worker: &WorkerBeat<'_>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oncommit.workers (id, hostname, pid, queues) VALUES ($1, $2, $3, $4::jsonb) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+        )
+        .bind(worker.id)
+        .bind(worker.hostname)
+        .bind(worker.pid)
+        .bind(worker.queues)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+
+    async fn table_stats(c: &mut PgConnection) -> Result<TableStats> {
+        let (bytes, live_rows, dead_rows, last_vacuum_at): (i64, Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT pg_total_relation_size('oncommit.jobs'), s.n_live_tup, s.n_dead_tup, \
+                    (extract(epoch FROM greatest(s.last_vacuum, s.last_autovacuum)) * 1000)::int8 \
+             FROM (SELECT 1) AS one LEFT JOIN pg_stat_user_tables s ON s.relid = 'oncommit.jobs'::regclass",
+        )
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(TableStats { bytes, free_bytes: None, live_rows, dead_rows, last_vacuum_at })
+    }
+
+    async fn task_declare(c: &mut PgConnection, worker: &str, rows: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oncommit.tasks AS t (name, queue, priority, max_attempts, declared_by) \
+             SELECT d ->> 'task', d ->> 'queue', (d ->> 'priority')::smallint, (d ->> 'max_attempts')::integer, $2 \
+             FROM jsonb_array_elements($1::jsonb) AS d \
+             ON CONFLICT (name) DO UPDATE SET queue = excluded.queue, priority = excluded.priority, \
+                 max_attempts = excluded.max_attempts, declared_by = excluded.declared_by, declared_at = now()",
+        )
+        .bind(rows)
+        .bind(worker)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+
+    async fn task_list(c: &mut PgConnection) -> Result<Vec<TaskDeclaration>> {
+        let rows: Vec<(String, String, i16, i32, String, i64)> = sqlx::query_as(
+            "SELECT name, queue, priority, max_attempts, declared_by, \
+                    (extract(epoch FROM declared_at) * 1000)::bigint \
+             FROM oncommit.tasks ORDER BY name",
+        )
+        .fetch_all(&mut *c)
+        .await?;
+        Ok(rows.into_iter().map(declaration).collect())
+    }
+
+    async fn worker_delete(c: &mut PgConnection, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM oncommit.workers WHERE id = $1").bind(id).execute(&mut *c).await?;
+        sqlx::query("DELETE FROM oncommit.sleepers WHERE worker = $1").bind(id).execute(&mut *c).await?;
+        Ok(())
+    }
+
+    async fn worker_prune(c: &mut PgConnection, stale: Duration) -> Result<()> {
+        sqlx::query("DELETE FROM oncommit.workers WHERE heartbeat_at < now() - make_interval(secs => $1)")
+            .bind(secs(stale))
+            .execute(&mut *c)
+            .await?;
+        // A dead worker's sleeps: they would only cost enqueuers a NOTIFY each.
+        sqlx::query(
+            "DELETE FROM oncommit.sleepers s WHERE NOT EXISTS (SELECT 1 FROM oncommit.workers w WHERE w.id = s.worker)",
+        )
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+
+    async fn worker_list(c: &mut PgConnection) -> Result<Vec<(String, String, i32, String, i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, hostname, pid, queues::text, (extract(epoch FROM started_at) * 1000)::int8, \
+                    (extract(epoch FROM heartbeat_at) * 1000)::int8 \
+             FROM oncommit.workers ORDER BY started_at",
+        )
+        .fetch_all(&mut *c)
+        .await?)
+    }
+
+    async fn leader_attempt_elect(c: &mut PgConnection, elect: &LeaderElect<'_>) -> Result<bool> {
+        let leader: Option<String> = sqlx::query_scalar(
+            "INSERT INTO oncommit.leaders (name, leader_id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3)) \
+             ON CONFLICT (name) DO UPDATE SET leader_id = EXCLUDED.leader_id, expires_at = EXCLUDED.expires_at \
+             WHERE oncommit.leaders.expires_at < now() OR oncommit.leaders.leader_id = EXCLUDED.leader_id \
+             RETURNING leader_id",
+        )
+        .bind(elect.name)
+        .bind(elect.id)
+        .bind(secs(elect.ttl))
+        .fetch_optional(&mut *c)
+        .await?;
+        Ok(leader.is_some())
+    }
+
+    async fn leader_resign(c: &mut PgConnection, name: &str, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM oncommit.leaders WHERE name = $1 AND leader_id = $2")
+            .bind(name)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+        Ok(())
+    }
+
+    async fn schema_describe(c: &mut PgConnection) -> Result<String> {
+        super::schema::describe(c).await
+    }
+
+    async fn periodic_claim(c: &mut PgConnection, name: &str, period: i64) -> Result<bool> {
+        let claimed: Option<String> = sqlx::query_scalar(
+            "INSERT INTO oncommit.periodic_runs (name, last_period) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET last_period = EXCLUDED.last_period \
+             WHERE oncommit.periodic_runs.last_period < EXCLUDED.last_period RETURNING name",
+        )
+        .bind(name)
+        .bind(period)
+        .fetch_optional(c)
+        .await?;
+        Ok(claimed.is_some())
+    }
+}
+
+/// Dead rows past which the leader vacuums the jobs table itself, when nothing else did
+/// lately: a fifth of the live rows, and at least this many.
+const VACUUM_MIN_DEAD_ROWS: i64 = 10_000;
+
+/// Vacuums the jobs table when its dead rows pile up and no vacuum, manual or automatic,
+/// is under way or has run within `recent`: when autovacuum is off or lags, the space
+/// pruning frees is otherwise never reused, and the table and its indexes grow without
+/// bound. Returns whether it vacuumed. PostgreSQL only: SQLite reuses free pages itself.
+pub(crate) async fn table_vacuum_if_needed(c: &mut PgConnection, recent: Duration) -> Result<bool> {
+    let needed: bool = sqlx::query_scalar(
+        "SELECT coalesce(s.n_dead_tup > greatest($1, s.n_live_tup / 5) \
+                  AND coalesce(greatest(s.last_vacuum, s.last_autovacuum) < now() - make_interval(secs => $2), true) \
+                  AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.relid = s.relid), false) \
+         FROM (SELECT 1) AS one LEFT JOIN pg_stat_user_tables s ON s.relid = 'oncommit.jobs'::regclass",
+    )
+    .bind(VACUUM_MIN_DEAD_ROWS)
+    .bind(secs(recent))
+    .fetch_one(&mut *c)
+    .await?;
+    if !needed {
+        return Ok(false);
+    }
+    // The worker's sessions carry a statement timeout; a vacuum must not be cut short by it.
+    sqlx::raw_sql("SET statement_timeout = 0").execute(&mut *c).await?;
+    let vacuumed = sqlx::raw_sql("VACUUM (ANALYZE) oncommit.jobs").execute(&mut *c).await;
+    sqlx::raw_sql("RESET statement_timeout").execute(&mut *c).await?;
+    vacuumed?;
+    Ok(true)
+}

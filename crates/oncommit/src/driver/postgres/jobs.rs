@@ -1,0 +1,391 @@
+//! PostgreSQL's statements on jobs (tables in the `oncommit` schema). Rows are claimed
+//! with `FOR UPDATE SKIP LOCKED`, so claimers on many machines never wait for each other.
+
+use sqlx::postgres::PgConnection;
+
+use super::PostgresDriver;
+use crate::driver::contract::{Inserted, JobClaim, JobHeartbeat, JobPrune, Jobs, NewJob, Tick, Transition};
+use crate::driver::{CANCEL_CHANNEL, JOBS_CHANNEL, secs};
+use crate::error::Result;
+use crate::job::JobId;
+use crate::job_row::JobRow;
+
+/// Claims: `$1` queue, `$2` limit, `$3` worker, `$4` lease in seconds, the attempt starting
+/// at `$now`, with `$guard` added to the locking subquery's conditions. ANY(ARRAY(…)) makes
+/// the locking subquery run exactly once; it reads the `jobs_claim` index in claim order.
+macro_rules! pg_claim {
+    ($now:literal, $guard:expr) => {
+        concat!(
+            "UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1, attempted_at = ",
+            $now,
+            ", lease_owner = $3, lease_expires_at = ",
+            $now,
+            " + make_interval(secs => $4) \
+                 WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
+                     WHERE state = 'available' AND queue = $1 ",
+            $guard,
+            " ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)) \
+                 RETURNING ",
+            pg_job_columns!()
+        )
+    };
+}
+
+/// The fast claim of an uncontrolled queue. Its guard, a one-time primary-key probe,
+/// claims nothing once the queue is paused or limited (see `queue_control`). The attempt
+/// starts when the statement does, not when its transaction began: behind a transaction
+/// pooler the transaction begins a round trip earlier (see `driver::postgres`), and a
+/// claim that waited for a finishing job's lock must not seem to start before it ended.
+pub(crate) const CLAIM: &str =
+    pg_claim!("statement_timestamp()", concat!("AND NOT EXISTS (", controlled_queue_row!("oncommit.queues"), ")"));
+
+/// The claim of a controlled queue, made under the lock of its row with a limit the
+/// controls allow. Its jobs start at `$5` (epoch ms): the time the rate window was read
+/// at, after the lock was granted (`now()` is when the transaction began, before the wait).
+pub(crate) const CLAIM_CONTROLLED: &str = pg_claim!("to_timestamp($5::int8 / 1000.0)", "");
+
+/// Whether `$1` is a controlled queue (paused or limited).
+pub(crate) const IS_CONTROLLED: &str = concat!("SELECT EXISTS (", controlled_queue_row!("oncommit.queues"), ")");
+
+/// Records outcomes of running jobs: `$1` ids, `$2` attempts (the fencing tokens), `$3` new
+/// states, `$4` delays in ms, `$5` error entries, `$6` attempts to add.
+///
+/// One primary-key probe per change, whatever the statistics say: `(state = 'running')
+/// IS TRUE` (the same test, state being NOT NULL) hides the `jobs_running` partial
+/// index, which the planner otherwise reads whole into a hash join once it expects many
+/// rows, dead entries included: 15,000 running rows read to update 1,000.
+pub(crate) const COMPLETE: &str = "UPDATE oncommit.jobs SET \
+             state = u.new_state, \
+             run_at = CASE WHEN u.delay_ms IS NULL THEN run_at ELSE now() + u.delay_ms * interval '1 millisecond' END, \
+             errors = CASE WHEN u.error IS NULL THEN errors ELSE errors || jsonb_build_array(u.error::jsonb) END, \
+             max_attempts = max_attempts + u.extra, \
+             finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN statement_timestamp() END, \
+             result = CASE WHEN u.uresult IS NULL THEN oncommit.jobs.result ELSE u.uresult::jsonb END, \
+             lease_owner = CASE WHEN u.new_state = 'completed' THEN lease_owner END, \
+             lease_expires_at = NULL, cancel_requested = false \
+         FROM unnest($1::int8[], $2::int4[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::text[]) \
+              AS u(uid, uattempt, new_state, delay_ms, error, extra, uresult) \
+         WHERE id = u.uid AND attempt = u.uattempt AND (state = 'running') IS TRUE \
+         RETURNING id, (has_dependants OR concurrency_key IS NOT NULL)";
+
+/// Counts per queue and state of the waiting and running jobs: read through their partial
+/// indexes, never the finished rows that make up most of a long-lived table.
+/// One branch per partial index, each `WHERE` matching its index's predicate exactly (a
+/// single `state IN (…)` over all four matches none, and is planned as a scan of the table).
+pub(crate) const COUNT_UNFINISHED: &str = "\
+     SELECT queue, 'available', count(*) FROM oncommit.jobs WHERE state = 'available' GROUP BY queue \
+     UNION ALL SELECT queue, state, count(*) FROM oncommit.jobs \
+         WHERE state IN ('scheduled', 'retryable') GROUP BY queue, state \
+     UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue \
+     UNION ALL SELECT queue, 'pending', count(*) FROM oncommit.jobs WHERE state = 'pending' GROUP BY queue";
+
+/// Counts per queue and state of the finished jobs (the expensive part of a count).
+const COUNT_FINISHED: &str = "SELECT queue, state, count(*) FROM oncommit.jobs \
+     WHERE state IN ('completed', 'failed', 'cancelled') GROUP BY queue, state";
+
+impl Jobs for PostgresDriver {
+    async fn job_insert_plain(c: &mut PgConnection, plain: &[&NewJob]) -> Result<Inserted> {
+        let mut inserted = Inserted::default();
+        if let [job] = plain {
+            // One job, as a web request enqueues: a plain VALUES insert (the unnest below costs a
+            // tenth of the rate of one-job transactions).
+            let (id, queue, state): (i64, String, String) = bind_new_job!(
+                sqlx::query_as(
+                    "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
+                 VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
+                         CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, $7) \
+                 RETURNING id, queue, state",
+                ),
+                job
+            )
+            .bind(&job.trace_context)
+            .fetch_one(&mut *c)
+            .await?;
+            inserted.ids.push(JobId(id));
+            if state == "available" {
+                inserted.wake.push(queue);
+            }
+        } else if !plain.is_empty() {
+            let col = |f: fn(&NewJob) -> String| plain.iter().map(|j| f(j)).collect::<Vec<_>>();
+            let queues: Vec<Option<String>> = plain.iter().map(|j| j.queue.clone()).collect();
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
+                 SELECT t, a::jsonb, q, p, coalesce(to_timestamp(r / 1000.0), now()), m, \
+                        CASE WHEN to_timestamp(r / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, x \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::int8[], $6::int4[], $7::text[]) \
+                      WITH ORDINALITY AS u(t, a, q, p, r, m, x, ord) \
+                 ORDER BY ord \
+                 RETURNING id, queue, state",
+            )
+            .bind(col(|j| j.task.clone()))
+            .bind(col(|j| j.args.clone()))
+            .bind(queues)
+            .bind(plain.iter().map(|j| j.priority).collect::<Vec<_>>())
+            .bind(plain.iter().map(|j| j.run_at_ms).collect::<Vec<_>>())
+            .bind(plain.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+            .bind(plain.iter().map(|j| j.trace_context.clone()).collect::<Vec<_>>())
+            .fetch_all(&mut *c)
+            .await?;
+            inserted.wake.extend(rows.iter().filter(|(_, _, state)| state == "available").map(|(_, q, _)| q.clone()));
+            let mut plain_ids: Vec<i64> = rows.into_iter().map(|(id, _, _)| id).collect();
+            // Sequence values are drawn in insertion order, which is the input order.
+            plain_ids.sort_unstable();
+            inserted.ids.extend(plain_ids.into_iter().map(JobId));
+        }
+        Ok(inserted)
+    }
+
+    async fn job_insert_keyed(c: &mut PgConnection, job: &NewJob) -> Result<(JobId, Option<String>)> {
+        let (id, queue, available): (i64, String, bool) = sqlx::query_as(
+            "WITH e AS (SELECT oncommit.enqueue($1, $2::jsonb, queue => $3, priority => $4, \
+                 run_at => to_timestamp($5 / 1000.0), max_attempts => $6, unique_key => $7, notify => false) AS id) \
+             SELECT e.id, coalesce($3, ''), coalesce(to_timestamp($5 / 1000.0) <= now(), true) FROM e",
+        )
+        .bind(&job.task)
+        .bind(&job.args)
+        .bind(&job.queue)
+        .bind(job.priority.map(i32::from))
+        .bind(job.run_at_ms)
+        .bind(job.max_attempts)
+        .bind(&job.unique_key)
+        .fetch_one(&mut *c)
+        .await?;
+        if let Some(context) = &job.trace_context {
+            // The function has no parameter for it (it serves SQL callers, who have no span); a
+            // job that already existed under the unique key keeps its own.
+            sqlx::query("UPDATE oncommit.jobs SET trace_context = $2 WHERE id = $1 AND trace_context IS NULL")
+                .bind(id)
+                .bind(context)
+                .execute(&mut *c)
+                .await?;
+        }
+        if !available {
+            return Ok((JobId(id), None));
+        }
+        // A queue left to the task's declaration: the row says which (the statement above could
+        // not see the row its function inserted).
+        let queue = match queue.is_empty() {
+            false => queue,
+            true => sqlx::query_scalar("SELECT queue FROM oncommit.jobs WHERE id = $1").bind(id).fetch_one(&mut *c).await?,
+        };
+        Ok((JobId(id), Some(queue)))
+    }
+
+    async fn job_claim(c: &mut PgConnection, claim: &JobClaim<'_>) -> Result<Vec<JobRow>> {
+        Ok(sqlx::query_as(CLAIM)
+            .bind(claim.queue)
+            .bind(claim.limit)
+            .bind(claim.worker)
+            .bind(secs(claim.lease))
+            .fetch_all(&mut *c)
+            .await?)
+    }
+
+    async fn queue_is_controlled(c: &mut PgConnection, queue: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar(IS_CONTROLLED).bind(queue).fetch_one(&mut *c).await?)
+    }
+
+    async fn job_queue_and_state(c: &mut PgConnection, id: i64) -> Result<(String, String)> {
+        Ok(sqlx::query_as("SELECT queue, state FROM oncommit.jobs WHERE id = $1").bind(id).fetch_one(&mut *c).await?)
+    }
+
+    async fn job_set_state_if_running_many(
+        c: &mut PgConnection,
+        changes: &[Transition],
+    ) -> Result<Vec<(i64, bool)>> {
+        Ok(sqlx::query_as(COMPLETE)
+            .bind(changes.iter().map(|t| t.id).collect::<Vec<_>>())
+            .bind(changes.iter().map(|t| t.attempt).collect::<Vec<_>>())
+            .bind(changes.iter().map(|t| t.state.as_str()).collect::<Vec<_>>())
+            .bind(changes.iter().map(|t| t.delay_ms).collect::<Vec<_>>())
+            .bind(changes.iter().map(|t| t.error.clone()).collect::<Vec<_>>())
+            .bind(changes.iter().map(|t| t.extra).collect::<Vec<_>>())
+            .bind(changes.iter().map(|t| t.result.clone()).collect::<Vec<_>>())
+            .fetch_all(c)
+            .await?)
+    }
+
+    async fn job_heartbeat_many(c: &mut PgConnection, renew: &JobHeartbeat<'_>) -> Result<Vec<(i64, i32, bool, bool)>> {
+        // Primary-key probes for the jobs this worker holds in memory, and no others: a job
+        // whose claim reply was lost is not renewed, so its lease runs out and it is rescued.
+        // Rows locked right now (by this worker's own completion in flight, under load for
+        // seconds) are skipped rather than waited for, and reported as still ours but not
+        // renewed: the renewal never queues behind the writes it exists to protect.
+        Ok(sqlx::query_as(
+            "WITH renewed AS ( \
+               UPDATE oncommit.jobs SET lease_expires_at = now() + make_interval(secs => $2) \
+               WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
+                   WHERE id = ANY($3::int8[]) AND state = 'running' AND lease_owner = $1 \
+                   FOR UPDATE SKIP LOCKED)) \
+               RETURNING id, attempt, cancel_requested) \
+             SELECT id, attempt, cancel_requested, true FROM renewed \
+             UNION ALL \
+             SELECT id, attempt, cancel_requested, false FROM oncommit.jobs \
+             WHERE id = ANY($3::int8[]) AND state = 'running' AND lease_owner = $1 \
+               AND id NOT IN (SELECT id FROM renewed)",
+        )
+        .bind(renew.worker)
+        .bind(secs(renew.lease))
+        .bind(renew.ids)
+        .fetch_all(&mut *c)
+        .await?)
+    }
+
+    async fn job_rescue_many(c: &mut PgConnection) -> Result<Vec<String>> {
+        let queues: Vec<String> = sqlx::query_scalar(
+            "WITH rescued AS ( \
+               UPDATE oncommit.jobs SET \
+                 state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'available' END, \
+                 run_at = now(), \
+                 finished_at = CASE WHEN attempt >= max_attempts THEN now() END, \
+                 errors = errors || jsonb_build_array(jsonb_build_object( \
+                     'attempt', attempt, 'at', (extract(epoch FROM now()) * 1000)::int8, \
+                     'error', 'lease expired: worker ' || coalesce(lease_owner, '?') || ' stopped renewing it', \
+                     'worker', lease_owner, 'started', (extract(epoch FROM attempted_at) * 1000)::int8)), \
+                 lease_owner = NULL, lease_expires_at = NULL \
+               WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
+                   WHERE state = 'running' AND lease_expires_at < now() \
+                   ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)) \
+               RETURNING queue, state) \
+             SELECT DISTINCT queue FROM rescued WHERE state = 'available'",
+        )
+        .fetch_all(&mut *c)
+        .await?;
+        notify_on(&mut *c, JOBS_CHANNEL, &queues).await?;
+        Ok(queues)
+    }
+
+    async fn job_tick(c: &mut PgConnection, queues: &[String]) -> Result<Tick> {
+        // One statement, so an idle worker costs one transaction per poll: promote due jobs
+        // (and NOTIFY their queues), name the served queues with work, say when the next job
+        // falls due and whether a lease has expired. Every part is an index probe. The CTE's
+        // snapshot predates the promotion, so promoted rows are counted by `due`, not as
+        // available, and the next due time skips them (`run_at > now()`).
+        let (promoted, _, wake, next_due_ms, expired): (i64, i64, Vec<String>, Option<i64>, bool) = sqlx::query_as(
+            "WITH due AS ( \
+               UPDATE oncommit.jobs SET state = 'available' \
+               WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs \
+                   WHERE state IN ('scheduled', 'retryable') AND run_at <= now() \
+                   ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)) \
+               RETURNING queue), \
+             promoted AS (SELECT DISTINCT queue FROM due) \
+             SELECT (SELECT count(*) FROM due), \
+                    (SELECT count(pg_notify('oncommit_jobs', queue)) FROM promoted), \
+                    ARRAY(SELECT queue FROM promoted \
+                          UNION SELECT q FROM unnest($1::text[]) AS q WHERE EXISTS ( \
+                              SELECT 1 FROM oncommit.jobs WHERE state = 'available' AND queue = q)), \
+                    (SELECT least(extract(epoch FROM min(run_at)) - extract(epoch FROM now()), 86400) * 1000 \
+                     FROM oncommit.jobs WHERE state IN ('scheduled', 'retryable') \
+                       AND run_at > now() AND isfinite(run_at))::int8, \
+                    EXISTS (SELECT 1 FROM oncommit.jobs WHERE state = 'running' AND lease_expires_at < now())",
+        )
+        .bind(queues)
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(Tick { promoted: promoted as usize, wake, next_due_ms, expired_leases: expired })
+    }
+
+    async fn job_cancel(c: &mut PgConnection, id: i64) -> Result<Option<String>> {
+        let state: Option<String> = sqlx::query_scalar(
+            "UPDATE oncommit.jobs SET \
+                 cancel_requested = (state = 'running'), \
+                 finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END, \
+                 state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END \
+             WHERE id = $1 AND state IN ('pending', 'scheduled', 'available', 'running', 'retryable') \
+             RETURNING state",
+        )
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+        if state.as_deref() == Some("running") {
+            notify_on(&mut *c, CANCEL_CHANNEL, &[id.to_string()]).await?;
+        }
+        Ok(state)
+    }
+
+    async fn job_retry(c: &mut PgConnection, id: i64) -> Result<bool> {
+        let queue: Option<String> = sqlx::query_scalar(
+            "UPDATE oncommit.jobs SET state = 'available', run_at = now(), finished_at = NULL, \
+                 cancel_requested = false, max_attempts = greatest(max_attempts, attempt + 1) \
+             WHERE id = $1 AND state <> 'running' RETURNING queue",
+        )
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
+        if let Some(queue) = &queue {
+            notify_on(&mut *c, JOBS_CHANNEL, std::slice::from_ref(queue)).await?;
+        }
+        Ok(queue.is_some())
+    }
+
+    async fn job_delete(c: &mut PgConnection, id: i64) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM oncommit.jobs WHERE id = $1 AND state <> 'running'").bind(id).execute(&mut *c).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn job_get(c: &mut PgConnection, id: i64) -> Result<Option<JobRow>> {
+        Ok(sqlx::query_as(concat!("SELECT ", pg_job_columns!(), " FROM oncommit.jobs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?)
+    }
+
+    async fn job_count_split(c: &mut PgConnection, finished: bool) -> Result<Vec<(String, String, i64)>> {
+        let sql = if finished { COUNT_FINISHED } else { COUNT_UNFINISHED };
+        Ok(sqlx::query_as(sql).fetch_all(&mut *c).await?)
+    }
+
+    async fn job_count_by_queue_and_state(c: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query_as("SELECT queue, state, count(*) FROM oncommit.jobs GROUP BY queue, state ORDER BY queue, state")
+            .fetch_all(&mut *c)
+            .await?)
+    }
+
+    async fn job_prune(c: &mut PgConnection, prune: &JobPrune) -> Result<u64> {
+        // A pruned dependant's edges go with it (a pruned parent's stay: they are its
+        // dependants', and a missing parent counts as completed).
+        let pruned: i64 = sqlx::query_scalar(
+            "WITH gone AS (DELETE FROM oncommit.jobs WHERE id = ANY(ARRAY( \
+                 (SELECT id FROM oncommit.jobs WHERE state = 'completed' \
+                    AND finished_at < now() - make_interval(secs => $1) LIMIT $3) \
+                 UNION ALL \
+                 (SELECT id FROM oncommit.jobs WHERE state IN ('failed', 'cancelled') \
+                    AND finished_at < now() - make_interval(secs => $2) LIMIT $3))) RETURNING id), \
+             edges AS (DELETE FROM oncommit.job_dependencies WHERE job_id = ANY(ARRAY(SELECT id FROM gone))) \
+             SELECT count(*) FROM gone",
+        )
+        .bind(secs(prune.completed))
+        .bind(secs(prune.discarded))
+        .bind(prune.limit)
+        .fetch_one(&mut *c)
+        .await?;
+        Ok(u64::try_from(pruned).unwrap_or(0))
+    }
+
+
+    async fn job_throughput(c: &mut PgConnection, minutes: i64) -> Result<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT (extract(epoch FROM finished_at) / 60)::int8 AS minute, count(*) FROM oncommit.jobs \
+             WHERE state = 'completed' AND finished_at > now() - make_interval(mins => $1::int4) \
+             GROUP BY 1 ORDER BY 1",
+        )
+        .bind(minutes)
+        .fetch_all(&mut *c)
+        .await?)
+    }
+}
+
+/// NOTIFYs `channel` once per payload, in the caller's transaction (delivered at its
+/// commit) or at once in autocommit.
+pub(crate) async fn notify_on(c: &mut PgConnection, channel: &str, payloads: &[String]) -> Result<()> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q")
+        .bind(channel)
+        .bind(payloads)
+        .execute(c)
+        .await?;
+    Ok(())
+}
