@@ -5,7 +5,10 @@
 //!
 //! A queue holds up to `concurrency + prefetch` jobs (claimed, waiting, running, or with
 //! their outcome being written) and runs up to `concurrency` of them (`slots`). The
-//! prefetched ones wait here, in claim order, with their leases renewed.
+//! prefetched ones wait here, in claim order, with their leases renewed. Prefetch is for
+//! backlogs: once a claim comes back short, the queue claims only into free slots until a
+//! claim comes back full again, so a burst after a lull spreads over the fleet's free
+//! slots instead of queueing in the first worker to wake (see `slots` for the other half).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +40,11 @@ pub(crate) async fn run(
     // Whether the queue is paused or limited (then claimed under its row's lock); kept
     // up to date by each claim.
     let mut controlled = false;
+    // Whether the last claim came back short: the queue holds less than this worker asked
+    // for, so what comes next goes to free slots only, never to wait in this worker while
+    // another one may have a slot free (a burst after a drain of short jobs, found by
+    // every woken worker at once). A full claim says there is a backlog: prefetch again.
+    let mut shallow = true;
     let mut backoff = Backoff::new(Duration::from_millis(100), shared.config.poll_interval.max(Duration::from_secs(5)));
     loop {
         // Under load, wait for several slots to be free before claiming, so a busy queue
@@ -65,14 +73,22 @@ pub(crate) async fn run(
         if shutdown.is_triggered() {
             return;
         }
+        if shallow && slots.running.available_permits() == 0 {
+            // Nothing to claim for until one of this worker's slots frees.
+            tokio::select! {
+                biased;
+                _ = shutdown.wait() => return,
+                free = slots.running.acquire() => drop(free),
+            }
+        }
         // Seen before claiming, so a wake during the claim is not missed.
         queue_wake.borrow_and_update();
         local_wake.borrow_and_update();
         written.borrow_and_update();
         let mut limit = i64::try_from(permits.num_permits()).unwrap_or(1);
-        if controlled {
+        if controlled || shallow {
             // A limited queue's jobs go to free slots, not to wait here while the limit
-            // keeps other workers from running them.
+            // keeps other workers from running them; so do a shallow queue's.
             limit = limit.min(i64::try_from(slots.running.available_permits()).unwrap_or(0).max(1));
         }
         let sent = Instant::now();
@@ -83,6 +99,8 @@ pub(crate) async fn run(
             Ok(Claim::Claimed(rows)) => {
                 shared.outage.ok();
                 backoff.reset();
+                shallow = (rows.len() as i64) < limit;
+                slots.claimed(rows.iter().map(|row| row.job.task.as_str()));
                 rows
             }
             Ok(held_back) => {
@@ -240,10 +258,11 @@ async fn run_job(shared: Arc<Shared>, slots: Arc<Slots>, claimed: Claimed, _turn
         return give_back(shared, claimed).await;
     }
     let lease = (claimed.lease_lost, shared.config.lease);
+    let task = claimed.job.task.clone();
     let started = Instant::now();
     let change =
         executor::execute(claimed.job, &shared.registry, &shared.db, &shared.held, lease, &shared.activity).await;
-    slots.ran(started.elapsed());
+    slots.ran(&task, started.elapsed());
     match change {
         Some(change) => finish(shared, change, claimed.slot).await,
         // Completed in the task's own transaction.
