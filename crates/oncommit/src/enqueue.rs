@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::job::JobId;
 use crate::queries::{self, NewJob};
 use crate::task::{Task, TaskOptions};
-use crate::transaction::{Tx, in_scope_of};
+use crate::transaction::{AfterCommit, Tx, in_scope_of};
 
 /// Per-job choices that override the task's [`TaskOptions`]. One rule however a job is
 /// enqueued: an option given here > what the task declares > the default. By task name
@@ -383,8 +383,27 @@ impl Tx<'_> {
                 return Err(err);
             }
         };
-        self.wake_on_commit(inserted.wake);
+        self.after_commit(WakeWorkers::default).queues.extend(inserted.wake);
         Ok(inserted.ids)
+    }
+}
+
+/// Wakes the workers once the transaction that enqueued jobs commits: this process's at
+/// once, and other processes' serving `queues` (those that got available jobs) by NOTIFY,
+/// sent by the notifier off the committing task. One per transaction, however many jobs.
+#[derive(Default)]
+pub(crate) struct WakeWorkers {
+    pub(crate) queues: std::collections::BTreeSet<String>,
+}
+
+impl AfterCommit for WakeWorkers {
+    fn committed(self: Box<Self>, db: &Db) {
+        db.wake();
+        db.wake_other_processes(self.queues.into_iter().collect());
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
 

@@ -344,7 +344,9 @@ impl TaskContext {
             }
             // Its dependants may have become available in this transaction: this process's
             // workers look at the commit (PostgreSQL's trigger NOTIFYs the others).
-            Some(true) => tx.wake_on_commit(Vec::new()),
+            Some(true) => {
+                tx.after_commit(crate::enqueue::WakeWorkers::default);
+            }
             Some(false) => {}
         }
         tx.commit().await?;

@@ -1,5 +1,6 @@
 #![doc = include_str!("../../../../docs/transactions.md")]
 
+mod after_commit;
 mod atomic_macro;
 mod attempts;
 mod builder;
@@ -12,3 +13,4 @@ pub use builder::{Committed, Isolation, TxBuilder};
 pub use scope::ScopeMarker;
 pub(crate) use scope::{OpenGuards, defer_hook, in_scope_of};
 pub use tx::Tx;
+pub(crate) use after_commit::AfterCommit;

@@ -4,6 +4,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
+use super::after_commit::{AfterCommit, Deeds};
 use super::attempts::ScopeSource;
 use super::scope::Registration;
 use crate::conn::{Conn, PoolConn};
@@ -53,11 +54,8 @@ pub(crate) struct TxState {
     attempt: u32,
     /// SQLite pragmas to restore on the connection once the transaction ends.
     reset_sql: Option<String>,
-    /// Jobs were enqueued: wake this process's workers after the commit.
-    wake: bool,
-    /// The queues of the jobs enqueued, whose workers in other processes to wake after the
-    /// commit (see `notifier`).
-    notify: std::collections::BTreeSet<String>,
+    /// What the layers above asked to happen once this commits (see `after_commit`).
+    deeds: Deeds,
     /// This process's turn to write (SQLite writing transactions), held until the end.
     gate: Option<WriteGate>,
     /// The transaction's span (see `trace`), and when it began; taken when its outcome is
@@ -85,8 +83,7 @@ impl TxState {
             abandoned: false,
             attempt,
             reset_sql,
-            wake: false,
-            notify: std::collections::BTreeSet::new(),
+            deeds: Deeds::default(),
             gate,
             span,
             began: Some(std::time::Instant::now()),
@@ -390,15 +387,11 @@ impl<'p> Tx<'p> {
                 let hooks = self.end_hooks();
                 let state = self.state();
                 state.ended("committed");
-                let queues: Vec<String> = std::mem::take(&mut state.notify).into_iter().collect();
                 // Give the connection (and the turn to write) back before the hooks run:
                 // they may need them.
                 state.conn = None;
                 state.gate = None;
-                if state.wake {
-                    state.db.wake();
-                }
-                state.db.wake_other_processes(queues);
+                std::mem::take(&mut state.deeds).run(&state.db);
                 hooks.run().await
             }
             Err(err) => {
@@ -498,11 +491,10 @@ impl<'p> Tx<'p> {
         Ok(())
     }
 
-    /// Jobs were enqueued in this transaction on `queues`: wake the workers once it commits.
-    pub(crate) fn wake_on_commit(&mut self, queues: Vec<String>) {
-        let state = self.state();
-        state.wake = true;
-        state.notify.extend(queues);
+    /// The deed of kind `D` to do once this transaction commits, made with `make` if there
+    /// is none yet (see `after_commit`).
+    pub(crate) fn after_commit<D: AfterCommit>(&mut self, make: impl FnOnce() -> D) -> &mut D {
+        self.state().deeds.of(make)
     }
 }
 
