@@ -14,6 +14,7 @@ use oncommit_testing::backend_test;
 use super::contract::{JobClaim, JobHeartbeat, JobPrune, LeaderElect, NewJob, Transition, WorkerBeat};
 use crate::db::{Backend, Db};
 use crate::job::{JobId, JobState};
+use crate::unique::Identity;
 
 /// Runs the contract's `$method` on `$db` in a transaction of its own, and commits.
 macro_rules! run {
@@ -99,6 +100,33 @@ backend_test!(pooled async fn inserts_keep_order_and_keys(t) {
     let scheduled = run!(db, job_insert_plain(&[&later]));
     assert!(scheduled.wake.is_empty(), "a future job wakes no one");
     assert_eq!(run!(db, job_queue_and_state(scheduled.ids[0].0)).1, "scheduled");
+});
+
+backend_test!(pooled async fn a_unique_job_is_held_by_one_row_until_it_finishes(t) {
+    let db = open(t).await;
+    // Held while scheduled, available, running or retryable (bits 0 to 3).
+    let id = Identity { hash: "h1".into(), states: 0b1111, replace: false };
+    let first = NewJob { args: r#"{"v":1}"#.into(), ..job("t", "q") };
+    let (new, queue, state) = run!(db, job_insert_unique(&first, &id)).unwrap();
+    assert_eq!((queue.as_str(), state.as_str()), ("q", "available"));
+    assert!(run!(db, job_insert_unique(&first, &id)).is_none(), "the identity is held");
+    assert_eq!(run!(db, job_unique_holder("h1")), Some((new, "available".to_owned())));
+    assert_eq!(run!(db, job_unique_holder("h2")), None);
+
+    let later = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let second = NewJob { args: r#"{"v":2}"#.into(), run_at_ms: Some(later), priority: Some(3), ..job("t", "q") };
+    assert_eq!(run!(db, job_unique_replace(new, &second)), Some(("q".to_owned(), "scheduled".to_owned())));
+    let replaced = run!(db, job_get(new)).unwrap().job;
+    assert_eq!((replaced.args["v"].as_i64(), replaced.priority), (Some(2), 3));
+
+    run!(db, job_unique_replace(new, &first));
+    let claimed = run!(db, job_claim(&claim("q", 1, "w1")));
+    assert_eq!(claimed[0].job.id.0, new);
+    assert!(run!(db, job_unique_replace(new, &second)).is_none(), "a running job is not replaced");
+    run!(db, job_set_state_if_running_many(&[change(JobId(new), 1, JobState::Completed)]));
+    assert_eq!(run!(db, job_unique_holder("h1")), None, "a completed job no longer holds it");
+    let (again, _, _) = run!(db, job_insert_unique(&first, &id)).unwrap();
+    assert_ne!(again, new);
 });
 
 backend_test!(pooled async fn claims_in_order_and_fences_outcomes(t) {

@@ -18,6 +18,7 @@ use crate::job::{JobId, JobState};
 use crate::job_row::JobRow;
 
 use super::rows::{TableStats, TaskDeclaration};
+use crate::unique::Identity;
 
 /// A database oncommit can run on: the connection its statements take.
 pub(crate) trait Driver {
@@ -143,6 +144,28 @@ pub(crate) trait Fleet: Driver {
     /// schema changes the snapshot in the same commit.
     #[cfg_attr(not(test), allow(dead_code, reason = "read by the suite's snapshot test only, so far"))]
     async fn schema_describe(c: &mut Self::Conn) -> Result<String>;
+}
+
+/// The statements on jobs unique by content (`EnqueueOptions::unique`). The algorithm that
+/// tries them in turn, while the job holding an identity changes under it, is written once
+/// above the driver (`queries::unique_insert`).
+pub(crate) trait UniqueJobs: Driver {
+    /// Inserts `job` with its identity `id`, unless a job holds that identity now (its
+    /// state among the identity's held states): then nothing. Returns the new job's id,
+    /// queue and state as the database's insert rules left them.
+    async fn job_insert_unique(
+        c: &mut Self::Conn,
+        job: &NewJob,
+        id: &Identity,
+    ) -> Result<Option<(i64, String, String)>>;
+
+    /// The job holding the identity `hash` now, with its state.
+    async fn job_unique_holder(c: &mut Self::Conn, hash: &str) -> Result<Option<(i64, String)>>;
+
+    /// Gives job `holder` the arguments, run time, priority and trace context of `job`, if
+    /// it is still waiting (scheduled or available; a claim in flight is waited for).
+    /// Returns its queue and new state, or `None` when it has started.
+    async fn job_unique_replace(c: &mut Self::Conn, holder: i64, job: &NewJob) -> Result<Option<(String, String)>>;
 }
 
 /// A claim's parameters (see [`Jobs::job_claim`]).
@@ -304,4 +327,3 @@ pub(crate) struct Tick {
     /// Whether some running job's lease has expired (its worker is gone): time to rescue.
     pub(crate) expired_leases: bool,
 }
-

@@ -1,8 +1,8 @@
 //! What oncommit needs of each database, behind one contract, one module per database.
 //!
-//! - [`contract`]: every statement oncommit sends, declared once with what it does (the
-//!   traits [`Jobs`](contract::Jobs) and [`Fleet`](contract::Fleet)). A new database
-//!   implements them.
+//! - [`contract`]: every statement oncommit sends, declared once with what it does, a
+//!   trait per concept ([`Jobs`](contract::Jobs), [`UniqueJobs`](contract::UniqueJobs),
+//!   [`Fleet`](contract::Fleet)). A new database implements them.
 //! - `postgres`: connecting (host lists, server roles, failover, pooler mode) and the SQL,
 //!   with `FOR UPDATE SKIP LOCKED` and NOTIFY.
 //! - `sqlite`: connecting (file, WAL, busy timeout) and the SQL, one statement each under
@@ -14,7 +14,8 @@
 //!
 //! Still above the contract, to move here next: the multi-statement algorithms written
 //! once per database in `queries` (controlled claims, per-key rate windows, dependency
-//! settlement, unique inserts, bulk changes, listings).
+//! settlement, bulk changes, listings). The unique insert shows the shape they take: the
+//! algorithm once in `queries`, its statements here.
 
 #[macro_use]
 mod sql;
@@ -24,7 +25,7 @@ mod sql;
 macro_rules! on_driver {
     ($conn:expr, $method:ident($($arg:expr),* $(,)?)) => {{
         #[allow(unused_imports)]
-        use $crate::driver::contract::{Fleet as _, Jobs as _};
+        use $crate::driver::contract::{Fleet as _, Jobs as _, UniqueJobs as _};
         match $conn {
             $crate::Conn::Postgres(c) => $crate::driver::PostgresDriver::$method(c, $($arg),*).await,
             $crate::Conn::Sqlite(c) => $crate::driver::SqliteDriver::$method(c, $($arg),*).await,

@@ -73,4 +73,3 @@ pub(crate) fn declaration(
 ) -> TaskDeclaration {
     TaskDeclaration { task, queue, priority, max_attempts, declared_by, declared_at }
 }
-

@@ -69,3 +69,14 @@ macro_rules! sqlite_append_error {
         )
     };
 }
+
+/// Whether a row holds its identity now: it has a hash, and its state is among its held
+/// states. Word for word the predicate of the `jobs_unique_hash` index (migrations 011/008),
+/// so the `ON CONFLICT` below is inferred to be that index.
+macro_rules! unique_held {
+    () => {
+        "unique_hash IS NOT NULL AND ((unique_states >> (CASE state WHEN 'scheduled' THEN 0 WHEN 'available' THEN 1 \
+         WHEN 'running' THEN 2 WHEN 'retryable' THEN 3 WHEN 'completed' THEN 4 WHEN 'failed' THEN 5 \
+         WHEN 'cancelled' THEN 6 WHEN 'pending' THEN 7 ELSE 31 END)) & 1) = 1"
+    };
+}

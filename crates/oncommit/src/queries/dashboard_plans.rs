@@ -10,8 +10,8 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
 use super::activity::PG_ACTIVITY_SINCE;
 use super::listing::{PG_BOUNDS, PG_WINDOWS, SQLITE_WINDOWS};
 use super::plans::{plans, scratch_database};
-use crate::driver::postgres::COUNT_UNFINISHED;
 use super::queue_control::QUEUE_SETTINGS_POSTGRES;
+use crate::driver::postgres::COUNT_UNFINISHED;
 
 const ALL: &str = "ARRAY['pending','scheduled','available','running','retryable','completed','failed','cancelled']";
 

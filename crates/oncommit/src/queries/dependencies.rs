@@ -223,7 +223,8 @@ async fn insert_sqlite(c: &mut SqliteConnection, job: &NewJob) -> Result<(i64, S
         .bind(&parents_json)
         .execute(&mut *c)
         .await?;
-    let (queue, state) = <crate::driver::SqliteDriver as crate::driver::contract::Jobs>::job_queue_and_state(&mut *c, id).await?;
+    let (queue, state) =
+        <crate::driver::SqliteDriver as crate::driver::contract::Jobs>::job_queue_and_state(&mut *c, id).await?;
     Ok((id, queue, state))
 }
 

@@ -4,8 +4,9 @@
 //! module per database).
 //!
 //! The files beside this one still hold multi-statement algorithms written once per
-//! database (`queue_control`, `key_rate`, `dependencies`, `unique_insert`, `bulk`,
-//! `listing`, `activity`, `sleepers`, `selection`); they move behind the contract next.
+//! database (`queue_control`, `key_rate`, `dependencies`, `bulk`, `listing`, `activity`,
+//! `sleepers`, `selection`); they move behind the contract next, as `unique_insert` did
+//! (the algorithm here, its statements in the driver).
 //!
 //! JSON crosses the boundary as text; times as `timestamptz` on PostgreSQL and epoch
 //! milliseconds on SQLite (the row decoder in `job_row.rs` knows both).
@@ -68,7 +69,7 @@ macro_rules! statement {
     }};
     ($db:expr, $what:literal, $method:ident($($arg:expr),* $(,)?)) => {{
         #[allow(unused_imports)]
-        use $crate::driver::contract::{Fleet as _, Jobs as _};
+        use $crate::driver::contract::{Fleet as _, Jobs as _, UniqueJobs as _};
         on_conn!(
             $db,
             $what,
@@ -114,7 +115,6 @@ use crate::driver::contract::{JobClaim, JobHeartbeat, JobPrune, LeaderElect, Wor
 /// the statements were written for, however the statistics stand (tested in `plans`).
 pub(crate) const PLANNER_SETTINGS: &[(&str, &str)] =
     &[("enable_seqscan", "off"), ("enable_hashjoin", "off"), ("enable_mergejoin", "off")];
-
 
 /// Inserts jobs inside the caller's transaction (or autocommit): those without a key, a
 /// parent or a workflow in one statement, then each of the others by its rules. A job whose

@@ -7,8 +7,8 @@
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use super::PLANNER_SETTINGS;
-use crate::driver::postgres::{CLAIM, COMPLETE, COUNT_UNFINISHED};
 use crate::db::Db;
+use crate::driver::postgres::{CLAIM, COMPLETE, COUNT_UNFINISHED};
 
 /// The plans of `statement` with these argument literals, custom and generic, as JSON text.
 pub(super) async fn plans(c: &mut PgConnection, types: &str, statement: &str, args: &str) -> [String; 2] {

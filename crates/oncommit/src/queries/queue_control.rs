@@ -16,9 +16,9 @@ use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
 use super::key_rate::KeyWindow;
-use crate::driver::{millis, secs};
 use crate::conn::PoolConn;
 use crate::db::Db;
+use crate::driver::{millis, secs};
 use crate::error::Result;
 use crate::job_row::JobRow;
 
@@ -286,7 +286,8 @@ async fn claim_sqlite(
         tx.commit().await?;
         return Ok(Some(claim));
     }
-    let rows = crate::driver::sqlite::job_claim_unguarded(&mut tx, queue, allowance.jobs, worker, lease_ms, now_ms).await?;
+    let rows =
+        crate::driver::sqlite::job_claim_unguarded(&mut tx, queue, allowance.jobs, worker, lease_ms, now_ms).await?;
     if let Some((start, started)) = allowance.window {
         sqlx::query("UPDATE oncommit_queues SET rate_window_ms = $2, rate_window_starts = $3 WHERE name = $1")
             .bind(queue)

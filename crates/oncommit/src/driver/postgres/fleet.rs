@@ -27,13 +27,14 @@ impl Fleet for PostgresDriver {
     }
 
     async fn table_stats(c: &mut PgConnection) -> Result<TableStats> {
-        let (bytes, live_rows, dead_rows, last_vacuum_at): (i64, Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT pg_total_relation_size('oncommit.jobs'), s.n_live_tup, s.n_dead_tup, \
+        let (bytes, live_rows, dead_rows, last_vacuum_at): (i64, Option<i64>, Option<i64>, Option<i64>) =
+            sqlx::query_as(
+                "SELECT pg_total_relation_size('oncommit.jobs'), s.n_live_tup, s.n_dead_tup, \
                     (extract(epoch FROM greatest(s.last_vacuum, s.last_autovacuum)) * 1000)::int8 \
              FROM (SELECT 1) AS one LEFT JOIN pg_stat_user_tables s ON s.relid = 'oncommit.jobs'::regclass",
-        )
-        .fetch_one(&mut *c)
-        .await?;
+            )
+            .fetch_one(&mut *c)
+            .await?;
         Ok(TableStats { bytes, free_bytes: None, live_rows, dead_rows, last_vacuum_at })
     }
 

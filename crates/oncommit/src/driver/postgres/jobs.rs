@@ -166,7 +166,9 @@ impl Jobs for PostgresDriver {
         // not see the row its function inserted).
         let queue = match queue.is_empty() {
             false => queue,
-            true => sqlx::query_scalar("SELECT queue FROM oncommit.jobs WHERE id = $1").bind(id).fetch_one(&mut *c).await?,
+            true => {
+                sqlx::query_scalar("SELECT queue FROM oncommit.jobs WHERE id = $1").bind(id).fetch_one(&mut *c).await?
+            }
         };
         Ok((JobId(id), Some(queue)))
     }
@@ -189,10 +191,7 @@ impl Jobs for PostgresDriver {
         Ok(sqlx::query_as("SELECT queue, state FROM oncommit.jobs WHERE id = $1").bind(id).fetch_one(&mut *c).await?)
     }
 
-    async fn job_set_state_if_running_many(
-        c: &mut PgConnection,
-        changes: &[Transition],
-    ) -> Result<Vec<(i64, bool)>> {
+    async fn job_set_state_if_running_many(c: &mut PgConnection, changes: &[Transition]) -> Result<Vec<(i64, bool)>> {
         Ok(sqlx::query_as(COMPLETE)
             .bind(changes.iter().map(|t| t.id).collect::<Vec<_>>())
             .bind(changes.iter().map(|t| t.attempt).collect::<Vec<_>>())
@@ -319,8 +318,10 @@ impl Jobs for PostgresDriver {
     }
 
     async fn job_delete(c: &mut PgConnection, id: i64) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM oncommit.jobs WHERE id = $1 AND state <> 'running'").bind(id).execute(&mut *c).await?;
+        let done = sqlx::query("DELETE FROM oncommit.jobs WHERE id = $1 AND state <> 'running'")
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -337,9 +338,11 @@ impl Jobs for PostgresDriver {
     }
 
     async fn job_count_by_queue_and_state(c: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
-        Ok(sqlx::query_as("SELECT queue, state, count(*) FROM oncommit.jobs GROUP BY queue, state ORDER BY queue, state")
-            .fetch_all(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT queue, state, count(*) FROM oncommit.jobs GROUP BY queue, state ORDER BY queue, state",
+        )
+        .fetch_all(&mut *c)
+        .await?)
     }
 
     async fn job_prune(c: &mut PgConnection, prune: &JobPrune) -> Result<u64> {
@@ -362,7 +365,6 @@ impl Jobs for PostgresDriver {
         .await?;
         Ok(u64::try_from(pruned).unwrap_or(0))
     }
-
 
     async fn job_throughput(c: &mut PgConnection, minutes: i64) -> Result<Vec<(i64, i64)>> {
         Ok(sqlx::query_as(

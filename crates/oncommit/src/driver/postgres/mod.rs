@@ -17,6 +17,7 @@ mod jobs;
 #[cfg_attr(not(test), allow(dead_code, reason = "read by the suite's snapshot test only, so far"))]
 mod schema;
 mod servers;
+mod unique;
 mod url;
 
 use std::fmt::Write as _;

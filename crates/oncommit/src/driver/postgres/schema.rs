@@ -32,8 +32,11 @@ const DESCRIBE: &[(&str, &str)] = &[
         "SELECT pg_get_functiondef(p.oid) FROM pg_proc p \
          WHERE p.pronamespace = 'oncommit'::regnamespace ORDER BY p.oid::regprocedure::text",
     ),
-    ("migrations", "SELECT format('%s %s', version, name) FROM oncommit.schema_migrations \
-         WHERE set_name = 'oncommit' ORDER BY version"),
+    (
+        "migrations",
+        "SELECT format('%s %s', version, name) FROM oncommit.schema_migrations \
+         WHERE set_name = 'oncommit' ORDER BY version",
+    ),
 ];
 
 /// The `oncommit` schema as text: columns, constraints, indexes, triggers, whole function

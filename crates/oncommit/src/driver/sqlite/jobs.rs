@@ -161,7 +161,10 @@ impl Jobs for SqliteDriver {
         .await?)
     }
 
-    async fn job_heartbeat_many(c: &mut SqliteConnection, renew: &JobHeartbeat<'_>) -> Result<Vec<(i64, i32, bool, bool)>> {
+    async fn job_heartbeat_many(
+        c: &mut SqliteConnection,
+        renew: &JobHeartbeat<'_>,
+    ) -> Result<Vec<(i64, i32, bool, bool)>> {
         // One writer at a time: no row is ever locked by another statement here.
         let ids = serde_json::to_string(renew.ids).map_err(crate::Error::app)?;
         Ok(sqlx::query_as(concat!(
@@ -269,8 +272,10 @@ impl Jobs for SqliteDriver {
     }
 
     async fn job_delete(c: &mut SqliteConnection, id: i64) -> Result<bool> {
-        let done =
-            sqlx::query("DELETE FROM oncommit_jobs WHERE id = $1 AND state <> 'running'").bind(id).execute(&mut *c).await?;
+        let done = sqlx::query("DELETE FROM oncommit_jobs WHERE id = $1 AND state <> 'running'")
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -297,9 +302,11 @@ impl Jobs for SqliteDriver {
     }
 
     async fn job_count_by_queue_and_state(c: &mut SqliteConnection) -> Result<Vec<(String, String, i64)>> {
-        Ok(sqlx::query_as("SELECT queue, state, count(*) FROM oncommit_jobs GROUP BY queue, state ORDER BY queue, state")
-            .fetch_all(&mut *c)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT queue, state, count(*) FROM oncommit_jobs GROUP BY queue, state ORDER BY queue, state",
+        )
+        .fetch_all(&mut *c)
+        .await?)
     }
 
     async fn job_prune(c: &mut SqliteConnection, prune: &JobPrune) -> Result<u64> {
@@ -325,7 +332,6 @@ impl Jobs for SqliteDriver {
             .await?;
         Ok(gone.len() as u64)
     }
-
 
     async fn job_throughput(c: &mut SqliteConnection, minutes: i64) -> Result<Vec<(i64, i64)>> {
         Ok(sqlx::query_as(concat!(
@@ -366,4 +372,3 @@ fn distinct_queues(queues: impl Iterator<Item = String>) -> Vec<String> {
     queues.dedup();
     queues
 }
-

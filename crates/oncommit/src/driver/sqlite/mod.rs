@@ -5,6 +5,7 @@ mod fleet;
 mod jobs;
 #[cfg_attr(not(test), allow(dead_code, reason = "read by the suite's snapshot test only, so far"))]
 mod schema;
+mod unique;
 
 use std::str::FromStr;
 
