@@ -92,6 +92,32 @@ backend_test!(async fn metrics_are_prometheus_text_prefixed_oncommit(t) {
     assert!(series.iter().all(|l| l.starts_with("oncommit_")), "{series:?}");
 });
 
+backend_test!(async fn queue_lag_is_a_gauge_per_queue_and_a_field_of_the_queue_list(t) {
+    t.db.migrate().await.unwrap();
+    t.db.enqueue_raw("report", &serde_json::json!({}), EnqueueOptions::new().queue("slow")).await.unwrap();
+    let done = t.db.enqueue_raw("report", &serde_json::json!({}), EnqueueOptions::new().queue("idle")).await.unwrap();
+    t.db.cancel_job(done).await.unwrap();
+    // Nothing claims the "slow" queue's job: its lag grows from its run time on.
+    let lag = |body: &str, queue: &str| -> f64 {
+        let prefix = format!("oncommit_queue_lag_seconds{{queue=\"{queue}\"}} ");
+        let line = body.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("{prefix}missing:\n{body}"));
+        line[prefix.len()..].parse().unwrap()
+    };
+    let (_, first) = send(app(&t.db, None), Request::get("/dashboard/metrics").body(Body::empty()).unwrap()).await;
+    assert!(first.contains("# TYPE oncommit_queue_lag_seconds gauge"), "{first}");
+    let since = lag(&first, "slow");
+    assert!(!first.contains("oncommit_queue_lag_seconds{queue=\"idle\"}"), "only finished jobs: no series\n{first}");
+    let queues = t.db.queues().await.unwrap();
+    let slow = queues.iter().find(|q| q.name == "slow").unwrap();
+    assert!(slow.lag.as_secs_f64() >= since, "{slow:?}");
+    assert_eq!(serde_json::to_value(slow).unwrap()["lag_seconds"].as_f64(), Some(slow.lag.as_secs_f64()));
+    let (list, _) = t.db.queues_and_counts().await.unwrap();
+    assert!(list.iter().find(|q| q.name == "slow").unwrap().lag >= slow.lag);
+    let api = get_json(app(&t.db, None), "/dashboard/api/queues").await;
+    let listed = api["queues"].as_array().unwrap().iter().find(|q| q["name"] == "slow").cloned().unwrap();
+    assert!(listed["lag_seconds"].as_f64().unwrap() >= since, "{api}");
+});
+
 backend_test!(async fn actions_need_the_admin_token_and_the_same_origin(t) {
     let id = failed_job(&t.db).await;
     let retry = format!("/dashboard/api/jobs/{id}/retry");

@@ -12,8 +12,8 @@ pub(crate) async fn list(db: &Db, json: bool) -> anyhow::Result<()> {
     let queues = db.queues().await?;
     print(json, &json!({ "queues": queues }), || {
         let mut text = format!(
-            "{:<20} {:<7} {:>11} {:>16} {:>10} {:>8} {:>8} {:>8}\n",
-            "queue", "state", "concurrency", "rate", "available", "running", "waiting", "workers"
+            "{:<20} {:<7} {:>11} {:>16} {:>10} {:>8} {:>8} {:>8} {:>9}\n",
+            "queue", "state", "concurrency", "rate", "available", "running", "waiting", "workers", "lag"
         );
         for q in &queues {
             text.push_str(&line(q));
@@ -55,7 +55,7 @@ fn line(q: &QueueInfo) -> String {
         format!("{}/{}ms{}", r.max_starts, r.period.as_millis(), if r.per_key { " per key" } else { "" })
     });
     format!(
-        "{:<20} {:<7} {:>11} {:>16} {:>10} {:>8} {:>8} {:>8}",
+        "{:<20} {:<7} {:>11} {:>16} {:>10} {:>8} {:>8} {:>8} {:>8.1}s",
         shown(&q.name),
         if q.paused { "paused" } else { "active" },
         limit,
@@ -63,6 +63,7 @@ fn line(q: &QueueInfo) -> String {
         q.available,
         q.running,
         q.waiting,
-        q.workers
+        q.workers,
+        q.lag.as_secs_f64()
     )
 }

@@ -35,6 +35,7 @@ backend_test!(async fn queue_commands_steer_and_list_queues(t) {
         for field in ["available", "running", "waiting", "workers"] {
             assert_eq!(mail[field], 0, "{field}: {v}");
         }
+        assert_eq!(mail["lag_seconds"].as_f64(), Some(0.0), "nothing waits: {v}");
         let text = String::from_utf8(oncommit(&url, &["queues"]).stdout).unwrap();
         assert!(text.contains("mail") && text.contains("paused") && text.contains("10/60000ms"), "{text}");
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use crate::db::Db;
 use crate::enqueue::EnqueueOptions;
@@ -22,11 +23,13 @@ const CRON_GRACE: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 enum Schedule {
     Every(Duration),
-    Cron(Arc<croner::Cron>),
+    /// A pattern read on the wall clock of a time zone (UTC unless set).
+    Cron(Arc<croner::Cron>, Tz),
 }
 
 /// A job to enqueue every `period` (aligned to the Unix epoch: an hourly job runs at the top
-/// of each hour), or on a cron schedule (UTC).
+/// of each hour), or on a cron schedule, in UTC or in an IANA time zone
+/// ([`Periodic::time_zone`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -35,6 +38,7 @@ enum Schedule {
 /// #   async fn run(self, _: &mut oncommit::TaskContext) -> Result<(), oncommit::TaskError> { Ok(()) } }
 /// let hourly = oncommit::Periodic::every("hourly-cleanup", Duration::from_secs(3600), || Cleanup);
 /// let nightly = oncommit::Periodic::cron("nightly-cleanup", "0 3 * * *", || Cleanup)?;
+/// let berlin = oncommit::Periodic::cron("berlin-report", "30 2 * * *", || Cleanup)?.time_zone("Europe/Berlin")?;
 /// assert!(oncommit::Periodic::cron("bad", "every tuesday", || Cleanup).is_err());
 /// # Ok::<(), oncommit::Error>(())
 /// ```
@@ -52,7 +56,7 @@ impl std::fmt::Debug for Periodic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let schedule = match &self.schedule {
             Schedule::Every(d) => format!("every {d:?}"),
-            Schedule::Cron(c) => format!("cron {}", c.as_str()),
+            Schedule::Cron(c, tz) => format!("cron {} in {tz}", c.as_str()),
         };
         f.debug_struct("Periodic")
             .field("name", &self.name)
@@ -84,7 +88,35 @@ impl Periodic {
             .build()
             .parse(pattern)
             .map_err(|e| crate::Error::InvalidSchedule { pattern: pattern.to_owned(), reason: e.to_string() })?;
-        Ok(Periodic::new(name, Schedule::Cron(Arc::new(cron)), make))
+        Ok(Periodic::new(name, Schedule::Cron(Arc::new(cron), Tz::UTC), make))
+    }
+
+    /// Reads the cron pattern on the wall clock of `zone`, an IANA time zone such as
+    /// `"Europe/Berlin"`, as Oban's cron does; UTC by default. Daylight saving is handled as
+    /// cron does it: a time that a spring-forward skips runs once, right after the gap (a
+    /// 02:30 job runs at 03:00 that day); a time that a fall-back repeats runs once, the
+    /// first time; patterns with steps or wildcards in their time fields run at each match
+    /// of the wall clock. A fixed period (`every`) has no wall clock: refused.
+    ///
+    /// ```
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Report;
+    /// # impl oncommit::Task for Report { const NAME: &'static str = "report";
+    /// #   async fn run(self, _: &mut oncommit::TaskContext) -> Result<(), oncommit::TaskError> { Ok(()) } }
+    /// let daily = oncommit::Periodic::cron("daily-report", "0 9 * * 1-5", || Report)?.time_zone("America/New_York")?;
+    /// assert!(oncommit::Periodic::cron("r", "0 9 * * *", || Report)?.time_zone("Mars/Olympus").is_err());
+    /// # Ok::<(), oncommit::Error>(())
+    /// ```
+    pub fn time_zone(mut self, zone: &str) -> Result<Self> {
+        let invalid =
+            |reason: &str| crate::Error::InvalidSchedule { pattern: zone.to_owned(), reason: reason.to_owned() };
+        let tz: Tz = zone.parse().map_err(|_| invalid("not an IANA time zone name (such as Europe/Berlin or UTC)"))?;
+        match &mut self.schedule {
+            Schedule::Cron(_, zone) => *zone = tz,
+            Schedule::Every(_) => {
+                return Err(invalid("a fixed period has no wall clock: time zones are for cron schedules"));
+            }
+        }
+        Ok(self)
     }
 
     fn new<T: Task>(name: impl Into<String>, schedule: Schedule, make: impl Fn() -> T + Send + Sync + 'static) -> Self {
@@ -117,9 +149,12 @@ impl Periodic {
     fn due(&self, now: DateTime<Utc>) -> Option<i64> {
         match &self.schedule {
             Schedule::Every(period) => Some(now.timestamp_millis() / millis(*period)),
-            Schedule::Cron(cron) => {
+            Schedule::Cron(cron, tz) => {
+                let now = now.with_timezone(tz);
                 let at = cron.find_previous_occurrence(&now, true).ok()?;
                 let age = (now - at).to_std().unwrap_or_default();
+                // Keyed by the instant, not the wall clock: a repeated hour's two 01:30s
+                // are two keys, a skipped one's none.
                 (age <= CRON_GRACE).then(|| at.timestamp_millis())
             }
         }
@@ -132,11 +167,13 @@ impl Periodic {
                 let ms = millis(*period);
                 Duration::from_millis(u64::try_from(ms - now.timestamp_millis().rem_euclid(ms)).unwrap_or(0))
             }
-            Schedule::Cron(cron) => cron
-                .find_next_occurrence(&now, false)
-                .ok()
-                .and_then(|next| (next - now).to_std().ok())
-                .unwrap_or(Duration::from_secs(60)),
+            Schedule::Cron(cron, tz) => {
+                let now = now.with_timezone(tz);
+                cron.find_next_occurrence(&now, false)
+                    .ok()
+                    .and_then(|next| (next - now).to_std().ok())
+                    .unwrap_or(Duration::from_secs(60))
+            }
         }
     }
 }
@@ -201,6 +238,51 @@ mod tests {
         // At 10:00 the 03:00 run is long gone: skipped, as cron would.
         assert_eq!(daily.due(at("2026-11-22T10:00:00Z")), None);
         assert_eq!(daily.next_in(at("2026-11-22T02:59:00Z")), Duration::from_secs(60));
+    }
+
+    /// The keys `periodic` is due under, minute by minute from `from` for `hours`: each
+    /// occurrence found, once.
+    fn occurrences(periodic: &Periodic, from: &str, hours: i64) -> Vec<DateTime<Utc>> {
+        let start = at(from);
+        let mut keys: Vec<i64> =
+            (0..hours * 60).filter_map(|m| periodic.due(start + chrono::Duration::minutes(m))).collect();
+        keys.dedup();
+        keys.into_iter().map(|k| DateTime::from_timestamp_millis(k).expect("a time")).collect()
+    }
+
+    #[test]
+    fn cron_in_a_time_zone_runs_once_across_daylight_saving_changes() {
+        let berlin = Periodic::cron("report", "30 2 * * *", || Nothing).expect("valid").time_zone("Europe/Berlin");
+        let berlin = berlin.expect("a zone");
+        // An ordinary winter day: 02:30 CET is 01:30 UTC.
+        assert_eq!(occurrences(&berlin, "2027-01-10T00:00:00Z", 24), [at("2027-01-10T01:30:00Z")]);
+        // Spring forward (2027-03-28, 02:00 CET becomes 03:00 CEST): 02:30 does not exist;
+        // the job runs once, at 03:00 CEST (01:00 UTC).
+        assert_eq!(occurrences(&berlin, "2027-03-27T22:00:00Z", 24), [at("2027-03-28T01:00:00Z")]);
+        // Fall back (2027-10-31, 03:00 CEST becomes 02:00 CET): 02:30 happens twice; the
+        // job runs once, the first time (02:30 CEST, 00:30 UTC).
+        assert_eq!(occurrences(&berlin, "2027-10-30T22:00:00Z", 24), [at("2027-10-31T00:30:00Z")]);
+        // The next day, 02:30 CET.
+        assert_eq!(occurrences(&berlin, "2027-10-31T22:00:00Z", 24), [at("2027-11-01T01:30:00Z")]);
+        assert_eq!(berlin.next_in(at("2027-03-28T00:59:00Z")), Duration::from_secs(60));
+
+        // A pattern with a step runs at each match of the wall clock: the repeated hour's
+        // half hours twice.
+        let half = Periodic::cron("half", "*/30 2 * * *", || Nothing).expect("valid").time_zone("Europe/Berlin");
+        let runs = occurrences(&half.expect("a zone"), "2027-10-30T22:00:00Z", 24);
+        let expect = ["2027-10-31T00:00:00Z", "2027-10-31T00:30:00Z", "2027-10-31T01:00:00Z", "2027-10-31T01:30:00Z"];
+        assert_eq!(runs, expect.map(at));
+
+        // UTC unless set, and refused where it means nothing.
+        let utc = Periodic::cron("utc", "30 2 * * *", || Nothing).expect("valid");
+        assert_eq!(occurrences(&utc, "2027-03-28T00:00:00Z", 24), [at("2027-03-28T02:30:00Z")]);
+        for (periodic, zone) in [
+            (Periodic::cron("x", "30 2 * * *", || Nothing).expect("valid"), "Europe/Atlantis"),
+            (Periodic::every("x", Duration::from_secs(60), || Nothing), "Europe/Berlin"),
+        ] {
+            let err = periodic.time_zone(zone).expect_err("refused");
+            assert!(matches!(err, crate::Error::InvalidSchedule { .. }), "{err}");
+        }
     }
 
     #[test]

@@ -131,7 +131,29 @@ impl Db {
     /// Every queue that a setting names, a job waits or runs in, a task declares or a
     /// worker serves, by name: its settings, its waiting and running jobs, its workers.
     pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        queries::queue_list(self, true).await
+        let mut queues = queries::queue_list(self, true).await?;
+        let lag = queries::queue_lag(self).await?;
+        for q in &mut queues {
+            q.lag = lag.get(&q.name).copied().unwrap_or_default();
+        }
+        Ok(queues)
+    }
+
+    /// How long the oldest available job of each queue that has one has waited for a
+    /// worker (since its run time), by queue: the lag operators alert on. A few index probes
+    /// per queue, never a count of the backlog, so it is cheap to scrape.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+    /// for (queue, lag) in db.queue_lag().await? {
+    ///     if lag > std::time::Duration::from_secs(60) {
+    ///         println!("{queue} is {lag:?} behind");
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn queue_lag(&self) -> Result<std::collections::BTreeMap<String, std::time::Duration>> {
+        queries::queue_lag(self).await
     }
 
     /// [`Db::queues`] and [`Db::job_gauges`] together, counting the waiting and running jobs
@@ -149,6 +171,9 @@ impl Db {
                 JobState::Pending | JobState::Scheduled | JobState::Retryable => q.waiting += c.count,
                 JobState::Completed | JobState::Failed | JobState::Cancelled => {}
             }
+        }
+        for (queue, lag) in queries::queue_lag(self).await? {
+            queues.entry(queue.clone()).or_insert_with(|| idle_queue(&queue)).lag = lag;
         }
         Ok((queues.into_values().collect(), counts))
     }
@@ -182,5 +207,6 @@ fn idle_queue(name: &str) -> QueueInfo {
         running: 0,
         waiting: 0,
         workers: 0,
+        lag: std::time::Duration::ZERO,
     }
 }

@@ -18,9 +18,22 @@ pub(super) async fn metrics(
     super::api::may_read(&s, &headers)?;
     let mut out = String::from("# HELP oncommit_jobs Jobs by queue and state.\n# TYPE oncommit_jobs gauge\n");
     // Finished jobs are counted at most once a minute: a scrape never reads the whole table.
-    for c in s.db.job_gauges().await? {
-        let queue = c.queue.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-        let _ = writeln!(out, "oncommit_jobs{{queue=\"{queue}\",state=\"{}\"}} {}", c.state, c.count);
+    let gauges = s.db.job_gauges().await?;
+    for c in &gauges {
+        let _ = writeln!(out, "oncommit_jobs{{queue=\"{}\",state=\"{}\"}} {}", label(&c.queue), c.state, c.count);
+    }
+    // Every queue with unfinished jobs has a lag series, zero when none waits, so an alert
+    // sees it fall back rather than vanish.
+    let mut lag = s.db.queue_lag().await?;
+    for c in gauges.iter().filter(|c| !c.state.is_finished()) {
+        lag.entry(c.queue.clone()).or_default();
+    }
+    out.push_str(
+        "# HELP oncommit_queue_lag_seconds How long the oldest available job of a queue has waited for a worker.\n\
+         # TYPE oncommit_queue_lag_seconds gauge\n",
+    );
+    for (queue, lag) in &lag {
+        let _ = writeln!(out, "oncommit_queue_lag_seconds{{queue=\"{}\"}} {}", label(queue), lag.as_secs_f64());
     }
     let table = s.db.table_stats().await?;
     let _ = writeln!(
@@ -43,4 +56,9 @@ pub(super) async fn metrics(
     );
     out.push_str(&oncommit::metrics::METRICS.render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
+
+/// A label value as Prometheus' text format escapes it.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

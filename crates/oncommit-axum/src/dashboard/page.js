@@ -70,14 +70,14 @@ function renderQueues(o) {
   const focused = document.activeElement && document.activeElement.classList.contains("limit")
     ? document.activeElement.closest("tr.queue")?.dataset.queue : undefined;
   const t = $("queues");
-  t.replaceChildren(th(["queue", "state", "limits", ...STATES, "done/h", "failed/h", "wait p50", "wait p95", "workers", ""]));
+  t.replaceChildren(th(["queue", "state", "limits", ...STATES, "done/h", "failed/h", "wait p50", "wait p95", "lag", "workers", ""]));
   const settings = new Map(o.queues.map(q => [q.name, q]));
   const activity = new Map(o.activity.map(a => [a.queue, a]));
   const names = [...new Set([...settings.keys(), ...Object.keys(o.counts.queues), ...activity.keys()])].sort();
   const list = $("queue-names");
   list.replaceChildren(...names.map(n => { const opt = el("option"); opt.value = n; return opt; }));
   for (const name of names) {
-    const q = settings.get(name) || { paused: false, concurrency_limit: null, rate_limit: null, workers: 0 };
+    const q = settings.get(name) || { paused: false, concurrency_limit: null, rate_limit: null, workers: 0, lag_seconds: 0 };
     const a = activity.get(name) || { completed: 0, failed: 0, wait_p50_ms: null, wait_p95_ms: null };
     const counts = o.counts.queues[name] || {};
     const state = el("td"); state.appendChild(stateSpan(q.paused ? "paused" : "active"));
@@ -99,7 +99,8 @@ function renderQueues(o) {
     actions.append(toggle, document.createTextNode(" "), limit, setLimit);
     const tr = row([el("td", name), state, el("td", limits), ...STATES.map(s => el("td", counts[s] || 0, "num")),
       el("td", a.completed, "num done"), el("td", a.failed, "num"), el("td", ms(a.wait_p50_ms), "num p50"),
-      el("td", ms(a.wait_p95_ms), "num p95"), el("td", q.workers, "num"), actions], "queue");
+      el("td", ms(a.wait_p95_ms), "num p95"), el("td", ms(Math.round(q.lag_seconds * 1000)), "num lag"),
+      el("td", q.workers, "num"), actions], "queue");
     tr.dataset.queue = name;
     t.appendChild(tr);
     if (name === focused) limit.focus();

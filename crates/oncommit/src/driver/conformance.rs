@@ -211,6 +211,28 @@ backend_test!(pooled async fn leases_renew_expire_and_are_rescued(t) {
     assert_eq!((tick.promoted, tick.wake), (1, vec!["q".to_owned()]));
 });
 
+backend_test!(pooled async fn queue_lag_is_the_oldest_available_jobs_age(t) {
+    let db = open(t).await;
+    assert!(run!(db, queue_lag()).is_empty(), "nothing waits");
+    let urgent = NewJob { priority: Some(0), ..job("t", "old") };
+    let patient = NewJob { priority: Some(9), ..job("t", "old") };
+    let later = NewJob { run_at_ms: Some(chrono::Utc::now().timestamp_millis() + 3_600_000), ..job("t", "future") };
+    run!(db, job_insert_plain(&[&patient, &urgent, &job("t", "new"), &later]));
+    backdate(&db, "run_at").await;
+    // Only the queue "new" gets a job due now; "future"'s job waits for its time.
+    run!(db, job_insert_plain(&[&job("t", "new")]));
+    let mut fresh = run!(db, job_insert_plain(&[&job("t", "new")])).ids;
+    let lag: std::collections::BTreeMap<String, i64> = run!(db, queue_lag()).into_iter().collect();
+    assert_eq!(lag.keys().collect::<Vec<_>>(), ["new", "old"], "{lag:?}");
+    // The low-priority job behind the urgent one counts: it waited as long.
+    assert!((3_600_000..3_700_000).contains(&lag["old"]), "{lag:?}");
+    assert!((3_600_000..3_700_000).contains(&lag["new"]), "the backdated one of three: {lag:?}");
+    let claimed = run!(db, job_claim(&claim("new", 1, "w1")));
+    assert_ne!(claimed[0].job.id, fresh.pop().unwrap(), "the oldest goes first");
+    let lag: std::collections::BTreeMap<String, i64> = run!(db, queue_lag()).into_iter().collect();
+    assert!(lag["new"] < 600_000, "the oldest left just came: {lag:?}");
+});
+
 backend_test!(pooled async fn operators_cancel_retry_delete_and_prune(t) {
     let db = open(t).await;
     let ids = run!(db, job_insert_plain(&[&job("t", "q"), &job("t", "q"), &job("t", "q")])).ids;

@@ -97,6 +97,11 @@ pub(crate) trait Jobs: Driver {
     /// dependency edges of pruned dependants. Returns how many jobs went.
     async fn job_prune(c: &mut Self::Conn, prune: &JobPrune) -> Result<u64>;
 
+    /// The age of the oldest available job of each queue that has one, in milliseconds,
+    /// by queue name: how long work has waited for a worker (run time to now). A skip scan
+    /// of the claim index, a few probes per queue and priority, never a count.
+    async fn queue_lag(c: &mut Self::Conn) -> Result<Vec<(String, i64)>>;
+
     /// Jobs completed per minute over the last `minutes`: `(minute since the epoch, count)`.
     async fn job_throughput(c: &mut Self::Conn, minutes: i64) -> Result<Vec<(i64, i64)>>;
 }

@@ -80,3 +80,46 @@ macro_rules! unique_held {
          WHEN 'cancelled' THEN 6 WHEN 'pending' THEN 7 ELSE 31 END)) & 1) = 1"
     };
 }
+
+/// The oldest available job of each queue (`queue_lag`), for the jobs table `$t` and the
+/// database's "now minus run time in ms" `$age`: the queues with available jobs are found
+/// by skipping along the claim index (queue, priority, run_at, id), then each queue's
+/// priorities likewise, then the first run time of each; a handful of index probes per
+/// queue and priority, however deep the backlog.
+macro_rules! queue_lag {
+    ($t:literal, $age:expr) => {
+        concat!(
+            "WITH RECURSIVE queues(queue) AS ( \
+               SELECT (SELECT queue FROM ",
+            $t,
+            " WHERE state = 'available' ORDER BY queue LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT j.queue FROM ",
+            $t,
+            " j WHERE j.state = 'available' AND j.queue > q.queue \
+                       ORDER BY j.queue LIMIT 1) \
+               FROM queues q WHERE q.queue IS NOT NULL), \
+             heads(queue, priority) AS ( \
+               SELECT q.queue, (SELECT j.priority FROM ",
+            $t,
+            " j WHERE j.state = 'available' AND j.queue = q.queue \
+                                ORDER BY j.priority LIMIT 1) \
+               FROM queues q WHERE q.queue IS NOT NULL \
+               UNION ALL \
+               SELECT h.queue, (SELECT j.priority FROM ",
+            $t,
+            " j WHERE j.state = 'available' AND j.queue = h.queue \
+                                AND j.priority > h.priority ORDER BY j.priority LIMIT 1) \
+               FROM heads h WHERE h.priority IS NOT NULL), \
+             oldest(queue, run_at) AS ( \
+               SELECT h.queue, (SELECT j.run_at FROM ",
+            $t,
+            " j WHERE j.state = 'available' AND j.queue = h.queue \
+                                AND j.priority = h.priority ORDER BY j.run_at LIMIT 1) \
+               FROM heads h WHERE h.priority IS NOT NULL) \
+             SELECT queue, ",
+            $age,
+            " FROM oldest GROUP BY queue ORDER BY queue"
+        )
+    };
+}

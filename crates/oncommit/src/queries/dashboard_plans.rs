@@ -11,7 +11,7 @@ use super::activity::PG_ACTIVITY_SINCE;
 use super::listing::{PG_BOUNDS, PG_WINDOWS, SQLITE_WINDOWS};
 use super::plans::{plans, scratch_database};
 use super::queue_control::QUEUE_SETTINGS_POSTGRES;
-use crate::driver::postgres::COUNT_UNFINISHED;
+use crate::driver::postgres::{COUNT_UNFINISHED, QUEUE_LAG};
 
 const ALL: &str = "ARRAY['pending','scheduled','available','running','retryable','completed','failed','cancelled']";
 
@@ -62,6 +62,7 @@ async fn the_dashboards_statements_read_indexes_on_a_million_jobs_in_postgres() 
         ("the waiting and running counts", format!("{COUNT_UNFINISHED} LIMIT $1"), "int4", "100"),
         ("the queues' settings", format!("{QUEUE_SETTINGS_POSTGRES} LIMIT $1"), "int4", "100"),
         ("the last hour's activity", PG_ACTIVITY_SINCE.to_owned(), "int8", "29001380"),
+        ("the queues' lag", format!("{QUEUE_LAG} LIMIT $1"), "int4", "100"),
     ];
     for (what, statement, types, args) in others {
         for plan in plans(&mut c, types, &statement, args).await {
@@ -116,5 +117,15 @@ async fn the_dashboards_statements_read_indexes_in_sqlite() {
             assert!(plan.iter().any(|step| step.contains("USING")), "{what}: {plan:?}");
         }
     }
+    // The queues' lag: index searches only, however many jobs are available.
+    let rows: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", crate::driver::sqlite::QUEUE_LAG)))
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    let plan: Vec<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+    let jobs = |step: &&&str| step.starts_with("SCAN oncommit_jobs") || step.starts_with("SCAN j ");
+    assert!(plan.iter().filter(jobs).all(|step| step.contains("USING COVERING INDEX oncommit_jobs_claim")), "{plan:?}");
+    assert!(plan.iter().any(|step| step.contains("USING")), "{plan:?}");
     c.close().await.ok();
 }

@@ -97,7 +97,7 @@ mod unique_insert;
 pub use dependencies::Parent;
 pub(crate) use dependencies::{Link, job_linked, job_parents, job_sweep_pending, workflow_jobs};
 pub(crate) use key_rate::rate_windows_prune;
-pub(crate) use queue_control::{Claim, Setting, queue_list, queue_set};
+pub(crate) use queue_control::{Claim, Setting, queue_lag, queue_list, queue_set};
 pub use queue_control::{QueueInfo, RateLimit};
 
 pub(crate) use crate::driver::contract::{Declaration, Inserted, NewJob, Tick, Transition};

@@ -42,6 +42,16 @@ pub struct QueueInfo {
     pub waiting: i64,
     /// The workers serving it (among those that reported recently).
     pub workers: i64,
+    /// How long its oldest available job has waited for a worker (since its run time);
+    /// zero when none waits. The metric operators alert on: `lag_seconds` in JSON,
+    /// `oncommit_queue_lag_seconds` in `/metrics`.
+    #[serde(rename = "lag_seconds", serialize_with = "seconds")]
+    pub lag: Duration,
+}
+
+/// A duration as fractional seconds, as Prometheus and `lag_seconds` show it.
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 /// At most `max_starts` job starts per `period`, counted in windows of `period` aligned to
@@ -483,10 +493,17 @@ pub(crate) async fn queue_list(db: &Db, counted: bool) -> Result<Vec<QueueInfo>>
                     running,
                     waiting,
                     workers,
+                    lag: Duration::ZERO,
                 }
             },
         )
         .collect())
+}
+
+/// The age of the oldest available job of each queue that has one.
+pub(crate) async fn queue_lag(db: &Db) -> Result<std::collections::BTreeMap<String, Duration>> {
+    let rows = statement!(db, "reading the queues' lag", queue_lag())?;
+    Ok(rows.into_iter().map(|(queue, ms)| (queue, Duration::from_millis(u64::try_from(ms).unwrap_or(0)))).collect())
 }
 
 #[cfg(test)]

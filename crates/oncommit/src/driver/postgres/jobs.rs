@@ -79,6 +79,10 @@ pub(crate) const COUNT_UNFINISHED: &str = "\
      UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue \
      UNION ALL SELECT queue, 'pending', count(*) FROM oncommit.jobs WHERE state = 'pending' GROUP BY queue";
 
+/// The age of each queue's oldest available job in ms (see `Jobs::queue_lag`).
+pub(crate) const QUEUE_LAG: &str =
+    queue_lag!("oncommit.jobs", "greatest(0, (extract(epoch FROM now() - min(run_at)) * 1000))::int8");
+
 /// Counts per queue and state of the finished jobs (the expensive part of a count).
 const COUNT_FINISHED: &str = "SELECT queue, state, count(*) FROM oncommit.jobs \
      WHERE state IN ('completed', 'failed', 'cancelled') GROUP BY queue, state";
@@ -364,6 +368,10 @@ impl Jobs for PostgresDriver {
         .fetch_one(&mut *c)
         .await?;
         Ok(u64::try_from(pruned).unwrap_or(0))
+    }
+
+    async fn queue_lag(c: &mut PgConnection) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(QUEUE_LAG).fetch_all(&mut *c).await?)
     }
 
     async fn job_throughput(c: &mut PgConnection, minutes: i64) -> Result<Vec<(i64, i64)>> {

@@ -34,6 +34,9 @@ macro_rules! sqlite_claim {
 /// Whether `$1` is a controlled queue (paused or limited).
 const IS_CONTROLLED: &str = concat!("SELECT EXISTS (", controlled_queue_row!("oncommit_queues"), ")");
 
+/// The age of each queue's oldest available job in ms (see `Jobs::queue_lag`).
+pub(crate) const QUEUE_LAG: &str = queue_lag!("oncommit_jobs", concat!("max(0, ", sqlite_now_ms!(), " - min(run_at))"));
+
 impl Jobs for SqliteDriver {
     // No queue to wake comes back: SQLite has no NOTIFY, and this process's workers are woken
     // by the commit itself.
@@ -331,6 +334,10 @@ impl Jobs for SqliteDriver {
             .execute(&mut *c)
             .await?;
         Ok(gone.len() as u64)
+    }
+
+    async fn queue_lag(c: &mut SqliteConnection) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(QUEUE_LAG).fetch_all(&mut *c).await?)
     }
 
     async fn job_throughput(c: &mut SqliteConnection, minutes: i64) -> Result<Vec<(i64, i64)>> {
