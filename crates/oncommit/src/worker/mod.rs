@@ -4,20 +4,29 @@
 //! Inside, each part has a file: `fetcher` (one claim loop per queue), `slots` (a queue's
 //! concurrency and prefetch), `executor` (one job),
 //! `held` (the jobs this worker holds, whose leases it renews), `completer` (batched state
-//! changes), `maintenance` (heartbeats, the tick that promotes and rescues, leader duties),
-//! `listener` (PostgreSQL LISTEN), `outage` (backoff and logging while the database
-//! fails), `wakers` (per-queue wake-ups), `registry` (task types by name).
+//! changes), `listener` (PostgreSQL LISTEN), `outage` (backoff and logging while the
+//! database fails), `wakers` (per-queue wake-ups), `registry` (task types by name).
+//!
+//! The background duties run under one start/stop contract (`services`), each in its
+//! file: `heartbeat` (leases, liveness, cancels), `ticker` (the tick that promotes due jobs
+//! and rescues expired leases), `leader` (the election), and the leader's `periodic_jobs`
+//! and `pruner`.
 
 mod completer;
 mod drain;
 mod executor;
 mod fetcher;
+mod heartbeat;
 mod held;
+mod leader;
 mod listener;
-mod maintenance;
 mod outage;
+mod periodic_jobs;
+mod pruner;
 mod registry;
+mod services;
 mod slots;
+mod ticker;
 mod wakers;
 
 pub use drain::Drained;
@@ -37,8 +46,10 @@ use crate::shutdown::Shutdown;
 use crate::task::Task;
 
 use held::{Held, Stop};
+use leader::Leadership;
 use outage::{Backoff, Outage};
 use registry::Registry;
+use services::Services;
 use slots::Slots;
 use wakers::Wakers;
 
@@ -452,14 +463,19 @@ impl Worker {
 
         // Heartbeats and cancel notifications outlive the claim loops: running jobs keep
         // their leases while they drain.
-        let (stop_background, background_stop) = Shutdown::new();
-        let mut background = JoinSet::new();
-        background.spawn(maintenance::heartbeat(shared.clone(), background_stop.clone()));
+        let mut background = Services::new();
+        background.start("heartbeat", |stop| heartbeat::run(shared.clone(), stop));
         if shared.config.listen && shared.db.backend() == Backend::Postgres {
-            background.spawn(listener::listen(shared.clone(), background_stop));
+            background.start("listener", |stop| listener::listen(shared.clone(), stop));
         }
+        // The maintenance duties stop with the claim loops.
+        let mut duties = Services::new();
+        let (until, leadership) = Leadership::new();
+        duties.start("tick", |stop| ticker::run(shared.clone(), stop));
+        duties.start("election", |stop| leader::elect(shared.clone(), until, stop));
+        duties.start("periodic jobs", |stop| periodic_jobs::run(shared.clone(), leadership.clone(), stop));
+        duties.start("pruning", |stop| pruner::run(shared.clone(), leadership, stop));
         let mut claimers = JoinSet::new();
-        claimers.spawn(maintenance::maintain(shared.clone(), shutdown.clone()));
         let mut all_slots = Vec::new();
         for (queue, concurrency, loops) in claim_loops {
             let slots = Arc::new(Slots::new(concurrency, shared.config.prefetch));
@@ -488,6 +504,9 @@ impl Worker {
         let query_timeout = shared.config.query_timeout();
         let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout + query_timeout * 2;
         let left = move || deadline.saturating_duration_since(tokio::time::Instant::now());
+        // A pruning pass stops between batches; a vacuum in progress is not waited for
+        // beyond the query timeout (the server finishes or abandons it by itself).
+        duties.stop(deadline.min(tokio::time::Instant::now() + query_timeout)).await;
         if tokio::time::timeout(left(), async { while claimers.join_next().await.is_some() {} }).await.is_err() {
             // A claim stopped mid-flight is rolled back with its connection.
             claimers.abort_all();
@@ -504,10 +523,7 @@ impl Worker {
             // write, and the shutdown does not wait for that beyond its deadline.
             tokio::time::timeout(left(), all_back()).await.ok();
         }
-        stop_background.trigger();
-        if tokio::time::timeout(left(), async { while background.join_next().await.is_some() {} }).await.is_err() {
-            background.abort_all();
-        }
+        background.stop(deadline).await;
         let id = shared.id.clone();
         tokio::time::timeout(left(), shared.activity.flush(&services)).await.ok();
         drop(shared);
@@ -524,7 +540,7 @@ impl Worker {
         // The farewell; when the database did not take the first, it would not take the
         // second (the leadership runs out by itself, and the leader prunes dead workers).
         if matches!(tokio::time::timeout(left(), queries::worker_delete(&services, &id)).await, Ok(Ok(_))) {
-            tokio::time::timeout(left(), queries::leader_resign(&services, "oncommit", &id)).await.ok();
+            tokio::time::timeout(left(), queries::leader_resign(&services, leader::LEADERSHIP, &id)).await.ok();
         }
         let grace = left().max(Duration::from_millis(100));
         let _closed =

@@ -1,0 +1,78 @@
+//! The pruning duty, on the leader: every prune interval, deletes finished jobs past their
+//! retention, vacuums the jobs table when autovacuum has not, forgets dead workers, old
+//! rate windows and activity, and settles pending jobs whose parents finished unnoticed.
+//! It runs beside the tick, never in its way.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Shared;
+use super::leader::Leadership;
+use crate::queries;
+use crate::shutdown::Shutdown;
+
+pub(crate) async fn run(shared: Arc<Shared>, mut leadership: Leadership, mut shutdown: Shutdown) {
+    loop {
+        if !leadership.wait(&mut shutdown).await {
+            return;
+        }
+        prune(&shared, &shutdown).await;
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(shared.config.prune_interval) => {}
+        }
+    }
+}
+
+/// Rows each pruning statement deletes at most (of completed jobs, and as many of failed
+/// and cancelled ones): short statements, so other writers get their turns between them.
+const PRUNE_BATCH: i64 = 5_000;
+
+/// One pruning pass: deletes finished jobs past their retention, batch after batch, until
+/// none is left (so pruning keeps up with any throughput, not a fixed number of rows per
+/// interval), or the shutdown; then the upkeep that goes with it.
+async fn prune(shared: &Shared, shutdown: &Shutdown) {
+    let retention = shared.config.retention;
+    let started = Instant::now();
+    let mut pruned = 0;
+    loop {
+        let n = match queries::job_prune(&shared.quiet, retention.completed, retention.discarded, PRUNE_BATCH).await {
+            Ok(n) => n,
+            Err(err) => {
+                tracing::warn!(error = %err, pruned, "pruning jobs failed; the next pass goes on");
+                break;
+            }
+        };
+        pruned += n;
+        // Fewer than a batch: nothing is left past its retention.
+        if n < PRUNE_BATCH as u64 || shutdown.is_triggered() {
+            break;
+        }
+        // Between batches, whoever waits for the database goes first.
+        tokio::task::yield_now().await;
+    }
+    if pruned > 0 {
+        tracing::info!(pruned, took = ?started.elapsed(), "pruned finished jobs past their retention");
+    }
+    if shutdown.is_triggered() {
+        return;
+    }
+    // Pruning frees space only for a vacuum to hand back; if autovacuum is off or lags, the
+    // leader does it (`table_vacuum_if_needed` says when), on the busy pool: a vacuum of a
+    // large table takes as long as it takes, and the tick must not wait for it.
+    let started = Instant::now();
+    match queries::table_vacuum_if_needed(&shared.services, shared.config.prune_interval * 2).await {
+        Ok(true) => tracing::info!(took = ?started.elapsed(), "vacuumed the jobs table (autovacuum had not)"),
+        Ok(false) => {}
+        Err(err) => tracing::warn!(error = %err, "vacuuming the jobs table failed; is autovacuum on?"),
+    }
+    queries::worker_prune(&shared.quiet, shared.config.lease * 4).await.ok();
+    queries::rate_windows_prune(&shared.quiet).await.ok();
+    crate::activity::prune(&shared.quiet).await.ok();
+    // The net under the dependency trigger: nothing stays pending once its parents are done.
+    match queries::job_sweep_pending(&shared.quiet).await {
+        Ok(0) => {}
+        Ok(settled) => tracing::warn!(settled, "settled pending jobs whose parents had finished unnoticed"),
+        Err(err) => tracing::warn!(error = %err, "settling pending jobs failed; the next pass goes on"),
+    }
+}
