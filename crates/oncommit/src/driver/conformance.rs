@@ -305,6 +305,42 @@ backend_test!(pooled async fn the_fleet_records_workers_tasks_leaders_and_period
     assert_eq!(stats.free_bytes.is_some(), db.backend() == Backend::Sqlite);
 });
 
+backend_test!(pooled async fn activity_counters_add_up_and_sleepers_come_and_go(t) {
+    let db = open(t).await;
+    let row = |minute, metric: &str, bucket, count| (minute, "q".to_owned(), metric.to_owned(), bucket, count);
+    run!(db, activity_add(&[row(100, "completed", 0, 2), row(100, "wait", 3, 1), row(101, "completed", 0, 1)]));
+    run!(db, activity_add(&[row(100, "completed", 0, 5)]));
+    let mut since = run!(db, activity_since(100));
+    since.sort();
+    // Completions per minute, the rest summed over the range (minute 0).
+    assert_eq!(since, [row(0, "wait", 3, 1), row(100, "completed", 0, 7), row(101, "completed", 0, 1)]);
+    assert_eq!(run!(db, activity_since(101)), [row(101, "completed", 0, 1)]);
+    assert_eq!(run!(db, activity_prune(101)), 2);
+    assert_eq!(run!(db, activity_since(0)), [row(101, "completed", 0, 1)]);
+
+    // Recorded once however often, and forgotten (PostgreSQL; SQLite has no NOTIFY and
+    // records nothing, but takes the calls).
+    let sleepers = |db: &Db| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let n: Option<i64> = match tx.own_conn() {
+                crate::Conn::Postgres(c) => {
+                    Some(sqlx::query_scalar("SELECT count(*) FROM oncommit.sleepers").fetch_one(c).await.unwrap())
+                }
+                crate::Conn::Sqlite(_) => None,
+            };
+            tx.commit().await.unwrap();
+            n
+        }
+    };
+    run!(db, sleeper_record("q", "w1"));
+    run!(db, sleeper_record("q", "w1"));
+    assert!(sleepers(&db).await.is_none_or(|n| n == 1));
+    run!(db, sleeper_forget("q", "w1"));
+    assert!(sleepers(&db).await.is_none_or(|n| n == 0));
+});
+
 /// The snapshot of the migrated schema of `backend`, checked in beside the code.
 fn snapshot_path(backend: Backend) -> std::path::PathBuf {
     let file = match backend {

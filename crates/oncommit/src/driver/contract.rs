@@ -140,6 +140,27 @@ pub(crate) trait Fleet: Driver {
     /// it); false when that period or a later one was claimed already.
     async fn periodic_claim(c: &mut Self::Conn, name: &str, period: i64) -> Result<bool>;
 
+    /// Records that `worker` waits for a NOTIFY on `queue`, under the queue's exclusive
+    /// advisory lock: the enqueuers that checked for sleepers before have committed when
+    /// this returns (migration 016 says why no wake-up is lost). SQLite has no NOTIFY: its
+    /// workers are woken in-process or by the poll, and nothing is recorded.
+    async fn sleeper_record(c: &mut Self::Conn, queue: &str, worker: &str) -> Result<()>;
+
+    /// `worker` is busy on `queue`: enqueuers need not wake it.
+    async fn sleeper_forget(c: &mut Self::Conn, queue: &str, worker: &str) -> Result<()>;
+
+    /// Adds the counters `rows` to the stored per-minute queue activity. The rows arrive
+    /// sorted by key, so two workers adding to the same minutes lock the same rows in the
+    /// same order and never deadlock.
+    async fn activity_add(c: &mut Self::Conn, rows: &[ActivityRow]) -> Result<()>;
+
+    /// The activity of minutes `since_minute` and later, summed per minute for completions
+    /// (the chart) and over the whole range for the rest (the minute is 0 then).
+    async fn activity_since(c: &mut Self::Conn, since_minute: i64) -> Result<Vec<ActivityRow>>;
+
+    /// Deletes the activity of minutes before `before_minute`; returns how many rows went.
+    async fn activity_prune(c: &mut Self::Conn, before_minute: i64) -> Result<u64>;
+
     /// The jobs table's size and dead rows.
     async fn table_stats(c: &mut Self::Conn) -> Result<TableStats>;
 
@@ -226,6 +247,9 @@ pub(crate) struct LeaderElect<'a> {
     /// How long the leadership lasts unless renewed.
     pub(crate) ttl: Duration,
 }
+
+/// One activity counter: `(minute since the epoch, queue, metric, bucket, count)`.
+pub(crate) type ActivityRow = (i64, String, String, i16, i64);
 
 /// Jobs inserted, and the queues to wake once they commit (those that got available jobs).
 #[derive(Debug, Default)]

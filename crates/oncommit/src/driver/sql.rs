@@ -123,3 +123,18 @@ macro_rules! queue_lag {
         )
     };
 }
+
+/// The counts since a minute, a range of the primary key, summed in the database: per
+/// minute only for completions (the chart), over the whole range for the rest, so an hour
+/// comes back as some 80 rows per queue however many buckets its minutes filled.
+macro_rules! activity_since {
+    ($table:literal, $sum:literal) => {
+        concat!(
+            "SELECT CASE WHEN metric = 'completed' THEN minute ELSE 0 END AS m, queue, metric, bucket, ",
+            $sum,
+            " FROM ",
+            $table,
+            " WHERE minute >= $1 GROUP BY m, queue, metric, bucket ORDER BY m, queue, metric, bucket"
+        )
+    };
+}

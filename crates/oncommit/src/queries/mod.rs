@@ -4,9 +4,10 @@
 //! module per database).
 //!
 //! The files beside this one still hold multi-statement algorithms written once per
-//! database (`queue_control`, `key_rate`, `dependencies`, `bulk`, `listing`, `activity`,
-//! `sleepers`, `selection`); they move behind the contract next, as `unique_insert` did
-//! (the algorithm here, its statements in the driver).
+//! database (`queue_control`, `key_rate`, `dependencies`, `bulk`, `listing`,
+//! `selection`); they move behind the contract next, as `unique_insert` did (the algorithm
+//! here, its statements in the driver). `activity` and `sleepers` are the driver's
+//! statements already, run for `Db`.
 //!
 //! JSON crosses the boundary as text; times as `timestamptz` on PostgreSQL and epoch
 //! milliseconds on SQLite (the row decoder in `job_row.rs` knows both).

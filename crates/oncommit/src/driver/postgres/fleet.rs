@@ -6,10 +6,13 @@ use std::time::Duration;
 use sqlx::postgres::PgConnection;
 
 use super::PostgresDriver;
-use crate::driver::contract::{Fleet, LeaderElect, WorkerBeat};
+use crate::driver::contract::{ActivityRow, Fleet, LeaderElect, WorkerBeat};
 use crate::driver::rows::{TableStats, TaskDeclaration, declaration};
 use crate::driver::secs;
 use crate::error::Result;
+
+/// The activity of the minutes since `$1` (see `Fleet::activity_since`).
+pub(crate) const ACTIVITY_SINCE: &str = activity_since!("oncommit.queue_activity", "sum(count)::int8");
 
 impl Fleet for PostgresDriver {
     async fn worker_heartbeat(c: &mut PgConnection, worker: &WorkerBeat<'_>) -> Result<()> {
@@ -116,6 +119,55 @@ impl Fleet for PostgresDriver {
             .execute(&mut *c)
             .await?;
         Ok(())
+    }
+
+    async fn sleeper_record(c: &mut PgConnection, queue: &str, worker: &str) -> Result<()> {
+        let mut tx = sqlx::Connection::begin(&mut *c).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(1330531, hashtext($1))").bind(queue).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO oncommit.sleepers (queue, worker) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(queue)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn sleeper_forget(c: &mut PgConnection, queue: &str, worker: &str) -> Result<()> {
+        sqlx::query("DELETE FROM oncommit.sleepers WHERE queue = $1 AND worker = $2")
+            .bind(queue)
+            .bind(worker)
+            .execute(&mut *c)
+            .await?;
+        Ok(())
+    }
+
+    async fn activity_add(c: &mut PgConnection, rows: &[ActivityRow]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oncommit.queue_activity (minute, queue, metric, bucket, count) \
+             SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int2[], $5::int8[]) \
+             ON CONFLICT (minute, queue, metric, bucket) \
+             DO UPDATE SET count = oncommit.queue_activity.count + excluded.count",
+        )
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.4).collect::<Vec<_>>())
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+
+    async fn activity_since(c: &mut PgConnection, since_minute: i64) -> Result<Vec<ActivityRow>> {
+        Ok(sqlx::query_as(ACTIVITY_SINCE).bind(since_minute).fetch_all(&mut *c).await?)
+    }
+
+    async fn activity_prune(c: &mut PgConnection, before_minute: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM oncommit.queue_activity WHERE minute < $1")
+            .bind(before_minute)
+            .execute(&mut *c)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn schema_describe(c: &mut PgConnection) -> Result<String> {

@@ -23,6 +23,8 @@ mod url;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+#[cfg(test)]
+pub(crate) use fleet::ACTIVITY_SINCE;
 pub(crate) use fleet::table_vacuum_if_needed;
 #[cfg(test)]
 pub(crate) use jobs::{CLAIM, COMPLETE, COUNT_UNFINISHED, QUEUE_LAG};

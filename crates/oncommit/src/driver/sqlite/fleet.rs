@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::sqlite::SqliteConnection;
 
 use super::SqliteDriver;
-use crate::driver::contract::{Fleet, LeaderElect, WorkerBeat};
+use crate::driver::contract::{ActivityRow, Fleet, LeaderElect, WorkerBeat};
 use crate::driver::millis;
 use crate::driver::rows::{TableStats, TaskDeclaration, declaration};
 use crate::error::Result;
@@ -109,6 +109,42 @@ impl Fleet for SqliteDriver {
             .execute(&mut *c)
             .await?;
         Ok(())
+    }
+
+    async fn sleeper_record(_: &mut SqliteConnection, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn sleeper_forget(_: &mut SqliteConnection, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn activity_add(c: &mut SqliteConnection, rows: &[ActivityRow]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oncommit_queue_activity (minute, queue, metric, bucket, count) \
+             SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]', value ->> '$[3]', value ->> '$[4]' \
+             FROM json_each($1) WHERE true \
+             ON CONFLICT (minute, queue, metric, bucket) DO UPDATE SET count = count + excluded.count",
+        )
+        .bind(serde_json::to_string(rows).map_err(crate::Error::app)?)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+
+    async fn activity_since(c: &mut SqliteConnection, since_minute: i64) -> Result<Vec<ActivityRow>> {
+        Ok(sqlx::query_as(activity_since!("oncommit_queue_activity", "sum(count)"))
+            .bind(since_minute)
+            .fetch_all(&mut *c)
+            .await?)
+    }
+
+    async fn activity_prune(c: &mut SqliteConnection, before_minute: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM oncommit_queue_activity WHERE minute < $1")
+            .bind(before_minute)
+            .execute(&mut *c)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn schema_describe(c: &mut SqliteConnection) -> Result<String> {
