@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use oncommit_testing::backend_test;
 
-use super::contract::{JobClaim, JobHeartbeat, JobPrune, LeaderElect, NewJob, Transition, WorkerBeat};
+use super::contract::{JobClaim, JobHeartbeat, JobPrune, JobWindow, LeaderElect, NewJob, Transition, WorkerBeat};
+use super::selection::Filter;
 use crate::db::{Backend, Db};
 use crate::job::{JobId, JobState};
 use crate::unique::Identity;
@@ -303,6 +304,37 @@ backend_test!(pooled async fn the_fleet_records_workers_tasks_leaders_and_period
     let stats = run!(db, table_stats());
     assert!(stats.bytes > 0);
     assert_eq!(stats.free_bytes.is_some(), db.backend() == Backend::Sqlite);
+});
+
+backend_test!(pooled async fn listings_read_one_id_window_under_a_filter(t) {
+    let db = open(t).await;
+    assert_eq!(run!(db, job_id_bounds()), None, "an empty table");
+    let needle = NewJob { args: r#"{"note":"Find Me"}"#.into(), ..job("report", "q") };
+    let ids = run!(db, job_insert_plain(&[&job("t", "q"), &needle, &job("t", "other"), &job("t", "q")])).ids;
+    let failed = run!(db, job_claim(&claim("other", 1, "w1")))[0].job.id;
+    let error = Some(r#"{"attempt":1,"at":0,"error":"Disk Full"}"#.into());
+    run!(db, job_set_state_if_running_many(&[Transition { error, ..change(failed, 1, JobState::Failed) }]));
+    let (lo, hi) = run!(db, job_id_bounds()).unwrap();
+    assert_eq!((lo, hi), (ids[0].0, ids[3].0));
+
+    let every = Filter { states: JobState::ALL.iter().map(|s| s.as_str()).collect(), ..Filter::default() };
+    let window = |newest_first, limit| JobWindow { lo, hi: hi + 1, newest_first, limit };
+    let listed = |rows: Vec<crate::job_row::JobRow>| rows.into_iter().map(|r| r.job.id).collect::<Vec<_>>();
+    assert_eq!(listed(run!(db, job_window(&every, &window(true, 10)))), [ids[3], ids[2], ids[1], ids[0]]);
+    assert_eq!(listed(run!(db, job_window(&every, &window(false, 2)))), [ids[0], ids[1]], "oldest first, limited");
+    let narrow = JobWindow { lo: ids[1].0, hi: ids[3].0, ..window(true, 10) };
+    assert_eq!(listed(run!(db, job_window(&every, &narrow))), [ids[2], ids[1]], "only the window's ids");
+
+    let db = &db;
+    let by = |f: Filter| async move { listed(run!(db, job_window(&f, &window(true, 10)))) };
+    assert_eq!(by(Filter { queue: Some("q".into()), ..every.clone() }).await, [ids[3], ids[1], ids[0]]);
+    assert_eq!(by(Filter { states: vec!["failed"], ..every.clone() }).await, [failed]);
+    assert_eq!(by(Filter { task: Some("report".into()), ..every.clone() }).await, [ids[1]]);
+    assert_eq!(by(Filter { search: Some("find me".into()), ..every.clone() }).await, [ids[1]], "args, any case");
+    assert_eq!(by(Filter { search: Some(ids[3].0.to_string()), ..every.clone() }).await, [ids[3]], "an id");
+    assert_eq!(by(Filter { error: Some("disk full".into()), ..every.clone() }).await, [failed], "an error");
+    assert_eq!(by(Filter { ids: Some(vec![ids[0].0, ids[3].0]), ..every.clone() }).await, [ids[3], ids[0]]);
+    assert!(by(Filter { priority: Some(7), ..every.clone() }).await.is_empty());
 });
 
 backend_test!(pooled async fn activity_counters_add_up_and_sleepers_come_and_go(t) {

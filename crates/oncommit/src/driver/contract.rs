@@ -18,6 +18,7 @@ use crate::job::{JobId, JobState};
 use crate::job_row::JobRow;
 
 use super::rows::{TableStats, TaskDeclaration};
+use super::selection::Filter;
 use crate::unique::Identity;
 
 /// A database oncommit can run on: the connection its statements take.
@@ -96,6 +97,16 @@ pub(crate) trait Jobs: Driver {
     /// Deletes finished jobs past their retention, at most `limit` of each kind, with the
     /// dependency edges of pruned dependants. Returns how many jobs went.
     async fn job_prune(c: &mut Self::Conn, prune: &JobPrune) -> Result<u64>;
+
+    /// The lowest and highest job ids, or `None` for an empty table: two probes of the
+    /// primary key's ends.
+    async fn job_id_bounds(c: &mut Self::Conn) -> Result<Option<(i64, i64)>>;
+
+    /// Up to `window.limit` jobs the filter selects with ids in `[window.lo, window.hi)`,
+    /// newest or oldest first. A window bounds the statement to a range of the primary key,
+    /// so a page costs the same on a table of a thousand jobs or of millions, however rare
+    /// the matches (`crate::listing` walks the windows).
+    async fn job_window(c: &mut Self::Conn, filter: &Filter, window: &JobWindow) -> Result<Vec<JobRow>>;
 
     /// The age of the oldest available job of each queue that has one, in milliseconds,
     /// by queue name: how long work has waited for a worker (run time to now). A skip scan
@@ -214,6 +225,17 @@ pub(crate) struct JobHeartbeat<'a> {
     /// them, so its lease runs out and it is rescued.
     pub(crate) ids: &'a [i64],
     pub(crate) lease: Duration,
+}
+
+/// A window of the job listing (see [`Jobs::job_window`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JobWindow {
+    /// The lowest id of the window.
+    pub(crate) lo: i64,
+    /// Above the highest id of the window.
+    pub(crate) hi: i64,
+    pub(crate) newest_first: bool,
+    pub(crate) limit: i64,
 }
 
 /// Retention of finished jobs (see [`Jobs::job_prune`]).

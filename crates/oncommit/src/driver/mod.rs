@@ -7,7 +7,8 @@
 //!   with `FOR UPDATE SKIP LOCKED` and NOTIFY.
 //! - `sqlite`: connecting (file, WAL, busy timeout) and the SQL, one statement each under
 //!   the database's single writer.
-//! - `sql`: fragments of SQL several statements share.
+//! - `sql`: fragments of SQL several statements share; `selection`: the `WHERE` clause of a
+//!   job selection, shared by listings and bulk actions, and its params type.
 //!
 //! A statement is chosen by the connection's database at run time ([`on_driver!`], as
 //! sqlx's `Any` chooses): the only `match` on the backend that statements need.
@@ -19,6 +20,8 @@
 
 #[macro_use]
 mod sql;
+#[macro_use]
+pub(crate) mod selection;
 
 /// Runs the contract's statement `$method` on `$conn` (a [`Conn`](crate::Conn)), with the
 /// database's own implementation: `on_driver!(conn, job_get(id))`.

@@ -138,3 +138,21 @@ macro_rules! activity_since {
         )
     };
 }
+
+/// The statement of one window: `$1`–`$9` the filter, `$10` / `$11` the id range
+/// `[from, to)`, `$12` the limit.
+macro_rules! window {
+    ($table:literal, $columns:expr, $filter:expr, $order:literal) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            " FROM ",
+            $table,
+            " WHERE ",
+            $filter,
+            " AND id >= $10 AND id < $11 ORDER BY id ",
+            $order,
+            " LIMIT $12"
+        )
+    };
+}

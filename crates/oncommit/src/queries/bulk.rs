@@ -10,8 +10,8 @@ use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
 use crate::db::Db;
+use crate::driver::selection::Filter;
 use crate::error::Result;
-use crate::queries::selection::Filter;
 
 /// Jobs acted on per statement.
 const BATCH: i64 = 5_000;

@@ -7,10 +7,12 @@
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
 
-use super::listing::{PG_BOUNDS, PG_WINDOWS, SQLITE_WINDOWS};
 use super::plans::{plans, scratch_database};
 use super::queue_control::QUEUE_SETTINGS_POSTGRES;
-use crate::driver::postgres::{ACTIVITY_SINCE as PG_ACTIVITY_SINCE, COUNT_UNFINISHED, QUEUE_LAG};
+use crate::driver::postgres::{
+    ACTIVITY_SINCE as PG_ACTIVITY_SINCE, BOUNDS as PG_BOUNDS, COUNT_UNFINISHED, QUEUE_LAG, WINDOWS as PG_WINDOWS,
+};
+use crate::driver::sqlite::WINDOWS as SQLITE_WINDOWS;
 
 const ALL: &str = "ARRAY['pending','scheduled','available','running','retryable','completed','failed','cancelled']";
 

@@ -4,8 +4,8 @@
 //! module per database).
 //!
 //! The files beside this one still hold multi-statement algorithms written once per
-//! database (`queue_control`, `key_rate`, `dependencies`, `bulk`, `listing`,
-//! `selection`); they move behind the contract next, as `unique_insert` did (the algorithm
+//! database (`queue_control`, `key_rate`, `dependencies`, `bulk`, `listing`);
+//! they move behind the contract next, as `unique_insert` did (the algorithm
 //! here, its statements in the driver). `activity` and `sleepers` are the driver's
 //! statements already, run for `Db`.
 //!
@@ -80,8 +80,6 @@ macro_rules! statement {
     }};
 }
 
-#[macro_use]
-pub(crate) mod selection;
 pub(crate) mod activity;
 pub(crate) mod bulk;
 #[cfg(test)]

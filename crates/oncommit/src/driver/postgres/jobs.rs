@@ -4,7 +4,8 @@
 use sqlx::postgres::PgConnection;
 
 use super::PostgresDriver;
-use crate::driver::contract::{Inserted, JobClaim, JobHeartbeat, JobPrune, Jobs, NewJob, Tick, Transition};
+use crate::driver::contract::{Inserted, JobClaim, JobHeartbeat, JobPrune, JobWindow, Jobs, NewJob, Tick, Transition};
+use crate::driver::selection::Filter;
 use crate::driver::{CANCEL_CHANNEL, JOBS_CHANNEL, secs};
 use crate::error::Result;
 use crate::job::JobId;
@@ -78,6 +79,15 @@ pub(crate) const COUNT_UNFINISHED: &str = "\
          WHERE state IN ('scheduled', 'retryable') GROUP BY queue, state \
      UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue \
      UNION ALL SELECT queue, 'pending', count(*) FROM oncommit.jobs WHERE state = 'pending' GROUP BY queue";
+
+/// The lowest and highest job ids (see `Jobs::job_id_bounds`).
+pub(crate) const BOUNDS: &str = "SELECT (SELECT min(id) FROM oncommit.jobs), (SELECT max(id) FROM oncommit.jobs)";
+
+/// A window of the listing, newest first and oldest first (see `Jobs::job_window`).
+pub(crate) const WINDOWS: [&str; 2] = [
+    window!("oncommit.jobs", pg_job_columns!(), pg_filter!(), "DESC"),
+    window!("oncommit.jobs", pg_job_columns!(), pg_filter!(), "ASC"),
+];
 
 /// The age of each queue's oldest available job in ms (see `Jobs::queue_lag`).
 pub(crate) const QUEUE_LAG: &str =
@@ -368,6 +378,21 @@ impl Jobs for PostgresDriver {
         .fetch_one(&mut *c)
         .await?;
         Ok(u64::try_from(pruned).unwrap_or(0))
+    }
+
+    async fn job_id_bounds(c: &mut PgConnection) -> Result<Option<(i64, i64)>> {
+        let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(BOUNDS).fetch_one(&mut *c).await?;
+        Ok(lo.zip(hi))
+    }
+
+    async fn job_window(c: &mut PgConnection, f: &Filter, window: &JobWindow) -> Result<Vec<JobRow>> {
+        let statement = WINDOWS[usize::from(!window.newest_first)];
+        Ok(bind_filter!(sqlx::query_as(statement), f, &f.states, &f.ids)
+            .bind(window.lo)
+            .bind(window.hi)
+            .bind(window.limit)
+            .fetch_all(&mut *c)
+            .await?)
     }
 
     async fn queue_lag(c: &mut PgConnection) -> Result<Vec<(String, i64)>> {

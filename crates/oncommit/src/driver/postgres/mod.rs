@@ -27,7 +27,7 @@ use std::sync::Arc;
 pub(crate) use fleet::ACTIVITY_SINCE;
 pub(crate) use fleet::table_vacuum_if_needed;
 #[cfg(test)]
-pub(crate) use jobs::{CLAIM, COMPLETE, COUNT_UNFINISHED, QUEUE_LAG};
+pub(crate) use jobs::{BOUNDS, CLAIM, COMPLETE, COUNT_UNFINISHED, QUEUE_LAG, WINDOWS};
 pub(crate) use jobs::{CLAIM_CONTROLLED, notify_on};
 pub(crate) use servers::{PoolHandle, Servers};
 pub use url::Pooler;

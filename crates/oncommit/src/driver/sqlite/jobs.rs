@@ -6,8 +6,9 @@
 use sqlx::sqlite::SqliteConnection;
 
 use super::SqliteDriver;
-use crate::driver::contract::{Inserted, JobClaim, JobHeartbeat, JobPrune, Jobs, NewJob, Tick, Transition};
+use crate::driver::contract::{Inserted, JobClaim, JobHeartbeat, JobPrune, JobWindow, Jobs, NewJob, Tick, Transition};
 use crate::driver::millis;
+use crate::driver::selection::Filter;
 use crate::error::Result;
 use crate::job::JobId;
 use crate::job_row::JobRow;
@@ -33,6 +34,12 @@ macro_rules! sqlite_claim {
 
 /// Whether `$1` is a controlled queue (paused or limited).
 const IS_CONTROLLED: &str = concat!("SELECT EXISTS (", controlled_queue_row!("oncommit_queues"), ")");
+
+/// A window of the listing, newest first and oldest first (see `Jobs::job_window`).
+pub(crate) const WINDOWS: [&str; 2] = [
+    window!("oncommit_jobs", sqlite_job_columns!(), sqlite_filter!(), "DESC"),
+    window!("oncommit_jobs", sqlite_job_columns!(), sqlite_filter!(), "ASC"),
+];
 
 /// The age of each queue's oldest available job in ms (see `Jobs::queue_lag`).
 pub(crate) const QUEUE_LAG: &str = queue_lag!("oncommit_jobs", concat!("max(0, ", sqlite_now_ms!(), " - min(run_at))"));
@@ -334,6 +341,24 @@ impl Jobs for SqliteDriver {
             .execute(&mut *c)
             .await?;
         Ok(gone.len() as u64)
+    }
+
+    async fn job_id_bounds(c: &mut SqliteConnection) -> Result<Option<(i64, i64)>> {
+        let (lo, hi): (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT (SELECT min(id) FROM oncommit_jobs), (SELECT max(id) FROM oncommit_jobs)")
+                .fetch_one(&mut *c)
+                .await?;
+        Ok(lo.zip(hi))
+    }
+
+    async fn job_window(c: &mut SqliteConnection, f: &Filter, window: &JobWindow) -> Result<Vec<JobRow>> {
+        let statement = WINDOWS[usize::from(!window.newest_first)];
+        Ok(bind_filter!(sqlx::query_as(statement), f, f.states_json()?, f.ids_json()?)
+            .bind(window.lo)
+            .bind(window.hi)
+            .bind(window.limit)
+            .fetch_all(&mut *c)
+            .await?)
     }
 
     async fn queue_lag(c: &mut SqliteConnection) -> Result<Vec<(String, i64)>> {

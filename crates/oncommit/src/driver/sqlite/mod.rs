@@ -15,9 +15,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use crate::db::{Backend, SQLITE_BUSY_TIMEOUT};
 use crate::error::{Error, Result, Target};
 
-#[cfg(test)]
-pub(crate) use jobs::QUEUE_LAG;
 pub(crate) use jobs::job_claim_unguarded;
+#[cfg(test)]
+pub(crate) use jobs::{QUEUE_LAG, WINDOWS};
 
 /// The SQLite driver: its statements are the implementations of the contract's traits
 /// (`jobs`, `fleet`).

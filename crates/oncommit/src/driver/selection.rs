@@ -1,6 +1,6 @@
-//! Which jobs a selection picks, as one `WHERE` clause per backend: shared by the listing
-//! (`listing.rs`) and the bulk actions (`bulk.rs`), so that what the dashboard shows under
-//! a filter is exactly what an action on that filter touches.
+//! Which jobs a selection picks, as one `WHERE` clause per database: shared by the listing
+//! (`Jobs::job_window`) and the bulk actions (`queries::bulk`), so that what the dashboard
+//! shows under a filter is exactly what an action on that filter touches.
 
 /// Which jobs a selection picks, as the statements bind it.
 #[derive(Debug, Clone, Default)]
