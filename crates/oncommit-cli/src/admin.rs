@@ -10,7 +10,7 @@ use crate::args::EnqueueArgs;
 use crate::demo::print;
 use crate::exit::Exit;
 
-pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs) -> anyhow::Result<()> {
+pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs, as_json: bool) -> anyhow::Result<()> {
     let args: Value =
         serde_json::from_str(&a.args).map_err(|e| Exit::Usage(format!("--args is not JSON ({e}): {}", a.args)))?;
     let mut opts = EnqueueOptions::new();
@@ -57,15 +57,15 @@ pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs) -> anyhow::Result<()> {
         opts = opts.unique(unique);
     }
     let id = db.enqueue_raw(&a.task, &args, opts).await?;
-    print(a.json, &json!({ "id": id, "task": a.task }), || id.to_string())
+    print(as_json, &json!({ "id": id, "task": a.task }), || id.to_string())
 }
 
 /// A page of jobs; in text, the command for the next page follows the table.
-pub(crate) async fn jobs(db: &Db, args: &crate::args::JobsArgs) -> anyhow::Result<()> {
+pub(crate) async fn jobs(db: &Db, args: &crate::args::JobsArgs, as_json: bool) -> anyhow::Result<()> {
     let (selection, page) = args.query();
     let listed = db.list_jobs(&selection, &page).await?;
     let jobs = &listed.jobs;
-    print(args.json, &json!(listed), || {
+    print(as_json, &json!(listed), || {
         let mut text =
             format!("{:>8}  {:<10} {:<12} {:<14} {:>7}  last error\n", "id", "state", "queue", "task", "attempt");
         for j in jobs {

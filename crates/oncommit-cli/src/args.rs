@@ -12,6 +12,12 @@ pub(crate) struct Args {
     #[arg(long, env = "DATABASE_URL", default_value = oncommit::DEFAULT_URL, global = true)]
     pub(crate) database_url: String,
 
+    /// Print one JSON object on one line instead of text, for scripts: every command that
+    /// prints a result (`jobs`: `{"jobs": [...], "next_cursor": …}`; `enqueue`: the id;
+    /// `demo` with every scenario: one member each). Before or after the command.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -24,9 +30,6 @@ pub(crate) enum Command {
         /// Also create or upgrade the demo application's tables (`data`, `socks`, `demo_runs`).
         #[arg(long)]
         demo: bool,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Serve the seed application, the dashboard (/dashboard) and an embedded worker.
     Serve {
@@ -55,16 +58,9 @@ pub(crate) enum Command {
     Job {
         /// The job id.
         id: i64,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Count jobs per state and queue.
-    Stats {
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Stats,
     /// Run a failed, cancelled or waiting job again now; or, with --state, every job
     /// selected (`oncommit retry --state failed --queue mail --error refused --since 12h`).
     #[command(group(clap::ArgGroup::new("target").required(true).args(["id", "state"])))]
@@ -74,9 +70,6 @@ pub(crate) enum Command {
         id: Option<i64>,
         #[command(flatten)]
         select: SelectArgs,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Cancel a job: a waiting one at once, a running one by asking its worker; or, with
     /// --state, every job selected.
@@ -87,9 +80,6 @@ pub(crate) enum Command {
         id: Option<i64>,
         #[command(flatten)]
         select: SelectArgs,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Delete a job that is not running; or, with --state, every such job selected.
     #[command(group(clap::ArgGroup::new("target").required(true).args(["id", "state"])))]
@@ -99,42 +89,24 @@ pub(crate) enum Command {
         id: Option<i64>,
         #[command(flatten)]
         select: SelectArgs,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// List what each task declares for its jobs (queue, priority, attempts), as recorded by
     /// the workers that register it: what a job enqueued without those options gets.
-    Tasks {
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Tasks,
     /// Show a workflow's jobs as an indented list, with states, parents and results.
     Workflow {
         /// The workflow id (as `oncommit job` shows it).
         id: String,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// List the queues: paused or not, their limits, waiting and running jobs, workers.
-    Queues {
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Queues,
     /// Steer a queue for every worker at once: pause, resume, limit (no restart needed).
     Queue {
         #[command(subcommand)]
         action: QueueAction,
     },
     /// List the workers that reported recently.
-    Workers {
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Workers,
     /// Measure the queue's throughput and latency against a raw-SQL baseline (queue `bench`).
     Bench {
         /// Jobs per throughput run.
@@ -152,18 +124,12 @@ pub(crate) enum Command {
         /// The worker's concurrency for --backlog and --sustain.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Run the seeds' concurrency scenarios for real and show what happened (all of them
     /// when no scenario is named).
     Demo {
         #[command(subcommand)]
         scenario: Option<Demo>,
-        /// Print one JSON object instead of text (with every scenario: one member each).
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -271,9 +237,6 @@ pub(crate) struct EnqueueArgs {
     /// How many jobs of the --concurrency-key may run at once [default: 1].
     #[arg(long, requires = "concurrency_key")]
     pub(crate) key_limit: Option<u32>,
-    /// Print one JSON object instead of the id.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 /// The filters of the dashboard's jobs view, shared by `oncommit jobs` and the bulk
@@ -338,9 +301,6 @@ pub(crate) struct JobsArgs {
     /// At most this many (1 to 1000).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1000))]
     pub(crate) limit: i64,
-    /// Print one JSON object (`{"jobs": [...], "next_cursor": …}`) instead of text.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 impl JobsArgs {
@@ -385,17 +345,11 @@ pub(crate) enum QueueAction {
     Pause {
         /// The queue.
         name: String,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Workers claim the queue's jobs again, at once.
     Resume {
         /// The queue.
         name: String,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// At most N of the queue's jobs run at once across all workers (`none`: no limit).
     Limit {
@@ -404,9 +358,6 @@ pub(crate) enum QueueAction {
         /// The most jobs running at once, or `none`.
         #[arg(value_parser = parse_limit)]
         limit: Limit,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// At most N of the queue's jobs start per period across all workers: `10/1s`,
     /// `100/1m`, `5/500ms`, `1000/1h` (`none`: no limit).
@@ -419,9 +370,6 @@ pub(crate) enum QueueAction {
         /// Count each concurrency key's starts on its own (jobs without a key share one).
         #[arg(long)]
         per_key: bool,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -433,16 +381,6 @@ impl QueueAction {
             | QueueAction::Resume { name, .. }
             | QueueAction::Limit { name, .. }
             | QueueAction::RateLimit { name, .. } => name,
-        }
-    }
-
-    /// Whether its `--json` was given.
-    pub(crate) fn json(&self) -> bool {
-        match *self {
-            QueueAction::Pause { json, .. }
-            | QueueAction::Resume { json, .. }
-            | QueueAction::Limit { json, .. }
-            | QueueAction::RateLimit { json, .. } => json,
         }
     }
 }
@@ -458,42 +396,16 @@ pub(crate) enum Demo {
         /// How long each view keeps working after dispatching, in milliseconds.
         #[arg(long, default_value_t = 20)]
         work_ms: u64,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Seed 004: session A locks a sock FOR UPDATE and holds it; B's FOR UPDATE waits.
     SelectForUpdate {
         /// How long A holds its lock at least, in milliseconds.
         #[arg(long, default_value_t = 1000)]
         hold_ms: u64,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Seed 004: two transactions lock two rows in opposite order; then with retry, and
     /// with ordered locking.
-    Deadlock {
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Deadlock,
     /// Seed 004: lost update and write skew under each isolation level.
-    Isolation {
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-impl Demo {
-    /// Whether this scenario's own `--json` was given.
-    pub(crate) fn json(&self) -> bool {
-        match *self {
-            Demo::Race { json, .. }
-            | Demo::SelectForUpdate { json, .. }
-            | Demo::Deadlock { json }
-            | Demo::Isolation { json } => json,
-        }
-    }
+    Isolation,
 }

@@ -10,7 +10,6 @@ use crate::args::Demo;
 
 pub(crate) async fn run(db: &Db, scenario: Option<Demo>, json: bool) -> anyhow::Result<()> {
     if let Some(scenario) = scenario {
-        let json = json || scenario.json();
         let (report, text) = report(db, scenario).await?;
         return print(json, &report, || text);
     }
@@ -18,10 +17,10 @@ pub(crate) async fn run(db: &Db, scenario: Option<Demo>, json: bool) -> anyhow::
     let mut all = serde_json::Map::new();
     let mut texts = Vec::new();
     for (name, scenario) in [
-        ("select_for_update", Demo::SelectForUpdate { hold_ms: 1000, json: false }),
-        ("deadlock", Demo::Deadlock { json: false }),
-        ("isolation", Demo::Isolation { json: false }),
-        ("race", Demo::Race { iterations: 20, work_ms: 20, json: false }),
+        ("select_for_update", Demo::SelectForUpdate { hold_ms: 1000 }),
+        ("deadlock", Demo::Deadlock),
+        ("isolation", Demo::Isolation),
+        ("race", Demo::Race { iterations: 20, work_ms: 20 }),
     ] {
         let (report, text) = report(db, scenario).await?;
         all.insert(name.to_owned(), report);
@@ -66,7 +65,7 @@ async fn report(db: &Db, scenario: Demo) -> anyhow::Result<(serde_json::Value, S
             };
             Ok((serde_json::to_value(&r)?, text))
         }
-        Demo::Deadlock { .. } => {
+        Demo::Deadlock => {
             let r = deadlock::run(db).await?;
             let text = {
                 let victim = r.victim_error.as_deref().unwrap_or("none");
@@ -85,7 +84,7 @@ async fn report(db: &Db, scenario: Demo) -> anyhow::Result<(serde_json::Value, S
             };
             Ok((serde_json::to_value(&r)?, text))
         }
-        Demo::Isolation { .. } => {
+        Demo::Isolation => {
             let r = isolation::run(db).await?;
             let text = {
                 let mut text = format!("isolation on {}:\n", r.backend);

@@ -28,6 +28,14 @@ async fn main() -> std::process::ExitCode {
         .unwrap_or_else(|_| "warn,oncommit=info,oncommit::trace=warn,sqlx::query=error".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let args = Args::parse();
+    if args.json && matches!(args.command, Command::Serve { .. } | Command::Worker(_)) {
+        // A service logs; it prints no result for --json to shape.
+        let err = clap::Error::raw(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--json is for commands that print a result; `serve` and `worker` log to stderr\n",
+        );
+        err.exit();
+    }
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -66,8 +74,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     progress::while_running("migrating", migrating).await?;
+    let json = args.json;
     match args.command {
-        Command::Migrate { json, .. } => {
+        Command::Migrate { .. } => {
             tracing::info!(url = db.url(), "migrations applied");
             demo::print(json, &serde_json::json!({ "migrated": true, "url": db.url(), "demo": demo }), || {
                 format!("migrations applied to {}", db.url())
@@ -77,29 +86,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
             serve::run(&db, &addr, no_worker, &allowed_host).await?
         }
         Command::Worker(_) => unreachable!("handled above"),
-        Command::Enqueue(a) => admin::enqueue(&db, a).await?,
-        Command::Jobs(a) => admin::jobs(&db, &a).await?,
-        Command::Job { id, json } => admin::job(&db, id, json).await?,
-        Command::Stats { json } => admin::stats(&db, json).await?,
-        Command::Retry { id: Some(id), json, .. } => admin::retry(&db, id, json).await?,
-        Command::Cancel { id: Some(id), json, .. } => admin::cancel(&db, id, json).await?,
-        Command::Delete { id: Some(id), json, .. } => admin::delete(&db, id, json).await?,
-        Command::Retry { id: None, select, json } => bulk::act(&db, bulk::Action::Retry, &select, json).await?,
-        Command::Cancel { id: None, select, json } => bulk::act(&db, bulk::Action::Cancel, &select, json).await?,
-        Command::Delete { id: None, select, json } => bulk::act(&db, bulk::Action::Delete, &select, json).await?,
-        Command::Tasks { json } => admin::tasks(&db, json).await?,
-        Command::Workers { json } => admin::workers(&db, json).await?,
-        Command::Queues { json } => queues::list(&db, json).await?,
-        Command::Workflow { id, json } => admin::workflow(&db, &id, json).await?,
-        Command::Queue { action } => queues::act(&db, action).await?,
-        Command::Bench { sustain: Some(secs), concurrency, json, .. } => {
+        Command::Enqueue(a) => admin::enqueue(&db, a, json).await?,
+        Command::Jobs(a) => admin::jobs(&db, &a, json).await?,
+        Command::Job { id } => admin::job(&db, id, json).await?,
+        Command::Stats => admin::stats(&db, json).await?,
+        Command::Retry { id: Some(id), .. } => admin::retry(&db, id, json).await?,
+        Command::Cancel { id: Some(id), .. } => admin::cancel(&db, id, json).await?,
+        Command::Delete { id: Some(id), .. } => admin::delete(&db, id, json).await?,
+        Command::Retry { id: None, select } => bulk::act(&db, bulk::Action::Retry, &select, json).await?,
+        Command::Cancel { id: None, select } => bulk::act(&db, bulk::Action::Cancel, &select, json).await?,
+        Command::Delete { id: None, select } => bulk::act(&db, bulk::Action::Delete, &select, json).await?,
+        Command::Tasks => admin::tasks(&db, json).await?,
+        Command::Workers => admin::workers(&db, json).await?,
+        Command::Queues => queues::list(&db, json).await?,
+        Command::Workflow { id } => admin::workflow(&db, &id, json).await?,
+        Command::Queue { action } => queues::act(&db, action, json).await?,
+        Command::Bench { sustain: Some(secs), concurrency, .. } => {
             bench::sustain(&db, &args.database_url, secs, concurrency, json).await?
         }
-        Command::Bench { backlog: Some(backlog), concurrency, json, .. } => {
+        Command::Bench { backlog: Some(backlog), concurrency, .. } => {
             bench::backlog(&db, &args.database_url, backlog, concurrency, json).await?
         }
-        Command::Bench { jobs, json, .. } => bench::run(&db, &args.database_url, jobs, json).await?,
-        Command::Demo { scenario, json } => demo::run(&db, scenario, json).await?,
+        Command::Bench { jobs, .. } => bench::run(&db, &args.database_url, jobs, json).await?,
+        Command::Demo { scenario } => demo::run(&db, scenario, json).await?,
     }
     Ok(())
 }

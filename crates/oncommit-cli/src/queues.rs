@@ -23,8 +23,8 @@ pub(crate) async fn list(db: &Db, json: bool) -> anyhow::Result<()> {
     })
 }
 
-pub(crate) async fn act(db: &Db, action: QueueAction) -> anyhow::Result<()> {
-    let (name, json) = (action.name().to_owned(), action.json());
+pub(crate) async fn act(db: &Db, action: QueueAction, json: bool) -> anyhow::Result<()> {
+    let name = action.name().to_owned();
     let done = match action {
         QueueAction::Pause { .. } => {
             db.pause_queue(&name).await?;

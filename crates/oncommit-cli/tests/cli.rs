@@ -140,6 +140,16 @@ backend_test!(async fn exit_codes_tell_not_found_from_refused_and_actions_print_
         assert_eq!(v["state"], "available", "{v}");
         let out = oncommit(&url, &["jobs", "--no-such-flag"]);
         assert_eq!(out.status.code(), Some(2), "usage: {out:?}");
+        // `--json` is one global flag, before the command or after it.
+        let (before, after) = (json(&url, &["--json", "stats"]), json(&url, &["stats", "--json"]));
+        assert_eq!((&before["available"], &before["queues"]), (&after["available"], &after["queues"]));
+        assert!(json(&url, &["--json", "queue", "pause", "q"])["queue"]["paused"].as_bool().unwrap());
+        for service in ["worker", "serve"] {
+            let out = oncommit(&url, &[service, "--json"]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{service}: {stderr}");
+            assert!(stderr.contains("--json is for commands that print a result"), "{stderr}");
+        }
     })
     .await
     .unwrap();

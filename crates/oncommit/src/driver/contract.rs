@@ -1,6 +1,7 @@
-//! The contract: every statement oncommit sends to its own tables, declared once with what
-//! it does. `driver::postgres` and `driver::sqlite` each fulfil it with their SQL; a new
-//! database implements these traits.
+//! The contract: the statements oncommit sends to its own tables, declared once with what
+//! they do. `driver::postgres` and `driver::sqlite` each fulfil it with their SQL; a new
+//! database implements these traits. (The algorithms still written once per database in
+//! `queries` send theirs themselves, until they move here.)
 //!
 //! A method is one statement, or a fixed few on the one connection it is given, never a
 //! decision above the database: choosing, retrying, waiting, pooling and the SQLite write
@@ -9,7 +10,8 @@
 //! are computed by its clock, never a worker's, so workers with skewed clocks agree.
 //!
 //! Statements that exist on one database only stay in its module, outside the contract:
-//! PostgreSQL's NOTIFY, its vacuum, SQLite's look-up of what its triggers decided.
+//! PostgreSQL's NOTIFY and its vacuum, SQLite's claim inside a controlled queue's write
+//! transaction.
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! What oncommit needs of each database, behind one contract, one module per database.
 //!
-//! - [`contract`]: every statement oncommit sends, declared once with what it does, a
+//! - [`contract`]: the statements oncommit sends, declared once with what it does, a
 //!   trait per concept ([`Jobs`](contract::Jobs), [`UniqueJobs`](contract::UniqueJobs),
 //!   [`Fleet`](contract::Fleet)). A new database implements them.
 //! - `postgres`: connecting (host lists, server roles, failover, pooler mode) and the SQL,
@@ -14,9 +14,10 @@
 //! sqlx's `Any` chooses): the only `match` on the backend that statements need.
 //!
 //! Still above the contract, to move here next: the multi-statement algorithms written
-//! once per database in `queries` (controlled claims, per-key rate windows, dependency
-//! settlement, bulk changes, listings). The unique insert shows the shape they take: the
-//! algorithm once in `queries`, its statements here.
+//! once per database in `queries` (controlled claims and queue settings, per-key rate
+//! windows, dependency settlement, bulk changes), which send their SQL themselves. The
+//! unique insert shows the shape they take: the algorithm once in `queries`, its
+//! statements here.
 
 #[macro_use]
 mod sql;

@@ -79,12 +79,11 @@ backend_test!(pooled async fn the_concurrency_limit_holds_across_workers(t) {
     create_runs(&t.db).await;
     const JOBS: i64 = 30;
     const LIMIT: u32 = 3;
-    for _ in 0..JOBS {
-        t.db.enqueue_with(Nap { ms: 15 }, on("partner")).await.unwrap();
-    }
     // Three workers, each willing to run eight at once and to prefetch more. The limit is
-    // set in code by the first, which records it as it starts (before it claims; the
-    // others are started once it is recorded).
+    // set in code by the first, which records it as it starts (the others are started once
+    // it is recorded). The jobs come once all three run, so all three contend for them
+    // while the observer watches (enqueued before, the first worker alone could finish
+    // them before the others, or the observer, started).
     let w1 = start(worker(&t.db).register::<Nap>().queue("partner", 8).queue_limit("partner", LIMIT));
     eventually("the first worker records the limit", || async {
         (t.db.queue_info("partner").await.unwrap().concurrency_limit == Some(LIMIT as i32)).then_some(())
@@ -92,6 +91,11 @@ backend_test!(pooled async fn the_concurrency_limit_holds_across_workers(t) {
     .await;
     let w2 = start(worker(&t.db).register::<Nap>().queue("partner", 8));
     let w3 = start(worker(&t.db).register::<Nap>().queue("partner", 8).prefetch(20));
+    let mut tx = t.db.begin().await.unwrap();
+    for _ in 0..JOBS {
+        tx.enqueue_with(Nap { ms: 15 }, on("partner")).await.unwrap();
+    }
+    tx.commit().await.unwrap();
     let most = most_running_until_done(&t.db, "partner", JOBS).await;
     assert!(most <= i64::from(LIMIT), "{most} jobs ran at once under a limit of {LIMIT}");
     assert!(most >= 1, "the observer saw jobs run");
