@@ -6,10 +6,9 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use oncommit::{EnqueueOptions, Job, JobFilter, JobState};
-use oncommit_testing::backend_test;
+use oncommit_testing::{backend_test, eventually};
 use serde_json::json;
 use support::worker_process;
 
@@ -27,16 +26,12 @@ async fn enqueue(db: &oncommit::Db, n: usize, task: &str, args: serde_json::Valu
 
 /// Waits until the queue's jobs of `task` are all completed; returns them.
 async fn completed(db: &oncommit::Db, task: &str, n: usize) -> Vec<Job> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    eventually(&format!("the {n} {task} jobs to complete"), || async {
         let filter = JobFilter { queue: Some("burst".into()), limit: 10_000, ..Default::default() };
         let jobs: Vec<Job> = db.jobs(&filter).await.unwrap().into_iter().filter(|j| j.task == task).collect();
-        if jobs.len() == n && jobs.iter().all(|j| j.state == JobState::Completed) {
-            return jobs;
-        }
-        assert!(Instant::now() < deadline, "the {task} jobs did not complete");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (jobs.len() == n && jobs.iter().all(|j| j.state == JobState::Completed)).then_some(jobs)
+    })
+    .await
 }
 
 backend_test!(async fn a_burst_of_long_jobs_after_short_ones_takes_every_workers_slots(t) {

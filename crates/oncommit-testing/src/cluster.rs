@@ -125,14 +125,8 @@ fn start_with(
         data.display(),
         dir.display()
     )))?;
-    let watchdog = format!(
-        "while [ -d /proc/{pid} ]; do sleep 1; done; {} -D {} -m fast stop; rm -rf {}",
-        pg_ctl.display(),
-        data.display(),
-        dir.display(),
-        pid = std::process::id()
-    );
-    sh(watchdog).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
+    let cleanup = format!("{} -D {} -m fast stop; rm -rf {}", pg_ctl.display(), data.display(), dir.display());
+    on_exit(&cleanup, as_postgres)?;
     Ok((format!("postgres://postgres@127.0.0.1:{port}/postgres"), dir))
 }
 
@@ -205,6 +199,20 @@ pub(crate) fn as_root() -> bool {
 /// as root, and its server refuses files it does not own.
 pub(crate) fn own(dir: &Path) -> Result<(), String> {
     if as_root() { run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir)) } else { Ok(()) }
+}
+
+/// Runs the shell script `cleanup` (through `shell`, which makes `sh -c` of a script) once
+/// this test process ends, however it ends: the watchdog blocks reading a pipe that only
+/// this process holds open, and the end of the process closes it. No polling for the pid.
+/// Returns the watchdog, for an owner that stops it (and cleans up) earlier.
+pub(crate) fn on_exit(cleanup: &str, shell: impl FnOnce(&str) -> Command) -> Result<std::process::Child, String> {
+    let mut watchdog = shell(&format!("read _; {cleanup}"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start the watchdog: {e}"))?;
+    // Open until the process ends: the write end is close-on-exec, so no other child holds it.
+    std::mem::forget(watchdog.stdin.take());
+    Ok(watchdog)
 }
 
 /// `sh -c script`, as the postgres user when running as root.

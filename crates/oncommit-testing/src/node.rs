@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cluster::{as_postgres, own, run, scratch, server_binaries};
+use crate::cluster::{as_postgres, on_exit, own, run, scratch, server_binaries};
 
 /// A private cluster on 127.0.0.1 that trusts its clients, made (`initdb`) but not started:
 /// for tests of what oncommit does while its database is down, late or silent. Stopped,
@@ -33,16 +33,15 @@ impl Cluster {
         let bin = server_binaries().ok_or("no PostgreSQL server binaries under /usr/lib/postgresql")?;
         let (dir, port) = scratch("node")?;
         let cluster = Cluster { port, dir, bin };
-        let watchdog = format!(
-            "while [ -d /proc/{pid} ]; do sleep 1; done; [ -d {dir} ] || exit 0; \
+        let cleanup = format!(
+            "[ -d {dir} ] || exit 0; \
              kill -CONT $(head -n 1 {data}/postmaster.pid 2>/dev/null) 2>/dev/null; \
              {ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
-            pid = std::process::id(),
             ctl = cluster.tool("pg_ctl"),
             data = cluster.data().display(),
             dir = cluster.dir.display(),
         );
-        as_postgres(&watchdog).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
+        on_exit(&cleanup, as_postgres)?;
         Ok(cluster)
     }
 

@@ -64,14 +64,16 @@ impl PgBouncer {
             .map_err(|e| format!("start pgbouncer: {e}"))?;
         // A PgBouncer kept for a whole test process (in a static, never dropped) goes with
         // the process.
-        let watchdog = format!(
-            "while [ -d /proc/{pid} ]; do sleep 1; done; pkill -P {child} 2>/dev/null; kill {child} 2>/dev/null; rm -rf {dir}",
-            pid = std::process::id(),
+        let cleanup = format!(
+            "pkill -P {child} 2>/dev/null; kill {child} 2>/dev/null; rm -rf {dir}",
             child = child.id(),
-            dir = dir.display(),
+            dir = dir.display()
         );
-        let watchdog =
-            Command::new("sh").args(["-c", &watchdog]).spawn().map_err(|e| format!("start the watchdog: {e}"))?;
+        let watchdog = crate::cluster::on_exit(&cleanup, |script| {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", script]);
+            sh
+        })?;
         let bouncer = PgBouncer { port, dir, child, watchdog };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
