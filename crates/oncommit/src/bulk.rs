@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 
 use crate::db::Db;
+use crate::driver::contract::Action;
 use crate::driver::selection::Filter;
 use crate::error::{Error, Result};
 use crate::job::JobState;
-use crate::queries::bulk::{self, Action};
+use crate::queries::bulk;
 
 /// Which jobs a bulk action touches, or a listing shows ([`Db::list_jobs`]): those in one
 /// of `states`, and matching every other field that is set.

@@ -9,7 +9,7 @@
 //!   timeout (SQLite). `driver::conformance` runs the contract against each database, and
 //!   compares the migrated schema with the snapshot in `schema/`.
 //! - `queries`: running the driver's statements for `Db` (pool, write gate, timeouts), and
-//!   the multi-statement algorithms not yet moved behind the contract.
+//!   the algorithms of several statements, each written once over the contract.
 //! - [`Tx`], [`TxBuilder`] (`transaction`): scopes, savepoints, isolation, timeouts, retry.
 //! - hooks (`hooks`): `on_commit` callbacks with Django's semantics.
 //! - [`Lock`] (`lock`): row-lock clauses and deterministic-order locking.

@@ -404,3 +404,7 @@ backend_test!(async fn the_migrated_schema_is_the_snapshot(t) {
         );
     }
 });
+
+mod dependencies;
+mod queues;
+mod selected;

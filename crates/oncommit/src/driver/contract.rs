@@ -1,7 +1,6 @@
 //! The contract: the statements oncommit sends to its own tables, declared once with what
 //! they do. `driver::postgres` and `driver::sqlite` each fulfil it with their SQL; a new
-//! database implements these traits. (The algorithms still written once per database in
-//! `queries` send theirs themselves, until they move here.)
+//! database implements these traits.
 //!
 //! A method is one statement, or a fixed few on the one connection it is given, never a
 //! decision above the database: choosing, retrying, waiting, pooling and the SQLite write
@@ -10,8 +9,11 @@
 //! are computed by its clock, never a worker's, so workers with skewed clocks agree.
 //!
 //! Statements that exist on one database only stay in its module, outside the contract:
-//! PostgreSQL's NOTIFY and its vacuum, SQLite's claim inside a controlled queue's write
-//! transaction.
+//! PostgreSQL's vacuum and its statements for LISTEN.
+
+mod dependencies;
+mod queues;
+mod selected;
 
 use std::time::Duration;
 
@@ -22,6 +24,15 @@ use crate::job_row::JobRow;
 use super::rows::{TableStats, TaskDeclaration};
 use super::selection::Filter;
 use crate::unique::Identity;
+
+pub(crate) use dependencies::*;
+pub(crate) use queues::*;
+pub(crate) use selected::*;
+
+/// Every trait of the contract, unnamed: what calls their methods imports it.
+pub(crate) mod prelude {
+    pub(crate) use super::{Dependencies as _, Fleet as _, Jobs as _, Queues as _, SelectedJobs as _, UniqueJobs as _};
+}
 
 /// A database oncommit can run on: the connection its statements take.
 pub(crate) trait Driver {

@@ -2,7 +2,9 @@
 //!
 //! - [`contract`]: the statements oncommit sends, declared once with what it does, a
 //!   trait per concept ([`Jobs`](contract::Jobs), [`UniqueJobs`](contract::UniqueJobs),
-//!   [`Fleet`](contract::Fleet)). A new database implements them.
+//!   [`Queues`](contract::Queues), [`Dependencies`](contract::Dependencies),
+//!   [`SelectedJobs`](contract::SelectedJobs), [`Fleet`](contract::Fleet)). A new database
+//!   implements them, and passes the conformance suite (`conformance`).
 //! - `postgres`: connecting (host lists, server roles, failover, pooler mode) and the SQL,
 //!   with `FOR UPDATE SKIP LOCKED` and NOTIFY.
 //! - `sqlite`: connecting (file, WAL, busy timeout) and the SQL, one statement each under
@@ -13,11 +15,11 @@
 //! A statement is chosen by the connection's database at run time ([`on_driver!`], as
 //! sqlx's `Any` chooses): the only `match` on the backend that statements need.
 //!
-//! Still above the contract, to move here next: the multi-statement algorithms written
-//! once per database in `queries` (controlled claims and queue settings, per-key rate
-//! windows, dependency settlement, bulk changes), which send their SQL themselves. The
-//! unique insert shows the shape they take: the algorithm once in `queries`, its
-//! statements here.
+//! The algorithms that take several statements (the controlled claim, the unique insert,
+//! a dependant's insert, bulk actions, the sweep of pending jobs) are written once above
+//! the contract, in `queries`, over these statements; [`DriverTx`] gives them a
+//! transaction on either database (SQLite's `BEGIN IMMEDIATE` where a write lock is the
+//! turn).
 
 #[macro_use]
 mod sql;
@@ -29,7 +31,7 @@ pub(crate) mod selection;
 macro_rules! on_driver {
     ($conn:expr, $method:ident($($arg:expr),* $(,)?)) => {{
         #[allow(unused_imports)]
-        use $crate::driver::contract::{Fleet as _, Jobs as _, UniqueJobs as _};
+        use $crate::driver::contract::prelude::*;
         match $conn {
             $crate::Conn::Postgres(c) => $crate::driver::PostgresDriver::$method(c, $($arg),*).await,
             $crate::Conn::Sqlite(c) => $crate::driver::SqliteDriver::$method(c, $($arg),*).await,
@@ -46,6 +48,9 @@ pub(crate) mod sqlite;
 
 use std::time::Duration;
 
+use crate::conn::Conn;
+use crate::error::Result;
+
 pub(crate) use postgres::PostgresDriver;
 pub(crate) use sqlite::SqliteDriver;
 
@@ -53,6 +58,52 @@ pub(crate) use sqlite::SqliteDriver;
 pub(crate) const JOBS_CHANNEL: &str = "oncommit_jobs";
 /// The PostgreSQL channel that tells workers to stop a running job: the payload is its id.
 pub(crate) const CANCEL_CHANNEL: &str = "oncommit_cancel";
+
+/// A transaction (a savepoint when the connection is in one already) on a connection of
+/// either database, rolled back when dropped uncommitted: what the algorithms above the
+/// contract run their several statements in.
+pub(crate) enum DriverTx<'c> {
+    Postgres(sqlx::Transaction<'c, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
+}
+
+impl<'c> DriverTx<'c> {
+    /// Begins one on `conn`.
+    pub(crate) async fn begin(conn: Conn<'c>) -> Result<Self> {
+        Ok(match conn {
+            Conn::Postgres(c) => DriverTx::Postgres(sqlx::Connection::begin(c).await?),
+            Conn::Sqlite(c) => DriverTx::Sqlite(sqlx::Connection::begin(c).await?),
+        })
+    }
+
+    /// Begins one that is a turn among writers: SQLite takes its one write lock at once
+    /// (`BEGIN IMMEDIATE`), so the writers of other processes wait for this commit instead
+    /// of failing to upgrade a read lock; PostgreSQL's turns are row locks, taken by the
+    /// statements (`FOR UPDATE`). On SQLite `conn` must not be in a transaction.
+    pub(crate) async fn begin_writing(conn: Conn<'c>) -> Result<Self> {
+        Ok(match conn {
+            Conn::Postgres(c) => DriverTx::Postgres(sqlx::Connection::begin(c).await?),
+            Conn::Sqlite(c) => DriverTx::Sqlite(sqlx::Connection::begin_with(c, "BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    /// The transaction's connection, for the contract's statements.
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            DriverTx::Postgres(tx) => Conn::Postgres(tx),
+            DriverTx::Sqlite(tx) => Conn::Sqlite(tx),
+        }
+    }
+
+    /// Commits it (releases the savepoint).
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            DriverTx::Postgres(tx) => tx.commit().await?,
+            DriverTx::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
 
 /// A duration as PostgreSQL's `make_interval(secs => …)` takes it.
 pub(crate) fn secs(d: Duration) -> f64 {

@@ -156,3 +156,29 @@ macro_rules! window {
         )
     };
 }
+
+/// The jobs on one side of a job's dependencies (`$1`), in id order: `[parents, dependants]`.
+macro_rules! linked {
+    ($jobs:literal, $edges:literal, $columns:expr) => {
+        [
+            concat!(
+                "SELECT ",
+                $columns,
+                " FROM ",
+                $jobs,
+                " WHERE id IN (SELECT parent_id FROM ",
+                $edges,
+                " WHERE job_id = $1) ORDER BY id"
+            ),
+            concat!(
+                "SELECT ",
+                $columns,
+                " FROM ",
+                $jobs,
+                " WHERE id IN (SELECT job_id FROM ",
+                $edges,
+                " WHERE parent_id = $1) ORDER BY id"
+            ),
+        ]
+    };
+}

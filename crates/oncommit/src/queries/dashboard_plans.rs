@@ -8,7 +8,7 @@
 use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
 
 use super::plans::{plans, scratch_database};
-use super::queue_control::QUEUE_SETTINGS_POSTGRES;
+use crate::driver::postgres::QUEUE_SETTINGS as QUEUE_SETTINGS_POSTGRES;
 use crate::driver::postgres::{
     ACTIVITY_SINCE as PG_ACTIVITY_SINCE, BOUNDS as PG_BOUNDS, COUNT_UNFINISHED, QUEUE_LAG, WINDOWS as PG_WINDOWS,
 };

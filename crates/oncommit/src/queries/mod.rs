@@ -3,11 +3,10 @@
 //! ([`statement!`]). The statements themselves are the driver's (`driver::contract`, one
 //! module per database).
 //!
-//! The files beside this one still hold multi-statement algorithms written once per
-//! database (`queue_control`, `key_rate`, `dependencies`, `bulk`, `listing`);
-//! they move behind the contract next, as `unique_insert` did (the algorithm
-//! here, its statements in the driver). `activity` and `sleepers` are the driver's
-//! statements already, run for `Db`.
+//! The files beside this one are the algorithms of several statements, each written once
+//! over the contract's statements: the controlled claim (`queue_control`), the unique
+//! insert, a dependant's insert and the sweep (`dependencies`), bulk actions (`bulk`).
+//! `activity`, `sleepers` and `listing` run single statements for `Db`.
 //!
 //! JSON crosses the boundary as text; times as `timestamptz` on PostgreSQL and epoch
 //! milliseconds on SQLite (the row decoder in `job_row.rs` knows both).
@@ -19,24 +18,24 @@ use crate::db::Db;
 use crate::error::Result;
 use crate::job::{Job, JobId, JobState};
 
-/// Runs one of oncommit's statements on a connection of `$db`: `$pg` with `$c` bound to the
-/// pooled PostgreSQL connection, `$lite` with it bound to the SQLite one. On a worker's own
-/// pool (`Db::own_pool`) the statement is bounded by the pool's query timeout, and a
-/// connection whose statement timed out is closed rather than returned: its state is
-/// unknown, and the pool's check of a returned connection would wait forever on a silent
-/// network. Behind a transaction pooler it runs in a transaction of its own (see
-/// `driver::postgres`). An error that says the server is gone or no longer suits (a
-/// failover) is shown to the pool, which then looks for the one that does.
+/// Runs `$body` with `$conn` bound to a [`Conn`] of `$db`'s pool: one of oncommit's
+/// statements, or an algorithm over several. On a worker's own pool (`Db::own_pool`) it is
+/// bounded by the pool's query timeout, and a connection whose statement timed out is
+/// closed rather than returned: its state is unknown, and the pool's check of a returned
+/// connection would wait forever on a silent network. Behind a transaction pooler it runs
+/// in a transaction of its own (see `driver::postgres`). An error that says the server is
+/// gone or no longer suits (a failover) is shown to the pool, which then looks for the one
+/// that does.
 macro_rules! on_conn {
-    ($db:expr, $what:literal, |$c:ident| $pg:expr, $lite:expr $(,)?) => {{
+    ($db:expr, $what:literal, |$conn:ident| $body:expr $(,)?) => {{
         let db: &$crate::Db = $db;
         let mut pooled = db.acquire().await?;
         let outcome = {
             let run = async {
                 let opened = pooled.open_pooled(db).await?;
-                let result: $crate::Result<_> = match &mut pooled {
-                    $crate::PoolConn::Postgres($c) => $pg.await.map_err(Into::into),
-                    $crate::PoolConn::Sqlite($c) => $lite.await.map_err(Into::into),
+                let result: $crate::Result<_> = {
+                    let $conn = pooled.conn();
+                    $body.await.map_err(Into::into)
                 };
                 pooled.close_pooled(opened, result.is_ok()).await?;
                 result
@@ -69,14 +68,7 @@ macro_rules! statement {
         statement!(db, $what, $method($($arg),*))
     }};
     ($db:expr, $what:literal, $method:ident($($arg:expr),* $(,)?)) => {{
-        #[allow(unused_imports)]
-        use $crate::driver::contract::{Fleet as _, Jobs as _, UniqueJobs as _};
-        on_conn!(
-            $db,
-            $what,
-            |c| $crate::driver::PostgresDriver::$method(c, $($arg),*),
-            $crate::driver::SqliteDriver::$method(c, $($arg),*)
-        )
+        on_conn!($db, $what, |conn| async { on_driver!(conn, $method($($arg),*)) })
     }};
 }
 
@@ -85,7 +77,6 @@ pub(crate) mod bulk;
 #[cfg(test)]
 mod dashboard_plans;
 mod dependencies;
-mod key_rate;
 pub(crate) mod listing;
 #[cfg(test)]
 pub(crate) mod plans;
@@ -93,10 +84,11 @@ mod queue_control;
 pub(crate) mod sleepers;
 mod unique_insert;
 
+pub(crate) use crate::driver::contract::Link;
+pub(crate) use crate::driver::contract::Setting;
 pub use dependencies::Parent;
-pub(crate) use dependencies::{Link, job_linked, job_parents, job_sweep_pending, workflow_jobs};
-pub(crate) use key_rate::rate_windows_prune;
-pub(crate) use queue_control::{Claim, Setting, queue_lag, queue_list, queue_set};
+pub(crate) use dependencies::{job_linked, job_parents, job_sweep_pending, workflow_jobs};
+pub(crate) use queue_control::{Claim, queue_lag, queue_list, queue_set, rate_windows_prune};
 pub use queue_control::{QueueInfo, RateLimit};
 
 pub(crate) use crate::driver::contract::{Declaration, Inserted, NewJob, Tick, Transition};

@@ -11,14 +11,10 @@
 
 use std::time::Duration;
 
-use sqlx::Connection;
-use sqlx::postgres::PgConnection;
-use sqlx::sqlite::SqliteConnection;
-
-use super::key_rate::KeyWindow;
-use crate::conn::PoolConn;
+use crate::conn::Conn;
 use crate::db::Db;
-use crate::driver::{millis, secs};
+use crate::driver::DriverTx;
+use crate::driver::contract::{Controls, JobClaim, KeyWindow, Setting};
 use crate::error::Result;
 use crate::job_row::JobRow;
 
@@ -83,14 +79,6 @@ mod period_ms {
     }
 }
 
-/// One change to a queue's settings.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Setting {
-    Paused(bool),
-    ConcurrencyLimit(Option<u32>),
-    RateLimit(Option<RateLimit>),
-}
-
 /// What a claim of a queue found.
 pub(crate) enum Claim {
     /// Jobs claimed (perhaps none: the queue is empty).
@@ -102,37 +90,7 @@ pub(crate) enum Claim {
     Full { retry_in: Option<Duration> },
 }
 
-/// A controlled queue's row, locked for a claim.
-#[derive(Debug)]
-struct Controls {
-    paused: bool,
-    concurrency_limit: Option<i32>,
-    rate_limit: Option<i32>,
-    rate_period_ms: Option<i64>,
-    rate_window_ms: Option<i64>,
-    rate_window_starts: i32,
-    /// The rate limit counts each concurrency key's starts on its own (`key_rate`).
-    rate_limit_per_key: bool,
-}
-
-/// The columns of [`Controls`], in order.
-type ControlsRow = (bool, Option<i32>, Option<i32>, Option<i64>, Option<i64>, i32, bool);
-
 impl Controls {
-    fn from_row(
-        (paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts, rate_limit_per_key): ControlsRow,
-    ) -> Controls {
-        Controls {
-            paused,
-            concurrency_limit,
-            rate_limit,
-            rate_period_ms,
-            rate_window_ms,
-            rate_window_starts,
-            rate_limit_per_key,
-        }
-    }
-
     /// Whether the row controls its queue (`controlled_queue_row!` in SQL).
     fn controls(&self) -> bool {
         self.paused || self.concurrency_limit.is_some() || self.rate_limit.is_some()
@@ -189,282 +147,75 @@ pub(crate) async fn job_claim_controlled(
     worker: &str,
     lease: Duration,
 ) -> Result<Option<Claim>> {
+    let claim = JobClaim { queue, limit, worker, lease };
     let _turn = db.writing().await?;
-    on_conn!(
-        db,
-        "claiming jobs of a controlled queue",
-        |c| claim_postgres(c, queue, limit, worker, secs(lease)),
-        claim_sqlite(c, queue, limit, worker, millis(lease))
-    )
+    on_conn!(db, "claiming jobs of a controlled queue", |conn| claim_controlled(conn, &claim))
 }
 
-async fn claim_postgres(
-    c: &mut PgConnection,
-    queue: &str,
-    limit: i64,
-    worker: &str,
-    lease_secs: f64,
-) -> Result<Option<Claim>> {
-    let mut tx = c.begin().await?;
-    // The lock is the turn: the statements below see every claim committed before it.
-    let controls: Option<ControlsRow> = sqlx::query_as(
-        "SELECT paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts, \
-                rate_limit_per_key FROM oncommit.queues WHERE name = $1 FOR UPDATE",
-    )
-    .bind(queue)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(controls) = controls.map(Controls::from_row).filter(Controls::controls) else { return Ok(None) };
+/// The claim in a transaction of its own: the queue's lock is the turn, so the statements
+/// after it see every claim committed before it.
+async fn claim_controlled(conn: Conn<'_>, claim: &JobClaim<'_>) -> Result<Option<Claim>> {
+    let mut tx = DriverTx::begin_writing(conn).await?;
+    let claimed = claim_in_turn(tx.conn(), claim).await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+async fn claim_in_turn(mut conn: Conn<'_>, claim: &JobClaim<'_>) -> Result<Option<Claim>> {
+    let controls = on_driver!(conn.reborrow(), queue_controls_lock(claim.queue))?;
+    let Some(controls) = controls.filter(Controls::controls) else { return Ok(None) };
     if controls.paused {
         return Ok(Some(Claim::Paused));
     }
-    // Running jobs of the queue: read through `jobs_running`, whose rows are bounded by the
-    // workers' slots, however long the queue's history.
-    let (running, now_ms): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM oncommit.jobs WHERE state = 'running' AND queue = $1), \
-                (extract(epoch FROM clock_timestamp()) * 1000)::int8",
-    )
-    .bind(queue)
-    .fetch_one(&mut *tx)
-    .await?;
-    let allowance = controls.allowance(limit, running, now_ms);
+    let (running, now_ms) = on_driver!(conn.reborrow(), queue_running_and_now(claim.queue))?;
+    let allowance = controls.allowance(claim.limit, running, now_ms);
     if allowance.jobs == 0 {
         return Ok(Some(Claim::Full { retry_in: allowance.reopens_in }));
     }
+    let claim = JobClaim { limit: allowance.jobs, ..*claim };
     if let Some(window) = allowance.key_window {
-        let claim =
-            super::key_rate::claim_postgres(&mut tx, queue, allowance.jobs, (worker, lease_secs), now_ms, window);
-        let claim = claim.await?;
-        tx.commit().await?;
-        return Ok(Some(claim));
+        return claim_key_rated(conn, &claim, now_ms, &window).await.map(Some);
     }
-    let rows: Vec<JobRow> = sqlx::query_as(crate::driver::postgres::CLAIM_CONTROLLED)
-        .bind(queue)
-        .bind(allowance.jobs)
-        .bind(worker)
-        .bind(lease_secs)
-        .bind(now_ms)
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows = on_driver!(conn.reborrow(), job_claim_controlled(&claim, now_ms))?;
     if let Some((start, started)) = allowance.window {
-        let starts = i32::try_from(started + rows.len() as i64).unwrap_or(i32::MAX);
-        sqlx::query("UPDATE oncommit.queues SET rate_window_ms = $2, rate_window_starts = $3 WHERE name = $1")
-            .bind(queue)
-            .bind(start)
-            .bind(starts)
-            .execute(&mut *tx)
-            .await?;
+        on_driver!(conn, queue_rate_window_set(claim.queue, start, started + rows.len() as i64))?;
     }
-    tx.commit().await?;
     Ok(Some(Claim::Claimed(rows)))
 }
 
-async fn claim_sqlite(
-    c: &mut SqliteConnection,
-    queue: &str,
-    limit: i64,
-    worker: &str,
-    lease_ms: i64,
-) -> Result<Option<Claim>> {
-    // The write lock up front: other processes' claimers wait for this one's commit.
-    let mut tx = c.begin_with("BEGIN IMMEDIATE").await?;
-    let controls: Option<ControlsRow> = sqlx::query_as(
-        "SELECT paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts, \
-                rate_limit_per_key FROM oncommit_queues WHERE name = $1",
-    )
-    .bind(queue)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(controls) = controls.map(Controls::from_row).filter(Controls::controls) else { return Ok(None) };
-    if controls.paused {
-        return Ok(Some(Claim::Paused));
+/// The claim of a queue rate limited per concurrency key: only jobs whose key has starts
+/// left in the current window, the starts made recorded per key in `rate_windows`. Jobs
+/// of a key over its limit stay `available` and are passed over.
+async fn claim_key_rated(mut conn: Conn<'_>, claim: &JobClaim<'_>, now_ms: i64, window: &KeyWindow) -> Result<Claim> {
+    let rows = on_driver!(conn.reborrow(), job_claim_key_rated(claim, now_ms, window))?;
+    if rows.is_empty() {
+        return Ok(match on_driver!(conn, queue_has_available(claim.queue))? {
+            // Only keys over their limits: wait for the next window.
+            true => {
+                let after = u64::try_from(window.start + window.period_ms - now_ms).unwrap_or(1).max(1);
+                Claim::Full { retry_in: Some(Duration::from_millis(after)) }
+            }
+            false => Claim::Claimed(rows),
+        });
     }
-    let (running, now_ms): (i64, i64) = sqlx::query_as(concat!(
-        "SELECT (SELECT count(*) FROM oncommit_jobs WHERE state = 'running' AND queue = $1), ",
-        sqlite_now_ms!()
-    ))
-    .bind(queue)
-    .fetch_one(&mut *tx)
-    .await?;
-    let allowance = controls.allowance(limit, running, now_ms);
-    if allowance.jobs == 0 {
-        return Ok(Some(Claim::Full { retry_in: allowance.reopens_in }));
-    }
-    if let Some(window) = allowance.key_window {
-        let claim = super::key_rate::claim_sqlite(&mut tx, queue, allowance.jobs, (worker, lease_ms), now_ms, window);
-        let claim = claim.await?;
-        tx.commit().await?;
-        return Ok(Some(claim));
-    }
-    let rows =
-        crate::driver::sqlite::job_claim_unguarded(&mut tx, queue, allowance.jobs, worker, lease_ms, now_ms).await?;
-    if let Some((start, started)) = allowance.window {
-        sqlx::query("UPDATE oncommit_queues SET rate_window_ms = $2, rate_window_starts = $3 WHERE name = $1")
-            .bind(queue)
-            .bind(start)
-            .bind(started + rows.len() as i64)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(Some(Claim::Claimed(rows)))
+    let ids: Vec<i64> = rows.iter().map(|r| r.job.id.0).collect();
+    on_driver!(conn, rate_windows_add(claim.queue, window.start, &ids))?;
+    Ok(Claim::Claimed(rows))
 }
 
-/// Changes one setting of `queue`, creating its row if needed; on PostgreSQL through the SQL
-/// function of the same purpose, which wakes the queue's workers in other processes at
-/// commit.
+/// Changes one setting of `queue`, creating its row if needed.
 pub(crate) async fn queue_set(db: &Db, queue: &str, setting: Setting) -> Result<()> {
-    let _turn = db.writing().await?;
-    let mut conn = db.acquire().await?;
-    // Behind a transaction pooler, in a transaction of its own.
-    let opened = conn.open_pooled(db).await?;
-    let result = async {
-        match &mut conn {
-            PoolConn::Postgres(c) => {
-                let query = match setting {
-                    Setting::Paused(true) => sqlx::query("SELECT oncommit.pause_queue($1)").bind(queue),
-                    Setting::Paused(false) => sqlx::query("SELECT oncommit.resume_queue($1)").bind(queue),
-                    Setting::ConcurrencyLimit(limit) => sqlx::query("SELECT oncommit.limit_queue($1, $2)")
-                        .bind(queue)
-                        .bind(limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX))),
-                    Setting::RateLimit(rate) => sqlx::query(
-                        "SELECT oncommit.rate_limit_queue($1, $2, make_interval(secs => $3::int8 / 1000.0), per_key => $4)",
-                    )
-                    .bind(queue)
-                    .bind(rate.map(|r| i32::try_from(r.max_starts).unwrap_or(i32::MAX)))
-                    .bind(rate.map(|r| millis(r.period)))
-                    .bind(rate.is_some_and(|r| r.per_key)),
-                };
-                query.execute(&mut **c).await?;
-            }
-            PoolConn::Sqlite(c) => {
-                let query = match setting {
-                    Setting::Paused(paused) => sqlx::query(
-                        "INSERT INTO oncommit_queues (name, paused) VALUES ($1, $2) \
-                         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
-                    )
-                    .bind(queue)
-                    .bind(paused),
-                    Setting::ConcurrencyLimit(limit) => sqlx::query(
-                        "INSERT INTO oncommit_queues (name, concurrency_limit) VALUES ($1, $2) \
-                         ON CONFLICT (name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit, \
-                             updated_at = excluded.updated_at",
-                    )
-                    .bind(queue)
-                    .bind(limit.map(i64::from)),
-                    Setting::RateLimit(rate) => sqlx::query(
-                        "INSERT INTO oncommit_queues (name, rate_limit, rate_period_ms, rate_limit_per_key) \
-                         VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (name) DO UPDATE SET rate_limit = excluded.rate_limit, \
-                             rate_period_ms = excluded.rate_period_ms, rate_limit_per_key = excluded.rate_limit_per_key, \
-                             rate_window_ms = NULL, rate_window_starts = 0, updated_at = excluded.updated_at",
-                    )
-                    .bind(queue)
-                    .bind(rate.map(|r| i64::from(r.max_starts)))
-                    .bind(rate.map(|r| millis(r.period)))
-                    .bind(rate.is_some_and(|r| r.per_key)),
-                };
-                query.execute(&mut **c).await?;
-                if let Setting::RateLimit(_) = setting {
-                    // A new limit starts with fresh windows.
-                    sqlx::query("DELETE FROM oncommit_rate_windows WHERE queue = $1").bind(queue).execute(&mut **c).await?;
-                }
-            }
-        }
-        Ok::<(), crate::Error>(())
-    }
-    .await;
-    conn.close_pooled(opened, result.is_ok()).await?;
-    result
+    statement!(db, write "changing a queue's settings", queue_set(queue, setting))
 }
 
-/// The part of the queue list after its `counts`.
-macro_rules! queue_list_pg {
-    () => {
-        "served AS ( \
-        SELECT k AS queue, count(*) AS n FROM oncommit.workers w, \
-            jsonb_object_keys(CASE WHEN jsonb_typeof(w.queues) = 'object' THEN w.queues ELSE '{}' END) AS k \
-        GROUP BY k), \
-    names AS (SELECT queue FROM counts UNION SELECT name FROM oncommit.queues \
-              UNION SELECT queue FROM oncommit.tasks UNION SELECT queue FROM served) \
-    SELECT n.queue, coalesce(q.paused, false), q.concurrency_limit, q.rate_limit, q.rate_period_ms, \
-           coalesce(q.rate_limit_per_key, false), \
-           (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'available')::int8, \
-           (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'running')::int8, \
-           (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'waiting')::int8, \
-           coalesce((SELECT s.n FROM served s WHERE s.queue = n.queue), 0)::int8 \
-    FROM names n LEFT JOIN oncommit.queues q ON q.name = n.queue \
-    ORDER BY n.queue"
-    };
+/// Forgets rate windows that are over (see `Queues::rate_windows_prune`).
+pub(crate) async fn rate_windows_prune(db: &Db) -> Result<u64> {
+    statement!(db, write "pruning rate windows", rate_windows_prune())
 }
-
-/// Every queue a setting names, a job waits or runs in, a task declares or a worker serves,
-/// by name: its settings, the counts of its waiting and running jobs (each read through
-/// its partial index, never the finished rows), and how many workers serve it.
-pub(super) const QUEUE_LIST_POSTGRES: &str = concat!(
-    "WITH counts AS ( \
-        SELECT queue, 'available' AS state, count(*) AS n FROM oncommit.jobs WHERE state = 'available' GROUP BY queue \
-        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit.jobs \
-            WHERE state IN ('scheduled', 'retryable') GROUP BY queue \
-        UNION ALL SELECT queue, 'running', count(*) FROM oncommit.jobs WHERE state = 'running' GROUP BY queue \
-        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit.jobs WHERE state = 'pending' GROUP BY queue), ",
-    queue_list_pg!()
-);
-
-/// The same without counting jobs: the settings and workers of every queue a setting names,
-/// a task declares or a worker serves, its counts zero (for a caller that counted already).
-pub(super) const QUEUE_SETTINGS_POSTGRES: &str = concat!(
-    "WITH counts AS (SELECT NULL::text AS queue, NULL::text AS state, 0::int8 AS n WHERE false), ",
-    queue_list_pg!()
-);
-
-/// The SQLite queue list after its `counts`.
-macro_rules! queue_list_sqlite {
-    () => {
-        "served AS ( \
-        SELECT k.key AS queue, count(*) AS n FROM oncommit_workers w, \
-            json_each(CASE WHEN json_valid(w.queues) AND json_type(w.queues) = 'object' THEN w.queues ELSE '{}' END) AS k \
-        GROUP BY k.key), \
-    names AS (SELECT queue FROM counts UNION SELECT name FROM oncommit_queues \
-              UNION SELECT queue FROM oncommit_tasks UNION SELECT queue FROM served) \
-    SELECT n.queue, coalesce(q.paused, 0), q.concurrency_limit, q.rate_limit, q.rate_period_ms, \
-           coalesce(q.rate_limit_per_key, 0), \
-           (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'available'), \
-           (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'running'), \
-           (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'waiting'), \
-           coalesce((SELECT s.n FROM served s WHERE s.queue = n.queue), 0) \
-    FROM names n LEFT JOIN oncommit_queues q ON q.name = n.queue \
-    WHERE n.queue IS NOT NULL \
-    ORDER BY n.queue"
-    };
-}
-
-const QUEUE_LIST_SQLITE: &str = concat!(
-    "WITH counts AS ( \
-        SELECT queue, 'available' AS state, count(*) AS n FROM oncommit_jobs WHERE state = 'available' GROUP BY queue \
-        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit_jobs \
-            WHERE state IN ('scheduled', 'retryable') GROUP BY queue \
-        UNION ALL SELECT queue, 'running', count(*) FROM oncommit_jobs WHERE state = 'running' GROUP BY queue \
-        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit_jobs WHERE state = 'pending' GROUP BY queue), ",
-    queue_list_sqlite!()
-);
-
-const QUEUE_SETTINGS_SQLITE: &str =
-    concat!("WITH counts AS (SELECT NULL AS queue, NULL AS state, 0 AS n WHERE 0), ", queue_list_sqlite!());
 
 /// Every queue with its settings, workers and (with `counted`) waiting and running jobs.
 pub(crate) async fn queue_list(db: &Db, counted: bool) -> Result<Vec<QueueInfo>> {
-    type Row = (String, bool, Option<i32>, Option<i32>, Option<i64>, bool, i64, i64, i64, i64);
-    let (pg, lite) = match counted {
-        true => (QUEUE_LIST_POSTGRES, QUEUE_LIST_SQLITE),
-        false => (QUEUE_SETTINGS_POSTGRES, QUEUE_SETTINGS_SQLITE),
-    };
-    let rows: Vec<Row> = on_conn!(
-        db,
-        "listing queues",
-        |c| sqlx::query_as(pg).fetch_all(&mut **c),
-        sqlx::query_as(lite).fetch_all(&mut **c),
-    )?;
+    let rows = statement!(db, "listing queues", queue_list(counted))?;
     Ok(rows
         .into_iter()
         .map(

@@ -40,11 +40,6 @@ macro_rules! pg_claim {
 pub(crate) const CLAIM: &str =
     pg_claim!("statement_timestamp()", concat!("AND NOT EXISTS (", controlled_queue_row!("oncommit.queues"), ")"));
 
-/// The claim of a controlled queue, made under the lock of its row with a limit the
-/// controls allow. Its jobs start at `$5` (epoch ms): the time the rate window was read
-/// at, after the lock was granted (`now()` is when the transaction began, before the wait).
-pub(crate) const CLAIM_CONTROLLED: &str = pg_claim!("to_timestamp($5::int8 / 1000.0)", "");
-
 /// Whether `$1` is a controlled queue (paused or limited).
 pub(crate) const IS_CONTROLLED: &str = concat!("SELECT EXISTS (", controlled_queue_row!("oncommit.queues"), ")");
 

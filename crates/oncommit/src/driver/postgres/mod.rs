@@ -12,10 +12,14 @@
 //! - LISTEN, which needs a session, goes to a direct URL when one is given, else workers
 //!   poll.
 
+mod dependencies;
 mod fleet;
+#[macro_use]
 mod jobs;
+mod queues;
 #[cfg_attr(not(test), allow(dead_code, reason = "read by the suite's snapshot test only, so far"))]
 mod schema;
+mod selected;
 mod servers;
 mod unique;
 mod url;
@@ -26,9 +30,11 @@ use std::sync::Arc;
 #[cfg(test)]
 pub(crate) use fleet::ACTIVITY_SINCE;
 pub(crate) use fleet::table_vacuum_if_needed;
+pub(crate) use jobs::notify_on;
 #[cfg(test)]
 pub(crate) use jobs::{BOUNDS, CLAIM, COMPLETE, COUNT_UNFINISHED, QUEUE_LAG, WINDOWS};
-pub(crate) use jobs::{CLAIM_CONTROLLED, notify_on};
+#[cfg(test)]
+pub(crate) use queues::QUEUE_SETTINGS;
 pub(crate) use servers::{PoolHandle, Servers};
 pub use url::Pooler;
 pub(crate) use url::{PgUrl, is_local};

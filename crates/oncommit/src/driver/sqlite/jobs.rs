@@ -378,26 +378,6 @@ impl Jobs for SqliteDriver {
     }
 }
 
-/// The claim of a controlled queue, inside the transaction that checked its limits: its
-/// jobs start at `now_ms`, the time the rate window was read at.
-pub(crate) async fn job_claim_unguarded(
-    c: &mut SqliteConnection,
-    queue: &str,
-    limit: i64,
-    worker: &str,
-    lease_ms: i64,
-    now_ms: i64,
-) -> Result<Vec<JobRow>> {
-    Ok(sqlx::query_as(sqlite_claim!("$5", ""))
-        .bind(queue)
-        .bind(limit)
-        .bind(worker)
-        .bind(lease_ms)
-        .bind(now_ms)
-        .fetch_all(&mut *c)
-        .await?)
-}
-
 fn distinct_queues(queues: impl Iterator<Item = String>) -> Vec<String> {
     let mut queues: Vec<String> = queues.collect();
     queues.sort();

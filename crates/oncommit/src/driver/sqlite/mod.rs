@@ -1,10 +1,14 @@
 //! SQLite: one file, WAL, a busy timeout, and the pragmas oncommit's triggers need; and
 //! the SQL (`jobs`, `fleet`).
 
+mod dependencies;
 mod fleet;
+#[macro_use]
 mod jobs;
+mod queues;
 #[cfg_attr(not(test), allow(dead_code, reason = "read by the suite's snapshot test only, so far"))]
 mod schema;
+mod selected;
 mod unique;
 
 use std::str::FromStr;
@@ -15,7 +19,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use crate::db::{Backend, SQLITE_BUSY_TIMEOUT};
 use crate::error::{Error, Result, Target};
 
-pub(crate) use jobs::job_claim_unguarded;
 #[cfg(test)]
 pub(crate) use jobs::{QUEUE_LAG, WINDOWS};
 

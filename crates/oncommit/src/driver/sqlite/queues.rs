@@ -1,0 +1,208 @@
+//! SQLite's statements of flow-controlled queues. The claimer's turn is the database's
+//! write lock, taken by the `BEGIN IMMEDIATE` of the claim's transaction: other processes'
+//! claimers wait for its commit.
+
+use sqlx::sqlite::SqliteConnection;
+
+use super::SqliteDriver;
+use crate::driver::contract::{
+    Controls, ControlsRow, JobClaim, KEY_RATE_SCAN, KeyWindow, QueueRow, Queues, Setting, rate_columns,
+};
+use crate::driver::millis;
+use crate::error::{Error, Result};
+use crate::job_row::JobRow;
+
+/// The SQLite queue list after its `counts`.
+macro_rules! queue_list_sqlite {
+    () => {
+        "served AS ( \
+        SELECT k.key AS queue, count(*) AS n FROM oncommit_workers w, \
+            json_each(CASE WHEN json_valid(w.queues) AND json_type(w.queues) = 'object' THEN w.queues ELSE '{}' END) AS k \
+        GROUP BY k.key), \
+    names AS (SELECT queue FROM counts UNION SELECT name FROM oncommit_queues \
+              UNION SELECT queue FROM oncommit_tasks UNION SELECT queue FROM served) \
+    SELECT n.queue, coalesce(q.paused, 0), q.concurrency_limit, q.rate_limit, q.rate_period_ms, \
+           coalesce(q.rate_limit_per_key, 0), \
+           (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'available'), \
+           (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'running'), \
+           (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'waiting'), \
+           coalesce((SELECT s.n FROM served s WHERE s.queue = n.queue), 0) \
+    FROM names n LEFT JOIN oncommit_queues q ON q.name = n.queue \
+    WHERE n.queue IS NOT NULL \
+    ORDER BY n.queue"
+    };
+}
+
+/// Every queue with its counts (see `Queues::queue_list`).
+const QUEUE_LIST: &str = concat!(
+    "WITH counts AS ( \
+        SELECT queue, 'available' AS state, count(*) AS n FROM oncommit_jobs WHERE state = 'available' GROUP BY queue \
+        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit_jobs \
+            WHERE state IN ('scheduled', 'retryable') GROUP BY queue \
+        UNION ALL SELECT queue, 'running', count(*) FROM oncommit_jobs WHERE state = 'running' GROUP BY queue \
+        UNION ALL SELECT queue, 'waiting', count(*) FROM oncommit_jobs WHERE state = 'pending' GROUP BY queue), ",
+    queue_list_sqlite!()
+);
+
+/// The same without counting jobs.
+const QUEUE_SETTINGS: &str =
+    concat!("WITH counts AS (SELECT NULL AS queue, NULL AS state, 0 AS n WHERE 0), ", queue_list_sqlite!());
+
+impl Queues for SqliteDriver {
+    async fn queue_controls_lock(c: &mut SqliteConnection, queue: &str) -> Result<Option<Controls>> {
+        let row: Option<ControlsRow> = sqlx::query_as(
+            "SELECT paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts, \
+                    rate_limit_per_key FROM oncommit_queues WHERE name = $1",
+        )
+        .bind(queue)
+        .fetch_optional(&mut *c)
+        .await?;
+        Ok(row.map(Controls::from))
+    }
+
+    async fn queue_running_and_now(c: &mut SqliteConnection, queue: &str) -> Result<(i64, i64)> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT (SELECT count(*) FROM oncommit_jobs WHERE state = 'running' AND queue = $1), ",
+            sqlite_now_ms!()
+        ))
+        .bind(queue)
+        .fetch_one(&mut *c)
+        .await?)
+    }
+
+    async fn job_claim_controlled(c: &mut SqliteConnection, claim: &JobClaim<'_>, now_ms: i64) -> Result<Vec<JobRow>> {
+        Ok(sqlx::query_as(sqlite_claim!("$5", ""))
+            .bind(claim.queue)
+            .bind(claim.limit)
+            .bind(claim.worker)
+            .bind(millis(claim.lease))
+            .bind(now_ms)
+            .fetch_all(&mut *c)
+            .await?)
+    }
+
+    async fn queue_rate_window_set(c: &mut SqliteConnection, queue: &str, start_ms: i64, starts: i64) -> Result<()> {
+        sqlx::query("UPDATE oncommit_queues SET rate_window_ms = $2, rate_window_starts = $3 WHERE name = $1")
+            .bind(queue)
+            .bind(start_ms)
+            .bind(starts)
+            .execute(&mut *c)
+            .await?;
+        Ok(())
+    }
+
+    async fn job_claim_key_rated(
+        c: &mut SqliteConnection,
+        claim: &JobClaim<'_>,
+        now_ms: i64,
+        window: &KeyWindow,
+    ) -> Result<Vec<JobRow>> {
+        Ok(sqlx::query_as(concat!(
+            "WITH w AS (SELECT key, starts FROM oncommit_rate_windows WHERE queue = $1 AND window_ms = $6), \
+             cand AS (SELECT id, coalesce(concurrency_key, '') AS k, priority, run_at FROM oncommit_jobs \
+                      WHERE state = 'available' AND queue = $1 ORDER BY priority, run_at, id LIMIT $8), \
+             ranked AS (SELECT c.id, c.priority, c.run_at, \
+                               row_number() OVER (PARTITION BY c.k ORDER BY c.priority, c.run_at, c.id) \
+                                 + coalesce(w.starts, 0) AS nth \
+                        FROM cand c LEFT JOIN w ON w.key = c.k), \
+             picked AS (SELECT id FROM ranked WHERE nth <= $7 ORDER BY priority, run_at, id LIMIT $2) \
+             UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1, attempted_at = $5, \
+                 lease_owner = $3, lease_expires_at = $5 + $4 \
+             WHERE id IN (SELECT id FROM picked) \
+             RETURNING ",
+            sqlite_job_columns!()
+        ))
+        .bind(claim.queue)
+        .bind(claim.limit)
+        .bind(claim.worker)
+        .bind(millis(claim.lease))
+        .bind(now_ms)
+        .bind(window.start)
+        .bind(window.max_starts)
+        .bind(KEY_RATE_SCAN)
+        .fetch_all(&mut *c)
+        .await?)
+    }
+
+    async fn queue_has_available(c: &mut SqliteConnection, queue: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM oncommit_jobs WHERE state = 'available' AND queue = $1)")
+            .bind(queue)
+            .fetch_one(&mut *c)
+            .await?)
+    }
+
+    async fn rate_windows_add(c: &mut SqliteConnection, queue: &str, start_ms: i64, ids: &[i64]) -> Result<()> {
+        let ids = serde_json::to_string(ids).map_err(Error::app)?;
+        sqlx::query(
+            "INSERT INTO oncommit_rate_windows AS r (queue, key, window_ms, starts) \
+             SELECT $1, coalesce(concurrency_key, ''), $2, count(*) FROM oncommit_jobs \
+             WHERE id IN (SELECT value FROM json_each($3)) GROUP BY 2 \
+             ON CONFLICT (queue, key) DO UPDATE SET \
+                 starts = CASE WHEN r.window_ms = excluded.window_ms THEN r.starts + excluded.starts \
+                               ELSE excluded.starts END, \
+                 window_ms = excluded.window_ms",
+        )
+        .bind(queue)
+        .bind(start_ms)
+        .bind(ids)
+        .execute(&mut *c)
+        .await?;
+        Ok(())
+    }
+
+    async fn rate_windows_prune(c: &mut SqliteConnection) -> Result<u64> {
+        Ok(sqlx::query(concat!(
+            "DELETE FROM oncommit_rate_windows WHERE NOT EXISTS ( \
+                 SELECT 1 FROM oncommit_queues q WHERE q.name = oncommit_rate_windows.queue \
+                   AND q.rate_limit_per_key AND oncommit_rate_windows.window_ms + q.rate_period_ms > ",
+            sqlite_now_ms!(),
+            ")"
+        ))
+        .execute(&mut *c)
+        .await?
+        .rows_affected())
+    }
+
+    async fn queue_set(c: &mut SqliteConnection, queue: &str, setting: Setting) -> Result<()> {
+        let query = match setting {
+            Setting::Paused(paused) => sqlx::query(
+                "INSERT INTO oncommit_queues (name, paused) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
+            )
+            .bind(queue)
+            .bind(paused),
+            Setting::ConcurrencyLimit(limit) => sqlx::query(
+                "INSERT INTO oncommit_queues (name, concurrency_limit) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit, \
+                     updated_at = excluded.updated_at",
+            )
+            .bind(queue)
+            .bind(limit.map(i64::from)),
+            Setting::RateLimit(rate) => {
+                let (max, period_ms, per_key) = rate_columns(rate);
+                sqlx::query(
+                    "INSERT INTO oncommit_queues (name, rate_limit, rate_period_ms, rate_limit_per_key) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (name) DO UPDATE SET rate_limit = excluded.rate_limit, \
+                         rate_period_ms = excluded.rate_period_ms, rate_limit_per_key = excluded.rate_limit_per_key, \
+                         rate_window_ms = NULL, rate_window_starts = 0, updated_at = excluded.updated_at",
+                )
+                .bind(queue)
+                .bind(max)
+                .bind(period_ms)
+                .bind(per_key)
+            }
+        };
+        query.execute(&mut *c).await?;
+        if let Setting::RateLimit(_) = setting {
+            // A new limit starts with fresh windows.
+            sqlx::query("DELETE FROM oncommit_rate_windows WHERE queue = $1").bind(queue).execute(&mut *c).await?;
+        }
+        Ok(())
+    }
+
+    async fn queue_list(c: &mut SqliteConnection, counted: bool) -> Result<Vec<QueueRow>> {
+        let sql = if counted { QUEUE_LIST } else { QUEUE_SETTINGS };
+        Ok(sqlx::query_as(sql).fetch_all(&mut *c).await?)
+    }
+}
