@@ -30,6 +30,15 @@ mod admin;
 mod bulk;
 mod conn;
 mod db;
+/// What a job gets when neither its enqueue nor its task's declaration says: defined here
+/// once, for the Rust side ([`TaskOptions`](crate::TaskOptions)'s default) and for the SQL
+/// side, where the build script (`build.rs`) writes them into the migrations' `{{QUEUE}}`,
+/// `{{PRIORITY}}` and `{{MAX_ATTEMPTS}}` (the jobs table's defaults, the insert trigger,
+/// `oncommit.enqueue` and `oncommit.enqueue_many`).
+///
+/// Changing one changes fresh databases only, until a new migration includes again the
+/// definitions that use it (see `migrations/README.md`).
+pub mod defaults;
 mod enqueue;
 mod error;
 pub mod guide;

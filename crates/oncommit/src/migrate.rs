@@ -64,61 +64,80 @@ macro_rules! migration {
     };
 }
 
+/// One of oncommit's own migrations, as the build script rendered it (its includes of
+/// `current/` and its defaults filled in; see `migrations/README.md`).
+macro_rules! own_migration {
+    ($version:literal, $name:literal, $file:literal) => {
+        Migration { version: $version, name: $name, sql: include_str!(concat!(env!("OUT_DIR"), "/migrations/", $file)) }
+    };
+}
+
 /// oncommit's own tables.
 pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
     name: "oncommit",
     postgres: &[
-        crate::migration!(1, "create_jobs_workers_leaders", "postgres/001_create_jobs_workers_leaders.sql"),
-        crate::migration!(2, "create_enqueue_function", "postgres/002_create_enqueue_function.sql"),
-        crate::migration!(3, "create_periodic_runs", "postgres/003_create_periodic_runs.sql"),
-        crate::migration!(
-            4,
-            "index_only_discarded_jobs_by_state",
-            "postgres/004_index_only_discarded_jobs_by_state.sql"
-        ),
-        crate::migration!(5, "refuse_unservable_jobs_at_insert", "postgres/005_refuse_unservable_jobs_at_insert.sql"),
-        crate::migration!(6, "apply_task_declarations", "postgres/006_apply_task_declarations.sql"),
-        crate::migration!(7, "vacuum_the_jobs_table_early", "postgres/007_vacuum_the_jobs_table_early.sql"),
-        crate::migration!(8, "create_enqueue_many_function", "postgres/008_create_enqueue_many_function.sql"),
-        crate::migration!(9, "store_trace_context", "postgres/009_store_trace_context.sql"),
-        crate::migration!(10, "create_queue_controls", "postgres/010_create_queue_controls.sql"),
-        crate::migration!(11, "unique_by_content", "postgres/011_unique_by_content.sql"),
-        crate::migration!(12, "job_dependencies", "postgres/012_job_dependencies.sql"),
-        crate::migration!(13, "concurrency_keys", "postgres/013_concurrency_keys.sql"),
-        crate::migration!(14, "rate_limit_per_key", "postgres/014_rate_limit_per_key.sql"),
-        crate::migration!(15, "record_queue_activity", "postgres/015_record_queue_activity.sql"),
-        crate::migration!(16, "notify_only_sleeping_workers", "postgres/016_notify_only_sleeping_workers.sql"),
-        crate::migration!(
+        own_migration!(1, "create_jobs_workers_leaders", "postgres/001_create_jobs_workers_leaders.sql"),
+        own_migration!(2, "create_enqueue_function", "postgres/002_create_enqueue_function.sql"),
+        own_migration!(3, "create_periodic_runs", "postgres/003_create_periodic_runs.sql"),
+        own_migration!(4, "index_only_discarded_jobs_by_state", "postgres/004_index_only_discarded_jobs_by_state.sql"),
+        own_migration!(5, "refuse_unservable_jobs_at_insert", "postgres/005_refuse_unservable_jobs_at_insert.sql"),
+        own_migration!(6, "apply_task_declarations", "postgres/006_apply_task_declarations.sql"),
+        own_migration!(7, "vacuum_the_jobs_table_early", "postgres/007_vacuum_the_jobs_table_early.sql"),
+        own_migration!(8, "create_enqueue_many_function", "postgres/008_create_enqueue_many_function.sql"),
+        own_migration!(9, "store_trace_context", "postgres/009_store_trace_context.sql"),
+        own_migration!(10, "create_queue_controls", "postgres/010_create_queue_controls.sql"),
+        own_migration!(11, "unique_by_content", "postgres/011_unique_by_content.sql"),
+        own_migration!(12, "job_dependencies", "postgres/012_job_dependencies.sql"),
+        own_migration!(13, "concurrency_keys", "postgres/013_concurrency_keys.sql"),
+        own_migration!(14, "rate_limit_per_key", "postgres/014_rate_limit_per_key.sql"),
+        own_migration!(15, "record_queue_activity", "postgres/015_record_queue_activity.sql"),
+        own_migration!(16, "notify_only_sleeping_workers", "postgres/016_notify_only_sleeping_workers.sql"),
+        own_migration!(
             17,
             "enqueue_a_keyless_job_with_a_plain_insert",
             "postgres/017_enqueue_a_keyless_job_with_a_plain_insert.sql"
         ),
-        crate::migration!(
+        own_migration!(
             18,
             "refuse_control_characters_in_queue_names",
             "postgres/018_refuse_control_characters_in_queue_names.sql"
         ),
     ],
     sqlite: &[
-        crate::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
-        crate::migration!(2, "create_periodic_runs", "sqlite/002_create_periodic_runs.sql"),
-        crate::migration!(3, "index_only_discarded_jobs_by_state", "sqlite/003_index_only_discarded_jobs_by_state.sql"),
-        crate::migration!(4, "refuse_unservable_jobs_at_insert", "sqlite/004_refuse_unservable_jobs_at_insert.sql"),
-        crate::migration!(5, "apply_task_declarations", "sqlite/005_apply_task_declarations.sql"),
-        crate::migration!(6, "store_trace_context", "sqlite/006_store_trace_context.sql"),
-        crate::migration!(7, "create_queue_controls", "sqlite/007_create_queue_controls.sql"),
-        crate::migration!(8, "unique_by_content", "sqlite/008_unique_by_content.sql"),
-        crate::migration!(9, "job_dependencies", "sqlite/009_job_dependencies.sql"),
-        crate::migration!(10, "concurrency_keys", "sqlite/010_concurrency_keys.sql"),
-        crate::migration!(11, "rate_limit_per_key", "sqlite/011_rate_limit_per_key.sql"),
-        crate::migration!(12, "record_queue_activity", "sqlite/012_record_queue_activity.sql"),
-        crate::migration!(
+        own_migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
+        own_migration!(2, "create_periodic_runs", "sqlite/002_create_periodic_runs.sql"),
+        own_migration!(3, "index_only_discarded_jobs_by_state", "sqlite/003_index_only_discarded_jobs_by_state.sql"),
+        own_migration!(4, "refuse_unservable_jobs_at_insert", "sqlite/004_refuse_unservable_jobs_at_insert.sql"),
+        own_migration!(5, "apply_task_declarations", "sqlite/005_apply_task_declarations.sql"),
+        own_migration!(6, "store_trace_context", "sqlite/006_store_trace_context.sql"),
+        own_migration!(7, "create_queue_controls", "sqlite/007_create_queue_controls.sql"),
+        own_migration!(8, "unique_by_content", "sqlite/008_unique_by_content.sql"),
+        own_migration!(9, "job_dependencies", "sqlite/009_job_dependencies.sql"),
+        own_migration!(10, "concurrency_keys", "sqlite/010_concurrency_keys.sql"),
+        own_migration!(11, "rate_limit_per_key", "sqlite/011_rate_limit_per_key.sql"),
+        own_migration!(12, "record_queue_activity", "sqlite/012_record_queue_activity.sql"),
+        own_migration!(
             13,
             "refuse_control_characters_in_queue_names",
             "sqlite/013_refuse_control_characters_in_queue_names.sql"
         ),
     ],
 };
+
+/// oncommit's own migrations up to and including `version`, under the set name
+/// `oncommit`: to start a test database at an older schema, then upgrade it with
+/// [`Db::migrate`](crate::Db::migrate) as a deployment would.
+///
+/// ```
+/// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+/// db.migrate_set(&oncommit::migrate::oncommit_until(4)).await?;
+/// db.migrate().await?; // the rest
+/// # Ok(()) }
+/// ```
+pub fn oncommit_until(version: i64) -> MigrationSet {
+    let until = |ms: &'static [Migration]| &ms[..ms.iter().take_while(|m| m.version <= version).count()];
+    MigrationSet { name: ONCOMMIT.name, postgres: until(ONCOMMIT.postgres), sqlite: until(ONCOMMIT.sqlite) }
+}
 
 const PG_BOOKKEEPING: &str = "CREATE SCHEMA IF NOT EXISTS oncommit;
 CREATE TABLE IF NOT EXISTS oncommit.schema_migrations (
@@ -210,4 +229,49 @@ pub(crate) async fn run(db: &Db, set: &MigrationSet) -> Result<()> {
         ended?;
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+    use std::path::Path;
+
+    /// The numbered migrations of `db` and its `current/` definitions, by file name.
+    fn files(db: &str) -> (Vec<(String, String)>, Vec<String>) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(db);
+        let read = |dir: &Path| {
+            let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "sql"))
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap()))
+                .collect();
+            files.sort();
+            files
+        };
+        let current = read(&dir.join("current")).into_iter().map(|(name, _)| name).collect();
+        (read(&dir), current)
+    }
+
+    #[test]
+    fn the_migrations_have_one_source_per_function() {
+        let bodies: [(&str, &[&str]); 2] =
+            [("postgres", &["CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"]), ("sqlite", &["CREATE TRIGGER"])];
+        for (db, starts) in bodies {
+            let (migrations, current) = files(db);
+            for (name, sql) in &migrations {
+                let code = sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+                let written = starts.iter().any(|start| code.contains(start));
+                assert!(!written, "{db}/{name} writes a body out: put it in current/ and include it");
+            }
+            for file in &current {
+                let line = format!("-- include: current/{file}");
+                assert!(
+                    migrations.iter().any(|(_, sql)| sql.lines().any(|l| l.trim_end() == line)),
+                    "{db}/current/{file} is included by no migration"
+                );
+            }
+        }
+    }
 }

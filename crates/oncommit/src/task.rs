@@ -71,9 +71,9 @@ impl Default for TaskOptions {
     /// Queue `default`, priority 0, 25 attempts, no timeout, exponential backoff.
     fn default() -> Self {
         TaskOptions {
-            queue: "default".to_owned(),
-            priority: 0,
-            max_attempts: 25,
+            queue: crate::defaults::QUEUE.to_owned(),
+            priority: crate::defaults::PRIORITY,
+            max_attempts: crate::defaults::MAX_ATTEMPTS,
             timeout: None,
             retry: RetryPolicy::default(),
             unique: None,

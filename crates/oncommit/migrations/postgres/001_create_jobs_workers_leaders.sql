@@ -1,16 +1,16 @@
 -- The job queue: one row per job. States and transitions: docs/jobs.md.
 CREATE TABLE oncommit.jobs (
     id               bigserial   PRIMARY KEY,
-    queue            text        NOT NULL DEFAULT 'default',
+    queue            text        NOT NULL DEFAULT '{{QUEUE}}',
     task             text        NOT NULL,
     args             jsonb       NOT NULL DEFAULT '{}'::jsonb,
     state            text        NOT NULL DEFAULT 'available' CHECK (state IN
                          ('scheduled', 'available', 'running', 'retryable', 'completed', 'failed', 'cancelled')),
     -- Lower runs first (0 is the default and the most urgent of the usual range 0..9).
-    priority         smallint    NOT NULL DEFAULT 0,
+    priority         smallint    NOT NULL DEFAULT {{PRIORITY}},
     -- Incremented and committed when a worker claims the job; also the lease's fencing token.
     attempt          integer     NOT NULL DEFAULT 0,
-    max_attempts     integer     NOT NULL DEFAULT 25 CHECK (max_attempts > 0),
+    max_attempts     integer     NOT NULL DEFAULT {{MAX_ATTEMPTS}} CHECK (max_attempts > 0),
     run_at           timestamptz NOT NULL DEFAULT now(),
     created_at       timestamptz NOT NULL DEFAULT now(),
     attempted_at     timestamptz,

@@ -27,48 +27,14 @@ CREATE TABLE IF NOT EXISTS oncommit.queues (
 -- raised limit is acted on at once.
 
 -- Stops all claims of the queue until it is resumed; running jobs finish.
-CREATE OR REPLACE FUNCTION oncommit.pause_queue(name text) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO oncommit.queues AS q (name, paused) VALUES (pause_queue.name, true)
-    ON CONFLICT (name) DO UPDATE SET paused = true, updated_at = now();
-$$;
+-- include: current/pause_queue.sql
 
-CREATE OR REPLACE FUNCTION oncommit.resume_queue(name text) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO oncommit.queues AS q (name, paused) VALUES (resume_queue.name, false)
-    ON CONFLICT (name) DO UPDATE SET paused = false, updated_at = now();
-    SELECT pg_notify('oncommit_jobs', resume_queue.name);
-$$;
+-- include: current/resume_queue.sql
 
 -- At most `concurrency_limit` running jobs of the queue across all workers; NULL removes
 -- the limit.
-CREATE OR REPLACE FUNCTION oncommit.limit_queue(name text, concurrency_limit integer) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO oncommit.queues AS q (name, concurrency_limit) VALUES (limit_queue.name, limit_queue.concurrency_limit)
-    ON CONFLICT (name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit, updated_at = now();
-    SELECT pg_notify('oncommit_jobs', limit_queue.name);
-$$;
+-- include: current/limit_queue.sql
 
 -- At most `max_starts` job starts of the queue per `per` (at least a millisecond); NULL for
 -- both removes the limit.
-CREATE OR REPLACE FUNCTION oncommit.rate_limit_queue(name text, max_starts integer, per interval) RETURNS void
-LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-DECLARE
-    period_ms bigint := (extract(epoch FROM per) * 1000)::bigint;
-BEGIN
-    IF (max_starts IS NULL) <> (per IS NULL) THEN
-        RAISE EXCEPTION 'oncommit.rate_limit_queue: give both max_starts and per, or neither to remove the limit'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF per IS NOT NULL AND period_ms < 1 THEN
-        RAISE EXCEPTION 'oncommit.rate_limit_queue: invalid period %: it must be at least a millisecond', per
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    INSERT INTO oncommit.queues AS q (name, rate_limit, rate_period_ms)
-    VALUES (rate_limit_queue.name, max_starts, period_ms)
-    ON CONFLICT (name) DO UPDATE SET rate_limit = excluded.rate_limit, rate_period_ms = excluded.rate_period_ms,
-        rate_window_ms = NULL, rate_window_starts = 0, updated_at = now();
-    PERFORM pg_notify('oncommit_jobs', rate_limit_queue.name);
-END
-$$;
+-- include: current/rate_limit_queue.sql

@@ -4,14 +4,14 @@
 CREATE TABLE oncommit_jobs (
     -- AUTOINCREMENT: ids are never reused, so a job id always names one job.
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue            TEXT    NOT NULL DEFAULT 'default',
+    queue            TEXT    NOT NULL DEFAULT '{{QUEUE}}',
     task             TEXT    NOT NULL,
     args             TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(args)),
     state            TEXT    NOT NULL DEFAULT 'available' CHECK (state IN
                          ('scheduled', 'available', 'running', 'retryable', 'completed', 'failed', 'cancelled')),
-    priority         INTEGER NOT NULL DEFAULT 0,
+    priority         INTEGER NOT NULL DEFAULT {{PRIORITY}},
     attempt          INTEGER NOT NULL DEFAULT 0,
-    max_attempts     INTEGER NOT NULL DEFAULT 25 CHECK (max_attempts > 0),
+    max_attempts     INTEGER NOT NULL DEFAULT {{MAX_ATTEMPTS}} CHECK (max_attempts > 0),
     run_at           INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)),
     created_at       INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)),
     attempted_at     INTEGER,
@@ -32,11 +32,7 @@ CREATE UNIQUE INDEX oncommit_jobs_unique_key ON oncommit_jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retryable');
 
 -- A plain-SQL INSERT with a future run_at is scheduled, not available.
-CREATE TRIGGER oncommit_jobs_schedule_future AFTER INSERT ON oncommit_jobs
-WHEN NEW.state = 'available' AND NEW.run_at > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
-BEGIN
-    UPDATE oncommit_jobs SET state = 'scheduled' WHERE id = NEW.id;
-END;
+-- include: current/jobs_schedule_future.sql
 
 CREATE TABLE oncommit_workers (
     id           TEXT    PRIMARY KEY,

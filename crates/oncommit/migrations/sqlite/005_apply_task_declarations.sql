@@ -62,31 +62,10 @@ CREATE UNIQUE INDEX oncommit_jobs_unique_key ON oncommit_jobs (unique_key)
 -- The triggers went with the old table; these are migrations 001 and 004's, except that a
 -- queue left out (NULL) is not refused here: it is filled from the declaration, which the
 -- CHECK of oncommit_tasks keeps servable.
-CREATE TRIGGER oncommit_jobs_schedule_future AFTER INSERT ON oncommit_jobs
-WHEN NEW.state = 'available' AND NEW.run_at > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
-BEGIN
-    UPDATE oncommit_jobs SET state = 'scheduled' WHERE id = NEW.id;
-END;
+-- include: current/jobs_schedule_future.sql
 
-CREATE TRIGGER oncommit_jobs_refuse_bad_run_at BEFORE INSERT ON oncommit_jobs
-    WHEN typeof(NEW.run_at) <> 'integer' OR NEW.run_at < -62135596800000 OR NEW.run_at >= 253402300800000
-BEGIN
-    SELECT RAISE(ABORT, 'oncommit: invalid run_at: it must be whole milliseconds since the Unix epoch, between the years 1 and 9999');
-END;
+-- include: current/jobs_refuse_bad_run_at.sql
 
-CREATE TRIGGER oncommit_jobs_refuse_bad_queue BEFORE INSERT ON oncommit_jobs
-    WHEN NEW.queue IS NOT NULL AND (typeof(NEW.queue) <> 'text' OR NEW.queue = '' OR length(CAST(NEW.queue AS BLOB)) > 255
-         OR instr(NEW.queue, ',') > 0 OR instr(NEW.queue, ':') > 0)
-BEGIN
-    SELECT RAISE(ABORT, 'oncommit: invalid queue name: it must be 1 to 255 bytes, without "," or ":"');
-END;
+-- include: current/jobs_refuse_bad_queue.sql
 
-CREATE TRIGGER oncommit_jobs_apply_task_declaration AFTER INSERT ON oncommit_jobs
-    WHEN NEW.queue IS NULL OR NEW.priority IS NULL OR NEW.max_attempts IS NULL
-BEGIN
-    UPDATE oncommit_jobs SET
-        queue = coalesce(NEW.queue, (SELECT queue FROM oncommit_tasks WHERE name = NEW.task), 'default'),
-        priority = coalesce(NEW.priority, (SELECT priority FROM oncommit_tasks WHERE name = NEW.task), 0),
-        max_attempts = coalesce(NEW.max_attempts, (SELECT max_attempts FROM oncommit_tasks WHERE name = NEW.task), 25)
-    WHERE id = NEW.id;
-END;
+-- include: current/jobs_apply_task_declaration.sql

@@ -58,34 +58,13 @@ CREATE UNIQUE INDEX oncommit_jobs_unique_hash ON oncommit_jobs (unique_hash)
         WHEN 'cancelled' THEN 6 WHEN 'pending' THEN 7 ELSE 31 END)) & 1) = 1;
 
 -- The triggers went with the old table: migration 005's, as they were.
-CREATE TRIGGER oncommit_jobs_schedule_future AFTER INSERT ON oncommit_jobs
-WHEN NEW.state = 'available' AND NEW.run_at > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
-BEGIN
-    UPDATE oncommit_jobs SET state = 'scheduled' WHERE id = NEW.id;
-END;
+-- include: current/jobs_schedule_future.sql
 
-CREATE TRIGGER oncommit_jobs_refuse_bad_run_at BEFORE INSERT ON oncommit_jobs
-    WHEN typeof(NEW.run_at) <> 'integer' OR NEW.run_at < -62135596800000 OR NEW.run_at >= 253402300800000
-BEGIN
-    SELECT RAISE(ABORT, 'oncommit: invalid run_at: it must be whole milliseconds since the Unix epoch, between the years 1 and 9999');
-END;
+-- include: current/jobs_refuse_bad_run_at.sql
 
-CREATE TRIGGER oncommit_jobs_refuse_bad_queue BEFORE INSERT ON oncommit_jobs
-    WHEN NEW.queue IS NOT NULL AND (typeof(NEW.queue) <> 'text' OR NEW.queue = '' OR length(CAST(NEW.queue AS BLOB)) > 255
-         OR instr(NEW.queue, ',') > 0 OR instr(NEW.queue, ':') > 0)
-BEGIN
-    SELECT RAISE(ABORT, 'oncommit: invalid queue name: it must be 1 to 255 bytes, without "," or ":"');
-END;
+-- include: current/jobs_refuse_bad_queue.sql
 
-CREATE TRIGGER oncommit_jobs_apply_task_declaration AFTER INSERT ON oncommit_jobs
-    WHEN NEW.queue IS NULL OR NEW.priority IS NULL OR NEW.max_attempts IS NULL
-BEGIN
-    UPDATE oncommit_jobs SET
-        queue = coalesce(NEW.queue, (SELECT queue FROM oncommit_tasks WHERE name = NEW.task), 'default'),
-        priority = coalesce(NEW.priority, (SELECT priority FROM oncommit_tasks WHERE name = NEW.task), 0),
-        max_attempts = coalesce(NEW.max_attempts, (SELECT max_attempts FROM oncommit_tasks WHERE name = NEW.task), 25)
-    WHERE id = NEW.id;
-END;
+-- include: current/jobs_apply_task_declaration.sql
 
 CREATE TABLE IF NOT EXISTS oncommit_job_dependencies (
     job_id    INTEGER NOT NULL,
@@ -97,40 +76,6 @@ CREATE INDEX IF NOT EXISTS oncommit_job_dependencies_parent ON oncommit_job_depe
 -- Settles the pending dependants of a job that finished (one writer at a time: no race to
 -- guard against). Cancelled dependants settle theirs in turn, through this same trigger:
 -- oncommit's connections set `PRAGMA recursive_triggers = ON`.
-CREATE TRIGGER oncommit_jobs_settle_dependants AFTER UPDATE OF state ON oncommit_jobs
-    WHEN NEW.has_dependants AND NEW.state IN ('completed', 'failed', 'cancelled') AND OLD.state IS NOT NEW.state
-BEGIN
-    UPDATE oncommit_jobs SET state = 'cancelled',
-        finished_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),
-        errors = json_insert(CASE WHEN json_valid(errors) AND json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]',
-            json_object('attempt', attempt, 'at', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),
-                        'error', 'parent job ' || NEW.id || ' ' || NEW.state))
-    WHERE NEW.state <> 'completed' AND state = 'pending' AND coalesce(on_parent_failure, 'cancel') = 'cancel'
-      AND id IN (SELECT job_id FROM oncommit_job_dependencies WHERE parent_id = NEW.id);
-    UPDATE oncommit_jobs SET state = CASE WHEN run_at > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
-                                          THEN 'scheduled' ELSE 'available' END
-    WHERE state = 'pending' AND id IN (SELECT job_id FROM oncommit_job_dependencies WHERE parent_id = NEW.id)
-      AND NOT EXISTS (
-          SELECT 1 FROM oncommit_job_dependencies d JOIN oncommit_jobs p ON p.id = d.parent_id
-          WHERE d.job_id = oncommit_jobs.id AND p.state <> 'completed'
-            AND NOT (oncommit_jobs.on_parent_failure = 'run' AND p.state IN ('failed', 'cancelled')));
-END;
+-- include: current/jobs_settle_dependants.sql
 
-CREATE TRIGGER oncommit_jobs_settle_dependants_of_deleted AFTER DELETE ON oncommit_jobs
-    WHEN OLD.has_dependants AND OLD.state NOT IN ('completed', 'failed', 'cancelled')
-BEGIN
-    UPDATE oncommit_jobs SET state = 'cancelled',
-        finished_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),
-        errors = json_insert(CASE WHEN json_valid(errors) AND json_type(errors) = 'array' THEN errors ELSE '[]' END, '$[#]',
-            json_object('attempt', attempt, 'at', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),
-                        'error', 'parent job ' || OLD.id || ' deleted'))
-    WHERE state = 'pending' AND coalesce(on_parent_failure, 'cancel') = 'cancel'
-      AND id IN (SELECT job_id FROM oncommit_job_dependencies WHERE parent_id = OLD.id);
-    UPDATE oncommit_jobs SET state = CASE WHEN run_at > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
-                                          THEN 'scheduled' ELSE 'available' END
-    WHERE state = 'pending' AND id IN (SELECT job_id FROM oncommit_job_dependencies WHERE parent_id = OLD.id)
-      AND NOT EXISTS (
-          SELECT 1 FROM oncommit_job_dependencies d JOIN oncommit_jobs p ON p.id = d.parent_id
-          WHERE d.job_id = oncommit_jobs.id AND p.state <> 'completed'
-            AND NOT (oncommit_jobs.on_parent_failure = 'run' AND p.state IN ('failed', 'cancelled')));
-END;
+-- include: current/jobs_settle_dependants_of_deleted.sql

@@ -61,7 +61,7 @@ impl Worker {
 
     async fn drain_counting(&self, limit: usize, activity: &crate::activity::ActivityCounter) -> Result<Drained> {
         let queues: Vec<String> = if self.queues.is_empty() {
-            vec!["default".to_owned()]
+            vec![crate::defaults::QUEUE.to_owned()]
         } else {
             self.queues.iter().map(|(q, _)| q.clone()).collect()
         };

@@ -371,7 +371,7 @@ impl Worker {
     /// A worker started while its database is down waits for it, retrying with backoff
     /// (logged), until it answers or `shutdown` fires.
     pub async fn run(self, mut shutdown: Shutdown) -> Result<()> {
-        let queues = if self.queues.is_empty() { vec![("default".to_owned(), 10)] } else { self.queues };
+        let queues = if self.queues.is_empty() { vec![(crate::defaults::QUEUE.to_owned(), 10)] } else { self.queues };
         for (queue, _) in &queues {
             crate::enqueue::check_queue_name(queue)?;
         }

@@ -176,27 +176,8 @@ backend_test!(pooled async fn a_worker_refuses_a_declaration_no_job_could_have(t
 /// rebuild of the jobs table that lets a left-out option be told from a given one.
 #[tokio::test]
 async fn sqlite_jobs_survive_the_rebuild() {
-    use oncommit::migrate::MigrationSet;
-    static BEFORE: MigrationSet = MigrationSet {
-        name: "oncommit",
-        postgres: &[],
-        sqlite: &[
-            oncommit::migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
-            oncommit::migration!(2, "create_periodic_runs", "sqlite/002_create_periodic_runs.sql"),
-            oncommit::migration!(
-                3,
-                "index_only_discarded_jobs_by_state",
-                "sqlite/003_index_only_discarded_jobs_by_state.sql"
-            ),
-            oncommit::migration!(
-                4,
-                "refuse_unservable_jobs_at_insert",
-                "sqlite/004_refuse_unservable_jobs_at_insert.sql"
-            ),
-        ],
-    };
     let t = oncommit_testing::TestDb::new(Backend::Sqlite).await;
-    t.db.migrate_set(&BEFORE).await.unwrap();
+    t.db.migrate_set(&oncommit::migrate::oncommit_until(4)).await.unwrap();
     for sql in [
         "INSERT INTO oncommit_jobs (task, queue, priority, max_attempts, state) VALUES \
          ('a', 'q1', 2, 5, 'available'), ('b', 'q2', 0, 25, 'completed'), ('c', 'q3', 1, 1, 'failed')",

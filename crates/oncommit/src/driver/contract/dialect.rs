@@ -1,0 +1,92 @@
+//! What a database says or does differently outside oncommit's job statements: how a
+//! transaction opens, what a row lock looks like, where migrations are recorded, whether
+//! workers in other processes can be woken at commit. The layers above ask the driver
+//! ([`on_backend!`]) instead of matching on the backend.
+
+use std::time::Duration;
+
+use super::Driver;
+use crate::error::Result;
+use crate::lock::Lock;
+use crate::transaction::Isolation;
+
+/// The database's dialect and capabilities.
+pub(crate) trait Dialect: Driver {
+    /// Its name in OpenTelemetry's `db.system.name`.
+    const SYSTEM_NAME: &'static str;
+
+    /// Whether a commit can wake workers in other processes (LISTEN/NOTIFY). Without it a
+    /// worker polls, and this process wakes its own workers at commit.
+    const NOTIFIES: bool;
+
+    /// Whether writers of this process must take turns before writing (the database has
+    /// one writer, and a turn queued in memory beats spinning on its busy timeout).
+    const ONE_WRITER: bool;
+
+    /// Whether a `COMMIT` of a transaction that failed inside succeeds, ending it with a
+    /// rollback the client is not told of (PostgreSQL's `ROLLBACK` tag): a statement first
+    /// shows the failure.
+    const COMMIT_HIDES_FAILURE: bool;
+
+    /// The statements that open a transaction with `settings`, and those that undo its
+    /// per-connection settings after it ends. Refuses what the database cannot do.
+    fn begin_sql(settings: &BeginSettings<'_>) -> Result<(String, Option<String>)>;
+
+    /// `lock`'s row-lock clause with a leading space; empty where the database locks whole
+    /// files and a write lock is already the transaction's.
+    fn lock_clause(lock: &Lock) -> String;
+
+    /// The statements that keep the record of applied migrations.
+    const MIGRATIONS: MigrationSql;
+}
+
+/// How a transaction opens (see [`Dialect::begin_sql`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BeginSettings<'a> {
+    pub(crate) isolation: Option<Isolation>,
+    pub(crate) read_only: bool,
+    /// How long a lock may be waited for.
+    pub(crate) lock_timeout: Option<Duration>,
+    /// How long one statement may run.
+    pub(crate) statement_timeout: Option<Duration>,
+    /// Behind a transaction pooler, what every transaction opens with (`driver::postgres`).
+    pub(crate) pooled: Option<&'a str>,
+}
+
+/// The statements of migration bookkeeping (see `migrate`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MigrationSql {
+    /// Opens the migrating transaction.
+    pub(crate) begin: &'static str,
+    /// Serializes concurrent migrators, where the transaction does not already.
+    pub(crate) lock: Option<&'static str>,
+    /// Creates the record (idempotent).
+    pub(crate) bookkeeping: &'static str,
+    /// `$1` set name: the versions applied.
+    pub(crate) applied: &'static str,
+    /// `$1` set, `$2` version, `$3` name: records one.
+    pub(crate) record: &'static str,
+}
+
+/// Statements on a session or on the caller's own tables, outside oncommit's.
+pub(crate) trait Sessions: Driver {
+    /// Locks the rows of `table` whose integer column `key` is in `keys`, in ascending key
+    /// order, with `clause` (from [`Dialect::lock_clause`]); returns the keys locked.
+    /// `table` and `key` come quoted.
+    async fn rows_lock_in_order(
+        c: &mut Self::Conn,
+        table: &str,
+        key: &str,
+        keys: &[i64],
+        clause: &str,
+    ) -> Result<Vec<i64>>;
+
+    /// Bounds how long the transaction may sit idle to `lease`, where the server can end a
+    /// session that does (PostgreSQL): a worker vanished behind a silent network then
+    /// frees the locks its transaction held after a lease, not after the OS gives up.
+    async fn transaction_idle_limit(c: &mut Self::Conn, lease: Duration) -> Result<()>;
+
+    /// Wakes the sleeping workers of `queues` in other processes at commit (PostgreSQL:
+    /// `oncommit.wake_sleepers`); nothing where the database cannot ([`Dialect::NOTIFIES`]).
+    async fn sleepers_wake(c: &mut Self::Conn, queues: &[String]) -> Result<()>;
+}

@@ -1,0 +1,87 @@
+//! SQLite's dialect: one writer, so a writing transaction takes the write lock at its
+//! `BEGIN IMMEDIATE` and row locks are that lock; per-transaction settings are pragmas
+//! undone after it; no NOTIFY.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use sqlx::AssertSqlSafe;
+use sqlx::sqlite::SqliteConnection;
+
+use super::SqliteDriver;
+use crate::db::SQLITE_BUSY_TIMEOUT;
+use crate::driver::contract::{BeginSettings, Dialect, MigrationSql, Sessions};
+use crate::error::{Error, Result};
+use crate::lock::Lock;
+use crate::Backend;
+
+impl Dialect for SqliteDriver {
+    const SYSTEM_NAME: &'static str = "sqlite";
+    const NOTIFIES: bool = false;
+    const ONE_WRITER: bool = true;
+    const COMMIT_HIDES_FAILURE: bool = false;
+
+    fn begin_sql(s: &BeginSettings<'_>) -> Result<(String, Option<String>)> {
+        if s.statement_timeout.is_some() {
+            return Err(Error::Unsupported { feature: "statement_timeout", backend: Backend::Sqlite });
+        }
+        let mut sql = String::new();
+        let mut reset = Vec::new();
+        if let Some(t) = s.lock_timeout {
+            let _ = write!(sql, "PRAGMA busy_timeout = {}; ", t.as_millis());
+            reset.push(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()));
+        }
+        if s.read_only {
+            sql.push_str("BEGIN DEFERRED; PRAGMA query_only = 1");
+            reset.push("PRAGMA query_only = 0".to_owned());
+        } else {
+            // A deferred BEGIN that later writes must upgrade its lock, and that upgrade
+            // fails with BUSY at once whatever the busy timeout: take the write lock up
+            // front instead.
+            sql.push_str("BEGIN IMMEDIATE");
+        }
+        Ok((sql, (!reset.is_empty()).then(|| reset.join("; "))))
+    }
+
+    fn lock_clause(_: &Lock) -> String {
+        String::new()
+    }
+
+    const MIGRATIONS: MigrationSql = MigrationSql {
+        begin: "BEGIN IMMEDIATE",
+        // The write lock taken by BEGIN IMMEDIATE serializes migrators.
+        lock: None,
+        bookkeeping: "CREATE TABLE IF NOT EXISTS oncommit_schema_migrations (
+    set_name   TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    name       TEXT    NOT NULL,
+    applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (set_name, version)
+)",
+        applied: "SELECT version FROM oncommit_schema_migrations WHERE set_name = $1",
+        record: "INSERT INTO oncommit_schema_migrations (set_name, version, name) VALUES ($1, $2, $3)",
+    };
+}
+
+impl Sessions for SqliteDriver {
+    async fn rows_lock_in_order(
+        c: &mut SqliteConnection,
+        table: &str,
+        key: &str,
+        keys: &[i64],
+        _clause: &str,
+    ) -> Result<Vec<i64>> {
+        let sql = format!("SELECT {key} FROM {table} WHERE {key} IN (SELECT value FROM json_each($1)) ORDER BY {key}");
+        let keys = serde_json::to_string(keys).map_err(Error::app)?;
+        Ok(sqlx::query_scalar(AssertSqlSafe(sql)).bind(keys).fetch_all(&mut *c).await?)
+    }
+
+    async fn transaction_idle_limit(_: &mut SqliteConnection, _: Duration) -> Result<()> {
+        // One file on this machine: no network to fall silent.
+        Ok(())
+    }
+
+    async fn sleepers_wake(_: &mut SqliteConnection, _: &[String]) -> Result<()> {
+        Ok(())
+    }
+}
