@@ -663,7 +663,7 @@ impl Db {
     /// On SQLite, waits (up to `wait`) for this process's turn to write; `None` on
     /// PostgreSQL, where writers do not exclude each other. Hold the guard for the write.
     pub(crate) async fn write_gate(&self, wait: Duration) -> Result<Option<WriteGate>> {
-        if self.backend() == Backend::Postgres {
+        if !on_backend!(self.backend(), const ONE_WRITER) {
             return Ok(None);
         }
         let gate = self.inner.sqlite_writers.clone();

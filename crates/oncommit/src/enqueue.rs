@@ -481,9 +481,9 @@ impl Db {
             });
         }
         let inserted = queries::job_insert(conn.reborrow(), std::slice::from_ref(&job)).await?;
-        match conn {
-            Conn::Postgres(c) => queries::wake_sleepers(c, &inserted.wake).await?,
-            Conn::Sqlite(_) => self.wake(),
+        on_driver!(conn, sleepers_wake(&inserted.wake))?;
+        if !on_backend!(self.backend(), const NOTIFIES) {
+            self.wake();
         }
         Ok(inserted.ids[0])
     }

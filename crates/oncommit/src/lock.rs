@@ -6,8 +6,6 @@
 //! left out, `NOWAIT` and `SKIP LOCKED` have nothing to act on, and a second writer waits at
 //! its `BEGIN` (up to the busy timeout, or [`TxBuilder::lock_timeout`](crate::TxBuilder::lock_timeout)).
 
-use std::fmt::Write as _;
-
 use sqlx::AssertSqlSafe;
 
 use crate::Backend;
@@ -50,10 +48,10 @@ pub enum LockWait {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
-    strength: LockStrength,
-    wait: LockWait,
+    pub(crate) strength: LockStrength,
+    pub(crate) wait: LockWait,
     /// Tables (or aliases) whose rows to lock, when the query joins several.
-    of: Vec<String>,
+    pub(crate) of: Vec<String>,
 }
 
 impl Lock {
@@ -102,25 +100,7 @@ impl Lock {
 
     /// The clause for `backend`, with a leading space (empty on SQLite).
     pub fn clause(&self, backend: Backend) -> String {
-        if backend == Backend::Sqlite {
-            return String::new();
-        }
-        let mut sql = String::from(match self.strength {
-            LockStrength::Update => " FOR UPDATE",
-            LockStrength::NoKeyUpdate => " FOR NO KEY UPDATE",
-            LockStrength::Share => " FOR SHARE",
-            LockStrength::KeyShare => " FOR KEY SHARE",
-        });
-        for (i, table) in self.of.iter().enumerate() {
-            sql.push_str(if i == 0 { " OF " } else { ", " });
-            let _ = write!(sql, "\"{}\"", table.replace('"', "\"\""));
-        }
-        sql.push_str(match self.wait {
-            LockWait::Wait => "",
-            LockWait::NoWait => " NOWAIT",
-            LockWait::SkipLocked => " SKIP LOCKED",
-        });
-        sql
+        on_backend!(backend, lock_clause(self))
     }
 
     /// `select` followed by this clause, ready for `sqlx::query`. Taking a `&'static str`
@@ -140,21 +120,8 @@ impl Tx<'_> {
     pub async fn lock_in_order(&mut self, table: &str, key: &str, keys: &[i64], lock: &Lock) -> Result<Vec<i64>> {
         let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         let (table, key) = (quote(table), quote(key));
-        let backend = self.backend();
-        let clause = lock.clause(backend);
-        let locked = match self.conn() {
-            crate::Conn::Postgres(c) => {
-                let sql = format!("SELECT {key} FROM {table} WHERE {key} = ANY($1) ORDER BY {key}{clause}");
-                sqlx::query_scalar(AssertSqlSafe(sql)).bind(keys).fetch_all(c).await?
-            }
-            crate::Conn::Sqlite(c) => {
-                let sql = format!(
-                    "SELECT {key} FROM {table} WHERE {key} IN (SELECT value FROM json_each($1)) ORDER BY {key}"
-                );
-                let keys = serde_json::to_string(keys).expect("integers serialize");
-                sqlx::query_scalar(AssertSqlSafe(sql)).bind(keys).fetch_all(c).await?
-            }
-        };
+        let clause = lock.clause(self.backend());
+        let locked = on_driver!(self.conn(), rows_lock_in_order(&table, &key, keys, &clause))?;
         Ok(locked)
     }
 }

@@ -139,55 +139,12 @@ pub fn oncommit_until(version: i64) -> MigrationSet {
     MigrationSet { name: ONCOMMIT.name, postgres: until(ONCOMMIT.postgres), sqlite: until(ONCOMMIT.sqlite) }
 }
 
-const PG_BOOKKEEPING: &str = "CREATE SCHEMA IF NOT EXISTS oncommit;
-CREATE TABLE IF NOT EXISTS oncommit.schema_migrations (
-    set_name   text        NOT NULL,
-    version    bigint      NOT NULL,
-    name       text        NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (set_name, version)
-)";
-
-const SQLITE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS oncommit_schema_migrations (
-    set_name   TEXT    NOT NULL,
-    version    INTEGER NOT NULL,
-    name       TEXT    NOT NULL,
-    applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (set_name, version)
-)";
-
-/// The statements that differ between the backends.
-struct Dialect {
-    begin: &'static str,
-    /// Serializes concurrent migrators (PostgreSQL; SQLite's write lock already does).
-    lock: Option<&'static str>,
-    bookkeeping: &'static str,
-    applied: &'static str,
-    record: &'static str,
-}
-
-const POSTGRES: Dialect = Dialect {
-    begin: "BEGIN",
-    // The key is "oncommit" in ASCII: it names this lock among advisory locks.
-    lock: Some("SELECT pg_advisory_xact_lock(8029464515876579700)"),
-    bookkeeping: PG_BOOKKEEPING,
-    applied: "SELECT version FROM oncommit.schema_migrations WHERE set_name = $1",
-    record: "INSERT INTO oncommit.schema_migrations (set_name, version, name) VALUES ($1, $2, $3)",
-};
-
-const SQLITE: Dialect = Dialect {
-    begin: "BEGIN IMMEDIATE",
-    lock: None,
-    bookkeeping: SQLITE_BOOKKEEPING,
-    applied: "SELECT version FROM oncommit_schema_migrations WHERE set_name = $1",
-    record: "INSERT INTO oncommit_schema_migrations (set_name, version, name) VALUES ($1, $2, $3)",
-};
-
 /// Applies the pending migrations of `set` in one transaction.
 pub(crate) async fn run(db: &Db, set: &MigrationSet) -> Result<()> {
-    let (dialect, migrations) = match db.backend() {
-        Backend::Postgres => (&POSTGRES, set.postgres),
-        Backend::Sqlite => (&SQLITE, set.sqlite),
+    let dialect = on_backend!(db.backend(), const MIGRATIONS);
+    let migrations = match db.backend() {
+        Backend::Postgres => set.postgres,
+        Backend::Sqlite => set.sqlite,
     };
     let _turn = db.writing().await?;
     let mut conn = db.acquire().await?;

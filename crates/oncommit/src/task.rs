@@ -6,9 +6,6 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use sqlx::AssertSqlSafe;
-
-use crate::conn::Conn;
 use crate::db::Db;
 use crate::error::{BoxError, Error, Result};
 use crate::job::{Job, JobId, JobState};
@@ -320,16 +317,11 @@ impl TaskContext {
             result: self.result.clone(),
         };
         let mut tx = self.db.begin().await?;
-        if let Conn::Postgres(c) = tx.conn() {
-            // This transaction will hold the job's row lock. Should the worker vanish behind a
-            // silent network partition before its COMMIT arrives, the server ends the session
-            // once it has sat idle for a lease, so the job can be rescued, instead of keeping
-            // the lock for as long as the OS takes to notice (two hours).
-            let ms = u128::max(self.lease.as_millis(), 1);
-            sqlx::raw_sql(AssertSqlSafe(format!("SET LOCAL idle_in_transaction_session_timeout = {ms}")))
-                .execute(c)
-                .await?;
-        }
+        // This transaction will hold the job's row lock. Should the worker vanish behind a
+        // silent network partition before its COMMIT arrives, the server ends the session once
+        // it has sat idle for a lease, so the job can be rescued, instead of keeping the lock
+        // for as long as the OS takes to notice (two hours).
+        on_driver!(tx.conn(), transaction_idle_limit(self.lease))?;
         let value = match f(&mut tx).await {
             Ok(value) => value,
             Err(err) => {

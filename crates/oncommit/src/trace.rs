@@ -70,10 +70,7 @@ pub(crate) fn transaction_span(backend: crate::Backend, isolation: Option<crate:
         "oncommit.transaction",
         otel.name = "transaction",
         otel.status_code = tracing::field::Empty,
-        db.system.name = match backend {
-            crate::Backend::Postgres => "postgresql",
-            crate::Backend::Sqlite => "sqlite",
-        },
+        db.system.name = on_backend!(backend, const SYSTEM_NAME),
         oncommit.transaction.isolation = isolation.map_or_else(|| "default".to_owned(), |i| i.to_string()),
         oncommit.transaction.attempt = attempt,
         oncommit.transaction.outcome = tracing::field::Empty,

@@ -12,6 +12,7 @@
 //! PostgreSQL's vacuum and its statements for LISTEN.
 
 mod dependencies;
+mod dialect;
 mod queues;
 mod selected;
 
@@ -26,12 +27,16 @@ use super::selection::Filter;
 use crate::unique::Identity;
 
 pub(crate) use dependencies::*;
+pub(crate) use dialect::*;
 pub(crate) use queues::*;
 pub(crate) use selected::*;
 
 /// Every trait of the contract, unnamed: what calls their methods imports it.
 pub(crate) mod prelude {
-    pub(crate) use super::{Dependencies as _, Fleet as _, Jobs as _, Queues as _, SelectedJobs as _, UniqueJobs as _};
+    pub(crate) use super::{
+        Dependencies as _, Dialect as _, Fleet as _, Jobs as _, Queues as _, SelectedJobs as _, Sessions as _,
+        UniqueJobs as _,
+    };
 }
 
 /// A database oncommit can run on: the connection its statements take.

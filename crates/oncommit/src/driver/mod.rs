@@ -39,6 +39,27 @@ macro_rules! on_driver {
     }};
 }
 
+/// Reads the dialect's `$item` (a constant or a function of the contract's `Dialect`) for
+/// `$backend`: `on_backend!(db.backend(), const NOTIFIES)`, `on_backend!(b, begin_sql(&s))`.
+macro_rules! on_backend {
+    ($backend:expr, const $name:ident) => {{
+        #[allow(unused_imports)]
+        use $crate::driver::contract::prelude::*;
+        match $backend {
+            $crate::Backend::Postgres => $crate::driver::PostgresDriver::$name,
+            $crate::Backend::Sqlite => $crate::driver::SqliteDriver::$name,
+        }
+    }};
+    ($backend:expr, $method:ident($($arg:expr),* $(,)?)) => {{
+        #[allow(unused_imports)]
+        use $crate::driver::contract::prelude::*;
+        match $backend {
+            $crate::Backend::Postgres => $crate::driver::PostgresDriver::$method($($arg),*),
+            $crate::Backend::Sqlite => $crate::driver::SqliteDriver::$method($($arg),*),
+        }
+    }};
+}
+
 #[cfg(test)]
 mod conformance;
 pub(crate) mod contract;

@@ -131,19 +131,6 @@ pub(crate) async fn job_insert(mut conn: Conn<'_>, jobs: &[NewJob]) -> Result<In
     Ok(inserted)
 }
 
-/// Inside the caller's transaction (PostgreSQL): NOTIFYs, at its commit, the workers that
-/// sleep on `queues` (`oncommit.wake_sleepers`), and no one when none does.
-pub(crate) async fn wake_sleepers(c: &mut sqlx::PgConnection, queues: &[String]) -> Result<()> {
-    if queues.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("SELECT count(oncommit.wake_sleepers(q)) FROM unnest($1::text[]) AS q")
-        .bind(queues)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
-}
-
 /// NOTIFYs the workers of `queues` in other processes (PostgreSQL), in autocommit.
 pub(crate) async fn notify(c: &mut sqlx::PgConnection, queues: &[String]) -> Result<()> {
     crate::driver::postgres::notify_on(c, JOBS_CHANNEL, queues).await

@@ -1,12 +1,12 @@
 //! [`TxBuilder`]: the options of an outermost transaction, and the retry loop.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::attempts::{ScopeSource, run_in};
 use super::scope::in_scope_of;
 use super::tx::{Tx, TxState};
-use crate::db::{Backend, Db, SQLITE_BUSY_TIMEOUT};
+use crate::db::{Db, SQLITE_BUSY_TIMEOUT};
+use crate::driver::contract::BeginSettings;
 use crate::error::{Error, Result};
 use crate::retry::Retry;
 
@@ -31,7 +31,7 @@ impl Isolation {
     /// Every level, weakest first.
     pub const ALL: [Isolation; 3] = [Isolation::ReadCommitted, Isolation::RepeatableRead, Isolation::Serializable];
 
-    fn sql(self) -> &'static str {
+    pub(crate) fn sql(self) -> &'static str {
         match self {
             Isolation::ReadCommitted => "READ COMMITTED",
             Isolation::RepeatableRead => "REPEATABLE READ",
@@ -222,51 +222,13 @@ impl<'d> TxBuilder<'d> {
     /// The statements that open the transaction, and for SQLite those that undo its
     /// per-connection settings afterwards.
     fn begin_sql(&self) -> Result<(String, Option<String>)> {
-        let millis = |d: Duration| d.as_millis().max(1);
-        match self.db.backend() {
-            Backend::Postgres => {
-                let mut sql = String::from("BEGIN");
-                if let Some(level) = self.isolation {
-                    let _ = write!(sql, " ISOLATION LEVEL {}", level.sql());
-                }
-                if self.read_only {
-                    sql.push_str(" READ ONLY");
-                }
-                if let Some(t) = self.lock_timeout {
-                    let _ = write!(sql, "; SET LOCAL lock_timeout = {}", millis(t));
-                }
-                if let Some(suffix) = self.db.pooled_begin() {
-                    // Behind a transaction pooler: the session's leftover statements go,
-                    // and a worker's session settings come as SET LOCAL (before the
-                    // caller's own timeouts, which win).
-                    sql.push_str(suffix);
-                }
-                if let Some(t) = self.statement_timeout {
-                    let _ = write!(sql, "; SET LOCAL statement_timeout = {}", millis(t));
-                }
-                Ok((sql, None))
-            }
-            Backend::Sqlite => {
-                if self.statement_timeout.is_some() {
-                    return Err(Error::Unsupported { feature: "statement_timeout", backend: Backend::Sqlite });
-                }
-                let mut sql = String::new();
-                let mut reset = Vec::new();
-                if let Some(t) = self.lock_timeout {
-                    let _ = write!(sql, "PRAGMA busy_timeout = {}; ", t.as_millis());
-                    reset.push(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()));
-                }
-                if self.read_only {
-                    sql.push_str("BEGIN DEFERRED; PRAGMA query_only = 1");
-                    reset.push("PRAGMA query_only = 0".to_owned());
-                } else {
-                    // A deferred BEGIN that later writes must upgrade its lock, and that
-                    // upgrade fails with BUSY at once whatever the busy timeout: take the
-                    // write lock up front instead.
-                    sql.push_str("BEGIN IMMEDIATE");
-                }
-                Ok((sql, (!reset.is_empty()).then(|| reset.join("; "))))
-            }
-        }
+        let settings = BeginSettings {
+            isolation: self.isolation,
+            read_only: self.read_only,
+            lock_timeout: self.lock_timeout,
+            statement_timeout: self.statement_timeout,
+            pooled: self.db.pooled_begin(),
+        };
+        on_backend!(self.db.backend(), begin_sql(&settings))
     }
 }

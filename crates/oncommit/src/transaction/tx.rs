@@ -432,7 +432,7 @@ impl<'p> Tx<'p> {
     /// connection that breaks here is not returned to the pool.
     async fn end(&mut self, ending: Ending) -> Result<()> {
         let state = self.state();
-        let unchecked = state.unchecked && state.db.backend() == Backend::Postgres;
+        let unchecked = state.unchecked && on_backend!(state.db.backend(), const COMMIT_HIDES_FAILURE);
         let conn = state.conn();
         let result = match ending {
             // On PostgreSQL a COMMIT of a failed transaction succeeds with the tag ROLLBACK,

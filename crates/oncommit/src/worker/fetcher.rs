@@ -116,7 +116,7 @@ pub(crate) async fn run(
                 let limited = matches!(held_back, Claim::Full { .. });
                 // SQLite has no NOTIFY: a resume or a new limit in this process comes as a
                 // local wake-up (as do its enqueues, so a held-back queue looks again then).
-                let local = shared.db.backend() == crate::Backend::Sqlite;
+                let local = !on_backend!(shared.db.backend(), const NOTIFIES);
                 tokio::select! {
                     biased;
                     _ = shutdown.wait() => return,

@@ -14,7 +14,7 @@ use crate::queries::{CANCEL_CHANNEL, JOBS_CHANNEL};
 use crate::shutdown::Shutdown;
 
 pub(crate) async fn listen(shared: Arc<Shared>, mut stop: Shutdown) {
-    if shared.services.backend() != crate::Backend::Postgres {
+    if !on_backend!(shared.services.backend(), const NOTIFIES) {
         return;
     }
     let Some(listen) = shared.services.listen_pool() else {

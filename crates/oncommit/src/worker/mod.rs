@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::activity::ActivityCounter;
-use crate::db::{Backend, Db};
+use crate::db::Db;
 use crate::error::Result;
 use crate::periodic::Periodic;
 use crate::queries;
@@ -179,7 +179,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Whether this worker records its sleeps: it hears NOTIFY (PostgreSQL, listening).
     fn records_sleep(&self) -> bool {
-        self.config.listen && self.db.backend() == Backend::Postgres
+        self.config.listen && on_backend!(self.db.backend(), const NOTIFIES)
     }
 
     fn asleep(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
@@ -465,7 +465,7 @@ impl Worker {
         // their leases while they drain.
         let mut background = Services::new();
         background.start("heartbeat", |stop| heartbeat::run(shared.clone(), stop));
-        if shared.config.listen && shared.db.backend() == Backend::Postgres {
+        if shared.config.listen && on_backend!(shared.db.backend(), const NOTIFIES) {
             background.start("listener", |stop| listener::listen(shared.clone(), stop));
         }
         // The maintenance duties stop with the claim loops.

@@ -13,6 +13,7 @@
 //!   poll.
 
 mod dependencies;
+mod dialect;
 mod fleet;
 #[macro_use]
 mod jobs;

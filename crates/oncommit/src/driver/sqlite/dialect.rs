@@ -9,11 +9,11 @@ use sqlx::AssertSqlSafe;
 use sqlx::sqlite::SqliteConnection;
 
 use super::SqliteDriver;
+use crate::Backend;
 use crate::db::SQLITE_BUSY_TIMEOUT;
 use crate::driver::contract::{BeginSettings, Dialect, MigrationSql, Sessions};
 use crate::error::{Error, Result};
 use crate::lock::Lock;
-use crate::Backend;
 
 impl Dialect for SqliteDriver {
     const SYSTEM_NAME: &'static str = "sqlite";
