@@ -496,7 +496,7 @@ impl Db {
         let mut conn = self.acquire().await?;
         // Autocommit: the insert has committed when it returns (behind a transaction
         // pooler, in a transaction of its own).
-        let opened = conn.open_pooled(self).await?;
+        let opened = conn.open_pooled(self.pooled_begin()).await?;
         let inserted = queries::job_insert(conn.conn(), jobs).await;
         conn.close_pooled(opened, inserted.is_ok()).await?;
         let inserted = inserted?;

@@ -24,11 +24,11 @@
 // First: its macros (`on_driver!`, the SQL fragments) serve the modules below.
 #[macro_use]
 mod driver;
+use driver::conn;
 
 mod activity;
 mod admin;
 mod bulk;
-mod conn;
 mod db;
 /// What a job gets when neither its enqueue nor its task's declaration says: defined here
 /// once, for the Rust side ([`TaskOptions`](crate::TaskOptions)'s default) and for the SQL
@@ -50,7 +50,6 @@ mod listing;
 mod lock;
 pub mod metrics;
 pub mod migrate;
-mod notifier;
 mod periodic;
 mod queries;
 mod queues;

@@ -12,47 +12,7 @@ use crate::Backend;
 use crate::error::Result;
 use crate::transaction::Tx;
 
-/// How strong a row lock is (PostgreSQL's four row-level lock modes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockStrength {
-    /// `FOR UPDATE`: blocks every other locker and writer of the row.
-    Update,
-    /// `FOR NO KEY UPDATE`: like `UPDATE`, but lets foreign-key checks (`KEY SHARE`) through.
-    NoKeyUpdate,
-    /// `FOR SHARE`: blocks writers, not other sharers.
-    Share,
-    /// `FOR KEY SHARE`: blocks only deletes and key changes.
-    KeyShare,
-}
-
-/// What to do when a row is already locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockWait {
-    /// Wait for it (up to `lock_timeout`).
-    Wait,
-    /// `NOWAIT`: fail at once with [`Error::LockNotAvailable`](crate::Error::LockNotAvailable).
-    NoWait,
-    /// `SKIP LOCKED`: leave locked rows out of the result.
-    SkipLocked,
-}
-
-/// A row-lock clause for a `SELECT`.
-///
-/// ```
-/// use oncommit::{Backend, Lock};
-/// let sql = Lock::update().nowait().of("socks").apply(Backend::Postgres, "SELECT id FROM socks WHERE id = $1");
-/// assert_eq!(sql.0, r#"SELECT id FROM socks WHERE id = $1 FOR UPDATE OF "socks" NOWAIT"#);
-/// // SQLite: the transaction's database write lock stands in for row locks.
-/// let sql = Lock::update().apply(Backend::Sqlite, "SELECT id FROM socks WHERE id = $1");
-/// assert_eq!(sql.0, "SELECT id FROM socks WHERE id = $1");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lock {
-    pub(crate) strength: LockStrength,
-    pub(crate) wait: LockWait,
-    /// Tables (or aliases) whose rows to lock, when the query joins several.
-    pub(crate) of: Vec<String>,
-}
+pub use crate::driver::options::{Lock, LockStrength, LockWait};
 
 impl Lock {
     fn new(strength: LockStrength) -> Lock {

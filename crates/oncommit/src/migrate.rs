@@ -12,7 +12,8 @@
 
 use std::collections::HashSet;
 
-use crate::db::{Backend, Db};
+use crate::driver::conn::PoolConn;
+use crate::driver::options::Backend;
 use crate::error::{Error, Result};
 
 /// One migration: a number, a name saying what it does, and its SQL (several statements
@@ -139,17 +140,17 @@ pub fn oncommit_until(version: i64) -> MigrationSet {
     MigrationSet { name: ONCOMMIT.name, postgres: until(ONCOMMIT.postgres), sqlite: until(ONCOMMIT.sqlite) }
 }
 
-/// Applies the pending migrations of `set` in one transaction.
-pub(crate) async fn run(db: &Db, set: &MigrationSet) -> Result<()> {
-    let dialect = on_backend!(db.backend(), const MIGRATIONS);
-    let migrations = match db.backend() {
+/// Applies the pending migrations of `set` in one transaction on `conn`; `pooled_begin`
+/// is what a transaction opens with behind a transaction pooler (the session may hold
+/// another client's statements).
+pub(crate) async fn run(conn: &mut PoolConn, pooled_begin: Option<&str>, set: &MigrationSet) -> Result<()> {
+    let backend = conn.backend();
+    let dialect = on_backend!(backend, const MIGRATIONS);
+    let migrations = match backend {
         Backend::Postgres => set.postgres,
         Backend::Sqlite => set.sqlite,
     };
-    let _turn = db.writing().await?;
-    let mut conn = db.acquire().await?;
-    // Behind a transaction pooler the session may hold another client's statements.
-    let begin = format!("{}{}", dialect.begin, db.pooled_begin().unwrap_or_default());
+    let begin = format!("{}{}", dialect.begin, pooled_begin.unwrap_or_default());
     crate::with_conn!(conn.conn(), c => {
         sqlx::raw_sql(sqlx::AssertSqlSafe(begin)).execute(&mut *c).await?;
         let result = async {

@@ -28,6 +28,7 @@ use crate::unique::Identity;
 
 pub(crate) use dependencies::*;
 pub(crate) use dialect::*;
+pub use queues::RateLimit;
 pub(crate) use queues::*;
 pub(crate) use selected::*;
 

@@ -62,7 +62,10 @@ macro_rules! on_backend {
 
 #[cfg(test)]
 mod conformance;
+pub(crate) mod conn;
 pub(crate) mod contract;
+pub(crate) mod options;
+pub(crate) mod pool;
 pub(crate) mod postgres;
 pub(crate) mod rows;
 pub(crate) mod sqlite;

@@ -32,7 +32,7 @@ macro_rules! on_conn {
         let mut pooled = db.acquire().await?;
         let outcome = {
             let run = async {
-                let opened = pooled.open_pooled(db).await?;
+                let opened = pooled.open_pooled(db.pooled_begin()).await?;
                 let result: $crate::Result<_> = {
                     let $conn = pooled.conn();
                     $body.await.map_err(Into::into)
@@ -129,11 +129,6 @@ pub(crate) async fn job_insert(mut conn: Conn<'_>, jobs: &[NewJob]) -> Result<In
         inserted.wake.extend(wake);
     }
     Ok(inserted)
-}
-
-/// NOTIFYs the workers of `queues` in other processes (PostgreSQL), in autocommit.
-pub(crate) async fn notify(c: &mut sqlx::PgConnection, queues: &[String]) -> Result<()> {
-    crate::driver::postgres::notify_on(c, JOBS_CHANNEL, queues).await
 }
 
 /// Claims up to `limit` available jobs of `queue` for `worker`, committing the attempt.

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::conn::Conn;
 use crate::db::Db;
 use crate::driver::DriverTx;
+pub use crate::driver::contract::RateLimit;
 use crate::driver::contract::{Controls, JobClaim, KeyWindow, Setting};
 use crate::error::Result;
 use crate::job_row::JobRow;
@@ -48,35 +49,6 @@ pub struct QueueInfo {
 /// A duration as fractional seconds, as Prometheus and `lag_seconds` show it.
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
-}
-
-/// At most `max_starts` job starts per `period`, counted in windows of `period` aligned to
-/// the Unix epoch (a limit of 10 per minute allows 10 starts in each clock minute), for the
-/// whole queue or, with `per_key`, for each concurrency key of its jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RateLimit {
-    /// Starts allowed per window (at least 1).
-    pub max_starts: u32,
-    /// The window's length (at least a millisecond).
-    #[serde(with = "period_ms", rename = "period_ms")]
-    pub period: Duration,
-    /// Whether the limit applies to each concurrency key (`EnqueueOptions::concurrency_key`)
-    /// on its own, jobs without a key sharing one window, rather than to the whole queue.
-    #[serde(default)]
-    pub per_key: bool,
-}
-
-/// `period` travels as whole milliseconds, as the table stores it.
-mod period_ms {
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: serde::Serializer>(period: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(period.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(serde::Deserialize::deserialize(d)?))
-    }
 }
 
 /// What a claim of a queue found.

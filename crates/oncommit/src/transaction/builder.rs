@@ -10,50 +10,7 @@ use crate::driver::contract::BeginSettings;
 use crate::error::{Error, Result};
 use crate::retry::Retry;
 
-/// Transaction isolation levels (plain autocommit is what you get outside any scope).
-///
-/// On PostgreSQL each is the server's level of that name. SQLite has one writer at a time
-/// and snapshot reads, so every transaction there is serializable, which satisfies any
-/// level asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Isolation {
-    /// Each statement sees what was committed before it began (PostgreSQL's default).
-    ReadCommitted,
-    /// The whole transaction sees one snapshot; writing a row changed since fails with a
-    /// serialization failure.
-    RepeatableRead,
-    /// As if transactions ran one at a time; anomalies become serialization failures.
-    Serializable,
-}
-
-impl Isolation {
-    /// Every level, weakest first.
-    pub const ALL: [Isolation; 3] = [Isolation::ReadCommitted, Isolation::RepeatableRead, Isolation::Serializable];
-
-    pub(crate) fn sql(self) -> &'static str {
-        match self {
-            Isolation::ReadCommitted => "READ COMMITTED",
-            Isolation::RepeatableRead => "REPEATABLE READ",
-            Isolation::Serializable => "SERIALIZABLE",
-        }
-    }
-}
-
-/// Shown as PostgreSQL spells the level: `read committed`, `repeatable read`, `serializable`.
-///
-/// ```
-/// assert_eq!(oncommit::Isolation::RepeatableRead.to_string(), "repeatable read");
-/// ```
-impl std::fmt::Display for Isolation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Isolation::ReadCommitted => "read committed",
-            Isolation::RepeatableRead => "repeatable read",
-            Isolation::Serializable => "serializable",
-        })
-    }
-}
+pub use crate::driver::options::Isolation;
 
 /// A value returned by a committed transaction, with how many attempts it took.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use super::Driver;
+use crate::driver::options::Isolation;
+use crate::driver::options::Lock;
 use crate::error::Result;
-use crate::lock::Lock;
-use crate::transaction::Isolation;
 
 /// The database's dialect and capabilities.
 pub(crate) trait Dialect: Driver {

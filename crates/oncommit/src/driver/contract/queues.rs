@@ -3,10 +3,11 @@
 //! The algorithm that runs them under the queue's lock is written once, above the driver
 //! (`queries::queue_control`).
 
+use std::time::Duration;
+
 use super::{Driver, JobClaim};
 use crate::error::Result;
 use crate::job_row::JobRow;
-use crate::queries::RateLimit;
 
 /// The statements of flow-controlled queues.
 pub(crate) trait Queues: Driver {
@@ -65,6 +66,35 @@ pub(crate) trait Queues: Driver {
 /// keys with starts left: a queue whose first 10,000 jobs all belong to keys over their
 /// limits claims nothing until a window reopens.
 pub(crate) const KEY_RATE_SCAN: i64 = 10_000;
+
+/// At most `max_starts` job starts per `period`, counted in windows of `period` aligned to
+/// the Unix epoch (a limit of 10 per minute allows 10 starts in each clock minute), for the
+/// whole queue or, with `per_key`, for each concurrency key of its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RateLimit {
+    /// Starts allowed per window (at least 1).
+    pub max_starts: u32,
+    /// The window's length (at least a millisecond).
+    #[serde(with = "period_ms", rename = "period_ms")]
+    pub period: Duration,
+    /// Whether the limit applies to each concurrency key (`EnqueueOptions::concurrency_key`)
+    /// on its own, jobs without a key sharing one window, rather than to the whole queue.
+    #[serde(default)]
+    pub per_key: bool,
+}
+
+/// `period` travels as whole milliseconds, as the table stores it.
+mod period_ms {
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(period: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(period.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(serde::Deserialize::deserialize(d)?))
+    }
+}
 
 /// A queue's row in the `queues` table, as a claim reads it under the row's lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use sqlx::postgres::PgConnection;
 
 use super::PostgresDriver;
 use crate::driver::contract::{BeginSettings, Dialect, MigrationSql, Sessions};
+use crate::driver::options::{Lock, LockStrength, LockWait};
 use crate::error::Result;
-use crate::lock::{Lock, LockStrength, LockWait};
 
 impl Dialect for PostgresDriver {
     const SYSTEM_NAME: &'static str = "postgresql";

@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Row};
 
 use super::url::{PgUrl, Pooler, TargetSessionAttrs};
-use crate::db::Backend;
+use crate::driver::options::Backend;
 use crate::error::{Error, Result, Target};
 
 /// How long the search for a suitable server goes on after a loss before it rests until the

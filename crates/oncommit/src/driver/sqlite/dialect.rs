@@ -10,10 +10,10 @@ use sqlx::sqlite::SqliteConnection;
 
 use super::SqliteDriver;
 use crate::Backend;
-use crate::db::SQLITE_BUSY_TIMEOUT;
 use crate::driver::contract::{BeginSettings, Dialect, MigrationSql, Sessions};
+use crate::driver::options::Lock;
+use crate::driver::options::SQLITE_BUSY_TIMEOUT;
 use crate::error::{Error, Result};
-use crate::lock::Lock;
 
 impl Dialect for SqliteDriver {
     const SYSTEM_NAME: &'static str = "sqlite";

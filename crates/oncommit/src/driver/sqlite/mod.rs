@@ -17,7 +17,7 @@ use std::str::FromStr;
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 
-use crate::db::{Backend, SQLITE_BUSY_TIMEOUT};
+use crate::driver::options::{Backend, SQLITE_BUSY_TIMEOUT};
 use crate::error::{Error, Result, Target};
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tokio::sync::mpsc;
 
-use crate::queries;
+use super::notify_on;
+use crate::driver::JOBS_CHANNEL;
 
 /// Longest wait for one round of wake-ups.
 const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -109,10 +110,10 @@ async fn send(options: OptionsSource, pooled: bool, mut wakes: mpsc::UnboundedRe
 /// cleared of prepared statements first.
 async fn notify(c: &mut PgConnection, pooled: bool, queues: &[String]) -> crate::Result<()> {
     if !pooled {
-        return queries::notify(c, queues).await;
+        return notify_on(c, JOBS_CHANNEL, queues).await;
     }
     sqlx::raw_sql("BEGIN; DEALLOCATE ALL").execute(&mut *c).await?;
-    let sent = queries::notify(c, queues).await;
+    let sent = notify_on(c, JOBS_CHANNEL, queues).await;
     let end = if sent.is_ok() { "COMMIT" } else { "ROLLBACK" };
     sqlx::raw_sql(end).execute(&mut *c).await?;
     sent

@@ -152,10 +152,11 @@ impl PoolConn {
         Ok(())
     }
 
-    /// Behind a transaction pooler, opens the transaction that a statement which would run
-    /// in autocommit runs in instead (see `driver::postgres`); returns whether it did.
-    pub(crate) async fn open_pooled(&mut self, db: &crate::Db) -> Result<bool> {
-        match db.pooled_begin() {
+    /// Behind a transaction pooler (`pooled_begin`, what its transactions open with), opens
+    /// the transaction that a statement which would run in autocommit runs in instead (see
+    /// `driver::postgres`); returns whether it did.
+    pub(crate) async fn open_pooled(&mut self, pooled_begin: Option<&str>) -> Result<bool> {
+        match pooled_begin {
             // Boxed: the futures of every statement runner would otherwise carry it.
             Some(suffix) => Box::pin(self.begin_tracked(format!("BEGIN{suffix}"))).await.map(|()| true),
             None => Ok(false),
