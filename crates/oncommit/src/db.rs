@@ -5,13 +5,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgPool;
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::SqlitePool;
 
 use crate::conn::PoolConn;
+use crate::driver::options::Pooler;
 pub use crate::driver::options::{Backend, DbOptions, ExistingPool, SQLITE_BUSY_TIMEOUT};
-use crate::driver::pool::{ListenPool, Pool};
-use crate::driver::postgres::Pooler;
+#[cfg(feature = "postgres")]
+use crate::driver::pool::ListenPool;
+use crate::driver::pool::Pool;
 use crate::error::{Error, Result};
 use crate::hooks::{self, Hook, HookOutput};
 use crate::migrate::{self, MigrationSet};
@@ -52,6 +56,7 @@ struct DbInner {
     query_timeout: Option<Duration>,
     /// Wakes workers in other processes after commits (PostgreSQL; see `notifier`). Shared
     /// with the pools derived from this one.
+    #[cfg(feature = "postgres")]
     notifier: Option<Arc<crate::driver::postgres::notifier::Notifier>>,
     /// SQLite has one writer at a time. Writers of this process queue here, fairly, instead
     /// of in SQLite's busy handler, which sleeps and polls (costing milliseconds per
@@ -124,6 +129,7 @@ impl Db {
     fn assemble(pool: Pool, display_url: String) -> Db {
         static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         let inner = DbInner {
+            #[cfg(feature = "postgres")]
             notifier: pool.notifier(),
             pool,
             display_url,
@@ -153,11 +159,13 @@ impl Db {
     }
 
     /// The underlying sqlx pool, when this is PostgreSQL.
+    #[cfg(feature = "postgres")]
     pub fn pg_pool(&self) -> Option<&PgPool> {
         self.inner.pool.pg()
     }
 
     /// The underlying sqlx pool, when this is SQLite.
+    #[cfg(feature = "sqlite")]
     pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
         self.inner.pool.sqlite()
     }
@@ -319,6 +327,7 @@ impl Db {
                 id: inner.id,
                 wake: inner.wake.clone(),
                 query_timeout,
+                #[cfg(feature = "postgres")]
                 notifier: inner.notifier.clone(),
                 sqlite_writers: inner.sqlite_writers.clone(),
                 guards: inner.guards.clone(),
@@ -342,6 +351,7 @@ impl Db {
     /// failovers: to the server this pool uses, or to the direct URL beside a transaction
     /// pooler. `None` where LISTEN cannot work (a transaction pooler and no direct URL;
     /// SQLite). Over a pool given by the caller, that pool itself.
+    #[cfg(feature = "postgres")]
     pub(crate) fn listen_pool(&self) -> Option<ListenPool> {
         self.inner.pool.listen_pool()
     }
@@ -403,9 +413,12 @@ impl Db {
     /// Wakes the workers of `queues` in other processes (PostgreSQL NOTIFY), once the jobs
     /// are committed; returns at once.
     pub(crate) fn wake_other_processes(&self, queues: Vec<String>) {
+        #[cfg(feature = "postgres")]
         if let Some(notifier) = &self.inner.notifier {
             notifier.wake(queues);
         }
+        #[cfg(not(feature = "postgres"))]
+        drop(queues);
     }
 
     /// A receiver that changes whenever [`Db::wake`] is called.

@@ -436,12 +436,16 @@ pub(crate) fn classify(err: sqlx::Error) -> Error {
     let sqlx::Error::Database(db) = &err else { unreachable!("matched above") };
     let message = db.message().to_owned();
     let code = db.code().map(|c| c.into_owned());
-    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+    // PostgreSQL says which transactions a deadlock involved.
+    #[cfg(feature = "postgres")]
+    let detail = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|e| e.detail()).map(str::to_owned);
+    #[cfg(not(feature = "postgres"))]
+    let detail = None;
     match code.as_deref() {
         Some(c @ ("40001" | sqlite_code::BUSY_SNAPSHOT)) => {
             Error::SerializationFailure { kind: SerializationKind::of(c, &message), message }
         }
-        Some("40P01") => Error::Deadlock { message, detail: pg.and_then(|e| e.detail()).map(str::to_owned) },
+        Some("40P01") => Error::Deadlock { message, detail },
         Some("55P03") => Error::LockNotAvailable { message },
         Some("57014") => Error::StatementTimeout { message },
         Some("23505") | Some(sqlite_code::CONSTRAINT_UNIQUE) | Some(sqlite_code::CONSTRAINT_PRIMARYKEY) => {
@@ -493,6 +497,7 @@ impl Target<'_> {
                     Some("3D000") => Error::DatabaseUnavailable { target, message },
                     // SQLite's "unable to open database file" (SQLITE_CANTOPEN and its
                     // extended codes all end in 14 mod 256).
+                    #[cfg(feature = "sqlite")]
                     Some(c) if backend == Backend::Sqlite && c.parse::<i32>().is_ok_and(|c| c & 0xff == 14) => {
                         Error::DatabaseUnavailable { target, message }
                     }

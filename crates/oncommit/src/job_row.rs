@@ -8,10 +8,16 @@
 //! *problem* naming the column. Listings show the stand-in; the claim fails the job with
 //! the problem as its error, and the rest of its batch runs.
 
-use chrono::{DateTime, TimeZone, Utc};
+#[cfg(feature = "postgres")]
+use chrono::TimeZone;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgRow, PgTypeInfo, PgValueFormat, PgValueRef, Postgres};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Decode, Row, Type};
+#[cfg(feature = "postgres")]
+use sqlx::{Decode, Type};
 
 use crate::job::{AttemptError, Job, JobId, JobState};
 
@@ -169,6 +175,7 @@ trait Columns {
     fn time(&self, column: &str) -> Result<Option<Time>, String>;
 }
 
+#[cfg(feature = "postgres")]
 impl Columns for PgRow {
     fn int64(&self, column: &str) -> Result<i64, String> {
         self.try_get(column).map_err(|e| e.to_string())
@@ -201,6 +208,7 @@ impl Columns for PgRow {
 
 /// SQLite stores any integer as one type; a value that does not fit the column's Rust type
 /// is a problem, not a truncation.
+#[cfg(feature = "sqlite")]
 impl Columns for SqliteRow {
     fn int64(&self, column: &str) -> Result<i64, String> {
         self.try_get(column).map_err(|e| e.to_string())
@@ -236,15 +244,18 @@ impl Columns for SqliteRow {
     }
 }
 
+#[cfg(feature = "postgres")]
 /// A `timestamptz` decoded without sqlx's unchecked arithmetic.
 struct PgTime(Time);
 
+#[cfg(feature = "postgres")]
 impl Type<Postgres> for PgTime {
     fn type_info() -> PgTypeInfo {
         <DateTime<Utc> as Type<Postgres>>::type_info()
     }
 }
 
+#[cfg(feature = "postgres")]
 impl<'r> Decode<'r, Postgres> for PgTime {
     fn decode(value: PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
         if value.format() == PgValueFormat::Text {
@@ -269,24 +280,28 @@ impl<'r> Decode<'r, Postgres> for PgTime {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl sqlx::FromRow<'_, PgRow> for JobRow {
     fn from_row(row: &PgRow) -> sqlx::Result<JobRow> {
         JobRow::read(row)
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl sqlx::FromRow<'_, SqliteRow> for JobRow {
     fn from_row(row: &SqliteRow) -> sqlx::Result<JobRow> {
         JobRow::read(row)
     }
 }
 
+#[cfg(feature = "postgres")]
 impl sqlx::FromRow<'_, PgRow> for Job {
     fn from_row(row: &PgRow) -> sqlx::Result<Job> {
         JobRow::read(row).map(|r| r.job)
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl sqlx::FromRow<'_, SqliteRow> for Job {
     fn from_row(row: &SqliteRow) -> sqlx::Result<Job> {
         JobRow::read(row).map(|r| r.job)

@@ -69,7 +69,7 @@ pub use admin::{Cancelled, FINISHED_COUNTS_MAX_AGE, JobDependencies, JobFilter, 
 pub use bulk::{BulkCancelled, JobSelection, MAX_IDS};
 pub use conn::{Conn, PoolConn};
 pub use db::{Backend, DEFAULT_URL, Db, DbOptions, ExistingPool, SQLITE_BUSY_TIMEOUT};
-pub use driver::postgres::Pooler;
+pub use driver::options::Pooler;
 pub use enqueue::{EnqueueOptions, MAX_QUEUE_NAME_BYTES};
 pub use error::{BoxError, Error, Result, SerializationKind};
 pub use hook_capture::{CapturedHooks, capture_on_commit};

@@ -147,7 +147,9 @@ pub(crate) async fn run(conn: &mut PoolConn, pooled_begin: Option<&str>, set: &M
     let backend = conn.backend();
     let dialect = on_backend!(backend, const MIGRATIONS);
     let migrations = match backend {
+        #[cfg(feature = "postgres")]
         Backend::Postgres => set.postgres,
+        #[cfg(feature = "sqlite")]
         Backend::Sqlite => set.sqlite,
     };
     let begin = format!("{}{}", dialect.begin, pooled_begin.unwrap_or_default());

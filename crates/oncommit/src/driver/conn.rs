@@ -1,9 +1,15 @@
 //! Connections handed to user code, for either backend.
 
+#[cfg(feature = "postgres")]
+use sqlx::Postgres;
+#[cfg(feature = "sqlite")]
+use sqlx::Sqlite;
 use sqlx::pool::PoolConnection;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnection, PgTransactionManager};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnection, SqliteTransactionManager};
-use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Sqlite};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
 use sqlx_core::transaction::TransactionManager;
 
 use crate::{Backend, Error, Result};
@@ -15,17 +21,21 @@ use crate::{Backend, Error, Result};
 #[derive(Debug)]
 pub enum Conn<'c> {
     /// A PostgreSQL connection.
+    #[cfg(feature = "postgres")]
     Postgres(&'c mut PgConnection),
     /// A SQLite connection.
+    #[cfg(feature = "sqlite")]
     Sqlite(&'c mut SqliteConnection),
 }
 
+#[cfg(feature = "postgres")]
 impl<'c> From<&'c mut PgConnection> for Conn<'c> {
     fn from(c: &'c mut PgConnection) -> Self {
         Conn::Postgres(c)
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl<'c> From<&'c mut SqliteConnection> for Conn<'c> {
     fn from(c: &'c mut SqliteConnection) -> Self {
         Conn::Sqlite(c)
@@ -36,7 +46,9 @@ impl<'c> Conn<'c> {
     /// The same connection, borrowed again for a shorter time (to use it twice).
     pub fn reborrow(&mut self) -> Conn<'_> {
         match self {
+            #[cfg(feature = "postgres")]
             Conn::Postgres(c) => Conn::Postgres(c),
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(c) => Conn::Sqlite(c),
         }
     }
@@ -44,23 +56,31 @@ impl<'c> Conn<'c> {
     /// The backend of this connection.
     pub fn backend(&self) -> Backend {
         match self {
+            #[cfg(feature = "postgres")]
             Conn::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(_) => Backend::Sqlite,
         }
     }
 
     /// The PostgreSQL connection, or [`Error::Unsupported`] on SQLite.
+    #[cfg(feature = "postgres")]
     pub fn postgres(self) -> Result<&'c mut PgConnection> {
         match self {
+            #[cfg(feature = "postgres")]
             Conn::Postgres(c) => Ok(c),
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(_) => Err(Error::Unsupported { feature: "a PostgreSQL connection", backend: Backend::Sqlite }),
         }
     }
 
     /// The SQLite connection, or [`Error::Unsupported`] on PostgreSQL.
+    #[cfg(feature = "sqlite")]
     pub fn sqlite(self) -> Result<&'c mut SqliteConnection> {
         match self {
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(c) => Ok(c),
+            #[cfg(feature = "postgres")]
             Conn::Postgres(_) => Err(Error::Unsupported { feature: "a SQLite connection", backend: Backend::Postgres }),
         }
     }
@@ -70,8 +90,10 @@ impl<'c> Conn<'c> {
 #[derive(Debug)]
 pub enum PoolConn {
     /// A pooled PostgreSQL connection.
+    #[cfg(feature = "postgres")]
     Postgres(PoolConnection<Postgres>),
     /// A pooled SQLite connection.
+    #[cfg(feature = "sqlite")]
     Sqlite(PoolConnection<Sqlite>),
 }
 
@@ -79,7 +101,9 @@ impl PoolConn {
     /// Borrows the connection for a query.
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
+            #[cfg(feature = "postgres")]
             PoolConn::Postgres(c) => Conn::Postgres(c),
+            #[cfg(feature = "sqlite")]
             PoolConn::Sqlite(c) => Conn::Sqlite(c),
         }
     }
@@ -87,7 +111,9 @@ impl PoolConn {
     /// The backend of this connection.
     pub fn backend(&self) -> Backend {
         match self {
+            #[cfg(feature = "postgres")]
             PoolConn::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "sqlite")]
             PoolConn::Sqlite(_) => Backend::Sqlite,
         }
     }
@@ -95,7 +121,9 @@ impl PoolConn {
     /// Runs statements that return no rows, several separated by `;`, in one round trip.
     pub(crate) async fn batch(&mut self, sql: impl sqlx::SqlSafeStr) -> Result<()> {
         match self {
+            #[cfg(feature = "postgres")]
             PoolConn::Postgres(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(drop)?,
+            #[cfg(feature = "sqlite")]
             PoolConn::Sqlite(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(drop)?,
         }
         Ok(())
@@ -108,7 +136,9 @@ impl PoolConn {
     pub(crate) async fn begin_tracked(&mut self, sql: String) -> Result<()> {
         let sql = AssertSqlSafe(sql).into_sql_str();
         match self {
+            #[cfg(feature = "postgres")]
             PoolConn::Postgres(c) => PgTransactionManager::begin(c, Some(sql)).await?,
+            #[cfg(feature = "sqlite")]
             PoolConn::Sqlite(c) => SqliteTransactionManager::begin(c, Some(sql)).await?,
         }
         Ok(())
@@ -122,6 +152,7 @@ impl PoolConn {
             return Err(Error::AbandonedSavepoint);
         }
         match self {
+            #[cfg(feature = "postgres")]
             PoolConn::Postgres(c) => {
                 if let Err(err) = PgTransactionManager::commit(c).await {
                     if matches!(err, sqlx::Error::Database(_)) {
@@ -136,6 +167,7 @@ impl PoolConn {
                     return Err(err.into());
                 }
             }
+            #[cfg(feature = "sqlite")]
             PoolConn::Sqlite(c) => SqliteTransactionManager::commit(c).await?,
         }
         Ok(())
@@ -145,7 +177,9 @@ impl PoolConn {
     pub(crate) async fn rollback_tracked(&mut self) -> Result<()> {
         while self.depth() > 0 {
             match self {
+                #[cfg(feature = "postgres")]
                 PoolConn::Postgres(c) => PgTransactionManager::rollback(c).await?,
+                #[cfg(feature = "sqlite")]
                 PoolConn::Sqlite(c) => SqliteTransactionManager::rollback(c).await?,
             }
         }
@@ -175,7 +209,9 @@ impl PoolConn {
 
     fn depth(&self) -> usize {
         match self {
+            #[cfg(feature = "postgres")]
             PoolConn::Postgres(c) => PgTransactionManager::get_transaction_depth(c),
+            #[cfg(feature = "sqlite")]
             PoolConn::Sqlite(c) => SqliteTransactionManager::get_transaction_depth(c),
         }
     }
@@ -184,7 +220,9 @@ impl PoolConn {
     /// when its transaction state cannot be trusted.
     pub(crate) fn close_on_drop(&mut self) {
         match self {
+            #[cfg(feature = "postgres")]
             PoolConn::Postgres(c) => c.close_on_drop(),
+            #[cfg(feature = "sqlite")]
             PoolConn::Sqlite(c) => c.close_on_drop(),
         }
     }
@@ -207,11 +245,36 @@ impl PoolConn {
 /// });
 /// # Ok(()) }
 /// ```
+// One definition per build: a `cfg` inside the expansion would be read in the caller's
+// crate, whose features are not oncommit's.
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
 #[macro_export]
 macro_rules! with_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
             $crate::Conn::Postgres($c) => $body,
+            $crate::Conn::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// See the documentation of the build with both databases.
+#[cfg(all(feature = "postgres", not(feature = "sqlite")))]
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::Conn::Postgres($c) => $body,
+        }
+    };
+}
+
+/// See the documentation of the build with both databases.
+#[cfg(all(feature = "sqlite", not(feature = "postgres")))]
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
             $crate::Conn::Sqlite($c) => $body,
         }
     };

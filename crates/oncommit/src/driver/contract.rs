@@ -60,6 +60,7 @@ pub(crate) trait Jobs: Driver {
 
     /// The queue and state of job `id`, as the database's insert rules left them (a task's
     /// declaration, a future run time, waiting parents).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code, reason = "only SQLite's inserts read it back"))]
     async fn job_queue_and_state(c: &mut Self::Conn, id: i64) -> Result<(String, String)>;
 
     /// The fast claim of a queue that is neither paused nor limited: up to `limit` of its
@@ -190,6 +191,11 @@ pub(crate) trait Fleet: Driver {
 
     /// Deletes the activity of minutes before `before_minute`; returns how many rows went.
     async fn activity_prune(c: &mut Self::Conn, before_minute: i64) -> Result<u64>;
+
+    /// Vacuums the jobs table when its dead rows pile up and no vacuum, manual or
+    /// automatic, is under way or has run within `recent`; returns whether it vacuumed.
+    /// Runs outside a transaction. SQLite reuses free pages itself: nothing to do there.
+    async fn table_vacuum_if_needed(c: &mut Self::Conn, recent: Duration) -> Result<bool>;
 
     /// The jobs table's size and dead rows.
     async fn table_stats(c: &mut Self::Conn) -> Result<TableStats>;

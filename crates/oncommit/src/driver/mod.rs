@@ -33,7 +33,9 @@ macro_rules! on_driver {
         #[allow(unused_imports)]
         use $crate::driver::contract::prelude::*;
         match $conn {
+            #[cfg(feature = "postgres")]
             $crate::Conn::Postgres(c) => $crate::driver::PostgresDriver::$method(c, $($arg),*).await,
+            #[cfg(feature = "sqlite")]
             $crate::Conn::Sqlite(c) => $crate::driver::SqliteDriver::$method(c, $($arg),*).await,
         }
     }};
@@ -46,7 +48,9 @@ macro_rules! on_backend {
         #[allow(unused_imports)]
         use $crate::driver::contract::prelude::*;
         match $backend {
+            #[cfg(feature = "postgres")]
             $crate::Backend::Postgres => $crate::driver::PostgresDriver::$name,
+            #[cfg(feature = "sqlite")]
             $crate::Backend::Sqlite => $crate::driver::SqliteDriver::$name,
         }
     }};
@@ -54,20 +58,28 @@ macro_rules! on_backend {
         #[allow(unused_imports)]
         use $crate::driver::contract::prelude::*;
         match $backend {
+            #[cfg(feature = "postgres")]
             $crate::Backend::Postgres => $crate::driver::PostgresDriver::$method($($arg),*),
+            #[cfg(feature = "sqlite")]
             $crate::Backend::Sqlite => $crate::driver::SqliteDriver::$method($($arg),*),
         }
     }};
 }
 
-#[cfg(test)]
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!("oncommit needs a database: enable the `postgres` or the `sqlite` feature (both are on by default)");
+
+// The suite runs every driver: it is built with both.
+#[cfg(all(test, feature = "postgres", feature = "sqlite"))]
 mod conformance;
 pub(crate) mod conn;
 pub(crate) mod contract;
 pub(crate) mod options;
 pub(crate) mod pool;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod rows;
+#[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
 use std::time::Duration;
@@ -75,11 +87,15 @@ use std::time::Duration;
 use crate::conn::Conn;
 use crate::error::Result;
 
+#[cfg(feature = "postgres")]
 pub(crate) use postgres::PostgresDriver;
+#[cfg(feature = "sqlite")]
 pub(crate) use sqlite::SqliteDriver;
 
+#[cfg(feature = "postgres")]
 /// The PostgreSQL channel that wakes workers: the payload is the queue with new work.
 pub(crate) const JOBS_CHANNEL: &str = "oncommit_jobs";
+#[cfg(feature = "postgres")]
 /// The PostgreSQL channel that tells workers to stop a running job: the payload is its id.
 pub(crate) const CANCEL_CHANNEL: &str = "oncommit_cancel";
 
@@ -87,7 +103,9 @@ pub(crate) const CANCEL_CHANNEL: &str = "oncommit_cancel";
 /// either database, rolled back when dropped uncommitted: what the algorithms above the
 /// contract run their several statements in.
 pub(crate) enum DriverTx<'c> {
+    #[cfg(feature = "postgres")]
     Postgres(sqlx::Transaction<'c, sqlx::Postgres>),
+    #[cfg(feature = "sqlite")]
     Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
 }
 
@@ -95,7 +113,9 @@ impl<'c> DriverTx<'c> {
     /// Begins one on `conn`.
     pub(crate) async fn begin(conn: Conn<'c>) -> Result<Self> {
         Ok(match conn {
+            #[cfg(feature = "postgres")]
             Conn::Postgres(c) => DriverTx::Postgres(sqlx::Connection::begin(c).await?),
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(c) => DriverTx::Sqlite(sqlx::Connection::begin(c).await?),
         })
     }
@@ -106,7 +126,9 @@ impl<'c> DriverTx<'c> {
     /// statements (`FOR UPDATE`). On SQLite `conn` must not be in a transaction.
     pub(crate) async fn begin_writing(conn: Conn<'c>) -> Result<Self> {
         Ok(match conn {
+            #[cfg(feature = "postgres")]
             Conn::Postgres(c) => DriverTx::Postgres(sqlx::Connection::begin(c).await?),
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(c) => DriverTx::Sqlite(sqlx::Connection::begin_with(c, "BEGIN IMMEDIATE").await?),
         })
     }
@@ -114,7 +136,9 @@ impl<'c> DriverTx<'c> {
     /// The transaction's connection, for the contract's statements.
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
+            #[cfg(feature = "postgres")]
             DriverTx::Postgres(tx) => Conn::Postgres(tx),
+            #[cfg(feature = "sqlite")]
             DriverTx::Sqlite(tx) => Conn::Sqlite(tx),
         }
     }
@@ -122,13 +146,16 @@ impl<'c> DriverTx<'c> {
     /// Commits it (releases the savepoint).
     pub(crate) async fn commit(self) -> Result<()> {
         match self {
+            #[cfg(feature = "postgres")]
             DriverTx::Postgres(tx) => tx.commit().await?,
+            #[cfg(feature = "sqlite")]
             DriverTx::Sqlite(tx) => tx.commit().await?,
         }
         Ok(())
     }
 }
 
+#[cfg(feature = "postgres")]
 /// A duration as PostgreSQL's `make_interval(secs => …)` takes it.
 pub(crate) fn secs(d: Duration) -> f64 {
     d.as_secs_f64()

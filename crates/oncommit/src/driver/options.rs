@@ -5,10 +5,10 @@
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgPool;
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::SqlitePool;
-
-use super::postgres::Pooler;
 
 /// How long a SQLite connection waits for another connection's write lock before `BUSY`.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,15 +18,19 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// PostgreSQL: the production backend, shared by many workers on many machines.
+    #[cfg(feature = "postgres")]
     Postgres,
     /// SQLite: the embedded default, one file, no server.
+    #[cfg(feature = "sqlite")]
     Sqlite,
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            #[cfg(feature = "postgres")]
             Backend::Postgres => "postgres",
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite => "sqlite",
         })
     }
@@ -36,17 +40,21 @@ impl fmt::Display for Backend {
 #[derive(Debug, Clone)]
 pub enum ExistingPool {
     /// A PostgreSQL pool.
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
     /// A SQLite pool.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
 }
 
+#[cfg(feature = "postgres")]
 impl From<PgPool> for ExistingPool {
     fn from(pool: PgPool) -> Self {
         ExistingPool::Postgres(pool)
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl From<SqlitePool> for ExistingPool {
     fn from(pool: SqlitePool) -> Self {
         ExistingPool::Sqlite(pool)
@@ -117,6 +125,7 @@ impl Isolation {
     /// Every level, weakest first.
     pub const ALL: [Isolation; 3] = [Isolation::ReadCommitted, Isolation::RepeatableRead, Isolation::Serializable];
 
+    #[cfg(feature = "postgres")]
     pub(crate) fn sql(self) -> &'static str {
         match self {
             Isolation::ReadCommitted => "READ COMMITTED",
@@ -181,4 +190,29 @@ pub struct Lock {
     pub(crate) wait: LockWait,
     /// Tables (or aliases) whose rows to lock, when the query joins several.
     pub(crate) of: Vec<String>,
+}
+
+/// What sits between oncommit and the server, as the URL's `pooler` parameter says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooler {
+    /// Nothing, or a pooler that keeps each client's session (`pooler=session`): sessions
+    /// are oncommit's own from connect to close.
+    #[default]
+    None,
+    /// A transaction pooler (PgBouncer `pool_mode = transaction`, Supavisor's transaction
+    /// port, RDS Proxy): the server session may change at every transaction's end, so
+    /// nothing may live in it between transactions (`pooler=transaction`).
+    Transaction,
+}
+
+impl Pooler {
+    #[cfg(feature = "postgres")]
+    pub(crate) fn parse(value: &str) -> Result<Pooler, String> {
+        match value {
+            "transaction" => Ok(Pooler::Transaction),
+            "session" | "none" => Ok(Pooler::None),
+            other => Err(format!("invalid pooler `{other}` (expected transaction, session or none)")),
+        }
+    }
 }

@@ -2,14 +2,22 @@
 //! on. PostgreSQL's pool carries what follows its servers (host lists and failover, a
 //! transaction pooler's per-transaction settings, where LISTEN goes); SQLite's is a file.
 
+#[cfg(feature = "postgres")]
 use std::sync::Arc;
 
+#[cfg(feature = "postgres")]
 use sqlx::Connection;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 
+#[cfg(feature = "postgres")]
+use super::options::Pooler;
 use super::options::{Backend, DbOptions, ExistingPool};
-use super::postgres::{self as pg, PoolHandle, Pooler, Servers};
+#[cfg(feature = "postgres")]
+use super::postgres::{self as pg, PoolHandle, Servers};
+#[cfg(feature = "sqlite")]
 use super::sqlite;
 use crate::conn::PoolConn;
 use crate::error::{Error, Result};
@@ -18,10 +26,13 @@ use crate::redact::{redact, redact_credentials, scrub};
 /// A pool of either database. Cheap to clone: clones share the connections.
 #[derive(Clone)]
 pub(crate) enum Pool {
+    #[cfg(feature = "postgres")]
     Postgres(PgPools),
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
 }
 
+#[cfg(feature = "postgres")]
 /// A PostgreSQL pool, with what follows its servers.
 #[derive(Clone)]
 pub(crate) struct PgPools {
@@ -40,6 +51,7 @@ pub(crate) struct PgPools {
     listen: Listen,
 }
 
+#[cfg(feature = "postgres")]
 /// Where a worker's LISTEN connection goes.
 #[derive(Clone)]
 enum Listen {
@@ -51,6 +63,7 @@ enum Listen {
     Off,
 }
 
+#[cfg(feature = "postgres")]
 /// The pool a worker's LISTEN connection comes from (see [`Pool::listen_pool`]).
 pub(crate) struct ListenPool {
     pub(crate) pool: PgPool,
@@ -68,6 +81,7 @@ impl Pool {
         let invalid = |reason: String| Error::InvalidUrl { url: redact_credentials(url), reason: scrub(&reason, url) };
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         let pool = match scheme {
+            #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
                 let (servers, mut conn) = pg::connect(url, options.pooler, invalid).await?;
                 let pooler = servers.pooler();
@@ -88,10 +102,15 @@ impl Pool {
                     listen,
                 })
             }
+            #[cfg(feature = "sqlite")]
             "sqlite" => {
                 let opts = sqlite::connect(url, invalid).await?;
                 Pool::Sqlite(sqlite_pool_options(options).connect_lazy_with(opts))
             }
+            #[cfg(not(feature = "postgres"))]
+            "postgres" | "postgresql" => return Err(invalid(not_built("postgres"))),
+            #[cfg(not(feature = "sqlite"))]
+            "sqlite" => return Err(invalid(not_built("sqlite"))),
             "" => return Err(invalid("expected sqlite://path or postgres://host/db".into())),
             other if other.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
                 return Err(invalid(format!("unknown scheme `{other}` (expected sqlite:// or postgres://)")));
@@ -109,6 +128,7 @@ impl Pool {
     /// A pool the caller made; returns it with a URL that names it (no password).
     pub(crate) fn existing(pool: ExistingPool) -> (Pool, String) {
         match pool {
+            #[cfg(feature = "postgres")]
             ExistingPool::Postgres(pool) => {
                 let o = pool.connect_options();
                 let url = format!(
@@ -121,6 +141,7 @@ impl Pool {
                 let pools = PgPools { pool, servers: None, _follows: None, pooled_begin: None, listen: Listen::Pool };
                 (Pool::Postgres(pools), url)
             }
+            #[cfg(feature = "sqlite")]
             ExistingPool::Sqlite(p) => {
                 let url = format!("sqlite://{}", p.connect_options().get_filename().display());
                 (Pool::Sqlite(p), url)
@@ -132,7 +153,10 @@ impl Pool {
     /// `settings` (as startup parameters, or `SET LOCAL` in each transaction behind a
     /// transaction pooler, which refuses them).
     pub(crate) fn derive(&self, options: &DbOptions, settings: &[(&str, String)]) -> Pool {
+        #[cfg(not(feature = "postgres"))]
+        let _ = settings;
         match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(pg) => {
                 let pooled = pg.pooled_begin.is_some();
                 let (pool, follows) = match &pg.servers {
@@ -155,6 +179,7 @@ impl Pool {
                     listen: pg.listen.clone(),
                 })
             }
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
                 Pool::Sqlite(sqlite_pool_options(options).connect_lazy_with((*p.connect_options()).clone()))
             }
@@ -163,21 +188,33 @@ impl Pool {
 
     pub(crate) fn backend(&self) -> Backend {
         match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(_) => Backend::Sqlite,
         }
     }
 
-    pub(crate) fn pg(&self) -> Option<&PgPool> {
+    #[cfg(feature = "postgres")]
+    fn pg_pools(&self) -> Option<&PgPools> {
         match self {
-            Pool::Postgres(pg) => Some(&pg.pool),
+            Pool::Postgres(pg) => Some(pg),
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(_) => None,
         }
     }
 
+    #[cfg(feature = "postgres")]
+    pub(crate) fn pg(&self) -> Option<&PgPool> {
+        self.pg_pools().map(|pg| &pg.pool)
+    }
+
+    #[cfg(feature = "sqlite")]
     pub(crate) fn sqlite(&self) -> Option<&SqlitePool> {
         match self {
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => Some(p),
+            #[cfg(feature = "postgres")]
             Pool::Postgres(_) => None,
         }
     }
@@ -185,11 +222,14 @@ impl Pool {
     /// A connection in autocommit mode.
     pub(crate) async fn acquire(&self) -> Result<PoolConn> {
         Ok(match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(PgPools { pool, servers: Some(servers), .. }) if servers.chooses() => {
                 // Boxed: every transaction's future would otherwise carry it.
                 PoolConn::Postgres(Box::pin(pg::acquire_watching(pool, servers)).await?)
             }
+            #[cfg(feature = "postgres")]
             Pool::Postgres(pg) => PoolConn::Postgres(pg.pool.acquire().await?),
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
         })
     }
@@ -198,17 +238,20 @@ impl Pool {
     /// without one.
     pub(crate) fn pooled_begin(&self) -> Option<&str> {
         match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(pg) => pg.pooled_begin.as_deref(),
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(_) => None,
         }
     }
 
+    #[cfg(feature = "postgres")]
     /// A pool of one connection for a worker's LISTEN, following the server through
     /// failovers: to the server this pool uses, or to the direct URL beside a transaction
     /// pooler. `None` where LISTEN cannot work (a transaction pooler and no direct URL;
     /// SQLite). Over a pool given by the caller, that pool itself.
     pub(crate) fn listen_pool(&self) -> Option<ListenPool> {
-        let Pool::Postgres(pg) = self else { return None };
+        let pg = self.pg_pools()?;
         let named = |o: PgConnectOptions| o.application_name("oncommit listener");
         let handle = match (&pg.listen, &pg.servers) {
             (Listen::Off, _) => return None,
@@ -220,10 +263,11 @@ impl Pool {
         Some(ListenPool { pool: handle.pool.clone(), _follows: Some(handle) })
     }
 
+    #[cfg(feature = "postgres")]
     /// What wakes workers in other processes after commits (PostgreSQL's NOTIFY), on a
     /// connection of its own.
     pub(crate) fn notifier(&self) -> Option<Arc<super::postgres::notifier::Notifier>> {
-        let Pool::Postgres(pg) = self else { return None };
+        let pg = self.pg_pools()?;
         let options: Box<dyn Fn() -> PgConnectOptions + Send + Sync> = match &pg.servers {
             Some(servers) => {
                 let servers = servers.clone();
@@ -240,20 +284,32 @@ impl Pool {
     /// Looks at an error met on this pool: one that says the server is gone or no longer
     /// suits (a failover) starts the search for the one that does.
     pub(crate) fn saw(&self, err: &Error) {
+        #[cfg(feature = "postgres")]
         if let Pool::Postgres(PgPools { servers: Some(servers), .. }) = self {
             servers.saw(err);
         }
+        #[cfg(not(feature = "postgres"))]
+        let _ = err;
     }
 
     /// Waits for connections in use to come back, and closes them all.
     pub(crate) async fn close(&self) {
         match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(pg) => pg.pool.close().await,
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => p.close().await,
         }
     }
 }
 
+/// Why a URL of a database this build leaves out is refused.
+#[cfg(not(all(feature = "postgres", feature = "sqlite")))]
+fn not_built(feature: &str) -> String {
+    format!("this oncommit was built without the `{feature}` feature (enable it in Cargo.toml)")
+}
+
+#[cfg(feature = "postgres")]
 /// The direct URL for LISTEN beside a pooled one, refused if it names a pooler too.
 fn listen_url(listen: &str) -> Result<pg::PgUrl> {
     let invalid =
@@ -268,6 +324,7 @@ fn listen_url(listen: &str) -> Result<pg::PgUrl> {
     Ok(parsed)
 }
 
+#[cfg(feature = "postgres")]
 fn pg_pool_options(o: &DbOptions) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(o.max_connections)
@@ -275,6 +332,7 @@ fn pg_pool_options(o: &DbOptions) -> PgPoolOptions {
         .idle_timeout(o.idle_timeout)
 }
 
+#[cfg(feature = "sqlite")]
 fn sqlite_pool_options(o: &DbOptions) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .max_connections(o.max_connections)
@@ -282,6 +340,7 @@ fn sqlite_pool_options(o: &DbOptions) -> SqlitePoolOptions {
         .idle_timeout(o.idle_timeout)
 }
 
+#[cfg(feature = "postgres")]
 /// A session of a derived pool: a worker's settings travel as the startup parameter
 /// `options`, except behind a transaction pooler, which refuses it (they go into each
 /// transaction instead, see `pooled_begin`).

@@ -1,6 +1,8 @@
 //! Fragments of SQL that several statements share, as macros so that each statement stays
 //! one `&'static str` built at compile time (`concat!`). Declared before the modules that
 //! use them: the driver's and the algorithms' above it.
+// Each database uses its own fragments: built with one, the other's go unused.
+#![cfg_attr(not(all(feature = "postgres", feature = "sqlite")), allow(unused_macros))]
 
 /// The columns of a job row, JSON as text. Times stay `timestamptz` (decoded by chrono):
 /// converting five of them per row to epoch milliseconds in the claim cost a quarter of the

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::conn::{Conn, PoolConn};
+use crate::conn::Conn;
 use crate::db::Db;
 use crate::error::Result;
 use crate::job::{Job, JobId, JobState};
@@ -93,6 +93,7 @@ pub use queue_control::{QueueInfo, RateLimit};
 
 pub(crate) use crate::driver::contract::{Declaration, Inserted, NewJob, Tick, Transition};
 pub use crate::driver::rows::{StateCount, TableStats, TaskDeclaration, WorkerInfo};
+#[cfg(feature = "postgres")]
 pub(crate) use crate::driver::{CANCEL_CHANNEL, JOBS_CHANNEL};
 
 use crate::driver::contract::{JobClaim, JobHeartbeat, JobPrune, LeaderElect, WorkerBeat};
@@ -285,10 +286,7 @@ pub(crate) async fn table_vacuum_if_needed(db: &Db, recent: Duration) -> Result<
     if db.pooled_begin().is_some() {
         return Ok(false);
     }
-    match &mut db.acquire().await? {
-        PoolConn::Postgres(c) => crate::driver::postgres::table_vacuum_if_needed(c, recent).await,
-        PoolConn::Sqlite(_) => Ok(false),
-    }
+    on_driver!(db.acquire().await?.conn(), table_vacuum_if_needed(recent))
 }
 
 /// The recorded task declarations, by task name.

@@ -1,7 +1,9 @@
 //! [`Tx`]: an open transaction scope (the outermost transaction, or a savepoint inside it).
 
 use sqlx::AssertSqlSafe;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgConnection;
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::SqliteConnection;
 
 use super::after_commit::{AfterCommit, Deeds};
@@ -167,11 +169,13 @@ impl<'p> Tx<'p> {
     }
 
     /// The PostgreSQL connection, or [`Error::Unsupported`] on SQLite.
+    #[cfg(feature = "postgres")]
     pub fn postgres(&mut self) -> Result<&mut PgConnection> {
         self.conn().postgres()
     }
 
     /// The SQLite connection, or [`Error::Unsupported`] on PostgreSQL.
+    #[cfg(feature = "sqlite")]
     pub fn sqlite(&mut self) -> Result<&mut SqliteConnection> {
         self.conn().sqlite()
     }

@@ -19,6 +19,7 @@ mod fetcher;
 mod heartbeat;
 mod held;
 mod leader;
+#[cfg(feature = "postgres")]
 mod listener;
 mod outage;
 mod periodic_jobs;
@@ -465,6 +466,7 @@ impl Worker {
         // their leases while they drain.
         let mut background = Services::new();
         background.start("heartbeat", |stop| heartbeat::run(shared.clone(), stop));
+        #[cfg(feature = "postgres")]
         if shared.config.listen && on_backend!(shared.db.backend(), const NOTIFIES) {
             background.start("listener", |stop| listener::listen(shared.clone(), stop));
         }

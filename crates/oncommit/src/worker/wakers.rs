@@ -23,6 +23,7 @@ impl Wakers {
     }
 
     /// Wakes every queue (after a lost LISTEN connection, say).
+    #[cfg(feature = "postgres")]
     pub(crate) fn wake_all(&self) {
         for waker in self.queues.values() {
             waker.send_modify(|n| *n = n.wrapping_add(1));

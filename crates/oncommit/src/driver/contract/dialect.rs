@@ -43,6 +43,7 @@ pub(crate) trait Dialect: Driver {
 /// How a transaction opens (see [`Dialect::begin_sql`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BeginSettings<'a> {
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code, reason = "PostgreSQL's only"))]
     pub(crate) isolation: Option<Isolation>,
     pub(crate) read_only: bool,
     /// How long a lock may be waited for.
@@ -50,6 +51,7 @@ pub(crate) struct BeginSettings<'a> {
     /// How long one statement may run.
     pub(crate) statement_timeout: Option<Duration>,
     /// Behind a transaction pooler, what every transaction opens with (`driver::postgres`).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code, reason = "PostgreSQL's only"))]
     pub(crate) pooled: Option<&'a str>,
 }
 

@@ -15,6 +15,10 @@ use crate::error::Result;
 pub(crate) const ACTIVITY_SINCE: &str = activity_since!("oncommit.queue_activity", "sum(count)::int8");
 
 impl Fleet for PostgresDriver {
+    async fn table_vacuum_if_needed(c: &mut PgConnection, recent: Duration) -> Result<bool> {
+        vacuum_if_needed(c, recent).await
+    }
+
     async fn worker_heartbeat(c: &mut PgConnection, worker: &WorkerBeat<'_>) -> Result<()> {
         sqlx::query(
             "INSERT INTO oncommit.workers (id, hostname, pid, queues) VALUES ($1, $2, $3, $4::jsonb) \
@@ -196,7 +200,7 @@ const VACUUM_MIN_DEAD_ROWS: i64 = 10_000;
 /// is under way or has run within `recent`: when autovacuum is off or lags, the space
 /// pruning frees is otherwise never reused, and the table and its indexes grow without
 /// bound. Returns whether it vacuumed. PostgreSQL only: SQLite reuses free pages itself.
-pub(crate) async fn table_vacuum_if_needed(c: &mut PgConnection, recent: Duration) -> Result<bool> {
+async fn vacuum_if_needed(c: &mut PgConnection, recent: Duration) -> Result<bool> {
     let needed: bool = sqlx::query_scalar(
         "SELECT coalesce(s.n_dead_tup > greatest($1, s.n_live_tup / 5) \
                   AND coalesce(greatest(s.last_vacuum, s.last_autovacuum) < now() - make_interval(secs => $2), true) \

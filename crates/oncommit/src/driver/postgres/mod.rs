@@ -29,16 +29,15 @@ mod url;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+pub(crate) use crate::driver::options::Pooler;
 #[cfg(test)]
 pub(crate) use fleet::ACTIVITY_SINCE;
-pub(crate) use fleet::table_vacuum_if_needed;
 pub(crate) use jobs::notify_on;
 #[cfg(test)]
 pub(crate) use jobs::{BOUNDS, CLAIM, COMPLETE, COUNT_UNFINISHED, QUEUE_LAG, WINDOWS};
 #[cfg(test)]
 pub(crate) use queues::QUEUE_SETTINGS;
 pub(crate) use servers::{PoolHandle, Servers};
-pub use url::Pooler;
 pub(crate) use url::{PgUrl, is_local};
 
 use std::time::Duration;

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Row};
 
-use super::url::{PgUrl, Pooler, TargetSessionAttrs};
+use super::url::{PgUrl, TargetSessionAttrs};
 use crate::driver::options::Backend;
+use crate::driver::options::Pooler;
 use crate::error::{Error, Result, Target};
 
 /// How long the search for a suitable server goes on after a loss before it rests until the

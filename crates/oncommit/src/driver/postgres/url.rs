@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 
+use crate::driver::options::Pooler;
+
 /// The server roles a connection may be opened to: libpq's `target_session_attrs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TargetSessionAttrs {
@@ -72,30 +74,6 @@ impl TargetSessionAttrs {
             TargetSessionAttrs::Primary => "primary",
             TargetSessionAttrs::Standby => "standby",
             TargetSessionAttrs::PreferStandby => "prefer-standby",
-        }
-    }
-}
-
-/// What sits between oncommit and the server, as the URL's `pooler` parameter says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pooler {
-    /// Nothing, or a pooler that keeps each client's session (`pooler=session`): sessions
-    /// are oncommit's own from connect to close.
-    #[default]
-    None,
-    /// A transaction pooler (PgBouncer `pool_mode = transaction`, Supavisor's transaction
-    /// port, RDS Proxy): the server session may change at every transaction's end, so
-    /// nothing may live in it between transactions (`pooler=transaction`).
-    Transaction,
-}
-
-impl Pooler {
-    fn parse(value: &str) -> Result<Pooler, String> {
-        match value {
-            "transaction" => Ok(Pooler::Transaction),
-            "session" | "none" => Ok(Pooler::None),
-            other => Err(format!("invalid pooler `{other}` (expected transaction, session or none)")),
         }
     }
 }

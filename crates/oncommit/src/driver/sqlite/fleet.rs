@@ -12,6 +12,10 @@ use crate::driver::rows::{TableStats, TaskDeclaration, declaration};
 use crate::error::Result;
 
 impl Fleet for SqliteDriver {
+    async fn table_vacuum_if_needed(_: &mut SqliteConnection, _: std::time::Duration) -> Result<bool> {
+        Ok(false)
+    }
+
     async fn worker_heartbeat(c: &mut SqliteConnection, worker: &WorkerBeat<'_>) -> Result<()> {
         sqlx::query(concat!(
             "INSERT INTO oncommit_workers (id, hostname, pid, queues) VALUES ($1, $2, $3, $4) \
