@@ -179,7 +179,7 @@ impl Db {
     pub async fn migrate_set(&self, set: &MigrationSet) -> Result<()> {
         let _turn = self.writing().await?;
         let mut conn = self.acquire().await?;
-        migrate::run(&mut conn, self.pooled_begin(), set).await
+        crate::driver::migrations::run(&mut conn, self.pooled_begin(), set).await
     }
 
     /// Takes a connection in autocommit mode (each statement commits by itself).

@@ -495,12 +495,7 @@ impl Target<'_> {
                 match db.code().as_deref() {
                     Some("28P01") | Some("28000") => Error::AuthenticationFailed { backend, target, message },
                     Some("3D000") => Error::DatabaseUnavailable { target, message },
-                    // SQLite's "unable to open database file" (SQLITE_CANTOPEN and its
-                    // extended codes all end in 14 mod 256).
-                    #[cfg(feature = "sqlite")]
-                    Some(c) if backend == Backend::Sqlite && c.parse::<i32>().is_ok_and(|c| c & 0xff == 14) => {
-                        Error::DatabaseUnavailable { target, message }
-                    }
+                    Some(c) if on_backend!(backend, cannot_open(c)) => Error::DatabaseUnavailable { target, message },
                     _ => classify(err),
                 }
             }

@@ -2,12 +2,18 @@
 //!
 //! # A map of the crate
 //!
-//! - [`Db`] (`db`): a pool over PostgreSQL or SQLite, chosen by URL; migrations (`migrate`).
-//! - `driver`: what each database needs, behind one contract (`driver::contract`, every
-//!   statement oncommit sends), one module per database holding its SQL and its quirks:
-//!   connecting, host lists and failover, [`Pooler`] mode (PostgreSQL); file, WAL and busy
-//!   timeout (SQLite). `driver::conformance` runs the contract against each database, and
-//!   compares the migrated schema with the snapshot in `schema/`.
+//! - [`Db`] (`db`): the facade: transactions, hooks, jobs, queues, over the driver's pool;
+//!   migration sets and oncommit's own (`migrate`, with `defaults`).
+//! - `driver`, at the bottom: what each database needs, behind one contract
+//!   (`driver::contract`: every statement oncommit sends, and each database's dialect), one
+//!   module per database holding its SQL and its quirks: connecting, host lists and
+//!   failover, [`Pooler`] mode, NOTIFY (`driver::postgres`); file, WAL, busy timeout, the
+//!   one writer (`driver::sqlite`). Also the pool chosen by URL (`driver::pool`), the
+//!   connections ([`Conn`], `driver::conn`), the options ([`DbOptions`], [`Backend`],
+//!   `driver::options`) and the migration runner (`driver::migrations`).
+//!   `driver::conformance` runs the contract against each database and compares the
+//!   migrated schema with the snapshot in `schema/`. The Cargo features `postgres` and
+//!   `sqlite` (both default) choose which drivers are built.
 //! - `queries`: running the driver's statements for `Db` (pool, write gate, timeouts), and
 //!   the algorithms of several statements, each written once over the contract.
 //! - [`Tx`], [`TxBuilder`] (`transaction`): scopes, savepoints, isolation, timeouts, retry.

@@ -10,12 +10,6 @@
 //! Running migrations from several processes at once is safe: PostgreSQL serializes them
 //! on an advisory lock, SQLite on its write lock.
 
-use std::collections::HashSet;
-
-use crate::driver::conn::PoolConn;
-use crate::driver::options::Backend;
-use crate::error::{Error, Result};
-
 /// One migration: a number, a name saying what it does, and its SQL (several statements
 /// allowed).
 #[derive(Debug, Clone, Copy)]
@@ -138,57 +132,6 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
 pub fn oncommit_until(version: i64) -> MigrationSet {
     let until = |ms: &'static [Migration]| &ms[..ms.iter().take_while(|m| m.version <= version).count()];
     MigrationSet { name: ONCOMMIT.name, postgres: until(ONCOMMIT.postgres), sqlite: until(ONCOMMIT.sqlite) }
-}
-
-/// Applies the pending migrations of `set` in one transaction on `conn`; `pooled_begin`
-/// is what a transaction opens with behind a transaction pooler (the session may hold
-/// another client's statements).
-pub(crate) async fn run(conn: &mut PoolConn, pooled_begin: Option<&str>, set: &MigrationSet) -> Result<()> {
-    let backend = conn.backend();
-    let dialect = on_backend!(backend, const MIGRATIONS);
-    let migrations = match backend {
-        #[cfg(feature = "postgres")]
-        Backend::Postgres => set.postgres,
-        #[cfg(feature = "sqlite")]
-        Backend::Sqlite => set.sqlite,
-    };
-    let begin = format!("{}{}", dialect.begin, pooled_begin.unwrap_or_default());
-    crate::with_conn!(conn.conn(), c => {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(begin)).execute(&mut *c).await?;
-        let result = async {
-            if let Some(lock) = dialect.lock {
-                sqlx::raw_sql(lock).execute(&mut *c).await?;
-            }
-            sqlx::raw_sql(dialect.bookkeeping).execute(&mut *c).await?;
-            let applied: HashSet<i64> = sqlx::query_scalar(dialect.applied)
-                .bind(set.name)
-                .fetch_all(&mut *c)
-                .await?
-                .into_iter()
-                .collect();
-            for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-                tracing::info!(set = set.name, version = m.version, name = m.name, "applying migration");
-                let applied = async {
-                    sqlx::raw_sql(m.sql).execute(&mut *c).await?;
-                    sqlx::query(dialect.record).bind(set.name).bind(m.version).bind(m.name).execute(&mut *c).await?;
-                    Ok::<_, Error>(())
-                };
-                applied.await.map_err(|e| Error::Migration {
-                    set: set.name,
-                    version: m.version,
-                    name: m.name,
-                    source: Box::new(e),
-                })?;
-            }
-            Ok::<_, Error>(())
-        }
-        .await;
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let ended = sqlx::raw_sql(end).execute(&mut *c).await;
-        result?;
-        ended?;
-    });
-    Ok(())
 }
 
 #[cfg(test)]

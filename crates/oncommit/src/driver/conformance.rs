@@ -406,5 +406,6 @@ backend_test!(async fn the_migrated_schema_is_the_snapshot(t) {
 });
 
 mod dependencies;
+mod dialect;
 mod queues;
 mod selected;

@@ -74,6 +74,7 @@ compile_error!("oncommit needs a database: enable the `postgres` or the `sqlite`
 mod conformance;
 pub(crate) mod conn;
 pub(crate) mod contract;
+pub(crate) mod migrations;
 pub(crate) mod options;
 pub(crate) mod pool;
 #[cfg(feature = "postgres")]

@@ -9,6 +9,7 @@ use super::Driver;
 use crate::driver::options::Isolation;
 use crate::driver::options::Lock;
 use crate::error::Result;
+use crate::migrate::{Migration, MigrationSet};
 
 /// The database's dialect and capabilities.
 pub(crate) trait Dialect: Driver {
@@ -38,6 +39,13 @@ pub(crate) trait Dialect: Driver {
 
     /// The statements that keep the record of applied migrations.
     const MIGRATIONS: MigrationSql;
+
+    /// The migrations of `set` written for this database.
+    fn migrations(set: &MigrationSet) -> &'static [Migration];
+
+    /// Whether an error code at connect time means the database itself cannot be opened
+    /// (SQLite's `SQLITE_CANTOPEN` family), rather than a server refusing.
+    fn cannot_open(code: &str) -> bool;
 }
 
 /// How a transaction opens (see [`Dialect::begin_sql`]).

@@ -11,6 +11,7 @@ use super::PostgresDriver;
 use crate::driver::contract::{BeginSettings, Dialect, MigrationSql, Sessions};
 use crate::driver::options::{Lock, LockStrength, LockWait};
 use crate::error::Result;
+use crate::migrate::{Migration, MigrationSet};
 
 impl Dialect for PostgresDriver {
     const SYSTEM_NAME: &'static str = "postgresql";
@@ -59,6 +60,15 @@ impl Dialect for PostgresDriver {
             LockWait::SkipLocked => " SKIP LOCKED",
         });
         sql
+    }
+
+    fn migrations(set: &MigrationSet) -> &'static [Migration] {
+        set.postgres
+    }
+
+    fn cannot_open(_: &str) -> bool {
+        // 3D000 (no such database) is classified with the server's other answers.
+        false
     }
 
     const MIGRATIONS: MigrationSql = MigrationSql {

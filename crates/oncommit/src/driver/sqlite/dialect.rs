@@ -14,6 +14,7 @@ use crate::driver::contract::{BeginSettings, Dialect, MigrationSql, Sessions};
 use crate::driver::options::Lock;
 use crate::driver::options::SQLITE_BUSY_TIMEOUT;
 use crate::error::{Error, Result};
+use crate::migrate::{Migration, MigrationSet};
 
 impl Dialect for SqliteDriver {
     const SYSTEM_NAME: &'static str = "sqlite";
@@ -45,6 +46,16 @@ impl Dialect for SqliteDriver {
 
     fn lock_clause(_: &Lock) -> String {
         String::new()
+    }
+
+    fn migrations(set: &MigrationSet) -> &'static [Migration] {
+        set.sqlite
+    }
+
+    fn cannot_open(code: &str) -> bool {
+        // "unable to open database file": SQLITE_CANTOPEN and its extended codes all end in
+        // 14 mod 256.
+        code.parse::<i32>().is_ok_and(|c| c & 0xff == 14)
     }
 
     const MIGRATIONS: MigrationSql = MigrationSql {

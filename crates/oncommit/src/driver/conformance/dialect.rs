@@ -1,0 +1,91 @@
+//! The contract's `Dialect` and `Sessions`: how a transaction opens, row locks, the
+//! migration record, and the statements on a session.
+
+use std::time::Duration;
+
+use oncommit_testing::backend_test;
+
+use super::open;
+use crate::driver::contract::BeginSettings;
+use crate::driver::options::{Isolation, Lock};
+
+/// Runs `sql` (statements separated by `;`) on `tx`'s connection.
+async fn exec(tx: &mut crate::Tx<'_>, sql: &str) -> crate::Result<()> {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    crate::with_conn!(tx.own_conn(), c => sqlx::raw_sql(sql).execute(c).await.map(|_| ()))?;
+    Ok(())
+}
+
+backend_test!(pooled async fn a_transaction_opens_as_the_settings_ask(t) {
+    let db = open(t).await;
+    let mut tx = db.begin().await.unwrap();
+    exec(&mut tx, "CREATE TABLE socks (id BIGINT PRIMARY KEY); INSERT INTO socks VALUES (1), (2), (3)").await.unwrap();
+    tx.commit().await.unwrap();
+
+    let settings = BeginSettings {
+        isolation: Some(Isolation::Serializable),
+        read_only: true,
+        lock_timeout: Some(Duration::from_secs(1)),
+        statement_timeout: None,
+        pooled: db.pooled_begin(),
+    };
+    let (begin, reset) = on_backend!(db.backend(), begin_sql(&settings)).unwrap();
+    let mut conn = db.acquire().await.unwrap();
+    conn.batch(sqlx::AssertSqlSafe(begin)).await.unwrap();
+    assert!(conn.batch("INSERT INTO socks VALUES (4)").await.is_err(), "a read-only transaction refuses writes");
+    conn.batch("ROLLBACK").await.ok();
+    if let Some(reset) = reset {
+        conn.batch(sqlx::AssertSqlSafe(reset)).await.unwrap();
+    }
+    drop(conn);
+
+    // A statement timeout is either honoured or refused with a typed error, never ignored.
+    let timed = BeginSettings { statement_timeout: Some(Duration::from_secs(5)), read_only: false, ..settings };
+    if let Err(err) = on_backend!(db.backend(), begin_sql(&timed)) {
+        assert!(matches!(err, crate::Error::Unsupported { .. }), "{err}");
+    }
+
+    // The migration record lists what was applied.
+    let migrations = on_backend!(db.backend(), const MIGRATIONS);
+    let mut conn = db.acquire().await.unwrap();
+    let mut applied: Vec<i64> = crate::with_conn!(conn.conn(), c => sqlx::query_scalar(migrations.applied).bind("oncommit").fetch_all(c).await)
+        .unwrap();
+    applied.sort_unstable();
+    let expected: Vec<i64> =
+        on_backend!(db.backend(), migrations(&crate::migrate::ONCOMMIT)).iter().map(|m| m.version).collect();
+    assert_eq!(applied, expected, "every migration of the set, once");
+    assert!(!on_backend!(db.backend(), const SYSTEM_NAME).is_empty());
+});
+
+backend_test!(pooled async fn rows_lock_in_key_order_and_sessions_take_their_settings(t) {
+    let db = open(t).await;
+    let mut tx = db.begin().await.unwrap();
+    exec(&mut tx, "CREATE TABLE socks (id BIGINT PRIMARY KEY); INSERT INTO socks VALUES (1), (2), (3)").await.unwrap();
+    tx.commit().await.unwrap();
+
+    let clause = on_backend!(db.backend(), lock_clause(&Lock::update()));
+    assert_eq!(clause.is_empty(), on_backend!(db.backend(), const ONE_WRITER), "a row lock, or the write lock");
+    let mut tx = db.begin().await.unwrap();
+    let locked = on_driver!(tx.own_conn(), rows_lock_in_order("\"socks\"", "\"id\"", &[3, 1, 2, 42], &clause)).unwrap();
+    assert_eq!(locked, [1, 2, 3], "in key order, missing keys left out");
+    on_driver!(tx.own_conn(), transaction_idle_limit(Duration::from_secs(30))).unwrap();
+    on_driver!(tx.own_conn(), sleepers_wake(&["q".to_owned()])).unwrap();
+    exec(&mut tx, "UPDATE socks SET id = id").await.unwrap();
+    tx.commit().await.unwrap();
+
+    if !on_backend!(db.backend(), const ONE_WRITER) {
+        // SKIP LOCKED leaves out what another transaction holds.
+        let mut holder = db.begin().await.unwrap();
+        let held = on_driver!(holder.own_conn(), rows_lock_in_order("\"socks\"", "\"id\"", &[1], &clause)).unwrap();
+        assert_eq!(held, [1]);
+        let skip = on_backend!(db.backend(), lock_clause(&Lock::update().skip_locked()));
+        let mut tx = db.begin().await.unwrap();
+        let free = on_driver!(tx.own_conn(), rows_lock_in_order("\"socks\"", "\"id\"", &[1, 2, 3], &skip)).unwrap();
+        assert_eq!(free, [2, 3]);
+        tx.commit().await.unwrap();
+        holder.commit().await.unwrap();
+    }
+
+    // A fresh table has nothing for a vacuum to do.
+    assert!(!run!(db, table_vacuum_if_needed(Duration::from_secs(60))));
+});
