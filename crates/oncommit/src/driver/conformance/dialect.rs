@@ -89,3 +89,19 @@ backend_test!(pooled async fn rows_lock_in_key_order_and_sessions_take_their_set
     // A fresh table has nothing for a vacuum to do.
     assert!(!run!(db, table_vacuum_if_needed(Duration::from_secs(60))));
 });
+
+backend_test!(pooled async fn a_failed_statement_poisons_the_transaction_where_the_dialect_says(t) {
+    let db = open(t).await;
+    let backend = db.backend();
+    assert!(!on_backend!(backend, cannot_open("23505")), "a unique violation is not a file that cannot be opened");
+    let mut conn = db.acquire().await.unwrap();
+    conn.batch("BEGIN").await.unwrap();
+    assert!(conn.batch("SELECT * FROM no_such_table").await.is_err());
+    let next = conn.batch("SELECT 1").await;
+    assert_eq!(
+        next.is_err(),
+        on_backend!(backend, const COMMIT_HIDES_FAILURE),
+        "after a failure, PostgreSQL refuses every statement until the end (and its COMMIT rolls back)"
+    );
+    conn.batch("ROLLBACK").await.unwrap();
+});
