@@ -4,9 +4,48 @@ use clap::{Parser, Subcommand};
 
 use crate::parse::{Limit, Rate, parse_limit, parse_period, parse_rate, parse_unique, parse_when};
 
+/// `oncommit --help`'s commands, grouped by who runs them. Kept complete by
+/// `the_help_groups_every_command_and_each_ends_with_an_example`.
+const COMMANDS: &str = "\
+Run:
+  migrate   Create or upgrade oncommit's tables
+  serve     Serve the demo application, the dashboard and a worker
+  worker    Run jobs until Ctrl-C or SIGTERM
+
+Inspect:
+  jobs      List jobs a page at a time, with the dashboard's filters
+  job       Show one job: args, attempts, errors, timings
+  stats     Count jobs per state and queue
+  queues    List the queues: paused, limits, waiting and running jobs, workers
+  workers   List the workers that reported recently
+  tasks     List what each task declares for its jobs
+  workflow  Show a workflow's jobs, with states, parents and results
+
+Steer:
+  enqueue   Enqueue a job by task name
+  retry     Run a job again now, or every job a filter selects
+  cancel    Cancel a job, or every job a filter selects
+  delete    Delete a job, or every job a filter selects
+  queue     Pause, resume or limit a queue for every worker at once
+
+Demo:
+  demo      Run the seeds' concurrency scenarios for real
+
+Bench:
+  bench     Measure the queue against a raw-SQL baseline
+
+`oncommit help <command>` or `oncommit <command> --help` tells more.";
+
 /// oncommit: database concurrency done right, over PostgreSQL or SQLite.
 #[derive(Debug, Parser)]
-#[command(name = "oncommit", version, about)]
+#[command(
+    name = "oncommit",
+    version,
+    about,
+    help_template = "{about-with-newline}\n{usage-heading} {usage}\n\n{before-help}Options:\n{options}{after-help}",
+    before_help = COMMANDS,
+    after_help = "Example:\n  oncommit --database-url postgres://app@db/app stats --json"
+)]
 pub(crate) struct Args {
     /// Database URL: sqlite://path (created if missing) or postgres://user@host/db.
     #[arg(long, env = "DATABASE_URL", default_value = oncommit::DEFAULT_URL, global = true)]
@@ -26,12 +65,14 @@ pub(crate) struct Args {
 pub(crate) enum Command {
     /// Create or upgrade oncommit's tables (idempotent). Every command does this first; only
     /// `serve`, `demo` and `worker`, which run the demo application, also create its tables.
+    #[command(after_help = "Example:\n  oncommit --database-url postgres://app@db/app migrate")]
     Migrate {
         /// Also create or upgrade the demo application's tables (`data`, `socks`, `demo_runs`).
         #[arg(long)]
         demo: bool,
     },
     /// Serve the seed application, the dashboard (/dashboard) and an embedded worker.
+    #[command(after_help = "Example:\n  oncommit serve --addr 0.0.0.0:8000")]
     Serve {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -49,21 +90,27 @@ pub(crate) enum Command {
         listen_url: Option<String>,
     },
     /// Run jobs until Ctrl-C or SIGTERM (then finish running jobs, release the rest).
+    #[command(after_help = "Example:\n  oncommit worker --queues default,mail:4 --concurrency 16")]
     Worker(WorkerArgs),
     /// Enqueue a job by task name (autocommit); prints its id.
+    #[command(after_help = "Example:\n  oncommit enqueue do_stuff --args '{\"pk\": 42}' --queue mail")]
     Enqueue(EnqueueArgs),
     /// List jobs a page at a time, newest first: the dashboard's filters and cursor.
+    #[command(after_help = "Example:\n  oncommit jobs --state failed --queue mail --since 1h --limit 20")]
     Jobs(JobsArgs),
     /// Show one job: args, attempts, errors, timings.
+    #[command(after_help = "Example:\n  oncommit job 35 --json")]
     Job {
         /// The job id.
         id: i64,
     },
     /// Count jobs per state and queue.
+    #[command(after_help = "Example:\n  oncommit stats --json")]
     Stats,
     /// Run a failed, cancelled or waiting job again now; or, with --state, every job
     /// selected (`oncommit retry --state failed --queue mail --error refused --since 12h`).
     #[command(group(clap::ArgGroup::new("target").required(true).args(["id", "state"])))]
+    #[command(after_help = "Example:\n  oncommit retry --state failed --queue mail --error refused --since 12h")]
     Retry {
         /// The job id.
         #[arg(conflicts_with = "state")]
@@ -74,6 +121,7 @@ pub(crate) enum Command {
     /// Cancel a job: a waiting one at once, a running one by asking its worker; or, with
     /// --state, every job selected.
     #[command(group(clap::ArgGroup::new("target").required(true).args(["id", "state"])))]
+    #[command(after_help = "Example:\n  oncommit cancel 35")]
     Cancel {
         /// The job id.
         #[arg(conflicts_with = "state")]
@@ -83,6 +131,7 @@ pub(crate) enum Command {
     },
     /// Delete a job that is not running; or, with --state, every such job selected.
     #[command(group(clap::ArgGroup::new("target").required(true).args(["id", "state"])))]
+    #[command(after_help = "Example:\n  oncommit delete --state cancelled --until 7d --dry-run")]
     Delete {
         /// The job id.
         #[arg(conflicts_with = "state")]
@@ -92,22 +141,28 @@ pub(crate) enum Command {
     },
     /// List what each task declares for its jobs (queue, priority, attempts), as recorded by
     /// the workers that register it: what a job enqueued without those options gets.
+    #[command(after_help = "Example:\n  oncommit tasks")]
     Tasks,
     /// Show a workflow's jobs as an indented list, with states, parents and results.
+    #[command(after_help = "Example:\n  oncommit workflow 0b6f6c8e-wf")]
     Workflow {
         /// The workflow id (as `oncommit job` shows it).
         id: String,
     },
     /// List the queues: paused or not, their limits, waiting and running jobs, workers.
+    #[command(after_help = "Example:\n  oncommit queues --json")]
     Queues,
     /// Steer a queue for every worker at once: pause, resume, limit (no restart needed).
+    #[command(after_help = "Example:\n  oncommit queue pause mail")]
     Queue {
         #[command(subcommand)]
         action: QueueAction,
     },
     /// List the workers that reported recently.
+    #[command(after_help = "Example:\n  oncommit workers")]
     Workers,
     /// Measure the queue's throughput and latency against a raw-SQL baseline (queue `bench`).
+    #[command(after_help = "Example:\n  oncommit --database-url postgres://app@db/app bench --backlog 1000000")]
     Bench {
         /// Jobs per throughput run.
         #[arg(long, default_value_t = 20_000)]
@@ -127,6 +182,7 @@ pub(crate) enum Command {
     },
     /// Run the seeds' concurrency scenarios for real and show what happened (all of them
     /// when no scenario is named).
+    #[command(after_help = "Example:\n  oncommit demo deadlock")]
     Demo {
         #[command(subcommand)]
         scenario: Option<Demo>,
@@ -342,16 +398,19 @@ impl SelectArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum QueueAction {
     /// No worker claims the queue's jobs until it is resumed; running jobs finish.
+    #[command(after_help = "Example:\n  oncommit queue pause mail")]
     Pause {
         /// The queue.
         name: String,
     },
     /// Workers claim the queue's jobs again, at once.
+    #[command(after_help = "Example:\n  oncommit queue resume mail")]
     Resume {
         /// The queue.
         name: String,
     },
     /// At most N of the queue's jobs run at once across all workers (`none`: no limit).
+    #[command(after_help = "Example:\n  oncommit queue limit mail 4")]
     Limit {
         /// The queue.
         name: String,
@@ -361,6 +420,7 @@ pub(crate) enum QueueAction {
     },
     /// At most N of the queue's jobs start per period across all workers: `10/1s`,
     /// `100/1m`, `5/500ms`, `1000/1h` (`none`: no limit).
+    #[command(after_help = "Example:\n  oncommit queue rate-limit mail 10/1s --per-key")]
     RateLimit {
         /// The queue.
         name: String,
@@ -389,6 +449,7 @@ impl QueueAction {
 pub(crate) enum Demo {
     /// Seed 000: a view dispatches a task before its transaction commits (naive), in a
     /// commit hook, or transactionally, while a worker runs.
+    #[command(after_help = "Example:\n  oncommit demo race --iterations 50")]
     Race {
         /// Views per way.
         #[arg(long, default_value_t = 20)]
@@ -398,6 +459,7 @@ pub(crate) enum Demo {
         work_ms: u64,
     },
     /// Seed 004: session A locks a sock FOR UPDATE and holds it; B's FOR UPDATE waits.
+    #[command(after_help = "Example:\n  oncommit demo select-for-update --hold-ms 2000")]
     SelectForUpdate {
         /// How long A holds its lock at least, in milliseconds.
         #[arg(long, default_value_t = 1000)]
@@ -405,7 +467,66 @@ pub(crate) enum Demo {
     },
     /// Seed 004: two transactions lock two rows in opposite order; then with retry, and
     /// with ordered locking.
+    #[command(after_help = "Example:\n  oncommit demo deadlock --json")]
     Deadlock,
     /// Seed 004: lost update and write skew under each isolation level.
+    #[command(after_help = "Example:\n  oncommit demo isolation")]
     Isolation,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Splits an example as a shell would, for the quoting the examples use.
+    fn words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for ch in line.chars() {
+            match ch {
+                '\'' => quoted = !quoted,
+                ' ' if !quoted => words.extend((!word.is_empty()).then(|| std::mem::take(&mut word))),
+                _ => word.push(ch),
+            }
+        }
+        words.extend((!word.is_empty()).then_some(word));
+        words
+    }
+
+    /// Every command of `cmd`, with the words that name it.
+    fn commands(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, clap::Command)>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut named = path.clone();
+            named.push(sub.get_name().to_owned());
+            out.push((named.clone(), sub.clone()));
+            commands(sub, named, out);
+        }
+    }
+
+    #[test]
+    fn the_help_groups_every_command_and_each_ends_with_an_example() {
+        let cmd = Args::command();
+        let mut all = Vec::new();
+        commands(&cmd, Vec::new(), &mut all);
+        for top in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let listed = COMMANDS.lines().filter(|l| l.split_whitespace().next() == Some(top.get_name())).count();
+            assert_eq!(listed, 1, "`{}` is listed {listed} times in the grouped help", top.get_name());
+        }
+        for (path, sub) in &all {
+            let help = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            let example =
+                help.strip_prefix("Example:\n  ").unwrap_or_else(|| panic!("`{}` has no example", path.join(" ")));
+            let argv = words(example);
+            assert_eq!(argv[0], "oncommit");
+            let parsed = Args::try_parse_from(&argv).unwrap_or_else(|e| panic!("`{example}` does not parse: {e}"));
+            let named: Vec<&String> = argv.iter().filter(|w| path.contains(w)).collect();
+            assert_eq!(named, path.iter().collect::<Vec<_>>(), "the example of `{}` runs it", path.join(" "));
+            drop(parsed);
+        }
+        let top = cmd.clone().render_help().to_string();
+        assert!(top.contains("Steer:") && top.contains("Example:"), "{top}");
+    }
 }
