@@ -176,6 +176,12 @@ pub(crate) enum Command {
         /// over time (does pruning keep up?).
         #[arg(long)]
         sustain: Option<u64>,
+        /// Instead (PostgreSQL): where the one-job transaction's time goes between a bare
+        /// INSERT and tx.enqueue, step by step (row width, indexes, triggers, the SQL
+        /// function, the declaration look-up, the sleepers check), each as its share of the
+        /// gap; --jobs per step.
+        #[arg(long, conflicts_with_all = ["backlog", "sustain"])]
+        breakdown: bool,
         /// The worker's concurrency for --backlog and --sustain.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,

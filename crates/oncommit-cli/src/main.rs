@@ -101,6 +101,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Queues => queues::list(&db, json).await?,
         Command::Workflow { id } => admin::workflow(&db, &id, json).await?,
         Command::Queue { action } => queues::act(&db, action, json).await?,
+        Command::Bench { breakdown: true, jobs, .. } => bench::breakdown(&db, jobs, json).await?,
         Command::Bench { sustain: Some(secs), concurrency, .. } => {
             bench::sustain(&db, &args.database_url, secs, concurrency, json).await?
         }

@@ -284,6 +284,39 @@ backend_test!(async fn bench_reports_every_figure(t) {
     }
 });
 
+backend_test!(async fn bench_breaks_the_one_job_gap_down_step_by_step(t) {
+    let url = t.url.clone();
+    let postgres = t.backend() == oncommit::Backend::Postgres;
+    let out = tokio::task::spawn_blocking(move || oncommit(&url, &["bench", "--breakdown", "--jobs", "48", "--json"]))
+        .await
+        .unwrap();
+    if !postgres {
+        assert_eq!(out.status.code(), Some(2), "the SQL function is PostgreSQL's: {out:?}");
+        return;
+    }
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["step"], "bare insert");
+    assert_eq!(steps[steps.len() - 1]["step"], "tx.enqueue from Rust instead");
+    // One step per index of oncommit's table, the triggers, the function and its parts.
+    for step in ["+ index jobs_unique_key", "+ its insert triggers (oncommit.jobs)", "+ the sleeping workers checked"] {
+        assert!(steps.iter().any(|s| s["step"] == step), "{step}: {v}");
+    }
+    assert!(steps.iter().all(|s| s["jobs_per_sec"].as_f64().is_some_and(|x| x > 0.0)), "{v}");
+    // The added times make up the gap.
+    let added: f64 = steps.iter().map(|s| s["added_us"].as_f64().unwrap()).sum();
+    let gap = v["gap_us_per_job"].as_f64().unwrap();
+    assert!((added - gap).abs() < 1e-6 * gap.abs().max(1.0), "{added} vs {gap}: {v}");
+    // The ladder's tables are gone.
+    let db = oncommit::Db::connect(&t.url).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname LIKE 'oncommit_bench%'")
+        .fetch_one(db.pg_pool().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+});
+
 backend_test!(async fn bench_backlog_drains_with_raw_sql_and_a_worker_process(t) {
     let url = t.url.clone();
     let v = tokio::task::spawn_blocking(move || json(&url, &["bench", "--backlog", "3000", "--concurrency", "8", "--json"]))

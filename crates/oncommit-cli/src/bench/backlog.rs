@@ -12,7 +12,7 @@ use oncommit::{Conn, Db};
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
-use super::{QUEUE, baseline, clear, jobs_table};
+use super::{QUEUE, bare, baseline, clear, jobs_table};
 use crate::demo::print;
 
 /// How often progress is sampled: each sample is one index probe.
@@ -35,7 +35,8 @@ pub(crate) struct Drain {
 pub(crate) struct Report {
     backend: oncommit::Backend,
     backlog: usize,
-    /// Raw SQL: 8 clients, each claiming 100 jobs and completing them in one transaction.
+    /// Raw SQL on the bare table (see `bare`): 8 clients, each claiming 100 jobs and
+    /// completing them in one transaction.
     raw: Drain,
     /// `oncommit worker --queues bench:CONCURRENCY` as a separate process.
     oncommit: Drain,
@@ -46,15 +47,18 @@ pub(crate) struct Report {
 
 pub(crate) async fn run(db: &Db, url: &str, backlog: usize, concurrency: usize, json: bool) -> anyhow::Result<()> {
     anyhow::ensure!(backlog > 0, "--backlog must be at least 1");
-    let first = fill(db, backlog).await?;
-    let raw = watch(db, "raw SQL", (first, backlog), Ends::Itself, async { baseline(db).await.map(drop) }).await?;
+    bare::create(db).await?;
+    let first = bare::fill(db, backlog).await?;
+    let raw = watch(db, BARE, "raw SQL", (first, backlog), Ends::Itself, async { baseline(db).await.map(drop) }).await;
+    bare::drop_table(db).await?;
+    let raw = raw?;
     let first = fill(db, backlog).await?;
     let mut worker = spawn_worker(url, concurrency, &[])?;
     let exited = async {
         let status = worker.wait().await?;
         anyhow::bail!("the worker process exited before the backlog was drained: {status}")
     };
-    let oncommit = watch(db, "oncommit worker", (first, backlog), Ends::AllRecorded, exited).await;
+    let oncommit = watch(db, jobs(db), "oncommit worker", (first, backlog), Ends::AllRecorded, exited).await;
     stop_worker(worker).await;
     let oncommit = oncommit?;
     clear(db).await?;
@@ -162,12 +166,27 @@ pub(super) async fn stop_worker(mut worker: tokio::process::Child) {
     }
 }
 
+/// A table drained, and the order its claims follow.
+#[derive(Clone, Copy)]
+struct Drained {
+    table: &'static str,
+    order: &'static str,
+}
+
+/// The raw drain's bare table (see `bare`), claimed in id order.
+const BARE: Drained = Drained { table: bare::TABLE, order: "id" };
+
+/// oncommit's jobs table, claimed by priority, run time and id.
+fn jobs(db: &Db) -> Drained {
+    Drained { table: jobs_table(db), order: "priority, run_at, id" }
+}
+
 /// Jobs claimed so far: the claim order is the id order, so the next available id tells
 /// (one probe of the claim index).
-async fn claimed(db: &Db, first: i64, backlog: usize) -> anyhow::Result<usize> {
+async fn claimed(db: &Db, drained: Drained, first: i64, backlog: usize) -> anyhow::Result<usize> {
     let sql = format!(
-        "SELECT id FROM {} WHERE state = 'available' AND queue = $1 ORDER BY priority, run_at, id LIMIT 1",
-        jobs_table(db)
+        "SELECT id FROM {} WHERE state = 'available' AND queue = $1 ORDER BY {} LIMIT 1",
+        drained.table, drained.order
     );
     let mut conn = db.acquire().await?;
     let next: Option<i64> = oncommit::with_conn!(conn.conn(), c => {
@@ -177,8 +196,8 @@ async fn claimed(db: &Db, first: i64, backlog: usize) -> anyhow::Result<usize> {
 }
 
 /// Jobs running: a walk of the running index, dead entries included, so sampled seldom.
-async fn running(db: &Db) -> anyhow::Result<i64> {
-    let sql = format!("SELECT count(*) FROM {} WHERE state = 'running'", jobs_table(db));
+async fn running(db: &Db, drained: Drained) -> anyhow::Result<i64> {
+    let sql = format!("SELECT count(*) FROM {} WHERE state = 'running'", drained.table);
     let mut conn = db.acquire().await?;
     Ok(oncommit::with_conn!(conn.conn(), c => { sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&mut *c).await? }))
 }
@@ -197,6 +216,7 @@ enum Ends {
 /// Samples the drain that `drain` performs until it ends; `drain` must not fail.
 async fn watch(
     db: &Db,
+    drained: Drained,
     phase: &str,
     (first, backlog): (i64, usize),
     ends: Ends,
@@ -216,11 +236,11 @@ async fn watch(
             }
             () = tokio::time::sleep(SAMPLE_EVERY) => {}
         }
-        let claimed = claimed(db, first, backlog).await?;
+        let claimed = claimed(db, drained, first, backlog).await?;
         let at = started.elapsed().as_secs_f64();
         samples.push((at, claimed));
         // Once a second, and at each look for the end.
-        let running = if samples.len() % 10 == 0 || claimed == backlog { running(db).await? } else { -1 };
+        let running = if samples.len() % 10 == 0 || claimed == backlog { running(db, drained).await? } else { -1 };
         peak_running = peak_running.max(running);
         if terminal {
             eprint!("\r{phase}: {:>3}% of {backlog} jobs, {at:.1} s", claimed * 100 / backlog);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use oncommit::{Conn, Db};
 
-use super::{BenchNoop, CLIENTS, QUEUE, jobs_table};
+use super::{BenchNoop, CLIENTS, QUEUE, bare};
 
 /// Enqueues `jobs` jobs, 1000 per `enqueue_many` statement.
 pub(super) async fn enqueue_batched(db: &Db, jobs: usize) -> anyhow::Result<Duration> {
@@ -27,7 +27,8 @@ pub(super) enum Single {
     TxEnqueue,
     /// `SELECT oncommit.enqueue(…)` (PostgreSQL).
     SqlFunction,
-    /// A plain `INSERT` of the same row, no oncommit code: the twin to compare with.
+    /// `BEGIN; INSERT …; COMMIT` into the bare table on a pooled connection, no oncommit
+    /// code: the twin to compare with.
     RawInsert,
 }
 
@@ -35,35 +36,30 @@ pub(super) enum Single {
 pub(super) async fn enqueue_single(db: &Db, jobs: usize, how: Single) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
-    let table = jobs_table(db);
+    let turn = std::sync::Arc::new(tokio::sync::Mutex::new(()));
     for client in 0..CLIENTS {
         let db = db.clone();
+        let turn = turn.clone();
         let mine = jobs / CLIENTS + usize::from(client < jobs % CLIENTS);
         clients.spawn(async move {
             for _ in 0..mine {
-                let mut tx = db.begin().await?;
-                match (how, tx.conn()) {
-                    (Single::TxEnqueue, _) => {
+                match how {
+                    Single::RawInsert => bare::insert_one(&db, &turn).await?,
+                    Single::TxEnqueue => {
+                        let mut tx = db.begin().await?;
                         tx.enqueue(BenchNoop {}).await?;
+                        tx.commit().await?;
                     }
-                    (Single::SqlFunction, Conn::Postgres(c)) => {
+                    Single::SqlFunction => {
+                        let mut tx = db.begin().await?;
+                        let Conn::Postgres(c) = tx.conn() else { anyhow::bail!("SQLite has no oncommit.enqueue") };
                         sqlx::query("SELECT oncommit.enqueue('bench_noop', '{}', queue => $1)")
                             .bind(QUEUE)
                             .execute(c)
                             .await?;
+                        tx.commit().await?;
                     }
-                    (Single::RawInsert, conn) => {
-                        let sql = format!(
-                            "INSERT INTO {table} (task, args, queue, priority, max_attempts) \
-                             VALUES ('bench_noop', '{{}}', $1, 0, 25)"
-                        );
-                        oncommit::with_conn!(conn, c => {
-                            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(QUEUE).execute(c).await?;
-                        });
-                    }
-                    (Single::SqlFunction, Conn::Sqlite(_)) => anyhow::bail!("SQLite has no oncommit.enqueue"),
                 }
-                tx.commit().await?;
             }
             Ok::<_, anyhow::Error>(())
         });
@@ -84,15 +80,9 @@ pub(super) async fn enqueue_many_sql(db: &Db, jobs: usize) -> anyhow::Result<Dur
     .await
 }
 
-/// The same rows by a plain `INSERT … SELECT` (PostgreSQL).
+/// As many rows by a plain `INSERT … SELECT` into the bare table (PostgreSQL).
 pub(super) async fn insert_select_raw(db: &Db, jobs: usize) -> anyhow::Result<Duration> {
-    bulk(
-        db,
-        "INSERT INTO oncommit.jobs (task, args, queue, priority, max_attempts) \
-         SELECT 'bench_noop', '{}', $1, 0, 25 FROM generate_series(1, $2)",
-        jobs,
-    )
-    .await
+    bulk(db, bare::INSERT_SELECT, jobs).await
 }
 
 async fn bulk(db: &Db, statement: &'static str, jobs: usize) -> anyhow::Result<Duration> {

@@ -4,6 +4,8 @@
 //! (`backlog`), `--sustain SECS` watches the table's size under load (`sustain`).
 
 mod backlog;
+mod bare;
+mod breakdown;
 mod enqueue;
 mod latency;
 mod sustain;
@@ -77,7 +79,8 @@ impl Task for BenchProbe {
 pub(crate) struct Report {
     backend: Backend,
     jobs: usize,
-    /// Raw SQL: claim and complete 100 jobs per transaction, 8 clients.
+    /// Raw SQL on the bare table (`bare`, not oncommit's): claim and complete 100 jobs per
+    /// transaction, 8 clients.
     baseline_claim_complete_jobs_per_sec: f64,
     /// oncommit's worker, enqueue excluded, until every job is completed.
     end_to_end_jobs_per_sec: f64,
@@ -87,7 +90,7 @@ pub(crate) struct Report {
     enqueue_batched_jobs_per_sec: f64,
     /// One job per transaction, 8 clients: `begin; tx.enqueue; commit`.
     enqueue_single_jobs_per_sec: f64,
-    /// Its raw twin: `BEGIN; INSERT INTO jobs …; COMMIT`, 8 clients.
+    /// Its raw twin: `BEGIN; INSERT INTO oncommit_bench_bare …; COMMIT`, 8 clients.
     insert_single_raw_jobs_per_sec: f64,
     /// enqueue_single / insert_single_raw.
     enqueue_single_vs_raw: f64,
@@ -97,7 +100,7 @@ pub(crate) struct Report {
     enqueue_single_sql_vs_raw: Option<f64>,
     /// `SELECT oncommit.enqueue_many(task, array of args)`, `jobs` at once (PostgreSQL).
     enqueue_many_sql_jobs_per_sec: Option<f64>,
-    /// Its raw twin: `INSERT INTO jobs … SELECT … FROM generate_series(…)`.
+    /// Its raw twin: `INSERT INTO oncommit_bench_bare … SELECT … FROM generate_series(…)`.
     insert_select_raw_jobs_per_sec: Option<f64>,
     /// enqueue_many_sql / insert_select_raw.
     enqueue_many_sql_vs_raw: Option<f64>,
@@ -119,13 +122,16 @@ pub(crate) struct Report {
 /// Rounds of the one-job-per-transaction comparison.
 const ROUNDS: usize = 8;
 
+pub(crate) use breakdown::run as breakdown;
+
 pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::Result<()> {
     // Every phase starts from a clean table (see `clear`).
     clear(db).await?;
     let batched = rate(jobs, while_running("bench: enqueue_many", enqueue_batched(db, jobs)).await?);
-    clear(db).await?;
-    enqueue_batched(db, jobs).await?;
+    bare::create(db).await?;
+    bare::fill(db, jobs).await?;
     let baseline = rate(jobs, while_running("bench: raw claim + complete", baseline(db)).await?);
+    bare::clear(db).await?;
     clear(db).await?;
     enqueue_batched(db, jobs).await?;
     let end_to_end = rate(jobs, while_running("bench: end to end", end_to_end(db, jobs)).await?);
@@ -148,7 +154,10 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
                 enqueue_single(db, n, *how),
             )
             .await?;
-            clear(db).await?;
+            match how {
+                Single::RawInsert => bare::clear(db).await?,
+                _ => clear(db).await?,
+            }
         }
     }
     let (insert_single_raw, tx_enqueue) = (rate(single, took[0]), rate(single, took[1]));
@@ -158,7 +167,7 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
         let sql = rate(jobs, while_running("bench: oncommit.enqueue_many", enqueue::enqueue_many_sql(db, jobs)).await?);
         clear(db).await?;
         let raw = rate(jobs, while_running("bench: raw INSERT … SELECT", enqueue::insert_select_raw(db, jobs)).await?);
-        clear(db).await?;
+        bare::clear(db).await?;
         bulk = Some((sql, raw));
     }
     let samples = 300;
@@ -171,6 +180,7 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
         ),
         false => None,
     };
+    bare::drop_table(db).await?;
     clear(db).await?;
     let report = Report {
         backend: db.backend(),
@@ -197,12 +207,13 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
     };
     print(json, &report, || {
         let mut text = format!(
-            "bench on {} with {} jobs:\n  baseline (raw SQL, claim+complete 100/tx, 8 clients): {:>9.0} jobs/s\n  \
+            "bench on {} with {} jobs (raw twins on a bare table, {}):\n  baseline (raw SQL, claim+complete 100/tx, 8 clients): {:>9.0} jobs/s\n  \
              oncommit end to end:                                  {:>9.0} jobs/s ({:.0}% of baseline)\n  \
              enqueue, batched:                                     {:>9.0} jobs/s\n  \
              enqueue, one job per transaction, 8 clients:          {:>9.0} jobs/s ({:.0}% of raw {:.0})\n",
             report.backend,
             jobs,
+            bare::TABLE,
             baseline,
             end_to_end,
             report.end_to_end_vs_baseline * 100.0,
@@ -268,58 +279,18 @@ pub(super) async fn clear(db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The raw-SQL limit: each client claims 100 available jobs and completes them in one
-/// transaction, until none are left.
+/// The raw-SQL limit, on the bare table (`bare`): each client claims 100 available jobs
+/// and completes them in one transaction, until none are left.
 pub(super) async fn baseline(db: &Db) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
+    let turn = std::sync::Arc::new(tokio::sync::Mutex::new(()));
     for _ in 0..CLIENTS {
         let db = db.clone();
+        let turn = turn.clone();
         clients.spawn(async move {
-            loop {
-                let mut conn = db.acquire().await?;
-                let claimed: Vec<i64> = match conn.conn() {
-                    oncommit::Conn::Postgres(c) => {
-                        sqlx::raw_sql("BEGIN").execute(&mut *c).await?;
-                        let ids: Vec<i64> = sqlx::query_scalar(
-                            "UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1 \
-                             WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs WHERE state = 'available' AND queue = $1 \
-                                 ORDER BY priority, run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING id",
-                        )
-                        .bind(QUEUE)
-                        .bind(BATCH)
-                        .fetch_all(&mut *c)
-                        .await?;
-                        sqlx::query("UPDATE oncommit.jobs SET state = 'completed', finished_at = now() WHERE id = ANY($1)")
-                            .bind(&ids)
-                            .execute(&mut *c)
-                            .await?;
-                        sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
-                        ids
-                    }
-                    oncommit::Conn::Sqlite(c) => {
-                        sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *c).await?;
-                        let ids: Vec<i64> = sqlx::query_scalar(
-                            "UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1 \
-                             WHERE id IN (SELECT id FROM oncommit_jobs WHERE state = 'available' AND queue = $1 \
-                                 ORDER BY priority, run_at, id LIMIT $2) RETURNING id",
-                        )
-                        .bind(QUEUE)
-                        .bind(BATCH)
-                        .fetch_all(&mut *c)
-                        .await?;
-                        sqlx::query("UPDATE oncommit_jobs SET state = 'completed' WHERE id IN (SELECT value FROM json_each($1))")
-                            .bind(serde_json::to_string(&ids)?)
-                            .execute(&mut *c)
-                            .await?;
-                        sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
-                        ids
-                    }
-                };
-                if claimed.is_empty() {
-                    return Ok::<_, anyhow::Error>(());
-                }
-            }
+            while bare::claim_complete(&db, &turn).await? > 0 {}
+            Ok::<_, anyhow::Error>(())
         });
     }
     while let Some(done) = clients.join_next().await {
