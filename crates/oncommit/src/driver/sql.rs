@@ -184,3 +184,24 @@ macro_rules! linked {
         ]
     };
 }
+
+/// The jobs a claim of a queue rate limited per key may take (`picked`): the first `$8`
+/// available jobs of queue `$1` in claim order, ranked within their keys after the key's
+/// starts in window `$6`, those within `$7` starts, at most `$2`.
+macro_rules! key_rated_picked {
+    ($jobs:literal, $windows:literal) => {
+        concat!(
+            "WITH w AS (SELECT key, starts FROM ",
+            $windows,
+            " WHERE queue = $1 AND window_ms = $6), \
+             cand AS (SELECT id, coalesce(concurrency_key, '') AS k, priority, run_at FROM ",
+            $jobs,
+            " WHERE state = 'available' AND queue = $1 ORDER BY priority, run_at, id LIMIT $8), \
+             ranked AS (SELECT c.id, c.priority, c.run_at, \
+                               row_number() OVER (PARTITION BY c.k ORDER BY c.priority, c.run_at, c.id) \
+                                 + coalesce(w.starts, 0) AS nth \
+                        FROM cand c LEFT JOIN w ON w.key = c.k), \
+             picked AS (SELECT id FROM ranked WHERE nth <= $7 ORDER BY priority, run_at, id LIMIT $2) "
+        )
+    };
+}

@@ -105,15 +105,8 @@ impl Queues for PostgresDriver {
         // Rank the first jobs of the queue within their keys, after the key's starts in the
         // window; take those within the limit, in claim order.
         Ok(sqlx::query_as(concat!(
-            "WITH w AS (SELECT key, starts FROM oncommit.rate_windows WHERE queue = $1 AND window_ms = $6), \
-             cand AS (SELECT id, coalesce(concurrency_key, '') AS k, priority, run_at FROM oncommit.jobs \
-                      WHERE state = 'available' AND queue = $1 ORDER BY priority, run_at, id LIMIT $8), \
-             ranked AS (SELECT c.id, c.priority, c.run_at, \
-                               row_number() OVER (PARTITION BY c.k ORDER BY c.priority, c.run_at, c.id) \
-                                 + coalesce(w.starts, 0) AS nth \
-                        FROM cand c LEFT JOIN w ON w.key = c.k), \
-             picked AS (SELECT id FROM ranked WHERE nth <= $7 ORDER BY priority, run_at, id LIMIT $2) \
-             UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1, \
+            key_rated_picked!("oncommit.jobs", "oncommit.rate_windows"),
+            "UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1, \
                  attempted_at = to_timestamp($5::int8 / 1000.0), lease_owner = $3, \
                  lease_expires_at = to_timestamp($5::int8 / 1000.0) + make_interval(secs => $4) \
              WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs WHERE id IN (SELECT id FROM picked) \

@@ -98,15 +98,8 @@ impl Queues for SqliteDriver {
         window: &KeyWindow,
     ) -> Result<Vec<JobRow>> {
         Ok(sqlx::query_as(concat!(
-            "WITH w AS (SELECT key, starts FROM oncommit_rate_windows WHERE queue = $1 AND window_ms = $6), \
-             cand AS (SELECT id, coalesce(concurrency_key, '') AS k, priority, run_at FROM oncommit_jobs \
-                      WHERE state = 'available' AND queue = $1 ORDER BY priority, run_at, id LIMIT $8), \
-             ranked AS (SELECT c.id, c.priority, c.run_at, \
-                               row_number() OVER (PARTITION BY c.k ORDER BY c.priority, c.run_at, c.id) \
-                                 + coalesce(w.starts, 0) AS nth \
-                        FROM cand c LEFT JOIN w ON w.key = c.k), \
-             picked AS (SELECT id FROM ranked WHERE nth <= $7 ORDER BY priority, run_at, id LIMIT $2) \
-             UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1, attempted_at = $5, \
+            key_rated_picked!("oncommit_jobs", "oncommit_rate_windows"),
+            "UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1, attempted_at = $5, \
                  lease_owner = $3, lease_expires_at = $5 + $4 \
              WHERE id IN (SELECT id FROM picked) \
              RETURNING ",
