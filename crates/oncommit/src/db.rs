@@ -22,8 +22,7 @@ use crate::migrate::{self, MigrationSet};
 use crate::transaction::{OpenGuards, Tx, TxBuilder, defer_hook};
 use futures_util::FutureExt;
 
-/// This process's turn to write to a SQLite database (see `Db::write_gate`).
-pub(crate) type WriteGate = tokio::sync::OwnedMutexGuard<()>;
+pub(crate) use crate::driver::pool::WriteGate;
 
 /// The URL used when neither `DATABASE_URL` nor `--database-url` is given.
 pub const DEFAULT_URL: &str = "sqlite://oncommit.db";
@@ -58,10 +57,6 @@ struct DbInner {
     /// with the pools derived from this one.
     #[cfg(feature = "postgres")]
     notifier: Option<Arc<crate::driver::postgres::notifier::Notifier>>,
-    /// SQLite has one writer at a time. Writers of this process queue here, fairly, instead
-    /// of in SQLite's busy handler, which sleeps and polls (costing milliseconds per
-    /// contended write). Other processes still meet the busy timeout.
-    sqlite_writers: Arc<tokio::sync::Mutex<()>>,
     /// The guard-form transactions open on this database, by the task that holds them (see
     /// `transaction::scope`). Shared with the pools derived from this one.
     guards: Arc<OpenGuards>,
@@ -136,7 +131,6 @@ impl Db {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             wake: Arc::new(tokio::sync::watch::channel(0).0),
             query_timeout: None,
-            sqlite_writers: Arc::default(),
             guards: Arc::default(),
             finished_counts: Arc::default(),
         };
@@ -329,7 +323,6 @@ impl Db {
                 query_timeout,
                 #[cfg(feature = "postgres")]
                 notifier: inner.notifier.clone(),
-                sqlite_writers: inner.sqlite_writers.clone(),
                 guards: inner.guards.clone(),
                 finished_counts: inner.finished_counts.clone(),
             }),
@@ -383,21 +376,7 @@ impl Db {
     /// On SQLite, waits (up to `wait`) for this process's turn to write; `None` on
     /// PostgreSQL, where writers do not exclude each other. Hold the guard for the write.
     pub(crate) async fn write_gate(&self, wait: Duration) -> Result<Option<WriteGate>> {
-        if !on_backend!(self.backend(), const ONE_WRITER) {
-            return Ok(None);
-        }
-        let gate = self.inner.sqlite_writers.clone();
-        let acquired = if wait.is_zero() {
-            gate.try_lock_owned().ok()
-        } else {
-            tokio::time::timeout(wait, gate.lock_owned()).await.ok()
-        };
-        match acquired {
-            Some(guard) => Ok(Some(guard)),
-            None => Err(Error::Busy {
-                message: format!("another writer of this process held the database for more than {wait:?}"),
-            }),
-        }
+        self.inner.pool.write_gate(wait).await
     }
 
     /// [`Db::write_gate`] with the default busy timeout, for oncommit's own writes.

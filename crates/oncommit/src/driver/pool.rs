@@ -2,7 +2,6 @@
 //! on. PostgreSQL's pool carries what follows its servers (host lists and failover, a
 //! transaction pooler's per-transaction settings, where LISTEN goes); SQLite's is a file.
 
-#[cfg(feature = "postgres")]
 use std::sync::Arc;
 
 #[cfg(feature = "postgres")]
@@ -29,8 +28,16 @@ pub(crate) enum Pool {
     #[cfg(feature = "postgres")]
     Postgres(PgPools),
     #[cfg(feature = "sqlite")]
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, Writers),
 }
+
+/// SQLite has one writer at a time. This process's writers queue here, fairly, instead of
+/// in SQLite's busy handler, which sleeps and polls (costing milliseconds per contended
+/// write); other processes still meet the busy timeout. Shared with the derived pools.
+type Writers = Arc<tokio::sync::Mutex<()>>;
+
+/// This process's turn to write to a SQLite database (see [`Pool::write_gate`]).
+pub(crate) type WriteGate = tokio::sync::OwnedMutexGuard<()>;
 
 #[cfg(feature = "postgres")]
 /// A PostgreSQL pool, with what follows its servers.
@@ -105,7 +112,7 @@ impl Pool {
             #[cfg(feature = "sqlite")]
             "sqlite" => {
                 let opts = sqlite::connect(url, invalid).await?;
-                Pool::Sqlite(sqlite_pool_options(options).connect_lazy_with(opts))
+                Pool::Sqlite(sqlite_pool_options(options).connect_lazy_with(opts), Writers::default())
             }
             #[cfg(not(feature = "postgres"))]
             "postgres" | "postgresql" => return Err(invalid(not_built("postgres"))),
@@ -144,7 +151,7 @@ impl Pool {
             #[cfg(feature = "sqlite")]
             ExistingPool::Sqlite(p) => {
                 let url = format!("sqlite://{}", p.connect_options().get_filename().display());
-                (Pool::Sqlite(p), url)
+                (Pool::Sqlite(p, Writers::default()), url)
             }
         }
     }
@@ -180,8 +187,9 @@ impl Pool {
                 })
             }
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => {
-                Pool::Sqlite(sqlite_pool_options(options).connect_lazy_with((*p.connect_options()).clone()))
+            Pool::Sqlite(p, writers) => {
+                let pool = sqlite_pool_options(options).connect_lazy_with((*p.connect_options()).clone());
+                Pool::Sqlite(pool, writers.clone())
             }
         }
     }
@@ -191,7 +199,7 @@ impl Pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(_) => Backend::Postgres,
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite(..) => Backend::Sqlite,
         }
     }
 
@@ -200,7 +208,7 @@ impl Pool {
         match self {
             Pool::Postgres(pg) => Some(pg),
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(_) => None,
+            Pool::Sqlite(..) => None,
         }
     }
 
@@ -213,7 +221,7 @@ impl Pool {
     pub(crate) fn sqlite(&self) -> Option<&SqlitePool> {
         match self {
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => Some(p),
+            Pool::Sqlite(p, _) => Some(p),
             #[cfg(feature = "postgres")]
             Pool::Postgres(_) => None,
         }
@@ -230,7 +238,7 @@ impl Pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(pg) => PoolConn::Postgres(pg.pool.acquire().await?),
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
+            Pool::Sqlite(p, _) => PoolConn::Sqlite(p.acquire().await?),
         })
     }
 
@@ -241,7 +249,7 @@ impl Pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(pg) => pg.pooled_begin.as_deref(),
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(_) => None,
+            Pool::Sqlite(..) => None,
         }
     }
 
@@ -292,13 +300,36 @@ impl Pool {
         let _ = err;
     }
 
+    /// On SQLite, waits (up to `wait`) for this process's turn to write; `None` on
+    /// PostgreSQL, where writers do not exclude each other. Hold the guard for the write.
+    pub(crate) async fn write_gate(&self, wait: std::time::Duration) -> Result<Option<WriteGate>> {
+        let writers: Option<&Writers> = match self {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_, writers) => Some(writers),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => None,
+        };
+        let Some(gate) = writers.map(Arc::clone) else { return Ok(None) };
+        let acquired = if wait.is_zero() {
+            gate.try_lock_owned().ok()
+        } else {
+            tokio::time::timeout(wait, gate.lock_owned()).await.ok()
+        };
+        match acquired {
+            Some(guard) => Ok(Some(guard)),
+            None => Err(Error::Busy {
+                message: format!("another writer of this process held the database for more than {wait:?}"),
+            }),
+        }
+    }
+
     /// Waits for connections in use to come back, and closes them all.
     pub(crate) async fn close(&self) {
         match self {
             #[cfg(feature = "postgres")]
             Pool::Postgres(pg) => pg.pool.close().await,
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => p.close().await,
+            Pool::Sqlite(p, _) => p.close().await,
         }
     }
 }
