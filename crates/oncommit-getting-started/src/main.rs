@@ -13,6 +13,7 @@
 use std::str::FromStr;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use oncommit::migrate::{Migration, MigrationSet};
@@ -90,16 +91,20 @@ async fn create_user(tx: RequestTx, Json(new): Json<NewUser>) -> Result<Json<Use
     Ok(Json(User { id, email: new.email, welcomed: false }))
 }
 
-async fn get_user(State(db): State<Db>, Path(id): Path<i64>) -> Result<Json<User>, oncommit_axum::Error> {
+/// A user, or 404.
+async fn get_user(
+    State(db): State<Db>,
+    Path(id): Path<i64>,
+) -> Result<Result<Json<User>, StatusCode>, oncommit_axum::Error> {
     let mut conn = db.acquire().await?;
-    let (email, welcomed): (String, bool) = oncommit::with_conn!(conn.conn(), c => {
+    let row: Option<(String, bool)> = oncommit::with_conn!(conn.conn(), c => {
         sqlx::query_as("SELECT email, welcomed FROM users WHERE id = $1")
             .bind(id)
-            .fetch_one(c)
+            .fetch_optional(c)
             .await
             .map_err(oncommit::Error::from)?
     });
-    Ok(Json(User { id, email, welcomed }))
+    Ok(row.map(|(email, welcomed)| Json(User { id, email, welcomed })).ok_or(StatusCode::NOT_FOUND))
 }
 
 /// Step 1: the service's own pool, as it had it, handed to oncommit.

@@ -86,4 +86,5 @@ backend_test!(async fn a_user_is_welcomed_by_a_worker_in_another_process(t) {
     assert_eq!(stored["welcomed"], false, "no worker yet");
     let _worker = start(&t.url, &["worker"]);
     welcomed(&addr, id).await;
+    assert_eq!(http(&addr, "GET", "/users/999999", "").0, 404);
 });
