@@ -10,13 +10,13 @@
 //! share is that against the whole gap, so the shares add up to the gap. The copies are
 //! created and dropped in the run.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oncommit::{Conn, Db};
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
-use super::{BenchNoop, CLIENTS, QUEUE, bare, clear, rate};
+use super::{CLIENTS, QUEUE, bare, clear, enqueue, rate};
 use crate::demo::print;
 use crate::progress::while_running;
 
@@ -31,6 +31,8 @@ const COPY: &str = "oncommit_bench_copy_";
 struct Step {
     name: String,
     how: How,
+    /// The table its transactions write, emptied after each round of it.
+    writes: String,
 }
 
 /// What a step's transaction does.
@@ -79,11 +81,17 @@ async fn ladder(db: &Db) -> anyhow::Result<(Vec<Step>, Vec<String>)> {
              ALTER TABLE {table} ALTER id SET DEFAULT nextval('{table}_id'), ADD PRIMARY KEY (id)"
         )
     };
-    let mut steps = vec![Step { name: "bare insert".into(), how: How::Sql(bare::INSERT_ONE.into()) }];
+    let jobs = || "oncommit.jobs".to_owned();
+    let mut steps =
+        vec![Step { name: "bare insert".into(), how: How::Sql(bare::INSERT_ONE.into()), writes: bare::TABLE.into() }];
     // The row alone: oncommit's columns, defaults and checks, the bare table's indexes.
     let row = format!("{COPY}row");
     let mut create = vec![format!("{}; CREATE INDEX ON {row} (id) WHERE state = 'available'", copy(&row))];
-    steps.push(Step { name: "+ oncommit's row (columns, defaults, checks)".into(), how: insert_into(&row) });
+    steps.push(Step {
+        name: "+ oncommit's row (columns, defaults, checks)".into(),
+        how: insert_into(&row),
+        writes: row.clone(),
+    });
     let mut built: Vec<String> = vec![claim];
     for k in 0..=indexes.len() {
         let table = format!("{COPY}{k}");
@@ -100,10 +108,14 @@ async fn ladder(db: &Db) -> anyhow::Result<(Vec<Step>, Vec<String>)> {
             0 => "+ its claim index in the bare one's place".to_owned(),
             k => format!("+ index {}", indexes[k - 1].0),
         };
-        steps.push(Step { name, how: insert_into(&table) });
+        steps.push(Step { name, how: insert_into(&table), writes: table });
     }
     steps.extend([
-        Step { name: "+ its insert triggers (oncommit.jobs)".into(), how: insert_into("oncommit.jobs") },
+        Step {
+            name: "+ its insert triggers (oncommit.jobs)".into(),
+            how: insert_into("oncommit.jobs"),
+            writes: jobs(),
+        },
         Step {
             name: "+ oncommit.enqueue, every option given".into(),
             how: How::Sql(
@@ -111,16 +123,19 @@ async fn ladder(db: &Db) -> anyhow::Result<(Vec<Step>, Vec<String>)> {
                  notify => false)"
                     .into(),
             ),
+            writes: jobs(),
         },
         Step {
             name: "+ the task's declaration looked up".into(),
             how: How::Sql("SELECT oncommit.enqueue('bench_noop', '{}', queue => $1, notify => false)".into()),
+            writes: jobs(),
         },
         Step {
             name: "+ the sleeping workers checked".into(),
             how: How::Sql("SELECT oncommit.enqueue('bench_noop', '{}', queue => $1)".into()),
+            writes: jobs(),
         },
-        Step { name: "tx.enqueue from Rust instead".into(), how: How::TxEnqueue },
+        Step { name: "tx.enqueue from Rust instead".into(), how: How::TxEnqueue, writes: jobs() },
     ]);
     Ok((steps, create))
 }
@@ -171,7 +186,7 @@ pub(crate) async fn run(db: &Db, jobs: usize, json: bool) -> anyhow::Result<()> 
             for (i, step) in steps.iter().enumerate() {
                 let label = format!("bench --breakdown: {}, round {}", step.name, round + 1);
                 took[i] += while_running(&label, transactions(db, per_round, &step.how)).await?;
-                empty(db, copies).await?;
+                empty(db, &step.writes).await?;
             }
         }
         Ok::<_, anyhow::Error>((per_round * ROUNDS, took))
@@ -231,36 +246,24 @@ pub(crate) async fn run(db: &Db, jobs: usize, json: bool) -> anyhow::Result<()> 
 
 /// `n` one-job transactions of `how`, spread over `CLIENTS` clients.
 async fn transactions(db: &Db, n: usize, how: &How) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let mut clients = tokio::task::JoinSet::new();
-    for client in 0..CLIENTS {
-        let db = db.clone();
+    let how = how.clone();
+    enqueue::spread(db, n, move |db| {
         let how = how.clone();
-        let mine = n / CLIENTS + usize::from(client < n % CLIENTS);
-        clients.spawn(async move {
-            for _ in 0..mine {
-                match &how {
-                    How::TxEnqueue => {
-                        let mut tx = db.begin().await?;
-                        tx.enqueue(BenchNoop {}).await?;
-                        tx.commit().await?;
-                    }
-                    How::Sql(sql) => {
-                        let mut conn = db.acquire().await?;
-                        let Conn::Postgres(c) = conn.conn() else { anyhow::bail!("PostgreSQL only") };
-                        sqlx::raw_sql("BEGIN").execute(&mut *c).await?;
-                        sqlx::query(AssertSqlSafe(sql.clone())).bind(QUEUE).execute(&mut *c).await?;
-                        sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
-                    }
+        async move {
+            match how {
+                How::TxEnqueue => enqueue::tx_enqueue(&db).await,
+                How::Sql(sql) => {
+                    let mut conn = db.acquire().await?;
+                    let Conn::Postgres(c) = conn.conn() else { anyhow::bail!("PostgreSQL only") };
+                    sqlx::raw_sql("BEGIN").execute(&mut *c).await?;
+                    sqlx::query(AssertSqlSafe(sql)).bind(QUEUE).execute(&mut *c).await?;
+                    sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
+                    Ok(())
                 }
             }
-            Ok::<_, anyhow::Error>(())
-        });
-    }
-    while let Some(done) = clients.join_next().await {
-        done??;
-    }
-    Ok(started.elapsed())
+        }
+    })
+    .await
 }
 
 /// The copies' names: the row's, then one per count of indexes.
@@ -276,15 +279,17 @@ async fn drop_copies_on(c: &mut sqlx::PgConnection, copies: usize) -> anyhow::Re
     Ok(())
 }
 
-/// Empties every table of the ladder and vacuums them, so no step pays for another's rows.
-async fn empty(db: &Db, copies: usize) -> anyhow::Result<()> {
-    clear(db).await?;
-    bare::clear(db).await?;
-    let mut conn = db.acquire().await?;
-    let Conn::Postgres(c) = conn.conn() else { anyhow::bail!("PostgreSQL only") };
-    for table in copy_names(copies) {
-        sqlx::raw_sql(AssertSqlSafe(format!("TRUNCATE {table}"))).execute(&mut *c).await?;
-        sqlx::raw_sql(AssertSqlSafe(format!("VACUUM {table}"))).execute(&mut *c).await?;
+/// Empties the table a step wrote and vacuums it, so no step pays for another's rows.
+async fn empty(db: &Db, table: &str) -> anyhow::Result<()> {
+    match table {
+        "oncommit.jobs" => clear(db).await,
+        bare::TABLE => bare::clear(db).await,
+        copy => {
+            let mut conn = db.acquire().await?;
+            let Conn::Postgres(c) = conn.conn() else { anyhow::bail!("PostgreSQL only") };
+            sqlx::raw_sql(AssertSqlSafe(format!("TRUNCATE {copy}"))).execute(&mut *c).await?;
+            sqlx::raw_sql(AssertSqlSafe(format!("VACUUM {copy}"))).execute(&mut *c).await?;
+            Ok(())
+        }
     }
-    Ok(())
 }

@@ -32,34 +32,21 @@ pub(super) enum Single {
     RawInsert,
 }
 
-/// `jobs` transactions of one job each, spread over `CLIENTS` clients.
-pub(super) async fn enqueue_single(db: &Db, jobs: usize, how: Single) -> anyhow::Result<Duration> {
+/// Runs `n` calls of `one` spread over `CLIENTS` clients, each client its share in turn;
+/// returns how long they took.
+pub(super) async fn spread<F, Fut>(db: &Db, n: usize, one: F) -> anyhow::Result<Duration>
+where
+    F: Fn(Db) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
-    let turn = std::sync::Arc::new(tokio::sync::Mutex::new(()));
     for client in 0..CLIENTS {
-        let db = db.clone();
-        let turn = turn.clone();
-        let mine = jobs / CLIENTS + usize::from(client < jobs % CLIENTS);
+        let (db, one) = (db.clone(), one.clone());
+        let mine = n / CLIENTS + usize::from(client < n % CLIENTS);
         clients.spawn(async move {
             for _ in 0..mine {
-                match how {
-                    Single::RawInsert => bare::insert_one(&db, &turn).await?,
-                    Single::TxEnqueue => {
-                        let mut tx = db.begin().await?;
-                        tx.enqueue(BenchNoop {}).await?;
-                        tx.commit().await?;
-                    }
-                    Single::SqlFunction => {
-                        let mut tx = db.begin().await?;
-                        let Conn::Postgres(c) = tx.conn() else { anyhow::bail!("SQLite has no oncommit.enqueue") };
-                        sqlx::query("SELECT oncommit.enqueue('bench_noop', '{}', queue => $1)")
-                            .bind(QUEUE)
-                            .execute(c)
-                            .await?;
-                        tx.commit().await?;
-                    }
-                }
+                one(db.clone()).await?;
             }
             Ok::<_, anyhow::Error>(())
         });
@@ -68,6 +55,39 @@ pub(super) async fn enqueue_single(db: &Db, jobs: usize, how: Single) -> anyhow:
         done??;
     }
     Ok(started.elapsed())
+}
+
+/// One `begin; tx.enqueue; commit`.
+pub(super) async fn tx_enqueue(db: &Db) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    tx.enqueue(BenchNoop {}).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `jobs` transactions of one job each, spread over `CLIENTS` clients.
+pub(super) async fn enqueue_single(db: &Db, jobs: usize, how: Single) -> anyhow::Result<Duration> {
+    let turn = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    spread(db, jobs, move |db| {
+        let turn = turn.clone();
+        async move {
+            match how {
+                Single::RawInsert => bare::insert_one(&db, &turn).await,
+                Single::TxEnqueue => tx_enqueue(&db).await,
+                Single::SqlFunction => {
+                    let mut tx = db.begin().await?;
+                    let Conn::Postgres(c) = tx.conn() else { anyhow::bail!("SQLite has no oncommit.enqueue") };
+                    sqlx::query("SELECT oncommit.enqueue('bench_noop', '{}', queue => $1)")
+                        .bind(QUEUE)
+                        .execute(c)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+            }
+        }
+    })
+    .await
 }
 
 /// `oncommit.enqueue_many` with `jobs` args in one call (PostgreSQL).

@@ -282,21 +282,16 @@ pub(super) async fn clear(db: &Db) -> anyhow::Result<()> {
 /// The raw-SQL limit, on the bare table (`bare`): each client claims 100 available jobs
 /// and completes them in one transaction, until none are left.
 pub(super) async fn baseline(db: &Db) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let mut clients = tokio::task::JoinSet::new();
     let turn = std::sync::Arc::new(tokio::sync::Mutex::new(()));
-    for _ in 0..CLIENTS {
-        let db = db.clone();
+    // Each client claims until none is left.
+    enqueue::spread(db, CLIENTS, move |db| {
         let turn = turn.clone();
-        clients.spawn(async move {
+        async move {
             while bare::claim_complete(&db, &turn).await? > 0 {}
-            Ok::<_, anyhow::Error>(())
-        });
-    }
-    while let Some(done) = clients.join_next().await {
-        done??;
-    }
-    Ok(started.elapsed())
+            Ok(())
+        }
+    })
+    .await
 }
 
 fn bench_worker(db: &Db) -> Worker {

@@ -20,15 +20,6 @@ pub(crate) trait Dialect: Driver {
     /// worker polls, and this process wakes its own workers at commit.
     const NOTIFIES: bool;
 
-    /// Whether the database has one writer at a time, so this process's writers take turns
-    /// before writing (`driver::pool`'s write gate: a turn queued in memory beats spinning
-    /// on the busy timeout) and row locks are that write lock.
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "the pool keeps the turns; the suite checks the lock clause by it")
-    )]
-    const ONE_WRITER: bool;
-
     /// Whether a `COMMIT` of a transaction that failed inside succeeds, ending it with a
     /// rollback the client is not told of (PostgreSQL's `ROLLBACK` tag): a statement first
     /// shows the failure.

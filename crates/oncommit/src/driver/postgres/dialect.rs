@@ -16,7 +16,6 @@ use crate::migrate::{Migration, MigrationSet};
 impl Dialect for PostgresDriver {
     const SYSTEM_NAME: &'static str = "postgresql";
     const NOTIFIES: bool = true;
-    const ONE_WRITER: bool = false;
     const COMMIT_HIDES_FAILURE: bool = true;
 
     fn begin_sql(s: &BeginSettings<'_>) -> Result<(String, Option<String>)> {

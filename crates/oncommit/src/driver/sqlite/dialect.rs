@@ -19,7 +19,6 @@ use crate::migrate::{Migration, MigrationSet};
 impl Dialect for SqliteDriver {
     const SYSTEM_NAME: &'static str = "sqlite";
     const NOTIFIES: bool = false;
-    const ONE_WRITER: bool = true;
     const COMMIT_HIDES_FAILURE: bool = false;
 
     fn begin_sql(s: &BeginSettings<'_>) -> Result<(String, Option<String>)> {
