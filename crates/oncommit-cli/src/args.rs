@@ -13,6 +13,7 @@ Run:
   worker    Run jobs until Ctrl-C or SIGTERM
 
 Inspect:
+  doctor    Check the database and the fleet, read only: what is wrong and what to do
   jobs      List jobs a page at a time, with the dashboard's filters
   job       Show one job: args, attempts, errors, timings
   stats     Count jobs per state and queue
@@ -88,6 +89,10 @@ pub(crate) enum Command {
         /// transaction pooler (`?pooler=transaction`); without it the worker polls.
         #[arg(long, env = "ONCOMMIT_LISTEN_URL")]
         listen_url: Option<String>,
+        /// Create or upgrade oncommit's and the demo's tables first, as `oncommit migrate
+        /// --demo` does (on the embedded SQLite default, serve always does).
+        #[arg(long)]
+        migrate: bool,
     },
     /// Run jobs until Ctrl-C or SIGTERM (then finish running jobs, release the rest).
     #[command(after_help = "Example:\n  oncommit worker --queues default,mail:4 --concurrency 16")]
@@ -107,6 +112,16 @@ pub(crate) enum Command {
     /// Count jobs per state and queue.
     #[command(after_help = "Example:\n  oncommit stats --json")]
     Stats,
+    /// Check the database and the fleet, read only, safe against production: schema version
+    /// and drift, INVALID indexes, the jobs table and its vacuum, what holds vacuum back,
+    /// stale leases, workers' clocks, LISTEN, an unannounced transaction pooler. Exits 0
+    /// when healthy, 1 when it found a problem; each finding says what to do.
+    #[command(after_help = "Example:\n  oncommit doctor --json")]
+    Doctor {
+        /// A transaction open longer than this, holding back vacuum, is a problem.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        transaction_age: u64,
+    },
     /// Run a failed, cancelled or waiting job again now; or, with --state, every job
     /// selected (`oncommit retry --state failed --queue mail --error refused --since 12h`).
     #[command(group(clap::ArgGroup::new("target").required(true).args(["id", "state"])))]
@@ -198,6 +213,11 @@ pub(crate) enum Command {
 /// `oncommit worker`'s options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct WorkerArgs {
+    /// Create or upgrade oncommit's and the demo's tables first, as `oncommit migrate
+    /// --demo` does. Without it the worker leaves the schema alone, and claims nothing
+    /// while the schema is missing, older than it, or newer and incompatible.
+    #[arg(long)]
+    pub(crate) migrate: bool,
     /// A direct PostgreSQL URL for LISTEN, when --database-url goes through a transaction
     /// pooler (`?pooler=transaction`): wake-ups within milliseconds instead of polling.
     #[arg(long, env = "ONCOMMIT_LISTEN_URL")]

@@ -7,7 +7,7 @@
 //! | 2 | usage: a bad command line, option value, URL or `--args`; a transaction pooler the URL does not announce |
 //! | 3 | not found: no such job |
 //! | 4 | the database is unreachable (no server of the URL's list suits), or did not answer in time |
-//! | 5 | refused: the action is not possible in the job's state, or the credentials were refused |
+//! | 5 | refused: the action is not possible in the job's state, the credentials were refused, or the schema is missing or does not suit this binary (the message says what to run) |
 
 use std::fmt;
 
@@ -60,7 +60,7 @@ pub(crate) fn code(err: &anyhow::Error) -> u8 {
                 | E::ConnectionLost(_)
                 | E::PoolTimedOut
                 | E::TimedOut { .. } => 4,
-                E::AuthenticationFailed { .. } | E::Tls { .. } => 5,
+                E::AuthenticationFailed { .. } | E::Tls { .. } | E::SchemaVersion { .. } => 5,
                 _ => 1,
             };
         }

@@ -5,11 +5,13 @@ mod args;
 mod bench;
 mod bulk;
 mod demo;
+mod doctor;
 mod exit;
 mod http;
 mod parse;
 mod progress;
 mod queues;
+mod schema;
 mod serve;
 mod worker;
 
@@ -61,22 +63,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         _ => DbOptions::default(),
     };
-    let db = Db::connect_with(&args.database_url, options).await?;
-    // Idempotent and cheap: every command works on a fresh database. The demo application's
-    // tables only where it runs: `oncommit stats` against production must not create them.
-    let demo =
-        matches!(args.command, Command::Serve { .. } | Command::Demo { .. } | Command::Migrate { demo: true, .. });
-    // A migration of a large table (an index built, a table rebuilt) can take a while.
-    let migrating = async {
-        match demo {
-            true => oncommit_demo::schema::migrate(&db).await,
-            false => db.migrate().await,
-        }
+    let db = match (Db::connect_with(&args.database_url, options).await, &args.command) {
+        (Ok(db), _) => db,
+        // Not reaching the database is the doctor's first finding.
+        (Err(err), Command::Doctor { .. }) => return doctor::unconnected(&err, args.json),
+        (Err(err), _) => return Err(err.into()),
     };
-    progress::while_running("migrating", migrating).await?;
+    schema::prepare(&db, &args.command).await?;
     let json = args.json;
     match args.command {
-        Command::Migrate { .. } => {
+        Command::Migrate { demo } => {
             tracing::info!(url = db.url(), "migrations applied");
             demo::print(json, &serde_json::json!({ "migrated": true, "url": db.url(), "demo": demo }), || {
                 format!("migrations applied to {}", db.url())
@@ -90,6 +86,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Jobs(a) => admin::jobs(&db, &a, json).await?,
         Command::Job { id } => admin::job(&db, id, json).await?,
         Command::Stats => admin::stats(&db, json).await?,
+        Command::Doctor { transaction_age } => doctor::run(&db, transaction_age, json).await?,
         Command::Retry { id: Some(id), .. } => admin::retry(&db, id, json).await?,
         Command::Cancel { id: Some(id), .. } => admin::cancel(&db, id, json).await?,
         Command::Delete { id: Some(id), .. } => admin::delete(&db, id, json).await?,

@@ -28,7 +28,7 @@ pub(crate) async fn run(url: &str, args: WorkerArgs) -> anyhow::Result<()> {
     };
     let mut shutdown = Shutdown::on_signal();
     let deadline = args.connect_timeout.map(|secs| Instant::now() + Duration::from_secs(secs));
-    let Some(db) = connect(url, options, deadline, &mut shutdown).await? else { return Ok(()) };
+    let Some(db) = connect(url, options, deadline, args.migrate, &mut shutdown).await? else { return Ok(()) };
 
     let mut worker = oncommit_demo::tasks::worker(&db)
         .lease(Duration::from_millis(args.lease_ms))
@@ -52,20 +52,23 @@ pub(crate) async fn run(url: &str, args: WorkerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects and migrates, retrying with backoff (logged) while the database does not
-/// answer, until `deadline` or a shutdown signal (then `None`). A wrong URL or refused
+/// Connects (and migrates, if asked), retrying with backoff (logged) while the database
+/// does not answer, until `deadline` or a shutdown signal (then `None`). A wrong URL or refused
 /// credentials end it at once: waiting would not mend them.
 async fn connect(
     url: &str,
     options: DbOptions,
     deadline: Option<Instant>,
+    migrate: bool,
     shutdown: &mut Shutdown,
 ) -> anyhow::Result<Option<Db>> {
     let mut delay = Duration::from_millis(200);
     loop {
         let attempt = async {
             let db = Db::connect_with(url, options.clone()).await?;
-            oncommit_demo::schema::migrate(&db).await?;
+            if migrate {
+                oncommit_demo::schema::migrate(&db).await?;
+            }
             Ok::<_, Error>(db)
         };
         let err = match attempt.await {

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use oncommit_testing::backend_test;
 use serde_json::Value;
-use support::{json, oncommit};
+use support::{json, oncommit, unmigrated};
 
 backend_test!(async fn demo_subcommands_print_one_json_object(t) {
     let url = t.url.clone();
@@ -48,41 +48,74 @@ backend_test!(async fn demo_subcommands_print_one_json_object(t) {
     .unwrap();
 });
 
-backend_test!(async fn commands_create_only_oncommits_tables_unless_they_run_the_demo(t) {
+backend_test!(async fn only_migrate_changes_the_schema_and_other_commands_say_what_to_run(t) {
+    // Every table outside SQLite's own: oncommit's and the demo's.
     let tables = || async {
         let mut conn = t.db.acquire().await.unwrap();
         let names: Vec<String> = match conn.conn() {
             oncommit::Conn::Postgres(c) => sqlx::query_scalar(
-                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables \
+                 WHERE table_schema IN ('public', 'oncommit') ORDER BY 1",
             )
             .fetch_all(c)
             .await
             .unwrap(),
-            oncommit::Conn::Sqlite(c) => sqlx::query_scalar(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'oncommit%' \
-                 AND name NOT LIKE 'sqlite%' ORDER BY 1",
-            )
-            .fetch_all(c)
-            .await
-            .unwrap(),
+            oncommit::Conn::Sqlite(c) => {
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY 1")
+                    .fetch_all(c)
+                    .await
+                    .unwrap()
+            }
         };
         names
     };
-    let url = t.url.clone();
-    tokio::task::spawn_blocking(move || {
-        json(&url, &["stats", "--json"]);
-        json(&url, &["jobs", "--json"]);
-        let out = oncommit(&url, &["migrate"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    })
-    .await
-    .unwrap();
-    assert_eq!(tables().await, Vec::<String>::new(), "oncommit's tables only");
-    assert!(t.db.job_stats().await.is_ok(), "oncommit's own tables exist");
-    let url = t.url.clone();
-    let out = tokio::task::spawn_blocking(move || oncommit(&url, &["migrate", "--demo"])).await.unwrap();
+    let run = |args: &'static [&'static str]| {
+        let url = t.url.clone();
+        async move { tokio::task::spawn_blocking(move || unmigrated(&url, args)).await.unwrap() }
+    };
+    let refused = |out: std::process::Output, says: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(5), "refused: {stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    };
+    // A fresh database: every command but `migrate` refuses, and creates nothing.
+    for args in [&["stats", "--json"][..], &["jobs"], &["enqueue", "noop"], &["queues"], &["bench", "--jobs", "10"]] {
+        refused(run(args).await, "not in this database: run `oncommit migrate`");
+    }
+    assert_eq!(tables().await, Vec::<String>::new(), "nothing created");
+
+    let out = run(&["migrate"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(tables().await, ["data", "demo_runs", "socks"]);
+    assert!(tables().await.iter().all(|t| t.contains("oncommit")), "oncommit's tables only: {:?}", tables().await);
+    assert!(run(&["stats", "--json"]).await.status.success());
+    if t.db.backend() == oncommit::Backend::Postgres {
+        refused(run(&["demo", "select-for-update"]).await, "run `oncommit migrate --demo`");
+    }
+    let out = run(&["migrate", "--demo"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let demo: Vec<String> = tables().await.into_iter().filter(|t| !t.contains("oncommit")).collect();
+    assert!(demo.iter().all(|t| ["data", "demo_runs", "socks"].iter().any(|d| t.ends_with(d))) && demo.len() == 3, "{demo:?}");
+
+    // The schema one migration behind this binary: refused, naming `oncommit migrate`.
+    let status = t.db.schema_status().await.unwrap();
+    assert!(status.is_current(), "{status}");
+    let (record, compatibility) = match t.db.backend() {
+        oncommit::Backend::Postgres => ("oncommit.schema_migrations", "oncommit.schema_compatibility"),
+        oncommit::Backend::Sqlite => ("oncommit_schema_migrations", "oncommit_schema_compatibility"),
+    };
+    let expected = status.expected;
+    let sql = |s: String| async move {
+        let mut conn = t.db.acquire().await.unwrap();
+        oncommit::with_conn!(conn.conn(), c => sqlx::raw_sql(sqlx::AssertSqlSafe(s)).execute(c).await.map(drop)).unwrap();
+    };
+    sql(format!("DELETE FROM {record} WHERE set_name = 'oncommit' AND version = {expected}")).await;
+    refused(run(&["stats"]).await, &format!("is at oncommit migration {}, this binary needs {expected}", expected - 1));
+    // A newer schema that still suits this binary (it only added): used.
+    sql(format!("INSERT INTO {record} (set_name, version, name) VALUES ('oncommit', {expected}, 'x'), ('oncommit', {}, 'y')", expected + 1)).await;
+    assert!(run(&["stats"]).await.status.success());
+    // A newer one that changed what this binary relies on: refused, asking for a newer binary.
+    sql(format!("UPDATE {compatibility} SET compatible_from = {} WHERE set_name = 'oncommit'", expected + 1)).await;
+    refused(run(&["stats"]).await, &format!("needs a binary that knows migration {} or later", expected + 1));
 });
 
 #[test]
@@ -348,7 +381,7 @@ async fn a_worker_started_before_its_database_waits_for_it() {
     let path = dir.path().join("later").join("app.db");
     let url = format!("sqlite://{}", path.display());
     let mut worker = Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(["worker", "--poll-ms", "50"])
+        .args(["worker", "--migrate", "--poll-ms", "50"])
         .env("DATABASE_URL", &url)
         .env("RUST_LOG", "warn")
         .stderr(std::process::Stdio::piped())

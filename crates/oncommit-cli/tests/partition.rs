@@ -134,7 +134,7 @@ impl Drop for Process {
 fn worker(url: &str, ns: Option<&str>) -> (Process, mpsc::Receiver<String>) {
     let bin = env!("CARGO_BIN_EXE_oncommit");
     let lease = LEASE.as_millis().to_string();
-    let args = ["worker", "--lease-ms", &lease, "--poll-ms", "200", "--concurrency", "12"];
+    let args = ["worker", "--migrate", "--lease-ms", &lease, "--poll-ms", "200", "--concurrency", "12"];
     let mut command = match ns {
         Some(ns) => {
             let mut c = Command::new("ip");

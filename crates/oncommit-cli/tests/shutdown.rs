@@ -114,7 +114,7 @@ async fn a_worker_process_waits_for_a_postgres_that_starts_late_and_stops_when_t
     assert!(std::net::TcpStream::connect(("127.0.0.1", cluster.port)).is_err(), "nothing listens yet");
     let mut waiting = KillOnDrop(Some(
         Command::new(env!("CARGO_BIN_EXE_oncommit"))
-            .arg("worker")
+            .args(["worker", "--migrate"])
             .env("DATABASE_URL", &url)
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")

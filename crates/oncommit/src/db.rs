@@ -18,7 +18,7 @@ use crate::driver::pool::ListenPool;
 use crate::driver::pool::Pool;
 use crate::error::{Error, Result};
 use crate::hooks::{self, Hook, HookOutput};
-use crate::migrate::{self, MigrationSet};
+use crate::migrate::{self, MigrationSet, SchemaStatus};
 use crate::transaction::{OpenGuards, Tx, TxBuilder, defer_hook};
 use futures_util::FutureExt;
 
@@ -174,6 +174,16 @@ impl Db {
         let _turn = self.writing().await?;
         let mut conn = self.acquire().await?;
         crate::driver::migrations::run(&mut conn, self.pooled_begin(), set).await
+    }
+
+    /// What the database's schema is to this binary, read only: whether oncommit's
+    /// migrations are applied up to the version it knows (see [`SchemaStatus::check`]).
+    pub async fn schema_status(&self) -> Result<SchemaStatus> {
+        let mut conn = self.acquire().await?;
+        let (applied, compatible_from) =
+            crate::driver::migrations::recorded(&mut conn, self.pooled_begin(), &migrate::ONCOMMIT).await?;
+        let expected = on_backend!(self.backend(), migrations(&migrate::ONCOMMIT)).last().map_or(0, |m| m.version);
+        Ok(SchemaStatus { applied, expected, compatible_from })
     }
 
     /// Takes a connection in autocommit mode (each statement commits by itself).

@@ -278,6 +278,15 @@ pub enum Error {
         backend: Backend,
     },
 
+    /// The database's schema does not suit this binary: missing or older than it (run
+    /// `oncommit migrate`), or newer and no longer compatible with it (upgrade the binary).
+    /// The message says which.
+    #[error("{status}")]
+    SchemaVersion {
+        /// What the database records, and what this binary knows.
+        status: crate::migrate::SchemaStatus,
+    },
+
     /// A migration failed; the migrations before it stay applied.
     #[error("migration {set}/{version} ({name}) failed")]
     Migration {

@@ -14,3 +14,6 @@ pub mod workflows {}
 
 #[doc = include_str!("../../../docs/deployment.md")]
 pub mod deployment {}
+
+#[doc = include_str!("../../../docs/upgrading.md")]
+pub mod upgrading {}

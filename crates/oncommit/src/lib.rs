@@ -45,6 +45,7 @@ mod db;
 /// Changing one changes fresh databases only, until a new migration includes again the
 /// definitions that use it (see `migrations/README.md`).
 pub mod defaults;
+pub mod doctor;
 mod enqueue;
 mod error;
 pub mod guide;

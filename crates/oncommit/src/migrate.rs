@@ -97,6 +97,12 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
             "refuse_control_characters_in_queue_names",
             "postgres/018_refuse_control_characters_in_queue_names.sql"
         ),
+        own_migration!(
+            19,
+            "build_job_indexes_without_blocking_writes",
+            "postgres/019_build_job_indexes_without_blocking_writes.sql"
+        ),
+        own_migration!(20, "record_worker_clocks", "postgres/020_record_worker_clocks.sql"),
     ],
     sqlite: &[
         own_migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
@@ -116,6 +122,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
             "refuse_control_characters_in_queue_names",
             "sqlite/013_refuse_control_characters_in_queue_names.sql"
         ),
+        own_migration!(14, "record_worker_clocks", "sqlite/014_record_worker_clocks.sql"),
     ],
 };
 
@@ -132,6 +139,103 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
 pub fn oncommit_until(version: i64) -> MigrationSet {
     let until = |ms: &'static [Migration]| &ms[..ms.iter().take_while(|m| m.version <= version).count()];
     MigrationSet { name: ONCOMMIT.name, postgres: until(ONCOMMIT.postgres), sqlite: until(ONCOMMIT.sqlite) }
+}
+
+/// oncommit's migrations after which a worker that does not know them must not claim:
+/// they moved a rule into the claim itself (pausing and queue limits, rate limits per
+/// key), which an older worker would ignore. Every other migration only adds (a column,
+/// an index, a trigger that enforces its rule whoever writes), so the binary of the
+/// release before keeps working on it during a rolling deploy (docs/upgrading.md).
+const CLAIMS_CHANGED_BY: &[&str] = &["create_queue_controls", "rate_limit_per_key"];
+
+/// The oldest version of `set` a binary must know to use a schema with all of
+/// `migrations` applied, for the sets whose compatibility is known (oncommit's own).
+pub(crate) fn compatible_from(set: &MigrationSet, migrations: &[Migration]) -> Option<i64> {
+    (set.name == ONCOMMIT.name).then(|| {
+        migrations.iter().filter(|m| CLAIMS_CHANGED_BY.contains(&m.name)).map(|m| m.version).max().unwrap_or(1)
+    })
+}
+
+/// Whether every migration of `set` written for `db`'s database is applied (read only).
+///
+/// ```
+/// # async fn demo(db: oncommit::Db, app: oncommit::migrate::MigrationSet) -> oncommit::Result<()> {
+/// if !oncommit::migrate::is_applied(&db, &app).await? {
+///     db.migrate_set(&app).await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn is_applied(db: &crate::Db, set: &MigrationSet) -> crate::Result<bool> {
+    let mut conn = db.acquire().await?;
+    let (latest, _) = crate::driver::migrations::recorded(&mut conn, db.pooled_begin(), set).await?;
+    let expected = on_backend!(db.backend(), migrations(set)).last().map(|m| m.version);
+    Ok(latest >= expected)
+}
+
+/// What a database's schema is to this binary: read by [`Db::schema_status`](crate::Db::schema_status),
+/// checked by every worker and `oncommit` command before it uses the database.
+///
+/// ```
+/// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
+/// let status = db.schema_status().await?;
+/// if status.check().is_err() {
+///     eprintln!("{status}"); // says what to run
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The newest of oncommit's migrations applied to the database; `None` when none is.
+    pub applied: Option<i64>,
+    /// The newest this binary knows.
+    pub expected: i64,
+    /// The oldest version a binary must know to use the database's schema, as recorded by
+    /// the newest `migrate` that ran; `None` when none recorded it.
+    pub compatible_from: Option<i64>,
+}
+
+impl SchemaStatus {
+    /// Whether the database is at exactly this binary's version.
+    pub fn is_current(&self) -> bool {
+        self.applied == Some(self.expected)
+    }
+
+    /// `Ok` when this binary may use the schema: it is current, or newer and still
+    /// compatible with this binary; otherwise [`Error::SchemaVersion`](crate::Error::SchemaVersion),
+    /// whose message says what to run.
+    pub fn check(&self) -> crate::Result<()> {
+        match self.applied {
+            Some(applied) if applied >= self.expected && self.compatible_from.unwrap_or(1) <= self.expected => Ok(()),
+            _ => Err(crate::Error::SchemaVersion { status: *self }),
+        }
+    }
+}
+
+impl std::fmt::Display for SchemaStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (expected, from) = (self.expected, self.compatible_from.unwrap_or(1));
+        match self.applied {
+            None => write!(f, "oncommit's tables are not in this database: run `oncommit migrate`"),
+            Some(applied) if applied < expected => write!(
+                f,
+                "the database's schema is at oncommit migration {applied}, this binary needs {expected}: run `oncommit migrate`"
+            ),
+            Some(applied) if from > expected => write!(
+                f,
+                "the database's schema (oncommit migration {applied}) needs a binary that knows migration {from} or later; \
+                 this one knows {expected}: upgrade it"
+            ),
+            Some(applied) if applied > expected => {
+                write!(
+                    f,
+                    "the database's schema is at oncommit migration {applied}, newer than this binary's {expected} and compatible with it"
+                )
+            }
+            Some(applied) => {
+                write!(f, "the database's schema is at oncommit migration {applied}, as this binary expects")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 /// Starts `oncommit serve` on `url`, listening on `listen` (with `env`); returns it (killed
 /// if the test ends first), its address, and its log lines so far (up to the address).
 pub(crate) fn serve_with(url: &str, listen: &str, env: &[(&str, &str)]) -> (KillOnDrop, String, Vec<String>) {
+    migrated(url);
     let mut command = Command::new(env!("CARGO_BIN_EXE_oncommit"));
     command.args(["serve", "--addr", listen]).env("DATABASE_URL", url).env("RUST_LOG", "warn");
     for (k, v) in env {
@@ -81,8 +82,27 @@ pub(crate) fn request(addr: &str, method: &str, path: &str, host: &str) -> (u16,
     (status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
 }
 
-/// Runs `oncommit ARGS` against `url`, as a script would.
+/// Runs `oncommit migrate --demo` on `url` once per test process, as a deployment does
+/// before it starts anything else: only `migrate` (and `serve` on SQLite) changes the
+/// schema. A URL that cannot be migrated (a test of a bad URL) is left as it is.
+pub(crate) fn migrated(url: &str) {
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if done.iter().any(|u| u == url) {
+        return;
+    }
+    done.push(url.to_owned());
+    unmigrated(url, &["migrate", "--demo"]);
+}
+
+/// Runs `oncommit ARGS` against `url`, as a script would, once the schema is migrated.
 pub(crate) fn oncommit(url: &str, args: &[&str]) -> Output {
+    migrated(url);
+    unmigrated(url, args)
+}
+
+/// Runs `oncommit ARGS` against `url` as it is, migrated or not.
+pub(crate) fn unmigrated(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_oncommit"))
         .args(args)
         .env("DATABASE_URL", url)
@@ -101,11 +121,11 @@ pub(crate) fn json(url: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&stdout).unwrap()
 }
 
-/// An `oncommit worker` process serving `queue` with `concurrency` slots, a 1.5 s lease and
-/// a 100 ms poll, its output discarded; killed if the test ends first.
+/// An `oncommit worker --migrate` process serving `queue` with `concurrency` slots, a 1.5 s
+/// lease and a 100 ms poll, its output discarded; killed if the test ends first.
 pub(crate) fn worker_process(url: &str, queue: &str, concurrency: usize) -> KillOnDrop {
     let child = Command::new(env!("CARGO_BIN_EXE_oncommit"))
-        .args(["worker", "--queues", queue, "--concurrency", &concurrency.to_string()])
+        .args(["worker", "--migrate", "--queues", queue, "--concurrency", &concurrency.to_string()])
         .args(["--lease-ms", "1500", "--poll-ms", "100"])
         .env("DATABASE_URL", url)
         .env("RUST_LOG", "error")

@@ -3,12 +3,7 @@
 -- some of its args, its queue, the period it falls in, or an explicit key) and the set of
 -- states in which that hash is held (a bitmask over scheduled = 1, available = 2,
 -- running = 4, retryable = 8, completed = 16, failed = 32, cancelled = 64, pending = 128). At most one row
--- holds a given hash: the index below. Rows without a hash, and the older `unique_key`
+-- holds a given hash: the index jobs_unique_hash, built by migration 019 without blocking writes. Rows without a hash, and the older `unique_key`
 -- rows, are not in it and cost it nothing.
 ALTER TABLE oncommit.jobs ADD COLUMN IF NOT EXISTS unique_hash text;
 ALTER TABLE oncommit.jobs ADD COLUMN IF NOT EXISTS unique_states integer;
-
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique_hash ON oncommit.jobs (unique_hash)
-    WHERE unique_hash IS NOT NULL AND ((unique_states >> (CASE state WHEN 'scheduled' THEN 0 WHEN 'available' THEN 1
-        WHEN 'running' THEN 2 WHEN 'retryable' THEN 3 WHEN 'completed' THEN 4 WHEN 'failed' THEN 5
-        WHEN 'cancelled' THEN 6 WHEN 'pending' THEN 7 ELSE 31 END)) & 1) = 1;

@@ -14,7 +14,7 @@ ALTER TABLE oncommit.jobs ADD CONSTRAINT jobs_state_check CHECK (state IN
 ALTER TABLE oncommit.jobs
     ADD COLUMN IF NOT EXISTS result jsonb,
     ADD COLUMN IF NOT EXISTS workflow_id text,
-    ADD COLUMN IF NOT EXISTS on_parent_failure text CHECK (on_parent_failure IN ('cancel', 'run')),
+    ADD COLUMN IF NOT EXISTS on_parent_failure text,
     -- Set when the first dependant is enqueued: the trigger below fires only for such rows.
     ADD COLUMN IF NOT EXISTS has_dependants boolean NOT NULL DEFAULT false;
 
@@ -26,8 +26,12 @@ CREATE TABLE IF NOT EXISTS oncommit.job_dependencies (
     PRIMARY KEY (job_id, parent_id)
 );
 CREATE INDEX IF NOT EXISTS job_dependencies_parent ON oncommit.job_dependencies (parent_id);
-CREATE INDEX IF NOT EXISTS jobs_pending ON oncommit.jobs (id) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS jobs_workflow ON oncommit.jobs (workflow_id, id) WHERE workflow_id IS NOT NULL;
+-- A CHECK written in ADD COLUMN would scan the table under its exclusive lock: added NOT
+-- VALID (no scan), and validated by migration 019, which also builds this migration's
+-- indexes on oncommit.jobs (jobs_pending, jobs_workflow) without blocking writes.
+ALTER TABLE oncommit.jobs DROP CONSTRAINT IF EXISTS jobs_on_parent_failure_check;
+ALTER TABLE oncommit.jobs ADD CONSTRAINT jobs_on_parent_failure_check
+    CHECK (on_parent_failure IN ('cancel', 'run')) NOT VALID;
 
 -- Settles the pending dependants of a job that just finished (or was deleted unfinished),
 -- in the same transaction. The dependants' rows are locked first: when two parents of one

@@ -267,7 +267,7 @@ backend_test!(pooled async fn operators_cancel_retry_delete_and_prune(t) {
 
 backend_test!(pooled async fn the_fleet_records_workers_tasks_leaders_and_periods(t) {
     let db = open(t).await;
-    let beat = WorkerBeat { id: "w1", hostname: "h", pid: 7, queues: r#"{"q":4}"# };
+    let beat = WorkerBeat { id: "w1", hostname: "h", pid: 7, queues: r#"{"q":4}"#, clock_ms: 0 };
     run!(db, worker_heartbeat(&beat));
     run!(db, worker_heartbeat(&beat));
     let workers = run!(db, worker_list());

@@ -12,6 +12,7 @@
 //! PostgreSQL's vacuum and its statements for LISTEN.
 
 mod dependencies;
+mod diagnostics;
 mod dialect;
 mod queues;
 mod selected;
@@ -27,6 +28,7 @@ use super::selection::Filter;
 use crate::unique::Identity;
 
 pub(crate) use dependencies::*;
+pub(crate) use diagnostics::*;
 pub(crate) use dialect::*;
 pub use queues::RateLimit;
 pub(crate) use queues::*;
@@ -35,8 +37,8 @@ pub(crate) use selected::*;
 /// Every trait of the contract, unnamed: what calls their methods imports it.
 pub(crate) mod prelude {
     pub(crate) use super::{
-        Dependencies as _, Dialect as _, Fleet as _, Jobs as _, Queues as _, SelectedJobs as _, Sessions as _,
-        UniqueJobs as _,
+        Dependencies as _, Diagnostics as _, Dialect as _, Fleet as _, Jobs as _, Queues as _, SelectedJobs as _,
+        Sessions as _, UniqueJobs as _,
     };
 }
 
@@ -204,7 +206,6 @@ pub(crate) trait Fleet: Driver {
     /// indexes, triggers, functions and the migrations recorded. The suite compares it with
     /// the snapshot checked in beside the code (`schema/`), so a migration that changes the
     /// schema changes the snapshot in the same commit.
-    #[cfg_attr(not(test), allow(dead_code, reason = "read by the suite's snapshot test only, so far"))]
     async fn schema_describe(c: &mut Self::Conn) -> Result<String>;
 }
 
@@ -282,6 +283,9 @@ pub(crate) struct WorkerBeat<'a> {
     pub(crate) pid: i32,
     /// The queues it serves with their concurrency, a JSON object.
     pub(crate) queues: &'a str,
+    /// The worker's wall clock, epoch milliseconds: the beat records how far it is from
+    /// the database's (`oncommit doctor`).
+    pub(crate) clock_ms: i64,
 }
 
 /// An election's parameters (see [`Fleet::leader_attempt_elect`]).

@@ -169,7 +169,6 @@ pub(crate) fn millis(d: Duration) -> i64 {
 
 /// A schema description's sections as one text: `-- section`, then its lines, trailing
 /// blanks trimmed (so the checked-in snapshot diffs cleanly).
-#[cfg_attr(not(test), allow(dead_code, reason = "read by the suite's snapshot test only, so far"))]
 pub(crate) fn schema_text(sections: Vec<(&str, Vec<String>)>) -> String {
     let mut text = String::new();
     for (section, lines) in sections {

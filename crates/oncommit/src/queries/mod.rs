@@ -77,6 +77,7 @@ pub(crate) mod bulk;
 #[cfg(test)]
 mod dashboard_plans;
 mod dependencies;
+pub(crate) mod diagnostics;
 pub(crate) mod listing;
 #[cfg(test)]
 pub(crate) mod plans;
@@ -248,7 +249,10 @@ pub(crate) async fn job_prune(db: &Db, completed: Duration, discarded: Duration,
 
 /// Records that `worker` is alive.
 pub(crate) async fn worker_heartbeat(db: &Db, id: &str, hostname: &str, pid: i32, queues: &str) -> Result<()> {
-    let beat = WorkerBeat { id, hostname, pid, queues };
+    let clock_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let beat = WorkerBeat { id, hostname, pid, queues, clock_ms };
     statement!(db, write "recording the worker heartbeat", worker_heartbeat(&beat))
 }
 

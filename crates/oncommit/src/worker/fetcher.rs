@@ -81,6 +81,14 @@ pub(crate) async fn run(
                 free = slots.running.acquire() => drop(free),
             }
         }
+        if !*shared.schema_usable.borrow() {
+            let mut usable = shared.schema_usable.subscribe();
+            tokio::select! {
+                biased;
+                _ = shutdown.wait() => return,
+                _ = usable.wait_for(|ok| *ok) => {}
+            }
+        }
         // Seen before claiming, so a wake during the claim is not missed.
         queue_wake.borrow_and_update();
         local_wake.borrow_and_update();

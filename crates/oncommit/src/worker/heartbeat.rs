@@ -45,6 +45,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Shutdown) {
                     if let Err(err) = shared.activity.flush(&shared.quiet).await {
                         tracing::debug!(error = %err, "recording queue activity failed; kept for the next heartbeat");
                     }
+                    // Checked at start (`wait_for_database`), then after each beat that
+                    // records the worker alive: one small read, so a contract migration or
+                    // a failover to a server migrated differently stops the claims within
+                    // a beat.
+                    check_schema(&shared).await;
                 }
                 Err(err) => {
                     shared.outage.failed("recording the worker heartbeat", &err);
@@ -62,5 +67,24 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: Shutdown) {
             _ = stop.wait() => return,
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// Reads the schema's status and lets the claim loops claim or not (when it cannot be
+/// read, the next beat tries again).
+async fn check_schema(shared: &Shared) {
+    let status = match shared.quiet.schema_status().await {
+        Ok(status) => status,
+        Err(err) => {
+            tracing::debug!(error = %err, "reading the schema's version failed; checked again at the next beat");
+            return;
+        }
+    };
+    let usable = status.check().is_ok();
+    let was = shared.schema_usable.send_replace(usable);
+    if usable && !was {
+        tracing::info!(%status, "the schema suits this worker again; claiming");
+    } else if !usable && was {
+        tracing::warn!(%status, "the worker claims nothing until the schema suits it");
     }
 }

@@ -175,6 +175,11 @@ pub(crate) struct Shared {
     /// The queues this worker is recorded asleep on (`oncommit.sleepers`, PostgreSQL):
     /// enqueues from SQL NOTIFY only while some worker is.
     asleep: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Whether the database's schema suits this binary (`migrate::SchemaStatus`): checked
+    /// at start and by the heartbeat, after an outage and every minute; the claim loops
+    /// claim nothing while it does not (a contract migration, a failover to a server
+    /// migrated differently).
+    schema_usable: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -459,6 +464,7 @@ impl Worker {
             periodic: self.periodic,
             activity: ActivityCounter::default(),
             asleep: std::sync::Mutex::default(),
+            schema_usable: tokio::sync::watch::Sender::new(true),
         });
         tracing::info!(worker = shared.id, queues = shared.queues_json, tasks = ?shared.registry.names(), "worker started");
 
@@ -575,8 +581,10 @@ async fn wait_for_database(
     me: &Registration<'_>,
 ) -> Result<bool> {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    let mut refused_logged: Option<std::time::Instant> = None;
     loop {
         let registered = async {
+            services.schema_status().await?.check()?;
             queries::worker_heartbeat(services, me.id, me.hostname, me.pid, me.queues).await?;
             for (queue, setting) in me.limits {
                 queries::queue_set(services, queue, *setting).await?;
@@ -596,6 +604,14 @@ async fn wait_for_database(
             }
             // A configuration problem: waiting would not mend it.
             Err(err @ crate::Error::TransactionPooler { .. }) => return Err(err),
+            // Waiting for `oncommit migrate` (or a newer binary), said once a minute.
+            Err(err @ crate::Error::SchemaVersion { .. }) => {
+                outage.ok();
+                if refused_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(error = %err, "the worker waits for a schema it can use; it claims nothing meanwhile");
+                    refused_logged = Some(std::time::Instant::now());
+                }
+            }
             Err(err) => outage.failed("registering the worker", &err),
         }
         tokio::select! {

@@ -10,6 +10,7 @@ mod listing;
 mod liveness;
 mod locks;
 mod metrics;
+mod migrations;
 mod notify;
 mod queues;
 mod retry;

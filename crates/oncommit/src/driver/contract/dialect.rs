@@ -36,6 +36,11 @@ pub(crate) trait Dialect: Driver {
     /// The statements that keep the record of applied migrations.
     const MIGRATIONS: MigrationSql;
 
+    /// oncommit's schema as `Fleet::schema_describe` gives it once every migration ran:
+    /// the snapshot beside the code (`schema/`), which the suite keeps true and `oncommit
+    /// doctor` compares a live schema with.
+    const SCHEMA_SNAPSHOT: &'static str;
+
     /// The migrations of `set` written for this database.
     fn migrations(set: &MigrationSet) -> &'static [Migration];
 
@@ -59,19 +64,39 @@ pub(crate) struct BeginSettings<'a> {
     pub(crate) pooled: Option<&'a str>,
 }
 
-/// The statements of migration bookkeeping (see `migrate`).
+/// The statements of migration bookkeeping (see `driver::migrations`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MigrationSql {
-    /// Opens the migrating transaction.
+    /// Opens a migration's transaction.
     pub(crate) begin: &'static str,
-    /// Serializes concurrent migrators, where the transaction does not already.
-    pub(crate) lock: Option<&'static str>,
+    /// Run first in every migrating transaction: serializes concurrent migrators where the
+    /// transaction does not already, and bounds each lock wait (see `driver::migrations`).
+    pub(crate) in_transaction: Option<&'static str>,
+    /// Tries once, without waiting, to take the migrators' lock for the session (answers a
+    /// boolean), and gives it back: held across migrations that run outside a transaction.
+    /// `None` where the transaction's own lock is enough.
+    pub(crate) session_lock: Option<(&'static str, &'static str)>,
     /// Creates the record (idempotent).
     pub(crate) bookkeeping: &'static str,
+    /// `$1`, a table's name as [`MigrationSql::record_table`]: whether it exists.
+    pub(crate) table_exists: &'static str,
+    /// The table of applied migrations.
+    pub(crate) record_table: &'static str,
+    /// The table of each set's oldest compatible binary.
+    pub(crate) compatibility_table: &'static str,
     /// `$1` set name: the versions applied.
     pub(crate) applied: &'static str,
     /// `$1` set, `$2` version, `$3` name: records one.
     pub(crate) record: &'static str,
+    /// `$1` set: the newest version applied, if any.
+    pub(crate) latest: &'static str,
+    /// `$1` set: the oldest version a binary must know to use the schema, if recorded.
+    pub(crate) compatible_from: &'static str,
+    /// `$1` set, `$2` version: raises the oldest compatible version to at least `$2`.
+    pub(crate) raise_compatible_from: &'static str,
+    /// `$1` an index's name as a statement creating it writes it: whether it exists and is
+    /// INVALID (a build that did not finish). `None` where indexes cannot be left so.
+    pub(crate) invalid_index: Option<&'static str>,
 }
 
 /// Statements on a session or on the caller's own tables, outside oncommit's.

@@ -70,10 +70,18 @@ impl Dialect for PostgresDriver {
         false
     }
 
+    const SCHEMA_SNAPSHOT: &'static str = include_str!("../../../schema/postgres.txt");
+
     const MIGRATIONS: MigrationSql = MigrationSql {
         begin: "BEGIN",
-        // The key is "oncommit" in ASCII: it names this lock among advisory locks.
-        lock: Some("SELECT pg_advisory_xact_lock(8029464515876579700)"),
+        // The key is "oncommit" in ASCII: it names this lock among advisory locks. A DDL
+        // statement waiting for its lock makes every later statement on the table queue
+        // behind it, so no lock is waited for long: the runner retries instead.
+        in_transaction: Some("SELECT pg_advisory_xact_lock(8029464515876579700); SET LOCAL lock_timeout = '200ms'"),
+        session_lock: Some((
+            "SELECT pg_try_advisory_lock(8029464515876579700)",
+            "SELECT pg_advisory_unlock(8029464515876579700)",
+        )),
         bookkeeping: "CREATE SCHEMA IF NOT EXISTS oncommit;
 CREATE TABLE IF NOT EXISTS oncommit.schema_migrations (
     set_name   text        NOT NULL,
@@ -81,9 +89,21 @@ CREATE TABLE IF NOT EXISTS oncommit.schema_migrations (
     name       text        NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (set_name, version)
+);
+CREATE TABLE IF NOT EXISTS oncommit.schema_compatibility (
+    set_name        text   PRIMARY KEY,
+    compatible_from bigint NOT NULL
 )",
+        table_exists: "SELECT to_regclass($1) IS NOT NULL",
+        record_table: "oncommit.schema_migrations",
+        compatibility_table: "oncommit.schema_compatibility",
         applied: "SELECT version FROM oncommit.schema_migrations WHERE set_name = $1",
         record: "INSERT INTO oncommit.schema_migrations (set_name, version, name) VALUES ($1, $2, $3)",
+        latest: "SELECT max(version) FROM oncommit.schema_migrations WHERE set_name = $1",
+        compatible_from: "SELECT compatible_from FROM oncommit.schema_compatibility WHERE set_name = $1",
+        raise_compatible_from: "INSERT INTO oncommit.schema_compatibility (set_name, compatible_from) VALUES ($1, $2)
+ON CONFLICT (set_name) DO UPDATE SET compatible_from = greatest(schema_compatibility.compatible_from, EXCLUDED.compatible_from)",
+        invalid_index: Some("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)"),
     };
 }
 

@@ -21,13 +21,15 @@ impl Fleet for PostgresDriver {
 
     async fn worker_heartbeat(c: &mut PgConnection, worker: &WorkerBeat<'_>) -> Result<()> {
         sqlx::query(
-            "INSERT INTO oncommit.workers (id, hostname, pid, queues) VALUES ($1, $2, $3, $4::jsonb) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+            "INSERT INTO oncommit.workers (id, hostname, pid, queues, clock_offset_ms) \
+             VALUES ($1, $2, $3, $4::jsonb, $5 - (extract(epoch FROM clock_timestamp()) * 1000)::int8) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), clock_offset_ms = EXCLUDED.clock_offset_ms",
         )
         .bind(worker.id)
         .bind(worker.hostname)
         .bind(worker.pid)
         .bind(worker.queues)
+        .bind(worker.clock_ms)
         .execute(&mut *c)
         .await?;
         Ok(())

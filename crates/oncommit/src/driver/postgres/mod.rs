@@ -13,6 +13,7 @@
 //!   poll.
 
 mod dependencies;
+pub(crate) mod diagnostics;
 mod dialect;
 mod fleet;
 #[macro_use]

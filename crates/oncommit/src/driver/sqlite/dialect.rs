@@ -57,19 +57,34 @@ impl Dialect for SqliteDriver {
         code.parse::<i32>().is_ok_and(|c| c & 0xff == 14)
     }
 
+    const SCHEMA_SNAPSHOT: &'static str = include_str!("../../../schema/sqlite.txt");
+
     const MIGRATIONS: MigrationSql = MigrationSql {
         begin: "BEGIN IMMEDIATE",
-        // The write lock taken by BEGIN IMMEDIATE serializes migrators.
-        lock: None,
+        // The write lock taken by BEGIN IMMEDIATE serializes migrators (and everyone else).
+        in_transaction: None,
+        session_lock: None,
         bookkeeping: "CREATE TABLE IF NOT EXISTS oncommit_schema_migrations (
     set_name   TEXT    NOT NULL,
     version    INTEGER NOT NULL,
     name       TEXT    NOT NULL,
     applied_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     PRIMARY KEY (set_name, version)
+);
+CREATE TABLE IF NOT EXISTS oncommit_schema_compatibility (
+    set_name        TEXT    PRIMARY KEY,
+    compatible_from INTEGER NOT NULL
 )",
+        table_exists: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1)",
+        record_table: "oncommit_schema_migrations",
+        compatibility_table: "oncommit_schema_compatibility",
         applied: "SELECT version FROM oncommit_schema_migrations WHERE set_name = $1",
         record: "INSERT INTO oncommit_schema_migrations (set_name, version, name) VALUES ($1, $2, $3)",
+        latest: "SELECT max(version) FROM oncommit_schema_migrations WHERE set_name = $1",
+        compatible_from: "SELECT compatible_from FROM oncommit_schema_compatibility WHERE set_name = $1",
+        raise_compatible_from: "INSERT INTO oncommit_schema_compatibility (set_name, compatible_from) VALUES ($1, $2)
+ON CONFLICT (set_name) DO UPDATE SET compatible_from = max(compatible_from, excluded.compatible_from)",
+        invalid_index: None,
     };
 }
 

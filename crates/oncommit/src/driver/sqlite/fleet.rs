@@ -18,14 +18,17 @@ impl Fleet for SqliteDriver {
 
     async fn worker_heartbeat(c: &mut SqliteConnection, worker: &WorkerBeat<'_>) -> Result<()> {
         sqlx::query(concat!(
-            "INSERT INTO oncommit_workers (id, hostname, pid, queues) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = ",
-            sqlite_now_ms!()
+            "INSERT INTO oncommit_workers (id, hostname, pid, queues, clock_offset_ms) VALUES ($1, $2, $3, $4, $5 - ",
+            sqlite_now_ms!(),
+            ") ON CONFLICT (id) DO UPDATE SET heartbeat_at = ",
+            sqlite_now_ms!(),
+            ", clock_offset_ms = excluded.clock_offset_ms"
         ))
         .bind(worker.id)
         .bind(worker.hostname)
         .bind(worker.pid)
         .bind(worker.queues)
+        .bind(worker.clock_ms)
         .execute(&mut *c)
         .await?;
         Ok(())

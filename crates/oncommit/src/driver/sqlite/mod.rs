@@ -2,6 +2,7 @@
 //! the SQL (`jobs`, `fleet`).
 
 mod dependencies;
+mod diagnostics;
 mod dialect;
 mod fleet;
 #[macro_use]
