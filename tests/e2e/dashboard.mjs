@@ -8,6 +8,9 @@
 // - bulk actions: a ticked job retried, then every job of a filter deleted, each after a
 //   confirmation naming the count; a job cancelled from its detail;
 // - the queues view: the last hour's activity (done, latency), and pause, limit, resume;
+// - addresses: a job's, a filtered list's and a queue's, each opened directly; the back
+//   button walking the views; the chart's axes and the value of a minute under the pointer;
+// - the layout at 1280 x 800 without horizontal scrolling, light and dark (the system's);
 // and takes screenshots of the page and of a job's detail.
 //
 // usage: node dashboard.mjs <base-url> <admin-token> <failed-job-id> <screenshot-dir>
@@ -24,7 +27,7 @@ const browser = await chromium.launch({
 const wait = { timeout: 20000 };
 const fail = (why) => { throw new Error(why); };
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const dialogs = [];
   page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
   await page.goto(`${base}/dashboard`);
@@ -44,6 +47,57 @@ try {
   // The jobs view lists the failed job; the failed tab counts and filters.
   const row = page.locator(`#jobs tr.job[data-id="${jobId}"]`);
   await row.waitFor(wait);
+  await page.locator("#queues tr.queue").first().waitFor(wait);
+  // Everything fits 1280 px: no horizontal scrolling, the queues' limit controls in view.
+  const fits = async (where) => {
+    const { scroll, inner, right } = await page.evaluate(() => ({
+      scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
+      right: Math.max(...[...document.querySelectorAll("#queues button.set-limit, #queues input.limit")].map((e) => e.getBoundingClientRect().right)),
+    }));
+    if (scroll > inner || right > inner) fail(`${where}: the page is ${scroll} px wide (controls end at ${right}) in a ${inner} px window`);
+  };
+  await fits("the jobs view");
+
+  // Addresses. A job's link is its address, and opening it shows the job.
+  const prefix = new URL(base).pathname.replace(/\/$/, "") + "/dashboard";
+  const href = await row.locator("a.job-link").getAttribute("href");
+  if (href !== `${prefix}/jobs/${jobId}`) fail(`the job's link is ${href}`);
+  await page.goto(`${base}/dashboard/jobs/${jobId}`);
+  await page.locator("#detail strong", { hasText: `job ${jobId} ·` }).waitFor(wait);
+  await fits("a job's view");
+  // A filtered list's address carries its filters: opened directly, it shows that list.
+  await page.goto(`${base}/dashboard/jobs?state=available&queue=many`);
+  await page.waitForFunction(() => document.querySelectorAll("#jobs tr.job").length === 50, null, wait);
+  await page.locator('#tabs button.current[data-state="available"]').waitFor(wait);
+  if (await page.inputValue("#f-queue") !== "many") fail("the filter form does not show the address's queue");
+  // A queue's view, from its link in the queues table.
+  await page.locator('#queues a.queue-link', { hasText: /^bulk$/ }).click();
+  await page.waitForURL(/\/dashboard\/queues\/bulk$/, wait);
+  await page.locator("#jobs-scope", { hasText: "queue bulk" }).waitFor(wait);
+  await page.locator('#queues tr.queue.current[data-queue="bulk"]').waitFor(wait);
+  await page.waitForFunction((d) => [...document.querySelectorAll("#jobs tr.job")].map((tr) => tr.dataset.id).join() === d, doomedId, wait);
+  // Back: to the filtered list, then forward again; a click on a job, then back to the list.
+  await page.goBack();
+  await page.waitForURL(/\/dashboard\/jobs\?state=available&queue=many$/, wait);
+  await page.waitForFunction(() => document.querySelectorAll("#jobs tr.job").length === 50, null, wait);
+  await page.goForward();
+  await page.locator("#jobs-scope", { hasText: "queue bulk" }).waitFor(wait);
+  await page.locator(`#jobs tr.job[data-id="${doomedId}"]`).click();
+  await page.waitForURL(new RegExp(`/dashboard/jobs/${doomedId}\\?queue=bulk$`), wait);
+  await page.locator("#detail strong", { hasText: `job ${doomedId} ·` }).waitFor(wait);
+  await page.goBack();
+  await page.waitForURL(/\/dashboard\/queues\/bulk$/, wait);
+  await page.locator("#detail", { hasText: "Click a job" }).waitFor(wait);
+  await page.goto(`${base}/dashboard`);
+  await row.waitFor(wait);
+
+  // The chart: both axes labelled, the time range named, a minute's count under the pointer.
+  for (const label of ["60 min ago", "30 min ago", "now"]) await page.locator("#chart text.x-label", { hasText: label }).waitFor(wait);
+  if (await page.locator("#chart text.y-label").count() < 2) fail("the chart's value axis is not labelled");
+  const minutes = page.locator("#chart rect.hit");
+  if (await minutes.count() !== 60) fail("the chart does not have 60 minutes");
+  await minutes.nth(59).hover();
+  await page.locator("#chart-value", { hasText: / jobs? completed$/ }).waitFor(wait);
   const failedTab = page.locator('#tabs button[data-state="failed"]');
   await page.locator('#tabs button[data-state="failed"]', { hasText: /failed [1-9]/ }).waitFor(wait);
   await failedTab.click();
@@ -155,7 +209,16 @@ try {
 
   await filter({});
   await page.locator("#jobs tr.job").first().waitFor(wait);
+  await fits("the page after every action");
   await page.screenshot({ path: `${shots}/dashboard.png`, fullPage: true });
+
+  // The system's dark mode: dark colours, and still no horizontal scrolling.
+  await page.emulateMedia({ colorScheme: "dark" });
+  const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const [r, g, b] = background.match(/\d+/g).map(Number);
+  if (r + g + b > 150) fail(`in dark mode the page's background is ${background}`);
+  await fits("the page in dark mode");
+  await page.emulateMedia({ colorScheme: "light" });
   console.log(JSON.stringify({ retried: Number(jobId), queue: after, bulk_retried_then_deleted: Number(doomedId), workflow_steps: steps }));
 } finally {
   await browser.close();

@@ -67,6 +67,12 @@ backend_test!(async fn the_api_shows_queues_jobs_and_workers(t) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = send(app.clone(), Request::get("/dashboard").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
+    // Each view's address serves the page, told where it is nested.
+    for path in ["/dashboard/jobs/35", "/dashboard/jobs?state=failed&queue=mail", "/dashboard/queues/mail"] {
+        let (status, html) = send(app.clone(), Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(html.contains(r#"data-base="/dashboard""#) && html.contains("/dashboard/page.js"), "{path}: {html}");
+    }
     // The page's script, which puts every value from the server into the page.
     let (status, script) = send(app, Request::get("/dashboard/page.js").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
@@ -451,7 +457,8 @@ backend_test!(async fn the_openapi_document_describes_exactly_the_real_routes(t)
     for line in source.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
         let path = line.split('"').nth(1).unwrap().to_owned();
         let method = if line.contains("post(") { "POST" } else { "GET" };
-        if path != "/" && !path.starts_with("/page.") {
+        // The page itself, at each of its views' addresses, and its assets are not the API.
+        if !line.contains("get(page)") && !path.starts_with("/page.") {
             declared.insert((method.to_owned(), path));
         }
     }

@@ -101,6 +101,11 @@ async fn drive(url: &str, backend: &str) {
         String::from_utf8_lossy(&node.stderr)
     );
     assert!(shots.join("dashboard.png").exists() && shots.join("job.png").exists());
+    // The README's and the guides' pictures, from the PostgreSQL run.
+    if backend == "postgres" {
+        std::fs::copy(shots.join("dashboard.png"), repo().join("docs/dashboard.png")).unwrap();
+        std::fs::copy(shots.join("job.png"), repo().join("docs/dashboard-job.png")).unwrap();
+    }
     // The page retried the failed job of queue `bulk` (ticked), then deleted every job of
     // that queue (the filter).
     assert!(db.job(doomed).await.unwrap().is_none(), "the page's bulk delete removed it");

@@ -61,7 +61,8 @@ pub(crate) struct DashboardState {
     config: DashboardConfig,
 }
 
-/// The dashboard's router: `/` (the page), `/api/…` (JSON, described by [`OPENAPI`] at
+/// The dashboard's router: `/` (the page; also at `/jobs?state=…&queue=…`, `/jobs/{id}`
+/// and `/queues/{name}`, the addresses of its views), `/api/…` (JSON, described by [`OPENAPI`] at
 /// `/api/openapi.json`) and `/metrics` (Prometheus).
 pub fn router(db: Db, config: DashboardConfig) -> Router {
     if config.admin_token.as_deref().is_some_and(str::is_empty) {
@@ -69,6 +70,11 @@ pub fn router(db: Db, config: DashboardConfig) -> Router {
     }
     Router::new()
         .route("/", get(page))
+        // The page's own addresses (a job, a filtered list, a queue): each serves the page,
+        // which reads its view from the address, so a link to it can be shared.
+        .route("/jobs", get(page))
+        .route("/jobs/{id}", get(page))
+        .route("/queues/{name}", get(page))
         .route("/page.css", get(|| async { asset("text/css; charset=utf-8", include_str!("page.css")) }))
         .route("/page.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("page.js")) }))
         .route("/metrics", get(metrics::metrics))

@@ -1,6 +1,7 @@
 "use strict";
 // Every value from the server goes into the page with textContent: nothing is parsed as HTML.
-const base = location.pathname.replace(/\/$/, "");
+// Where the dashboard is nested (`/dashboard`): the server writes it into the page.
+const base = document.documentElement.dataset.base || "";
 const STATES = ["pending", "scheduled", "available", "running", "retryable", "completed", "failed", "cancelled"];
 const $ = (id) => document.getElementById(id);
 const tokenInput = $("token");
@@ -10,7 +11,9 @@ tokenInput.addEventListener("change", () => sessionStorage.setItem("oncommit-tok
 // What the jobs view shows: the state tab, the filters, the page (cursors of the pages
 // before this one, so "first page" and live refreshes reload the same page), the ticked
 // jobs and the job open in the detail.
-const view = { state: null, filters: {}, cursor: null, nextCursor: null, ticked: new Set(), selected: null, overview: null };
+// `queueView` is the queue whose own view this is (`/queues/NAME`), if any.
+const view = { state: null, filters: {}, cursor: null, nextCursor: null, ticked: new Set(), selected: null, overview: null,
+  queueView: null };
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -56,7 +59,7 @@ function say(ok, text) {
   m.className = ok ? "ok" : "bad";
   m.textContent = text;
 }
-const stateSpan = s => el("span", s, "state " + s);
+const stateSpan = s => el("span", s, "state " + s.split(" ")[0]);
 const stateCell = j => { const td = el("td"); td.appendChild(stateSpan(j.state)); return td; };
 const lastError = j => j.errors.length ? j.errors[j.errors.length - 1].error : "";
 
@@ -70,7 +73,7 @@ function renderQueues(o) {
   const focused = document.activeElement && document.activeElement.classList.contains("limit")
     ? document.activeElement.closest("tr.queue")?.dataset.queue : undefined;
   const t = $("queues");
-  t.replaceChildren(th(["queue", "state", "limits", ...STATES, "done/h", "failed/h", "wait p50", "wait p95", "lag", "workers", ""]));
+  t.replaceChildren(th(["queue", "state", "limits", "jobs", "done/h", "failed/h", "wait p50", "wait p95", "lag", "workers", ""]));
   const settings = new Map(o.queues.map(q => [q.name, q]));
   const activity = new Map(o.activity.map(a => [a.queue, a]));
   const names = [...new Set([...settings.keys(), ...Object.keys(o.counts.queues), ...activity.keys()])].sort();
@@ -84,7 +87,7 @@ function renderQueues(o) {
     const limits = [q.concurrency_limit === null ? "" : q.concurrency_limit + " at once",
       q.rate_limit ? q.rate_limit.max_starts + " per " + q.rate_limit.period_ms + " ms" + (q.rate_limit.per_key ? " per key" : "") : ""]
       .filter(Boolean).join(" · ");
-    const actions = el("td");
+    const actions = el("td", null, "actions wrap");
     const toggle = el("button", q.paused ? "resume" : "pause", q.paused ? "resume" : "pause");
     toggle.addEventListener("click", () => steer(name, q.paused ? "resume" : "pause"));
     const limit = el("input", null, "limit"); limit.size = 4; limit.placeholder = "none";
@@ -97,10 +100,18 @@ function renderQueues(o) {
       steer(name, "limit", { concurrency_limit: limit.value.trim() === "" ? null : Number(limit.value) });
     });
     actions.append(toggle, document.createTextNode(" "), limit, setLimit);
-    const tr = row([el("td", name), state, el("td", limits), ...STATES.map(s => el("td", counts[s] || 0, "num")),
+    // The jobs of each state it has, as chips that wrap: the table fits the page.
+    const jobs = el("td", null, "wrap jobs");
+    const held = STATES.filter(s => counts[s]);
+    if (held.length) jobs.append(...held.map(s => stateSpan(s + " " + counts[s])));
+    else jobs.append(el("span", "none", "muted"));
+    const link = el("a", name, "queue-link"); link.href = base + "/queues/" + encodeURIComponent(name);
+    link.addEventListener("click", e => { if (plainClick(e)) { e.preventDefault(); openQueue(name); } });
+    const nameCell = el("td"); nameCell.appendChild(link);
+    const tr = row([nameCell, state, el("td", limits, "wrap"), jobs,
       el("td", a.completed, "num done"), el("td", a.failed, "num"), el("td", ms(a.wait_p50_ms), "num p50"),
       el("td", ms(a.wait_p95_ms), "num p95"), el("td", ms(Math.round(q.lag_seconds * 1000)), "num lag"),
-      el("td", q.workers, "num"), actions], "queue");
+      el("td", q.workers, "num"), actions], name === view.queueView ? "queue current" : "queue");
     tr.dataset.queue = name;
     t.appendChild(tr);
     if (name === focused) limit.focus();
@@ -115,24 +126,52 @@ async function steer(name, action, body) {
   refresh();
 }
 
+// The last 60 minutes, one bar per minute, with both axes labelled; each minute, empty or
+// not, answers a pointer with its time and count (in #chart-value and as a tooltip). The
+// minute under the pointer (0..59, or null) survives the redraw of each refresh.
+let chartHover = null;
+$("chart").addEventListener("mouseleave", () => { chartHover = null; $("chart-value").textContent = "Point at a minute to read its count."; });
 function renderChart(activity) {
   const svg = $("chart");
   svg.replaceChildren();
+  const ns = "http://www.w3.org/2000/svg";
+  const add = (tag, attrs, text) => {
+    const e = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+    if (text !== undefined) e.textContent = String(text);
+    svg.appendChild(e);
+    return e;
+  };
   const now = Math.floor(Date.now() / 60000);
   const byMinute = new Map();
   for (const a of activity) for (const [m, n] of a.completed_per_minute) byMinute.set(m, (byMinute.get(m) || 0) + n);
-  const max = Math.max(1, ...byMinute.values());
-  const width = svg.clientWidth || 600, barW = width / 60;
-  for (let i = 0; i < 60; i++) {
-    const n = byMinute.get(now - 59 + i) || 0;
-    const h = Math.round((n / max) * 100);
-    const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-    r.setAttribute("x", String(i * barW)); r.setAttribute("width", String(Math.max(1, barW - 2)));
-    r.setAttribute("y", String(110 - h)); r.setAttribute("height", String(h));
-    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
-    title.textContent = n + " completed"; r.appendChild(title);
-    svg.appendChild(r);
+  const counts = Array.from({ length: 60 }, (_, i) => byMinute.get(now - 59 + i) || 0);
+  const max = Math.max(1, ...counts);
+  const width = svg.clientWidth || 600, height = 150, left = 48, right = 8, top = 8, bottom = 24;
+  const plotW = width - left - right, plotH = height - top - bottom, barW = plotW / 60;
+  for (const v of [...new Set([0, Math.round(max / 2), max])]) {
+    const y = top + plotH - (v / max) * plotH;
+    add("line", { x1: left, x2: width - right, y1: y, y2: y });
+    add("text", { x: left - 6, y: y + 4, "text-anchor": "end", class: "y-label" }, v);
   }
+  for (const [i, label, anchor] of [[0, "60 min ago", "start"], [30, "30 min ago", "middle"], [59, "now", "end"]]) {
+    add("text", { x: left + (anchor === "end" ? (i + 1) * barW : anchor === "start" ? i * barW : i * barW + barW / 2), y: height - 6,
+      "text-anchor": anchor, class: "x-label" }, label);
+  }
+  const say = i => {
+    const at = new Date((now - 59 + i) * 60000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return at + ": " + counts[i] + (counts[i] === 1 ? " job" : " jobs") + " completed";
+  };
+  counts.forEach((n, i) => {
+    const h = (n / max) * plotH;
+    if (n) add("rect", { class: "bar", x: left + i * barW + 1, width: Math.max(1, barW - 2), y: top + plotH - h, height: Math.max(1, h) });
+    const text = say(i);
+    const hit = add("rect", { class: "hit", x: left + i * barW, width: barW, y: top, height: plotH, fill: "transparent" });
+    hit.dataset.count = n;
+    const title = document.createElementNS(ns, "title"); title.textContent = text; hit.appendChild(title);
+    hit.addEventListener("mouseenter", () => { chartHover = i; $("chart-value").textContent = text; });
+  });
+  if (chartHover !== null) $("chart-value").textContent = say(chartHover);
 }
 
 // State tabs with counts: of the queue filtered on, else of all queues. Finished jobs are
@@ -148,7 +187,7 @@ function renderTabs() {
     const b = el("button", label + " " + n, "tab" + (view.state === state ? " current" : ""));
     b.type = "button";
     b.dataset.state = state || "all";
-    b.addEventListener("click", () => { view.state = state; firstPage(); });
+    b.addEventListener("click", () => { view.state = state; view.selected = null; firstPage(); });
     return b;
   }));
 }
@@ -194,10 +233,14 @@ async function loadJobs() {
     box.addEventListener("click", e => e.stopPropagation());
     box.addEventListener("change", () => { box.checked ? view.ticked.add(j.id) : view.ticked.delete(j.id); showTicked(); });
     const cell = el("td"); cell.appendChild(box);
-    const tr = row([cell, el("td", j.id, "num"), j.task, j.queue, stateCell(j), el("td", j.priority, "num"),
+    const idCell = el("td", null, "num");
+    const link = el("a", j.id, "job-link"); link.href = jobUrl(j.id);
+    link.addEventListener("click", e => { e.stopPropagation(); if (plainClick(e)) { e.preventDefault(); select(j.id); } });
+    idCell.appendChild(link);
+    const tr = row([cell, idCell, j.task, j.queue, stateCell(j), el("td", j.priority, "num"),
       el("td", j.attempt + "/" + j.max_attempts, "num"), when(j.created_at), when(j.finished_at), lastError(j)], "job");
     tr.dataset.id = j.id;
-    tr.addEventListener("click", () => { view.selected = j.id; showJob(); });
+    tr.addEventListener("click", () => select(j.id));
     t.appendChild(tr);
   }
   if (!page.jobs.length) t.appendChild(row([el("td"), el("td", "no job matches", "muted")]));
@@ -208,14 +251,95 @@ async function loadJobs() {
   showTicked();
 }
 function showTicked() { $("picked-count").textContent = view.ticked.size + " ticked"; }
-function firstPage() { view.cursor = null; renderTabs(); loadJobs().catch(e => say(false, e.message)); }
-$("filters").addEventListener("submit", e => { e.preventDefault(); readFilters(); firstPage(); });
-$("clear").addEventListener("click", () => { $("filters").reset(); view.state = null; readFilters(); firstPage(); });
+function firstPage() { view.cursor = null; go(); renderView(); }
+$("filters").addEventListener("submit", e => {
+  e.preventDefault();
+  readFilters();
+  if (view.queueView !== null && view.filters.queue !== view.queueView) view.queueView = null;
+  firstPage();
+});
+$("clear").addEventListener("click", () => {
+  $("filters").reset(); view.state = null; view.queueView = null; view.selected = null; readFilters(); firstPage();
+});
 $("first-page").addEventListener("click", firstPage);
 $("next-page").addEventListener("click", () => {
   if (view.nextCursor === null) return;
   view.cursor = view.nextCursor;
+  go();
   loadJobs().catch(e => say(false, e.message));
+});
+
+// Every view has its address, and the back button walks them: the list with its state tab,
+// filters and page (`/jobs?state=failed&queue=mail`), a job (`/jobs/35`, the list's
+// filters kept), a queue (`/queues/mail`).
+const FILTERS = ["queue", "task", "priority", "since", "until", "search", "order"];
+function listQuery(withQueue) {
+  const p = new URLSearchParams();
+  if (view.state) p.set("state", view.state);
+  for (const k of FILTERS) {
+    const v = view.filters[k];
+    if (!v || (k === "order" && v === "newest") || (k === "queue" && !withQueue)) continue;
+    p.set(k, v);
+  }
+  if (view.cursor !== null) p.set("cursor", view.cursor);
+  const q = p.toString();
+  return q ? "?" + q : "";
+}
+function jobUrl(id) { return base + "/jobs/" + id + listQuery(true); }
+function currentUrl() {
+  if (view.selected !== null) return jobUrl(view.selected);
+  if (view.queueView !== null) return base + "/queues/" + encodeURIComponent(view.queueView) + listQuery(false);
+  const q = listQuery(true);
+  return base + (q ? "/jobs" + q : "/");
+}
+// Records the view in the address bar (and the history, so that back returns to it).
+function go() {
+  const url = currentUrl();
+  if (url !== location.pathname + location.search) history.pushState(null, "", url);
+}
+// Reads the view from the address: at load and when the back or forward button is used.
+function fromUrl() {
+  const rest = location.pathname.slice(base.length);
+  const p = new URLSearchParams(location.search);
+  const job = rest.match(/^\/jobs\/(\d+)\/?$/), queue = rest.match(/^\/queues\/([^/]+)\/?$/);
+  view.selected = job ? Number(job[1]) : null;
+  view.queueView = queue ? decodeURIComponent(queue[1]) : null;
+  view.state = STATES.includes(p.get("state")) ? p.get("state") : null;
+  view.filters = Object.fromEntries(FILTERS.map(k => [k, p.get(k) || ""]));
+  if (view.queueView !== null) view.filters.queue = view.queueView;
+  if (!view.filters.order) view.filters.order = "newest";
+  view.cursor = /^\d+$/.test(p.get("cursor") || "") ? Number(p.get("cursor")) : null;
+  // The form shows what the address says.
+  const local = iso => { if (!iso) return ""; const d = new Date(iso); return isNaN(d) ? "" : new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
+  for (const k of ["queue", "task", "priority", "search"]) $("f-" + k).value = view.filters[k];
+  $("f-since").value = local(view.filters.since);
+  $("f-until").value = local(view.filters.until);
+  $("f-order").value = view.filters.order;
+}
+function renderView() {
+  $("jobs-scope").textContent = view.queueView !== null ? "· queue " + view.queueView : "";
+  renderTabs();
+  if (view.overview) renderQueues(view.overview);
+  loadJobs().catch(e => say(false, e.message));
+  showJob();
+}
+window.addEventListener("popstate", () => { fromUrl(); renderView(); });
+// A click that opens the link here, not in a new tab or window.
+function plainClick(e) { return e.button === 0 && !e.ctrlKey && !e.metaKey && !e.shiftKey && !e.altKey; }
+function select(id) { view.selected = id; go(); showJob(); }
+function openQueue(name) {
+  view.queueView = name; view.selected = null; view.state = null; view.cursor = null;
+  view.filters = { queue: name, order: "newest" };
+  go();
+  fromUrl();
+  renderView();
+}
+$("home").addEventListener("click", e => {
+  if (!plainClick(e)) return;
+  e.preventDefault();
+  history.pushState(null, "", base + "/");
+  fromUrl();
+  renderView();
 });
 
 // Bulk actions, on the ticked jobs or on all the filter selects: count first, then act
@@ -254,9 +378,12 @@ $("yes").addEventListener("click", async () => {
 // Numbered like the jobs page's loads: only the latest job asked for is shown.
 let jobDetailLoads = 0;
 async function showJob() {
-  if (view.selected === null) return;
   const d = $("detail");
   const load = ++jobDetailLoads;
+  if (view.selected === null) {
+    d.replaceChildren(el("span", "Click a job to see its arguments, attempts, timeline and dependencies.", "muted"));
+    return;
+  }
   let j;
   try { j = await get("/api/jobs/" + view.selected); } catch (e) {
     if (load === jobDetailLoads) d.replaceChildren(el("span", "job " + view.selected + " is gone", "muted"));
@@ -323,7 +450,7 @@ function dependencies(j) {
     for (const p of jobs) {
       const a = el("button", p.id + " " + p.task + " ", cls); a.type = "button"; a.dataset.id = p.id;
       a.appendChild(stateSpan(p.state));
-      a.addEventListener("click", () => { view.selected = p.id; showJob(); });
+      a.addEventListener("click", () => select(p.id));
       line.append(a, document.createTextNode(" "));
     }
     box.appendChild(line);
@@ -348,7 +475,7 @@ async function workflowList(id, current) {
     li.style.paddingLeft = (d * 20) + "px";
     li.append(el("span", step.job.id + " " + step.job.task + " "), stateSpan(step.job.state));
     if (step.parents.length) li.appendChild(el("span", " ← " + step.parents.join(", "), "muted"));
-    li.addEventListener("click", () => { view.selected = step.job.id; showJob(); });
+    li.addEventListener("click", () => select(step.job.id));
     list.appendChild(li);
   }
   box.appendChild(list);
@@ -390,6 +517,7 @@ async function refresh() {
     refreshing = false;
   }
 }
-readFilters();
+fromUrl();
+$("jobs-scope").textContent = view.queueView !== null ? "· queue " + view.queueView : "";
 refresh();
 setInterval(() => { if ($("live").checked && !document.hidden) refresh(); }, 3000);
