@@ -52,9 +52,10 @@ impl From<oncommit::Error> for Error {
         use oncommit::Error as E;
         let (status, message): (StatusCode, std::borrow::Cow<'static, str>) = match &err {
             // oncommit's own words about a misuse: they help the developer and hold no data.
-            E::EnqueueOutsideTransaction | E::InvalidOption { .. } | E::InvalidArgs { .. } | E::InvalidOptions(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, err.to_string().into())
-            }
+            E::EnqueueOutsideTransaction
+            | E::InvalidOption { .. }
+            | E::InvalidArgs { .. }
+            | E::InvalidTransactionOptions(_) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string().into()),
             e if e.is_retryable() => {
                 (StatusCode::CONFLICT, "the request conflicted with a concurrent one; try again".into())
             }

@@ -101,7 +101,7 @@ async fn manual(State(app): State<App>, body: String) -> Result<String, Error> {
 /// hook, and axum demands the handler's future be `Send` (this file compiles only if it is).
 async fn scoped(State(app): State<App>, body: String) -> Result<String, Error> {
     let mut runs = 0;
-    let retry = oncommit::Retry::default().base_delay(std::time::Duration::from_millis(1));
+    let retry = oncommit::TransactionRetry::default().base_delay(std::time::Duration::from_millis(1));
     let attempts = oncommit::atomic!(app.db.transaction().retry(retry), |tx| {
         runs += 1;
         oncommit::with_conn!(tx.conn(), c => {

@@ -49,7 +49,7 @@ Bench:
 )]
 pub(crate) struct Args {
     /// Database URL: sqlite://path (created if missing) or postgres://user@host/db.
-    #[arg(long, env = "DATABASE_URL", default_value = oncommit::DEFAULT_URL, global = true)]
+    #[arg(long, env = "DATABASE_URL", default_value = oncommit::defaults::DATABASE_URL, global = true)]
     pub(crate) database_url: String,
 
     /// Print one JSON object on one line instead of text, for scripts: every command that
@@ -387,8 +387,8 @@ pub(crate) struct JobsArgs {
 
 impl JobsArgs {
     /// The selection and page the flags describe.
-    pub(crate) fn query(&self) -> (oncommit::JobSelection, oncommit::JobPage) {
-        let page = oncommit::JobPage { order: self.order, cursor: self.cursor, limit: self.limit };
+    pub(crate) fn query(&self) -> (oncommit::JobSelection, oncommit::PageRequest) {
+        let page = oncommit::PageRequest { order: self.order, cursor: self.cursor, limit: self.limit };
         (self.filter.selection(&self.state), page)
     }
 }

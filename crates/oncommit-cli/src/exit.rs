@@ -50,7 +50,7 @@ pub(crate) fn code(err: &anyhow::Error) -> u8 {
             return match e {
                 E::InvalidUrl { .. }
                 | E::InvalidOption { .. }
-                | E::InvalidOptions(_)
+                | E::InvalidTransactionOptions(_)
                 | E::InvalidArgs { .. }
                 | E::InvalidSchedule { .. }
                 | E::TransactionPooler { .. } => 2,

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use oncommit::{Backend, Db, Error, Lock, Retry};
+use oncommit::{Backend, Db, Error, Lock, TransactionRetry};
 use serde::Serialize;
 use tokio::sync::Barrier;
 
@@ -44,7 +44,7 @@ pub async fn run(db: &Db) -> oncommit::Result<Report> {
     schema::reset_socks(db, &[(1, "black"), (2, "white")]).await?;
     let backend = db.backend();
 
-    let naive = opposite_order(db, Retry::never()).await;
+    let naive = opposite_order(db, TransactionRetry::never()).await;
     let victim = naive.iter().find_map(|r| r.as_ref().err().filter(|e| e.is_deadlock()));
     let deadlock_errors = naive.iter().filter(|r| r.as_ref().is_err_and(Error::is_deadlock)).count();
     if let Some(other) = naive.iter().find_map(|r| r.as_ref().err().filter(|e| !e.is_deadlock())) {
@@ -55,7 +55,7 @@ pub async fn run(db: &Db) -> oncommit::Result<Report> {
         _ => (None, None),
     };
 
-    let retried = opposite_order(db, Retry::default()).await;
+    let retried = opposite_order(db, TransactionRetry::default()).await;
     let with_retry_committed = retried.iter().all(Result::is_ok);
     let with_retry_attempts = [0, 1].map(|i| retried[i].as_ref().copied().unwrap_or(0));
 
@@ -87,7 +87,7 @@ pub async fn run(db: &Db) -> oncommit::Result<Report> {
 /// PostgreSQL the first attempt of each is choreographed into the deadlock: both hold their
 /// first lock, A asks for its second, and once A is seen waiting B asks for its own.
 /// Returns each side's attempt count or error.
-async fn opposite_order(db: &Db, retry: Retry) -> [oncommit::Result<u32>; 2] {
+async fn opposite_order(db: &Db, retry: TransactionRetry) -> [oncommit::Result<u32>; 2] {
     let choreographed = db.backend() == Backend::Postgres;
     let both_hold_one = Arc::new(Barrier::new(2));
     let a_pid = Arc::new(OnceLock::new());

@@ -114,7 +114,7 @@ async fn connect(url: &str) -> anyhow::Result<Db> {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .busy_timeout(oncommit::SQLITE_BUSY_TIMEOUT);
+            .busy_timeout(oncommit::limits::SQLITE_BUSY_TIMEOUT);
         Db::from_pool(sqlx::SqlitePool::connect_with(options).await?)
     } else {
         Db::from_pool(sqlx::PgPool::connect(url).await?)

@@ -12,7 +12,8 @@ use sqlx::sqlite::SqlitePool;
 
 use crate::conn::PoolConn;
 use crate::driver::options::Pooler;
-pub use crate::driver::options::{Backend, DbOptions, ExistingPool, SQLITE_BUSY_TIMEOUT};
+use crate::driver::options::SQLITE_BUSY_TIMEOUT;
+pub use crate::driver::options::{Backend, DbOptions, ExistingPool};
 #[cfg(feature = "postgres")]
 use crate::driver::pool::ListenPool;
 use crate::driver::pool::Pool;
@@ -23,9 +24,6 @@ use crate::transaction::{OpenGuards, Tx, TxBuilder, defer_hook};
 use futures_util::FutureExt;
 
 pub(crate) use crate::driver::pool::WriteGate;
-
-/// The URL used when neither `DATABASE_URL` nor `--database-url` is given.
-pub const DEFAULT_URL: &str = "sqlite://oncommit.db";
 
 /// A pool of connections to one database. Cheap to clone: clones share the pool.
 ///

@@ -267,7 +267,7 @@ pub enum Error {
 
     /// An option was given that does not apply (isolation level on a nested scope, …).
     #[error("invalid transaction options: {0}")]
-    InvalidOptions(&'static str),
+    InvalidTransactionOptions(&'static str),
 
     /// The backend cannot do what was asked (for example `statement_timeout` on SQLite).
     #[error("{feature} is not supported on {backend}")]

@@ -19,7 +19,7 @@
 //! - [`Tx`], [`TxBuilder`] (`transaction`): scopes, savepoints, isolation, timeouts, retry.
 //! - hooks (`hooks`): `on_commit` callbacks with Django's semantics.
 //! - [`Lock`] (`lock`): row-lock clauses and deterministic-order locking.
-//! - [`Retry`] (`retry`): when a transaction runs again.
+//! - [`TransactionRetry`] (`retry`): when a transaction runs again.
 //! - [`enum@Error`] (`error`): the one error type, with database errors classified.
 //! - [`Task`], [`EnqueueOptions`] (`task`, `enqueue`): durable jobs, enqueued in the caller's transaction.
 //! - [`Worker`], [`Periodic`], [`Shutdown`] (`worker`, `periodic`, `shutdown`): running them.
@@ -37,7 +37,7 @@ mod admin;
 mod bulk;
 mod db;
 /// What a job gets when neither its enqueue nor its task's declaration says: defined here
-/// once, for the Rust side ([`TaskOptions`](crate::TaskOptions)'s default) and for the SQL
+/// once, for the Rust side ([`TaskOptions`]'s default) and for the SQL
 /// side, where the build script (`build.rs`) writes them into the migrations' `{{QUEUE}}`,
 /// `{{PRIORITY}}` and `{{MAX_ATTEMPTS}}` (the jobs table's defaults, the insert trigger,
 /// `oncommit.enqueue` and `oncommit.enqueue_many`).
@@ -53,6 +53,7 @@ mod hook_capture;
 mod hooks;
 mod job;
 mod job_row;
+pub mod limits;
 mod listing;
 mod lock;
 pub mod metrics;
@@ -71,22 +72,22 @@ mod unique;
 mod worker;
 mod workflow;
 
-pub use activity::{ACTIVITY_RETENTION, QueueActivity, WAIT_BUCKETS_MS};
-pub use admin::{Cancelled, FINISHED_COUNTS_MAX_AGE, JobDependencies, JobFilter, JobStats};
-pub use bulk::{BulkCancelled, JobSelection, MAX_IDS};
+pub use activity::QueueActivity;
+pub use admin::{Cancelled, JobDependencies, JobFilter, JobStats};
+pub use bulk::{BulkCancelled, JobSelection};
 pub use conn::{Conn, PoolConn};
-pub use db::{Backend, DEFAULT_URL, Db, DbOptions, ExistingPool, SQLITE_BUSY_TIMEOUT};
+pub use db::{Backend, Db, DbOptions, ExistingPool};
 pub use driver::options::Pooler;
-pub use enqueue::{EnqueueOptions, MAX_QUEUE_NAME_BYTES};
+pub use enqueue::EnqueueOptions;
 pub use error::{BoxError, Error, Result, SerializationKind};
 pub use hook_capture::{CapturedHooks, capture_on_commit};
 pub use hooks::HookOutput;
 pub use job::{AttemptError, Job, JobId, JobState};
-pub use listing::{JobOrder, JobPage, JobsPage, MAX_PAGE, PAGE_BUDGET};
+pub use listing::{JobOrder, JobsPage, PageRequest};
 pub use lock::{Lock, LockStrength, LockWait};
 pub use periodic::Periodic;
 pub use queries::{Parent, QueueInfo, RateLimit, StateCount, TableStats, TaskDeclaration, WorkerInfo};
-pub use retry::Retry;
+pub use retry::TransactionRetry;
 pub use retry_policy::RetryPolicy;
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use task::{Task, TaskContext, TaskError, TaskOptions};

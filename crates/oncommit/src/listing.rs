@@ -48,7 +48,7 @@ impl std::str::FromStr for JobOrder {
 
 /// Which page of a listing [`Db::list_jobs`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobPage {
+pub struct PageRequest {
     /// Newest or oldest first.
     pub order: JobOrder,
     /// Where the previous page ended ([`JobsPage::next_cursor`]); `None` for the first page.
@@ -57,10 +57,10 @@ pub struct JobPage {
     pub limit: i64,
 }
 
-impl Default for JobPage {
+impl Default for PageRequest {
     /// The first 50 jobs, newest first.
     fn default() -> Self {
-        JobPage { order: JobOrder::Newest, cursor: None, limit: 50 }
+        PageRequest { order: JobOrder::Newest, cursor: None, limit: 50 }
     }
 }
 
@@ -83,20 +83,20 @@ impl Db {
     /// One page of the jobs `selection` picks (every state when it names none).
     ///
     /// ```no_run
-    /// # use oncommit::{Db, JobPage, JobSelection, JobState};
+    /// # use oncommit::{Db, PageRequest, JobSelection, JobState};
     /// # async fn demo(db: Db) -> oncommit::Result<()> {
     /// let failed = JobSelection::new([JobState::Failed]).search("timeout");
-    /// let mut page = db.list_jobs(&failed, &JobPage::default()).await?;
+    /// let mut page = db.list_jobs(&failed, &PageRequest::default()).await?;
     /// loop {
     ///     for job in &page.jobs {
     ///         println!("{} {}", job.id, job.task);
     ///     }
     ///     let Some(cursor) = page.next_cursor else { break };
-    ///     page = db.list_jobs(&failed, &JobPage { cursor: Some(cursor), ..JobPage::default() }).await?;
+    ///     page = db.list_jobs(&failed, &PageRequest { cursor: Some(cursor), ..PageRequest::default() }).await?;
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn list_jobs(&self, selection: &JobSelection, page: &JobPage) -> Result<JobsPage> {
+    pub async fn list_jobs(&self, selection: &JobSelection, page: &PageRequest) -> Result<JobsPage> {
         if !(1..=MAX_PAGE).contains(&page.limit) {
             return Err(Error::InvalidOption {
                 option: "page limit",

@@ -1,4 +1,4 @@
-//! [`Retry`]: when and how often a transaction closure runs again after a retryable error.
+//! [`TransactionRetry`]: when and how often a transaction closure runs again after a retryable error.
 
 use std::time::Duration;
 
@@ -10,14 +10,14 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// let retry = oncommit::Retry::default()
+/// let retry = oncommit::TransactionRetry::default()
 ///     .max_attempts(10)
 ///     .base_delay(Duration::from_millis(5))
 ///     .deadline(Duration::from_secs(2));
 /// assert_eq!(retry.attempts(), 10);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
+pub struct TransactionRetry {
     max_attempts: u32,
     base_delay: Duration,
     max_delay: Duration,
@@ -25,10 +25,10 @@ pub struct Retry {
     deadline: Option<Duration>,
 }
 
-impl Default for Retry {
+impl Default for TransactionRetry {
     /// Five attempts, 10 ms base delay doubling up to 1 s, no deadline.
     fn default() -> Self {
-        Retry {
+        TransactionRetry {
             max_attempts: 5,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_secs(1),
@@ -37,32 +37,32 @@ impl Default for Retry {
     }
 }
 
-impl Retry {
+impl TransactionRetry {
     /// A policy that never retries: the first error is returned.
-    pub fn never() -> Retry {
-        Retry { max_attempts: 1, ..Retry::default() }
+    pub fn never() -> TransactionRetry {
+        TransactionRetry { max_attempts: 1, ..TransactionRetry::default() }
     }
 
     /// How many attempts in all, the first included (at least 1).
-    pub fn max_attempts(mut self, attempts: u32) -> Retry {
+    pub fn max_attempts(mut self, attempts: u32) -> TransactionRetry {
         self.max_attempts = attempts.max(1);
         self
     }
 
     /// The delay before the second attempt; it doubles for each later one.
-    pub fn base_delay(mut self, delay: Duration) -> Retry {
+    pub fn base_delay(mut self, delay: Duration) -> TransactionRetry {
         self.base_delay = delay;
         self
     }
 
     /// The longest delay between two attempts.
-    pub fn max_delay(mut self, delay: Duration) -> Retry {
+    pub fn max_delay(mut self, delay: Duration) -> TransactionRetry {
         self.max_delay = delay;
         self
     }
 
     /// No attempt starts after this much time since the first.
-    pub fn deadline(mut self, deadline: Duration) -> Retry {
+    pub fn deadline(mut self, deadline: Duration) -> TransactionRetry {
         self.deadline = Some(deadline);
         self
     }
@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn delays_stay_under_the_exponential_cap() {
-        let r = Retry::default().base_delay(Duration::from_millis(10)).max_delay(Duration::from_millis(50));
+        let r = TransactionRetry::default().base_delay(Duration::from_millis(10)).max_delay(Duration::from_millis(50));
         for _ in 0..100 {
             assert!(r.delay_after(1) <= Duration::from_millis(10));
             assert!(r.delay_after(2) <= Duration::from_millis(20));
@@ -104,11 +104,11 @@ mod tests {
 
     #[test]
     fn attempts_and_deadline_bound_the_retries() {
-        let r = Retry::default().max_attempts(3).deadline(Duration::from_secs(1));
+        let r = TransactionRetry::default().max_attempts(3).deadline(Duration::from_secs(1));
         assert!(r.allows(1, Duration::ZERO));
         assert!(r.allows(2, Duration::ZERO));
         assert!(!r.allows(3, Duration::ZERO));
         assert!(!r.allows(1, Duration::from_secs(2)));
-        assert!(!Retry::never().allows(1, Duration::ZERO));
+        assert!(!TransactionRetry::never().allows(1, Duration::ZERO));
     }
 }

@@ -52,7 +52,7 @@ fn bad_request(e: impl std::fmt::Display) -> Error {
 
 impl JobsQuery {
     /// The selection and page the query names; a malformed value is a 400 naming it.
-    fn parse(&self) -> Result<(oncommit::JobSelection, oncommit::JobPage), Error> {
+    fn parse(&self) -> Result<(oncommit::JobSelection, oncommit::PageRequest), Error> {
         let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
         let time = |name: &str, v: &Option<String>| {
             text(v)
@@ -91,7 +91,7 @@ impl JobsQuery {
             search: self.search.clone(),
             ids: None,
         };
-        let page = oncommit::JobPage {
+        let page = oncommit::PageRequest {
             order: text(&self.order).map(|o| o.parse()).transpose().map_err(bad_request)?.unwrap_or_default(),
             cursor: number("cursor", &self.cursor)?,
             limit: number("limit", &self.limit)?.unwrap_or(50),

@@ -12,19 +12,19 @@
 ///
 /// - a [`Db`] or `&Db`: a new transaction with default options;
 /// - a [`TxBuilder`] (`db.transaction().isolation(…).retry(…)`): a new transaction with
-///   those options; with a [`Retry`](crate::Retry), the block runs again on retryable errors
+///   those options; with a [`TransactionRetry`](crate::TransactionRetry), the block runs again on retryable errors
 ///   (each attempt a fresh transaction, [`Tx::attempt`] says which);
 /// - an open scope, `tx` (a `&mut Tx` or a guard): a savepoint in it, released on `Ok` and
 ///   rolled back on `Err` while the enclosing transaction goes on.
 ///
 /// ```no_run
-/// use oncommit::{Db, Retry};
+/// use oncommit::{Db, TransactionRetry};
 ///
 /// async fn rename(db: Db, names: Vec<String>) -> oncommit::Result<()> {
 ///     let handle = tokio::spawn(async move {
 ///         let names = &names; // borrowed by the block below
 ///         let mut tries = 0; // and changed by it, on every attempt
-///         oncommit::atomic!(db.transaction().retry(Retry::default()), |tx| {
+///         oncommit::atomic!(db.transaction().retry(TransactionRetry::default()), |tx| {
 ///             tries += 1;
 ///             for name in names {
 ///                 oncommit::with_conn!(tx.conn(), c => {

@@ -16,7 +16,7 @@ use super::scope::ScopeMarker;
 use super::tx::Tx;
 use crate::db::Db;
 use crate::error::Result;
-use crate::retry::Retry;
+use crate::retry::TransactionRetry;
 
 /// Where a scope is opened: a new outermost transaction (with its options and retry), or a
 /// savepoint inside an open one.
@@ -34,7 +34,7 @@ pub enum ScopeSource<'s, 'p> {
 pub struct Attempts {
     /// When to run again after a retryable error; `None` for a savepoint, which is never
     /// retried on its own.
-    retry: Option<Retry>,
+    retry: Option<TransactionRetry>,
     attempt: u32,
     started: Instant,
 }

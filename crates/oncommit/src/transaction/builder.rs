@@ -5,10 +5,11 @@ use std::time::Duration;
 use super::attempts::{ScopeSource, run_in};
 use super::scope::in_scope_of;
 use super::tx::{Tx, TxState};
-use crate::db::{Db, SQLITE_BUSY_TIMEOUT};
+use crate::db::Db;
 use crate::driver::contract::BeginSettings;
+use crate::driver::options::SQLITE_BUSY_TIMEOUT;
 use crate::error::{Error, Result};
-use crate::retry::Retry;
+use crate::retry::TransactionRetry;
 
 pub use crate::driver::options::Isolation;
 
@@ -25,13 +26,13 @@ pub struct Committed<T> {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use oncommit::{Isolation, Retry};
+/// use oncommit::{Isolation, TransactionRetry};
 /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
 /// let committed = db
 ///     .transaction()
 ///     .isolation(Isolation::Serializable)
 ///     .lock_timeout(Duration::from_millis(500))
-///     .retry(Retry::default())
+///     .retry(TransactionRetry::default())
 ///     .run_reported(async |tx| {
 ///         oncommit::with_conn!(tx.conn(), c => {
 ///             sqlx::query("UPDATE socks SET colour = 'red' WHERE id = 1").execute(c).await?.rows_affected()
@@ -51,7 +52,7 @@ pub struct TxBuilder<'d> {
     durable: bool,
     lock_timeout: Option<Duration>,
     statement_timeout: Option<Duration>,
-    retry: Retry,
+    retry: TransactionRetry,
 }
 
 impl<'d> TxBuilder<'d> {
@@ -63,7 +64,7 @@ impl<'d> TxBuilder<'d> {
             durable: false,
             lock_timeout: None,
             statement_timeout: None,
-            retry: Retry::never(),
+            retry: TransactionRetry::never(),
         }
     }
 
@@ -105,15 +106,17 @@ impl<'d> TxBuilder<'d> {
 
     /// Run the closure again on retryable errors. Only for [`TxBuilder::run`] and
     /// [`TxBuilder::run_reported`]: a guard cannot be replayed.
-    pub fn retry(mut self, retry: Retry) -> Self {
+    pub fn retry(mut self, retry: TransactionRetry) -> Self {
         self.retry = retry;
         self
     }
 
     /// Begins the transaction and returns its guard.
     pub async fn begin(self) -> Result<Tx<'static>> {
-        if self.retry != Retry::never() {
-            return Err(Error::InvalidOptions("retry needs the closure form (run), a guard cannot be replayed"));
+        if self.retry != TransactionRetry::never() {
+            return Err(Error::InvalidTransactionOptions(
+                "retry needs the closure form (run), a guard cannot be replayed",
+            ));
         }
         self.check_durable()?;
         let mut tx = self.begin_attempt(1).await?;
@@ -153,7 +156,7 @@ impl<'d> TxBuilder<'d> {
         if self.durable && in_scope_of(self.db) { Err(Error::DurableNested) } else { Ok(()) }
     }
 
-    pub(super) fn retry_policy(&self) -> Retry {
+    pub(super) fn retry_policy(&self) -> TransactionRetry {
         self.retry
     }
 

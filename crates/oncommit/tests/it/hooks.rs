@@ -201,7 +201,7 @@ backend_test!(pooled async fn hooks_of_a_retried_attempt_never_run(t) {
     let db: &Db = &t.db;
     let committed = db
         .transaction()
-        .retry(oncommit::Retry::default().base_delay(std::time::Duration::from_millis(1)))
+        .retry(oncommit::TransactionRetry::default().base_delay(std::time::Duration::from_millis(1)))
         .run_reported(async |tx| {
             let attempt = tx.attempt();
             let l = log.clone();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use oncommit::{Backend, EnqueueOptions, Error, JobFilter, JobState, Retry};
+use oncommit::{Backend, EnqueueOptions, Error, JobFilter, JobState, TransactionRetry};
 use oncommit_testing::backend_test;
 
 use super::tasks::{Echo, create_runs};
@@ -34,7 +34,7 @@ backend_test!(pooled async fn a_job_enqueued_in_a_transaction_commits_or_vanishe
     let committed = t
         .db
         .transaction()
-        .retry(Retry::default().base_delay(Duration::from_millis(1)))
+        .retry(TransactionRetry::default().base_delay(Duration::from_millis(1)))
         .run_reported(async |tx| {
             tx.enqueue(echo("retried")).await?;
             if tx.attempt() == 1 {

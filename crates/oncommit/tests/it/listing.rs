@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use oncommit::{EnqueueOptions, JobId, JobOrder, JobPage, JobSelection, JobState};
+use oncommit::{EnqueueOptions, JobId, JobOrder, JobSelection, JobState, PageRequest};
 use oncommit_testing::backend_test;
 use serde_json::json;
 
@@ -16,7 +16,7 @@ async fn all_pages(db: &oncommit::Db, selection: &JobSelection, order: JobOrder,
     let mut ids = Vec::new();
     let mut cursor = None;
     loop {
-        let page = db.list_jobs(selection, &JobPage { order, cursor, limit }).await.unwrap();
+        let page = db.list_jobs(selection, &PageRequest { order, cursor, limit }).await.unwrap();
         ids.extend(page.jobs.iter().map(|j| j.id.0));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -74,7 +74,7 @@ backend_test!(pooled async fn every_filter_of_the_listing_selects_what_it_says(t
     assert_eq!(db.count_jobs(&any.clone().ids([a, b]).search("ada")).await.unwrap(), 1);
     assert!(db.count_jobs(&any).await.is_err(), "a bulk selection names states or ids");
     // Bad pages are refused, not clamped silently.
-    let err = db.list_jobs(&any, &JobPage { limit: 0, ..JobPage::default() }).await.unwrap_err();
+    let err = db.list_jobs(&any, &PageRequest { limit: 0, ..PageRequest::default() }).await.unwrap_err();
     assert!(err.to_string().contains("page limit"), "{err}");
 });
 
@@ -86,7 +86,7 @@ backend_test!(pooled async fn cursor_pages_neither_repeat_nor_skip_while_jobs_mo
         enqueued.push(db.enqueue_raw("move", &json!({ "i": i }), EnqueueOptions::new()).await.unwrap().0);
     }
     let any = JobSelection::default();
-    let page = |cursor| JobPage { order: JobOrder::Newest, cursor, limit: 10 };
+    let page = |cursor| PageRequest { order: JobOrder::Newest, cursor, limit: 10 };
     let first = db.list_jobs(&any, &page(None)).await.unwrap();
     let seen: Vec<i64> = first.jobs.iter().map(|j| j.id.0).collect();
     assert_eq!(seen, enqueued[15..].iter().rev().copied().collect::<Vec<_>>());
@@ -138,7 +138,7 @@ backend_test!(pooled async fn a_rare_match_is_found_across_windows_of_a_large_ta
     .unwrap();
     let found = all_pages(db, &JobSelection::default().search("NEEDLE"), JobOrder::Newest, 20).await;
     assert_eq!(found, vec![needle.0]);
-    let oldest = db.list_jobs(&JobSelection::default(), &JobPage { order: JobOrder::Oldest, cursor: None, limit: 3 }).await.unwrap();
+    let oldest = db.list_jobs(&JobSelection::default(), &PageRequest { order: JobOrder::Oldest, cursor: None, limit: 3 }).await.unwrap();
     assert_eq!(oldest.jobs[0].id, needle);
     assert_eq!(oldest.next_cursor, Some(oldest.jobs[2].id.0));
 });

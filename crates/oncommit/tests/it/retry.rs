@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use oncommit::{Error, Isolation, Retry};
+use oncommit::{Error, Isolation, TransactionRetry};
 use oncommit_testing::{TestDb, backend_test};
 use tokio::sync::Barrier;
 
 use super::{committed_ids, create_items, insert};
 
-fn quick() -> Retry {
-    Retry::default().base_delay(Duration::from_millis(1)).max_attempts(5)
+fn quick() -> TransactionRetry {
+    TransactionRetry::default().base_delay(Duration::from_millis(1)).max_attempts(5)
 }
 
 #[tokio::test]
@@ -26,7 +26,7 @@ async fn a_real_serialization_failure_is_retried_until_both_commit() {
                 .isolation(Isolation::Serializable)
                 // Room for more than one overlap: on a loaded machine the retries of both
                 // sides can meet again, and SSI then rightly aborts one once more.
-                .retry(Retry::default().base_delay(Duration::from_millis(5)).max_attempts(10))
+                .retry(TransactionRetry::default().base_delay(Duration::from_millis(5)).max_attempts(10))
                 .run_reported(async move |tx| {
                     // Both read the same snapshot, then both write: SSI must abort one.
                     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM items").fetch_one(tx.postgres()?).await?;

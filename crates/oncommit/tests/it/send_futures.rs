@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use oncommit::{Error, Retry, SerializationKind, Tx};
+use oncommit::{Error, SerializationKind, TransactionRetry, Tx};
 use oncommit_testing::backend_test;
 
 use super::{committed_ids, create_items, insert};
@@ -107,7 +107,7 @@ backend_test!(pooled async fn a_hook_that_transacts(t) {
 backend_test!(pooled async fn a_retried_block_changes_its_captures(t) {
     create_items(&t.db).await;
     let mut runs = 0;
-    let retry = Retry::default().base_delay(Duration::from_millis(1));
+    let retry = TransactionRetry::default().base_delay(Duration::from_millis(1));
     let value = send(oncommit::atomic!(t.db.transaction().retry(retry), |tx| {
         runs += 1;
         insert(tx, i64::from(tx.attempt()), "attempt").await?;

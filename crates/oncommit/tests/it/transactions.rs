@@ -140,8 +140,8 @@ backend_test!(pooled async fn read_only_transactions_refuse_writes_and_leave_the
 });
 
 backend_test!(pooled async fn options_that_make_no_sense_are_refused(t) {
-    let err = t.db.transaction().retry(oncommit::Retry::default()).begin().await.map(drop).unwrap_err();
-    assert!(matches!(err, Error::InvalidOptions(_)), "{err:?}");
+    let err = t.db.transaction().retry(oncommit::TransactionRetry::default()).begin().await.map(drop).unwrap_err();
+    assert!(matches!(err, Error::InvalidTransactionOptions(_)), "{err:?}");
     let timed = t.db.transaction().statement_timeout(Duration::from_millis(50)).begin().await.map(drop);
     match t.backend() {
         Backend::Postgres => timed.unwrap(),

@@ -134,7 +134,7 @@ backend_test!(pooled async fn concurrent_enqueuers_agree_on_one_job(t) {
         let db = t.db.clone();
         tasks.spawn(async move {
             db.transaction()
-                .retry(oncommit::Retry::default())
+                .retry(oncommit::TransactionRetry::default())
                 .run(async |tx| tx.enqueue_raw("import", &json!({ "file": "a.csv" }), unique(Unique::by_args())).await)
                 .await
         });
