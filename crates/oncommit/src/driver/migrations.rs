@@ -237,7 +237,13 @@ async fn transaction(
 ) -> Result<bool> {
     let mut patience = Patience::new();
     loop {
-        run_sql(conn, begin).await?;
+        // SQLite's `BEGIN IMMEDIATE` takes the write lock, and may find it taken.
+        if let Err(err) = run_sql(conn, begin).await {
+            if patience.wait_again(&err).await {
+                continue;
+            }
+            return Err(err);
+        }
         let result = async {
             if let Some(first) = sql.in_transaction {
                 run_sql(conn, first).await?;
