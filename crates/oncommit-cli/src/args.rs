@@ -197,7 +197,19 @@ pub(crate) enum Command {
         /// gap; --jobs per step.
         #[arg(long, conflicts_with_all = ["backlog", "sustain"])]
         breakdown: bool,
-        /// The worker's concurrency for --backlog and --sustain.
+        /// Instead (PostgreSQL): enqueue --rate jobs/s for a worker process while three
+        /// overlapping REPEATABLE READ readers of --reader-secs each hold back vacuum, and
+        /// report the backlog (in seconds of work) and the dead rows every 5 s: does the
+        /// queue keep up, and how soon does it recover?
+        #[arg(long, conflicts_with_all = ["backlog", "sustain", "breakdown"])]
+        vacuum_pressure: bool,
+        /// Jobs per second for --vacuum-pressure.
+        #[arg(long, default_value_t = 800)]
+        rate: u32,
+        /// How long each reader of --vacuum-pressure holds its snapshot, in seconds.
+        #[arg(long, default_value_t = 120)]
+        reader_secs: u64,
+        /// The worker's concurrency for --backlog, --sustain and --vacuum-pressure.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
     },

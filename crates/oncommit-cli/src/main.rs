@@ -99,6 +99,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Workflow { id } => admin::workflow(&db, &id, json).await?,
         Command::Queue { action } => queues::act(&db, action, json).await?,
         Command::Bench { breakdown: true, jobs, .. } => bench::breakdown(&db, jobs, json).await?,
+        Command::Bench { vacuum_pressure: true, rate, reader_secs, concurrency, .. } => {
+            bench::vacuum_pressure(&db, &args.database_url, rate, reader_secs, concurrency, json).await?
+        }
         Command::Bench { sustain: Some(secs), concurrency, .. } => {
             bench::sustain(&db, &args.database_url, secs, concurrency, json).await?
         }

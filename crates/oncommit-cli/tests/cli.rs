@@ -317,6 +317,34 @@ backend_test!(async fn bench_reports_every_figure(t) {
     }
 });
 
+backend_test!(async fn bench_vacuum_pressure_runs_overlapping_readers_and_samples_the_backlog(t) {
+    let url = t.url.clone();
+    let postgres = t.backend() == oncommit::Backend::Postgres;
+    let args = ["bench", "--vacuum-pressure", "--rate", "100", "--reader-secs", "3", "--concurrency", "8", "--json"];
+    let out = tokio::task::spawn_blocking(move || oncommit(&url, &args)).await.unwrap();
+    if !postgres {
+        assert_eq!(out.status.code(), Some(2), "PostgreSQL's: {out:?}");
+        return;
+    }
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let samples = v["samples"].as_array().unwrap();
+    assert!(samples.len() >= 3, "{v}");
+    // The readers overlap, and none is left open.
+    assert!(samples.iter().any(|s| s["readers"].as_u64().unwrap() >= 2), "{v}");
+    assert!(samples.iter().all(|s| s["backlog_secs"].as_f64().is_some() && s["lag_secs"].as_f64().is_some()), "{v}");
+    assert!(v["worst_backlog_secs"].as_f64().is_some() && v["baseline_backlog_secs"].as_f64().is_some(), "{v}");
+    let db = oncommit::Db::connect(&t.url).await.unwrap();
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND xact_start IS NOT NULL AND state LIKE 'idle in transaction%'",
+    )
+    .fetch_one(db.pg_pool().unwrap())
+    .await
+    .unwrap();
+    assert_eq!(open, 0, "a reader was left open");
+});
+
 backend_test!(async fn bench_breaks_the_one_job_gap_down_step_by_step(t) {
     let url = t.url.clone();
     let postgres = t.backend() == oncommit::Backend::Postgres;

@@ -1,7 +1,8 @@
 //! `oncommit bench`: throughput and latency of the queue, each figure next to a raw-SQL
 //! baseline measured in the same run on the same database. Uses its own queue (`bench`) and
 //! deletes only that queue's jobs. `--backlog N` drains a large backlog instead
-//! (`backlog`), `--sustain SECS` watches the table's size under load (`sustain`).
+//! (`backlog`), `--sustain SECS` watches the table's size under load (`sustain`),
+//! `--vacuum-pressure` the queue while long readers hold back vacuum (`vacuum`).
 
 mod backlog;
 mod bare;
@@ -9,9 +10,11 @@ mod breakdown;
 mod enqueue;
 mod latency;
 mod sustain;
+mod vacuum;
 
 pub(crate) use backlog::run as backlog;
 pub(crate) use sustain::run as sustain;
+pub(crate) use vacuum::run as vacuum_pressure;
 
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
