@@ -31,8 +31,8 @@ pub(crate) trait Diagnostics: Driver {
     /// The jobs table's own vacuum settings (`name=value`), if it has any.
     async fn vacuum_settings(c: &mut Self::Conn) -> Result<Vec<String>>;
 
-    /// What holds back vacuum of this database, oldest first: the oldest transaction of
-    /// another session, prepared transactions, replication slots that keep rows.
+    /// What holds back vacuum of this database, oldest first: the oldest transactions of
+    /// other client sessions, prepared transactions, replication slots that keep rows.
     async fn vacuum_holders(c: &mut Self::Conn) -> Result<Vec<VacuumHolder>>;
 
     /// Running jobs whose lease ran out over `grace` ago and whose owner has not beaten

@@ -33,15 +33,16 @@ impl Diagnostics for PostgresDriver {
 
     async fn vacuum_holders(c: &mut PgConnection) -> Result<Vec<VacuumHolder>> {
         // Another session's transaction holds back vacuum of this database's tables while
-        // it holds a snapshot or a transaction id; prepared transactions and slots hold it
+        // it holds a snapshot or a transaction id (the ten oldest; autovacuum's own are
+        // short and not the operator's to end); prepared transactions and slots hold it
         // back for every database.
         let rows: Vec<HolderRow> = sqlx::query_as(
             "(SELECT 'transaction', pid::text, extract(epoch FROM now() - xact_start)::int8, application_name, state, \
                      (extract(epoch FROM query_start) * 1000)::int8 \
               FROM pg_stat_activity \
               WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL \
-                AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL) \
-              ORDER BY xact_start LIMIT 1) \
+                AND backend_type = 'client backend' AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL) \
+              ORDER BY xact_start LIMIT 10) \
              UNION ALL \
              (SELECT 'prepared transaction', gid, extract(epoch FROM now() - prepared)::int8, owner::text, NULL, NULL \
               FROM pg_prepared_xacts ORDER BY prepared) \
@@ -136,14 +137,26 @@ pub(crate) async fn transaction_pooled(db: &crate::Db) -> Result<Option<bool>> {
         }
         Ok(())
     }
-    let (mut a, mut b) = (db.acquire().await?, db.acquire().await?);
+    let (mut a, mut b, mut c) = (db.acquire().await?, db.acquire().await?, db.acquire().await?);
     let first = pid(&mut a).await?;
-    // A pooler that lends server sessions per transaction gives `b` the session `a` just
-    // used (the most recently freed) while it holds a transaction open, so `a`'s next
-    // statement runs on another.
-    run(&mut b, "BEGIN").await?;
-    pid(&mut b).await?;
-    let second = pid(&mut a).await;
-    run(&mut b, "ROLLBACK").await?;
-    Ok(Some(first != second?))
+    // A pooler that lends server sessions per transaction lends the session `a` just used
+    // to another client while that client holds a transaction open, so `a`'s next
+    // statement runs on another. Which idle session a pooler lends is its choice: two
+    // holders, a few rounds; a direct connection never changes its pid.
+    for _ in 0..5 {
+        run(&mut b, "BEGIN").await?;
+        run(&mut c, "BEGIN").await?;
+        let held = async {
+            pid(&mut b).await?;
+            pid(&mut c).await?;
+            pid(&mut a).await
+        }
+        .await;
+        run(&mut b, "ROLLBACK").await?;
+        run(&mut c, "ROLLBACK").await?;
+        if held? != first {
+            return Ok(Some(true));
+        }
+    }
+    Ok(Some(false))
 }
