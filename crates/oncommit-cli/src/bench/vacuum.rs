@@ -1,6 +1,7 @@
 //! `oncommit bench --vacuum-pressure` (PostgreSQL): does the queue keep up while long
 //! readers hold back vacuum? Producers enqueue at a steady rate (800 jobs/s by default) for
-//! a worker process (`oncommit worker`, completed jobs pruned after 10 s); after a warm-up,
+//! a worker process (`oncommit worker`, completed jobs pruned after 10 s), enqueuing with
+//! `oncommit.enqueue_many` as a producer in SQL would; after a warm-up,
 //! three `REPEATABLE READ` transactions of 120 s each start 40 s apart, overlapping, so
 //! that for minutes no dead row can be vacuumed: the "death spiral" a long report or a
 //! forgotten session starts on a busy queue. Every 5 s the backlog (in seconds of work at
@@ -15,7 +16,7 @@ use oncommit::{Backend, Db};
 use serde::Serialize;
 use sqlx::{Connection as _, PgConnection};
 
-use super::backlog::{insert_noops, spawn_worker, stop_worker};
+use super::backlog::{spawn_worker, stop_worker};
 use super::{QUEUE, clear};
 use crate::demo::print;
 use crate::exit::Exit;
@@ -98,7 +99,7 @@ pub(crate) async fn run(
             // Enqueue what the rate owes by now.
             let owed = (now.as_secs_f64() * f64::from(rate)) as u64;
             if owed > produced {
-                insert_noops(db, usize::try_from(owed - produced)?).await?;
+                enqueue_noops(db, owed - produced).await?;
                 produced = owed;
             }
             if next_reader < starts.len() && now >= starts[next_reader] {
@@ -182,6 +183,20 @@ pub(crate) async fn run(
         });
         text
     })
+}
+
+/// Enqueues `n` no-op jobs as a producer in SQL does, with `oncommit.enqueue_many`, which
+/// wakes a sleeping worker (a raw INSERT would leave them to its poll).
+async fn enqueue_noops(db: &Db, n: u64) -> anyhow::Result<()> {
+    let pool = db.pg_pool().ok_or_else(|| anyhow::anyhow!("--vacuum-pressure is PostgreSQL's"))?;
+    sqlx::query(
+        "SELECT oncommit.enqueue_many('noop', (SELECT array_agg('{}'::jsonb) FROM generate_series(1, $1)), queue => $2)",
+    )
+    .bind(i64::try_from(n)?)
+    .bind(QUEUE)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Takes the readers whose time is up out of `readers`.
