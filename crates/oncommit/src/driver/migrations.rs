@@ -75,22 +75,23 @@ pub(crate) async fn recorded(
     result
 }
 
+/// Two round trips: which tables are there, then what they record.
 async fn read_record(conn: &mut PoolConn, set: &MigrationSet) -> Result<(Option<i64>, Option<i64>)> {
     let sql = on_backend!(conn.backend(), const MIGRATIONS);
-    if !table_exists(conn, &sql, sql.record_table).await? {
-        return Ok((None, None));
-    }
-    let latest: Option<i64> =
-        crate::with_conn!(conn.conn(), c => sqlx::query_scalar(sql.latest).bind(set.name).fetch_one(c).await?);
-    if !table_exists(conn, &sql, sql.compatibility_table).await? {
-        return Ok((latest, None));
-    }
-    let from: Option<i64> = crate::with_conn!(conn.conn(), c => sqlx::query_scalar(sql.compatible_from).bind(set.name).fetch_optional(c).await?);
-    Ok((latest, from))
-}
-
-async fn table_exists(conn: &mut PoolConn, sql: &MigrationSql, table: &str) -> Result<bool> {
-    Ok(crate::with_conn!(conn.conn(), c => sqlx::query_scalar(sql.table_exists).bind(table).fetch_one(c).await?))
+    let (record, compatibility): (bool, bool) = crate::with_conn!(conn.conn(), c => {
+        sqlx::query_as(sql.tables_exist).bind(sql.record_table).bind(sql.compatibility_table).fetch_one(c).await?
+    });
+    Ok(match (record, compatibility) {
+        (false, _) => (None, None),
+        (true, false) => {
+            let latest =
+                crate::with_conn!(conn.conn(), c => sqlx::query_scalar(sql.latest).bind(set.name).fetch_one(c).await?);
+            (latest, None)
+        }
+        (true, true) => {
+            crate::with_conn!(conn.conn(), c => sqlx::query_as(sql.status).bind(set.name).fetch_one(c).await?)
+        }
+    })
 }
 
 /// Waits, polling, until this session holds the migrators' lock.
@@ -124,7 +125,11 @@ async fn apply(
 ) -> Result<()> {
     let begin = format!("{}{}", sql.begin, pooled_begin.unwrap_or_default());
     transaction(conn, &begin, sql, set, Step::Bookkeeping).await?;
-    for m in migrations {
+    // A migration once applied stays applied: those seen here are skipped without a
+    // transaction each, so a migrate on a current schema costs a few reads. The others are
+    // checked again under the lock (another migrator may be applying them now).
+    let (seen, compatible_from) = applied_and_compatibility(conn, pooled_begin, sql, set).await?;
+    for m in migrations.iter().filter(|m| !seen.contains(&m.version)) {
         let outside = session_locked && m.sql.lines().any(|l| l.trim_end() == OUTSIDE_TRANSACTION);
         let started = Instant::now();
         let applied = if outside {
@@ -151,19 +156,42 @@ async fn apply(
             }
         }
     }
-    if let Some(floor) = crate::migrate::compatible_from(set, migrations) {
+    let floor = crate::migrate::compatible_from(set, migrations);
+    if let Some(floor) = floor.filter(|floor| compatible_from.is_none_or(|recorded| recorded < *floor)) {
         transaction(conn, &begin, sql, set, Step::Compatibility(floor)).await?;
     }
     Ok(())
 }
 
+/// The versions of `set` applied, and its recorded oldest compatible version, read once
+/// (in a transaction of its own behind a pooler). The bookkeeping tables exist by now.
+async fn applied_and_compatibility(
+    conn: &mut PoolConn,
+    pooled_begin: Option<&str>,
+    sql: &MigrationSql,
+    set: &MigrationSet,
+) -> Result<(HashSet<i64>, Option<i64>)> {
+    let opened = conn.open_pooled(pooled_begin).await?;
+    let read = async {
+        let applied = applied_versions(conn, sql, set).await?;
+        let (_, compatible_from): (Option<i64>, Option<i64>) =
+            crate::with_conn!(conn.conn(), c => sqlx::query_as(sql.status).bind(set.name).fetch_one(c).await?);
+        Ok::<_, Error>((applied, compatible_from))
+    }
+    .await;
+    conn.close_pooled(opened, read.is_ok()).await?;
+    read
+}
+
+async fn applied_versions(c: &mut PoolConn, sql: &MigrationSql, set: &MigrationSet) -> Result<HashSet<i64>> {
+    let versions: Vec<i64> =
+        crate::with_conn!(c.conn(), c => sqlx::query_scalar(sql.applied).bind(set.name).fetch_all(c).await?);
+    Ok(versions.into_iter().collect())
+}
+
 /// Whether `m` is applied already, read on `c`.
 async fn is_applied(c: &mut PoolConn, sql: &MigrationSql, set: &MigrationSet, m: &Migration) -> Result<bool> {
-    let applied: HashSet<i64> =
-        crate::with_conn!(c.conn(), c => sqlx::query_scalar(sql.applied).bind(set.name).fetch_all(c).await?)
-            .into_iter()
-            .collect();
-    Ok(applied.contains(&m.version))
+    Ok(applied_versions(c, sql, set).await?.contains(&m.version))
 }
 
 /// Applies `m` in the open transaction on `c` unless it is applied; whether it applied it.

@@ -78,8 +78,9 @@ pub(crate) struct MigrationSql {
     pub(crate) session_lock: Option<(&'static str, &'static str)>,
     /// Creates the record (idempotent).
     pub(crate) bookkeeping: &'static str,
-    /// `$1`, a table's name as [`MigrationSql::record_table`]: whether it exists.
-    pub(crate) table_exists: &'static str,
+    /// `$1`, `$2`: tables' names as [`MigrationSql::record_table`] writes them: whether
+    /// each exists, in one row.
+    pub(crate) tables_exist: &'static str,
     /// The table of applied migrations.
     pub(crate) record_table: &'static str,
     /// The table of each set's oldest compatible binary.
@@ -90,8 +91,9 @@ pub(crate) struct MigrationSql {
     pub(crate) record: &'static str,
     /// `$1` set: the newest version applied, if any.
     pub(crate) latest: &'static str,
-    /// `$1` set: the oldest version a binary must know to use the schema, if recorded.
-    pub(crate) compatible_from: &'static str,
+    /// `$1` set, both tables there: the newest version applied and the oldest version a
+    /// binary must know to use the schema, each if recorded, in one row.
+    pub(crate) status: &'static str,
     /// `$1` set, `$2` version: raises the oldest compatible version to at least `$2`.
     pub(crate) raise_compatible_from: &'static str,
     /// `$1` an index's name as a statement creating it writes it: whether it exists and is

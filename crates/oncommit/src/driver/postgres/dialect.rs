@@ -94,13 +94,14 @@ CREATE TABLE IF NOT EXISTS oncommit.schema_compatibility (
     set_name        text   PRIMARY KEY,
     compatible_from bigint NOT NULL
 )",
-        table_exists: "SELECT to_regclass($1) IS NOT NULL",
+        tables_exist: "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
         record_table: "oncommit.schema_migrations",
         compatibility_table: "oncommit.schema_compatibility",
         applied: "SELECT version FROM oncommit.schema_migrations WHERE set_name = $1",
         record: "INSERT INTO oncommit.schema_migrations (set_name, version, name) VALUES ($1, $2, $3)",
         latest: "SELECT max(version) FROM oncommit.schema_migrations WHERE set_name = $1",
-        compatible_from: "SELECT compatible_from FROM oncommit.schema_compatibility WHERE set_name = $1",
+        status: "SELECT (SELECT max(version) FROM oncommit.schema_migrations WHERE set_name = $1), \
+                 (SELECT compatible_from FROM oncommit.schema_compatibility WHERE set_name = $1)",
         raise_compatible_from: "INSERT INTO oncommit.schema_compatibility (set_name, compatible_from) VALUES ($1, $2)
 ON CONFLICT (set_name) DO UPDATE SET compatible_from = greatest(schema_compatibility.compatible_from, EXCLUDED.compatible_from)",
         invalid_index: Some("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)"),

@@ -75,13 +75,15 @@ CREATE TABLE IF NOT EXISTS oncommit_schema_compatibility (
     set_name        TEXT    PRIMARY KEY,
     compatible_from INTEGER NOT NULL
 )",
-        table_exists: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1)",
+        tables_exist: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1), \
+                       EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $2)",
         record_table: "oncommit_schema_migrations",
         compatibility_table: "oncommit_schema_compatibility",
         applied: "SELECT version FROM oncommit_schema_migrations WHERE set_name = $1",
         record: "INSERT INTO oncommit_schema_migrations (set_name, version, name) VALUES ($1, $2, $3)",
         latest: "SELECT max(version) FROM oncommit_schema_migrations WHERE set_name = $1",
-        compatible_from: "SELECT compatible_from FROM oncommit_schema_compatibility WHERE set_name = $1",
+        status: "SELECT (SELECT max(version) FROM oncommit_schema_migrations WHERE set_name = $1), \
+                 (SELECT compatible_from FROM oncommit_schema_compatibility WHERE set_name = $1)",
         raise_compatible_from: "INSERT INTO oncommit_schema_compatibility (set_name, compatible_from) VALUES ($1, $2)
 ON CONFLICT (set_name) DO UPDATE SET compatible_from = max(compatible_from, excluded.compatible_from)",
         invalid_index: None,
