@@ -43,7 +43,7 @@ async fn failed_job(db: &oncommit::Db) -> JobId {
     db.migrate().await.unwrap();
     let args = serde_json::json!({ "note": "<img src=x onerror=alert(1)>" });
     let id = db.enqueue_raw("report", &args, EnqueueOptions::new().queue("mail")).await.unwrap();
-    db.cancel_job(id).await.unwrap();
+    db.jobs().cancel(id).await.unwrap();
     id
 }
 
@@ -102,7 +102,7 @@ backend_test!(async fn queue_lag_is_a_gauge_per_queue_and_a_field_of_the_queue_l
     t.db.migrate().await.unwrap();
     t.db.enqueue_raw("report", &serde_json::json!({}), EnqueueOptions::new().queue("slow")).await.unwrap();
     let done = t.db.enqueue_raw("report", &serde_json::json!({}), EnqueueOptions::new().queue("idle")).await.unwrap();
-    t.db.cancel_job(done).await.unwrap();
+    t.db.jobs().cancel(done).await.unwrap();
     // Nothing claims the "slow" queue's job: its lag grows from its run time on.
     let lag = |body: &str, queue: &str| -> f64 {
         let prefix = format!("oncommit_queue_lag_seconds{{queue=\"{queue}\"}} ");
@@ -113,11 +113,11 @@ backend_test!(async fn queue_lag_is_a_gauge_per_queue_and_a_field_of_the_queue_l
     assert!(first.contains("# TYPE oncommit_queue_lag_seconds gauge"), "{first}");
     let since = lag(&first, "slow");
     assert!(!first.contains("oncommit_queue_lag_seconds{queue=\"idle\"}"), "only finished jobs: no series\n{first}");
-    let queues = t.db.queues().await.unwrap();
+    let queues = t.db.queues().list().await.unwrap();
     let slow = queues.iter().find(|q| q.name == "slow").unwrap();
     assert!(slow.lag.as_secs_f64() >= since, "{slow:?}");
     assert_eq!(serde_json::to_value(slow).unwrap()["lag_seconds"].as_f64(), Some(slow.lag.as_secs_f64()));
-    let (list, _) = t.db.queues_and_counts().await.unwrap();
+    let list = t.db.queues().overview().await.unwrap().queues;
     assert!(list.iter().find(|q| q.name == "slow").unwrap().lag >= slow.lag);
     let api = get_json(app(&t.db, None), "/dashboard/api/queues").await;
     let listed = api["queues"].as_array().unwrap().iter().find(|q| q["name"] == "slow").cloned().unwrap();
@@ -137,17 +137,17 @@ backend_test!(async fn actions_need_the_admin_token_and_the_same_origin(t) {
     let cross = [("authorization", "Bearer s3cret"), ("origin", "https://evil.example"), ("host", "127.0.0.1:8000")];
     let (status, _) = post(app.clone(), &retry, &cross).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(t.db.job(id).await.unwrap().unwrap().state, JobState::Cancelled, "nothing happened so far");
+    assert_eq!(t.db.jobs().get(id).await.unwrap().unwrap().state, JobState::Cancelled, "nothing happened so far");
 
     let ok = [("authorization", "Bearer s3cret"), ("origin", "http://127.0.0.1:8000"), ("host", "127.0.0.1:8000")];
     let (status, body) = post(app.clone(), &retry, &ok).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(t.db.job(id).await.unwrap().unwrap().state, JobState::Available);
+    assert_eq!(t.db.jobs().get(id).await.unwrap().unwrap().state, JobState::Available);
     let (status, _) = post(app.clone(), &format!("/dashboard/api/jobs/{id}/cancel"), &ok).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = post(app.clone(), &format!("/dashboard/api/jobs/{id}/delete"), &ok).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(t.db.job(id).await.unwrap().is_none());
+    assert!(t.db.jobs().get(id).await.unwrap().is_none());
     let (status, _) = post(app, &format!("/dashboard/api/jobs/{id}/delete"), &ok).await;
     assert_eq!(status, StatusCode::CONFLICT);
 });
@@ -268,7 +268,7 @@ backend_test!(async fn an_empty_admin_token_opens_nothing(t) {
     let guarded = DashboardConfig { admin_token: Some(String::new()), reads_need_token: true };
     let (status, _) = send(with_config(&t.db, guarded), Request::get("/dashboard/api/stats").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(t.db.job(id).await.unwrap().unwrap().state, oncommit::JobState::Cancelled, "nothing was retried");
+    assert_eq!(t.db.jobs().get(id).await.unwrap().unwrap().state, oncommit::JobState::Cancelled, "nothing was retried");
 });
 
 #[test]
@@ -297,20 +297,20 @@ backend_test!(async fn queues_are_listed_and_steered_with_the_admin_token(t) {
 
     let (status, _) = post(app.clone(), "/dashboard/api/queues/mail/pause", &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(!t.db.queue_info("mail").await.unwrap().paused, "nothing happened without the token");
+    assert!(!t.db.queues().get("mail").await.unwrap().paused, "nothing happened without the token");
     let auth = [("authorization", "Bearer s3cret")];
     let (status, body) = post(app.clone(), "/dashboard/api/queues/mail/pause", &auth).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains(r#""paused":true"#), "{body}");
-    assert!(t.db.queue_info("mail").await.unwrap().paused);
+    assert!(t.db.queues().get("mail").await.unwrap().paused);
     let (status, _) = post(app.clone(), "/dashboard/api/queues/mail/resume", &auth).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(!t.db.queue_info("mail").await.unwrap().paused);
+    assert!(!t.db.queues().get("mail").await.unwrap().paused);
 
     let limit = "/dashboard/api/queues/mail/limit";
     let (status, body) = post_json(app.clone(), limit, &auth, r#"{"concurrency_limit": 4}"#).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(t.db.queue_info("mail").await.unwrap().concurrency_limit, Some(4));
+    assert_eq!(t.db.queues().get("mail").await.unwrap().concurrency_limit, Some(4));
     let (status, body) = post_json(app.clone(), limit, &auth, r#"{"concurrency_limit": 0}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("pause the queue instead"), "{body}");
@@ -318,14 +318,14 @@ backend_test!(async fn queues_are_listed_and_steered_with_the_admin_token(t) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = post_json(app.clone(), limit, &auth, r#"{"concurrency_limit": null}"#).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(t.db.queue_info("mail").await.unwrap().concurrency_limit, None);
+    assert_eq!(t.db.queues().get("mail").await.unwrap().concurrency_limit, None);
 
     let rate = "/dashboard/api/queues/mail/rate-limit";
     let (status, body) =
         post_json(app.clone(), rate, &auth, r#"{"rate_limit": {"max_starts": 10, "period_ms": 1000}}"#).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let info = t.db.queue_info("mail").await.unwrap();
-    assert_eq!(info.rate_limit, Some(oncommit::RateLimit::new(10, std::time::Duration::from_secs(1))));
+    let info = t.db.queues().get("mail").await.unwrap();
+    assert_eq!(info.rate_limit, Some(oncommit::admin::RateLimit::new(10, std::time::Duration::from_secs(1))));
     let (status, _) = post_json(app.clone(), rate, &auth, r#"{"rate_limit": {"max_starts": 10, "period_ms": 0}}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = post(app, "/dashboard/api/queues/a,b/pause", &auth).await;
@@ -420,7 +420,7 @@ backend_test!(async fn the_jobs_view_filters_pages_and_refuses_bad_values(t) {
     assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"matched":2}"#));
     let (status, body) = post_json(app.clone(), "/dashboard/api/jobs/bulk/cancel", &auth, &ticked).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"cancelled":2,"requested":0}"#));
-    assert_eq!(t.db.job(JobId(mail[1])).await.unwrap().unwrap().state, JobState::Available, "only the ticked ones");
+    assert_eq!(t.db.jobs().get(JobId(mail[1])).await.unwrap().unwrap().state, JobState::Available, "only the ticked ones");
 
     // The overview: counts (every state), queues, activity, workers.
     let overview = get_json(app.clone(), "/dashboard/api/overview").await;

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
+use oncommit::admin::{JobSelection, PageRequest};
 use oncommit::{Backend, Db, Isolation, Task, TaskContext, TaskError};
 use oncommit_axum::{AtomicRequestsLayer, Error, RequestTx, isolation, non_atomic};
 use oncommit_testing::{assert_enqueued, backend_test, capture_on_commit};
@@ -63,7 +64,7 @@ async fn note(
     guard.enqueue(Noted { name: body.clone() }).await?;
     let hooks = app.hooks.clone();
     let seen = body.clone();
-    guard.on_commit(move || hooks.lock().unwrap().push(seen));
+    guard.on_commit(async move { hooks.lock().unwrap().push(seen) });
     drop(guard);
     match headers.get("x-behave").and_then(|v| v.to_str().ok()) {
         Some("panic") => panic!("the handler crashed"),
@@ -109,7 +110,7 @@ async fn scoped(State(app): State<App>, body: String) -> Result<String, Error> {
         });
         oncommit::atomic!(tx, |sp| sp.enqueue(Noted { name: body.clone() }).await.map(drop)).await?;
         let (hooks, seen) = (app.hooks.clone(), body.clone());
-        tx.on_commit(move || hooks.lock().unwrap().push(seen));
+        tx.on_commit(async move { hooks.lock().unwrap().push(seen) });
         if tx.attempt() == 1 {
             return Err(oncommit::Error::SerializationFailure {
                 kind: oncommit::SerializationKind::WriteConflict,
@@ -161,7 +162,7 @@ async fn notes(db: &Db) -> Vec<String> {
 }
 
 async fn jobs(db: &Db) -> Vec<String> {
-    let jobs = db.jobs(&oncommit::JobFilter::default()).await.unwrap();
+    let jobs = db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap();
     let mut names: Vec<String> = jobs.iter().map(|j| j.args["name"].as_str().unwrap().to_owned()).collect();
     names.sort();
     names

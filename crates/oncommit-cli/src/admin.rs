@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use oncommit::{Cancelled, Db, EnqueueOptions, Job, JobId, JobState};
+use oncommit::admin::Cancelled;
+use oncommit::{Db, EnqueueOptions, Job, JobId, JobState};
 use serde_json::{Value, json};
 
 use crate::args::EnqueueArgs;
@@ -63,7 +64,7 @@ pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs, as_json: bool) -> anyhow::R
 /// A page of jobs; in text, the command for the next page follows the table.
 pub(crate) async fn jobs(db: &Db, args: &crate::args::JobsArgs, as_json: bool) -> anyhow::Result<()> {
     let (selection, page) = args.query();
-    let listed = db.list_jobs(&selection, &page).await?;
+    let listed = db.jobs().list(&selection, &page).await?;
     let jobs = &listed.jobs;
     print(as_json, &json!(listed), || {
         let mut text =
@@ -89,7 +90,7 @@ pub(crate) async fn jobs(db: &Db, args: &crate::args::JobsArgs, as_json: bool) -
 }
 
 pub(crate) async fn job(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
-    let Some(job) = db.job(JobId(id)).await? else { return Err(Exit::NotFound(format!("no job {id}")).into()) };
+    let Some(job) = db.jobs().get(JobId(id)).await? else { return Err(Exit::NotFound(format!("no job {id}")).into()) };
     print(json, &job, || describe(&job))
 }
 
@@ -140,8 +141,8 @@ fn describe(j: &Job) -> String {
 /// `oncommit stats --json`: every state at the top level (`"completed": 12`), and the same
 /// per queue under `queues`.
 pub(crate) async fn stats(db: &Db, json: bool) -> anyhow::Result<()> {
-    let stats = db.job_stats().await?;
-    let table = db.table_stats().await?;
+    let stats = db.jobs().stats().await?;
+    let table = db.jobs().table_stats().await?;
     let mut object = serde_json::Map::new();
     for (state, n) in &stats.total {
         object.insert(state.as_str().to_owned(), json!(n));
@@ -174,8 +175,8 @@ pub(crate) async fn stats(db: &Db, json: bool) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn retry(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
-    if !db.retry_job(JobId(id)).await? {
-        return Err(match db.job(JobId(id)).await? {
+    if !db.jobs().retry(JobId(id)).await? {
+        return Err(match db.jobs().get(JobId(id)).await? {
             None => Exit::NotFound(format!("no job {id}")),
             Some(_) => Exit::Refused(format!("job {id} cannot be retried: it is running")),
         }
@@ -185,11 +186,11 @@ pub(crate) async fn retry(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn cancel(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
-    let (outcome, said) = match db.cancel_job(JobId(id)).await? {
+    let (outcome, said) = match db.jobs().cancel(JobId(id)).await? {
         Cancelled::Cancelled => ("cancelled", format!("job {id} cancelled")),
         Cancelled::Requested => ("requested", format!("job {id} is running: its worker was asked to stop it")),
         Cancelled::NotCancellable => {
-            return Err(match db.job(JobId(id)).await? {
+            return Err(match db.jobs().get(JobId(id)).await? {
                 None => Exit::NotFound(format!("no job {id}")),
                 Some(_) => Exit::Refused(format!("job {id} cannot be cancelled: it has finished")),
             }
@@ -200,8 +201,8 @@ pub(crate) async fn cancel(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn delete(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
-    if !db.delete_job(JobId(id)).await? {
-        return Err(match db.job(JobId(id)).await? {
+    if !db.jobs().delete(JobId(id)).await? {
+        return Err(match db.jobs().get(JobId(id)).await? {
             None => Exit::NotFound(format!("no job {id}")),
             Some(_) => Exit::Refused(format!("job {id} cannot be deleted: it is running")),
         }
@@ -212,7 +213,7 @@ pub(crate) async fn delete(db: &Db, id: i64, json: bool) -> anyhow::Result<()> {
 
 /// `oncommit workflow ID`: each job indented one level deeper than its deepest parent.
 pub(crate) async fn workflow(db: &Db, id: &str, json: bool) -> anyhow::Result<()> {
-    let jobs = db.workflow(id).await?;
+    let jobs = db.jobs().workflow(id).await?;
     if jobs.is_empty() {
         return Err(Exit::NotFound(format!("no workflow {} (or all its jobs were pruned)", shown(id))).into());
     }
@@ -254,7 +255,7 @@ pub(crate) async fn workflow(db: &Db, id: &str, json: bool) -> anyhow::Result<()
 }
 
 pub(crate) async fn tasks(db: &Db, json: bool) -> anyhow::Result<()> {
-    let tasks = db.task_declarations().await?;
+    let tasks = db.workers().tasks().await?;
     print(json, &json!({ "tasks": tasks }), || {
         let mut text =
             format!("{:<24} {:<16} {:>8} {:>12}  declared by\n", "task", "queue", "priority", "max_attempts");
@@ -273,7 +274,7 @@ pub(crate) async fn tasks(db: &Db, json: bool) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn workers(db: &Db, json: bool) -> anyhow::Result<()> {
-    let workers = db.workers().await?;
+    let workers = db.workers().list().await?;
     print(json, &json!({ "workers": workers }), || {
         workers
             .iter()

@@ -363,8 +363,8 @@ pub(crate) struct FilterArgs {
 
 impl FilterArgs {
     /// The selection of these filters over `states`.
-    fn selection(&self, states: &[oncommit::JobState]) -> oncommit::JobSelection {
-        oncommit::JobSelection {
+    fn selection(&self, states: &[oncommit::JobState]) -> oncommit::admin::JobSelection {
+        oncommit::admin::JobSelection {
             states: states.to_vec(),
             queue: self.queue.clone(),
             task: self.task.clone(),
@@ -388,7 +388,7 @@ pub(crate) struct JobsArgs {
     pub(crate) filter: FilterArgs,
     /// `newest` first (the default) or `oldest`.
     #[arg(long, default_value = "newest")]
-    pub(crate) order: oncommit::JobOrder,
+    pub(crate) order: oncommit::admin::JobOrder,
     /// Go on from where a previous page ended (its `next_cursor`).
     #[arg(long)]
     pub(crate) cursor: Option<i64>,
@@ -399,8 +399,8 @@ pub(crate) struct JobsArgs {
 
 impl JobsArgs {
     /// The selection and page the flags describe.
-    pub(crate) fn query(&self) -> (oncommit::JobSelection, oncommit::PageRequest) {
-        let page = oncommit::PageRequest { order: self.order, cursor: self.cursor, limit: self.limit };
+    pub(crate) fn query(&self) -> (oncommit::admin::JobSelection, oncommit::admin::PageRequest) {
+        let page = oncommit::admin::PageRequest { order: self.order, cursor: self.cursor, limit: self.limit };
         (self.filter.selection(&self.state), page)
     }
 }
@@ -427,7 +427,7 @@ pub(crate) struct SelectArgs {
 
 impl SelectArgs {
     /// The selection the flags describe.
-    pub(crate) fn selection(&self) -> oncommit::JobSelection {
+    pub(crate) fn selection(&self) -> oncommit::admin::JobSelection {
         self.filter.selection(&self.state)
     }
 }

@@ -29,27 +29,27 @@ impl Action {
 pub(crate) async fn act(db: &Db, action: Action, select: &SelectArgs, json: bool) -> anyhow::Result<()> {
     let selection = select.selection();
     if select.dry_run {
-        let matched = db.count_jobs(&selection).await?;
+        let matched = db.jobs().count(&selection).await?;
         return print(json, &json!({ "action": action.name(), "dry_run": true, "matched": matched }), || {
             format!("{matched} jobs selected; nothing done (--dry-run)")
         });
     }
     // The count first, so a long action shows what it is working through.
-    let matched = db.count_jobs(&selection).await?;
+    let matched = db.jobs().count(&selection).await?;
     let working = format!("{}: {matched} jobs selected", action.name());
     match action {
         Action::Retry => {
-            let retried = while_running(&working, db.retry_jobs(&selection)).await?;
+            let retried = while_running(&working, db.jobs().retry_all(&selection)).await?;
             print(json, &json!({ "retried": retried }), || format!("{retried} jobs retried"))
         }
         Action::Cancel => {
-            let done = while_running(&working, db.cancel_jobs(&selection)).await?;
+            let done = while_running(&working, db.jobs().cancel_all(&selection)).await?;
             print(json, &json!({ "cancelled": done.cancelled, "requested": done.requested }), || {
                 format!("{} jobs cancelled; {} running jobs asked to stop", done.cancelled, done.requested)
             })
         }
         Action::Delete => {
-            let deleted = while_running(&working, db.delete_jobs(&selection)).await?;
+            let deleted = while_running(&working, db.jobs().delete_all(&selection)).await?;
             print(json, &json!({ "deleted": deleted }), || format!("{deleted} jobs deleted"))
         }
     }

@@ -62,7 +62,7 @@ pub(crate) fn parse_limit(text: &str) -> Result<Limit, String> {
 
 /// A rate limit on the command line: `N/PERIOD`, or none.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Rate(pub(crate) Option<oncommit::RateLimit>);
+pub(crate) struct Rate(pub(crate) Option<oncommit::admin::RateLimit>);
 
 pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     if text.eq_ignore_ascii_case("none") {
@@ -75,7 +75,7 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     // `10/s` means one second.
     let period =
         if period.starts_with(|c: char| c.is_ascii_digit()) { period.to_owned() } else { format!("1{period}") };
-    let limit = oncommit::RateLimit::new(starts, parse_period(&period).map_err(|_| usage())?);
+    let limit = oncommit::admin::RateLimit::new(starts, parse_period(&period).map_err(|_| usage())?);
     if starts == 0 || starts > i32::MAX as u32 {
         return Err(format!("`{text}`: at least 1 start per period of at least 1ms"));
     }

@@ -1,6 +1,7 @@
 //! `oncommit queues` and `oncommit queue pause | resume | limit | rate-limit`.
 
-use oncommit::{Db, QueueInfo};
+use oncommit::Db;
+use oncommit::admin::QueueInfo;
 use serde_json::json;
 
 use crate::admin::shown;
@@ -9,7 +10,7 @@ use crate::demo::print;
 use crate::parse::{Limit, Rate};
 
 pub(crate) async fn list(db: &Db, json: bool) -> anyhow::Result<()> {
-    let queues = db.queues().await?;
+    let queues = db.queues().list().await?;
     print(json, &json!({ "queues": queues }), || {
         let mut text = format!(
             "{:<20} {:<7} {:>11} {:>16} {:>10} {:>8} {:>8} {:>8} {:>9}\n",
@@ -27,24 +28,24 @@ pub(crate) async fn act(db: &Db, action: QueueAction, json: bool) -> anyhow::Res
     let name = action.name().to_owned();
     let done = match action {
         QueueAction::Pause { .. } => {
-            db.pause_queue(&name).await?;
+            db.queues().pause(&name).await?;
             "paused: no worker claims its jobs; running ones finish"
         }
         QueueAction::Resume { .. } => {
-            db.resume_queue(&name).await?;
+            db.queues().resume(&name).await?;
             "resumed"
         }
         QueueAction::Limit { limit: Limit(limit), .. } => {
-            db.set_queue_concurrency_limit(&name, limit).await?;
+            db.queues().set_concurrency_limit(&name, limit).await?;
             "concurrency limit set"
         }
         QueueAction::RateLimit { rate: Rate(rate), per_key, .. } => {
             let rate = rate.map(|r| if per_key { r.per_key() } else { r });
-            db.set_queue_rate_limit(&name, rate).await?;
+            db.queues().set_rate_limit(&name, rate).await?;
             "rate limit set"
         }
     };
-    let queue = db.queue_info(&name).await?;
+    let queue = db.queues().get(&name).await?;
     print(json, &json!({ "queue": queue }), || format!("queue {}: {done}\n{}", shown(&name), line(&queue)))
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+use oncommit::admin::{JobSelection, PageRequest};
 use std::process::Command;
 
 use oncommit_testing::backend_test;
@@ -262,7 +263,7 @@ backend_test!(async fn a_worker_killed_mid_job_loses_nothing(t) {
     let job = wait_for_state(&db, sleeper, oncommit::JobState::Completed).await;
     assert_eq!(job.attempt, 2, "{job:?}");
     assert!(job.errors[0].error.starts_with("lease expired"), "{job:?}");
-    let all = db.jobs(&oncommit::JobFilter::default()).await.unwrap();
+    let all = db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap();
     for j in &all {
         wait_for_state(&db, j.id, oncommit::JobState::Completed).await;
     }
@@ -395,8 +396,8 @@ backend_test!(async fn bench_backlog_drains_with_raw_sql_and_a_worker_process(t)
     assert!(v["oncommit_vs_raw"].as_f64().is_some_and(|x| x > 0.0), "{v}");
     // The bench queue is left empty, and the worker process stopped gracefully (a stopping
     // worker removes its row).
-    assert!(t.db.jobs(&oncommit::JobFilter::default()).await.unwrap().is_empty());
-    assert!(t.db.workers().await.unwrap().is_empty());
+    assert!(t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap().is_empty());
+    assert!(t.db.workers().list().await.unwrap().is_empty());
 });
 
 /// A worker started before its database exists waits for it (logging that it does), then
@@ -427,7 +428,7 @@ async fn a_worker_started_before_its_database_waits_for_it() {
     std::fs::create_dir(path.parent().unwrap()).unwrap();
     let db = oncommit_testing::eventually("the worker to create and migrate the database", || async {
         let db = oncommit::Db::connect(&url).await.ok()?;
-        db.workers().await.ok().filter(|w| !w.is_empty()).map(|_| db)
+        db.workers().list().await.ok().filter(|w| !w.is_empty()).map(|_| db)
     })
     .await;
     let id = db.enqueue_raw("noop", &serde_json::json!({}), oncommit::EnqueueOptions::new()).await.unwrap();

@@ -5,7 +5,8 @@
 
 mod support;
 
-use oncommit::{EnqueueOptions, JobSelection, JobState};
+use oncommit::admin::JobSelection;
+use oncommit::{EnqueueOptions, JobState};
 use oncommit_testing::backend_test;
 use serde_json::json;
 use support::{json, oncommit};
@@ -52,7 +53,7 @@ backend_test!(async fn dead_jobs_are_selected_counted_and_handled_in_bulk(t) {
     })
     .await
     .unwrap();
-    assert_eq!(t.db.count_jobs(&JobSelection::new(JobState::ALL)).await.unwrap(), 0);
+    assert_eq!(t.db.jobs().count(&JobSelection::new(JobState::ALL)).await.unwrap(), 0);
 });
 
 backend_test!(async fn jobs_are_listed_with_the_dashboards_filters_and_cursor(t) {

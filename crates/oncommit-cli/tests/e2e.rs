@@ -67,7 +67,7 @@ async fn drive(url: &str, backend: &str) {
     let bulk_opts = EnqueueOptions::new().max_attempts(1).queue("bulk");
     let doomed = db.enqueue_raw("fail", &serde_json::json!({ "message": "bulk" }), bulk_opts).await.unwrap();
     oncommit_demo::tasks::worker(&db).queue("bulk", 1).drain(1).await.unwrap();
-    assert_eq!(db.job(doomed).await.unwrap().unwrap().state, JobState::Failed);
+    assert_eq!(db.jobs().get(doomed).await.unwrap().unwrap().state, JobState::Failed);
 
     // A workflow of three steps, run by the server's worker: the page lists them.
     let flow = oncommit::Workflow::named("e2e").then(oncommit::Step::raw("noop", serde_json::json!({}))).then_all([
@@ -108,9 +108,9 @@ async fn drive(url: &str, backend: &str) {
     }
     // The page retried the failed job of queue `bulk` (ticked), then deleted every job of
     // that queue (the filter).
-    assert!(db.job(doomed).await.unwrap().is_none(), "the page's bulk delete removed it");
+    assert!(db.jobs().get(doomed).await.unwrap().is_none(), "the page's bulk delete removed it");
     // The queue was paused, limited and resumed through the page.
-    let queue = db.queue_info("default").await.unwrap();
+    let queue = db.queues().get("default").await.unwrap();
     assert!(!queue.paused && queue.concurrency_limit == Some(3), "{queue:?}");
     // The retry ran the job again: attempt 2 (it fails again, being a `fail` task).
     let job = wait_for_job(&db, id, "run again after the retry clicked in the page", |job| {

@@ -8,7 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use oncommit::{EnqueueOptions, JobFilter, JobState};
+use oncommit::admin::{JobSelection, PageRequest};
+use oncommit::{EnqueueOptions, JobState};
 use oncommit_testing::backend_test;
 use serde_json::{Value, json};
 use support::{json, oncommit, worker_process};
@@ -71,7 +72,7 @@ backend_test!(async fn worker_processes_share_the_limit_and_a_killed_ones_slots_
     const JOBS: usize = 40;
     const LIMIT: i64 = 3;
     t.db.migrate().await.unwrap();
-    t.db.set_queue_concurrency_limit("limited", Some(LIMIT as u32)).await.unwrap();
+    t.db.queues().set_concurrency_limit("limited", Some(LIMIT as u32)).await.unwrap();
     for _ in 0..JOBS {
         t.db.enqueue_raw("sleep", &json!({ "ms": 60 }), EnqueueOptions::new().queue("limited")).await.unwrap();
     }
@@ -84,8 +85,8 @@ backend_test!(async fn worker_processes_share_the_limit_and_a_killed_ones_slots_
     let mut killed_holding = 0;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let filter = JobFilter { state: Some(JobState::Running), limit: 100, ..Default::default() };
-        let running = t.db.jobs(&filter).await.unwrap();
+        let filter = JobSelection::new([JobState::Running]);
+        let running = t.db.jobs().list(&filter, &PageRequest::newest(100)).await.unwrap().jobs;
         most = most.max(running.len() as i64);
         if killed_holding == 0 {
             let holder = |pid: u32| {
@@ -98,12 +99,12 @@ backend_test!(async fn worker_processes_share_the_limit_and_a_killed_ones_slots_
                 // What it held when it died, as the database has it (its leases still run):
                 // between the sample above and the kill it may have finished or claimed more.
                 let mark = format!("-{}-", pids[victim]);
-                killed_holding = t.db.jobs(&filter).await.unwrap().iter()
+                killed_holding = t.db.jobs().list(&filter, &PageRequest::newest(100)).await.unwrap().jobs.iter()
                     .filter(|j| j.lease_owner.as_deref().is_some_and(|o| o.contains(&mark)))
                     .count();
             }
         }
-        let stats = t.db.job_stats().await.unwrap();
+        let stats = t.db.jobs().stats().await.unwrap();
         if stats.total[&JobState::Completed] == JOBS as i64 {
             break;
         }
@@ -114,7 +115,7 @@ backend_test!(async fn worker_processes_share_the_limit_and_a_killed_ones_slots_
     assert!(most >= 1, "the sampler saw jobs run");
     assert!(killed_holding > 0, "the victim was killed holding jobs");
     // The killed worker's jobs were rescued (their slots came back) and ran elsewhere.
-    let jobs = t.db.jobs(&JobFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let jobs = t.db.jobs().list(&JobSelection::default(), &PageRequest::newest(100)).await.map(|page| page.jobs).unwrap();
     let rescued = jobs.iter().filter(|j| j.errors.iter().any(|e| e.error.contains("lease expired"))).count();
     assert_eq!(rescued, killed_holding, "every job the victim held was rescued");
     assert!(jobs.iter().all(|j| j.state == JobState::Completed));
@@ -134,7 +135,7 @@ backend_test!(async fn worker_processes_run_a_concurrency_key_one_at_a_time(t) {
     let mut workers: Vec<_> = (0..3).map(|_| worker_process(&t.url, "keyed", 5)).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     let jobs = loop {
-        let jobs = t.db.jobs(&JobFilter { queue: Some("keyed".into()), limit: 100, ..Default::default() }).await.unwrap();
+        let jobs = t.db.jobs().list(&JobSelection::default().queue("keyed"), &PageRequest::newest(100)).await.map(|page| page.jobs).unwrap();
         if jobs.iter().all(|j| j.state == JobState::Completed) {
             break jobs;
         }

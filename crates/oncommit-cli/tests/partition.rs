@@ -14,7 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use oncommit::{Db, EnqueueOptions, JobFilter, JobState};
+use oncommit::admin::{JobSelection, PageRequest};
+use oncommit::{Db, EnqueueOptions, JobState};
 use oncommit_testing::{eventually, private_cluster, with_database};
 
 /// Fails at once, saying what is missing, where the test cannot run: network namespaces
@@ -179,8 +180,12 @@ async fn enqueue(db: &Db, keys: impl Iterator<Item = String>, ms_in_tx: u64) -> 
 
 async fn wait_completed(db: &Db, ids: &[oncommit::JobId], what: &str) {
     eventually(what, || async {
-        let jobs =
-            db.jobs(&JobFilter { state: Some(JobState::Completed), limit: 1000, ..JobFilter::default() }).await.ok()?;
+        let jobs = db
+            .jobs()
+            .list(&JobSelection::new([JobState::Completed]), &PageRequest::newest(1000))
+            .await
+            .map(|page| page.jobs)
+            .ok()?;
         ids.iter().all(|id| jobs.iter().any(|j| j.id == *id)).then_some(())
     })
     .await;
@@ -230,7 +235,7 @@ async fn a_partitioned_worker_never_blocks_its_jobs_longer_than_its_lease() {
     let restarted = held.clone();
     eventually("A's jobs to be rescued and started again by B", || async {
         for id in &restarted {
-            if db.job(*id).await.ok()??.attempt < 2 {
+            if db.jobs().get(*id).await.ok()??.attempt < 2 {
                 return None;
             }
         }
@@ -246,7 +251,7 @@ async fn a_partitioned_worker_never_blocks_its_jobs_longer_than_its_lease() {
     assert!(restarted_after < LEASE + Duration::from_secs(2), "{restarted_after:?} is past the lease ({LEASE:?})");
     // Rescued, not completed by A before the cut.
     for id in &held {
-        let job = db.job(*id).await.unwrap().unwrap();
+        let job = db.jobs().get(*id).await.unwrap().unwrap();
         assert!(job.attempt >= 2, "{job:?}");
     }
     terminate(b);

@@ -10,6 +10,7 @@ mod support;
 
 use std::process::{Child, Command, Stdio};
 
+use oncommit::admin::{JobSelection, PageRequest};
 use oncommit::{Db, DbOptions, JobState, Pooler};
 use oncommit_testing::{PgBouncer, TestDb, eventually};
 use support::{KillOnDrop, json, oncommit};
@@ -82,7 +83,8 @@ async fn serve_answers_and_runs_jobs_through_a_transaction_pooler() {
     assert_eq!(status, 200, "{body}");
     let db = Db::connect(&t.url).await.unwrap();
     eventually("the scenario's job to complete", || async {
-        let jobs = db.jobs(&oncommit::JobFilter::default()).await.unwrap();
+        let jobs =
+            db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap();
         (!jobs.is_empty() && jobs.iter().all(|j| j.state == JobState::Completed)).then_some(())
     })
     .await;
@@ -133,7 +135,12 @@ async fn workers_killed_mid_run_behind_a_pooler_run_every_committed_job_once() {
             // SIGKILL the worker with the direct LISTEN URL once it holds a job.
             let victim = workers[0].0.as_ref().unwrap().id();
             eventually("the first worker to hold a job", || async {
-                let jobs = t.db.jobs(&oncommit::JobFilter::default()).await.unwrap();
+                let jobs =
+                    t.db.jobs()
+                        .list(&JobSelection::default(), &PageRequest::default())
+                        .await
+                        .map(|page| page.jobs)
+                        .unwrap();
                 jobs.iter()
                     .any(|j| {
                         j.state == JobState::Running

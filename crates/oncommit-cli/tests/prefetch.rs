@@ -7,7 +7,8 @@ mod support;
 
 use std::collections::HashMap;
 
-use oncommit::{EnqueueOptions, Job, JobFilter, JobState};
+use oncommit::admin::{JobSelection, PageRequest};
+use oncommit::{EnqueueOptions, Job, JobState};
 use oncommit_testing::{backend_test, eventually};
 use serde_json::json;
 use support::worker_process;
@@ -27,9 +28,13 @@ async fn enqueue(db: &oncommit::Db, n: usize, task: &str, args: serde_json::Valu
 /// Waits until the queue's jobs of `task` are all completed; returns them.
 async fn completed(db: &oncommit::Db, task: &str, n: usize) -> Vec<Job> {
     eventually(&format!("the {n} {task} jobs to complete"), || async {
-        let filter = JobFilter { queue: Some("burst".into()), limit: 10_000, ..Default::default() };
-        let jobs: Vec<Job> = db.jobs(&filter).await.unwrap().into_iter().filter(|j| j.task == task).collect();
-        (jobs.len() == n && jobs.iter().all(|j| j.state == JobState::Completed)).then_some(jobs)
+        let burst = JobSelection::default().queue("burst").task(task);
+        let done = JobSelection { states: vec![JobState::Completed], ..burst.clone() };
+        if db.jobs().count(&done).await.unwrap() as usize != n || db.jobs().count(&burst).await.unwrap() as usize != n {
+            return None;
+        }
+        let jobs: Vec<Job> = db.jobs().list(&done, &PageRequest::newest(n.min(1000) as i64)).await.unwrap().jobs;
+        Some(jobs)
     })
     .await
 }

@@ -49,7 +49,7 @@ backend_test!(async fn enqueue_unique_returns_the_existing_job_or_replaces_it(t)
     })
     .await
     .unwrap();
-    assert_eq!(t.db.job(JobId(first)).await.unwrap().unwrap().task, "report");
-    let digest = t.db.job(JobId(debounced)).await.unwrap().unwrap();
+    assert_eq!(t.db.jobs().get(JobId(first)).await.unwrap().unwrap().task, "report");
+    let digest = t.db.jobs().get(JobId(debounced)).await.unwrap().unwrap();
     assert_eq!(digest.args, json!({ "user": 1, "n": 2 }));
 });

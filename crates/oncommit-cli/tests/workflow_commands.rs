@@ -46,6 +46,6 @@ backend_test!(async fn dependants_and_workflows_from_the_shell(t) {
     })
     .await
     .unwrap();
-    assert_eq!(t.db.job(JobId(child)).await.unwrap().unwrap().state, JobState::Pending);
-    assert_eq!(t.db.job(JobId(first)).await.unwrap().unwrap().state, JobState::Available);
+    assert_eq!(t.db.jobs().get(JobId(child)).await.unwrap().unwrap().state, JobState::Pending);
+    assert_eq!(t.db.jobs().get(JobId(first)).await.unwrap().unwrap().state, JobState::Available);
 });

@@ -32,7 +32,7 @@ backend_test!(async fn a_workflow_finishes_once_through_a_killed_worker(t) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut killed = false;
     loop {
-        let steps = t.db.workflow(&ids.id).await.unwrap();
+        let steps = t.db.jobs().workflow(&ids.id).await.unwrap();
         if !killed {
             let holder = steps.iter().filter(|s| s.job.state == JobState::Running && s.job.task == "record")
                 .filter(|s| ids.stages[1].contains(&s.job.id))
@@ -59,7 +59,7 @@ backend_test!(async fn a_workflow_finishes_once_through_a_killed_worker(t) {
         w.wait().ok();
     }
 
-    let steps = t.db.workflow(&ids.id).await.unwrap();
+    let steps = t.db.jobs().workflow(&ids.id).await.unwrap();
     assert!(
         steps.iter().any(|s| s.job.errors.iter().any(|e| e.error.contains("lease expired"))),
         "the killed worker's step was rescued: {steps:#?}"

@@ -136,7 +136,7 @@ async fn on_commit_view(db: &Db, work: Duration) -> oncommit::Result<JobId> {
     let mut tx = db.begin().await?;
     let pk = insert_data(&mut tx).await?;
     let (hook_db, slot) = (db.clone(), dispatched.clone());
-    tx.on_commit_async(async move {
+    tx.on_commit(async move {
         let id = hook_db.enqueue(DoStuff { pk }).await?;
         *slot.lock().expect("not poisoned") = Some(id);
         Ok::<_, oncommit::Error>(())
@@ -163,7 +163,7 @@ async fn tally(db: &Db, ids: &[JobId]) -> oncommit::Result<Way> {
     let mut way = Way { runs: ids.len(), ..Way::default() };
     for id in ids {
         let job = loop {
-            let job = db.job(*id).await?.ok_or_else(|| oncommit::Error::app(format!("job {id} vanished")))?;
+            let job = db.jobs().get(*id).await?.ok_or_else(|| oncommit::Error::app(format!("job {id} vanished")))?;
             if job.state.is_finished() || Instant::now() > deadline {
                 break job;
             }

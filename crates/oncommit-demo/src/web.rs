@@ -111,7 +111,7 @@ async fn create_naive(State(app): State<App>, tx: RequestTx, Query(q): Query<Cre
 async fn first_attempt_missed(db: &Db, id: JobId) -> Result<Option<bool>, Error> {
     let deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < deadline {
-        if let Some(job) = db.job(id).await? {
+        if let Some(job) = db.jobs().get(id).await? {
             if let Some(first) = job.errors.iter().find(|e| e.attempt == 1) {
                 return Ok(Some(first.error.contains(MISSING_ROW)));
             }
@@ -131,7 +131,7 @@ async fn create_on_commit(
     Query(q): Query<Create>,
 ) -> Result<Json<Value>, Error> {
     let pk = insert(&tx, q.name).await?;
-    tx.begin().await?.on_commit_async(async move { db.enqueue(DoStuff { pk }).await.map(drop) });
+    tx.begin().await?.on_commit(async move { db.enqueue(DoStuff { pk }).await.map(drop) });
     tokio::time::sleep(VIEW_WORK).await;
     Ok(Json(json!({ "pk": pk, "dispatch": "on_commit" })))
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use oncommit::admin::{JobSelection, PageRequest};
 use oncommit::{JobId, JobState, Shutdown};
 use oncommit_axum::dashboard::DashboardConfig;
 use oncommit_demo::{schema, tasks, web};
@@ -47,7 +48,7 @@ backend_test!(async fn safe_endpoints_never_let_the_task_miss_its_row_while_the_
         })
         .await;
     }
-    let jobs = t.db.jobs(&oncommit::JobFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let jobs = t.db.jobs().list(&JobSelection::default(), &PageRequest::newest(100)).await.map(|page| page.jobs).unwrap();
     for job in jobs.iter().filter(|j| j.task == "do_stuff" && Some(j.id) != naive["job"].as_i64().map(JobId)) {
         // The task ran; its completion is recorded in the next batch.
         let job = wait_for_job(&t.db, job.id, "finished", |j| j.state.is_finished()).await;

@@ -42,7 +42,7 @@ backend_test!(async fn the_workers_span_continues_the_enqueuers_trace(t) {
         .await
         .unwrap();
     drop(request);
-    let stored = t.db.job(job).await.unwrap().unwrap().trace_context.expect("the job stored a trace context");
+    let stored = t.db.jobs().get(job).await.unwrap().unwrap().trace_context.expect("the job stored a trace context");
     assert!(stored.contains("traceparent"), "{stored}");
 
     // The worker: a task with no enclosing span.
@@ -77,7 +77,7 @@ backend_test!(async fn untraced_code_stores_no_context_and_a_bad_one_fails_nothi
     t.db.migrate().await.unwrap();
     // Outside any span: nothing to store.
     let plain = t.db.enqueue(SendWelcome { user: 1 }).await.unwrap();
-    assert_eq!(t.db.job(plain).await.unwrap().unwrap().trace_context, None);
+    assert_eq!(t.db.jobs().get(plain).await.unwrap().unwrap().trace_context, None);
     // A row written by other code with a context that is not one: the job still runs.
     let mut conn = t.db.acquire().await.unwrap();
     let table = match t.db.backend() { oncommit::Backend::Postgres => "oncommit.jobs", oncommit::Backend::Sqlite => "oncommit_jobs" };

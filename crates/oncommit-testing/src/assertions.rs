@@ -1,24 +1,26 @@
 //! Asserting on the jobs an application enqueued (Oban's `assert_enqueued`, `rivertest`'s
 //! `RequireInserted`), read back from the database with their arguments decoded as the task.
 
-use oncommit::{Db, Job, JobFilter, JobState, Task};
+use oncommit::admin::{JobSelection, PageRequest};
+use oncommit::{Db, Job, JobState, Task};
 
 /// The jobs of task `T` waiting to run (available, scheduled or retryable), oldest first,
 /// each with its arguments decoded. Panics when a row's arguments do not decode as `T`:
 /// the worker would fail that job.
 pub async fn enqueued<T: Task>(db: &Db) -> Vec<(Job, T)> {
+    let waiting = JobSelection::new([JobState::Available, JobState::Scheduled, JobState::Retryable]).task(T::NAME);
+    let first = PageRequest::oldest(oncommit::limits::MAX_PAGE);
+    let mut page = db.jobs().list(&waiting, &first).await.expect("listing the jobs");
     let mut found = Vec::new();
-    for state in [JobState::Available, JobState::Scheduled, JobState::Retryable] {
-        let filter = JobFilter { state: Some(state), queue: None, limit: i64::MAX };
-        for job in db.jobs(&filter).await.expect("listing the jobs") {
-            if job.task == T::NAME {
-                let task: T = serde_json::from_value(job.args.clone())
-                    .unwrap_or_else(|e| panic!("job {} of `{}` has args the task cannot decode: {e}", job.id, T::NAME));
-                found.push((job, task));
-            }
+    loop {
+        for job in std::mem::take(&mut page.jobs) {
+            let task: T = serde_json::from_value(job.args.clone())
+                .unwrap_or_else(|e| panic!("job {} of `{}` has args the task cannot decode: {e}", job.id, T::NAME));
+            found.push((job, task));
         }
+        let Some(cursor) = page.next_cursor else { break };
+        page = db.jobs().list(&waiting, &first.after(cursor)).await.expect("listing the jobs");
     }
-    found.sort_by_key(|(job, _)| job.id);
     found
 }
 

@@ -213,7 +213,7 @@ pub async fn wait_for_job(
     ok: impl Fn(&oncommit::Job) -> bool,
 ) -> oncommit::Job {
     eventually(&format!("job {id} to be {what}"), || async {
-        db.job(id).await.expect("read the job").filter(|job| ok(job))
+        db.jobs().get(id).await.expect("read the job").filter(|job| ok(job))
     })
     .await
 }
@@ -287,7 +287,7 @@ pub fn with_database(url: &str, name: &str) -> String {
 ///
 /// ```
 /// oncommit_testing::backend_test!(async fn hooks_run_after_commit(t) {
-///     t.db.atomic(async |tx| { tx.on_commit(|| ()); Ok(()) }).await.unwrap();
+///     t.db.atomic(async |tx| { tx.on_commit(async {}); Ok(()) }).await.unwrap();
 /// });
 /// # fn main() {}
 /// ```

@@ -12,22 +12,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = Db::connect(&format!("sqlite://{}", dir.path().join("example.db").display())).await?;
 
     db.atomic(async |tx| {
-        tx.on_commit(|| println!("1: outer hook, after the commit"));
+        tx.on_commit(async { println!("1: outer hook, after the commit") });
         let inner = tx
             .atomic(async |sp| {
-                sp.on_commit(|| println!("never: this savepoint rolls back"));
+                sp.on_commit(async { println!("never: this savepoint rolls back") });
                 Err::<(), _>(Error::app("the inner step failed"))
             })
             .await;
         println!("0: inner step: {}", inner.expect_err("it fails"));
-        tx.on_commit_async(async { println!("2: async hook, in registration order") });
+        tx.on_commit(async { println!("2: async hook, in registration order") });
         Ok(())
     })
     .await?;
 
     let rolled_back = db
         .atomic(async |tx| {
-            tx.on_commit(|| println!("never: the transaction rolls back"));
+            tx.on_commit(async { println!("never: the transaction rolls back") });
             Err::<(), _>(Error::app("the view failed"))
         })
         .await;

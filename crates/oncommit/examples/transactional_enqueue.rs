@@ -49,7 +49,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tx.commit().await?; // ...and only now can the worker see the job
         println!("view: committed row {pk} with job {job}");
     }
-    while db.job_counts().await?.iter().any(|c| c.state != oncommit::JobState::Completed && c.count > 0) {
+    use oncommit::JobState::{Available, Pending, Retryable, Running, Scheduled};
+    let unfinished = oncommit::admin::JobSelection::new([Available, Pending, Retryable, Running, Scheduled]);
+    while db.jobs().count(&unfinished).await? > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.trigger();

@@ -25,7 +25,7 @@ pub const WAIT_BUCKETS_MS: [i64; 18] =
 /// How long the activity of a minute is kept.
 pub const ACTIVITY_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
-/// A queue's activity over a window ([`Db::queue_activity`]).
+/// A queue's activity over a window ([`Queues::activity`](crate::admin::Queues::activity)).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueActivity {
     /// The queue.
@@ -50,46 +50,43 @@ pub struct QueueActivity {
     pub wait_p95_ms: Option<i64>,
 }
 
-impl Db {
-    /// Every queue's activity over the last `window` (rounded to whole minutes), in queue
-    /// order; queues with none are left out.
-    pub async fn queue_activity(&self, window: Duration) -> Result<Vec<QueueActivity>> {
-        let minutes = i64::try_from(window.as_secs().div_ceil(60)).unwrap_or(i64::MAX).max(1);
-        let since = now_minute().saturating_sub(minutes - 1);
-        let mut queues: BTreeMap<String, (QueueActivity, Vec<i64>)> = BTreeMap::new();
-        for (minute, queue, metric, bucket, count) in activity::activity_since(self, since).await? {
-            let (q, waits) = queues.entry(queue.clone()).or_insert_with(|| {
-                (QueueActivity { queue, ..QueueActivity::default() }, vec![0; WAIT_BUCKETS_MS.len() + 1])
-            });
-            match metric.as_str() {
-                "completed" => {
-                    q.completed += count;
-                    match q.completed_per_minute.last_mut() {
-                        Some((m, n)) if *m == minute => *n += count,
-                        _ => q.completed_per_minute.push((minute, count)),
-                    }
+/// Every queue's activity over the last `window`: [`Queues::activity`](crate::admin::Queues::activity).
+pub(crate) async fn queue_activity(db: &Db, window: Duration) -> Result<Vec<QueueActivity>> {
+    let minutes = i64::try_from(window.as_secs().div_ceil(60)).unwrap_or(i64::MAX).max(1);
+    let since = now_minute().saturating_sub(minutes - 1);
+    let mut queues: BTreeMap<String, (QueueActivity, Vec<i64>)> = BTreeMap::new();
+    for (minute, queue, metric, bucket, count) in activity::activity_since(db, since).await? {
+        let (q, waits) = queues.entry(queue.clone()).or_insert_with(|| {
+            (QueueActivity { queue, ..QueueActivity::default() }, vec![0; WAIT_BUCKETS_MS.len() + 1])
+        });
+        match metric.as_str() {
+            "completed" => {
+                q.completed += count;
+                match q.completed_per_minute.last_mut() {
+                    Some((m, n)) if *m == minute => *n += count,
+                    _ => q.completed_per_minute.push((minute, count)),
                 }
-                "retryable" => q.retried += count,
-                "failed" => q.failed += count,
-                "cancelled" => q.cancelled += count,
-                "wait" => {
-                    // A bucket beyond the known ones (written by a newer version) counts as the last.
-                    let i = usize::try_from(bucket).unwrap_or(0).min(WAIT_BUCKETS_MS.len());
-                    waits[i] += count;
-                    q.started += count;
-                }
-                _ => {}
             }
+            "retryable" => q.retried += count,
+            "failed" => q.failed += count,
+            "cancelled" => q.cancelled += count,
+            "wait" => {
+                // A bucket beyond the known ones (written by a newer version) counts as the last.
+                let i = usize::try_from(bucket).unwrap_or(0).min(WAIT_BUCKETS_MS.len());
+                waits[i] += count;
+                q.started += count;
+            }
+            _ => {}
         }
-        Ok(queues
-            .into_values()
-            .map(|(mut q, waits)| {
-                q.wait_p50_ms = percentile(&waits, 0.50);
-                q.wait_p95_ms = percentile(&waits, 0.95);
-                q
-            })
-            .collect())
     }
+    Ok(queues
+        .into_values()
+        .map(|(mut q, waits)| {
+            q.wait_p50_ms = percentile(&waits, 0.50);
+            q.wait_p95_ms = percentile(&waits, 0.95);
+            q
+        })
+        .collect())
 }
 
 /// The upper bound of the bucket holding the `p`-th fraction of the counts.

@@ -21,7 +21,6 @@ use crate::error::{Error, Result};
 use crate::hooks::{self, Hook, HookOutput};
 use crate::migrate::{self, MigrationSet, SchemaStatus};
 use crate::transaction::{OpenGuards, Tx, TxBuilder, defer_hook};
-use futures_util::FutureExt;
 
 pub(crate) use crate::driver::pool::WriteGate;
 
@@ -59,13 +58,13 @@ struct DbInner {
     /// `transaction::scope`). Shared with the pools derived from this one.
     guards: Arc<OpenGuards>,
     /// The last count of finished jobs per queue and state, and when it was taken: a
-    /// metrics scrape counts them at most once a minute (see [`Db::job_gauges`]). Shared with
+    /// metrics scrape counts them at most once a minute (see [`Queues::overview`](crate::admin::Queues::overview)). Shared with
     /// the pools derived from this one.
     finished_counts: Arc<tokio::sync::Mutex<Option<FinishedCounts>>>,
 }
 
 /// A count of the finished jobs per queue and state, and when it was taken.
-pub(crate) type FinishedCounts = (std::time::Instant, Vec<crate::StateCount>);
+pub(crate) type FinishedCounts = (std::time::Instant, Vec<crate::queries::StateCount>);
 
 impl Db {
     /// Connects to `sqlite://path` (created if missing, WAL, busy timeout) or `postgres://…`.
@@ -135,7 +134,7 @@ impl Db {
         Db { inner: Arc::new(inner) }
     }
 
-    /// The cache of finished-job counts (see [`Db::job_gauges`]).
+    /// The cache of finished-job counts (see [`Queues::overview`](crate::admin::Queues::overview)).
     pub(crate) fn finished_counts(&self) -> &tokio::sync::Mutex<Option<FinishedCounts>> {
         &self.inner.finished_counts
     }
@@ -211,7 +210,7 @@ impl Db {
     ///                 .fetch_one(c)
     ///                 .await?
     ///         });
-    ///         tx.on_commit(move || println!("row {id} committed"));
+    ///         tx.on_commit(async move { println!("row {id} committed") });
     ///         Ok(id)
     ///     })
     ///     .await?;
@@ -230,43 +229,30 @@ impl Db {
         self.transaction().begin().await
     }
 
-    /// Runs `f` after the commit of the transaction the calling code is inside (Django's
-    /// `transaction.on_commit`): a transaction closure on this database, a guard begun by
-    /// the same task, or a web request's transaction. It joins that transaction's innermost
-    /// open scope, so a savepoint that rolls back discards it. Outside any transaction it
-    /// runs at once, and then its error is returned.
+    /// Awaits `hook` after the commit of the transaction the calling code is inside
+    /// (Django's `transaction.on_commit`): a transaction closure on this database, a guard
+    /// begun by the same task, or a web request's transaction. It joins that transaction's
+    /// innermost open scope, so a savepoint that rolls back discards it. Outside any
+    /// transaction it runs at once, and then its error is returned.
     ///
     /// ```no_run
     /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
     /// db.atomic(async |tx| {
     ///     // Deep in code that was handed only the Db:
-    ///     tx.db().on_commit(|| println!("runs after the commit, never before"))?;
+    ///     tx.db().on_commit(async { println!("runs after the commit, never before") }).await?;
     ///     Ok(())
-    /// }).await?;
+    /// })
+    /// .await?;
     /// # Ok(()) }
     /// ```
-    pub fn on_commit<R: HookOutput>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<()> {
-        self.hook_now_or_later(Hook::sync(f, false))
+    pub async fn on_commit<R: HookOutput>(&self, hook: impl Future<Output = R> + Send + 'static) -> Result<()> {
+        self.hook_after_commit(Hook::new(hook, false)).await
     }
 
     /// Like [`Db::on_commit`], but a failure is logged, and the transaction's later hooks
     /// still run (Django's `robust=True`).
-    pub fn on_commit_robust<R: HookOutput>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<()> {
-        self.hook_now_or_later(Hook::sync(f, true))
-    }
-
-    /// The async form of [`Db::on_commit`]: `fut` is awaited after the commit, or at once
-    /// outside any transaction.
-    pub async fn on_commit_async<R: HookOutput>(&self, fut: impl Future<Output = R> + Send + 'static) -> Result<()> {
-        self.hook_after_commit(Hook::future(fut, false)).await
-    }
-
-    /// Like [`Db::on_commit_async`], but a failure is logged and the later hooks still run.
-    pub async fn on_commit_async_robust<R: HookOutput>(
-        &self,
-        fut: impl Future<Output = R> + Send + 'static,
-    ) -> Result<()> {
-        self.hook_after_commit(Hook::future(fut, true)).await
+    pub async fn on_commit_robust<R: HookOutput>(&self, hook: impl Future<Output = R> + Send + 'static) -> Result<()> {
+        self.hook_after_commit(Hook::new(hook, true)).await
     }
 
     /// Defers `hook` to the commit of the transaction the calling code is inside, or runs it
@@ -276,11 +262,6 @@ impl Db {
             Ok(()) => Ok(()),
             Err(hook) => hooks::run_hook_now(hook).await,
         }
-    }
-
-    /// [`Db::hook_after_commit`] for a hook made from a closure, which runs in one poll.
-    fn hook_now_or_later(&self, hook: Hook) -> Result<()> {
-        self.hook_after_commit(hook).now_or_never().expect("a hook made from a closure finishes at once")
     }
 
     /// Another pool to the same database, sized on its own: for work that must never

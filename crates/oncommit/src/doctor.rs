@@ -235,7 +235,7 @@ async fn drift(db: &Db) -> Finding {
 }
 
 async fn jobs_table(db: &Db) -> Finding {
-    let stats = match db.table_stats().await {
+    let stats = match db.jobs().table_stats().await {
         Ok(stats) => stats,
         Err(err) => return unchecked("jobs_table", &err),
     };

@@ -367,7 +367,7 @@ impl Tx<'_> {
     /// Enqueues a job by task name and JSON arguments (for tools and other languages'
     /// tasks); the worker checks that it knows the task when it claims the job. Options
     /// left out come from what the task declares, as its workers recorded it (see
-    /// [`Db::task_declarations`]), else the defaults.
+    /// [`Workers::tasks`](crate::admin::Workers::tasks)), else the defaults.
     pub async fn enqueue_raw(&mut self, task: &str, args: &serde_json::Value, opts: EnqueueOptions) -> Result<JobId> {
         let job = new_raw_job(task, args, &opts)?;
         self.insert(std::slice::from_ref(&job)).await.map(|ids| ids[0])

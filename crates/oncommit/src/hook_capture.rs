@@ -55,7 +55,7 @@ impl std::fmt::Debug for CapturedHooks {
 /// ```no_run
 /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
 /// let (id, hooks) = oncommit::capture_on_commit(oncommit::atomic!(db, |tx| {
-///     tx.on_commit(|| println!("welcome email sent"));
+///     tx.on_commit(async { println!("welcome email sent") });
 ///     Ok(42)
 /// }))
 /// .await;

@@ -35,35 +35,22 @@ impl<E: Into<BoxError> + Send + 'static> HookOutput for Result<(), E> {
     }
 }
 
-type SyncFn = Box<dyn FnOnce() -> Result<(), BoxError> + Send>;
-type AsyncFut = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
-
-enum Body {
-    Sync(SyncFn),
-    Async(AsyncFut),
-}
+type HookFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
 /// One registered callback.
 pub(crate) struct Hook {
-    body: Body,
+    body: HookFuture,
     /// Whether a failure is logged (and the rest still run) instead of stopping the run.
     robust: bool,
 }
 
 impl Hook {
-    pub(crate) fn sync<R: HookOutput>(f: impl FnOnce() -> R + Send + 'static, robust: bool) -> Hook {
-        Hook { body: Body::Sync(Box::new(move || f().into_result())), robust }
-    }
-
-    pub(crate) fn future<R: HookOutput>(fut: impl Future<Output = R> + Send + 'static, robust: bool) -> Hook {
-        Hook { body: Body::Async(Box::pin(async move { fut.await.into_result() })), robust }
+    pub(crate) fn new<R: HookOutput>(fut: impl Future<Output = R> + Send + 'static, robust: bool) -> Hook {
+        Hook { body: Box::pin(async move { fut.await.into_result() }), robust }
     }
 
     async fn call(self) -> Result<(), BoxError> {
-        let outcome = match self.body {
-            Body::Sync(f) => std::panic::catch_unwind(AssertUnwindSafe(f)),
-            Body::Async(fut) => AssertUnwindSafe(fut).catch_unwind().await,
-        };
+        let outcome = AssertUnwindSafe(self.body).catch_unwind().await;
         outcome.unwrap_or_else(|panic| Err(panic_message(panic).into()))
     }
 }

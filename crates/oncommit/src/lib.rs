@@ -23,7 +23,8 @@
 //! - [`enum@Error`] (`error`): the one error type, with database errors classified.
 //! - [`Task`], [`EnqueueOptions`] (`task`, `enqueue`): durable jobs, enqueued in the caller's transaction.
 //! - [`Worker`], [`Periodic`], [`Shutdown`] (`worker`, `periodic`, `shutdown`): running them.
-//! - [`Db::pause_queue`], [`RateLimit`] (`queues`): flow control of whole queues, across all workers.
+//! - [`admin`]: looking at and steering the jobs ([`Db::jobs`]), the queues ([`Db::queues`]:
+//!   flow control of whole queues, across all workers) and the workers ([`Db::workers`]).
 //! - [`Workflow`], [`Unique`] (`workflow`, `unique`): jobs that wait for others; jobs unique by content.
 //! - [`guide`]: the guides of `docs/`.
 
@@ -33,8 +34,7 @@ mod driver;
 use driver::conn;
 
 mod activity;
-mod admin;
-mod bulk;
+pub mod admin;
 mod db;
 /// What a job gets when neither its enqueue nor its task's declaration says: defined here
 /// once, for the Rust side ([`TaskOptions`]'s default) and for the SQL
@@ -54,13 +54,11 @@ mod hooks;
 mod job;
 mod job_row;
 pub mod limits;
-mod listing;
 mod lock;
 pub mod metrics;
 pub mod migrate;
 mod periodic;
 mod queries;
-mod queues;
 mod redact;
 mod retry;
 mod retry_policy;
@@ -72,9 +70,6 @@ mod unique;
 mod worker;
 mod workflow;
 
-pub use activity::QueueActivity;
-pub use admin::{Cancelled, JobDependencies, JobFilter, JobStats};
-pub use bulk::{BulkCancelled, JobSelection};
 pub use conn::{Conn, PoolConn};
 pub use db::{Backend, Db, DbOptions, ExistingPool};
 pub use driver::options::Pooler;
@@ -83,10 +78,9 @@ pub use error::{BoxError, Error, Result, SerializationKind};
 pub use hook_capture::{CapturedHooks, capture_on_commit};
 pub use hooks::HookOutput;
 pub use job::{AttemptError, Job, JobId, JobState};
-pub use listing::{JobOrder, JobsPage, PageRequest};
 pub use lock::{Lock, LockStrength, LockWait};
 pub use periodic::Periodic;
-pub use queries::{Parent, QueueInfo, RateLimit, StateCount, TableStats, TaskDeclaration, WorkerInfo};
+pub use queries::Parent;
 pub use retry::TransactionRetry;
 pub use retry_policy::RetryPolicy;
 pub use shutdown::{Shutdown, ShutdownTrigger};

@@ -6,7 +6,6 @@ use crate::db::Db;
 use crate::enqueue::EnqueueOptions;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
-use crate::queries;
 use crate::task::{Task, TaskOptions};
 use crate::transaction::{Tx, in_scope_of};
 
@@ -99,7 +98,7 @@ impl WorkflowIds {
     }
 }
 
-/// One job of a workflow as [`Db::workflow`] reads it: the job and the jobs it waits for.
+/// One job of a workflow as [`Jobs::workflow`](crate::admin::Jobs::workflow) reads it: the job and the jobs it waits for.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WorkflowJob {
     /// The job, with its state and result.
@@ -192,12 +191,5 @@ impl Db {
         let ids = tx.enqueue_workflow(workflow).await?;
         tx.commit().await?;
         Ok(ids)
-    }
-
-    /// The jobs of workflow `id` (as long as they are kept), in id order, each with its
-    /// parents: what `oncommit workflow` and the dashboard draw.
-    pub async fn workflow(&self, id: &str) -> Result<Vec<WorkflowJob>> {
-        let jobs = queries::workflow_jobs(self, id).await?;
-        Ok(jobs.into_iter().map(|(job, parents)| WorkflowJob { job, parents }).collect())
     }
 }

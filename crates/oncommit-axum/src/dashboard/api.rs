@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use oncommit::{Cancelled, JobId, JobState};
+use oncommit::admin::Cancelled;
+use oncommit::{JobId, JobState};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -15,16 +16,16 @@ type ApiResult = Result<Json<Value>, Error>;
 /// Counts per queue and state: `{"queues": {"default": {"available": 3, …}}, "total": {…}}`.
 pub(super) async fn stats(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
     may_read(&s, &headers)?;
-    Ok(Json(json!(s.db.job_stats().await?)))
+    Ok(Json(json!(s.db.jobs().stats().await?)))
 }
 
 /// Completed jobs per minute over the last hour: `{"minutes": [[minute, count], …]}`.
 pub(super) async fn throughput(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
     may_read(&s, &headers)?;
-    Ok(Json(json!({ "minutes": s.db.throughput(60).await? })))
+    Ok(Json(json!({ "minutes": s.db.jobs().throughput(60).await? })))
 }
 
-/// `/api/jobs`' query: the filters of a [`oncommit::JobSelection`] and a page.
+/// `/api/jobs`' query: the filters of a [`oncommit::admin::JobSelection`] and a page.
 #[derive(Deserialize)]
 pub(super) struct JobsQuery {
     /// States, comma-separated; none for every state.
@@ -52,7 +53,7 @@ fn bad_request(e: impl std::fmt::Display) -> Error {
 
 impl JobsQuery {
     /// The selection and page the query names; a malformed value is a 400 naming it.
-    fn parse(&self) -> Result<(oncommit::JobSelection, oncommit::PageRequest), Error> {
+    fn parse(&self) -> Result<(oncommit::admin::JobSelection, oncommit::admin::PageRequest), Error> {
         let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
         let time = |name: &str, v: &Option<String>| {
             text(v)
@@ -79,7 +80,7 @@ impl JobsQuery {
         let priority = number("priority", &self.priority)?
             .map(|p| i16::try_from(p).map_err(|_| bad_request(format!("priority: {p} is out of range"))))
             .transpose()?;
-        let selection = oncommit::JobSelection {
+        let selection = oncommit::admin::JobSelection {
             states,
             // Blank text filters nothing: the selection drops it.
             queue: self.queue.clone(),
@@ -91,7 +92,7 @@ impl JobsQuery {
             search: self.search.clone(),
             ids: None,
         };
-        let page = oncommit::PageRequest {
+        let page = oncommit::admin::PageRequest {
             order: text(&self.order).map(|o| o.parse()).transpose().map_err(bad_request)?.unwrap_or_default(),
             cursor: number("cursor", &self.cursor)?,
             limit: number("limit", &self.limit)?.unwrap_or(50),
@@ -105,15 +106,16 @@ impl JobsQuery {
 pub(super) async fn jobs(State(s): State<DashboardState>, headers: HeaderMap, Query(q): Query<JobsQuery>) -> ApiResult {
     may_read(&s, &headers)?;
     let (selection, page) = q.parse()?;
-    Ok(Json(json!(s.db.list_jobs(&selection, &page).await.map_err(bad_value)?)))
+    Ok(Json(json!(s.db.jobs().list(&selection, &page).await.map_err(bad_value)?)))
 }
 
 /// One job with its args, attempts, errors and timings, and its dependencies in brief:
 /// `{…the job…, "parents": [{"id", "task", "state"}], "dependants": [...]}`.
 pub(super) async fn job(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
     may_read(&s, &headers)?;
-    let job = s.db.job(JobId(id)).await?.ok_or_else(|| Error::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
-    let links = s.db.job_dependencies(JobId(id)).await?;
+    let job =
+        s.db.jobs().get(JobId(id)).await?.ok_or_else(|| Error::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
+    let links = s.db.jobs().dependencies(JobId(id)).await?;
     let brief = |jobs: Vec<oncommit::Job>| {
         jobs.into_iter().map(|j| json!({ "id": j.id, "task": j.task, "state": j.state })).collect::<Vec<_>>()
     };
@@ -128,12 +130,12 @@ pub(super) async fn job(State(s): State<DashboardState>, headers: HeaderMap, Pat
 /// settings, their activity over the last hour, and the workers.
 pub(super) async fn overview(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
     may_read(&s, &headers)?;
-    let (queues, counts) = s.db.queues_and_counts().await?;
+    let overview = s.db.queues().overview().await?;
     Ok(Json(json!({
-        "counts": oncommit::JobStats::from_counts(counts),
-        "queues": queues,
-        "activity": s.db.queue_activity(std::time::Duration::from_secs(3600)).await?,
-        "workers": s.db.workers().await?,
+        "counts": overview.stats,
+        "queues": overview.queues,
+        "activity": s.db.queues().activity(std::time::Duration::from_secs(3600)).await?,
+        "workers": s.db.workers().list().await?,
     })))
 }
 
@@ -141,7 +143,7 @@ pub(super) async fn overview(State(s): State<DashboardState>, headers: HeaderMap
 /// "parents": [41, 42]}]}`.
 pub(super) async fn workflow(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
     may_read(&s, &headers)?;
-    let jobs = s.db.workflow(&id).await?;
+    let jobs = s.db.jobs().workflow(&id).await?;
     if jobs.is_empty() {
         return Err(Error::new(StatusCode::NOT_FOUND, format!("no workflow {id}")));
     }
@@ -151,12 +153,12 @@ pub(super) async fn workflow(State(s): State<DashboardState>, headers: HeaderMap
 /// The workers that reported recently.
 pub(super) async fn workers(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
     may_read(&s, &headers)?;
-    Ok(Json(json!({ "workers": s.db.workers().await? })))
+    Ok(Json(json!({ "workers": s.db.workers().list().await? })))
 }
 
 pub(super) async fn retry(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
     authorize(&s, &headers)?;
-    if !s.db.retry_job(JobId(id)).await? {
+    if !s.db.jobs().retry(JobId(id)).await? {
         return Err(Error::new(StatusCode::CONFLICT, format!("job {id} cannot be retried: missing or running")));
     }
     Ok(Json(json!({ "id": id, "retried": true })))
@@ -164,7 +166,7 @@ pub(super) async fn retry(State(s): State<DashboardState>, headers: HeaderMap, P
 
 pub(super) async fn cancel(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
     authorize(&s, &headers)?;
-    match s.db.cancel_job(JobId(id)).await? {
+    match s.db.jobs().cancel(JobId(id)).await? {
         Cancelled::NotCancellable => Err(Error::new(StatusCode::CONFLICT, format!("job {id} cannot be cancelled"))),
         outcome => Ok(Json(json!({ "id": id, "cancelled": outcome }))),
     }
@@ -172,7 +174,7 @@ pub(super) async fn cancel(State(s): State<DashboardState>, headers: HeaderMap, 
 
 pub(super) async fn delete(State(s): State<DashboardState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
     authorize(&s, &headers)?;
-    if !s.db.delete_job(JobId(id)).await? {
+    if !s.db.jobs().delete(JobId(id)).await? {
         return Err(Error::new(StatusCode::CONFLICT, format!("job {id} cannot be deleted: missing or running")));
     }
     Ok(Json(json!({ "id": id, "deleted": true })))
@@ -182,7 +184,7 @@ pub(super) async fn delete(State(s): State<DashboardState>, headers: HeaderMap, 
 /// `{"queues": [{"name": "mail", "paused": false, "concurrency_limit": 5, …}]}`.
 pub(super) async fn queues(State(s): State<DashboardState>, headers: HeaderMap) -> ApiResult {
     may_read(&s, &headers)?;
-    Ok(Json(json!({ "queues": s.db.queues().await? })))
+    Ok(Json(json!({ "queues": s.db.queues().list().await? })))
 }
 
 /// Pauses a queue for every worker; answers with the queue as `/api/queues` lists it.
@@ -192,8 +194,8 @@ pub(super) async fn pause_queue(
     Path(name): Path<String>,
 ) -> ApiResult {
     authorize(&s, &headers)?;
-    s.db.pause_queue(&name).await.map_err(bad_value)?;
-    Ok(Json(json!({ "queue": s.db.queue_info(&name).await? })))
+    s.db.queues().pause(&name).await.map_err(bad_value)?;
+    Ok(Json(json!({ "queue": s.db.queues().get(&name).await? })))
 }
 
 /// Resumes a paused queue.
@@ -203,8 +205,8 @@ pub(super) async fn resume_queue(
     Path(name): Path<String>,
 ) -> ApiResult {
     authorize(&s, &headers)?;
-    s.db.resume_queue(&name).await.map_err(bad_value)?;
-    Ok(Json(json!({ "queue": s.db.queue_info(&name).await? })))
+    s.db.queues().resume(&name).await.map_err(bad_value)?;
+    Ok(Json(json!({ "queue": s.db.queues().get(&name).await? })))
 }
 
 #[derive(Deserialize)]
@@ -222,14 +224,14 @@ pub(super) async fn limit_queue(
 ) -> ApiResult {
     authorize(&s, &headers)?;
     let Json(body) = body.map_err(|e| Error::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    s.db.set_queue_concurrency_limit(&name, body.concurrency_limit).await.map_err(bad_value)?;
-    Ok(Json(json!({ "queue": s.db.queue_info(&name).await? })))
+    s.db.queues().set_concurrency_limit(&name, body.concurrency_limit).await.map_err(bad_value)?;
+    Ok(Json(json!({ "queue": s.db.queues().get(&name).await? })))
 }
 
 #[derive(Deserialize)]
 pub(super) struct RateBody {
     /// The limit, as `/api/queues` shows it; `null` removes it.
-    rate_limit: Option<oncommit::RateLimit>,
+    rate_limit: Option<oncommit::admin::RateLimit>,
 }
 
 /// Sets a queue's rate limit: `{"rate_limit": {"max_starts": 10, "period_ms": 1000}}` (or
@@ -242,15 +244,15 @@ pub(super) async fn rate_limit_queue(
 ) -> ApiResult {
     authorize(&s, &headers)?;
     let Json(body) = body.map_err(|e| Error::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    s.db.set_queue_rate_limit(&name, body.rate_limit).await.map_err(bad_value)?;
-    Ok(Json(json!({ "queue": s.db.queue_info(&name).await? })))
+    s.db.queues().set_rate_limit(&name, body.rate_limit).await.map_err(bad_value)?;
+    Ok(Json(json!({ "queue": s.db.queues().get(&name).await? })))
 }
 
 /// A selection in a request body: `{"states": ["failed"], "queue": "mail", "task": null,
 /// "since": "2026-11-24T03:00:00Z", "until": null, "error_contains": "refused"}`.
-type Selection = Result<Json<oncommit::JobSelection>, axum::extract::rejection::JsonRejection>;
+type Selection = Result<Json<oncommit::admin::JobSelection>, axum::extract::rejection::JsonRejection>;
 
-fn selection(body: Selection) -> Result<oncommit::JobSelection, Error> {
+fn selection(body: Selection) -> Result<oncommit::admin::JobSelection, Error> {
     body.map(|Json(s)| s).map_err(|e| Error::new(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
@@ -258,7 +260,7 @@ fn selection(body: Selection) -> Result<oncommit::JobSelection, Error> {
 /// page asks before a bulk action.
 pub(super) async fn count_selected(State(s): State<DashboardState>, headers: HeaderMap, body: Selection) -> ApiResult {
     may_read(&s, &headers)?;
-    let matched = s.db.count_jobs(&selection(body)?).await.map_err(bad_value)?;
+    let matched = s.db.jobs().count(&selection(body)?).await.map_err(bad_value)?;
     Ok(Json(json!({ "matched": matched })))
 }
 
@@ -273,9 +275,9 @@ pub(super) async fn act_on_selected(
     authorize(&s, &headers)?;
     let selection = selection(body)?;
     let done = match action.as_str() {
-        "retry" => json!({ "retried": s.db.retry_jobs(&selection).await.map_err(bad_value)? }),
-        "cancel" => json!(s.db.cancel_jobs(&selection).await.map_err(bad_value)?),
-        "delete" => json!({ "deleted": s.db.delete_jobs(&selection).await.map_err(bad_value)? }),
+        "retry" => json!({ "retried": s.db.jobs().retry_all(&selection).await.map_err(bad_value)? }),
+        "cancel" => json!(s.db.jobs().cancel_all(&selection).await.map_err(bad_value)?),
+        "delete" => json!({ "deleted": s.db.jobs().delete_all(&selection).await.map_err(bad_value)? }),
         other => {
             return Err(Error::new(
                 StatusCode::NOT_FOUND,

@@ -18,24 +18,22 @@ pub(super) async fn metrics(
     super::api::may_read(&s, &headers)?;
     let mut out = String::from("# HELP oncommit_jobs Jobs by queue and state.\n# TYPE oncommit_jobs gauge\n");
     // Finished jobs are counted at most once a minute: a scrape never reads the whole table.
-    let gauges = s.db.job_gauges().await?;
-    for c in &gauges {
-        let _ = writeln!(out, "oncommit_jobs{{queue=\"{}\",state=\"{}\"}} {}", label(&c.queue), c.state, c.count);
+    let overview = s.db.queues().overview().await?;
+    for (queue, states) in &overview.stats.queues {
+        for (state, count) in states {
+            let _ = writeln!(out, "oncommit_jobs{{queue=\"{}\",state=\"{state}\"}} {count}", label(queue));
+        }
     }
     // Every queue with unfinished jobs has a lag series, zero when none waits, so an alert
     // sees it fall back rather than vanish.
-    let mut lag = s.db.queue_lag().await?;
-    for c in gauges.iter().filter(|c| !c.state.is_finished()) {
-        lag.entry(c.queue.clone()).or_default();
-    }
     out.push_str(
         "# HELP oncommit_queue_lag_seconds How long the oldest available job of a queue has waited for a worker.\n\
          # TYPE oncommit_queue_lag_seconds gauge\n",
     );
-    for (queue, lag) in &lag {
-        let _ = writeln!(out, "oncommit_queue_lag_seconds{{queue=\"{}\"}} {}", label(queue), lag.as_secs_f64());
+    for q in overview.queues.iter().filter(|q| q.available + q.running + q.waiting > 0 || !q.lag.is_zero()) {
+        let _ = writeln!(out, "oncommit_queue_lag_seconds{{queue=\"{}\"}} {}", label(&q.name), q.lag.as_secs_f64());
     }
-    let table = s.db.table_stats().await?;
+    let table = s.db.jobs().table_stats().await?;
     let _ = writeln!(
         out,
         "# HELP oncommit_jobs_table_bytes The jobs table's size on disk (SQLite: the database file).\n\
@@ -49,7 +47,7 @@ pub(super) async fn metrics(
              # TYPE oncommit_jobs_table_dead_rows gauge\noncommit_jobs_table_dead_rows {dead}"
         );
     }
-    let workers = s.db.workers().await?.len();
+    let workers = s.db.workers().list().await?.len();
     let _ = writeln!(
         out,
         "# HELP oncommit_workers Workers that reported recently.\n# TYPE oncommit_workers gauge\noncommit_workers {workers}"

@@ -62,7 +62,7 @@ async fn measure(db: &Db, samples: usize, sql: bool) -> anyhow::Result<Vec<f64>>
 async fn started_at(db: &Db, id: JobId) -> anyhow::Result<DateTime<Utc>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(at) = db.job(id).await?.and_then(|job| job.attempted_at) {
+        if let Some(at) = db.jobs().get(id).await?.and_then(|job| job.attempted_at) {
             return Ok(at);
         }
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "job {id} was not started within 30 s");

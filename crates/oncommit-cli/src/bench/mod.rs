@@ -326,9 +326,8 @@ async fn end_to_end(db: &Db, jobs: usize) -> anyhow::Result<Duration> {
 }
 
 async fn completed(db: &Db) -> anyhow::Result<usize> {
-    let counts = db.job_counts().await?;
-    let done = counts.iter().filter(|c| c.queue == QUEUE && c.state == oncommit::JobState::Completed).map(|c| c.count);
-    Ok(usize::try_from(done.sum::<i64>()).unwrap_or(0))
+    let done = oncommit::admin::JobSelection::new([oncommit::JobState::Completed]).queue(QUEUE);
+    Ok(usize::try_from(db.jobs().count(&done).await?).unwrap_or(0))
 }
 
 /// Commits one probe job at a time and measures until its task starts.

@@ -68,7 +68,7 @@ pub(crate) async fn run(db: &Db, url: &str, secs: u64, concurrency: usize, json:
             }
             if started.elapsed() >= next_sample {
                 next_sample += SAMPLE_EVERY;
-                let table = db.table_stats().await?;
+                let table = db.jobs().table_stats().await?;
                 let done = produced - outstanding(db).await?;
                 let at_secs = started.elapsed().as_secs();
                 samples.push(Sample { at_secs, jobs_done: done, table_bytes: table.bytes, dead_rows: table.dead_rows });

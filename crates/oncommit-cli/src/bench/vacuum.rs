@@ -215,7 +215,7 @@ async fn measure(db: &Db, now: Duration, readers: u32, rate: u32) -> anyhow::Res
     .bind(QUEUE)
     .fetch_one(pool)
     .await?;
-    let table = db.table_stats().await?;
+    let table = db.jobs().table_stats().await?;
     Ok(Sample {
         at_secs: now.as_secs(),
         readers,

@@ -176,7 +176,7 @@ backend_test!(pooled async fn claims_in_order_and_fences_outcomes(t) {
     let per_minute = run!(db, job_throughput(5));
     assert_eq!(per_minute.iter().map(|(_, n)| n).sum::<i64>(), 1, "one completion: {per_minute:?}");
 
-    db.pause_queue("q").await.unwrap();
+    db.queues().pause("q").await.unwrap();
     assert!(run!(db, queue_is_controlled("q")));
     assert!(run!(db, job_claim(&claim("q", 10, "w1"))).is_empty(), "the fast claim leaves a paused queue alone");
 });

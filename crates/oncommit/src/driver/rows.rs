@@ -57,14 +57,11 @@ pub struct TableStats {
 }
 
 /// Counts of jobs per queue and state.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct StateCount {
-    /// The queue.
-    pub queue: String,
-    /// The state.
-    pub state: JobState,
-    /// How many jobs.
-    pub count: i64,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StateCount {
+    pub(crate) queue: String,
+    pub(crate) state: JobState,
+    pub(crate) count: i64,
 }
 
 /// A `TaskDeclaration` from its row: name, queue, priority, attempts, worker, epoch ms.

@@ -93,7 +93,8 @@ pub(crate) use queue_control::{Claim, queue_lag, queue_list, queue_set, rate_win
 pub use queue_control::{QueueInfo, RateLimit};
 
 pub(crate) use crate::driver::contract::{Declaration, Inserted, NewJob, Tick, Transition};
-pub use crate::driver::rows::{StateCount, TableStats, TaskDeclaration, WorkerInfo};
+pub(crate) use crate::driver::rows::StateCount;
+pub use crate::driver::rows::{TableStats, TaskDeclaration, WorkerInfo};
 #[cfg(feature = "postgres")]
 pub(crate) use crate::driver::{CANCEL_CHANNEL, JOBS_CHANNEL};
 

@@ -32,7 +32,7 @@
 ///                 });
 ///             }
 ///             oncommit::atomic!(tx, |sp| {
-///                 sp.on_commit(|| println!("after the commit"));
+///                 sp.on_commit(async { println!("after the commit") });
 ///                 Ok(())
 ///             })
 ///             .await?;

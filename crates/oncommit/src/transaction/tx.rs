@@ -200,25 +200,29 @@ impl<'p> Tx<'p> {
         self.state_ref().attempt
     }
 
-    /// Registers `f` to run after the outermost transaction commits. If it fails, the error
-    /// reaches the committer and later hooks do not run.
-    pub fn on_commit<R: HookOutput>(&mut self, f: impl FnOnce() -> R + Send + 'static) {
-        self.push_hook(Hook::sync(f, false));
+    /// Registers `hook` to be awaited after the outermost transaction commits (Django's
+    /// `transaction.on_commit`). If it fails (an error or a panic), the error reaches the
+    /// committer as [`Error::Hook`](crate::Error::Hook) and later hooks do not run.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: oncommit::Db, mailer: tokio::sync::mpsc::Sender<i64>) -> oncommit::Result<()> {
+    /// db.atomic(async |tx| {
+    ///     let order_id = 42; // … inserted above
+    ///     let mailer = mailer.clone(); // the closure may run again, on a retry
+    ///     tx.on_commit(async move { mailer.send(order_id).await });
+    ///     Ok(())
+    /// })
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_commit<R: HookOutput>(&mut self, hook: impl Future<Output = R> + Send + 'static) {
+        self.push_hook(Hook::new(hook, false));
     }
 
-    /// Like [`Tx::on_commit`], but a failure is logged and the later hooks still run.
-    pub fn on_commit_robust<R: HookOutput>(&mut self, f: impl FnOnce() -> R + Send + 'static) {
-        self.push_hook(Hook::sync(f, true));
-    }
-
-    /// Registers a future to be awaited after the outermost transaction commits.
-    pub fn on_commit_async<R: HookOutput>(&mut self, fut: impl Future<Output = R> + Send + 'static) {
-        self.push_hook(Hook::future(fut, false));
-    }
-
-    /// Like [`Tx::on_commit_async`], but a failure is logged and the later hooks still run.
-    pub fn on_commit_async_robust<R: HookOutput>(&mut self, fut: impl Future<Output = R> + Send + 'static) {
-        self.push_hook(Hook::future(fut, true));
+    /// Like [`Tx::on_commit`], but a failure is logged and the later hooks still run
+    /// (Django's `robust=True`).
+    pub fn on_commit_robust<R: HookOutput>(&mut self, hook: impl Future<Output = R> + Send + 'static) {
+        self.push_hook(Hook::new(hook, true));
     }
 
     fn push_hook(&mut self, hook: Hook) {
@@ -301,11 +305,11 @@ impl<'p> Tx<'p> {
     /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
     /// db.atomic(async |tx| {
     ///     let inner = tx.atomic(async |sp| {
-    ///         sp.on_commit(|| println!("never runs"));
+    ///         sp.on_commit(async { println!("never runs") });
     ///         Err::<(), _>(oncommit::Error::app("changed my mind"))
     ///     }).await;
     ///     assert!(inner.is_err());
-    ///     tx.on_commit(|| println!("runs after the outer commit"));
+    ///     tx.on_commit(async { println!("runs after the outer commit") });
     ///     Ok(())
     /// }).await
     /// # }
@@ -344,7 +348,7 @@ impl<'p> Tx<'p> {
     /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
     /// db.atomic(async |tx| {
     ///     let failed = tx.atomic_without_savepoint(async |tx| {
-    ///         tx.on_commit(|| println!("never runs"));
+    ///         tx.on_commit(async { println!("never runs") });
     ///         Err::<(), _>(oncommit::Error::app("step two failed"))
     ///     }).await;
     ///     assert!(failed.is_err() && tx.will_roll_back());

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::Worker;
 use super::executor;
 use super::held::Held;
-use crate::admin::JobFilter;
+use crate::admin::JobSelection;
 use crate::error::Result;
 use crate::job::JobState;
 use crate::queries;
@@ -121,8 +121,10 @@ impl Worker {
     /// Whether a job of `queues` is available (without claiming it).
     async fn any_available(&self, queues: &[String]) -> Result<bool> {
         for queue in queues {
-            let filter = JobFilter { state: Some(JobState::Available), queue: Some(queue.clone()), limit: 1 };
-            if !self.db.jobs(&filter).await?.is_empty() {
+            // One statement over every id (the state's partial index serves it), not a
+            // listing's windows.
+            let available = JobSelection::new([JobState::Available]).queue(queue.clone()).any_state_filter()?;
+            if !queries::listing::job_window(&self.db, &available, i64::MIN, i64::MAX, true, 1).await?.is_empty() {
                 return Ok(true);
             }
         }

@@ -256,7 +256,7 @@ impl Worker {
     }
 
     /// At most `limit` jobs of `queue` run at once across all workers, recorded in the
-    /// database when this worker starts (as [`Db::set_queue_concurrency_limit`] does at
+    /// database when this worker starts (as [`Queues::set_concurrency_limit`](crate::admin::Queues::set_concurrency_limit) does at
     /// any time). Like a task's declaration, the last worker started wins: a limit changed
     /// at runtime (CLI, dashboard, SQL) holds until a worker that sets one in code starts.
     ///
@@ -276,7 +276,7 @@ impl Worker {
 
     /// At most `limit.max_starts` starts of `queue`'s jobs per `limit.period` across all
     /// workers, recorded when this worker starts (see [`Worker::queue_limit`]).
-    pub fn queue_rate_limit(mut self, queue: impl Into<String>, limit: crate::RateLimit) -> Self {
+    pub fn queue_rate_limit(mut self, queue: impl Into<String>, limit: crate::admin::RateLimit) -> Self {
         self.limits.push((queue.into(), queries::Setting::RateLimit(Some(limit))));
         self
     }

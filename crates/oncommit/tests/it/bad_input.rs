@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use oncommit::{Backend, Db, EnqueueOptions, Error, JobFilter, JobState};
+use oncommit::admin::{JobSelection, PageRequest};
+use oncommit::{Backend, Db, EnqueueOptions, Error, JobState};
 use oncommit_testing::backend_test;
 use sqlx::AssertSqlSafe;
 
@@ -69,10 +70,10 @@ backend_test!(async fn a_row_that_cannot_be_decoded_fails_its_job_and_the_queue_
     let poison = write_poison(&t.db).await;
     let fine = t.db.enqueue(echo("fine")).await.unwrap();
     // Every listing still works, and shows what it can.
-    let listed = t.db.jobs(&JobFilter::default()).await.unwrap();
+    let listed = t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap();
     assert_eq!(listed.len(), 4);
     for id in &poison {
-        assert!(t.db.job(*id).await.unwrap().is_some());
+        assert!(t.db.jobs().get(*id).await.unwrap().is_some());
     }
     // One claim takes all four: the undecodable rows fail with the column named, the
     // others run.
@@ -108,7 +109,7 @@ backend_test!(pooled async fn bad_enqueue_options_are_refused_with_their_name(t)
     assert_eq!(option(refused(EnqueueOptions::new().queue("q".repeat(256))).await), "queue name");
     let far = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 12000, 1, 1, 0, 0, 0).unwrap();
     assert_eq!(option(refused(EnqueueOptions::new().run_at(far)).await), "run_at");
-    assert!(t.db.jobs(&JobFilter::default()).await.unwrap().is_empty(), "nothing was enqueued");
+    assert!(t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap().is_empty(), "nothing was enqueued");
 });
 
 backend_test!(pooled async fn sql_inserts_of_unservable_jobs_are_refused(t) {
@@ -150,5 +151,5 @@ backend_test!(pooled async fn sql_inserts_of_unservable_jobs_are_refused(t) {
         let err = exec(&t.db, sql, sql).await.unwrap_err();
         assert!(err.contains(message), "{sql}: {err}");
     }
-    assert!(t.db.jobs(&JobFilter::default()).await.unwrap().is_empty());
+    assert!(t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap().is_empty());
 });

@@ -1,11 +1,12 @@
 //! Bulk actions on the jobs a selection picks: counted first, then retried, cancelled or
 //! deleted in batches; running jobs are never retried or deleted, only asked to stop.
 
-use oncommit::{BulkCancelled, Error, JobFilter, JobSelection, JobState};
+use oncommit::admin::{BulkCancelled, JobSelection, PageRequest};
+use oncommit::{EnqueueOptions, Error, JobState};
 use oncommit_testing::backend_test;
 
 use super::exec;
-use super::tasks::{Gated, create_runs, start, wait_arrivals, wait_for, worker};
+use super::tasks::{Echo, Gated, create_runs, start, wait_arrivals, wait_for, worker};
 
 /// Dead jobs written as a worker leaves them: `failed` with an error history, finished at a
 /// known time. `n` rows per call, in one statement.
@@ -51,18 +52,18 @@ backend_test!(pooled async fn a_selection_counts_and_retries_exactly_its_jobs(t)
     .unwrap();
 
     let failed = JobSelection::new([JobState::Failed]);
-    assert_eq!(t.db.count_jobs(&failed).await.unwrap(), 22);
-    assert_eq!(t.db.count_jobs(&failed.clone().queue("mail")).await.unwrap(), 19);
-    assert_eq!(t.db.count_jobs(&failed.clone().queue("mail").task("send")).await.unwrap(), 15);
+    assert_eq!(t.db.jobs().count(&failed).await.unwrap(), 22);
+    assert_eq!(t.db.jobs().count(&failed.clone().queue("mail")).await.unwrap(), 19);
+    assert_eq!(t.db.jobs().count(&failed.clone().queue("mail").task("send")).await.unwrap(), 15);
     let refused = failed.clone().queue("mail").task("send").error_contains("connection REFUSED");
-    assert_eq!(t.db.count_jobs(&refused).await.unwrap(), 9);
+    assert_eq!(t.db.jobs().count(&refused).await.unwrap(), 9);
     let last_night = refused.clone().since(at(NIGHT - HOUR)).until(at(NIGHT + HOUR));
-    assert_eq!(t.db.count_jobs(&last_night).await.unwrap(), 7);
-    assert_eq!(t.db.count_jobs(&JobSelection::new([JobState::Cancelled])).await.unwrap(), 0);
+    assert_eq!(t.db.jobs().count(&last_night).await.unwrap(), 7);
+    assert_eq!(t.db.jobs().count(&JobSelection::new([JobState::Cancelled])).await.unwrap(), 0);
 
-    assert_eq!(t.db.retry_jobs(&last_night).await.unwrap(), 7);
-    let filter = JobFilter { state: Some(JobState::Available), limit: 100, ..Default::default() };
-    let available = t.db.jobs(&filter).await.unwrap();
+    assert_eq!(t.db.jobs().retry_all(&last_night).await.unwrap(), 7);
+    let filter = JobSelection::new([JobState::Available]);
+    let available = t.db.jobs().list(&filter, &PageRequest::newest(100)).await.unwrap().jobs;
     assert_eq!(available.len(), 7);
     for job in &available {
         assert_eq!((job.queue.as_str(), job.task.as_str()), ("mail", "send"));
@@ -70,8 +71,8 @@ backend_test!(pooled async fn a_selection_counts_and_retries_exactly_its_jobs(t)
         assert_eq!((job.attempt, job.max_attempts, job.finished_at), (3, 4, None), "one more attempt: {job:?}");
     }
     // Nothing else moved; a second pass finds nothing left to retry.
-    assert_eq!(t.db.count_jobs(&failed).await.unwrap(), 15);
-    assert_eq!(t.db.retry_jobs(&last_night).await.unwrap(), 0);
+    assert_eq!(t.db.jobs().count(&failed).await.unwrap(), 15);
+    assert_eq!(t.db.jobs().retry_all(&last_night).await.unwrap(), 0);
 });
 
 backend_test!(pooled async fn cancel_and_delete_leave_running_jobs_to_their_workers(t) {
@@ -86,21 +87,21 @@ backend_test!(pooled async fn cancel_and_delete_leave_running_jobs_to_their_work
         waiting.push(t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 0 }).await.unwrap());
     }
     let unfinished = JobSelection::new([JobState::Available, JobState::Running]).task("gated");
-    assert_eq!(t.db.count_jobs(&unfinished).await.unwrap(), 4);
+    assert_eq!(t.db.jobs().count(&unfinished).await.unwrap(), 4);
     // Deleting or retrying never touches the running job.
-    assert_eq!(t.db.delete_jobs(&JobSelection::new([JobState::Running])).await.unwrap(), 0);
-    assert_eq!(t.db.retry_jobs(&JobSelection::new([JobState::Running])).await.unwrap(), 0);
-    let cancelled = t.db.cancel_jobs(&unfinished).await.unwrap();
+    assert_eq!(t.db.jobs().delete_all(&JobSelection::new([JobState::Running])).await.unwrap(), 0);
+    assert_eq!(t.db.jobs().retry_all(&JobSelection::new([JobState::Running])).await.unwrap(), 0);
+    let cancelled = t.db.jobs().cancel_all(&unfinished).await.unwrap();
     assert_eq!(cancelled, BulkCancelled { cancelled: 3, requested: 1 });
     for id in &waiting {
-        assert_eq!(t.db.job(*id).await.unwrap().unwrap().state, JobState::Cancelled);
+        assert_eq!(t.db.jobs().get(*id).await.unwrap().unwrap().state, JobState::Cancelled);
     }
     // The running job's worker stops it while it waits at its gate (at once by NOTIFY, or
     // at its next heartbeat).
     wait_for(&t.db, running, JobState::Cancelled).await;
     let dead = JobSelection::new([JobState::Cancelled]);
-    assert_eq!(t.db.delete_jobs(&dead).await.unwrap(), 4);
-    assert_eq!(t.db.count_jobs(&dead).await.unwrap(), 0);
+    assert_eq!(t.db.jobs().delete_all(&dead).await.unwrap(), 4);
+    assert_eq!(t.db.jobs().count(&dead).await.unwrap(), 0);
     w.stop().await;
 });
 
@@ -109,22 +110,23 @@ backend_test!(pooled async fn thousands_of_jobs_go_in_batches(t) {
     dead_jobs(&t.db, 12_000, "bulk", "send", "timeout", NIGHT).await;
     let selection = JobSelection::new([JobState::Failed, JobState::Available]).queue("bulk");
     // Retried jobs are `available`, which the selection also names: each is retried once.
-    assert_eq!(t.db.retry_jobs(&selection).await.unwrap(), 12_000);
-    assert_eq!(t.db.count_jobs(&JobSelection::new([JobState::Available])).await.unwrap(), 12_000);
-    assert_eq!(t.db.delete_jobs(&selection).await.unwrap(), 12_000);
-    assert_eq!(t.db.count_jobs(&selection).await.unwrap(), 0);
+    assert_eq!(t.db.jobs().retry_all(&selection).await.unwrap(), 12_000);
+    assert_eq!(t.db.jobs().count(&JobSelection::new([JobState::Available])).await.unwrap(), 12_000);
+    assert_eq!(t.db.jobs().delete_all(&selection).await.unwrap(), 12_000);
+    assert_eq!(t.db.jobs().count(&selection).await.unwrap(), 0);
 });
 
-backend_test!(pooled async fn a_selection_without_states_is_refused(t) {
+backend_test!(pooled async fn a_bulk_action_without_states_is_refused_a_count_counts_every_state(t) {
     t.db.migrate().await.unwrap();
     dead_jobs(&t.db, 2, "mail", "send", "x", NIGHT).await;
+    t.db.enqueue_with(Echo { key: "waiting".into() }, EnqueueOptions::new().queue("mail")).await.unwrap();
     let everything = JobSelection { queue: Some("mail".into()), ..JobSelection::default() };
+    assert_eq!(t.db.jobs().count(&everything).await.unwrap(), 3);
     for result in [
-        t.db.count_jobs(&everything).await.map(|_| ()),
-        t.db.retry_jobs(&everything).await.map(|_| ()),
-        t.db.delete_jobs(&everything).await.map(|_| ()),
+        t.db.jobs().retry_all(&everything).await.map(|_| ()),
+        t.db.jobs().delete_all(&everything).await.map(|_| ()),
     ] {
         assert!(matches!(result, Err(Error::InvalidOption { option: "job selection", .. })), "{result:?}");
     }
-    assert_eq!(t.db.count_jobs(&JobSelection::new([JobState::Failed])).await.unwrap(), 2);
+    assert_eq!(t.db.jobs().count(&JobSelection::new([JobState::Failed])).await.unwrap(), 2);
 });

@@ -2,7 +2,8 @@
 //! several workers, while other keys and unkeyed jobs keep flowing. Checked from the job
 //! rows: each job holds its key's slot from its claim (`attempted_at`) to its finish.
 
-use oncommit::{EnqueueOptions, Error, Job, JobFilter, JobState};
+use oncommit::admin::{JobSelection, PageRequest};
+use oncommit::{EnqueueOptions, Error, Job, JobState};
 use oncommit_testing::{backend_test, eventually};
 
 use super::tasks::{Nap, Running, create_runs, start, wait_for, worker};
@@ -14,7 +15,12 @@ fn keyed(key: &str, limit: u32) -> EnqueueOptions {
 /// Every job of `queue` once all have completed (waiting for that).
 async fn completed(db: &oncommit::Db, queue: &str, n: usize) -> Vec<Job> {
     eventually(&format!("{n} jobs of {queue} to complete"), || async {
-        let jobs = db.jobs(&JobFilter { queue: Some(queue.into()), limit: 1000, ..Default::default() }).await.unwrap();
+        let jobs = db
+            .jobs()
+            .list(&JobSelection::default().queue(queue), &PageRequest::newest(1000))
+            .await
+            .map(|page| page.jobs)
+            .unwrap();
         (jobs.len() == n && jobs.iter().all(|j| j.state == JobState::Completed)).then_some(jobs)
     })
     .await
@@ -43,8 +49,8 @@ backend_test!(pooled async fn a_key_runs_one_at_a_time_in_enqueue_order_while_ot
     for _ in 0..3 {
         t.db.enqueue_with(Nap { ms: 30 }, keyed("customer:2", 1).queue("two")).await.unwrap();
     }
-    let pending = JobFilter { state: Some(JobState::Pending), limit: 100, ..Default::default() };
-    assert_eq!(t.db.jobs(&pending).await.unwrap().len(), 9 + 2, "all but the first of each key wait");
+    let pending = JobSelection::new([JobState::Pending]);
+    assert_eq!(t.db.jobs().count(&pending).await.unwrap(), 9 + 2, "all but the first of each key wait");
     let workers: Vec<_> = (0..3)
         .map(|_| start(worker(&t.db).register::<Nap>().queue("one", 4).queue("two", 4)))
         .collect();
@@ -115,11 +121,11 @@ backend_test!(pooled async fn a_failed_or_cancelled_holder_frees_the_slot(t) {
     let first = t.db.enqueue_raw("nobody_runs_this", &serde_json::json!({}), keyed("k", 1).max_attempts(1)).await.unwrap();
     let second = t.db.enqueue_with(Nap { ms: 1 }, keyed("k", 1)).await.unwrap();
     let third = t.db.enqueue_with(Nap { ms: 1 }, keyed("k", 1)).await.unwrap();
-    assert_eq!(t.db.job(second).await.unwrap().unwrap().state, JobState::Pending);
+    assert_eq!(t.db.jobs().get(second).await.unwrap().unwrap().state, JobState::Pending);
     // Cancelling a waiting job gives nothing back (it held no slot); cancelling the holder does.
-    t.db.cancel_job(third).await.unwrap();
-    t.db.cancel_job(first).await.unwrap();
-    assert_eq!(t.db.job(second).await.unwrap().unwrap().state, JobState::Available);
+    t.db.jobs().cancel(third).await.unwrap();
+    t.db.jobs().cancel(first).await.unwrap();
+    assert_eq!(t.db.jobs().get(second).await.unwrap().unwrap().state, JobState::Available);
     let w = start(worker(&t.db).register::<Nap>());
     wait_for(&t.db, second, JobState::Completed).await;
     w.stop().await;

@@ -1,6 +1,7 @@
 //! Options a task declares apply however its jobs are enqueued: explicit option > the task's
 //! declaration (recorded by the workers that register it) > the default, on both backends.
 
+use oncommit::admin::{JobSelection, PageRequest};
 use oncommit::{Backend, Db, EnqueueOptions, Error, Job, JobState, Task, TaskContext, TaskError, TaskOptions};
 use oncommit_testing::{backend_test, eventually};
 use serde::{Deserialize, Serialize};
@@ -42,7 +43,7 @@ impl Task for Unservable {
 async fn declared(db: &Db) -> super::tasks::Running {
     let running = start(worker(db).register::<Routed>());
     eventually("the declarations to be recorded", || async {
-        let tasks = db.task_declarations().await.unwrap();
+        let tasks = db.workers().tasks().await.unwrap();
         tasks.iter().any(|t| t.task == "routed").then_some(())
     })
     .await;
@@ -51,25 +52,25 @@ async fn declared(db: &Db) -> super::tasks::Running {
 
 /// The newest job's queue, priority and attempts, as stored.
 async fn options_of(db: &Db, id: oncommit::JobId) -> (String, i16, i32) {
-    let job: Job = db.job(id).await.unwrap().unwrap();
+    let job: Job = db.jobs().get(id).await.unwrap().unwrap();
     (job.queue, job.priority, job.max_attempts)
 }
 
 /// The id of the job a plain SQL statement just inserted.
 async fn last_job(db: &Db) -> oncommit::JobId {
-    let jobs = db.jobs(&oncommit::JobFilter { limit: 1, ..Default::default() }).await.unwrap();
+    let jobs = db.jobs().list(&JobSelection::default(), &PageRequest::newest(1)).await.map(|page| page.jobs).unwrap();
     jobs[0].id
 }
 
 backend_test!(pooled async fn declarations_are_recorded_by_workers(t) {
     create_runs(&t.db).await;
     let running = declared(&t.db).await;
-    let tasks = t.db.task_declarations().await.unwrap();
+    let tasks = t.db.workers().tasks().await.unwrap();
     let routed = tasks.iter().find(|d| d.task == "routed").unwrap();
     assert_eq!((routed.queue.as_str(), routed.priority, routed.max_attempts), ("routed", 4, 2));
     let flaky = tasks.iter().find(|d| d.task == "flaky").unwrap();
     assert_eq!((flaky.queue.as_str(), flaky.max_attempts), ("default", 3));
-    assert_eq!(routed.declared_by, t.db.workers().await.unwrap()[0].id);
+    assert_eq!(routed.declared_by, t.db.workers().list().await.unwrap()[0].id);
     running.stop().await;
 });
 
@@ -117,7 +118,7 @@ backend_test!(pooled async fn raw_enqueues_take_the_declaration(t) {
     )
     .await
     .unwrap();
-    let two = t.db.jobs(&oncommit::JobFilter { limit: 2, ..Default::default() }).await.unwrap();
+    let two = t.db.jobs().list(&JobSelection::default(), &PageRequest::newest(2)).await.map(|page| page.jobs).unwrap();
     let got: Vec<_> = two.iter().map(|j| (j.task.as_str(), j.queue.as_str(), j.max_attempts)).collect();
     assert_eq!(got, [("nobody", "default", 25), ("routed", "routed", 2)]);
 
@@ -143,7 +144,7 @@ backend_test!(pooled async fn invalid_attempts_are_refused_everywhere(t) {
     .await
     .unwrap_err();
     assert!(err.contains("max_attempts"), "{err}");
-    assert!(t.db.jobs(&oncommit::JobFilter::default()).await.unwrap().is_empty());
+    assert!(t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap().is_empty());
 });
 
 backend_test!(pooled async fn a_job_enqueued_from_sql_gets_the_declared_attempts(t) {
@@ -169,7 +170,7 @@ backend_test!(pooled async fn a_worker_refuses_a_declaration_no_job_could_have(t
     let (_trigger, shutdown) = oncommit::Shutdown::new();
     let err = worker(&t.db).register::<Unservable>().run(shutdown).await.unwrap_err();
     assert!(matches!(err, Error::InvalidOption { option: "queue name", .. }), "{err}");
-    assert!(t.db.task_declarations().await.unwrap().is_empty());
+    assert!(t.db.workers().tasks().await.unwrap().is_empty());
 });
 
 /// An existing SQLite database keeps its jobs, their ids and its id counter through the
@@ -187,7 +188,7 @@ async fn sqlite_jobs_survive_the_rebuild() {
         exec(&t.db, "", sql).await.unwrap();
     }
     t.db.migrate().await.unwrap();
-    let jobs = t.db.jobs(&oncommit::JobFilter::default()).await.unwrap();
+    let jobs = t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap();
     let got: Vec<_> =
         jobs.iter().map(|j| (j.id.0, j.task.as_str(), j.queue.as_str(), j.priority, j.max_attempts, j.state)).collect();
     assert_eq!(got, [(2, "b", "q2", 0, 25, JobState::Completed), (1, "a", "q1", 2, 5, JobState::Available)]);
@@ -198,7 +199,8 @@ async fn sqlite_jobs_survive_the_rebuild() {
     assert!(err.contains("invalid queue name"), "{err}");
     exec(&t.db, "", "INSERT INTO oncommit_jobs (task, run_at) VALUES ('a', 253402300799000)").await.unwrap();
     assert_eq!(
-        t.db.jobs(&oncommit::JobFilter { limit: 1, ..Default::default() }).await.unwrap()[0].state,
+        t.db.jobs().list(&JobSelection::default(), &PageRequest::newest(1)).await.map(|page| page.jobs).unwrap()[0]
+            .state,
         JobState::Scheduled
     );
     t.finish().await;

@@ -2,6 +2,7 @@
 //! options, rules and guarantees of `oncommit.enqueue` (PostgreSQL: SQLite has no functions;
 //! its documented form is a plain `INSERT`).
 
+use oncommit::admin::{JobSelection, PageRequest};
 use oncommit::{Conn, JobId, JobState};
 use oncommit_testing::TestDb;
 use sqlx::postgres::PgListener;
@@ -16,7 +17,7 @@ async fn ids(t: &TestDb, sql: &str) -> Result<Vec<i64>, String> {
 }
 
 async fn job(t: &TestDb, id: i64) -> oncommit::Job {
-    t.db.job(JobId(id)).await.unwrap().unwrap()
+    t.db.jobs().get(JobId(id)).await.unwrap().unwrap()
 }
 
 #[tokio::test]
@@ -75,7 +76,8 @@ async fn enqueue_many_inserts_in_order_with_the_options_of_enqueue() {
 async fn enqueue_many_refuses_bad_values_and_joins_the_callers_transaction() {
     let t = TestDb::postgres().await;
     t.db.migrate().await.unwrap();
-    let before = t.db.jobs(&oncommit::JobFilter::default()).await.unwrap().len();
+    let before =
+        t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap().len();
     for (sql, says) in [
         ("SELECT oncommit.enqueue_many('t', ARRAY['{}']::jsonb[], max_attempts => 0)", "invalid max_attempts"),
         ("SELECT oncommit.enqueue_many('t', ARRAY['{}']::jsonb[], queue => 'a,b')", "invalid queue name"),
@@ -101,7 +103,10 @@ async fn enqueue_many_refuses_bad_values_and_joins_the_callers_transaction() {
         .await
         .unwrap();
     tx.rollback().await.unwrap();
-    assert_eq!(t.db.jobs(&oncommit::JobFilter::default()).await.unwrap().len(), before);
+    assert_eq!(
+        t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap().len(),
+        before
+    );
     let got = ids(&t, "SELECT oncommit.enqueue_many('t', ARRAY['{}', '{}']::jsonb[], queue => 'bulk')").await.unwrap();
     assert_eq!(got.len(), 2);
     let note = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv()).await.unwrap().unwrap();

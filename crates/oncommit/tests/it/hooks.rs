@@ -15,9 +15,9 @@ impl Log {
     fn push(&self, s: impl Into<String>) {
         self.0.lock().unwrap().push(s.into());
     }
-    fn hook(&self, s: &'static str) -> impl FnOnce() + Send + 'static {
+    fn hook(&self, s: &'static str) -> impl Future<Output = ()> + Send + 'static {
         let log = self.clone();
-        move || log.push(s)
+        async move { log.push(s) }
     }
     fn take(&self) -> Vec<String> {
         std::mem::take(&mut self.0.lock().unwrap())
@@ -30,7 +30,7 @@ backend_test!(pooled async fn hooks_run_after_the_outermost_commit_in_order(t) {
     let mut tx = t.db.begin().await.unwrap();
     tx.on_commit(log.hook("first"));
     let l = log.clone();
-    tx.on_commit_async(async move { l.push("second (async)") });
+    tx.on_commit(async move { l.push("second (async)") });
     let mut sp = tx.savepoint().await.unwrap();
     sp.on_commit(log.hook("third (from a savepoint)"));
     sp.commit().await.unwrap();
@@ -48,7 +48,7 @@ backend_test!(pooled async fn hooks_see_the_committed_data(t) {
         .atomic(async move |tx| {
             insert(tx, 7, "visible").await?;
             let (db, sent) = (db.clone(), sent.clone());
-            tx.on_commit_async(async move {
+            tx.on_commit(async move {
                 sent.send(committed_ids(&db).await).ok();
             });
             Ok(())
@@ -119,12 +119,12 @@ backend_test!(pooled async fn no_hook_runs_when_the_commit_fails(t) {
 
 backend_test!(pooled async fn outside_a_transaction_hooks_run_at_once(t) {
     let log = Log::default();
-    t.db.on_commit(log.hook("now")).unwrap();
+    t.db.on_commit(log.hook("now")).await.unwrap();
     assert_eq!(log.take(), ["now"]);
     let l = log.clone();
-    t.db.on_commit_async(async move { l.push("now, async") }).await.unwrap();
+    t.db.on_commit(async move { l.push("now, async") }).await.unwrap();
     assert_eq!(log.take(), ["now, async"]);
-    let err = t.db.on_commit(|| Err::<(), _>("refused")).unwrap_err();
+    let err = t.db.on_commit(async { Err::<(), _>("refused") }).await.unwrap_err();
     assert!(matches!(err, Error::Hook { .. }), "{err:?}");
 });
 
@@ -132,10 +132,10 @@ backend_test!(pooled async fn a_hook_registered_while_hooks_run_runs_at_once(t) 
     let log = Log::default();
     let (db, l) = (t.db.clone(), log.clone());
     let mut tx = t.db.begin().await.unwrap();
-    tx.on_commit(move || {
+    tx.on_commit(async move {
         l.push("outer starts");
         let inner = l.clone();
-        db.on_commit(move || inner.push("registered during the run")).unwrap();
+        db.on_commit(async move { inner.push("registered during the run") }).await.unwrap();
         l.push("outer ends");
     });
     tx.on_commit(log.hook("next"));
@@ -151,7 +151,7 @@ backend_test!(pooled async fn a_failing_hook_stops_the_rest_but_the_data_is_comm
         .atomic(async |tx| {
             insert(tx, 1, "committed").await?;
             tx.on_commit(log.hook("before"));
-            tx.on_commit(|| Err::<(), _>("mail server down"));
+            tx.on_commit(async { Err::<(), _>("mail server down") });
             tx.on_commit(log.hook("skipped"));
             Ok(())
         })
@@ -169,9 +169,9 @@ backend_test!(pooled async fn robust_hooks_log_their_failure_and_the_rest_run(t)
     let logs = oncommit_testing::LogCapture::start();
     let log = Log::default();
     let mut tx = t.db.begin().await.unwrap();
-    tx.on_commit_robust(|| Err::<(), _>("flaky"));
-    tx.on_commit_robust(|| -> () { panic!("also flaky") });
-    tx.on_commit_async_robust(async { Err::<(), _>("flaky too") });
+    tx.on_commit_robust(async { Err::<(), _>("flaky") });
+    tx.on_commit_robust(async { if true { panic!("also flaky") } });
+    tx.on_commit_robust(async { Err::<(), _>("flaky too") });
     tx.on_commit(log.hook("still runs"));
     tx.commit().await.unwrap();
     assert_eq!(log.take(), ["still runs"]);
@@ -187,11 +187,11 @@ backend_test!(pooled async fn robust_hooks_log_their_failure_and_the_rest_run(t)
 
 backend_test!(pooled async fn a_panicking_hook_is_an_error_not_a_crash(t) {
     let mut tx = t.db.begin().await.unwrap();
-    tx.on_commit(|| -> () { panic!("boom") });
+    tx.on_commit(async { if true { panic!("boom") } });
     let err = tx.commit().await.unwrap_err();
     assert!(err.to_string().contains("hook panicked: boom"), "{err}");
     let mut tx = t.db.begin().await.unwrap();
-    tx.on_commit_async(async { if true { panic!("async boom") } });
+    tx.on_commit(async { if true { panic!("async boom") } });
     let err = tx.commit().await.unwrap_err();
     assert!(err.to_string().contains("async boom"), "{err}");
 });
@@ -205,7 +205,7 @@ backend_test!(pooled async fn hooks_of_a_retried_attempt_never_run(t) {
         .run_reported(async |tx| {
             let attempt = tx.attempt();
             let l = log.clone();
-            tx.on_commit(move || l.push(format!("attempt {attempt}")));
+            tx.on_commit(async move { l.push(format!("attempt {attempt}")) });
             if attempt < 3 {
                 return Err(Error::SerializationFailure { kind: oncommit::SerializationKind::WriteConflict, message: "simulated".into() });
             }
@@ -226,16 +226,16 @@ backend_test!(pooled async fn db_on_commit_inside_a_closure_waits_for_its_commit
         .atomic(async move |tx| {
             insert(tx, 1, "row").await?;
             // Code handed only the Db, deep inside the scope: seed 000's race if it ran now.
-            db.on_commit(l.hook("db hook"))?;
+            db.on_commit(l.hook("db hook")).await?;
             let l2 = l.clone();
-            db.on_commit_async(async move { l2.push("db async hook") }).await?;
+            db.on_commit(async move { l2.push("db async hook") }).await?;
             tx.atomic(async |sp| {
-                sp.db().on_commit(l.hook("in a savepoint that rolls back"))?;
+                sp.db().on_commit(l.hook("in a savepoint that rolls back")).await?;
                 Err::<(), _>(Error::app("undo"))
             })
             .await
             .unwrap_err();
-            tx.atomic(async |sp| sp.db().on_commit(l.hook("in a released savepoint"))).await?;
+            tx.atomic(async |sp| sp.db().on_commit(l.hook("in a released savepoint")).await).await?;
             assert!(l.take().is_empty(), "a hook ran before the commit");
             Ok(())
         })
@@ -246,7 +246,7 @@ backend_test!(pooled async fn db_on_commit_inside_a_closure_waits_for_its_commit
     let db = t.db.clone();
     let l = log.clone();
     t.db.atomic(async move |_tx| {
-        db.on_commit(l.hook("rolled back"))?;
+        db.on_commit(l.hook("rolled back")).await?;
         Err::<(), _>(Error::app("no"))
     })
     .await
@@ -258,25 +258,25 @@ backend_test!(pooled async fn db_on_commit_beside_a_guard_of_the_same_task_waits
     create_items(&t.db).await;
     let log = Log::default();
     let mut tx = t.db.begin().await.unwrap();
-    t.db.on_commit(log.hook("first")).unwrap();
-    t.db.on_commit_robust(|| Err::<(), _>("robust failure is logged")).unwrap();
+    t.db.on_commit(log.hook("first")).await.unwrap();
+    t.db.on_commit_robust(async { Err::<(), _>("robust failure is logged") }).await.unwrap();
     tx.on_commit(log.hook("second"));
     // Another task is not inside this transaction: its hook runs at once.
     let (db, l) = (t.db.clone(), log.clone());
-    tokio::spawn(async move { db.on_commit(l.hook("other task, at once")).unwrap() }).await.unwrap();
+    tokio::spawn(async move { db.on_commit(l.hook("other task, at once")).await.unwrap() }).await.unwrap();
     assert_eq!(log.take(), ["other task, at once"]);
     tx.commit().await.unwrap();
     assert_eq!(log.take(), ["first", "second"]);
     // A guard rolled back takes its hooks with it, and ends the deferral.
     let tx = t.db.begin().await.unwrap();
-    t.db.on_commit(log.hook("rolled back")).unwrap();
+    t.db.on_commit(log.hook("rolled back")).await.unwrap();
     tx.rollback().await.unwrap();
-    t.db.on_commit(log.hook("at once")).unwrap();
+    t.db.on_commit(log.hook("at once")).await.unwrap();
     assert_eq!(log.take(), ["at once"]);
     // So does a dropped guard.
     let tx = t.db.begin().await.unwrap();
-    t.db.on_commit(log.hook("dropped")).unwrap();
+    t.db.on_commit(log.hook("dropped")).await.unwrap();
     drop(tx);
-    t.db.on_commit(log.hook("at once again")).unwrap();
+    t.db.on_commit(log.hook("at once again")).await.unwrap();
     assert_eq!(log.take(), ["at once again"]);
 });

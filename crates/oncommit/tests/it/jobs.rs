@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use oncommit::{Backend, EnqueueOptions, Error, JobFilter, JobState, TransactionRetry};
+use oncommit::admin::{JobSelection, PageRequest};
+use oncommit::{Backend, EnqueueOptions, Error, JobState, TransactionRetry};
 use oncommit_testing::backend_test;
 
 use super::tasks::{Echo, create_runs};
@@ -13,7 +14,7 @@ fn echo(key: &str) -> Echo {
 }
 
 async fn count(db: &oncommit::Db) -> usize {
-    db.jobs(&JobFilter { limit: 10_000, ..JobFilter::default() }).await.unwrap().len()
+    db.jobs().count(&JobSelection::default()).await.unwrap() as usize
 }
 
 backend_test!(pooled async fn a_job_enqueued_in_a_transaction_commits_or_vanishes_with_it(t) {
@@ -26,7 +27,7 @@ backend_test!(pooled async fn a_job_enqueued_in_a_transaction_commits_or_vanishe
     assert_eq!(count(&t.db).await, 0);
 
     let id = t.db.atomic(async |tx| tx.enqueue(echo("committed")).await).await.unwrap();
-    let job = t.db.job(id).await.unwrap().unwrap();
+    let job = t.db.jobs().get(id).await.unwrap().unwrap();
     assert_eq!((job.task.as_str(), job.state, job.attempt), ("echo", JobState::Available, 0));
     assert_eq!(job.args, serde_json::json!({"key": "committed"}));
 
@@ -113,7 +114,7 @@ backend_test!(async fn jobs_enqueued_on_your_own_sqlx_transaction_commit_or_vani
         oncommit::Backend::Sqlite => scenario!(t.db.sqlite_pool().unwrap()),
     };
     assert_eq!(count(&t.db).await, 2);
-    let job = db.job(first).await.unwrap().unwrap();
+    let job = db.jobs().get(first).await.unwrap().unwrap();
     assert_eq!((job.task.as_str(), job.queue.as_str()), ("echo", "default"));
     assert!(db.url().ends_with(match t.db.backend() {
         oncommit::Backend::Postgres => t.url.rsplit('/').next().unwrap(),
@@ -126,8 +127,8 @@ backend_test!(pooled async fn many_jobs_go_in_one_statement_in_order(t) {
     let ids = t.db.enqueue_many((0..500).map(|i| echo(&i.to_string()))).await.unwrap();
     assert_eq!(ids.len(), 500);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
-    let first = t.db.job(ids[0]).await.unwrap().unwrap();
-    let last = t.db.job(ids[499]).await.unwrap().unwrap();
+    let first = t.db.jobs().get(ids[0]).await.unwrap().unwrap();
+    let last = t.db.jobs().get(ids[499]).await.unwrap().unwrap();
     assert_eq!((first.args["key"].as_str(), last.args["key"].as_str()), (Some("0"), Some("499")));
     let in_tx = t.db.atomic(async |tx| tx.enqueue_many((0..3).map(|i| echo(&format!("tx {i}")))).await).await.unwrap();
     assert_eq!(in_tx.len(), 3);
@@ -137,7 +138,7 @@ backend_test!(pooled async fn enqueue_options_are_kept(t) {
     create_runs(&t.db).await;
     let opts = EnqueueOptions::new().queue("emails").priority(3).max_attempts(7).delay(Duration::from_secs(3600));
     let id = t.db.enqueue_with(echo("later"), opts).await.unwrap();
-    let job = t.db.job(id).await.unwrap().unwrap();
+    let job = t.db.jobs().get(id).await.unwrap().unwrap();
     assert_eq!((job.queue.as_str(), job.priority, job.max_attempts, job.state), ("emails", 3, 7, JobState::Scheduled));
     assert!(job.run_at > chrono::Utc::now() + chrono::Duration::minutes(59), "{job:?}");
 });
@@ -151,7 +152,7 @@ backend_test!(pooled async fn a_unique_key_returns_the_unfinished_job(t) {
     let in_tx = t.db.atomic(async |tx| tx.enqueue_with(echo("c"), opts()).await).await.unwrap();
     assert_eq!(in_tx, first);
     // Once it is finished, the key is free again.
-    assert_eq!(t.db.cancel_job(first).await.unwrap(), oncommit::Cancelled::Cancelled);
+    assert_eq!(t.db.jobs().cancel(first).await.unwrap(), oncommit::admin::Cancelled::Cancelled);
     let third = t.db.enqueue_with(echo("d"), opts()).await.unwrap();
     assert_ne!(third, first);
 });
@@ -175,7 +176,7 @@ backend_test!(async fn plain_sql_enqueues_inside_a_clients_own_transaction(t) {
             .unwrap();
             assert_eq!(count(&t.db).await, 0, "not visible before the client's commit");
             sqlx::raw_sql("COMMIT").execute(&mut *c).await.unwrap();
-            let job = t.db.job(oncommit::JobId(id)).await.unwrap().unwrap();
+            let job = t.db.jobs().get(oncommit::JobId(id)).await.unwrap().unwrap();
             assert_eq!((job.priority, job.max_attempts, job.unique_key.as_deref()), (2, 4, Some("sql-1")));
         }
         Backend::Sqlite => {
@@ -184,7 +185,7 @@ backend_test!(async fn plain_sql_enqueues_inside_a_clients_own_transaction(t) {
                 .execute(&mut *c)
                 .await
                 .unwrap();
-            let job = &t.db.jobs(&JobFilter::default()).await.unwrap()[0];
+            let job = &t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap()[0];
             assert_eq!((job.task.as_str(), job.state, job.priority), ("echo", JobState::Available, 2));
         }
     }

@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use oncommit::{EnqueueOptions, JobId, JobOrder, JobSelection, JobState, PageRequest};
+use oncommit::admin::{JobOrder, JobSelection, PageRequest};
+use oncommit::{EnqueueOptions, JobId, JobState};
 use oncommit_testing::backend_test;
 use serde_json::json;
 
@@ -16,7 +17,7 @@ async fn all_pages(db: &oncommit::Db, selection: &JobSelection, order: JobOrder,
     let mut ids = Vec::new();
     let mut cursor = None;
     loop {
-        let page = db.list_jobs(selection, &PageRequest { order, cursor, limit }).await.unwrap();
+        let page = db.jobs().list(selection, &PageRequest { order, cursor, limit }).await.unwrap();
         ids.extend(page.jobs.iter().map(|j| j.id.0));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -71,10 +72,11 @@ backend_test!(pooled async fn every_filter_of_the_listing_selects_what_it_says(t
     assert_eq!(ids(any.clone().ids([a, d, JobId(999_999)])).await, vec![d.0, a.0]);
     assert_eq!(all_pages(db, &any, JobOrder::Oldest, 50).await, vec![a.0, b.0, c.0, d.0]);
     // Bulk actions take the same filter.
-    assert_eq!(db.count_jobs(&any.clone().ids([a, b]).search("ada")).await.unwrap(), 1);
-    assert!(db.count_jobs(&any).await.is_err(), "a bulk selection names states or ids");
+    assert_eq!(db.jobs().count(&any.clone().ids([a, b]).search("ada")).await.unwrap(), 1);
+    assert_eq!(db.jobs().count(&any).await.unwrap(), 4, "a count without states counts every state");
+    assert!(db.jobs().delete_all(&any).await.is_err(), "a bulk action names states or ids");
     // Bad pages are refused, not clamped silently.
-    let err = db.list_jobs(&any, &PageRequest { limit: 0, ..PageRequest::default() }).await.unwrap_err();
+    let err = db.jobs().list(&any, &PageRequest { limit: 0, ..PageRequest::default() }).await.unwrap_err();
     assert!(err.to_string().contains("page limit"), "{err}");
 });
 
@@ -87,7 +89,7 @@ backend_test!(pooled async fn cursor_pages_neither_repeat_nor_skip_while_jobs_mo
     }
     let any = JobSelection::default();
     let page = |cursor| PageRequest { order: JobOrder::Newest, cursor, limit: 10 };
-    let first = db.list_jobs(&any, &page(None)).await.unwrap();
+    let first = db.jobs().list(&any, &page(None)).await.unwrap();
     let seen: Vec<i64> = first.jobs.iter().map(|j| j.id.0).collect();
     assert_eq!(seen, enqueued[15..].iter().rev().copied().collect::<Vec<_>>());
     // Meanwhile: three of the jobs not yet shown complete, two are deleted, five are added.
@@ -107,7 +109,7 @@ backend_test!(pooled async fn cursor_pages_neither_repeat_nor_skip_while_jobs_mo
     let mut rest = Vec::new();
     let mut cursor = first.next_cursor;
     while let Some(c) = cursor {
-        let next = db.list_jobs(&any, &page(Some(c))).await.unwrap();
+        let next = db.jobs().list(&any, &page(Some(c))).await.unwrap();
         rest.extend(next.jobs.iter().map(|j| j.id.0));
         cursor = next.next_cursor;
     }
@@ -138,7 +140,7 @@ backend_test!(pooled async fn a_rare_match_is_found_across_windows_of_a_large_ta
     .unwrap();
     let found = all_pages(db, &JobSelection::default().search("NEEDLE"), JobOrder::Newest, 20).await;
     assert_eq!(found, vec![needle.0]);
-    let oldest = db.list_jobs(&JobSelection::default(), &PageRequest { order: JobOrder::Oldest, cursor: None, limit: 3 }).await.unwrap();
+    let oldest = db.jobs().list(&JobSelection::default(), &PageRequest { order: JobOrder::Oldest, cursor: None, limit: 3 }).await.unwrap();
     assert_eq!(oldest.jobs[0].id, needle);
     assert_eq!(oldest.next_cursor, Some(oldest.jobs[2].id.0));
 });
@@ -159,15 +161,15 @@ backend_test!(pooled async fn attempts_keep_their_worker_and_start_and_jobs_thei
 
     let parent = db.enqueue_raw("a", &json!({}), EnqueueOptions::new().queue("parked")).await.unwrap();
     let child = db.enqueue_raw("b", &json!({}), EnqueueOptions::new().queue("parked").depends_on([parent])).await.unwrap();
-    let of_child = db.job_dependencies(child).await.unwrap();
+    let of_child = db.jobs().dependencies(child).await.unwrap();
     assert_eq!(of_child.parents.iter().map(|j| j.id).collect::<Vec<_>>(), vec![parent]);
     assert!(of_child.dependants.is_empty());
-    let of_parent = db.job_dependencies(parent).await.unwrap();
+    let of_parent = db.jobs().dependencies(parent).await.unwrap();
     assert_eq!(of_parent.dependants.iter().map(|j| (j.id, j.state)).collect::<Vec<_>>(), vec![(child, JobState::Pending)]);
 
     // The worker counted what it ran, written when it stopped: one retry, one completion,
     // two waits measured.
-    let activity = db.queue_activity(Duration::from_secs(3600)).await.unwrap();
+    let activity = db.queues().activity(Duration::from_secs(3600)).await.unwrap();
     let default = activity.iter().find(|a| a.queue == "default").expect("activity of queue default");
     assert_eq!((default.completed, default.retried, default.failed, default.started), (1, 1, 0, 2), "{default:?}");
     assert!(default.wait_p50_ms.is_some() && default.wait_p95_ms >= default.wait_p50_ms, "{default:?}");
@@ -184,7 +186,7 @@ backend_test!(pooled async fn a_drain_counts_its_activity_and_workers_add_to_eac
     worker(db).drain(10).await.unwrap();
     db.enqueue(Flaky { failures: 0 }).await.unwrap();
     worker(db).drain(10).await.unwrap();
-    let activity = db.queue_activity(Duration::from_secs(60)).await.unwrap();
+    let activity = db.queues().activity(Duration::from_secs(60)).await.unwrap();
     assert_eq!(activity.len(), 1, "{activity:?}");
     assert_eq!((activity[0].completed, activity[0].started), (4, 4), "two drains' counts add up: {activity:?}");
 });

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use oncommit::{Db, EnqueueOptions, JobFilter, JobState, Task, TaskContext, TaskError};
+use oncommit::admin::{JobSelection, PageRequest};
+use oncommit::{Db, EnqueueOptions, JobState, Task, TaskContext, TaskError};
 use oncommit_testing::{TestDb, admin_url, backend_test, eventually};
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,8 @@ use super::tasks::{arrived, create_runs, gate, runs, start, wait_arrivals, wait_
 
 /// The worker's id, once it has reported.
 async fn worker_id(db: &Db) -> String {
-    eventually("the worker's first heartbeat", || async { db.workers().await.unwrap().pop().map(|w| w.id) }).await
+    eventually("the worker's first heartbeat", || async { db.workers().list().await.unwrap().pop().map(|w| w.id) })
+        .await
 }
 
 backend_test!(pooled async fn a_job_the_worker_does_not_hold_is_not_renewed_and_gets_rescued(t) {
@@ -36,7 +38,7 @@ backend_test!(pooled async fn a_job_the_worker_does_not_hold_is_not_renewed_and_
     )
     .await
     .unwrap();
-    let id = t.db.jobs(&JobFilter::default()).await.unwrap()[0].id;
+    let id = t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap()[0].id;
     let job = wait_for(&t.db, id, JobState::Completed).await;
     assert_eq!(job.attempt, 2, "{job:?}");
     assert!(job.errors[0].error.starts_with("lease expired"), "{job:?}");
@@ -142,7 +144,12 @@ async fn leases_are_renewed_while_every_task_waits_on_a_lock_and_the_pool_is_exh
     // Renewals go on: every lease reaches well past what its claim gave it.
     let reader = Db::connect(&t.url).await.unwrap();
     eventually("leases renewed past three leases", || async {
-        let jobs = reader.jobs(&JobFilter { state: Some(JobState::Running), ..JobFilter::default() }).await.unwrap();
+        let jobs = reader
+            .jobs()
+            .list(&JobSelection::new([JobState::Running]), &PageRequest::default())
+            .await
+            .map(|page| page.jobs)
+            .unwrap();
         let renewed = |j: &oncommit::Job| {
             j.lease_expires_at
                 .zip(j.attempted_at)

@@ -83,10 +83,8 @@ backend_test!(pooled async fn a_scrape_counts_finished_jobs_at_most_once_a_minut
     let worker = || Worker::new(t.db.clone()).register::<Echo>();
     t.db.enqueue(Echo { key: "first".into() }).await.unwrap();
     worker().drain(10).await.unwrap();
-    let count = |counts: &[oncommit::StateCount], state| {
-        counts.iter().filter(|c| c.state == state).map(|c| c.count).sum::<i64>()
-    };
-    let gauges = t.db.job_gauges().await.unwrap();
+    let count = |stats: &oncommit::admin::JobStats, state| stats.total[&state];
+    let gauges = t.db.queues().overview().await.unwrap().stats;
     assert_eq!(count(&gauges, JobState::Completed), 1);
 
     // One more completes and one waits: the waiting one shows at once, the finished count
@@ -94,8 +92,8 @@ backend_test!(pooled async fn a_scrape_counts_finished_jobs_at_most_once_a_minut
     t.db.enqueue(Echo { key: "second".into() }).await.unwrap();
     worker().drain(10).await.unwrap();
     t.db.enqueue(Echo { key: "waiting".into() }).await.unwrap();
-    let gauges = t.db.job_gauges().await.unwrap();
+    let gauges = t.db.queues().overview().await.unwrap().stats;
     assert_eq!((count(&gauges, JobState::Available), count(&gauges, JobState::Completed)), (1, 1));
-    let exact = t.db.job_counts().await.unwrap();
+    let exact = t.db.jobs().stats().await.unwrap();
     assert_eq!(count(&exact, JobState::Completed), 2);
 });

@@ -235,7 +235,7 @@ backend_test!(async fn a_worker_claims_only_on_a_schema_that_suits_it(t) {
             logs.text().contains("run `oncommit migrate`").then_some(())
         }) => {}
     }
-    assert_eq!(t.db.job(id).await.unwrap().unwrap().state, JobState::Available);
+    assert_eq!(t.db.jobs().get(id).await.unwrap().unwrap().state, JobState::Available);
     // Migrated: it claims.
     let migrated = async {
         t.db.migrate().await.unwrap();
@@ -258,21 +258,21 @@ backend_test!(async fn a_worker_claims_only_on_a_schema_that_suits_it(t) {
         exec(&t.db, &set(expected + 1), &set(expected + 1)).await.unwrap();
         // Two beats after the change, the check that follows a beat has seen it.
         for _ in 0..2 {
-            let last = t.db.workers().await.unwrap()[0].heartbeat_at;
+            let last = t.db.workers().list().await.unwrap()[0].heartbeat_at;
             eventually("the next heartbeat", || async {
-                (t.db.workers().await.unwrap()[0].heartbeat_at > last).then_some(())
+                (t.db.workers().list().await.unwrap()[0].heartbeat_at > last).then_some(())
             })
             .await;
         }
         let late = t.db.enqueue_raw(Noop::NAME, &serde_json::json!({}), EnqueueOptions::new()).await.unwrap();
         for _ in 0..3 {
-            let last = t.db.workers().await.unwrap()[0].heartbeat_at;
+            let last = t.db.workers().list().await.unwrap()[0].heartbeat_at;
             eventually("the next heartbeat", || async {
-                (t.db.workers().await.unwrap()[0].heartbeat_at > last).then_some(())
+                (t.db.workers().list().await.unwrap()[0].heartbeat_at > last).then_some(())
             })
             .await;
         }
-        assert_eq!(t.db.job(late).await.unwrap().unwrap().state, JobState::Available, "claimed on an incompatible schema");
+        assert_eq!(t.db.jobs().get(late).await.unwrap().unwrap().state, JobState::Available, "claimed on an incompatible schema");
         exec(&t.db, &set(1), &set(1)).await.unwrap();
         oncommit_testing::wait_for_job(&t.db, late, "completed", |j| j.state == JobState::Completed).await;
     };

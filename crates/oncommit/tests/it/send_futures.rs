@@ -90,7 +90,7 @@ backend_test!(pooled async fn a_hook_that_transacts(t) {
     oncommit::atomic!(t.db, |tx| {
         insert(tx, 1, "first").await?;
         let (db, done) = (db.clone(), done.clone());
-        tx.on_commit_async(async move {
+        tx.on_commit(async move {
             // Runs after the commit, in its own transaction, with a borrow of its own data.
             let name = String::from("written by the hook");
             let result = oncommit::atomic!(db, |tx| insert(tx, 2, &name).await).await;
@@ -157,7 +157,7 @@ backend_test!(pooled async fn db_level_calls_inside_the_block_act_on_its_transac
         insert(tx, 1, "row").await?;
         let seen = seen.clone();
         // Code handed only the Db defers its hook to this transaction's commit.
-        db.on_commit(move || seen.send("after commit").map(drop))?;
+        db.on_commit(async move { seen.send("after commit").map(drop) }).await?;
         assert!(hooks.try_recv().is_err(), "the hook ran before the commit");
         // And an autocommit enqueue here is refused (seed 000's race).
         Ok(db.enqueue_raw("noop", &serde_json::json!({}), Default::default()).await.unwrap_err())

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use oncommit::{EnqueueOptions, JobFilter, JobState, Task, TaskContext, TaskError, Worker};
+use oncommit::admin::{JobSelection, PageRequest};
+use oncommit::{EnqueueOptions, JobState, Task, TaskContext, TaskError, Worker};
 use oncommit_testing::backend_test;
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +55,7 @@ backend_test!(pooled async fn running_jobs_never_exceed_the_slots_while_completi
     let mut most = 0;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let stats = t.db.job_stats().await.unwrap();
+        let stats = t.db.jobs().stats().await.unwrap();
         most = most.max(stats.total[&JobState::Running]);
         if stats.total[&JobState::Completed] == JOBS as i64 {
             break;
@@ -64,7 +65,7 @@ backend_test!(pooled async fn running_jobs_never_exceed_the_slots_while_completi
     }
     assert!(most <= (SLOTS + PREFETCH) as i64, "{most} jobs were running at once with {SLOTS} slots and {PREFETCH} prefetched");
     assert!(most > 0, "the observer saw the jobs run");
-    let all = t.db.jobs(&JobFilter { limit: JOBS as i64, ..Default::default() }).await.unwrap();
+    let all = t.db.jobs().list(&JobSelection::default(), &PageRequest::newest(JOBS as i64)).await.map(|page| page.jobs).unwrap();
     assert!(all.iter().all(|j| j.attempt == 1), "every job ran once");
     running.stop().await;
 });
@@ -88,11 +89,11 @@ backend_test!(pooled async fn prefetched_jobs_wait_their_turn_and_go_back_unused
     // Then the second starts, in claim order.
     wait_arrivals(&key, 1).await;
     w.stop().await;
-    let second = t.db.job(ids[1]).await.unwrap().unwrap();
+    let second = t.db.jobs().get(ids[1]).await.unwrap().unwrap();
     assert_eq!(second.state, JobState::Available, "the running one is released at the timeout: {second:?}");
     assert!(second.errors[0].error.starts_with("released"), "{second:?}");
     for id in &ids[2..] {
-        let job = t.db.job(*id).await.unwrap().unwrap();
+        let job = t.db.jobs().get(*id).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Available, "{job:?}");
         // A claim already under way when the shutdown began may take a released job once
         // more and release it again: each release gives its attempt back.

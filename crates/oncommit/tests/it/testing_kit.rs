@@ -57,9 +57,9 @@ backend_test!(pooled async fn drain_serves_only_its_queues(t) {
 struct Log(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
 
 impl Log {
-    fn hook(&self, what: &'static str) -> impl FnOnce() + Send + 'static {
+    fn hook(&self, what: &'static str) -> impl Future<Output = ()> + Send + 'static {
         let log = self.clone();
-        move || log.0.lock().unwrap().push(what)
+        async move { log.0.lock().unwrap().push(what) }
     }
     fn seen(&self) -> Vec<&'static str> {
         self.0.lock().unwrap().clone()
@@ -79,7 +79,7 @@ backend_test!(pooled async fn captured_hooks_wait_for_the_test_and_run_in_order(
             })
             .await;
             // Code handed only the Db joins the same transaction.
-            tx.db().on_commit(log.hook("second"))?;
+            tx.db().on_commit(log.hook("second")).await?;
             Ok(())
         })
         .await?;
@@ -107,9 +107,9 @@ backend_test!(pooled async fn a_captured_hook_that_fails_stops_the_rest_unless_r
     let log = Log::default();
     let ((), hooks) = capture_on_commit(async {
         let mut tx = t.db.begin().await.unwrap();
-        tx.on_commit_robust(|| Err::<(), _>("robust, logged"));
+        tx.on_commit_robust(async { Err::<(), _>("robust, logged") });
         tx.on_commit(log.hook("runs"));
-        tx.on_commit(|| Err::<(), _>("stops the rest"));
+        tx.on_commit(async { Err::<(), _>("stops the rest") });
         tx.on_commit(log.hook("never"));
         tx.commit().await.unwrap();
     })
@@ -121,7 +121,7 @@ backend_test!(pooled async fn a_captured_hook_that_fails_stops_the_rest_unless_r
 
 backend_test!(pooled async fn outside_a_transaction_a_hook_runs_at_once_even_when_capturing(t) {
     let log = Log::default();
-    let (result, hooks) = capture_on_commit(async { t.db.on_commit(log.hook("now")) }).await;
+    let (result, hooks) = capture_on_commit(t.db.on_commit(log.hook("now"))).await;
     result.unwrap();
     assert!(hooks.is_empty());
     assert_eq!(log.seen(), ["now"]);

@@ -201,7 +201,11 @@ async fn a_commit_answered_with_rollback_is_an_error() {
             insert(tx, 1, "first").await?;
             // The classic swallowed error: the transaction is now aborted.
             let _ = insert(tx, 1, "duplicate").await;
-            tx.on_commit(|| -> () { panic!("a hook of a rolled-back transaction ran") });
+            tx.on_commit(async {
+                if true {
+                    panic!("a hook of a rolled-back transaction ran")
+                }
+            });
             Ok(())
         })
         .await
@@ -350,7 +354,7 @@ backend_test!(pooled async fn set_rollback_rolls_a_scope_back_without_an_error(t
             .await?;
             assert!(!tx.will_roll_back(), "the mark was the savepoint's");
             let r = r.clone();
-            tx.on_commit(move || r.store(true, Ordering::SeqCst));
+            tx.on_commit(async move { r.store(true, Ordering::SeqCst) });
             Ok("done")
         })
         .await
@@ -367,7 +371,7 @@ backend_test!(pooled async fn set_rollback_rolls_a_scope_back_without_an_error(t
         .atomic(async move |tx| {
             insert(tx, 3, "dropped").await?;
             let r = r.clone();
-            tx.on_commit(move || r.store(true, Ordering::SeqCst));
+            tx.on_commit(async move { r.store(true, Ordering::SeqCst) });
             tx.set_rollback(true);
             Ok(7)
         })
@@ -400,7 +404,7 @@ backend_test!(pooled async fn a_failure_without_a_savepoint_marks_the_enclosing_
             .atomic_without_savepoint(async |same| {
                 insert(same, 2, "inner").await?;
                 let r = r.clone();
-                same.on_commit(move || r.store(true, Ordering::SeqCst));
+                same.on_commit(async move { r.store(true, Ordering::SeqCst) });
                 Err::<(), _>(Error::app("inner step failed"))
             })
             .await

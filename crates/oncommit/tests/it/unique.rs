@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use oncommit::{EnqueueOptions, Error, JobSelection, JobState, Unique};
+use oncommit::admin::JobSelection;
+use oncommit::{EnqueueOptions, Error, JobState, Unique};
 use oncommit_testing::backend_test;
 use serde_json::json;
 
@@ -15,7 +16,7 @@ fn unique(u: Unique) -> EnqueueOptions {
 }
 
 async fn count(db: &oncommit::Db) -> i64 {
-    db.count_jobs(&JobSelection::new(JobState::ALL)).await.unwrap()
+    db.jobs().count(&JobSelection::new(JobState::ALL)).await.unwrap()
 }
 
 backend_test!(pooled async fn the_same_content_gives_the_same_job_until_it_finishes(t) {
@@ -39,10 +40,10 @@ backend_test!(pooled async fn the_same_content_gives_the_same_job_until_it_finis
     assert_eq!(count(&t.db).await, 5);
 
     // Finished, it no longer holds its identity (the default states).
-    t.db.cancel_job(first).await.unwrap();
+    t.db.jobs().cancel(first).await.unwrap();
     let after = t.db.enqueue_raw("report", &json!({ "a": 1, "b": [1, 2] }), by_args).await.unwrap();
     assert_ne!(after, first);
-    assert_eq!(t.db.job(after).await.unwrap().unwrap().state, JobState::Available);
+    assert_eq!(t.db.jobs().get(after).await.unwrap().unwrap().state, JobState::Available);
 });
 
 backend_test!(pooled async fn a_period_and_finished_states_make_one_per_window(t) {
@@ -98,17 +99,17 @@ backend_test!(pooled async fn replace_mode_debounces_a_job_that_has_not_started(
         if delay == 0 { opts } else { opts.delay(Duration::from_secs(delay)) }
     };
     let first = t.db.enqueue_raw("digest", &json!({ "user": 1, "n": 1 }), debounce(60)).await.unwrap();
-    let before = t.db.job(first).await.unwrap().unwrap();
+    let before = t.db.jobs().get(first).await.unwrap().unwrap();
     let second = t.db.enqueue_raw("digest", &json!({ "user": 1, "n": 2 }), debounce(120)).await.unwrap();
     assert_eq!(second, first);
-    let after = t.db.job(first).await.unwrap().unwrap();
+    let after = t.db.jobs().get(first).await.unwrap().unwrap();
     assert_eq!(after.args, json!({ "user": 1, "n": 2 }), "the arguments are the latest");
     assert!(after.run_at > before.run_at, "pushed back: {} then {}", before.run_at, after.run_at);
     assert_eq!(after.state, JobState::Scheduled);
     // Made due now by the last enqueue: it becomes available.
     let third = t.db.enqueue_raw("digest", &json!({ "user": 1, "n": 3 }), debounce(0)).await.unwrap();
     assert_eq!(third, first);
-    assert_eq!(t.db.job(first).await.unwrap().unwrap().state, JobState::Available);
+    assert_eq!(t.db.jobs().get(first).await.unwrap().unwrap().state, JobState::Available);
     assert_eq!(count(&t.db).await, 1);
 
     // A job that has started is not replaced: with running out of the states, a new one
@@ -121,7 +122,7 @@ backend_test!(pooled async fn replace_mode_debounces_a_job_that_has_not_started(
     wait_arrivals(&key, 1).await;
     let behind = t.db.enqueue_with(Gated { gate: key.clone(), hold_attempts: 0 }, opts).await.unwrap();
     assert_ne!(behind, running);
-    assert_eq!(t.db.job(running).await.unwrap().unwrap().args, json!({ "gate": key, "hold_attempts": 1 }));
+    assert_eq!(t.db.jobs().get(running).await.unwrap().unwrap().args, json!({ "gate": key, "hold_attempts": 1 }));
     gate(&key).notify_one();
     wait_for(&t.db, behind, JobState::Completed).await;
     w.stop().await;
@@ -155,7 +156,7 @@ backend_test!(pooled async fn a_rolled_back_unique_job_holds_nothing_and_bad_opt
     tx.rollback().await.unwrap();
     let id = t.db.enqueue_raw("report", &json!({ "x": 1 }), opts).await.unwrap();
     assert_eq!(count(&t.db).await, 1);
-    assert_eq!(t.db.job(id).await.unwrap().unwrap().state, JobState::Available);
+    assert_eq!(t.db.jobs().get(id).await.unwrap().unwrap().state, JobState::Available);
 
     let refused = |r: oncommit::Result<oncommit::JobId>| matches!(r, Err(Error::InvalidOption { option: "unique", .. }));
     let both = EnqueueOptions::new().unique_key("k").unique(Unique::by_args());

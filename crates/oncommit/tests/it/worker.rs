@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use oncommit::{Cancelled, Db, EnqueueOptions, JobFilter, JobState, Periodic, Worker};
+use oncommit::admin::Cancelled;
+use oncommit::admin::{JobSelection, PageRequest};
+use oncommit::{Db, EnqueueOptions, JobState, Periodic, Worker};
 use oncommit_testing::{backend_test, eventually};
 
 use super::tasks::{
@@ -70,7 +72,7 @@ backend_test!(pooled async fn scheduled_jobs_wait_for_their_time(t) {
     create_runs(&t.db).await;
     let w = start(worker(&t.db));
     let id = t.db.enqueue_with(echo("later"), EnqueueOptions::new().delay(Duration::from_millis(300))).await.unwrap();
-    let queued = t.db.job(id).await.unwrap().unwrap();
+    let queued = t.db.jobs().get(id).await.unwrap().unwrap();
     assert_eq!(queued.state, JobState::Scheduled);
     let job = wait_for(&t.db, id, JobState::Completed).await;
     assert!(job.attempted_at.unwrap() >= queued.run_at, "ran early: {job:?}");
@@ -105,15 +107,15 @@ backend_test!(pooled async fn tasks_can_snooze_and_cancel_themselves(t) {
 backend_test!(pooled async fn queued_and_running_jobs_can_be_cancelled(t) {
     create_runs(&t.db).await;
     let queued = t.db.enqueue_with(echo("never"), EnqueueOptions::new().queue("idle")).await.unwrap();
-    assert_eq!(t.db.cancel_job(queued).await.unwrap(), Cancelled::Cancelled);
-    assert_eq!(t.db.cancel_job(queued).await.unwrap(), Cancelled::NotCancellable);
+    assert_eq!(t.db.jobs().cancel(queued).await.unwrap(), Cancelled::Cancelled);
+    assert_eq!(t.db.jobs().cancel(queued).await.unwrap(), Cancelled::NotCancellable);
 
     let key = format!("cancel-{}", t.target());
     let running = t.db.enqueue(Gated { gate: key.clone(), hold_attempts: 99 }).await.unwrap();
     // Heartbeats carry the cancel on SQLite; PostgreSQL also gets a NOTIFY.
     let w = start(worker(&t.db).heartbeat_interval(Duration::from_millis(50)));
     wait_arrivals(&key, 1).await;
-    assert_eq!(t.db.cancel_job(running).await.unwrap(), Cancelled::Requested);
+    assert_eq!(t.db.jobs().cancel(running).await.unwrap(), Cancelled::Requested);
     let job = wait_for(&t.db, running, JobState::Cancelled).await;
     assert_eq!(job.errors.last().map(|e| e.error.as_str()), Some("cancelled while running"));
     w.stop().await;
@@ -129,7 +131,7 @@ backend_test!(pooled async fn shutdown_waits_for_running_jobs_then_releases_the_
     let stopping = Instant::now();
     w.stop().await;
     assert!(stopping.elapsed() >= Duration::from_millis(200));
-    let job = t.db.job(held).await.unwrap().unwrap();
+    let job = t.db.jobs().get(held).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Available, "released to the queue: {job:?}");
     // Released without using up an attempt.
     assert_eq!((job.attempt, job.max_attempts), (1, 26));
@@ -158,7 +160,7 @@ backend_test!(pooled async fn a_frozen_workers_job_is_rescued_and_its_late_compl
     gate(&key).notify_one();
     frozen.stop().await;
     rescuer.stop().await;
-    let job = t.db.job(id).await.unwrap().unwrap();
+    let job = t.db.jobs().get(id).await.unwrap().unwrap();
     assert_eq!((job.state, job.attempt), (JobState::Completed, 2));
     let runs = runs(&t.db).await;
     assert_eq!(runs.len(), 1, "the task's effect is applied exactly once: {runs:?}");
@@ -191,13 +193,13 @@ backend_test!(pooled async fn periodic_jobs_are_enqueued_once_per_period_even_wi
     let b = start(make(&t.db));
     let started = Instant::now();
     let first = eventually("three periodic jobs", || async {
-        Some(t.db.jobs(&JobFilter::default()).await.unwrap()).filter(|jobs| jobs.len() >= 3)
+        Some(t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap()).filter(|jobs| jobs.len() >= 3)
     })
     .await;
     a.stop().await;
     b.stop().await;
     let elapsed = started.elapsed();
-    let jobs = t.db.jobs(&JobFilter::default()).await.unwrap();
+    let jobs = t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap();
     let periods = (elapsed.as_millis() / every.as_millis()) as usize + 2;
     assert!(jobs.len() <= periods, "{} jobs in {elapsed:?}: duplicates per period", jobs.len());
     assert!(first.iter().all(|j| j.task == "echo"));
@@ -238,8 +240,9 @@ backend_test!(pooled async fn each_queue_runs_at_most_its_concurrency(t) {
     // The other queue is not held up by the narrow one.
     wait_for(&t.db, other, JobState::Completed).await;
     let running = |jobs: Vec<oncommit::Job>| jobs.iter().filter(|j| j.state == JobState::Running).count();
-    let filter = JobFilter { queue: Some("narrow".into()), ..JobFilter::default() };
-    eventually("two narrow jobs running", || async { (running(t.db.jobs(&filter).await.unwrap()) >= 2).then_some(()) })
+    let narrow = JobSelection::default().queue("narrow");
+    let listed = || async { t.db.jobs().list(&narrow, &PageRequest::default()).await.unwrap().jobs };
+    eventually("two narrow jobs running", || async { (running(listed().await) >= 2).then_some(()) })
         .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     // Two run, three wait; each release lets one finish and the next start, never more
@@ -248,7 +251,7 @@ backend_test!(pooled async fn each_queue_runs_at_most_its_concurrency(t) {
     for released in 1..=5 {
         gate(&key).notify_one();
         loop {
-            let jobs = t.db.jobs(&filter).await.unwrap();
+            let jobs = listed().await;
             assert!(running(jobs.clone()) <= 2, "{jobs:?}");
             if completed(jobs) >= released {
                 break;
@@ -281,14 +284,14 @@ backend_test!(pooled async fn finished_jobs_are_pruned_after_their_retention(t) 
     let keep = t.db.enqueue(Flaky { failures: 99 }).await.unwrap();
     let retention = oncommit::Retention { completed: Duration::ZERO, discarded: Duration::from_secs(3600) };
     let w = start(worker(&t.db).retention(retention).prune_interval(Duration::from_millis(50)));
-    let pruned = |id| async move { t.db.job(id).await.unwrap().is_none().then_some(()) };
+    let pruned = |id| async move { t.db.jobs().get(id).await.unwrap().is_none().then_some(()) };
     eventually("the completed job to be pruned", || pruned(done)).await;
     // A failed job is kept for its longer retention: once it has failed, a job completed
     // after it is pruned (so a prune ran since), and the failed one is still there.
     wait_for(&t.db, keep, JobState::Failed).await;
     let later = t.db.enqueue(echo("later")).await.unwrap();
     eventually("a later prune", || pruned(later)).await;
-    assert!(t.db.job(keep).await.unwrap().is_some());
+    assert!(t.db.jobs().get(keep).await.unwrap().is_some());
     w.stop().await;
 });
 
@@ -311,7 +314,7 @@ backend_test!(pooled async fn one_pruning_pass_removes_every_job_past_its_retent
     // One pass only (the first, at once): it must not stop at a fixed number of rows.
     let w = start(worker(&t.db).retention(retention).prune_interval(Duration::from_secs(3600)));
     let left = eventually("the completed jobs to be pruned", || async {
-        let stats = t.db.job_stats().await.unwrap();
+        let stats = t.db.jobs().stats().await.unwrap();
         (stats.total[&JobState::Completed] == 0).then_some(stats)
     })
     .await;
@@ -334,13 +337,13 @@ async fn the_leader_vacuums_the_jobs_table_when_autovacuum_does_not() {
     )
     .await
     .unwrap();
-    let before = t.db.table_stats().await.unwrap();
+    let before = t.db.jobs().table_stats().await.unwrap();
     assert_eq!(before.last_vacuum_at, None);
     let retention = oncommit::Retention { completed: Duration::from_secs(1), discarded: Duration::from_secs(1) };
     let w = start(worker(&t.db).retention(retention).prune_interval(Duration::from_millis(100)));
     // Pruning leaves 60,000 dead rows; once the statistics show them, a vacuum follows.
     let vacuumed = eventually("the leader's vacuum", || async {
-        Some(t.db.table_stats().await.unwrap()).filter(|s| s.last_vacuum_at.is_some())
+        Some(t.db.jobs().table_stats().await.unwrap()).filter(|s| s.last_vacuum_at.is_some())
     })
     .await;
     // Every row was pruned: the vacuum hands the table's pages back.
@@ -365,11 +368,11 @@ backend_test!(pooled async fn cron_jobs_are_enqueued_once_per_occurrence_even_wi
     let make = |db: &Db| worker(db).periodic(every_second()).poll_interval(Duration::from_millis(20));
     let started = Instant::now();
     let (a, b) = (start(make(&t.db)), start(make(&t.db)));
-    eventually("two cron jobs", || async { (t.db.jobs(&JobFilter::default()).await.unwrap().len() >= 2).then_some(()) })
+    eventually("two cron jobs", || async { (t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap().len() >= 2).then_some(()) })
         .await;
     a.stop().await;
     b.stop().await;
-    let jobs = t.db.jobs(&JobFilter::default()).await.unwrap();
+    let jobs = t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap();
     let seconds = started.elapsed().as_secs() as usize + 2;
     assert!(jobs.len() <= seconds, "{} jobs in {:?}: an occurrence was enqueued twice", jobs.len(), started.elapsed());
 });

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use oncommit::{
-    EnqueueOptions, Error, JobSelection, JobState, Step, Task, TaskContext, TaskError, TaskOptions, Workflow,
-};
+use oncommit::admin::JobSelection;
+use oncommit::{EnqueueOptions, Error, JobState, Step, Task, TaskContext, TaskError, TaskOptions, Workflow};
 use oncommit_testing::backend_test;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -71,17 +70,17 @@ backend_test!(pooled async fn a_dependant_starts_in_the_transaction_that_complet
     let a = t.db.enqueue(Gated { gate: ka.clone(), hold_attempts: 1 }).await.unwrap();
     let b = t.db.enqueue(Gated { gate: kb.clone(), hold_attempts: 1 }).await.unwrap();
     let c = t.db.enqueue_with(Echo { key: "child".into() }, after([a, b])).await.unwrap();
-    assert_eq!(t.db.job(c).await.unwrap().unwrap().state, JobState::Pending);
+    assert_eq!(t.db.jobs().get(c).await.unwrap().unwrap().state, JobState::Pending);
     let w = start(unpolled(&t.db).queue("default", 4));
     wait_arrivals(&ka, 1).await;
     wait_arrivals(&kb, 1).await;
     gate(&ka).notify_one();
     wait_for(&t.db, a, JobState::Completed).await;
-    assert_eq!(t.db.job(c).await.unwrap().unwrap().state, JobState::Pending, "one parent is still running");
+    assert_eq!(t.db.jobs().get(c).await.unwrap().unwrap().state, JobState::Pending, "one parent is still running");
     gate(&kb).notify_one();
     // No poll runs in this worker: only the completion's own wake-up can start the child.
     let child = wait_for(&t.db, c, JobState::Completed).await;
-    let last_parent = t.db.job(b).await.unwrap().unwrap().finished_at.unwrap();
+    let last_parent = t.db.jobs().get(b).await.unwrap().unwrap().finished_at.unwrap();
     assert!(child.attempted_at.unwrap() >= last_parent, "the child ran after its last parent finished");
     w.stop().await;
 });
@@ -112,21 +111,21 @@ backend_test!(pooled async fn a_dependant_of_finished_or_missing_parents_is_sett
     w.stop().await;
 
     let ready = t.db.enqueue_raw("later_step", &json!({}), after([done])).await.unwrap();
-    assert_eq!(t.db.job(ready).await.unwrap().unwrap().state, JobState::Available);
+    assert_eq!(t.db.jobs().get(ready).await.unwrap().unwrap().state, JobState::Available);
     let scheduled = after([done]).delay(Duration::from_secs(3600));
     let scheduled = t.db.enqueue_raw("later_step", &json!({}), scheduled).await.unwrap();
-    assert_eq!(t.db.job(scheduled).await.unwrap().unwrap().state, JobState::Scheduled);
+    assert_eq!(t.db.jobs().get(scheduled).await.unwrap().unwrap().state, JobState::Scheduled);
     let gone = t.db.enqueue_raw("later_step", &json!({}), after([done, failed])).await.unwrap();
-    let gone = t.db.job(gone).await.unwrap().unwrap();
+    let gone = t.db.jobs().get(gone).await.unwrap().unwrap();
     assert_eq!(gone.state, JobState::Cancelled);
     assert_eq!(gone.errors[0].error, format!("parent job {failed} failed"));
 
-    let before = t.db.count_jobs(&JobSelection::new(JobState::ALL)).await.unwrap();
+    let before = t.db.jobs().count(&JobSelection::new(JobState::ALL)).await.unwrap();
     let missing = t.db.enqueue_raw("later_step", &json!({}), after([oncommit::JobId(999_999)])).await;
     assert!(matches!(&missing, Err(Error::InvalidOption { option: "depends_on", .. })), "{missing:?}");
     let unique = after([done]).unique_key("k");
     assert!(matches!(t.db.enqueue_raw("x", &json!({}), unique).await, Err(Error::InvalidOption { .. })));
-    assert_eq!(t.db.count_jobs(&JobSelection::new(JobState::ALL)).await.unwrap(), before, "nothing was added");
+    assert_eq!(t.db.jobs().count(&JobSelection::new(JobState::ALL)).await.unwrap(), before, "nothing was added");
 });
 
 backend_test!(pooled async fn a_workflow_runs_in_stages_and_passes_results_along(t) {
@@ -138,7 +137,7 @@ backend_test!(pooled async fn a_workflow_runs_in_stages_and_passes_results_along
     let ids = t.db.enqueue_workflow(flow).await.unwrap();
     assert_eq!(ids.stages.iter().map(Vec::len).collect::<Vec<_>>(), [1, 2, 1]);
     assert!(ids.id.starts_with("totals-"), "{}", ids.id);
-    let steps = t.db.workflow(&ids.id).await.unwrap();
+    let steps = t.db.jobs().workflow(&ids.id).await.unwrap();
     let states: Vec<JobState> = steps.iter().map(|s| s.job.state).collect();
     assert_eq!(states, [JobState::Available, JobState::Pending, JobState::Pending, JobState::Pending]);
     assert_eq!(steps[3].parents, ids.stages[1], "the last step waits for the whole group");
@@ -150,7 +149,7 @@ backend_test!(pooled async fn a_workflow_runs_in_stages_and_passes_results_along
     assert_eq!(sum.result, Some(json!({ "total": 110, "parents": 2 })), "the callback read its parents' results");
     assert_eq!(sum.workflow_id.as_deref(), Some(ids.id.as_str()));
     // Never a dependant before its parents.
-    let steps = t.db.workflow(&ids.id).await.unwrap();
+    let steps = t.db.jobs().workflow(&ids.id).await.unwrap();
     for step in &steps {
         for parent in &step.parents {
             let parent = steps.iter().find(|s| s.job.id == *parent).unwrap();
@@ -165,8 +164,8 @@ backend_test!(pooled async fn a_workflow_is_enqueued_whole_or_not_at_all(t) {
     let mut tx = t.db.begin().await.unwrap();
     let ids = tx.enqueue_workflow(Workflow::new().then(Produce { n: 1 }).then(Sum)).await.unwrap();
     tx.rollback().await.unwrap();
-    assert!(t.db.workflow(&ids.id).await.unwrap().is_empty());
-    assert_eq!(t.db.count_jobs(&JobSelection::new(JobState::ALL)).await.unwrap(), 0);
+    assert!(t.db.jobs().workflow(&ids.id).await.unwrap().is_empty());
+    assert_eq!(t.db.jobs().count(&JobSelection::new(JobState::ALL)).await.unwrap(), 0);
     // Mixed tasks in one stage, and refused shapes.
     let mixed = Workflow::new().then_all([Step::new(Produce { n: 1 }), Step::raw("python_task", json!({ "x": 1 }))]);
     let ids = t.db.enqueue_workflow(mixed).await.unwrap();
@@ -214,7 +213,7 @@ backend_test!(pooled async fn parents_finishing_at_once_never_strand_their_child
         gate(&kl).notify_waiters();
         gate(&kr).notify_waiters();
         let parents = JobSelection::new([JobState::Completed]).task("gated");
-        (t.db.count_jobs(&parents).await.unwrap() == 2 * CHILDREN as i64).then_some(())
+        (t.db.jobs().count(&parents).await.unwrap() == 2 * CHILDREN as i64).then_some(())
     })
     .await;
     for child in &children {

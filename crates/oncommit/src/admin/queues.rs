@@ -1,17 +1,32 @@
-//! Steering whole queues: pause and resume, a concurrency limit and a rate limit shared by
-//! every worker. The guide is `docs/flow-control.md`.
+//! The queues: what they hold and how they fare, and steering them whole (pause and resume,
+//! a concurrency limit and a rate limit shared by every worker; the guide is
+//! `docs/flow-control.md`).
 
-use crate::db::Db;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{JobStats, Jobs, QueueActivity, Queues};
 use crate::error::{Error, Result};
 use crate::job::JobState;
 use crate::queries::{self, QueueInfo, RateLimit, Setting};
+
+/// The queues and their jobs per state, as a dashboard or a metrics scrape refreshes them
+/// ([`Queues::overview`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueuesOverview {
+    /// Every queue [`Queues::list`] lists, and those whose only jobs are finished, by name.
+    pub queues: Vec<QueueInfo>,
+    /// Jobs per state, in all and per queue; the finished ones counted at most a minute ago
+    /// ([`limits::FINISHED_COUNTS_MAX_AGE`](crate::limits::FINISHED_COUNTS_MAX_AGE)).
+    pub stats: JobStats,
+}
 
 impl RateLimit {
     /// At most `max_starts` job starts per `period`.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// let limit = oncommit::RateLimit::new(100, Duration::from_secs(60));
+    /// let limit = oncommit::admin::RateLimit::new(100, Duration::from_secs(60));
     /// assert_eq!(limit.max_starts, 100);
     /// ```
     pub fn new(max_starts: u32, period: std::time::Duration) -> RateLimit {
@@ -23,7 +38,7 @@ impl RateLimit {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// let per_customer = oncommit::RateLimit::new(10, Duration::from_secs(1)).per_key();
+    /// let per_customer = oncommit::admin::RateLimit::new(10, Duration::from_secs(1)).per_key();
     /// assert!(per_customer.per_key);
     /// ```
     pub fn per_key(mut self) -> RateLimit {
@@ -78,25 +93,25 @@ fn check_concurrency_limit(limit: Option<u32>) -> Result<()> {
     }
 }
 
-impl Db {
+impl Queues<'_> {
     /// Pauses `queue`: no worker claims its jobs until it is resumed; jobs already running
     /// finish. The pause is in the database, so it holds for every worker, including those
     /// started later. Pausing a paused queue does nothing.
     ///
     /// ```no_run
     /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
-    /// db.pause_queue("emails").await?;
+    /// db.queues().pause("emails").await?;
     /// // … a provider outage later:
-    /// db.resume_queue("emails").await?;
+    /// db.queues().resume("emails").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn pause_queue(&self, queue: &str) -> Result<()> {
-        self.set_queue(queue, Setting::Paused(true)).await
+    pub async fn pause(&self, queue: &str) -> Result<()> {
+        self.set(queue, Setting::Paused(true)).await
     }
 
     /// Resumes a paused `queue`: its workers claim again at once.
-    pub async fn resume_queue(&self, queue: &str) -> Result<()> {
-        self.set_queue(queue, Setting::Paused(false)).await
+    pub async fn resume(&self, queue: &str) -> Result<()> {
+        self.set(queue, Setting::Paused(false)).await
     }
 
     /// At most `limit` jobs of `queue` run at once, counted over all workers on all
@@ -107,11 +122,11 @@ impl Db {
     /// ```no_run
     /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
     /// // The partner's API allows five concurrent calls, whatever our worker count.
-    /// db.set_queue_concurrency_limit("partner_api", Some(5)).await?;
+    /// db.queues().set_concurrency_limit("partner_api", Some(5)).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn set_queue_concurrency_limit(&self, queue: &str, limit: Option<u32>) -> Result<()> {
-        self.set_queue(queue, Setting::ConcurrencyLimit(limit)).await
+    pub async fn set_concurrency_limit(&self, queue: &str, limit: Option<u32>) -> Result<()> {
+        self.set(queue, Setting::ConcurrencyLimit(limit)).await
     }
 
     /// At most `limit.max_starts` jobs of `queue` start per `limit.period`, over all
@@ -120,23 +135,32 @@ impl Db {
     ///
     /// ```no_run
     /// # use std::time::Duration;
+    /// # use oncommit::admin::RateLimit;
     /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
-    /// db.set_queue_rate_limit("sms", Some(oncommit::RateLimit::new(10, Duration::from_secs(1)))).await?;
+    /// db.queues().set_rate_limit("sms", Some(RateLimit::new(10, Duration::from_secs(1)))).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn set_queue_rate_limit(&self, queue: &str, limit: Option<RateLimit>) -> Result<()> {
-        self.set_queue(queue, Setting::RateLimit(limit)).await
+    pub async fn set_rate_limit(&self, queue: &str, limit: Option<RateLimit>) -> Result<()> {
+        self.set(queue, Setting::RateLimit(limit)).await
     }
 
     /// Every queue that a setting names, a job waits or runs in, a task declares or a
-    /// worker serves, by name: its settings, its waiting and running jobs, its workers.
-    pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        let mut queues = queries::queue_list(self, true).await?;
-        let lag = queries::queue_lag(self).await?;
+    /// worker serves, by name: its settings, its waiting and running jobs, its workers, its
+    /// lag.
+    pub async fn list(&self) -> Result<Vec<QueueInfo>> {
+        let mut queues = queries::queue_list(self.db, true).await?;
+        let lag = queries::queue_lag(self.db).await?;
         for q in &mut queues {
             q.lag = lag.get(&q.name).copied().unwrap_or_default();
         }
         Ok(queues)
+    }
+
+    /// One queue as [`Queues::list`] lists it; a queue nothing names has no settings, jobs
+    /// or workers.
+    pub async fn get(&self, queue: &str) -> Result<QueueInfo> {
+        let found = self.list().await?.into_iter().find(|q| q.name == queue);
+        Ok(found.unwrap_or_else(|| idle_queue(queue)))
     }
 
     /// How long the oldest available job of each queue that has one has waited for a
@@ -145,24 +169,35 @@ impl Db {
     ///
     /// ```no_run
     /// # async fn demo(db: oncommit::Db) -> oncommit::Result<()> {
-    /// for (queue, lag) in db.queue_lag().await? {
+    /// for (queue, lag) in db.queues().lag().await? {
     ///     if lag > std::time::Duration::from_secs(60) {
     ///         println!("{queue} is {lag:?} behind");
     ///     }
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn queue_lag(&self) -> Result<std::collections::BTreeMap<String, std::time::Duration>> {
-        queries::queue_lag(self).await
+    pub async fn lag(&self) -> Result<BTreeMap<String, Duration>> {
+        queries::queue_lag(self.db).await
     }
 
-    /// [`Db::queues`] and [`Db::job_gauges`] together, counting the waiting and running jobs
-    /// once for both: what a dashboard refreshes. Queues whose only jobs are finished are
-    /// listed too.
-    pub async fn queues_and_counts(&self) -> Result<(Vec<QueueInfo>, Vec<crate::StateCount>)> {
-        let counts = self.job_gauges().await?;
-        let mut queues: std::collections::BTreeMap<String, QueueInfo> =
-            queries::queue_list(self, false).await?.into_iter().map(|q| (q.name.clone(), q)).collect();
+    /// Every queue's activity over the last `window` (rounded to whole minutes): attempts
+    /// by outcome, completions per minute, waits from `run_at` to start. In queue order;
+    /// queues with none are left out.
+    pub async fn activity(&self, window: Duration) -> Result<Vec<QueueActivity>> {
+        crate::activity::queue_activity(self.db, window).await
+    }
+
+    /// [`Queues::list`] and the jobs per queue and state, for a dashboard's refresh or a
+    /// metrics scrape, which must stay cheap however many jobs the table keeps: the waiting
+    /// and running jobs are counted once for both, exactly, through their partial indexes;
+    /// the finished ones (completed, failed, cancelled: most of a table that keeps months
+    /// of history) at most once a minute, shared by every caller on this `Db` and its
+    /// clones. Queues whose only jobs are finished are listed too. For exact counts of
+    /// finished jobs, [`Jobs::stats`] or [`Jobs::count`].
+    pub async fn overview(&self) -> Result<QueuesOverview> {
+        let counts = Jobs { db: self.db }.gauges().await?;
+        let mut queues: BTreeMap<String, QueueInfo> =
+            queries::queue_list(self.db, false).await?.into_iter().map(|q| (q.name.clone(), q)).collect();
         for c in &counts {
             let q = queues.entry(c.queue.clone()).or_insert_with(|| idle_queue(&c.queue));
             match c.state {
@@ -172,26 +207,19 @@ impl Db {
                 JobState::Completed | JobState::Failed | JobState::Cancelled => {}
             }
         }
-        for (queue, lag) in queries::queue_lag(self).await? {
+        for (queue, lag) in queries::queue_lag(self.db).await? {
             queues.entry(queue.clone()).or_insert_with(|| idle_queue(&queue)).lag = lag;
         }
-        Ok((queues.into_values().collect(), counts))
+        Ok(QueuesOverview { queues: queues.into_values().collect(), stats: JobStats::from_counts(counts) })
     }
 
-    /// One queue as [`Db::queues`] lists it; a queue nothing names has no settings, jobs or
-    /// workers.
-    pub async fn queue_info(&self, queue: &str) -> Result<QueueInfo> {
-        let found = self.queues().await?.into_iter().find(|q| q.name == queue);
-        Ok(found.unwrap_or_else(|| idle_queue(queue)))
-    }
-
-    async fn set_queue(&self, queue: &str, setting: Setting) -> Result<()> {
+    async fn set(&self, queue: &str, setting: Setting) -> Result<()> {
         crate::enqueue::check_queue_name(queue)?;
         setting.check()?;
-        queries::queue_set(self, queue, setting).await?;
+        queries::queue_set(self.db, queue, setting).await?;
         // This process's workers (SQLite has no NOTIFY; on PostgreSQL the function's
         // NOTIFY reaches the others).
-        self.wake();
+        self.db.wake();
         Ok(())
     }
 }

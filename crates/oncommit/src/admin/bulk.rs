@@ -3,32 +3,34 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::Db;
+use super::Jobs;
 use crate::driver::contract::Action;
 use crate::driver::selection::Filter;
 use crate::error::{Error, Result};
 use crate::job::JobState;
 use crate::queries::bulk;
 
-/// Which jobs a bulk action touches, or a listing shows ([`Db::list_jobs`]): those in one
-/// of `states`, and matching every other field that is set.
+/// Which jobs a listing shows ([`Jobs::list`]), a count counts ([`Jobs::count`]) or a bulk
+/// action touches ([`Jobs::retry_all`], …): those in one of `states`, and matching every
+/// other field that is set.
 ///
 /// ```no_run
-/// # use oncommit::{Db, JobSelection, JobState};
+/// # use oncommit::admin::JobSelection;
+/// # use oncommit::{Db, JobState};
 /// # async fn demo(db: Db) -> oncommit::Result<()> {
 /// let selection = JobSelection::new([JobState::Failed])
 ///     .queue("mail")
 ///     .error_contains("connection refused")
 ///     .since(chrono::Utc::now() - chrono::Duration::hours(12));
-/// println!("{} jobs to retry", db.count_jobs(&selection).await?);
-/// let retried = db.retry_jobs(&selection).await?;
+/// println!("{} jobs to retry", db.jobs().count(&selection).await?);
+/// let retried = db.jobs().retry_all(&selection).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobSelection {
     /// The states to select from. A bulk action needs at least one, or `ids` (an empty
     /// list is refused there, so that no action touches every job by omission); a listing
-    /// takes an empty list as every state.
+    /// or a count takes an empty list as every state.
     #[serde(default)]
     pub states: Vec<JobState>,
     /// Only jobs of this queue.
@@ -163,7 +165,7 @@ impl JobSelection {
 /// The most ids one selection may name: a page's worth of ticked rows, many times over.
 pub const MAX_IDS: usize = 10_000;
 
-/// What [`Db::cancel_jobs`] did.
+/// What [`Jobs::cancel_all`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BulkCancelled {
     /// Waiting jobs now `cancelled`.
@@ -172,32 +174,33 @@ pub struct BulkCancelled {
     pub requested: u64,
 }
 
-impl Db {
-    /// How many jobs `selection` picks now: what a bulk action would touch.
-    pub async fn count_jobs(&self, selection: &JobSelection) -> Result<i64> {
-        bulk::job_count_selected(self, &selection.filter()?).await
+impl Jobs<'_> {
+    /// How many jobs `selection` picks now (every state when it names none): what a
+    /// listing would show page after page, or a bulk action would touch.
+    pub async fn count(&self, selection: &JobSelection) -> Result<i64> {
+        bulk::job_count_selected(self.db, &selection.any_state_filter()?).await
     }
 
-    /// Runs every selected job again now, as [`Db::retry_job`] does one (a running job is
+    /// Runs every selected job again now, as [`Jobs::retry`] does one (a running job is
     /// left alone). Returns how many were retried.
-    pub async fn retry_jobs(&self, selection: &JobSelection) -> Result<u64> {
-        let (done, wake) = bulk::job_act_on_selected(self, &selection.filter()?, Action::Retry).await?;
+    pub async fn retry_all(&self, selection: &JobSelection) -> Result<u64> {
+        let (done, wake) = bulk::job_act_on_selected(self.db, &selection.filter()?, Action::Retry).await?;
         if !wake.is_empty() {
-            self.wake();
+            self.db.wake();
         }
         Ok(done.changed)
     }
 
-    /// Cancels every selected job, as [`Db::cancel_job`] does one: a waiting one at once, a
+    /// Cancels every selected job, as [`Jobs::cancel`] does one: a waiting one at once, a
     /// running one by asking its worker. Finished jobs are left alone.
-    pub async fn cancel_jobs(&self, selection: &JobSelection) -> Result<BulkCancelled> {
-        let (done, _) = bulk::job_act_on_selected(self, &selection.filter()?, Action::Cancel).await?;
+    pub async fn cancel_all(&self, selection: &JobSelection) -> Result<BulkCancelled> {
+        let (done, _) = bulk::job_act_on_selected(self.db, &selection.filter()?, Action::Cancel).await?;
         Ok(BulkCancelled { cancelled: done.changed, requested: done.requested })
     }
 
     /// Deletes every selected job that is not running. Returns how many were deleted.
-    pub async fn delete_jobs(&self, selection: &JobSelection) -> Result<u64> {
-        let (done, _) = bulk::job_act_on_selected(self, &selection.filter()?, Action::Delete).await?;
+    pub async fn delete_all(&self, selection: &JobSelection) -> Result<u64> {
+        let (done, _) = bulk::job_act_on_selected(self.db, &selection.filter()?, Action::Delete).await?;
         Ok(done.changed)
     }
 }

@@ -12,8 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::bulk::JobSelection;
-use crate::db::Db;
+use super::{JobSelection, Jobs};
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::queries::listing;
@@ -46,7 +45,7 @@ impl std::str::FromStr for JobOrder {
     }
 }
 
-/// Which page of a listing [`Db::list_jobs`] returns.
+/// Which page of a listing [`Jobs::list`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
     /// Newest or oldest first.
@@ -79,24 +78,45 @@ pub struct JobsPage {
 const FIRST_WINDOW: i64 = 10_000;
 const LARGEST_WINDOW: i64 = 1_000_000;
 
-impl Db {
-    /// One page of the jobs `selection` picks (every state when it names none).
+impl PageRequest {
+    /// The first `limit` jobs, newest first.
+    pub fn newest(limit: i64) -> PageRequest {
+        PageRequest { order: JobOrder::Newest, cursor: None, limit }
+    }
+
+    /// The first `limit` jobs, oldest first.
+    pub fn oldest(limit: i64) -> PageRequest {
+        PageRequest { order: JobOrder::Oldest, cursor: None, limit }
+    }
+
+    /// This page's next: the same order and limit, starting after `cursor`
+    /// ([`JobsPage::next_cursor`]).
+    pub fn after(self, cursor: i64) -> PageRequest {
+        PageRequest { cursor: Some(cursor), ..self }
+    }
+}
+
+impl Jobs<'_> {
+    /// One page of the jobs `selection` picks (every state when it names none): the one
+    /// way to list jobs, by any filter, either way, a page at a time.
     ///
     /// ```no_run
-    /// # use oncommit::{Db, PageRequest, JobSelection, JobState};
+    /// # use oncommit::admin::{JobSelection, PageRequest};
+    /// # use oncommit::{Db, JobState};
     /// # async fn demo(db: Db) -> oncommit::Result<()> {
     /// let failed = JobSelection::new([JobState::Failed]).search("timeout");
-    /// let mut page = db.list_jobs(&failed, &PageRequest::default()).await?;
+    /// let first = PageRequest::default();
+    /// let mut page = db.jobs().list(&failed, &first).await?;
     /// loop {
     ///     for job in &page.jobs {
     ///         println!("{} {}", job.id, job.task);
     ///     }
     ///     let Some(cursor) = page.next_cursor else { break };
-    ///     page = db.list_jobs(&failed, &PageRequest { cursor: Some(cursor), ..PageRequest::default() }).await?;
+    ///     page = db.jobs().list(&failed, &first.after(cursor)).await?;
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn list_jobs(&self, selection: &JobSelection, page: &PageRequest) -> Result<JobsPage> {
+    pub async fn list(&self, selection: &JobSelection, page: &PageRequest) -> Result<JobsPage> {
         if !(1..=MAX_PAGE).contains(&page.limit) {
             return Err(Error::InvalidOption {
                 option: "page limit",
@@ -104,7 +124,7 @@ impl Db {
             });
         }
         let filter = selection.any_state_filter()?;
-        let Some((min, max)) = listing::job_id_bounds(self).await? else {
+        let Some((min, max)) = listing::job_id_bounds(self.db).await? else {
             return Ok(JobsPage { jobs: Vec::new(), next_cursor: None });
         };
         let started = Instant::now();
@@ -129,7 +149,7 @@ impl Db {
                 let hi = edge.saturating_add(window).min(max);
                 (edge + 1, hi + 1, hi)
             };
-            let found = listing::job_window(self, &filter, lo, hi, newest, need).await?;
+            let found = listing::job_window(self.db, &filter, lo, hi, newest, need).await?;
             jobs.extend(found);
             if jobs.len() as i64 >= page.limit {
                 let next_cursor = jobs.last().map(|j| j.id.0);
