@@ -42,6 +42,12 @@ pub(crate) async fn enqueue(db: &Db, a: EnqueueArgs, as_json: bool) -> anyhow::R
     if let Some(limit) = a.key_limit {
         opts = opts.concurrency_key_limit(limit);
     }
+    if let Some(key) = a.fair_key {
+        opts = opts.fair_key(key);
+    }
+    if let Some(weight) = a.fair_weight {
+        opts = opts.fair_weight(weight);
+    }
     if let Some(mut unique) = a.unique {
         if a.unique_queue {
             unique = unique.by_queue();

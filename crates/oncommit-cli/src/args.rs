@@ -203,6 +203,11 @@ pub(crate) enum Command {
         /// queue keep up, and how soon does it recover?
         #[arg(long, conflicts_with_all = ["backlog", "sustain", "breakdown"])]
         vacuum_pressure: bool,
+        /// Instead: tenant A enqueues --backlog jobs (default 100,000), then tenants B…K 100
+        /// each, for a worker process: how many of A's start before the others' last? And a
+        /// drain of --backlog jobs of one fairness key against the same without a key.
+        #[arg(long, conflicts_with_all = ["sustain", "breakdown", "vacuum_pressure"])]
+        fair: bool,
         /// Jobs per second for --vacuum-pressure.
         #[arg(long, default_value_t = 800)]
         rate: u32,
@@ -331,6 +336,13 @@ pub(crate) struct EnqueueArgs {
     /// How many jobs of the --concurrency-key may run at once [default: 1].
     #[arg(long, requires = "concurrency_key")]
     pub(crate) key_limit: Option<u32>,
+    /// The tenant the job is for: its queue becomes fair, its workers serving the keys
+    /// round robin (docs/fairness.md).
+    #[arg(long)]
+    pub(crate) fair_key: Option<String>,
+    /// The --fair-key's share: its jobs per round, 1 to 1000 [default: 1].
+    #[arg(long, requires = "fair_key")]
+    pub(crate) fair_weight: Option<u16>,
 }
 
 /// The filters of the dashboard's jobs view, shared by `oncommit jobs` and the bulk

@@ -66,5 +66,17 @@ fn line(q: &QueueInfo) -> String {
         q.waiting,
         q.workers,
         q.lag.as_secs_f64()
-    )
+    ) + &fair(q)
+}
+
+/// A fair queue's keys with the most jobs waiting, after its line.
+fn fair(q: &QueueInfo) -> String {
+    if !q.fair {
+        return String::new();
+    }
+    let keys: Vec<String> = q.top_keys.iter().map(|k| format!("{} {}", shown(&k.key), k.available)).collect();
+    match keys.is_empty() {
+        true => "  fair".to_owned(),
+        false => format!("  fair, most waiting: {}", keys.join(", ")),
+    }
 }

@@ -57,6 +57,9 @@ struct Rare {
     /// Jobs sharing it run at most `key_limit` at a time.
     concurrency_key: Option<String>,
     key_limit: Option<u32>,
+    /// The tenant whose turn the job waits for in a fair queue, and its share.
+    fair_key: Option<String>,
+    fair_weight: Option<u16>,
 }
 
 /// The longest queue name, in bytes: well within NOTIFY's payload, which carries it.
@@ -207,6 +210,33 @@ impl EnqueueOptions {
         self
     }
 
+    /// The fairness key of the job: the tenant, customer or account it is for. Its queue
+    /// becomes fair: workers claim its jobs round robin across the keys that have jobs
+    /// available (priority first, then by enqueue order within a key), across all workers,
+    /// so one key's backlog of 100,000 jobs does not hold up another key's 10. No slot
+    /// stays idle while any key has an available job. Jobs without a key in a fair queue
+    /// run when no keyed job is available: give every job of a fair queue a key. Guide:
+    /// `docs/fairness.md`.
+    ///
+    /// ```no_run
+    /// # use oncommit::{Db, EnqueueOptions};
+    /// # async fn demo(db: Db) -> oncommit::Result<()> {
+    /// let opts = EnqueueOptions::new().queue("exports").fair_key("customer:42");
+    /// db.enqueue_raw("export_report", &serde_json::json!({ "report": 7 }), opts).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn fair_key(mut self, key: impl Into<String>) -> Self {
+        self.rare().fair_key = Some(key.into());
+        self
+    }
+
+    /// The share of its [`fair_key`](Self::fair_key): the jobs the key gets per round (1
+    /// to 1,000; default 1). The oldest available job's weight is its key's.
+    pub fn fair_weight(mut self, weight: u16) -> Self {
+        self.rare().fair_weight = Some(weight);
+        self
+    }
+
     /// Runs the job once every parent has finished, whether it completed, failed or was
     /// cancelled (a clean-up step), instead of being cancelled by a parent's failure.
     pub fn run_after_failed_parents(mut self) -> Self {
@@ -282,6 +312,9 @@ impl EnqueueOptions {
                 reason: "a limit without a concurrency_key limits nothing".to_owned(),
             });
         }
+        let fair_key = rare.and_then(|r| r.fair_key.clone());
+        let fair_weight = rare.and_then(|r| r.fair_weight);
+        check_fair_key(fair_key.as_deref(), fair_weight)?;
         Ok(NewJob {
             task: task.to_owned(),
             args,
@@ -296,6 +329,8 @@ impl EnqueueOptions {
             workflow_id: rare.and_then(|r| r.workflow_id.clone()),
             key_limit: key_limit.map_or(1, |n| i32::try_from(n).unwrap_or(i32::MAX)),
             concurrency_key,
+            fair_key,
+            fair_weight: fair_weight.map(|w| w as i16),
             trace_context: crate::trace::current_context(),
         })
     }
@@ -318,6 +353,25 @@ fn check_concurrency_key(key: &str, limit: Option<u32>, has_parents: bool, uniqu
         );
     }
     Ok(())
+}
+
+/// The most a fairness key may weigh: its share against a key of weight 1.
+pub(crate) const MAX_FAIR_WEIGHT: u16 = 1_000;
+
+/// Refuses a fairness key no one could read back, and a weight out of 1..=1000 or without
+/// a key.
+pub(crate) fn check_fair_key(key: Option<&str>, weight: Option<u16>) -> Result<()> {
+    let refuse = |option, reason: String| Err(Error::InvalidOption { option, reason });
+    match (key, weight) {
+        (Some(key), _) if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) => {
+            refuse("fair_key", "it must be 1 to 255 bytes, without control characters".to_owned())
+        }
+        (_, Some(w)) if w == 0 || w > MAX_FAIR_WEIGHT => {
+            refuse("fair_weight", format!("{w}: it must be 1 to {MAX_FAIR_WEIGHT}"))
+        }
+        (None, Some(_)) => refuse("fair_weight", "a weight without a fair_key weighs nothing".to_owned()),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses fewer than one attempt.

@@ -17,3 +17,6 @@ pub mod deployment {}
 
 #[doc = include_str!("../../../docs/upgrading.md")]
 pub mod upgrading {}
+
+#[doc = include_str!("../../../docs/fairness.md")]
+pub mod fairness {}

@@ -8,3 +8,4 @@ pub use crate::admin::jobs::FINISHED_COUNTS_MAX_AGE;
 pub use crate::admin::listing::{MAX_PAGE, PAGE_BUDGET};
 pub use crate::driver::options::SQLITE_BUSY_TIMEOUT;
 pub use crate::enqueue::MAX_QUEUE_NAME_BYTES;
+pub use crate::queries::TOP_KEYS;

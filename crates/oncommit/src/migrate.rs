@@ -103,6 +103,8 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
             "postgres/019_build_job_indexes_without_blocking_writes.sql"
         ),
         own_migration!(20, "record_worker_clocks", "postgres/020_record_worker_clocks.sql"),
+        own_migration!(21, "fair_queuing_per_key", "postgres/021_fair_queuing_per_key.sql"),
+        own_migration!(22, "index_fair_keys", "postgres/022_index_fair_keys.sql"),
     ],
     sqlite: &[
         own_migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),
@@ -123,6 +125,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
             "sqlite/013_refuse_control_characters_in_queue_names.sql"
         ),
         own_migration!(14, "record_worker_clocks", "sqlite/014_record_worker_clocks.sql"),
+        own_migration!(15, "fair_queuing_per_key", "sqlite/015_fair_queuing_per_key.sql"),
     ],
 };
 

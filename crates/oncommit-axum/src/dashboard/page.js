@@ -85,7 +85,10 @@ function renderQueues(o) {
     const counts = o.counts.queues[name] || {};
     const state = el("td"); state.appendChild(stateSpan(q.paused ? "paused" : "active"));
     const limits = [q.concurrency_limit === null ? "" : q.concurrency_limit + " at once",
-      q.rate_limit ? q.rate_limit.max_starts + " per " + q.rate_limit.period_ms + " ms" + (q.rate_limit.per_key ? " per key" : "") : ""]
+      q.rate_limit ? q.rate_limit.max_starts + " per " + q.rate_limit.period_ms + " ms" + (q.rate_limit.per_key ? " per key" : "") : "",
+      // A fair queue names its keys with the most jobs waiting.
+      q.fair ? "fair" + (q.top_keys && q.top_keys.length
+        ? " (most waiting: " + q.top_keys.map(k => k.key + " " + k.available).join(", ") + ")" : "") : ""]
       .filter(Boolean).join(" · ");
     const actions = el("td", null, "actions wrap");
     const toggle = el("button", q.paused ? "resume" : "pause", q.paused ? "resume" : "pause");

@@ -2,17 +2,20 @@
 //! baseline measured in the same run on the same database. Uses its own queue (`bench`) and
 //! deletes only that queue's jobs. `--backlog N` drains a large backlog instead
 //! (`backlog`), `--sustain SECS` watches the table's size under load (`sustain`),
-//! `--vacuum-pressure` the queue while long readers hold back vacuum (`vacuum`).
+//! `--vacuum-pressure` the queue while long readers hold back vacuum (`vacuum`), `--fair`
+//! one tenant's backlog against others' few jobs, and what fairness costs (`fair`).
 
 mod backlog;
 mod bare;
 mod breakdown;
 mod enqueue;
+mod fair;
 mod latency;
 mod sustain;
 mod vacuum;
 
 pub(crate) use backlog::run as backlog;
+pub(crate) use fair::run as fair;
 pub(crate) use sustain::run as sustain;
 pub(crate) use vacuum::run as vacuum_pressure;
 

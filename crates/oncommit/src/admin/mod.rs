@@ -30,7 +30,7 @@ mod queues;
 mod workers;
 
 pub use crate::activity::QueueActivity;
-pub use crate::queries::{QueueInfo, RateLimit, TableStats, TaskDeclaration, WorkerInfo};
+pub use crate::queries::{KeyBacklog, QueueInfo, RateLimit, TableStats, TaskDeclaration, WorkerInfo};
 pub use bulk::{BulkCancelled, JobSelection};
 pub use jobs::{Cancelled, JobDependencies, JobStats};
 pub use listing::{JobOrder, JobsPage, PageRequest};

@@ -153,6 +153,7 @@ impl Queues<'_> {
         for q in &mut queues {
             q.lag = lag.get(&q.name).copied().unwrap_or_default();
         }
+        self.top_keys(&mut queues).await?;
         Ok(queues)
     }
 
@@ -210,7 +211,17 @@ impl Queues<'_> {
         for (queue, lag) in queries::queue_lag(self.db).await? {
             queues.entry(queue.clone()).or_insert_with(|| idle_queue(&queue)).lag = lag;
         }
-        Ok(QueuesOverview { queues: queues.into_values().collect(), stats: JobStats::from_counts(counts) })
+        let mut queues: Vec<QueueInfo> = queues.into_values().collect();
+        self.top_keys(&mut queues).await?;
+        Ok(QueuesOverview { queues, stats: JobStats::from_counts(counts) })
+    }
+
+    /// Fills in the keys with the most available jobs of each fair queue that has any.
+    async fn top_keys(&self, queues: &mut [QueueInfo]) -> Result<()> {
+        for q in queues.iter_mut().filter(|q| q.fair && q.available > 0) {
+            q.top_keys = queries::fair_backlog(self.db, &q.name).await?;
+        }
+        Ok(())
     }
 
     async fn set(&self, queue: &str, setting: Setting) -> Result<()> {
@@ -236,5 +247,7 @@ fn idle_queue(name: &str) -> QueueInfo {
         waiting: 0,
         workers: 0,
         lag: std::time::Duration::ZERO,
+        fair: false,
+        top_keys: Vec::new(),
     }
 }

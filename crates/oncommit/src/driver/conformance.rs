@@ -51,6 +51,8 @@ fn job(task: &str, queue: &str) -> NewJob {
         workflow_id: None,
         concurrency_key: None,
         key_limit: 1,
+        fair_key: None,
+        fair_weight: None,
         trace_context: None,
     }
 }
@@ -407,5 +409,6 @@ backend_test!(async fn the_migrated_schema_is_the_snapshot(t) {
 
 mod dependencies;
 mod dialect;
+mod fair;
 mod queues;
 mod selected;

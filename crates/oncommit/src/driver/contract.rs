@@ -334,6 +334,9 @@ pub(crate) struct NewJob {
     /// Jobs sharing it run at most `key_limit` at a time.
     pub(crate) concurrency_key: Option<String>,
     pub(crate) key_limit: i32,
+    /// Its fairness key and weight (see `queries::fair`).
+    pub(crate) fair_key: Option<String>,
+    pub(crate) fair_weight: Option<i16>,
     /// The enqueuing code's trace context (see `trace`), a JSON object.
     pub(crate) trace_context: Option<String>,
 }

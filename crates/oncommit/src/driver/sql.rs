@@ -31,7 +31,7 @@ macro_rules! controlled_queue_row {
         concat!(
             "SELECT 1 FROM ",
             $table,
-            " q WHERE q.name = $1 AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL)"
+            " q WHERE q.name = $1 AND (q.paused OR q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL OR q.fair)"
         )
     };
 }

@@ -78,6 +78,9 @@ pub(crate) mod bulk;
 mod dashboard_plans;
 mod dependencies;
 pub(crate) mod diagnostics;
+mod fair;
+#[cfg(test)]
+mod fair_plans;
 pub(crate) mod listing;
 #[cfg(test)]
 pub(crate) mod plans;
@@ -89,8 +92,8 @@ pub(crate) use crate::driver::contract::Link;
 pub(crate) use crate::driver::contract::Setting;
 pub use dependencies::Parent;
 pub(crate) use dependencies::{job_linked, job_parents, job_sweep_pending, workflow_jobs};
-pub(crate) use queue_control::{Claim, queue_lag, queue_list, queue_set, rate_windows_prune};
-pub use queue_control::{QueueInfo, RateLimit};
+pub(crate) use queue_control::{Claim, fair_backlog, queue_lag, queue_list, queue_set, rate_windows_prune};
+pub use queue_control::{KeyBacklog, QueueInfo, RateLimit, TOP_KEYS};
 
 pub(crate) use crate::driver::contract::{Declaration, Inserted, NewJob, Tick, Transition};
 pub(crate) use crate::driver::rows::StateCount;
@@ -134,25 +137,41 @@ pub(crate) async fn job_insert(mut conn: Conn<'_>, jobs: &[NewJob]) -> Result<In
     Ok(inserted)
 }
 
+/// How a queue is claimed, as its last claim found it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Neither paused, limited nor fair: the fast claim, which takes no lock.
+    #[default]
+    Fast,
+    /// Paused, limited or fair: claims take turns on the queue's row (`queue_control`).
+    /// `limited` when a pause or a limit holds jobs back: then a worker claims for its free
+    /// slots only, since what waits in its prefetch counts against the limit that keeps
+    /// other workers from running it. A queue that is only fair prefetches as any other.
+    Turns { limited: bool },
+}
+
 /// Claims up to `limit` available jobs of `queue` for `worker`, committing the attempt.
 /// A row that cannot be decoded comes back with its problem, to be failed.
 ///
-/// `controlled` is the caller's belief that the queue is paused or limited, kept up to date
-/// here: a controlled queue is claimed under its row's lock (`queue_control`); the fast
-/// claim of any other claims nothing once it becomes controlled, and an empty fast claim
-/// checks whether it did.
+/// `route` is the caller's belief of how the queue is claimed, kept up to date here: a
+/// controlled queue is claimed under its row's lock (`queue_control`); the fast claim of
+/// any other claims nothing once it becomes controlled, and an empty fast claim checks
+/// whether it did.
 pub(crate) async fn job_claim(
     db: &Db,
     queue: &str,
     limit: i64,
     worker: &str,
     lease: Duration,
-    controlled: &mut bool,
+    route: &mut Route,
 ) -> Result<Claim> {
-    if *controlled {
+    if let Route::Turns { .. } = route {
         match queue_control::job_claim_controlled(db, queue, limit, worker, lease).await? {
-            Some(claim) => return Ok(claim),
-            None => *controlled = false,
+            Some((claim, limited)) => {
+                *route = Route::Turns { limited };
+                return Ok(claim);
+            }
+            None => *route = Route::Fast,
         }
     }
     let claim = JobClaim { queue, limit, worker, lease };
@@ -163,8 +182,13 @@ pub(crate) async fn job_claim(
     if !statement!(db, "reading a queue's controls", queue_is_controlled(queue))? {
         return Ok(Claim::Claimed(rows));
     }
-    *controlled = true;
-    Ok(queue_control::job_claim_controlled(db, queue, limit, worker, lease).await?.unwrap_or(Claim::Claimed(rows)))
+    Ok(match queue_control::job_claim_controlled(db, queue, limit, worker, lease).await? {
+        Some((claim, limited)) => {
+            *route = Route::Turns { limited };
+            claim
+        }
+        None => Claim::Claimed(rows),
+    })
 }
 
 /// [`Jobs::job_set_state_if_running_many`](crate::driver::contract::Jobs) on the pool.

@@ -1,5 +1,5 @@
 //! Queue-wide flow control: the `queues` table's settings (paused, concurrency limit, rate
-//! limit) and the claim of a queue they control.
+//! limit, fairness) and the claim of a queue they control (a fair queue's: `fair`).
 //!
 //! A controlled queue is claimed inside a transaction that first locks the queue's row, so
 //! its claimers take turns: each counts the queue's running jobs and the starts of the
@@ -39,11 +39,34 @@ pub struct QueueInfo {
     pub waiting: i64,
     /// The workers serving it (among those that reported recently).
     pub workers: i64,
+    /// Whether its jobs carry fairness keys, served round robin (`EnqueueOptions::fair_key`).
+    pub fair: bool,
+    /// A fair queue's keys with the most available jobs, most first (at most
+    /// [`TOP_KEYS`]); empty for a queue that is not fair.
+    pub top_keys: Vec<KeyBacklog>,
     /// How long its oldest available job has waited for a worker (since its run time);
     /// zero when none waits. The metric operators alert on: `lag_seconds` in JSON,
     /// `oncommit_queue_lag_seconds` in `/metrics`.
     #[serde(rename = "lag_seconds", serialize_with = "seconds")]
     pub lag: Duration,
+}
+
+/// How many of a fair queue's keys [`QueueInfo::top_keys`] names.
+pub const TOP_KEYS: i64 = 5;
+
+/// A fairness key and its available jobs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyBacklog {
+    /// The key (`EnqueueOptions::fair_key`).
+    pub key: String,
+    /// Its jobs waiting to run.
+    pub available: i64,
+}
+
+/// The keys of fair queue `queue` with the most available jobs (see `Queues::fair_backlog`).
+pub(crate) async fn fair_backlog(db: &Db, queue: &str) -> Result<Vec<KeyBacklog>> {
+    let rows = statement!(db, "reading a fair queue's keys", fair_backlog(queue, TOP_KEYS))?;
+    Ok(rows.into_iter().map(|(key, available)| KeyBacklog { key, available }).collect())
 }
 
 /// A duration as fractional seconds, as Prometheus and `lag_seconds` show it.
@@ -65,7 +88,7 @@ pub(crate) enum Claim {
 impl Controls {
     /// Whether the row controls its queue (`controlled_queue_row!` in SQL).
     fn controls(&self) -> bool {
-        self.paused || self.concurrency_limit.is_some() || self.rate_limit.is_some()
+        self.paused || self.concurrency_limit.is_some() || self.rate_limit.is_some() || self.fair
     }
 
     /// How many jobs may start now, out of `want`: what the concurrency limit leaves given
@@ -110,7 +133,8 @@ struct Allowance {
     key_window: Option<KeyWindow>,
 }
 
-/// Claims up to `limit` jobs of a controlled `queue` for `worker`; `None` when the queue
+/// Claims up to `limit` jobs of a controlled `queue` for `worker`, and says whether a pause
+/// or a limit holds its jobs back (rather than only its fairness); `None` when the queue
 /// turns out not to be controlled (claim it the fast way).
 pub(crate) async fn job_claim_controlled(
     db: &Db,
@@ -118,7 +142,7 @@ pub(crate) async fn job_claim_controlled(
     limit: i64,
     worker: &str,
     lease: Duration,
-) -> Result<Option<Claim>> {
+) -> Result<Option<(Claim, bool)>> {
     let claim = JobClaim { queue, limit, worker, lease };
     let _turn = db.writing().await?;
     on_conn!(db, "claiming jobs of a controlled queue", |conn| claim_controlled(conn, &claim))
@@ -126,33 +150,50 @@ pub(crate) async fn job_claim_controlled(
 
 /// The claim in a transaction of its own: the queue's lock is the turn, so the statements
 /// after it see every claim committed before it.
-async fn claim_controlled(conn: Conn<'_>, claim: &JobClaim<'_>) -> Result<Option<Claim>> {
+async fn claim_controlled(conn: Conn<'_>, claim: &JobClaim<'_>) -> Result<Option<(Claim, bool)>> {
     let mut tx = DriverTx::begin_writing(conn).await?;
     let claimed = claim_in_turn(tx.conn(), claim).await?;
     tx.commit().await?;
     Ok(claimed)
 }
 
-async fn claim_in_turn(mut conn: Conn<'_>, claim: &JobClaim<'_>) -> Result<Option<Claim>> {
+async fn claim_in_turn(mut conn: Conn<'_>, claim: &JobClaim<'_>) -> Result<Option<(Claim, bool)>> {
     let controls = on_driver!(conn.reborrow(), queue_controls_lock(claim.queue))?;
     let Some(controls) = controls.filter(Controls::controls) else { return Ok(None) };
+    let limited = controls.paused || controls.concurrency_limit.is_some() || controls.rate_limit.is_some();
+    Ok(Some((claim_limited(conn, claim, &controls).await?, limited)))
+}
+
+/// The claim of a controlled queue under its lock: what its pause and limits leave, in
+/// round robin across the keys when it is fair.
+async fn claim_limited(mut conn: Conn<'_>, claim: &JobClaim<'_>, controls: &Controls) -> Result<Claim> {
     if controls.paused {
-        return Ok(Some(Claim::Paused));
+        return Ok(Claim::Paused);
     }
-    let (running, now_ms) = on_driver!(conn.reborrow(), queue_running_and_now(claim.queue))?;
+    // Only limits need the running jobs counted (a walk of their index) and the clock read
+    // after the lock was granted; a queue that is only fair starts its jobs when its row
+    // was read.
+    let (running, now_ms) = match controls.concurrency_limit.is_some() || controls.rate_limit.is_some() {
+        true => on_driver!(conn.reborrow(), queue_running_and_now(claim.queue))?,
+        false => (0, controls.read_at_ms),
+    };
     let allowance = controls.allowance(claim.limit, running, now_ms);
     if allowance.jobs == 0 {
-        return Ok(Some(Claim::Full { retry_in: allowance.reopens_in }));
+        return Ok(Claim::Full { retry_in: allowance.reopens_in });
     }
     let claim = JobClaim { limit: allowance.jobs, ..*claim };
-    if let Some(window) = allowance.key_window {
-        return claim_key_rated(conn, &claim, now_ms, &window).await.map(Some);
+    // A fair queue refuses a rate limit per key (and that limit a fair queue's jobs).
+    if let Some(window) = allowance.key_window.filter(|_| !controls.fair) {
+        return claim_key_rated(conn, &claim, now_ms, &window).await;
     }
-    let rows = on_driver!(conn.reborrow(), job_claim_controlled(&claim, now_ms))?;
+    let rows = match controls.fair {
+        true => super::fair::claim(conn.reborrow(), &claim, now_ms, controls.fair_cursor.as_deref()).await?,
+        false => on_driver!(conn.reborrow(), job_claim_controlled(&claim, now_ms))?,
+    };
     if let Some((start, started)) = allowance.window {
         on_driver!(conn, queue_rate_window_set(claim.queue, start, started + rows.len() as i64))?;
     }
-    Ok(Some(Claim::Claimed(rows)))
+    Ok(Claim::Claimed(rows))
 }
 
 /// The claim of a queue rate limited per concurrency key: only jobs whose key has starts
@@ -202,6 +243,7 @@ pub(crate) async fn queue_list(db: &Db, counted: bool) -> Result<Vec<QueueInfo>>
                 running,
                 waiting,
                 workers,
+                fair,
             )| {
                 QueueInfo {
                     name,
@@ -217,6 +259,8 @@ pub(crate) async fn queue_list(db: &Db, counted: bool) -> Result<Vec<QueueInfo>>
                     waiting,
                     workers,
                     lag: Duration::ZERO,
+                    fair,
+                    top_keys: Vec::new(),
                 }
             },
         )
@@ -242,6 +286,9 @@ mod tests {
             rate_window_ms: window.map(|w| w.0),
             rate_window_starts: window.map_or(0, |w| w.1),
             rate_limit_per_key: false,
+            fair: false,
+            fair_cursor: None,
+            read_at_ms: 0,
         }
     }
 

@@ -76,12 +76,11 @@ impl Worker {
             for queue in &queues {
                 let sent = Instant::now();
                 // A paused or limited queue gives what its controls allow (perhaps nothing).
-                let mut controlled = false;
-                let mut claimed =
-                    match queries::job_claim(&self.db, queue, 1, &worker_id, lease, &mut controlled).await? {
-                        queries::Claim::Claimed(rows) => rows,
-                        queries::Claim::Paused | queries::Claim::Full { .. } => Vec::new(),
-                    };
+                let mut route = queries::Route::Fast;
+                let mut claimed = match queries::job_claim(&self.db, queue, 1, &worker_id, lease, &mut route).await? {
+                    queries::Claim::Claimed(rows) => rows,
+                    queries::Claim::Paused | queries::Claim::Full { .. } => Vec::new(),
+                };
                 crate::metrics::claimed(claimed.len(), sent.elapsed());
                 let Some(row) = claimed.pop() else {
                     continue;

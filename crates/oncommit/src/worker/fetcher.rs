@@ -37,9 +37,9 @@ pub(crate) async fn run(
     let Some(mut queue_wake) = shared.wakers.receiver(&queue) else { return };
     let mut local_wake = shared.db.wake_receiver();
     let mut written = shared.written.subscribe();
-    // Whether the queue is paused or limited (then claimed under its row's lock); kept
-    // up to date by each claim.
-    let mut controlled = false;
+    // Whether the queue is paused, limited or fair (then claimed under its row's lock);
+    // kept up to date by each claim.
+    let mut route = queries::Route::Fast;
     // Whether the last claim came back short: the queue holds less than this worker asked
     // for, so what comes next goes to free slots only, never to wait in this worker while
     // another one may have a slot free (a burst after a drain of short jobs, found by
@@ -94,14 +94,14 @@ pub(crate) async fn run(
         local_wake.borrow_and_update();
         written.borrow_and_update();
         let mut limit = i64::try_from(permits.num_permits()).unwrap_or(1);
-        if controlled || shallow {
+        if route == (queries::Route::Turns { limited: true }) || shallow {
             // A limited queue's jobs go to free slots, not to wait here while the limit
             // keeps other workers from running them; so do a shallow queue's.
             limit = limit.min(i64::try_from(slots.running.available_permits()).unwrap_or(0).max(1));
         }
         let sent = Instant::now();
         let claimed =
-            queries::job_claim(&shared.services, &queue, limit, &shared.id, shared.config.lease, &mut controlled).await;
+            queries::job_claim(&shared.services, &queue, limit, &shared.id, shared.config.lease, &mut route).await;
         let took = sent.elapsed();
         let rows = match claimed {
             Ok(Claim::Claimed(rows)) => {

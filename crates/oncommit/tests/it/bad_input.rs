@@ -109,6 +109,12 @@ backend_test!(pooled async fn bad_enqueue_options_are_refused_with_their_name(t)
     assert_eq!(option(refused(EnqueueOptions::new().queue("q".repeat(256))).await), "queue name");
     let far = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 12000, 1, 1, 0, 0, 0).unwrap();
     assert_eq!(option(refused(EnqueueOptions::new().run_at(far)).await), "run_at");
+    assert_eq!(option(refused(EnqueueOptions::new().fair_key("")).await), "fair_key");
+    assert_eq!(option(refused(EnqueueOptions::new().fair_key("k".repeat(256))).await), "fair_key");
+    assert_eq!(option(refused(EnqueueOptions::new().fair_key("a\nb")).await), "fair_key");
+    assert_eq!(option(refused(EnqueueOptions::new().fair_key("k").fair_weight(0)).await), "fair_weight");
+    assert_eq!(option(refused(EnqueueOptions::new().fair_key("k").fair_weight(1001)).await), "fair_weight");
+    assert_eq!(option(refused(EnqueueOptions::new().fair_weight(2)).await), "fair_weight");
     assert!(t.db.jobs().list(&JobSelection::default(), &PageRequest::default()).await.map(|page| page.jobs).unwrap().is_empty(), "nothing was enqueued");
 });
 

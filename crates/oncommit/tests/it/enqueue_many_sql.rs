@@ -113,3 +113,35 @@ async fn enqueue_many_refuses_bad_values_and_joins_the_callers_transaction() {
     assert_eq!(note.payload(), "bulk", "the rolled-back call sent nothing; the committed one named its queue");
     t.finish().await;
 }
+
+#[tokio::test]
+async fn sql_enqueues_carry_fair_keys_and_make_their_queue_fair() {
+    let t = TestDb::postgres().await;
+    t.db.migrate().await.unwrap();
+    let many = ids(
+        &t,
+        r#"SELECT oncommit.enqueue_many('report', ARRAY['{}', '{}']::jsonb[], queue => 'exports',
+                                        unique_keys => ARRAY[NULL, 'once'], fair_key => 'tenant:7', fair_weight => 3)"#,
+    )
+    .await
+    .unwrap();
+    let one =
+        ids(&t, "SELECT ARRAY[oncommit.enqueue('report', queue => 'exports', fair_key => 'tenant:8')]").await.unwrap();
+    let mut tx = t.db.begin().await.unwrap();
+    let Conn::Postgres(c) = tx.conn() else { unreachable!("PostgreSQL test") };
+    let keys: Vec<(Option<String>, Option<i16>)> =
+        sqlx::query_as("SELECT fair_key, fair_weight FROM oncommit.jobs WHERE id = ANY($1) ORDER BY id")
+            .bind([many, one].concat())
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+    assert_eq!(
+        keys,
+        [(Some("tenant:7".into()), Some(3)), (Some("tenant:7".into()), Some(3)), (Some("tenant:8".into()), None)]
+    );
+    let fair: bool =
+        sqlx::query_scalar("SELECT fair FROM oncommit.queues WHERE name = 'exports'").fetch_one(&mut *c).await.unwrap();
+    assert!(fair, "a keyed job makes its queue fair");
+    let empty = sqlx::query("SELECT oncommit.enqueue('report', fair_key => '')").execute(&mut *c).await.unwrap_err();
+    assert!(empty.to_string().contains("jobs_fair_check"), "{empty}");
+}

@@ -6,7 +6,9 @@ CREATE OR REPLACE FUNCTION oncommit.enqueue(
     run_at       timestamptz DEFAULT NULL,
     max_attempts integer     DEFAULT NULL,
     unique_key   text        DEFAULT NULL,
-    notify       boolean     DEFAULT true
+    notify       boolean     DEFAULT true,
+    fair_key     text        DEFAULT NULL,
+    fair_weight  integer     DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -28,10 +30,10 @@ BEGIN
             SELECT t.queue, t.priority, t.max_attempts INTO d_queue, d_priority, d_attempts
             FROM oncommit.tasks t WHERE t.name = enqueue.task;
         END IF;
-        INSERT INTO oncommit.jobs AS j (task, args, queue, priority, run_at, max_attempts, state)
+        INSERT INTO oncommit.jobs AS j (task, args, queue, priority, run_at, max_attempts, state, fair_key, fair_weight)
         VALUES (enqueue.task, coalesce(enqueue.args, '{}'::jsonb), coalesce(enqueue.queue, d_queue, '{{QUEUE}}'),
                 coalesce(enqueue.priority, d_priority, {{PRIORITY}}), due, coalesce(enqueue.max_attempts, d_attempts, {{MAX_ATTEMPTS}}),
-                new_state)
+                new_state, enqueue.fair_key, enqueue.fair_weight)
         RETURNING j.id, j.queue INTO job_id, job_queue;
         IF new_state = 'available' AND enqueue.notify THEN
             PERFORM oncommit.wake_sleepers(job_queue);
@@ -40,9 +42,10 @@ BEGIN
     END IF;
     -- A conflicting job may finish between our insert and our look-up: try again then.
     FOR _ IN 1..10 LOOP
-        INSERT INTO oncommit.jobs AS j (task, args, queue, priority, run_at, max_attempts, unique_key, state)
+        INSERT INTO oncommit.jobs AS j (task, args, queue, priority, run_at, max_attempts, unique_key, state,
+                                        fair_key, fair_weight)
         VALUES (enqueue.task, coalesce(enqueue.args, '{}'::jsonb), enqueue.queue, enqueue.priority, due,
-                enqueue.max_attempts, enqueue.unique_key, new_state)
+                enqueue.max_attempts, enqueue.unique_key, new_state, enqueue.fair_key, enqueue.fair_weight)
         ON CONFLICT (unique_key)
             WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retryable')
             DO NOTHING

@@ -6,7 +6,9 @@ CREATE OR REPLACE FUNCTION oncommit.enqueue_many(
     run_at       timestamptz DEFAULT NULL,
     max_attempts integer     DEFAULT NULL,
     unique_keys  text[]      DEFAULT NULL,
-    notify       boolean     DEFAULT true
+    notify       boolean     DEFAULT true,
+    fair_key     text        DEFAULT NULL,
+    fair_weight  integer     DEFAULT NULL
 ) RETURNS bigint[]
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -41,8 +43,9 @@ BEGIN
 
     -- Jobs without a key: one INSERT; sequence values are drawn in insertion order.
     WITH inserted AS (
-        INSERT INTO oncommit.jobs AS j (task, args, queue, priority, run_at, max_attempts, state)
-        SELECT enqueue_many.task, coalesce(u.a, '{}'::jsonb), d_queue, d_priority, due, d_attempts, new_state
+        INSERT INTO oncommit.jobs AS j (task, args, queue, priority, run_at, max_attempts, state, fair_key, fair_weight)
+        SELECT enqueue_many.task, coalesce(u.a, '{}'::jsonb), d_queue, d_priority, due, d_attempts, new_state,
+               enqueue_many.fair_key, enqueue_many.fair_weight
         FROM unnest(enqueue_many.args, coalesce(enqueue_many.unique_keys, '{}'::text[]))
              WITH ORDINALITY AS u(a, k, ord)
         WHERE u.k IS NULL
@@ -54,7 +57,8 @@ BEGIN
     -- order of `args`.
     SELECT array_agg(CASE WHEN u.k IS NULL THEN plain_ids[u.plain_ord]
                           ELSE oncommit.enqueue(enqueue_many.task, coalesce(u.a, '{}'::jsonb), d_queue, d_priority,
-                                                enqueue_many.run_at, d_attempts, u.k, false) END
+                                                enqueue_many.run_at, d_attempts, u.k, false,
+                                                enqueue_many.fair_key, enqueue_many.fair_weight) END
                      ORDER BY u.ord)
     INTO ids
     FROM (SELECT a, k, ord, count(*) FILTER (WHERE k IS NULL) OVER (ORDER BY ord) AS plain_ord

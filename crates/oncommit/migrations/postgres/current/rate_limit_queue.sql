@@ -13,6 +13,12 @@ BEGIN
         RAISE EXCEPTION 'oncommit.rate_limit_queue: invalid period %: it must be at least a millisecond', per
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF per_key AND max_starts IS NOT NULL
+       AND EXISTS (SELECT 1 FROM oncommit.queues q WHERE q.name = rate_limit_queue.name AND q.fair) THEN
+        RAISE EXCEPTION 'oncommit.rate_limit_queue: queue % is fair (its jobs have fair keys), which does not combine with a rate limit per key',
+            quote_literal(rate_limit_queue.name)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     INSERT INTO oncommit.queues AS q (name, rate_limit, rate_period_ms, rate_limit_per_key)
     VALUES (rate_limit_queue.name, max_starts, period_ms, coalesce(per_key, false) AND max_starts IS NOT NULL)
     ON CONFLICT (name) DO UPDATE SET rate_limit = excluded.rate_limit, rate_period_ms = excluded.rate_period_ms,

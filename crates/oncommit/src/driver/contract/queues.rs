@@ -55,6 +55,42 @@ pub(crate) trait Queues: Driver {
     /// which wakes the queue's workers in other processes at commit.
     async fn queue_set(c: &mut Self::Conn, queue: &str, setting: Setting) -> Result<()>;
 
+    /// The best (lowest) priority among the available jobs of `queue` that have a fairness
+    /// key: one probe of the fair index. `None` when none is available.
+    async fn fair_top_priority(c: &mut Self::Conn, queue: &str) -> Result<Option<i16>>;
+
+    /// Up to `limit` fairness keys with available jobs of `queue` at `priority`, in key
+    /// order, after `after` (from the first key when `None`), each with its weight (that of
+    /// its oldest available job; 1 when it has none). One probe of the fair index per key.
+    async fn fair_keys(
+        c: &mut Self::Conn,
+        queue: &str,
+        priority: i16,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(String, i32)>>;
+
+    /// The ids of the first `quotas[i]` available jobs of `keys[i]` (in `queue`, at
+    /// `priority`), by id within a key, each with its key's index in `keys`.
+    async fn fair_jobs(
+        c: &mut Self::Conn,
+        queue: &str,
+        priority: i16,
+        keys: &[String],
+        quotas: &[i64],
+    ) -> Result<Vec<(i64, i64)>>;
+
+    /// Claims the jobs `ids` that are still available for `claim.worker`, started at
+    /// `now_ms` (`claim.limit` is not read: the ids are the claim).
+    async fn job_claim_ids(c: &mut Self::Conn, claim: &JobClaim<'_>, ids: &[i64], now_ms: i64) -> Result<Vec<JobRow>>;
+
+    /// The `limit` fairness keys of `queue` with the most available jobs, and how many each
+    /// has, most first: a read of the queue's part of the fair index.
+    async fn fair_backlog(c: &mut Self::Conn, queue: &str, limit: i64) -> Result<Vec<(String, i64)>>;
+
+    /// Records the key a fair queue's claim ended with: the next starts after it.
+    async fn queue_fair_cursor_set(c: &mut Self::Conn, queue: &str, key: &str) -> Result<()>;
+
     /// Every queue a setting names, a job waits or runs in, a task declares or a worker
     /// serves, by name, with its settings and how many workers serve it; with `counted`,
     /// also its available, running and waiting jobs (each read through its partial index,
@@ -97,7 +133,7 @@ mod period_ms {
 }
 
 /// A queue's row in the `queues` table, as a claim reads it under the row's lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Controls {
     pub(crate) paused: bool,
     pub(crate) concurrency_limit: Option<i32>,
@@ -108,14 +144,33 @@ pub(crate) struct Controls {
     pub(crate) rate_window_starts: i32,
     /// The rate limit counts each concurrency key's starts on its own (`rate_windows`).
     pub(crate) rate_limit_per_key: bool,
+    /// Its jobs carry fairness keys: claims serve the keys round robin.
+    pub(crate) fair: bool,
+    /// The key the last claim of a fair queue ended with.
+    pub(crate) fair_cursor: Option<String>,
+    /// The database's clock when the row was read (epoch ms): the start of a claim that
+    /// needs no count of running jobs.
+    pub(crate) read_at_ms: i64,
 }
 
 /// The columns of [`Controls`], in order, as the drivers read them.
-pub(crate) type ControlsRow = (bool, Option<i32>, Option<i32>, Option<i64>, Option<i64>, i32, bool);
+pub(crate) type ControlsRow =
+    (bool, Option<i32>, Option<i32>, Option<i64>, Option<i64>, i32, bool, bool, Option<String>, i64);
 
 impl From<ControlsRow> for Controls {
     fn from(
-        (paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts, rate_limit_per_key): ControlsRow,
+        (
+            paused,
+            concurrency_limit,
+            rate_limit,
+            rate_period_ms,
+            rate_window_ms,
+            rate_window_starts,
+            rate_limit_per_key,
+            fair,
+            fair_cursor,
+            read_at_ms,
+        ): ControlsRow,
     ) -> Controls {
         Controls {
             paused,
@@ -125,6 +180,9 @@ impl From<ControlsRow> for Controls {
             rate_window_ms,
             rate_window_starts,
             rate_limit_per_key,
+            fair,
+            fair_cursor,
+            read_at_ms,
         }
     }
 }
@@ -149,7 +207,7 @@ pub(crate) enum Setting {
 
 /// A queue as [`Queues::queue_list`] reads it: name, paused, concurrency limit, rate limit,
 /// rate period in ms, rate limit per key, available, running, waiting, workers.
-pub(crate) type QueueRow = (String, bool, Option<i32>, Option<i32>, Option<i64>, bool, i64, i64, i64, i64);
+pub(crate) type QueueRow = (String, bool, Option<i32>, Option<i32>, Option<i64>, bool, i64, i64, i64, i64, bool);
 
 /// A rate limit as the `queues` table stores it: starts, period in ms, per key.
 pub(crate) fn rate_columns(rate: Option<RateLimit>) -> (Option<i64>, Option<i64>, bool) {

@@ -49,12 +49,13 @@ impl Dependencies for PostgresDriver {
         let row: (i64, String, String) = bind_new_job!(
             sqlx::query_as(
                 "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
-                 workflow_id, on_parent_failure, finished_at, errors, concurrency_key, key_limit) \
+                 workflow_id, on_parent_failure, finished_at, errors, concurrency_key, key_limit, fair_key, fair_weight) \
              VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
                  CASE $7 WHEN 'ready' THEN CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' \
                                                ELSE 'available' END \
                          ELSE $7 END, \
-                 $8, $9, $10, CASE WHEN $7 = 'cancelled' THEN now() END, coalesce($11::jsonb, '[]'::jsonb), $12, $13) \
+                 $8, $9, $10, CASE WHEN $7 = 'cancelled' THEN now() END, coalesce($11::jsonb, '[]'::jsonb), $12, $13, \
+                 $14, $15) \
              RETURNING id, queue, state",
             ),
             job
@@ -66,6 +67,8 @@ impl Dependencies for PostgresDriver {
         .bind(errors)
         .bind(&job.concurrency_key)
         .bind(job.concurrency_key.as_ref().map(|_| job.key_limit))
+        .bind(&job.fair_key)
+        .bind(job.fair_weight)
         .fetch_one(&mut *c)
         .await?;
         // (Nothing for a first step: unnest of an empty array.)

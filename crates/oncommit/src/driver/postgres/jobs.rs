@@ -92,24 +92,62 @@ pub(crate) const QUEUE_LAG: &str =
 const COUNT_FINISHED: &str = "SELECT queue, state, count(*) FROM oncommit.jobs \
      WHERE state IN ('completed', 'failed', 'cancelled') GROUP BY queue, state";
 
+/// One job's insert, without and with its fairness columns (see `job_insert_plain`).
+const INSERT_ONE: [&str; 2] = [
+    "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
+     VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
+             CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, $7) \
+     RETURNING id, queue, state",
+    "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
+                                fair_key, fair_weight) \
+     VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
+             CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, $7, $8, $9) \
+     RETURNING id, queue, state",
+];
+
+/// Many jobs' insert, in input order, without and with the fairness columns.
+const INSERT_MANY: [&str; 2] = [
+    "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
+     SELECT t, a::jsonb, q, p, coalesce(to_timestamp(r / 1000.0), now()), m, \
+            CASE WHEN to_timestamp(r / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, x \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::int8[], $6::int4[], $7::text[]) \
+          WITH ORDINALITY AS u(t, a, q, p, r, m, x, ord) \
+     ORDER BY ord \
+     RETURNING id, queue, state",
+    "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
+                                fair_key, fair_weight) \
+     SELECT t, a::jsonb, q, p, coalesce(to_timestamp(r / 1000.0), now()), m, \
+            CASE WHEN to_timestamp(r / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, x, fk, fw \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::int8[], $6::int4[], $7::text[], \
+                 $8::text[], $9::int2[]) \
+          WITH ORDINALITY AS u(t, a, q, p, r, m, x, fk, fw, ord) \
+     ORDER BY ord \
+     RETURNING id, queue, state",
+];
+
+/// The keyed insert through `oncommit.enqueue`, without and with the fairness arguments.
+const INSERT_KEYED: [&str; 2] = [
+    "WITH e AS (SELECT oncommit.enqueue($1, $2::jsonb, queue => $3, priority => $4, \
+         run_at => to_timestamp($5 / 1000.0), max_attempts => $6, unique_key => $7, notify => false) AS id) \
+     SELECT e.id, coalesce($3, ''), coalesce(to_timestamp($5 / 1000.0) <= now(), true) FROM e",
+    "WITH e AS (SELECT oncommit.enqueue($1, $2::jsonb, queue => $3, priority => $4, \
+         run_at => to_timestamp($5 / 1000.0), max_attempts => $6, unique_key => $7, notify => false, \
+         fair_key => $8, fair_weight => $9) AS id) \
+     SELECT e.id, coalesce($3, ''), coalesce(to_timestamp($5 / 1000.0) <= now(), true) FROM e",
+];
+
 impl Jobs for PostgresDriver {
     async fn job_insert_plain(c: &mut PgConnection, plain: &[&NewJob]) -> Result<Inserted> {
         let mut inserted = Inserted::default();
         if let [job] = plain {
             // One job, as a web request enqueues: a plain VALUES insert (the unnest below costs a
             // tenth of the rate of one-job transactions).
-            let (id, queue, state): (i64, String, String) = bind_new_job!(
-                sqlx::query_as(
-                    "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
-                 VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
-                         CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, $7) \
-                 RETURNING id, queue, state",
-                ),
-                job
-            )
-            .bind(&job.trace_context)
-            .fetch_one(&mut *c)
-            .await?;
+            // The fairness columns only for a job that has a key: a keyless enqueue works on
+            // the schema before them (a deploy ahead of its migration).
+            let fair = job.fair_key.is_some();
+            let query = bind_new_job!(sqlx::query_as(INSERT_ONE[usize::from(fair)]), job).bind(&job.trace_context);
+            let query = if fair { query.bind(&job.fair_key).bind(job.fair_weight) } else { query };
+            let (id, queue, state): (i64, String, String) = query.fetch_one(&mut *c).await?;
             inserted.ids.push(JobId(id));
             if state == "available" {
                 inserted.wake.push(queue);
@@ -117,24 +155,22 @@ impl Jobs for PostgresDriver {
         } else if !plain.is_empty() {
             let col = |f: fn(&NewJob) -> String| plain.iter().map(|j| f(j)).collect::<Vec<_>>();
             let queues: Vec<Option<String>> = plain.iter().map(|j| j.queue.clone()).collect();
-            let rows: Vec<(i64, String, String)> = sqlx::query_as(
-                "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
-                 SELECT t, a::jsonb, q, p, coalesce(to_timestamp(r / 1000.0), now()), m, \
-                        CASE WHEN to_timestamp(r / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, x \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::int8[], $6::int4[], $7::text[]) \
-                      WITH ORDINALITY AS u(t, a, q, p, r, m, x, ord) \
-                 ORDER BY ord \
-                 RETURNING id, queue, state",
-            )
-            .bind(col(|j| j.task.clone()))
-            .bind(col(|j| j.args.clone()))
-            .bind(queues)
-            .bind(plain.iter().map(|j| j.priority).collect::<Vec<_>>())
-            .bind(plain.iter().map(|j| j.run_at_ms).collect::<Vec<_>>())
-            .bind(plain.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
-            .bind(plain.iter().map(|j| j.trace_context.clone()).collect::<Vec<_>>())
-            .fetch_all(&mut *c)
-            .await?;
+            let fair = plain.iter().any(|j| j.fair_key.is_some());
+            let query = sqlx::query_as(INSERT_MANY[usize::from(fair)])
+                .bind(col(|j| j.task.clone()))
+                .bind(col(|j| j.args.clone()))
+                .bind(queues)
+                .bind(plain.iter().map(|j| j.priority).collect::<Vec<_>>())
+                .bind(plain.iter().map(|j| j.run_at_ms).collect::<Vec<_>>())
+                .bind(plain.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+                .bind(plain.iter().map(|j| j.trace_context.clone()).collect::<Vec<_>>());
+            let query = match fair {
+                true => query
+                    .bind(plain.iter().map(|j| j.fair_key.clone()).collect::<Vec<_>>())
+                    .bind(plain.iter().map(|j| j.fair_weight).collect::<Vec<_>>()),
+                false => query,
+            };
+            let rows: Vec<(i64, String, String)> = query.fetch_all(&mut *c).await?;
             inserted.wake.extend(rows.iter().filter(|(_, _, state)| state == "available").map(|(_, q, _)| q.clone()));
             let mut plain_ids: Vec<i64> = rows.into_iter().map(|(id, _, _)| id).collect();
             // Sequence values are drawn in insertion order, which is the input order.
@@ -145,20 +181,17 @@ impl Jobs for PostgresDriver {
     }
 
     async fn job_insert_keyed(c: &mut PgConnection, job: &NewJob) -> Result<(JobId, Option<String>)> {
-        let (id, queue, available): (i64, String, bool) = sqlx::query_as(
-            "WITH e AS (SELECT oncommit.enqueue($1, $2::jsonb, queue => $3, priority => $4, \
-                 run_at => to_timestamp($5 / 1000.0), max_attempts => $6, unique_key => $7, notify => false) AS id) \
-             SELECT e.id, coalesce($3, ''), coalesce(to_timestamp($5 / 1000.0) <= now(), true) FROM e",
-        )
-        .bind(&job.task)
-        .bind(&job.args)
-        .bind(&job.queue)
-        .bind(job.priority.map(i32::from))
-        .bind(job.run_at_ms)
-        .bind(job.max_attempts)
-        .bind(&job.unique_key)
-        .fetch_one(&mut *c)
-        .await?;
+        let fair = job.fair_key.is_some();
+        let query = sqlx::query_as(INSERT_KEYED[usize::from(fair)])
+            .bind(&job.task)
+            .bind(&job.args)
+            .bind(&job.queue)
+            .bind(job.priority.map(i32::from))
+            .bind(job.run_at_ms)
+            .bind(job.max_attempts)
+            .bind(&job.unique_key);
+        let query = if fair { query.bind(&job.fair_key).bind(job.fair_weight.map(i32::from)) } else { query };
+        let (id, queue, available): (i64, String, bool) = query.fetch_one(&mut *c).await?;
         if let Some(context) = &job.trace_context {
             // The function has no parameter for it (it serves SQL callers, who have no span); a
             // job that already existed under the unique key keeps its own.

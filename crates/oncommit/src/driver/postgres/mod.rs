@@ -38,6 +38,8 @@ pub(crate) use jobs::notify_on;
 pub(crate) use jobs::{BOUNDS, CLAIM, COMPLETE, COUNT_UNFINISHED, QUEUE_LAG, WINDOWS};
 #[cfg(test)]
 pub(crate) use queues::QUEUE_SETTINGS;
+#[cfg(test)]
+pub(crate) use queues::{FAIR_JOBS, FAIR_KEYS};
 pub(crate) use servers::{PoolHandle, Servers};
 pub(crate) use url::{PgUrl, is_local};
 

@@ -30,7 +30,7 @@ macro_rules! queue_list_pg {
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'available')::int8, \
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'running')::int8, \
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'waiting')::int8, \
-           coalesce((SELECT s.n FROM served s WHERE s.queue = n.queue), 0)::int8 \
+           coalesce((SELECT s.n FROM served s WHERE s.queue = n.queue), 0)::int8, coalesce(q.fair, false) \
     FROM names n LEFT JOIN oncommit.queues q ON q.name = n.queue \
     ORDER BY n.queue"
     };
@@ -53,11 +53,38 @@ pub(crate) const QUEUE_SETTINGS: &str = concat!(
     queue_list_pg!()
 );
 
+/// The next `$4` fairness keys with available jobs of queue `$1` at priority `$2` after `$3`
+/// (from the first when NULL), each with its weight: a loose index scan, each step one probe
+/// of `jobs_fair_available` for the next key (keys are never empty, so '' is before every
+/// key), and one for the key's oldest job.
+pub(crate) const FAIR_KEYS: &str = "WITH RECURSIVE ks(key, n) AS ( \
+             (SELECT fair_key, 1 FROM oncommit.jobs \
+              WHERE state = 'available' AND fair_key IS NOT NULL AND queue = $1 AND priority = $2 \
+                AND fair_key > coalesce($3, '') ORDER BY fair_key LIMIT 1) \
+             UNION ALL \
+             SELECT (SELECT j.fair_key FROM oncommit.jobs j \
+                     WHERE j.state = 'available' AND j.fair_key IS NOT NULL AND j.queue = $1 AND j.priority = $2 \
+                       AND j.fair_key > ks.key ORDER BY j.fair_key LIMIT 1), ks.n + 1 \
+             FROM ks WHERE ks.key IS NOT NULL AND ks.n < $4) \
+         SELECT ks.key, coalesce((SELECT j.fair_weight FROM oncommit.jobs j \
+                                  WHERE j.state = 'available' AND j.fair_key IS NOT NULL AND j.queue = $1 \
+                                    AND j.priority = $2 AND j.fair_key = ks.key ORDER BY j.fair_key, j.id LIMIT 1), 1)::int4 \
+         FROM ks WHERE ks.key IS NOT NULL ORDER BY ks.n";
+
+/// The first `$4[i]` available jobs of key `$3[i]` (queue `$1`, priority `$2`), by id within
+/// a key, with the key's index: one probe per key.
+pub(crate) const FAIR_JOBS: &str = "SELECT j.id, k.pos - 1 FROM unnest($3::text[], $4::int8[]) WITH ORDINALITY AS k(key, quota, pos), \
+         LATERAL (SELECT id FROM oncommit.jobs \
+                  WHERE state = 'available' AND fair_key IS NOT NULL AND queue = $1 AND priority = $2 \
+                    AND fair_key = k.key ORDER BY fair_key, id LIMIT k.quota) j \
+         ORDER BY k.pos, j.id";
+
 impl Queues for PostgresDriver {
     async fn queue_controls_lock(c: &mut PgConnection, queue: &str) -> Result<Option<Controls>> {
         let row: Option<ControlsRow> = sqlx::query_as(
             "SELECT paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts, \
-                    rate_limit_per_key FROM oncommit.queues WHERE name = $1 FOR UPDATE",
+                    rate_limit_per_key, fair, fair_cursor, (extract(epoch FROM clock_timestamp()) * 1000)::int8 \
+             FROM oncommit.queues WHERE name = $1 FOR UPDATE",
         )
         .bind(queue)
         .fetch_optional(&mut *c)
@@ -181,6 +208,81 @@ impl Queues for PostgresDriver {
             }
         };
         query.execute(&mut *c).await?;
+        Ok(())
+    }
+
+    async fn fair_top_priority(c: &mut PgConnection, queue: &str) -> Result<Option<i16>> {
+        Ok(sqlx::query_scalar(
+            "SELECT priority FROM oncommit.jobs WHERE state = 'available' AND fair_key IS NOT NULL AND queue = $1 \
+             ORDER BY priority LIMIT 1",
+        )
+        .bind(queue)
+        .fetch_optional(&mut *c)
+        .await?)
+    }
+
+    async fn fair_keys(
+        c: &mut PgConnection,
+        queue: &str,
+        priority: i16,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(String, i32)>> {
+        Ok(sqlx::query_as(FAIR_KEYS).bind(queue).bind(priority).bind(after).bind(limit).fetch_all(&mut *c).await?)
+    }
+
+    async fn fair_jobs(
+        c: &mut PgConnection,
+        queue: &str,
+        priority: i16,
+        keys: &[String],
+        quotas: &[i64],
+    ) -> Result<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as(FAIR_JOBS).bind(queue).bind(priority).bind(keys).bind(quotas).fetch_all(&mut *c).await?)
+    }
+
+    async fn job_claim_ids(
+        c: &mut PgConnection,
+        claim: &JobClaim<'_>,
+        ids: &[i64],
+        _now_ms: i64,
+    ) -> Result<Vec<JobRow>> {
+        // Started when the statement runs, as the fast claim's: the clock read with the
+        // queue's row may precede a wait for its lock.
+        Ok(sqlx::query_as(concat!(
+            "UPDATE oncommit.jobs SET state = 'running', attempt = attempt + 1, \
+                 attempted_at = statement_timestamp(), lease_owner = $2, \
+                 lease_expires_at = statement_timestamp() + make_interval(secs => $3) \
+             WHERE id = ANY(ARRAY(SELECT id FROM oncommit.jobs WHERE id = ANY($1) AND state = 'available' \
+                                  ORDER BY id FOR UPDATE SKIP LOCKED)) \
+             RETURNING ",
+            pg_job_columns!()
+        ))
+        .bind(ids)
+        .bind(claim.worker)
+        .bind(secs(claim.lease))
+        .fetch_all(&mut *c)
+        .await?)
+    }
+
+    async fn fair_backlog(c: &mut PgConnection, queue: &str, limit: i64) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT fair_key, count(*) FROM oncommit.jobs \
+             WHERE state = 'available' AND fair_key IS NOT NULL AND queue = $1 \
+             GROUP BY fair_key ORDER BY count(*) DESC, fair_key LIMIT $2",
+        )
+        .bind(queue)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await?)
+    }
+
+    async fn queue_fair_cursor_set(c: &mut PgConnection, queue: &str, key: &str) -> Result<()> {
+        sqlx::query("UPDATE oncommit.queues SET fair_cursor = $2 WHERE name = $1")
+            .bind(queue)
+            .bind(key)
+            .execute(&mut *c)
+            .await?;
         Ok(())
     }
 

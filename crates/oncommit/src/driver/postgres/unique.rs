@@ -16,9 +16,10 @@ impl UniqueJobs for PostgresDriver {
         Ok(bind_new_job!(
             sqlx::query_as(concat!(
                 "INSERT INTO oncommit.jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
-                     unique_hash, unique_states) \
+                     unique_hash, unique_states, fair_key, fair_weight) \
                  VALUES ($1, $2::jsonb, $3, $4, coalesce(to_timestamp($5 / 1000.0), now()), $6, \
-                     CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, $7, $8, $9) \
+                     CASE WHEN to_timestamp($5 / 1000.0) > now() THEN 'scheduled' ELSE 'available' END, $7, $8, $9, \
+                     $10, $11) \
                  ON CONFLICT (unique_hash) WHERE ",
                 unique_held!(),
                 " DO NOTHING RETURNING id, queue, state"
@@ -28,6 +29,8 @@ impl UniqueJobs for PostgresDriver {
         .bind(&job.trace_context)
         .bind(&id.hash)
         .bind(id.states)
+        .bind(&job.fair_key)
+        .bind(job.fair_weight)
         .fetch_optional(&mut *c)
         .await?)
     }

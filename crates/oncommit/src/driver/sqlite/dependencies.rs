@@ -54,14 +54,14 @@ impl Dependencies for SqliteDriver {
         let id: i64 = bind_new_job!(
             sqlx::query_scalar(concat!(
                 "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
-                 workflow_id, on_parent_failure, finished_at, errors, concurrency_key, key_limit) \
+                 workflow_id, on_parent_failure, finished_at, errors, concurrency_key, key_limit, fair_key, fair_weight) \
              VALUES ($1, $2, $3, $4, coalesce($5, ",
                 sqlite_now_ms!(),
                 "), $6, CASE $7 WHEN 'ready' THEN CASE WHEN $5 > ",
                 sqlite_now_ms!(),
                 " THEN 'scheduled' ELSE 'available' END ELSE $7 END, $8, $9, $10, CASE WHEN $7 = 'cancelled' THEN ",
                 sqlite_now_ms!(),
-                " END, coalesce($11, '[]'), $12, $13) RETURNING id"
+                " END, coalesce($11, '[]'), $12, $13, $14, $15) RETURNING id"
             )),
             job
         )
@@ -72,6 +72,8 @@ impl Dependencies for SqliteDriver {
         .bind(errors)
         .bind(&job.concurrency_key)
         .bind(job.concurrency_key.as_ref().map(|_| job.key_limit))
+        .bind(&job.fair_key)
+        .bind(job.fair_weight)
         .fetch_one(&mut *c)
         .await?;
         sqlx::query("INSERT INTO oncommit_job_dependencies (job_id, parent_id) SELECT $1, value FROM json_each($2)")

@@ -44,6 +44,28 @@ pub(crate) const WINDOWS: [&str; 2] = [
 /// The age of each queue's oldest available job in ms (see `Jobs::queue_lag`).
 pub(crate) const QUEUE_LAG: &str = queue_lag!("oncommit_jobs", concat!("max(0, ", sqlite_now_ms!(), " - min(run_at))"));
 
+/// Inserts the jobs of a JSON array, in order, without and with the fairness columns.
+macro_rules! insert_many {
+    ($columns:literal, $values:literal) => {
+        concat!(
+            "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context",
+            $columns,
+            ") SELECT value ->> '$.task', value ->> '$.args', value ->> '$.queue', value ->> '$.priority', \
+                    coalesce(value ->> '$.run_at', ",
+            sqlite_now_ms!(),
+            "), value ->> '$.max_attempts', CASE WHEN value ->> '$.run_at' > ",
+            sqlite_now_ms!(),
+            " THEN 'scheduled' ELSE 'available' END, value ->> '$.trace_context'",
+            $values,
+            " FROM json_each($1) ORDER BY key RETURNING id"
+        )
+    };
+}
+const INSERT_MANY: [&str; 2] = [
+    insert_many!("", ""),
+    insert_many!(", fair_key, fair_weight", ", value ->> '$.fair_key', value ->> '$.fair_weight'"),
+];
+
 impl Jobs for SqliteDriver {
     // No queue to wake comes back: SQLite has no NOTIFY, and this process's workers are woken
     // by the commit itself.
@@ -56,24 +78,17 @@ impl Jobs for SqliteDriver {
                     serde_json::json!({
                         "task": j.task, "args": j.args, "queue": j.queue, "priority": j.priority,
                         "run_at": j.run_at_ms, "max_attempts": j.max_attempts, "trace_context": j.trace_context,
+                        "fair_key": j.fair_key, "fair_weight": j.fair_weight,
                     })
                 })
                 .collect();
-            let mut plain_ids: Vec<i64> = sqlx::query_scalar(concat!(
-                "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context) \
-                 SELECT value ->> '$.task', value ->> '$.args', value ->> '$.queue', value ->> '$.priority', \
-                        coalesce(value ->> '$.run_at', ",
-                sqlite_now_ms!(),
-                "), value ->> '$.max_attempts', \
-                        CASE WHEN value ->> '$.run_at' > ",
-                sqlite_now_ms!(),
-                " THEN 'scheduled' ELSE 'available' END, value ->> '$.trace_context' \
-                 FROM json_each($1) ORDER BY key \
-                 RETURNING id"
-            ))
-            .bind(serde_json::Value::Array(rows).to_string())
-            .fetch_all(&mut *c)
-            .await?;
+            // The fairness columns only when a job has a key: a keyless enqueue works on the
+            // schema before them (a deploy ahead of its migration).
+            let fair = plain.iter().any(|j| j.fair_key.is_some());
+            let mut plain_ids: Vec<i64> = sqlx::query_scalar(INSERT_MANY[usize::from(fair)])
+                .bind(serde_json::Value::Array(rows).to_string())
+                .fetch_all(&mut *c)
+                .await?;
             plain_ids.sort_unstable();
             ids.extend(plain_ids.into_iter().map(JobId));
         }
@@ -84,12 +99,13 @@ impl Jobs for SqliteDriver {
         // A conflicting job may finish between the insert and the look-up: try again then.
         for _ in 0..10 {
             let inserted: Option<i64> = bind_new_job!(sqlx::query_scalar(concat!(
-                "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, unique_key, state, trace_context) \
+                "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, unique_key, state, trace_context, \
+                                            fair_key, fair_weight) \
                  VALUES ($1, $2, $3, $4, coalesce($5, ",
                 sqlite_now_ms!(),
                 "), $6, $7, CASE WHEN $5 > ",
                 sqlite_now_ms!(),
-                " THEN 'scheduled' ELSE 'available' END, $8) \
+                " THEN 'scheduled' ELSE 'available' END, $8, $9, $10) \
                  ON CONFLICT (unique_key) \
                      WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retryable') \
                      DO NOTHING \
@@ -97,6 +113,8 @@ impl Jobs for SqliteDriver {
             )), job)
             .bind(&job.unique_key)
             .bind(&job.trace_context)
+            .bind(&job.fair_key)
+            .bind(job.fair_weight)
             .fetch_optional(&mut *c)
             .await?;
             if let Some(id) = inserted {

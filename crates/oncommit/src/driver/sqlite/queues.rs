@@ -26,7 +26,7 @@ macro_rules! queue_list_sqlite {
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'available'), \
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'running'), \
            (SELECT coalesce(sum(c.n), 0) FROM counts c WHERE c.queue = n.queue AND c.state = 'waiting'), \
-           coalesce((SELECT s.n FROM served s WHERE s.queue = n.queue), 0) \
+           coalesce((SELECT s.n FROM served s WHERE s.queue = n.queue), 0), coalesce(q.fair, 0) \
     FROM names n LEFT JOIN oncommit_queues q ON q.name = n.queue \
     WHERE n.queue IS NOT NULL \
     ORDER BY n.queue"
@@ -50,10 +50,12 @@ const QUEUE_SETTINGS: &str =
 
 impl Queues for SqliteDriver {
     async fn queue_controls_lock(c: &mut SqliteConnection, queue: &str) -> Result<Option<Controls>> {
-        let row: Option<ControlsRow> = sqlx::query_as(
+        let row: Option<ControlsRow> = sqlx::query_as(concat!(
             "SELECT paused, concurrency_limit, rate_limit, rate_period_ms, rate_window_ms, rate_window_starts, \
-                    rate_limit_per_key FROM oncommit_queues WHERE name = $1",
-        )
+                    rate_limit_per_key, fair, fair_cursor, ",
+            sqlite_now_ms!(),
+            " FROM oncommit_queues WHERE name = $1"
+        ))
         .bind(queue)
         .fetch_optional(&mut *c)
         .await?;
@@ -173,6 +175,18 @@ impl Queues for SqliteDriver {
             .bind(limit.map(i64::from)),
             Setting::RateLimit(rate) => {
                 let (max, period_ms, per_key) = rate_columns(rate);
+                let fair: Option<bool> = sqlx::query_scalar("SELECT fair FROM oncommit_queues WHERE name = $1")
+                    .bind(queue)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                if per_key && fair == Some(true) {
+                    return Err(Error::InvalidOption {
+                        option: "rate limit",
+                        reason: format!(
+                            "queue {queue:?} is fair (its jobs have fair keys), which does not combine with a rate limit per key"
+                        ),
+                    });
+                }
                 sqlx::query(
                     "INSERT INTO oncommit_queues (name, rate_limit, rate_period_ms, rate_limit_per_key) \
                      VALUES ($1, $2, $3, $4) \
@@ -191,6 +205,116 @@ impl Queues for SqliteDriver {
             // A new limit starts with fresh windows.
             sqlx::query("DELETE FROM oncommit_rate_windows WHERE queue = $1").bind(queue).execute(&mut *c).await?;
         }
+        Ok(())
+    }
+
+    async fn fair_top_priority(c: &mut SqliteConnection, queue: &str) -> Result<Option<i16>> {
+        Ok(sqlx::query_scalar(
+            "SELECT priority FROM oncommit_jobs WHERE state = 'available' AND fair_key IS NOT NULL AND queue = $1 \
+             ORDER BY priority LIMIT 1",
+        )
+        .bind(queue)
+        .fetch_optional(&mut *c)
+        .await?)
+    }
+
+    async fn fair_keys(
+        c: &mut SqliteConnection,
+        queue: &str,
+        priority: i16,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(String, i32)>> {
+        // A loose index scan, as on PostgreSQL: one probe per key.
+        Ok(sqlx::query_as(
+            "WITH RECURSIVE ks(key, n) AS ( \
+                 SELECT (SELECT fair_key FROM oncommit_jobs \
+                         WHERE state = 'available' AND fair_key IS NOT NULL AND queue = $1 AND priority = $2 \
+                           AND fair_key > coalesce($3, '') ORDER BY fair_key LIMIT 1), 1 \
+                 UNION ALL \
+                 SELECT (SELECT j.fair_key FROM oncommit_jobs j \
+                         WHERE j.state = 'available' AND j.fair_key IS NOT NULL AND j.queue = $1 AND j.priority = $2 \
+                           AND j.fair_key > ks.key ORDER BY j.fair_key LIMIT 1), ks.n + 1 \
+                 FROM ks WHERE ks.key IS NOT NULL AND ks.n < $4) \
+             SELECT ks.key, coalesce((SELECT j.fair_weight FROM oncommit_jobs j \
+                                      WHERE j.state = 'available' AND j.fair_key IS NOT NULL AND j.queue = $1 \
+                                        AND j.priority = $2 AND j.fair_key = ks.key ORDER BY j.fair_key, j.id LIMIT 1), 1) \
+             FROM ks WHERE ks.key IS NOT NULL ORDER BY ks.n",
+        )
+        .bind(queue)
+        .bind(priority)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await?)
+    }
+
+    async fn fair_jobs(
+        c: &mut SqliteConnection,
+        queue: &str,
+        priority: i16,
+        keys: &[String],
+        quotas: &[i64],
+    ) -> Result<Vec<(i64, i64)>> {
+        // One statement per key: SQLite has no LATERAL, and its statements cost no round trip.
+        let mut found = Vec::new();
+        for (index, (key, quota)) in keys.iter().zip(quotas).enumerate() {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM oncommit_jobs \
+                 WHERE state = 'available' AND fair_key IS NOT NULL AND queue = $1 AND priority = $2 AND fair_key = $3 \
+                 ORDER BY fair_key, id LIMIT $4",
+            )
+            .bind(queue)
+            .bind(priority)
+            .bind(key)
+            .bind(quota)
+            .fetch_all(&mut *c)
+            .await?;
+            found.extend(ids.into_iter().map(|id| (id, index as i64)));
+        }
+        Ok(found)
+    }
+
+    async fn job_claim_ids(
+        c: &mut SqliteConnection,
+        claim: &JobClaim<'_>,
+        ids: &[i64],
+        now_ms: i64,
+    ) -> Result<Vec<JobRow>> {
+        let ids = serde_json::to_string(ids).map_err(Error::app)?;
+        Ok(sqlx::query_as(concat!(
+            "UPDATE oncommit_jobs SET state = 'running', attempt = attempt + 1, attempted_at = $4, \
+                 lease_owner = $2, lease_expires_at = $4 + $3 \
+             WHERE id IN (SELECT value FROM json_each($1)) AND state = 'available' \
+             RETURNING ",
+            sqlite_job_columns!()
+        ))
+        .bind(ids)
+        .bind(claim.worker)
+        .bind(millis(claim.lease))
+        .bind(now_ms)
+        .fetch_all(&mut *c)
+        .await?)
+    }
+
+    async fn fair_backlog(c: &mut SqliteConnection, queue: &str, limit: i64) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT fair_key, count(*) FROM oncommit_jobs \
+             WHERE state = 'available' AND fair_key IS NOT NULL AND queue = $1 \
+             GROUP BY fair_key ORDER BY count(*) DESC, fair_key LIMIT $2",
+        )
+        .bind(queue)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await?)
+    }
+
+    async fn queue_fair_cursor_set(c: &mut SqliteConnection, queue: &str, key: &str) -> Result<()> {
+        sqlx::query("UPDATE oncommit_queues SET fair_cursor = $2 WHERE name = $1")
+            .bind(queue)
+            .bind(key)
+            .execute(&mut *c)
+            .await?;
         Ok(())
     }
 

@@ -16,12 +16,12 @@ impl UniqueJobs for SqliteDriver {
         let inserted: Option<i64> = bind_new_job!(
             sqlx::query_scalar(concat!(
                 "INSERT INTO oncommit_jobs (task, args, queue, priority, run_at, max_attempts, state, trace_context, \
-                 unique_hash, unique_states) \
+                 unique_hash, unique_states, fair_key, fair_weight) \
              VALUES ($1, $2, $3, $4, coalesce($5, ",
                 sqlite_now_ms!(),
                 "), $6, CASE WHEN $5 > ",
                 sqlite_now_ms!(),
-                " THEN 'scheduled' ELSE 'available' END, $7, $8, $9) \
+                " THEN 'scheduled' ELSE 'available' END, $7, $8, $9, $10, $11) \
              ON CONFLICT (unique_hash) WHERE ",
                 unique_held!(),
                 " DO NOTHING RETURNING id"
@@ -31,6 +31,8 @@ impl UniqueJobs for SqliteDriver {
         .bind(&job.trace_context)
         .bind(&id.hash)
         .bind(id.states)
+        .bind(&job.fair_key)
+        .bind(job.fair_weight)
         .fetch_optional(&mut *c)
         .await?;
         let Some(new) = inserted else { return Ok(None) };

@@ -1,0 +1,80 @@
+//! The contract's statements of fair queues, and the claim written over them
+//! (`queries::fair`): keys round robin, weights, priorities, jobs without a key last.
+
+use std::time::Duration;
+
+use oncommit_testing::backend_test;
+
+use super::{job, open};
+use crate::db::Db;
+use crate::driver::contract::{NewJob, Setting};
+use crate::queries::{self, Claim, RateLimit};
+
+/// A job of queue "q" whose task names its key, for reading the claim order back.
+fn keyed(key: &str, weight: Option<i16>) -> NewJob {
+    NewJob { fair_key: Some(key.into()), fair_weight: weight, ..job(key, "q") }
+}
+
+/// The tasks (keys) of a claim of up to `limit` jobs of "q", in the order it hands them out.
+async fn claim(db: &Db, limit: i64) -> Vec<String> {
+    let mut route = queries::Route::Fast;
+    match queries::job_claim(db, "q", limit, "w", Duration::from_secs(60), &mut route).await.unwrap() {
+        Claim::Claimed(rows) => rows.into_iter().map(|r| r.job.task).collect(),
+        Claim::Paused | Claim::Full { .. } => panic!("a fair queue without limits claims"),
+    }
+}
+
+backend_test!(pooled async fn a_fair_queue_serves_its_keys_round_robin_each_its_weight(t) {
+    let db = open(t).await;
+    let mut jobs: Vec<NewJob> = (0..6).map(|_| keyed("a", None)).collect();
+    jobs.extend([keyed("b", None), keyed("b", None), keyed("c", Some(2)), keyed("c", Some(2))]);
+    jobs.push(job("plain", "q"));
+    let refs: Vec<&NewJob> = jobs.iter().collect();
+    run!(db, job_insert_plain(&refs));
+    let controls = run!(db, queue_controls_lock("q")).unwrap();
+    assert!(controls.fair, "the first keyed job makes its queue fair");
+
+    // One job a claim: each key in turn, round to the first after the last.
+    let mut one_by_one = Vec::new();
+    for _ in 0..4 {
+        one_by_one.extend(claim(&db, 1).await);
+    }
+    assert_eq!(one_by_one, ["a", "b", "c", "a"]);
+    // A claim of ten goes on after "a": b's last, then c (weight 2: its last one), then a
+    // again, and a's further rounds fill the claim.
+    assert_eq!(claim(&db, 10).await, ["b", "c", "a", "a", "a"]);
+    assert_eq!(claim(&db, 10).await, ["a"]);
+    // No keyed job is left: the job without a key.
+    assert_eq!(claim(&db, 10).await, ["plain"]);
+    assert!(claim(&db, 10).await.is_empty());
+});
+
+backend_test!(pooled async fn priorities_come_before_turns_and_weights_set_the_share(t) {
+    let db = open(t).await;
+    let mut jobs: Vec<NewJob> = (0..9).map(|_| keyed("heavy", Some(3))).collect();
+    jobs.extend((0..9).map(|_| keyed("light", None)));
+    jobs.push(NewJob { priority: Some(-1), ..keyed("urgent", None) });
+    let refs: Vec<&NewJob> = jobs.iter().collect();
+    run!(db, job_insert_plain(&refs));
+    assert_eq!(claim(&db, 1).await, ["urgent"], "priority first");
+    // Two rounds of heavy's 3 and light's 1.
+    assert_eq!(claim(&db, 8).await, ["heavy", "heavy", "heavy", "light", "heavy", "heavy", "heavy", "light"]);
+});
+
+backend_test!(pooled async fn fair_keys_and_rate_limits_per_key_refuse_each_other(t) {
+    let db = open(t).await;
+    run!(db, job_insert_plain(&[&keyed("a", None)]));
+    let per_key = RateLimit { max_starts: 5, period: Duration::from_secs(1), per_key: true };
+    let mut tx = db.begin().await.unwrap();
+    let err = on_driver!(tx.own_conn(), queue_set("q", Setting::RateLimit(Some(per_key)))).unwrap_err();
+    assert!(err.to_string().contains("fair"), "{err}");
+    drop(tx);
+    // A queue-wide rate limit is fine.
+    run!(db, queue_set("q", Setting::RateLimit(Some(RateLimit { per_key: false, ..per_key }))));
+
+    run!(db, queue_set("limited", Setting::RateLimit(Some(per_key))));
+    let mut tx = db.begin().await.unwrap();
+    let limited = NewJob { fair_key: Some("a".into()), ..job("t", "limited") };
+    let err = on_driver!(tx.own_conn(), job_insert_plain(&[&limited])).unwrap_err();
+    assert!(err.to_string().contains("rate limited per concurrency key"), "{err}");
+});
