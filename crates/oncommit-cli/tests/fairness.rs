@@ -51,6 +51,14 @@ backend_test!(async fn one_tenants_backlog_does_not_hold_up_the_others(t) {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
+    // The queue says it is fair, and who waits most.
+    let listed = oncommit(&t.url, &["queues", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let fair = listed["queues"].as_array().unwrap().iter().find(|q| q["name"] == "fair").unwrap();
+    assert_eq!(fair["fair"], true, "{fair}");
+    assert_eq!(fair["top_keys"][0], json!({ "key": "A", "available": BIG }), "{fair}");
+    assert_eq!(fair["top_keys"].as_array().unwrap().len(), 5, "{fair}");
+
     let _workers: Vec<_> = (0..2).map(|_| worker_process(&t.url, "fair", 4)).collect();
     let total = BIG + SMALL * OTHERS.len();
     let done = JobSelection::new([JobState::Completed]).queue("fair");

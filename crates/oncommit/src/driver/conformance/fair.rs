@@ -78,3 +78,39 @@ backend_test!(pooled async fn fair_keys_and_rate_limits_per_key_refuse_each_othe
     let err = on_driver!(tx.own_conn(), job_insert_plain(&[&limited])).unwrap_err();
     assert!(err.to_string().contains("rate limited per concurrency key"), "{err}");
 });
+
+backend_test!(pooled async fn fairness_composes_with_pauses_limits_concurrency_keys_and_uniqueness(t) {
+    let db = open(t).await;
+    let mut jobs: Vec<NewJob> = (0..4).map(|_| keyed("a", None)).collect();
+    jobs.extend((0..4).map(|_| keyed("b", None)));
+    let refs: Vec<&NewJob> = jobs.iter().collect();
+    run!(db, job_insert_plain(&refs));
+    // Paused: nothing. A concurrency limit of 3: three, still in turns.
+    run!(db, queue_set("q", Setting::Paused(true)));
+    let mut route = queries::Route::Fast;
+    let paused = queries::job_claim(&db, "q", 10, "w", Duration::from_secs(60), &mut route).await.unwrap();
+    assert!(matches!(paused, Claim::Paused));
+    assert_eq!(route, queries::Route::Turns { limited: true });
+    run!(db, queue_set("q", Setting::Paused(false)));
+    run!(db, queue_set("q", Setting::ConcurrencyLimit(Some(3))));
+    assert_eq!(claim(&db, 10).await, ["a", "b", "a"]);
+    run!(db, queue_set("q", Setting::ConcurrencyLimit(None)));
+    // Only fair: claims still take turns, and the worker may prefetch.
+    assert_eq!(claim(&db, 2).await, ["b", "a"]);
+    let mut route = queries::Route::Fast;
+    queries::job_claim(&db, "q", 1, "w", Duration::from_secs(60), &mut route).await.unwrap();
+    assert_eq!(route, queries::Route::Turns { limited: false });
+
+    // A job with a concurrency key waits for its slot, then takes its key's turn; a unique
+    // job with a fairness key is held once.
+    let slot = || NewJob { concurrency_key: Some("one-at-a-time".into()), ..keyed("c", None) };
+    let unique = || NewJob { unique_key: Some("once".into()), ..keyed("d", None) };
+    let mut tx = db.begin().await.unwrap();
+    let inserted = queries::job_insert(tx.own_conn(), &[slot(), slot(), unique(), unique()]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(inserted.ids[2], inserted.ids[3], "the unique job is held once");
+    // c's second job is pending behind its first: one c per claim until it finishes.
+    let claimed = claim(&db, 10).await;
+    assert_eq!(claimed.iter().filter(|k| *k == "c").count(), 1, "{claimed:?}");
+    assert_eq!(claimed.iter().filter(|k| *k == "d").count(), 1, "{claimed:?}");
+});
