@@ -137,6 +137,9 @@ fn describe(j: &Job) -> String {
     if let Some(key) = &j.concurrency_key {
         text.push_str(&format!("\nconcurrency key: {}", shown(key)));
     }
+    if let Some(key) = &j.fair_key {
+        text.push_str(&format!("\nfair key: {}", shown(key)));
+    }
     for e in &j.errors {
         let by = e.worker.as_deref().map(|w| format!(" on {}", shown(w))).unwrap_or_default();
         text.push_str(&format!("\n  attempt {}{by}: {}", e.attempt, shown(&e.error)));

@@ -165,6 +165,8 @@ pub struct Job {
     pub workflow_id: Option<String>,
     /// Its concurrency key ([`EnqueueOptions::concurrency_key`](crate::EnqueueOptions::concurrency_key)), if any.
     pub concurrency_key: Option<String>,
+    /// Its fairness key ([`EnqueueOptions::fair_key`](crate::EnqueueOptions::fair_key)), if any.
+    pub fair_key: Option<String>,
 }
 
 pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {

@@ -65,6 +65,7 @@ impl JobRow {
                 .map(|text| serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))),
             workflow_id: row.opt_text("workflow_id").ok().flatten(),
             concurrency_key: row.opt_text("concurrency_key").ok().flatten(),
+            fair_key: row.opt_text("fair_key").ok().flatten(),
         };
         Ok(JobRow { job, problem: problems.first })
     }

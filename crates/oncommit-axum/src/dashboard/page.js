@@ -402,7 +402,7 @@ async function showJob() {
     b.addEventListener("click", () => act(action, j.id));
     actions.append(b, document.createTextNode(" "));
   }
-  const keys = [["unique key", j.unique_key], ["concurrency key", j.concurrency_key], ["workflow", j.workflow_id]].filter(([, v]) => v);
+  const keys = [["unique key", j.unique_key], ["concurrency key", j.concurrency_key], ["fair key", j.fair_key], ["workflow", j.workflow_id]].filter(([, v]) => v);
   const keyLine = el("div", keys.map(([k, v]) => k + " " + v).join(" · "), "muted keys");
   const parts = [head, actions, keyLine, el("h3", "attempts"), attempts(j), el("h3", "timeline"), timeline(j)];
   if (j.parents.length || j.dependants.length) parts.push(el("h3", "dependencies"), dependencies(j));

@@ -11,7 +11,7 @@ macro_rules! pg_job_columns {
     () => {
         "id, queue, task, args::text AS args, state, priority, attempt, max_attempts, run_at, created_at, \
          attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors::text AS errors, unique_key, \
-         trace_context, result::text AS result, workflow_id, concurrency_key"
+         trace_context, result::text AS result, workflow_id, concurrency_key, fair_key"
     };
 }
 
@@ -19,7 +19,7 @@ macro_rules! sqlite_job_columns {
     () => {
         "id, queue, task, args, state, priority, attempt, max_attempts, run_at, created_at, \
          attempted_at, finished_at, lease_owner, lease_expires_at, cancel_requested, errors, unique_key, trace_context, \
-         result, workflow_id, concurrency_key"
+         result, workflow_id, concurrency_key, fair_key"
     };
 }
 

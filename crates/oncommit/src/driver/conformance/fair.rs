@@ -114,3 +114,12 @@ backend_test!(pooled async fn fairness_composes_with_pauses_limits_concurrency_k
     assert_eq!(claimed.iter().filter(|k| *k == "c").count(), 1, "{claimed:?}");
     assert_eq!(claimed.iter().filter(|k| *k == "d").count(), 1, "{claimed:?}");
 });
+
+backend_test!(pooled async fn a_job_reads_back_with_its_fairness_key(t) {
+    let db = open(t).await;
+    let inserted = run!(db, job_insert_plain(&[&keyed("tenant:7", Some(2)), &job("t", "q")]));
+    let keyed = crate::queries::job_get(&db, inserted.ids[0]).await.unwrap().unwrap();
+    assert_eq!(keyed.fair_key.as_deref(), Some("tenant:7"));
+    let plain = crate::queries::job_get(&db, inserted.ids[1]).await.unwrap().unwrap();
+    assert_eq!(plain.fair_key, None);
+});
