@@ -482,3 +482,29 @@ backend_test!(async fn the_openapi_document_describes_exactly_the_real_routes(t)
         assert!(!(status == StatusCode::NOT_FOUND && body.is_empty()), "{method} {uri}: no route");
     }
 });
+
+backend_test!(async fn a_fair_queue_shows_its_keys_with_the_most_jobs_waiting(t) {
+    t.db.migrate().await.unwrap();
+    for (tenant, n) in [("acme", 3), ("globex", 1)] {
+        for _ in 0..n {
+            let opts = EnqueueOptions::new().queue("exports").fair_key(tenant);
+            t.db.enqueue_raw("report", &serde_json::json!({}), opts).await.unwrap();
+        }
+    }
+    t.db.enqueue_raw("report", &serde_json::json!({}), EnqueueOptions::new().queue("plain")).await.unwrap();
+    let api = get_json(app(&t.db, None), "/dashboard/api/queues").await;
+    let queue = |name: &str| api["queues"].as_array().unwrap().iter().find(|q| q["name"] == name).cloned().unwrap();
+    let exports = queue("exports");
+    assert_eq!(exports["fair"], true, "{exports}");
+    assert_eq!(
+        exports["top_keys"],
+        serde_json::json!([{ "key": "acme", "available": 3 }, { "key": "globex", "available": 1 }]),
+        "{exports}"
+    );
+    let plain = queue("plain");
+    assert_eq!((plain["fair"].clone(), plain["top_keys"].clone()), (Value::Bool(false), serde_json::json!([])));
+    // The overview the page refreshes carries them too.
+    let overview = get_json(app(&t.db, None), "/dashboard/api/overview").await;
+    let listed = overview["queues"].as_array().unwrap().iter().find(|q| q["name"] == "exports").cloned().unwrap();
+    assert_eq!(listed["top_keys"][0]["key"], "acme", "{overview}");
+});
