@@ -27,11 +27,14 @@ pub(crate) async fn claim(
         return on_driver!(conn, job_claim_controlled(claim, now_ms));
     };
     let mut keys = on_driver!(conn.reborrow(), fair_keys(claim.queue, priority, cursor, claim.limit))?;
-    if let Some(cursor) = cursor.filter(|_| (keys.len() as i64) < claim.limit) {
-        // Round to the first key, up to the cursor's (served last in this round).
+    if cursor.is_some() && (keys.len() as i64) < claim.limit {
+        // Round to the first key, up to the keys already read (the database orders keys
+        // by its collation, which need not be Rust's: compared by what was seen, not by
+        // value). The cursor's own key is served last in this round.
         let left = claim.limit - keys.len() as i64;
         let first = on_driver!(conn.reborrow(), fair_keys(claim.queue, priority, None, left))?;
-        keys.extend(first.into_iter().take_while(|(key, _)| key.as_str() <= cursor));
+        let seen: std::collections::HashSet<String> = keys.iter().map(|(key, _)| key.clone()).collect();
+        keys.extend(first.into_iter().take_while(|(key, _)| !seen.contains(key)));
     }
     let quotas = quotas(&keys, claim.limit);
     if quotas.is_empty() {

@@ -123,3 +123,27 @@ backend_test!(pooled async fn a_job_reads_back_with_its_fairness_key(t) {
     let plain = crate::queries::job_get(&db, inserted.ids[1]).await.unwrap().unwrap();
     assert_eq!(plain.fair_key, None);
 });
+
+backend_test!(pooled async fn keys_go_round_in_the_databases_order_whatever_their_case(t) {
+    let db = open(t).await;
+    // Upper and lower case, digits and punctuation: PostgreSQL's collation and bytes order
+    // them differently; each key is still served once a round.
+    let names = ["b", "B", "a", "A", "1", "_", "ä"];
+    let jobs: Vec<NewJob> = names.iter().flat_map(|k| [keyed(k, None), keyed(k, None)]).collect();
+    let refs: Vec<&NewJob> = jobs.iter().collect();
+    run!(db, job_insert_plain(&refs));
+    let mut served = Vec::new();
+    for _ in 0..names.len() {
+        served.extend(claim(&db, 1).await);
+    }
+    let mut once: Vec<String> = served.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), names.len(), "each key once in the first round: {served:?}");
+    // A claim that wraps part way through a round serves each key once more.
+    let second = claim(&db, names.len() as i64).await;
+    let mut again = second.clone();
+    again.sort();
+    again.dedup();
+    assert_eq!((second.len(), again.len()), (names.len(), names.len()), "{second:?}");
+});
