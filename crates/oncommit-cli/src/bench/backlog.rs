@@ -28,6 +28,11 @@ pub(crate) struct Drain {
     slowest_vs_fastest_slice: f64,
     /// The most jobs seen `running` at once (sampled once a second).
     peak_running: i64,
+    /// The worker process's resident memory (MiB) as each tenth of the backlog was reached
+    /// (Linux `/proc`; empty for the raw drain, or elsewhere): flat means the worker holds
+    /// no more for a longer backlog.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    worker_rss_mib_by_tenth: Vec<f64>,
 }
 
 /// The figures, as `oncommit bench --backlog N --json` prints them.
@@ -54,11 +59,12 @@ pub(crate) async fn run(db: &Db, url: &str, backlog: usize, concurrency: usize, 
     let raw = raw?;
     let first = fill(db, backlog).await?;
     let mut worker = spawn_worker(url, concurrency, &[])?;
+    let pid = worker.id();
     let exited = async {
         let status = worker.wait().await?;
         anyhow::bail!("the worker process exited before the backlog was drained: {status}")
     };
-    let oncommit = watch(db, jobs(db), "oncommit worker", (first, backlog), Ends::AllRecorded, exited).await;
+    let oncommit = watch(db, jobs(db), "oncommit worker", (first, backlog), Ends::AllRecorded(pid), exited).await;
     stop_worker(worker).await;
     let oncommit = oncommit?;
     clear(db).await?;
@@ -74,7 +80,8 @@ pub(crate) async fn run(db: &Db, url: &str, backlog: usize, concurrency: usize, 
         let slices = |d: &Drain| d.slices_jobs_per_sec.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" ");
         format!(
             "backlog of {} jobs on {}:\n  raw SQL (claim+complete 100/tx, 8 clients): {:>7.0} jobs/s, slowest tenth {:.0}% of fastest, peak running {}\n    tenths: {}\n  \
-             oncommit worker --queues {QUEUE}:{} (separate process): {:>7.0} jobs/s ({:.0}% of raw), slowest tenth {:.0}% of fastest, peak running {}\n    tenths: {}",
+             oncommit worker --queues {QUEUE}:{} (separate process): {:>7.0} jobs/s ({:.0}% of raw), slowest tenth {:.0}% of fastest, peak running {}\n    tenths: {}\n    \
+             worker memory at each tenth, MiB: {}",
             report.backlog,
             report.backend,
             report.raw.jobs_per_sec,
@@ -87,6 +94,7 @@ pub(crate) async fn run(db: &Db, url: &str, backlog: usize, concurrency: usize, 
             report.oncommit.slowest_vs_fastest_slice * 100.0,
             report.oncommit.peak_running,
             slices(&report.oncommit),
+            report.oncommit.worker_rss_mib_by_tenth.iter().map(|m| format!("{m:.0}")).collect::<Vec<_>>().join(" "),
         )
     })
 }
@@ -195,11 +203,14 @@ async fn claimed(db: &Db, drained: Drained, first: i64, backlog: usize) -> anyho
     Ok(next.map_or(backlog, |id| usize::try_from(id - first).unwrap_or(0).min(backlog)))
 }
 
-/// Jobs running: a walk of the running index, dead entries included, so sampled seldom.
+/// The bench queue's jobs running: a walk of the running index, dead entries included, so
+/// sampled seldom. Other queues' running jobs (on a shared database) do not count.
 async fn running(db: &Db, drained: Drained) -> anyhow::Result<i64> {
-    let sql = format!("SELECT count(*) FROM {} WHERE state = 'running'", drained.table);
+    let sql = format!("SELECT count(*) FROM {} WHERE state = 'running' AND queue = $1", drained.table);
     let mut conn = db.acquire().await?;
-    Ok(oncommit::with_conn!(conn.conn(), c => { sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&mut *c).await? }))
+    Ok(oncommit::with_conn!(conn.conn(), c => {
+        sqlx::query_scalar(AssertSqlSafe(sql)).bind(QUEUE).fetch_one(&mut *c).await?
+    }))
 }
 
 /// How a drain ends.
@@ -208,9 +219,16 @@ enum Ends {
     /// When its future returns: raw SQL clients, which must not be cut off inside a
     /// transaction (a SQLite one would keep the write lock).
     Itself,
-    /// When every job is claimed and none runs any more: a worker, which never ends by
-    /// itself (its future returning is an error).
-    AllRecorded,
+    /// When every job is claimed and none runs any more: a worker (this process id), which
+    /// never ends by itself (its future returning is an error).
+    AllRecorded(Option<u32>),
+}
+
+/// A process's resident memory in MiB, from `/proc/PID/status` (`None` elsewhere).
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Samples the drain that `drain` performs until it ends; `drain` must not fail.
@@ -226,6 +244,11 @@ async fn watch(
     let started = Instant::now();
     let mut samples = vec![(0.0, 0)];
     let mut peak_running = 0;
+    let worker = match ends {
+        Ends::AllRecorded(pid) => pid,
+        Ends::Itself => None,
+    };
+    let mut rss = Vec::new();
     let mut drain = std::pin::pin!(drain);
     let mut draining = true;
     loop {
@@ -238,6 +261,13 @@ async fn watch(
         }
         let claimed = claimed(db, drained, first, backlog).await?;
         let at = started.elapsed().as_secs_f64();
+        // The worker's memory as each tenth is reached.
+        if let Some(pid) = worker {
+            while rss.len() < 10 && claimed * 10 >= backlog * (rss.len() + 1) {
+                let Some(mib) = rss_mib(pid) else { break };
+                rss.push(mib);
+            }
+        }
         samples.push((at, claimed));
         // Once a second, and at each look for the end.
         let running = if samples.len() % 10 == 0 || claimed == backlog { running(db, drained).await? } else { -1 };
@@ -247,7 +277,7 @@ async fn watch(
             std::io::stderr().flush().ok();
         }
         let recorded = claimed == backlog && running == 0;
-        if (ends == Ends::Itself && !draining) || (ends == Ends::AllRecorded && recorded) {
+        if (ends == Ends::Itself && !draining) || (matches!(ends, Ends::AllRecorded(_)) && recorded) {
             break;
         }
     }
@@ -263,6 +293,7 @@ async fn watch(
         slowest_vs_fastest_slice: if fastest > 0.0 { slowest / fastest } else { 0.0 },
         slices_jobs_per_sec: slices,
         peak_running,
+        worker_rss_mib_by_tenth: rss,
     })
 }
 
