@@ -88,7 +88,13 @@ pub(crate) enum Claim {
 impl Controls {
     /// Whether the row controls its queue (`controlled_queue_row!` in SQL).
     fn controls(&self) -> bool {
-        self.paused || self.concurrency_limit.is_some() || self.rate_limit.is_some() || self.fair
+        self.limited() || self.fair
+    }
+
+    /// Whether a pause or a limit holds the queue's jobs back (rather than only its
+    /// fairness): then a worker claims for its free slots only.
+    fn limited(&self) -> bool {
+        self.paused || self.concurrency_limit.is_some() || self.rate_limit.is_some()
     }
 
     /// How many jobs may start now, out of `want`: what the concurrency limit leaves given
@@ -160,8 +166,7 @@ async fn claim_controlled(conn: Conn<'_>, claim: &JobClaim<'_>) -> Result<Option
 async fn claim_in_turn(mut conn: Conn<'_>, claim: &JobClaim<'_>) -> Result<Option<(Claim, bool)>> {
     let controls = on_driver!(conn.reborrow(), queue_controls_lock(claim.queue))?;
     let Some(controls) = controls.filter(Controls::controls) else { return Ok(None) };
-    let limited = controls.paused || controls.concurrency_limit.is_some() || controls.rate_limit.is_some();
-    Ok(Some((claim_limited(conn, claim, &controls).await?, limited)))
+    Ok(Some((claim_limited(conn, claim, &controls).await?, controls.limited())))
 }
 
 /// The claim of a controlled queue under its lock: what its pause and limits leave, in
