@@ -194,10 +194,15 @@ pub(crate) trait Fleet: Driver {
     /// Deletes the activity of minutes before `before_minute`; returns how many rows went.
     async fn activity_prune(c: &mut Self::Conn, before_minute: i64) -> Result<u64>;
 
-    /// Vacuums the jobs table when its dead rows pile up and no vacuum, manual or
-    /// automatic, is under way or has run within `recent`; returns whether it vacuumed.
-    /// Runs outside a transaction. SQLite reuses free pages itself: nothing to do there.
-    async fn table_vacuum_if_needed(c: &mut Self::Conn, recent: Duration) -> Result<bool>;
+    /// What the vacuum duty decides by: the jobs table's dead and live rows, its last
+    /// vacuum, whether one runs now and whether this session may run one. `None` where the
+    /// database reclaims space by itself (SQLite).
+    async fn table_upkeep(c: &mut Self::Conn) -> Result<Option<Upkeep>>;
+
+    /// Vacuums the jobs table now, its indexes included, `analyze` too if asked; skips it
+    /// when another vacuum holds the table. Runs outside a transaction, without the
+    /// session's statement timeout. Nothing to do on SQLite.
+    async fn table_vacuum(c: &mut Self::Conn, analyze: bool) -> Result<()>;
 
     /// The jobs table's size and dead rows.
     async fn table_stats(c: &mut Self::Conn) -> Result<TableStats>;
@@ -297,6 +302,22 @@ pub(crate) struct LeaderElect<'a> {
     pub(crate) id: &'a str,
     /// How long the leadership lasts unless renewed.
     pub(crate) ttl: Duration,
+}
+
+/// The jobs table's state as a vacuum sees it (see [`Fleet::table_upkeep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Upkeep {
+    /// Dead row versions not yet vacuumed: each claim and each outcome leaves one, and the
+    /// claim index keeps an entry for each claimed job until a vacuum removes it.
+    pub(crate) dead_rows: i64,
+    /// Live rows, as the server estimates them.
+    pub(crate) live_rows: i64,
+    /// How long ago the last vacuum, manual or automatic, ended; `None` if none has.
+    pub(crate) vacuumed_ago: Option<Duration>,
+    /// A vacuum of the table is under way (autovacuum's or another worker's).
+    pub(crate) vacuuming: bool,
+    /// This session may vacuum the table (it owns it, or is a superuser).
+    pub(crate) permitted: bool,
 }
 
 /// One activity counter: `(minute since the epoch, queue, metric, bucket, count)`.

@@ -101,7 +101,7 @@ pub use crate::driver::rows::{TableStats, TaskDeclaration, WorkerInfo};
 #[cfg(feature = "postgres")]
 pub(crate) use crate::driver::{CANCEL_CHANNEL, JOBS_CHANNEL};
 
-use crate::driver::contract::{JobClaim, JobHeartbeat, JobPrune, LeaderElect, WorkerBeat};
+use crate::driver::contract::{JobClaim, JobHeartbeat, JobPrune, LeaderElect, Upkeep, WorkerBeat};
 
 /// Planner settings of the worker's own PostgreSQL sessions. Every statement a worker runs
 /// is a few index probes by design (claim in index order, completions and heartbeats by
@@ -306,16 +306,20 @@ pub(crate) async fn table_stats(db: &Db) -> Result<TableStats> {
     statement!(db, "reading the jobs table's size", table_stats())
 }
 
-/// Vacuums the jobs table (PostgreSQL) when it needs it (see
-/// `driver::postgres::table_vacuum_if_needed`). Not bounded by the query timeout (a vacuum
-/// of a large table takes as long as it takes): run it where nothing waits for it.
-pub(crate) async fn table_vacuum_if_needed(db: &Db, recent: Duration) -> Result<bool> {
-    // VACUUM cannot run inside a transaction, which is all a transaction pooler offers:
-    // there autovacuum is left to do it (docs/deployment.md). SQLite reuses free pages.
+/// The jobs table's upkeep (see `worker::vacuumer`); `None` where nothing is to be done:
+/// SQLite reclaims space itself, and VACUUM cannot run inside a transaction, which is all a
+/// transaction pooler offers (there autovacuum is left to do it, docs/deployment.md).
+pub(crate) async fn table_upkeep(db: &Db) -> Result<Option<Upkeep>> {
     if db.pooled_begin().is_some() {
-        return Ok(false);
+        return Ok(None);
     }
-    on_driver!(db.acquire().await?.conn(), table_vacuum_if_needed(recent))
+    statement!(db, "reading the jobs table's upkeep", table_upkeep())
+}
+
+/// Vacuums the jobs table now (PostgreSQL). Not bounded by the query timeout (a vacuum of
+/// a large table takes as long as it takes): run it where nothing waits for it.
+pub(crate) async fn table_vacuum(db: &Db, analyze: bool) -> Result<()> {
+    on_driver!(db.acquire().await?.conn(), table_vacuum(analyze))
 }
 
 /// The recorded task declarations, by task name.

@@ -10,7 +10,7 @@
 //! The background duties run under one start/stop contract (`services`), each in its
 //! file: `heartbeat` (leases, liveness, cancels), `ticker` (the tick that promotes due jobs
 //! and rescues expired leases), `leader` (the election), and the leader's `periodic_jobs`
-//! and `pruner`.
+//! `pruner` and `vacuumer`.
 
 mod completer;
 mod drain;
@@ -28,6 +28,7 @@ mod registry;
 mod services;
 mod slots;
 mod ticker;
+mod vacuumer;
 mod wakers;
 
 pub use drain::Drained;
@@ -482,7 +483,8 @@ impl Worker {
         duties.start("tick", |stop| ticker::run(shared.clone(), stop));
         duties.start("election", |stop| leader::elect(shared.clone(), until, stop));
         duties.start("periodic jobs", |stop| periodic_jobs::run(shared.clone(), leadership.clone(), stop));
-        duties.start("pruning", |stop| pruner::run(shared.clone(), leadership, stop));
+        duties.start("pruning", |stop| pruner::run(shared.clone(), leadership.clone(), stop));
+        duties.start("vacuum", |stop| vacuumer::run(shared.clone(), leadership, stop));
         let mut claimers = JoinSet::new();
         let mut all_slots = Vec::new();
         for (queue, concurrency, loops) in claim_loops {

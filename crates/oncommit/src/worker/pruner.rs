@@ -1,6 +1,6 @@
 //! The pruning duty, on the leader: every prune interval, deletes finished jobs past their
-//! retention, vacuums the jobs table when autovacuum has not, forgets dead workers, old
-//! rate windows and activity, and settles pending jobs whose parents finished unnoticed.
+//! retention, forgets dead workers, old rate windows and activity, and settles pending jobs
+//! whose parents finished unnoticed (the space pruning frees is the vacuum duty's).
 //! It runs beside the tick, never in its way.
 
 use std::sync::Arc;
@@ -56,15 +56,6 @@ async fn prune(shared: &Shared, shutdown: &Shutdown) {
     }
     if shutdown.is_triggered() {
         return;
-    }
-    // Pruning frees space only for a vacuum to hand back; if autovacuum is off or lags, the
-    // leader does it (`table_vacuum_if_needed` says when), on the busy pool: a vacuum of a
-    // large table takes as long as it takes, and the tick must not wait for it.
-    let started = Instant::now();
-    match queries::table_vacuum_if_needed(&shared.services, shared.config.prune_interval * 2).await {
-        Ok(true) => tracing::info!(took = ?started.elapsed(), "vacuumed the jobs table (autovacuum had not)"),
-        Ok(false) => {}
-        Err(err) => tracing::warn!(error = %err, "vacuuming the jobs table failed; is autovacuum on?"),
     }
     queries::worker_prune(&shared.quiet, shared.config.lease * 4).await.ok();
     queries::rate_windows_prune(&shared.quiet).await.ok();

@@ -352,6 +352,46 @@ async fn the_leader_vacuums_the_jobs_table_when_autovacuum_does_not() {
     t.finish().await;
 }
 
+/// Claims leave dead entries at the head of the claim index, which every later claim walks
+/// until a vacuum removes them, and autovacuum comes at most once a minute: the leader
+/// vacuums each time 50,000 dead rows have piled up, however recently it last did (here
+/// within seconds, where the pruning interval of an hour would have it wait for two).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_vacuums_as_often_as_claims_leave_dead_rows() {
+    let t = oncommit_testing::TestDb::postgres().await;
+    create_runs(&t.db).await;
+    crate::it::exec(&t.db, "ALTER TABLE oncommit.jobs SET (autovacuum_enabled = false)", "").await.unwrap();
+    let pool = t.db.pg_pool().unwrap().clone();
+    let vacuums = || async {
+        let n: i64 =
+            sqlx::query_scalar("SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'oncommit.jobs'::regclass")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        n
+    };
+    // 60,000 dead rows, as 30,000 claimed-and-finished jobs leave.
+    let pile = || async {
+        crate::it::exec(
+            &t.db,
+            "INSERT INTO oncommit.jobs (task, queue, priority, max_attempts, state, finished_at) \
+             SELECT 'echo', 'default', 0, 25, 'completed', now() FROM generate_series(1, 60000); \
+             DELETE FROM oncommit.jobs",
+            "",
+        )
+        .await
+        .unwrap();
+    };
+    let w = start(worker(&t.db).prune_interval(Duration::from_secs(3600)));
+    for round in 1..=2 {
+        let before = vacuums().await;
+        pile().await;
+        eventually(&format!("vacuum {round}"), || async { (vacuums().await > before).then_some(()) }).await;
+    }
+    w.stop().await;
+    t.finish().await;
+}
+
 backend_test!(pooled async fn a_poll_only_worker_still_finds_work(t) {
     create_runs(&t.db).await;
     let w = start(worker(&t.db).poll_only().poll_interval(Duration::from_millis(30)));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::PgConnection;
 
 use super::PostgresDriver;
-use crate::driver::contract::{ActivityRow, Fleet, LeaderElect, WorkerBeat};
+use crate::driver::contract::{ActivityRow, Fleet, LeaderElect, Upkeep, WorkerBeat};
 use crate::driver::rows::{TableStats, TaskDeclaration, declaration};
 use crate::driver::secs;
 use crate::error::Result;
@@ -15,8 +15,29 @@ use crate::error::Result;
 pub(crate) const ACTIVITY_SINCE: &str = activity_since!("oncommit.queue_activity", "sum(count)::int8");
 
 impl Fleet for PostgresDriver {
-    async fn table_vacuum_if_needed(c: &mut PgConnection, recent: Duration) -> Result<bool> {
-        vacuum_if_needed(c, recent).await
+    async fn table_upkeep(c: &mut PgConnection) -> Result<Option<Upkeep>> {
+        let (dead_rows, live_rows, vacuumed_secs, vacuuming, permitted): (i64, i64, Option<f64>, bool, bool) =
+            sqlx::query_as(UPKEEP).fetch_one(&mut *c).await?;
+        let vacuumed_ago = vacuumed_secs.map(|s| Duration::from_secs_f64(s.max(0.0)));
+        Ok(Some(Upkeep { dead_rows, live_rows, vacuumed_ago, vacuuming, permitted }))
+    }
+
+    async fn table_vacuum(c: &mut PgConnection, analyze: bool) -> Result<()> {
+        // The worker's sessions carry a statement timeout; a vacuum must not be cut short
+        // by it. SKIP_LOCKED: a vacuum that would wait for the table's lock (autovacuum
+        // started meanwhile, an index being built) is not needed now. INDEX_CLEANUP ON:
+        // the point is the claim index's dead entries, which PostgreSQL may otherwise leave
+        // when few heap pages have dead rows.
+        sqlx::raw_sql("SET statement_timeout = 0").execute(&mut *c).await?;
+        let vacuumed = sqlx::raw_sql(match analyze {
+            false => "VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) oncommit.jobs",
+            true => "VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON, ANALYZE) oncommit.jobs",
+        })
+        .execute(&mut *c)
+        .await;
+        sqlx::raw_sql("RESET statement_timeout").execute(&mut *c).await?;
+        vacuumed?;
+        Ok(())
     }
 
     async fn worker_heartbeat(c: &mut PgConnection, worker: &WorkerBeat<'_>) -> Result<()> {
@@ -194,32 +215,11 @@ impl Fleet for PostgresDriver {
     }
 }
 
-/// Dead rows past which the leader vacuums the jobs table itself, when nothing else did
-/// lately: a fifth of the live rows, and at least this many.
-const VACUUM_MIN_DEAD_ROWS: i64 = 10_000;
-
-/// Vacuums the jobs table when its dead rows pile up and no vacuum, manual or automatic,
-/// is under way or has run within `recent`: when autovacuum is off or lags, the space
-/// pruning frees is otherwise never reused, and the table and its indexes grow without
-/// bound. Returns whether it vacuumed. PostgreSQL only: SQLite reuses free pages itself.
-async fn vacuum_if_needed(c: &mut PgConnection, recent: Duration) -> Result<bool> {
-    let needed: bool = sqlx::query_scalar(
-        "SELECT coalesce(s.n_dead_tup > greatest($1, s.n_live_tup / 5) \
-                  AND coalesce(greatest(s.last_vacuum, s.last_autovacuum) < now() - make_interval(secs => $2), true) \
-                  AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.relid = s.relid), false) \
-         FROM (SELECT 1) AS one LEFT JOIN pg_stat_user_tables s ON s.relid = 'oncommit.jobs'::regclass",
-    )
-    .bind(VACUUM_MIN_DEAD_ROWS)
-    .bind(secs(recent))
-    .fetch_one(&mut *c)
-    .await?;
-    if !needed {
-        return Ok(false);
-    }
-    // The worker's sessions carry a statement timeout; a vacuum must not be cut short by it.
-    sqlx::raw_sql("SET statement_timeout = 0").execute(&mut *c).await?;
-    let vacuumed = sqlx::raw_sql("VACUUM (ANALYZE) oncommit.jobs").execute(&mut *c).await;
-    sqlx::raw_sql("RESET statement_timeout").execute(&mut *c).await?;
-    vacuumed?;
-    Ok(true)
-}
+/// The jobs table's upkeep (see `Fleet::table_upkeep`). A vacuum needs the table's owner,
+/// the database's owner or a superuser (`pg_has_role` is true for a superuser).
+const UPKEEP: &str = "SELECT coalesce(s.n_dead_tup, 0), coalesce(s.n_live_tup, 0), \
+        extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum))::float8, \
+        EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.relid = 'oncommit.jobs'::regclass), \
+        pg_has_role((SELECT relowner FROM pg_class WHERE oid = 'oncommit.jobs'::regclass), 'USAGE') \
+            OR pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE') \
+     FROM (SELECT 1) AS one LEFT JOIN pg_stat_user_tables s ON s.relid = 'oncommit.jobs'::regclass";

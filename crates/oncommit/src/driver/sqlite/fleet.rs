@@ -6,14 +6,19 @@ use std::time::Duration;
 use sqlx::sqlite::SqliteConnection;
 
 use super::SqliteDriver;
-use crate::driver::contract::{ActivityRow, Fleet, LeaderElect, WorkerBeat};
+use crate::driver::contract::{ActivityRow, Fleet, LeaderElect, Upkeep, WorkerBeat};
 use crate::driver::millis;
 use crate::driver::rows::{TableStats, TaskDeclaration, declaration};
 use crate::error::Result;
 
 impl Fleet for SqliteDriver {
-    async fn table_vacuum_if_needed(_: &mut SqliteConnection, _: std::time::Duration) -> Result<bool> {
-        Ok(false)
+    async fn table_upkeep(_: &mut SqliteConnection) -> Result<Option<Upkeep>> {
+        // SQLite deletes index entries with their rows and reuses free pages itself.
+        Ok(None)
+    }
+
+    async fn table_vacuum(_: &mut SqliteConnection, _: bool) -> Result<()> {
+        Ok(())
     }
 
     async fn worker_heartbeat(c: &mut SqliteConnection, worker: &WorkerBeat<'_>) -> Result<()> {
