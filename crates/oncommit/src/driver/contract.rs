@@ -316,7 +316,8 @@ pub(crate) struct Upkeep {
     pub(crate) vacuumed_ago: Option<Duration>,
     /// A vacuum of the table is under way (autovacuum's or another worker's).
     pub(crate) vacuuming: bool,
-    /// This session may vacuum the table (it owns it, or is a superuser).
+    /// This session may vacuum the table (its role owns the table or the database, or is a
+    /// superuser).
     pub(crate) permitted: bool,
 }
 

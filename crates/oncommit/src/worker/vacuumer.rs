@@ -70,6 +70,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut leadership: Leadership, mut shu
     // Dead rows our last vacuum left, and the count at the last look.
     let mut left = 0;
     let mut seen = None;
+    // Whether the log already said this role may not vacuum (once is enough).
+    let mut said_forbidden = false;
     let mut backoff = Backoff::new(BUSY_CHECK, IDLE_CHECK * 6);
     loop {
         if !leadership.wait(&mut shutdown).await {
@@ -80,6 +82,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut leadership: Leadership, mut shu
             Ok(None) => return,
             Ok(Some(upkeep)) => {
                 backoff.reset();
+                if !upkeep.permitted && !said_forbidden {
+                    said_forbidden = true;
+                    tracing::info!(
+                        "this role may not vacuum oncommit.jobs (it needs the table's or the database's owner): \
+                         autovacuum alone removes the claim index's dead entries"
+                    );
+                }
                 // Another vacuum (autovacuum's) may have removed what ours could not.
                 left = left.min(upkeep.dead_rows);
                 // The first look counts as growing: the next comes soon, to learn.

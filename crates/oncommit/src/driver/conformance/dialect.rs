@@ -46,11 +46,15 @@ backend_test!(pooled async fn a_transaction_opens_as_the_settings_ask(t) {
         assert!(matches!(err, crate::Error::Unsupported { .. }), "{err}");
     }
 
-    // The migration record lists what was applied.
+    // The migration record lists what was applied. Read in a transaction: behind a
+    // transaction pooler, a statement outside one may be prepared on one server session and
+    // executed on another ("prepared statement sqlx_s_1 does not exist").
     let migrations = on_backend!(db.backend(), const MIGRATIONS);
-    let mut conn = db.acquire().await.unwrap();
-    let mut applied: Vec<i64> = crate::with_conn!(conn.conn(), c => sqlx::query_scalar(migrations.applied).bind("oncommit").fetch_all(c).await)
-        .unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let mut applied: Vec<i64> =
+        crate::with_conn!(tx.own_conn(), c => sqlx::query_scalar(migrations.applied).bind("oncommit").fetch_all(c).await)
+            .unwrap();
+    tx.commit().await.unwrap();
     applied.sort_unstable();
     let expected: Vec<i64> =
         on_backend!(db.backend(), migrations(&crate::migrate::ONCOMMIT)).iter().map(|m| m.version).collect();
