@@ -103,28 +103,36 @@ pub(crate) async fn run(db: &Db, url: &str, backlog: usize, concurrency: usize, 
 /// id order; returns the first id.
 async fn fill(db: &Db, n: usize) -> anyhow::Result<i64> {
     clear(db).await?;
-    let first = insert_noops(db, n).await?;
+    let first = insert_noops(db, n, None).await?;
+    analyze(db).await?;
+    Ok(first)
+}
+
+/// Vacuums and analyzes the jobs table (PostgreSQL), so that a drain starts from fresh
+/// statistics and no dead rows left by an earlier phase.
+pub(super) async fn analyze(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.acquire().await?;
     if let Conn::Postgres(c) = conn.conn() {
         sqlx::raw_sql("VACUUM ANALYZE oncommit.jobs").execute(&mut *c).await?;
     }
-    Ok(first)
+    Ok(())
 }
 
 /// Inserts `n` available no-op jobs on the bench queue in one statement (`noop` is a task
-/// of `oncommit worker`); returns the first id.
-pub(super) async fn insert_noops(db: &Db, n: usize) -> anyhow::Result<i64> {
+/// of `oncommit worker`), of fairness key `fair_key` if any; returns the first id.
+pub(super) async fn insert_noops(db: &Db, n: usize, fair_key: Option<&str>) -> anyhow::Result<i64> {
     let n = i64::try_from(n)?;
     let mut conn = db.acquire().await?;
     let first = match conn.conn() {
         Conn::Postgres(c) => {
             sqlx::query_scalar(
-                "WITH new AS (INSERT INTO oncommit.jobs (task, args, queue, priority, max_attempts) \
-                   SELECT 'noop', '{}', $1, 0, 25 FROM generate_series(1, $2) RETURNING id) \
+                "WITH new AS (INSERT INTO oncommit.jobs (task, args, queue, priority, max_attempts, fair_key) \
+                   SELECT 'noop', '{}', $1, 0, 25, $3 FROM generate_series(1, $2) RETURNING id) \
                  SELECT min(id) FROM new",
             )
             .bind(QUEUE)
             .bind(n)
+            .bind(fair_key)
             .fetch_one(&mut *c)
             .await?
         }
@@ -135,12 +143,13 @@ pub(super) async fn insert_noops(db: &Db, n: usize) -> anyhow::Result<i64> {
             .fetch_one(&mut *c)
             .await?;
             sqlx::query(
-                "INSERT INTO oncommit_jobs (task, args, queue, priority, max_attempts) \
+                "INSERT INTO oncommit_jobs (task, args, queue, priority, max_attempts, fair_key) \
                  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2) \
-                 SELECT 'noop', '{}', $1, 0, 25 FROM n",
+                 SELECT 'noop', '{}', $1, 0, 25, $3 FROM n",
             )
             .bind(QUEUE)
             .bind(n)
+            .bind(fair_key)
             .execute(&mut *c)
             .await?;
             first

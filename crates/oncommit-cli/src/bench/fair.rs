@@ -8,11 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use oncommit::{Conn, Db};
+use oncommit::Db;
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
-use super::backlog::{spawn_worker, stop_worker};
+use super::backlog::{analyze, insert_noops, spawn_worker, stop_worker};
 use super::{QUEUE, clear, jobs_table};
 use crate::demo::print;
 
@@ -94,37 +94,11 @@ async fn reset(db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Inserts `n` available no-op jobs of fairness key `key` in one statement.
+/// Inserts `n` available no-op jobs of fairness key `key` in one statement, then freshens
+/// the statistics.
 async fn insert(db: &Db, n: usize, key: Option<&str>) -> anyhow::Result<()> {
-    let n = i64::try_from(n)?;
-    let mut conn = db.acquire().await?;
-    match conn.conn() {
-        Conn::Postgres(c) => {
-            sqlx::query(
-                "INSERT INTO oncommit.jobs (task, args, queue, priority, max_attempts, fair_key) \
-                 SELECT 'noop', '{}', $1, 0, 25, $3 FROM generate_series(1, $2)",
-            )
-            .bind(QUEUE)
-            .bind(n)
-            .bind(key)
-            .execute(&mut *c)
-            .await?;
-            sqlx::raw_sql("VACUUM ANALYZE oncommit.jobs").execute(&mut *c).await?;
-        }
-        Conn::Sqlite(c) => {
-            sqlx::query(
-                "INSERT INTO oncommit_jobs (task, args, queue, priority, max_attempts, fair_key) \
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2) \
-                 SELECT 'noop', '{}', $1, 0, 25, $3 FROM n",
-            )
-            .bind(QUEUE)
-            .bind(n)
-            .bind(key)
-            .execute(&mut *c)
-            .await?;
-        }
-    }
-    Ok(())
+    insert_noops(db, n, key).await?;
+    analyze(db).await
 }
 
 /// Runs a worker process until the bench queue has no available or running job; returns

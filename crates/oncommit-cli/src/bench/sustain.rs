@@ -47,7 +47,7 @@ pub(crate) async fn run(db: &Db, url: &str, secs: u64, concurrency: usize, json:
     anyhow::ensure!(secs > 0, "--sustain must be at least 1 second");
     clear(db).await?;
     let mut produced = 0;
-    insert_noops(db, BACKLOG).await?;
+    insert_noops(db, BACKLOG, None).await?;
     produced += BACKLOG;
     let extra = ["--retention-completed", "10", "--retention-discarded", "10", "--prune-interval-ms", "5000"];
     let mut worker = spawn_worker(url, concurrency, &extra)?;
@@ -63,7 +63,7 @@ pub(crate) async fn run(db: &Db, url: &str, secs: u64, concurrency: usize, json:
             }
             let waiting = outstanding(db).await?;
             if waiting < BACKLOG {
-                insert_noops(db, BACKLOG - waiting).await?;
+                insert_noops(db, BACKLOG - waiting, None).await?;
                 produced += BACKLOG - waiting;
             }
             if started.elapsed() >= next_sample {

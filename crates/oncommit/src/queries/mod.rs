@@ -165,14 +165,10 @@ pub(crate) async fn job_claim(
     lease: Duration,
     route: &mut Route,
 ) -> Result<Claim> {
-    if let Route::Turns { .. } = route {
-        match queue_control::job_claim_controlled(db, queue, limit, worker, lease).await? {
-            Some((claim, limited)) => {
-                *route = Route::Turns { limited };
-                return Ok(claim);
-            }
-            None => *route = Route::Fast,
-        }
+    if let Route::Turns { .. } = route
+        && let Some(claim) = claim_in_turn(db, queue, limit, worker, lease, route).await?
+    {
+        return Ok(claim);
     }
     let claim = JobClaim { queue, limit, worker, lease };
     let rows = statement!(db, write "claiming jobs", job_claim(&claim))?;
@@ -182,13 +178,25 @@ pub(crate) async fn job_claim(
     if !statement!(db, "reading a queue's controls", queue_is_controlled(queue))? {
         return Ok(Claim::Claimed(rows));
     }
-    Ok(match queue_control::job_claim_controlled(db, queue, limit, worker, lease).await? {
-        Some((claim, limited)) => {
-            *route = Route::Turns { limited };
-            claim
-        }
-        None => Claim::Claimed(rows),
-    })
+    Ok(claim_in_turn(db, queue, limit, worker, lease, route).await?.unwrap_or(Claim::Claimed(rows)))
+}
+
+/// The claim of a controlled queue, taking its turn on the queue's row; records in `route`
+/// how the queue is to be claimed next. `None` when it is not controlled after all.
+async fn claim_in_turn(
+    db: &Db,
+    queue: &str,
+    limit: i64,
+    worker: &str,
+    lease: Duration,
+    route: &mut Route,
+) -> Result<Option<Claim>> {
+    let claimed = queue_control::job_claim_controlled(db, queue, limit, worker, lease).await?;
+    *route = match &claimed {
+        Some((_, limited)) => Route::Turns { limited: *limited },
+        None => Route::Fast,
+    };
+    Ok(claimed.map(|(claim, _)| claim))
 }
 
 /// [`Jobs::job_set_state_if_running_many`](crate::driver::contract::Jobs) on the pool.

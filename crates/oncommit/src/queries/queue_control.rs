@@ -178,7 +178,7 @@ async fn claim_limited(mut conn: Conn<'_>, claim: &JobClaim<'_>, controls: &Cont
     // Only limits need the running jobs counted (a walk of their index) and the clock read
     // after the lock was granted; a queue that is only fair starts its jobs when its row
     // was read.
-    let (running, now_ms) = match controls.concurrency_limit.is_some() || controls.rate_limit.is_some() {
+    let (running, now_ms) = match controls.limited() {
         true => on_driver!(conn.reborrow(), queue_running_and_now(claim.queue))?,
         false => (0, controls.read_at_ms),
     };
