@@ -19,6 +19,7 @@ use clap::Parser;
 use oncommit::{Db, DbOptions};
 
 use crate::args::{Args, Command};
+use crate::exit::Exit;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -98,6 +99,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Queues => queues::list(&db, json).await?,
         Command::Workflow { id } => admin::workflow(&db, &id, json).await?,
         Command::Queue { action } => queues::act(&db, action, json).await?,
+        // Its raw twins are plain sqlx on the pool's sessions, prepared statements and
+        // all, which a transaction pooler hands from client to client ("prepared statement
+        // sqlx_s_1 already exists"); measure the server, and a worker behind the pooler as
+        // docs/benchmarks.md does.
+        Command::Bench { .. } if db.pooler() == oncommit::Pooler::Transaction => {
+            return Err(Exit::Usage(
+                "oncommit bench measures the database server: give it a direct URL, not one behind a transaction \
+                 pooler (pooler=transaction)"
+                    .to_owned(),
+            )
+            .into());
+        }
         Command::Bench { breakdown: true, jobs, .. } => bench::breakdown(&db, jobs, json).await?,
         Command::Bench { vacuum_pressure: true, rate, reader_secs, concurrency, .. } => {
             bench::vacuum_pressure(&db, &args.database_url, rate, reader_secs, concurrency, json).await?

@@ -69,6 +69,12 @@ async fn the_cli_works_through_a_transaction_pooler() {
     json(&url, &["queue", "pause", "mail", "--json"]);
     let queues = json(&url, &["queues", "--json"]);
     assert!(queues.to_string().contains("\"paused\":true"), "{queues}");
+    // The bench measures the server: refused at the door through the pooler, rather than
+    // its raw twins failing on the pooler's shared prepared statements (and hanging).
+    let bench = oncommit(&url, &["bench", "--backlog", "100"]);
+    let stderr = String::from_utf8_lossy(&bench.stderr);
+    assert_eq!(bench.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("direct URL"), "{stderr}");
     drop(bouncer);
     t.finish().await;
 }
