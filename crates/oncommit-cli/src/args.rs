@@ -208,6 +208,12 @@ pub(crate) enum Command {
         /// drain of --backlog jobs of one fairness key against the same without a key.
         #[arg(long, conflicts_with_all = ["sustain", "breakdown", "vacuum_pressure"])]
         fair: bool,
+        /// Instead (PostgreSQL): fill the history with this many finished jobs (SQL, 20
+        /// hourly partitions) and compare the one-job enqueue and a --jobs backlog drained
+        /// by a worker process with the same on an empty history, before and after; time
+        /// dropping a partition and each listing on the full history. Use a fresh database.
+        #[arg(long, conflicts_with_all = ["backlog", "sustain", "breakdown", "vacuum_pressure", "fair"])]
+        history: Option<usize>,
         /// Jobs per second for --vacuum-pressure.
         #[arg(long, default_value_t = 800)]
         rate: u32,

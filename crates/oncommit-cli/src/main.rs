@@ -115,6 +115,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Command::Bench { vacuum_pressure: true, rate, reader_secs, concurrency, .. } => {
             bench::vacuum_pressure(&db, &args.database_url, rate, reader_secs, concurrency, json).await?
         }
+        Command::Bench { history: Some(history), jobs, concurrency, .. } => {
+            bench::history(&db, &args.database_url, history, jobs, concurrency, json).await?
+        }
         Command::Bench { fair: true, backlog, concurrency, .. } => {
             bench::fair(&db, &args.database_url, backlog.unwrap_or(100_000), concurrency, json).await?
         }

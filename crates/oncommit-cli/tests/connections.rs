@@ -108,7 +108,7 @@ async fn forty_workers_drain(through_pooler: bool) {
     let deadline = Instant::now() + Duration::from_secs(150);
     let mut most = 0;
     loop {
-        let completed: i64 = sqlx::query_scalar("SELECT count(*) FROM oncommit.jobs WHERE state = 'completed'")
+        let completed: i64 = sqlx::query_scalar("SELECT count(*) FROM oncommit.all_jobs WHERE state = 'completed'")
             .fetch_one(&mut watch)
             .await
             .unwrap();

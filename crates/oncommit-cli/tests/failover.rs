@@ -121,9 +121,9 @@ async fn a_worker_and_serve_follow_a_failover_and_run_every_committed_job_once()
 
     // The old primary comes back, rewound, as a standby, first in the host list.
     pair.rejoin_as_standby(first, second).unwrap();
-    let rejoined = count(&pair.url(second), "SELECT count(*) FROM oncommit.jobs").await.unwrap();
+    let rejoined = count(&pair.url(second), "SELECT count(*) FROM oncommit.all_jobs").await.unwrap();
     eventually("producers to commit after the old primary came back", || async {
-        (count(&pair.url(second), "SELECT count(*) FROM oncommit.jobs").await? >= rejoined + 20).then_some(())
+        (count(&pair.url(second), "SELECT count(*) FROM oncommit.all_jobs").await? >= rejoined + 20).then_some(())
     })
     .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -134,7 +134,7 @@ async fn a_worker_and_serve_follow_a_failover_and_run_every_committed_job_once()
     let new_primary = Db::connect(&pair.url(second)).await.unwrap();
     let pool = new_primary.pg_pool().unwrap();
     eventually("every committed job to complete", || async {
-        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM oncommit.jobs WHERE state <> 'completed'")
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM oncommit.all_jobs WHERE state <> 'completed'")
             .fetch_one(pool)
             .await
             .ok()?;
@@ -146,7 +146,7 @@ async fn a_worker_and_serve_follow_a_failover_and_run_every_committed_job_once()
         rows.into_iter().collect::<std::collections::HashMap<_, _>>()
     };
     let runs = per_key("SELECT key, count(*) FROM demo_runs WHERE key LIKE 'k%' GROUP BY key").await;
-    let jobs = per_key("SELECT args->>'key', count(*) FROM oncommit.jobs WHERE task = 'record' GROUP BY 1").await;
+    let jobs = per_key("SELECT args->>'key', count(*) FROM oncommit.all_jobs WHERE task = 'record' GROUP BY 1").await;
     for key in &produced.committed {
         assert_eq!(jobs.get(key), Some(&1), "committed job {key} is there once");
         assert_eq!(runs.get(key), Some(&1), "committed job {key} ran once");

@@ -164,7 +164,7 @@ async fn workers_killed_mid_run_behind_a_pooler_run_every_committed_job_once() {
     assert_eq!(produced.len(), total);
     let pool = t.db.pg_pool().unwrap();
     eventually("every committed job to complete", || async {
-        let completed: i64 = sqlx::query_scalar("SELECT count(*) FROM oncommit.jobs WHERE state = 'completed'")
+        let completed: i64 = sqlx::query_scalar("SELECT count(*) FROM oncommit.all_jobs WHERE state = 'completed'")
             .fetch_one(pool)
             .await
             .ok()?;

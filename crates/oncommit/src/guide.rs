@@ -20,3 +20,6 @@ pub mod upgrading {}
 
 #[doc = include_str!("../../../docs/fairness.md")]
 pub mod fairness {}
+
+#[doc = include_str!("../../../docs/history.md")]
+pub mod history {}

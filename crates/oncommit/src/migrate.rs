@@ -105,6 +105,11 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
         own_migration!(20, "record_worker_clocks", "postgres/020_record_worker_clocks.sql"),
         own_migration!(21, "fair_queuing_per_key", "postgres/021_fair_queuing_per_key.sql"),
         own_migration!(22, "index_fair_keys", "postgres/022_index_fair_keys.sql"),
+        own_migration!(
+            23,
+            "keep_finished_jobs_in_a_partitioned_history",
+            "postgres/023_keep_finished_jobs_in_a_partitioned_history.sql"
+        ),
     ],
     sqlite: &[
         own_migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),

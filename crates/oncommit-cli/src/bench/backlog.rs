@@ -21,7 +21,7 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// One drain, raw or by oncommit.
 #[derive(Debug, Serialize)]
 pub(crate) struct Drain {
-    jobs_per_sec: f64,
+    pub(super) jobs_per_sec: f64,
     /// The rate over each tenth of the backlog, in order.
     slices_jobs_per_sec: Vec<f64>,
     /// The slowest tenth against the fastest.
@@ -57,16 +57,7 @@ pub(crate) async fn run(db: &Db, url: &str, backlog: usize, concurrency: usize, 
     let raw = watch(db, BARE, "raw SQL", (first, backlog), Ends::Itself, async { baseline(db).await.map(drop) }).await;
     bare::drop_table(db).await?;
     let raw = raw?;
-    let first = fill(db, backlog).await?;
-    let mut worker = spawn_worker(url, concurrency, &[])?;
-    let pid = worker.id();
-    let exited = async {
-        let status = worker.wait().await?;
-        anyhow::bail!("the worker process exited before the backlog was drained: {status}")
-    };
-    let oncommit = watch(db, jobs(db), "oncommit worker", (first, backlog), Ends::AllRecorded(pid), exited).await;
-    stop_worker(worker).await;
-    let oncommit = oncommit?;
+    let oncommit = drain_by_worker(db, url, backlog, concurrency).await?;
     clear(db).await?;
     let report = Report {
         backend: db.backend(),
@@ -97,6 +88,21 @@ pub(crate) async fn run(db: &Db, url: &str, backlog: usize, concurrency: usize, 
             report.oncommit.worker_rss_mib_by_tenth.iter().map(|m| format!("{m:.0}")).collect::<Vec<_>>().join(" "),
         )
     })
+}
+
+/// A backlog of `backlog` no-op jobs on a clean bench queue, drained by `oncommit worker
+/// --queues bench:CONCURRENCY` as a separate process.
+pub(super) async fn drain_by_worker(db: &Db, url: &str, backlog: usize, concurrency: usize) -> anyhow::Result<Drain> {
+    let first = fill(db, backlog).await?;
+    let mut worker = spawn_worker(url, concurrency, &[])?;
+    let pid = worker.id();
+    let exited = async {
+        let status = worker.wait().await?;
+        anyhow::bail!("the worker process exited before the backlog was drained: {status}")
+    };
+    let drained = watch(db, jobs(db), "oncommit worker", (first, backlog), Ends::AllRecorded(pid), exited).await;
+    stop_worker(worker).await;
+    drained
 }
 
 /// A clean bench queue with `n` available no-op jobs, inserted in one statement, claimed in

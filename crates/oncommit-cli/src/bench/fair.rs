@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
 use super::backlog::{analyze, insert_noops, spawn_worker, stop_worker};
-use super::{QUEUE, clear, jobs_table};
+use super::{QUEUE, all_jobs_table, clear, jobs_table};
 use crate::demo::print;
 
 /// The tenants that come after A, 100 jobs each.
@@ -140,7 +140,7 @@ async fn drain(db: &Db, url: &str, concurrency: usize) -> anyhow::Result<Duratio
 
 /// How many of A's jobs started no later than the last of the other tenants' did.
 async fn a_before_the_others(db: &Db) -> anyhow::Result<i64> {
-    let table = jobs_table(db);
+    let table = all_jobs_table(db);
     let sql = format!(
         "SELECT count(*) FROM {table} WHERE queue = $1 AND fair_key = 'A' AND attempted_at <= \
            (SELECT max(attempted_at) FROM {table} WHERE queue = $1 AND fair_key <> 'A')"

@@ -3,19 +3,22 @@
 //! deletes only that queue's jobs. `--backlog N` drains a large backlog instead
 //! (`backlog`), `--sustain SECS` watches the table's size under load (`sustain`),
 //! `--vacuum-pressure` the queue while long readers hold back vacuum (`vacuum`), `--fair`
-//! one tenant's backlog against others' few jobs, and what fairness costs (`fair`).
+//! one tenant's backlog against others' few jobs, and what fairness costs (`fair`),
+//! `--history N` the queue beside a history of N finished jobs (`history`).
 
 mod backlog;
 mod bare;
 mod breakdown;
 mod enqueue;
 mod fair;
+mod history;
 mod latency;
 mod sustain;
 mod vacuum;
 
 pub(crate) use backlog::run as backlog;
 pub(crate) use fair::run as fair;
+pub(crate) use history::run as history;
 pub(crate) use sustain::run as sustain;
 pub(crate) use vacuum::run as vacuum_pressure;
 
@@ -265,18 +268,28 @@ pub(super) fn jobs_table(db: &Db) -> &'static str {
     }
 }
 
-fn rate(jobs: usize, took: Duration) -> f64 {
+/// Every job on `db`'s backend, finished ones included (PostgreSQL moves those to the
+/// history).
+pub(super) fn all_jobs_table(db: &Db) -> &'static str {
+    match db.backend() {
+        Backend::Postgres => "oncommit.all_jobs",
+        Backend::Sqlite => "oncommit_jobs",
+    }
+}
+
+pub(super) fn rate(jobs: usize, took: Duration) -> f64 {
     jobs as f64 / took.as_secs_f64()
 }
 
-/// Deletes the bench queue's jobs and, on PostgreSQL, vacuums the table, so that no phase
+/// Deletes the bench queue's jobs and, on PostgreSQL, vacuums the tables, so that no phase
 /// pays for the dead rows of the one before (that alone moved figures by 40 % either way).
 pub(super) async fn clear(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.acquire().await?;
     match conn.conn() {
         oncommit::Conn::Postgres(c) => {
             sqlx::query("DELETE FROM oncommit.jobs WHERE queue = $1").bind(QUEUE).execute(&mut *c).await?;
-            sqlx::raw_sql("VACUUM oncommit.jobs").execute(&mut *c).await?;
+            sqlx::query("DELETE FROM oncommit.job_history WHERE queue = $1").bind(QUEUE).execute(&mut *c).await?;
+            sqlx::raw_sql("VACUUM oncommit.jobs, oncommit.job_history").execute(&mut *c).await?;
         }
         oncommit::Conn::Sqlite(c) => {
             sqlx::query("DELETE FROM oncommit_jobs WHERE queue = $1").bind(QUEUE).execute(&mut *c).await?;

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use oncommit_testing::backend_test;
 
-use super::contract::{JobClaim, JobHeartbeat, JobPrune, JobWindow, LeaderElect, NewJob, Transition, WorkerBeat};
+use super::contract::{
+    HistoryClass, JobClaim, JobHeartbeat, JobPrune, JobWindow, LeaderElect, NewJob, Transition, WorkerBeat,
+};
 use super::selection::Filter;
 use crate::db::{Backend, Db};
 use crate::job::{JobId, JobState};
@@ -70,7 +72,11 @@ fn change(id: JobId, attempt: i32, state: JobState) -> Transition {
 /// without waiting, on SQLite's millisecond clock too.
 async fn backdate(db: &Db, column: &str) {
     let sql = match db.backend() {
-        Backend::Postgres => format!("UPDATE oncommit.jobs SET {column} = {column} - interval '1 hour'"),
+        // The history too: a row moved back an hour moves to the partition of its new time.
+        Backend::Postgres => format!(
+            "WITH j AS (UPDATE oncommit.jobs SET {column} = {column} - interval '1 hour') \
+             UPDATE oncommit.job_history SET {column} = {column} - interval '1 hour'"
+        ),
         Backend::Sqlite => format!("UPDATE oncommit_jobs SET {column} = {column} - 3600000"),
     };
     let mut tx = db.begin().await.unwrap();
@@ -260,10 +266,17 @@ backend_test!(pooled async fn operators_cancel_retry_delete_and_prune(t) {
     let hour = Duration::from_secs(3600);
     let keep = JobPrune { completed: 2 * hour, discarded: 2 * hour, limit: 100 };
     let prune = JobPrune { completed: Duration::from_secs(60), ..keep };
-    assert_eq!(run!(db, job_prune(&prune)), 0, "finished just now");
+    // Pruned where it is: the jobs table (SQLite) or the history (PostgreSQL).
+    let pruned = |prune: JobPrune| {
+        let db = &db;
+        async move {
+            run!(db, job_prune(&prune)) + run!(db, history_prune(HistoryClass::Completed, prune.completed, true, 100))
+        }
+    };
+    assert_eq!(pruned(prune).await, 0, "finished just now");
     backdate(&db, "finished_at").await;
-    assert_eq!(run!(db, job_prune(&keep)), 0, "within retention");
-    assert_eq!(run!(db, job_prune(&prune)), 1);
+    assert_eq!(pruned(keep).await, 0, "within retention");
+    assert_eq!(pruned(prune).await, 1);
     assert!(run!(db, job_get(done.0)).is_none());
 });
 
@@ -410,5 +423,6 @@ backend_test!(async fn the_migrated_schema_is_the_snapshot(t) {
 mod dependencies;
 mod dialect;
 mod fair;
+mod history;
 mod queues;
 mod selected;

@@ -14,6 +14,7 @@
 mod dependencies;
 mod diagnostics;
 mod dialect;
+mod history;
 mod queues;
 mod selected;
 
@@ -30,6 +31,7 @@ use crate::unique::Identity;
 pub(crate) use dependencies::*;
 pub(crate) use diagnostics::*;
 pub(crate) use dialect::*;
+pub(crate) use history::*;
 pub use queues::RateLimit;
 pub(crate) use queues::*;
 pub(crate) use selected::*;
@@ -37,8 +39,8 @@ pub(crate) use selected::*;
 /// Every trait of the contract, unnamed: what calls their methods imports it.
 pub(crate) mod prelude {
     pub(crate) use super::{
-        Dependencies as _, Diagnostics as _, Dialect as _, Fleet as _, Jobs as _, Queues as _, SelectedJobs as _,
-        Sessions as _, UniqueJobs as _,
+        Dependencies as _, Diagnostics as _, Dialect as _, Fleet as _, History as _, Jobs as _, Queues as _,
+        SelectedJobs as _, Sessions as _, UniqueJobs as _,
     };
 }
 

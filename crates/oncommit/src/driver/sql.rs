@@ -15,6 +15,36 @@ macro_rules! pg_job_columns {
     };
 }
 
+/// Every column of a job's row, in the table's order (`oncommit.job_history` was made
+/// `LIKE oncommit.jobs`): what moves between the two tables.
+macro_rules! pg_row_columns {
+    () => {
+        "id, queue, task, args, state, priority, attempt, max_attempts, run_at, created_at, attempted_at, \
+         finished_at, lease_owner, lease_expires_at, cancel_requested, errors, unique_key, trace_context, unique_hash, \
+         unique_states, result, workflow_id, on_parent_failure, has_dependants, concurrency_key, key_limit, fair_key, \
+         fair_weight"
+    };
+}
+
+/// Whether finishing job `$j` as `$state` moves it to `oncommit.job_history` (PostgreSQL):
+/// unless it must stay in the jobs table to hold its unique key in that state (the key's
+/// index covers the jobs table only). Never NULL.
+macro_rules! pg_moves_to_history {
+    ($j:literal, $state:literal) => {
+        concat!(
+            "(",
+            $state,
+            " IN ('completed', 'failed', 'cancelled') AND (",
+            $j,
+            ".unique_hash IS NULL OR ((",
+            $j,
+            ".unique_states >> CASE ",
+            $state,
+            " WHEN 'completed' THEN 4 WHEN 'failed' THEN 5 ELSE 6 END) & 1) = 0)) IS TRUE"
+        )
+    };
+}
+
 macro_rules! sqlite_job_columns {
     () => {
         "id, queue, task, args, state, priority, attempt, max_attempts, run_at, created_at, \

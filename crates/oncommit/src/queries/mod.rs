@@ -81,6 +81,7 @@ pub(crate) mod diagnostics;
 mod fair;
 #[cfg(test)]
 mod fair_plans;
+pub(crate) mod history;
 pub(crate) mod listing;
 #[cfg(test)]
 pub(crate) mod plans;

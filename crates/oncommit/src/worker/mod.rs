@@ -18,6 +18,7 @@ mod executor;
 mod fetcher;
 mod heartbeat;
 mod held;
+mod history;
 mod leader;
 #[cfg(feature = "postgres")]
 mod listener;

@@ -1,5 +1,5 @@
 //! The pruning duty, on the leader: every prune interval, deletes finished jobs past their
-//! retention, forgets dead workers, old rate windows and activity, and settles pending jobs
+//! retention, tends the history of finished jobs (`history`), forgets dead workers, old rate windows and activity, and settles pending jobs
 //! whose parents finished unnoticed (the space pruning frees is the vacuum duty's).
 //! It runs beside the tick, never in its way.
 
@@ -53,6 +53,21 @@ async fn prune(shared: &Shared, shutdown: &Shutdown) {
     }
     if pruned > 0 {
         tracing::info!(pruned, took = ?started.elapsed(), "pruned finished jobs past their retention");
+    }
+    if shutdown.is_triggered() {
+        return;
+    }
+    let started = Instant::now();
+    let tended = super::history::tend(&shared.quiet, retention, shutdown).await;
+    if tended != super::history::Tended::default() {
+        tracing::info!(
+            moved = tended.moved,
+            created = tended.created,
+            dropped = tended.dropped,
+            pruned = tended.pruned,
+            took = ?started.elapsed(),
+            "tended the history of finished jobs"
+        );
     }
     if shutdown.is_triggered() {
         return;

@@ -4,6 +4,7 @@ mod concurrency_keys;
 mod connect;
 mod declarations;
 mod enqueue_many_sql;
+mod history;
 mod hooks;
 mod jobs;
 mod listing;

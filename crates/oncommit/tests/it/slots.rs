@@ -30,12 +30,15 @@ const PREFETCH: usize = 3;
 backend_test!(pooled async fn running_jobs_never_exceed_the_slots_while_completions_are_slow(t) {
     create_runs(&t.db).await;
     // A database slow to record completions (a busy disk): each completed row costs the
-    // server a few milliseconds, claims stay fast.
+    // server a few milliseconds, claims stay fast. (PostgreSQL moves a completed job to the
+    // history: its row is inserted there.)
     exec(
         &t.db,
         "CREATE FUNCTION slow_completion() RETURNS trigger LANGUAGE plpgsql AS \
            $$ BEGIN PERFORM pg_sleep(0.003); RETURN NEW; END $$; \
          CREATE TRIGGER slow_completion BEFORE UPDATE ON oncommit.jobs \
+           FOR EACH ROW WHEN (NEW.state = 'completed') EXECUTE FUNCTION slow_completion(); \
+         CREATE TRIGGER slow_completion BEFORE INSERT ON oncommit.job_history \
            FOR EACH ROW WHEN (NEW.state = 'completed') EXECUTE FUNCTION slow_completion()",
         "CREATE TABLE filler (x INTEGER); \
          INSERT INTO filler WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 500) \

@@ -179,13 +179,16 @@ backend_test!(pooled async fn a_workflow_is_enqueued_whole_or_not_at_all(t) {
 backend_test!(pooled async fn parents_finishing_at_once_never_strand_their_child(t) {
     create_runs(&t.db).await;
     const CHILDREN: usize = 10;
-    // PostgreSQL: each completing transaction lingers 50 ms after its row changed (a busy
-    // disk), so the two parents' transactions overlap: each settles the child before the
-    // other has committed. Only the lock on the child makes the second see the first.
+    // PostgreSQL: each completing transaction lingers 50 ms after its row changed (moved to
+    // the history; a busy disk), so the two parents' transactions overlap: each settles the
+    // child before the other has committed. Only the lock on the child makes the second see
+    // the first.
     exec(
         &t.db,
         "CREATE FUNCTION linger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$; \
          CREATE TRIGGER jobs_zz_linger AFTER UPDATE OF state ON oncommit.jobs \
+           FOR EACH ROW WHEN (NEW.state = 'completed' AND NEW.queue IN ('left', 'right')) EXECUTE FUNCTION linger(); \
+         CREATE TRIGGER jobs_zz_linger AFTER INSERT ON oncommit.job_history \
            FOR EACH ROW WHEN (NEW.state = 'completed' AND NEW.queue IN ('left', 'right')) EXECUTE FUNCTION linger()",
         "SELECT 1",
     )

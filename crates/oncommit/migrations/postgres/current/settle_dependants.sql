@@ -2,10 +2,15 @@ CREATE OR REPLACE FUNCTION oncommit.settle_dependants() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     settled_id    bigint := CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END;
-    settled_state text := CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE NEW.state END;
+    settled_state text := CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE NEW.state END;
     children      bigint[];
     woken         text[];
 BEGIN
+    IF TG_OP = 'DELETE' THEN
+        -- Deleted, or moved to the history by the statement that finished it (AFTER
+        -- triggers run once the whole statement has, so the moved row is there).
+        SELECT coalesce((SELECT h.state FROM oncommit.job_history h WHERE h.id = OLD.id), 'deleted') INTO settled_state;
+    END IF;
     SELECT array_agg(c.id ORDER BY c.id) INTO children FROM (
         SELECT j.id FROM oncommit.job_dependencies d JOIN oncommit.jobs j ON j.id = d.job_id
         WHERE d.parent_id = settled_id AND j.state = 'pending'
@@ -24,7 +29,7 @@ BEGIN
         UPDATE oncommit.jobs c SET state = CASE WHEN c.run_at > now() THEN 'scheduled' ELSE 'available' END
         WHERE c.id = ANY(children) AND c.state = 'pending'
           AND NOT EXISTS (
-              SELECT 1 FROM oncommit.job_dependencies d JOIN oncommit.jobs p ON p.id = d.parent_id
+              SELECT 1 FROM oncommit.job_dependencies d JOIN oncommit.all_jobs p ON p.id = d.parent_id
               WHERE d.job_id = c.id AND p.state <> 'completed'
                 AND NOT (c.on_parent_failure = 'run' AND p.state IN ('failed', 'cancelled')))
         RETURNING c.queue, c.state)

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::job_row::JobRow;
 
 /// `[parents, dependants]` of job `$1` (see `Dependencies::job_linked`).
-const LINKED: [&str; 2] = linked!("oncommit.jobs", "oncommit.job_dependencies", pg_job_columns!());
+const LINKED: [&str; 2] = linked!("oncommit.all_jobs", "oncommit.job_dependencies", pg_job_columns!());
 
 impl Dependencies for PostgresDriver {
     async fn job_parents_lock(c: &mut PgConnection, ids: &[i64]) -> Result<Vec<(i64, String)>> {
@@ -19,10 +19,26 @@ impl Dependencies for PostgresDriver {
             .bind(ids)
             .execute(&mut *c)
             .await?;
-        Ok(sqlx::query_as("SELECT id, state FROM oncommit.jobs WHERE id = ANY($1) ORDER BY id FOR SHARE")
-            .bind(ids)
-            .fetch_all(&mut *c)
-            .await?)
+        let mut parents: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, state FROM oncommit.jobs WHERE id = ANY($1) ORDER BY id FOR SHARE")
+                .bind(ids)
+                .fetch_all(&mut *c)
+                .await?;
+        // Parents that finished and moved to the history: read after the jobs table, so one
+        // that moved meanwhile is found there (each statement sees what has committed).
+        let missing: Vec<i64> = ids.iter().copied().filter(|id| !parents.iter().any(|(p, _)| p == id)).collect();
+        if !missing.is_empty() {
+            parents.extend(
+                sqlx::query_as::<_, (i64, String)>(
+                    "SELECT id, state FROM oncommit.job_history WHERE id = ANY($1) ORDER BY id FOR SHARE",
+                )
+                .bind(&missing)
+                .fetch_all(&mut *c)
+                .await?,
+            );
+            parents.sort_unstable_by_key(|(id, _)| *id);
+        }
+        Ok(parents)
     }
 
     async fn concurrency_key_lock_count(c: &mut PgConnection, key: &str) -> Result<(i64, i64)> {
@@ -89,7 +105,7 @@ impl Dependencies for PostgresDriver {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             pg_job_columns!(),
-            " FROM oncommit.jobs WHERE workflow_id = $1 ORDER BY id"
+            " FROM oncommit.all_jobs WHERE workflow_id = $1 ORDER BY id"
         ))
         .bind(id)
         .fetch_all(&mut *c)
@@ -99,7 +115,7 @@ impl Dependencies for PostgresDriver {
     async fn workflow_edges(c: &mut PgConnection, id: &str) -> Result<Vec<(i64, i64)>> {
         Ok(sqlx::query_as(
             "SELECT d.job_id, d.parent_id FROM oncommit.job_dependencies d \
-             WHERE d.job_id IN (SELECT id FROM oncommit.jobs WHERE workflow_id = $1) ORDER BY d.job_id, d.parent_id",
+             WHERE d.job_id IN (SELECT id FROM oncommit.all_jobs WHERE workflow_id = $1) ORDER BY d.job_id, d.parent_id",
         )
         .bind(id)
         .fetch_all(&mut *c)
@@ -121,7 +137,7 @@ impl Dependencies for PostgresDriver {
                      || jsonb_build_array(jsonb_build_object('attempt', c.attempt, \
                             'at', (extract(epoch FROM now()) * 1000)::int8, 'error', f.why)) \
              FROM (SELECT d.job_id, min(format('parent job %s %s', p.id, p.state)) AS why \
-                   FROM oncommit.job_dependencies d JOIN oncommit.jobs p ON p.id = d.parent_id \
+                   FROM oncommit.job_dependencies d JOIN oncommit.all_jobs p ON p.id = d.parent_id \
                    WHERE d.job_id = ANY($1) AND p.state IN ('failed', 'cancelled') GROUP BY d.job_id) AS f \
              WHERE c.id = f.job_id AND c.state = 'pending' AND coalesce(c.on_parent_failure, 'cancel') = 'cancel'",
         )
@@ -132,7 +148,7 @@ impl Dependencies for PostgresDriver {
         let ready: Vec<String> = sqlx::query_scalar(
             "UPDATE oncommit.jobs c SET state = CASE WHEN c.run_at > now() THEN 'scheduled' ELSE 'available' END \
              WHERE c.id = ANY($1) AND c.state = 'pending' AND c.concurrency_key IS NULL AND NOT EXISTS ( \
-                 SELECT 1 FROM oncommit.job_dependencies d JOIN oncommit.jobs p ON p.id = d.parent_id \
+                 SELECT 1 FROM oncommit.job_dependencies d JOIN oncommit.all_jobs p ON p.id = d.parent_id \
                  WHERE d.job_id = c.id AND p.state <> 'completed' \
                    AND NOT (c.on_parent_failure = 'run' AND p.state IN ('failed', 'cancelled'))) \
              RETURNING c.queue",

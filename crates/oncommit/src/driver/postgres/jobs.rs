@@ -44,25 +44,66 @@ pub(crate) const CLAIM: &str =
 pub(crate) const IS_CONTROLLED: &str = concat!("SELECT EXISTS (", controlled_queue_row!("oncommit.queues"), ")");
 
 /// Records outcomes of running jobs: `$1` ids, `$2` attempts (the fencing tokens), `$3` new
-/// states, `$4` delays in ms, `$5` error entries, `$6` attempts to add.
+/// states, `$4` delays in ms, `$5` error entries, `$6` attempts to add, `$7` results.
+/// A job that finishes moves to `oncommit.job_history` in this statement (deleted here,
+/// inserted there: no new version of it in the jobs table's indexes); one that will run
+/// again, or must keep its unique key, is updated in place. The two branches test the same
+/// columns, which no other writer changes, so each job takes exactly one.
 ///
 /// One primary-key probe per change, whatever the statistics say: `(state = 'running')
 /// IS TRUE` (the same test, state being NOT NULL) hides the `jobs_running` partial
 /// index, which the planner otherwise reads whole into a hash join once it expects many
 /// rows, dead entries included: 15,000 running rows read to update 1,000.
-pub(crate) const COMPLETE: &str = "UPDATE oncommit.jobs SET \
-             state = u.new_state, \
-             run_at = CASE WHEN u.delay_ms IS NULL THEN run_at ELSE now() + u.delay_ms * interval '1 millisecond' END, \
-             errors = CASE WHEN u.error IS NULL THEN errors ELSE errors || jsonb_build_array(u.error::jsonb) END, \
-             max_attempts = max_attempts + u.extra, \
-             finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN statement_timestamp() END, \
-             result = CASE WHEN u.uresult IS NULL THEN oncommit.jobs.result ELSE u.uresult::jsonb END, \
-             lease_owner = CASE WHEN u.new_state = 'completed' THEN lease_owner END, \
-             lease_expires_at = NULL, cancel_requested = false \
-         FROM unnest($1::int8[], $2::int4[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::text[]) \
-              AS u(uid, uattempt, new_state, delay_ms, error, extra, uresult) \
-         WHERE id = u.uid AND attempt = u.uattempt AND (state = 'running') IS TRUE \
-         RETURNING id, (has_dependants OR concurrency_key IS NOT NULL)";
+pub(crate) const COMPLETE: &str = concat!(
+    "WITH u AS (SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::int8[], $5::text[], $6::int4[], \
+                                    $7::text[]) AS u(uid, uattempt, new_state, delay_ms, error, extra, uresult)), \
+     moved AS ( \
+       DELETE FROM oncommit.jobs j USING u \
+       WHERE j.id = u.uid AND j.attempt = u.uattempt AND (j.state = 'running') IS TRUE AND ",
+    pg_moves_to_history!("j", "u.new_state"),
+    " RETURNING j.*, u.new_state, u.error, u.extra, u.uresult), \
+     archived AS ( \
+       INSERT INTO oncommit.job_history (",
+    pg_row_columns!(),
+    ") SELECT id, queue, task, args, new_state, priority, attempt, max_attempts + extra, run_at, created_at, \
+              attempted_at, statement_timestamp(), CASE WHEN new_state = 'completed' THEN lease_owner END, NULL, false, \
+              CASE WHEN error IS NULL THEN errors ELSE errors || jsonb_build_array(error::jsonb) END, unique_key, \
+              trace_context, unique_hash, unique_states, CASE WHEN uresult IS NULL THEN result ELSE uresult::jsonb END, \
+              workflow_id, on_parent_failure, has_dependants, concurrency_key, key_limit, fair_key, fair_weight \
+         FROM moved), \
+     updated AS ( \
+       UPDATE oncommit.jobs j SET \
+         state = u.new_state, \
+         run_at = CASE WHEN u.delay_ms IS NULL THEN j.run_at ELSE now() + u.delay_ms * interval '1 millisecond' END, \
+         errors = CASE WHEN u.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(u.error::jsonb) END, \
+         max_attempts = j.max_attempts + u.extra, \
+         finished_at = CASE WHEN u.new_state IN ('completed', 'failed', 'cancelled') THEN statement_timestamp() END, \
+         result = CASE WHEN u.uresult IS NULL THEN j.result ELSE u.uresult::jsonb END, \
+         lease_owner = CASE WHEN u.new_state = 'completed' THEN j.lease_owner END, \
+         lease_expires_at = NULL, cancel_requested = false \
+       FROM u \
+       WHERE j.id = u.uid AND j.attempt = u.uattempt AND (j.state = 'running') IS TRUE AND NOT ",
+    pg_moves_to_history!("j", "u.new_state"),
+    " RETURNING j.id, (j.has_dependants OR j.concurrency_key IS NOT NULL)) \
+     SELECT id, (has_dependants OR concurrency_key IS NOT NULL) FROM moved \
+     UNION ALL SELECT * FROM updated"
+);
+
+/// Moves up to `$1` finished jobs from the jobs table to the history, oldest first: those a
+/// statement other than the completion finished (a rescue, a cancel, a parent's failure),
+/// or an older binary. Jobs holding a unique key stay.
+pub(super) const ARCHIVE: &str = concat!(
+    "WITH moved AS (DELETE FROM oncommit.jobs WHERE id = ANY(ARRAY( \
+         SELECT id FROM oncommit.jobs WHERE state IN ('completed', 'failed', 'cancelled') AND ",
+    pg_moves_to_history!("oncommit.jobs", "state"),
+    " ORDER BY finished_at LIMIT $1 FOR UPDATE SKIP LOCKED)) RETURNING ",
+    pg_row_columns!(),
+    "), archived AS (INSERT INTO oncommit.job_history (",
+    pg_row_columns!(),
+    ") SELECT ",
+    pg_row_columns!(),
+    " FROM moved) SELECT count(*) FROM moved"
+);
 
 /// Counts per queue and state of the waiting and running jobs: read through their partial
 /// indexes, never the finished rows that make up most of a long-lived table.
@@ -76,12 +117,13 @@ pub(crate) const COUNT_UNFINISHED: &str = "\
      UNION ALL SELECT queue, 'pending', count(*) FROM oncommit.jobs WHERE state = 'pending' GROUP BY queue";
 
 /// The lowest and highest job ids (see `Jobs::job_id_bounds`).
-pub(crate) const BOUNDS: &str = "SELECT (SELECT min(id) FROM oncommit.jobs), (SELECT max(id) FROM oncommit.jobs)";
+pub(crate) const BOUNDS: &str =
+    "SELECT (SELECT min(id) FROM oncommit.all_jobs), (SELECT max(id) FROM oncommit.all_jobs)";
 
 /// A window of the listing, newest first and oldest first (see `Jobs::job_window`).
 pub(crate) const WINDOWS: [&str; 2] = [
-    window!("oncommit.jobs", pg_job_columns!(), pg_filter!(), "DESC"),
-    window!("oncommit.jobs", pg_job_columns!(), pg_filter!(), "ASC"),
+    window!("oncommit.all_jobs", pg_job_columns!(), pg_filter!(), "DESC"),
+    window!("oncommit.all_jobs", pg_job_columns!(), pg_filter!(), "ASC"),
 ];
 
 /// The age of each queue's oldest available job in ms (see `Jobs::queue_lag`).
@@ -89,8 +131,31 @@ pub(crate) const QUEUE_LAG: &str =
     queue_lag!("oncommit.jobs", "greatest(0, (extract(epoch FROM now() - min(run_at)) * 1000))::int8");
 
 /// Counts per queue and state of the finished jobs (the expensive part of a count).
-const COUNT_FINISHED: &str = "SELECT queue, state, count(*) FROM oncommit.jobs \
+const COUNT_FINISHED: &str = "SELECT queue, state, count(*) FROM oncommit.all_jobs \
      WHERE state IN ('completed', 'failed', 'cancelled') GROUP BY queue, state";
+
+/// Brings the finished jobs `$which` picks back from the history to run again now, as
+/// `job_retry` does to one in the jobs table, `RETURNING $returning`.
+macro_rules! retry_from_history {
+    ($which:expr, $returning:literal) => {
+        concat!(
+            "WITH back AS (DELETE FROM oncommit.job_history WHERE ",
+            $which,
+            " RETURNING ",
+            pg_row_columns!(),
+            ") INSERT INTO oncommit.jobs (",
+            pg_row_columns!(),
+            ") SELECT id, queue, task, args, 'available', priority, attempt, greatest(max_attempts, attempt + 1), now(), \
+                      created_at, attempted_at, NULL, lease_owner, NULL, false, errors, unique_key, trace_context, \
+                      unique_hash, unique_states, result, workflow_id, on_parent_failure, has_dependants, \
+                      concurrency_key, key_limit, fair_key, fair_weight FROM back RETURNING ",
+            $returning
+        )
+    };
+}
+
+/// `retry_from_history!` of one job.
+const RETRY_FROM_HISTORY: &str = retry_from_history!("id = $1", "queue");
 
 /// One job's insert, without and with its fairness columns (see `job_insert_plain`).
 const INSERT_ONE: [&str; 2] = [
@@ -353,6 +418,10 @@ impl Jobs for PostgresDriver {
         .bind(id)
         .fetch_optional(&mut *c)
         .await?;
+        let queue = match queue {
+            Some(queue) => Some(queue),
+            None => sqlx::query_scalar(RETRY_FROM_HISTORY).bind(id).fetch_optional(&mut *c).await?,
+        };
         if let Some(queue) = &queue {
             notify_on(&mut *c, JOBS_CHANNEL, std::slice::from_ref(queue)).await?;
         }
@@ -364,11 +433,15 @@ impl Jobs for PostgresDriver {
             .bind(id)
             .execute(&mut *c)
             .await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let done = sqlx::query("DELETE FROM oncommit.job_history WHERE id = $1").bind(id).execute(&mut *c).await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn job_get(c: &mut PgConnection, id: i64) -> Result<Option<JobRow>> {
-        Ok(sqlx::query_as(concat!("SELECT ", pg_job_columns!(), " FROM oncommit.jobs WHERE id = $1"))
+        Ok(sqlx::query_as(concat!("SELECT ", pg_job_columns!(), " FROM oncommit.all_jobs WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *c)
             .await?)
@@ -381,7 +454,7 @@ impl Jobs for PostgresDriver {
 
     async fn job_count_by_queue_and_state(c: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
         Ok(sqlx::query_as(
-            "SELECT queue, state, count(*) FROM oncommit.jobs GROUP BY queue, state ORDER BY queue, state",
+            "SELECT queue, state, count(*) FROM oncommit.all_jobs GROUP BY queue, state ORDER BY queue, state",
         )
         .fetch_all(&mut *c)
         .await?)
@@ -429,7 +502,7 @@ impl Jobs for PostgresDriver {
 
     async fn job_throughput(c: &mut PgConnection, minutes: i64) -> Result<Vec<(i64, i64)>> {
         Ok(sqlx::query_as(
-            "SELECT (extract(epoch FROM finished_at) / 60)::int8 AS minute, count(*) FROM oncommit.jobs \
+            "SELECT (extract(epoch FROM finished_at) / 60)::int8 AS minute, count(*) FROM oncommit.all_jobs \
              WHERE state = 'completed' AND finished_at > now() - make_interval(mins => $1::int4) \
              GROUP BY 1 ORDER BY 1",
         )

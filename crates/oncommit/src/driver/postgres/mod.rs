@@ -18,6 +18,7 @@ mod dialect;
 mod fleet;
 #[macro_use]
 mod jobs;
+mod history;
 pub(crate) mod notifier;
 mod queues;
 #[cfg_attr(not(test), allow(dead_code, reason = "read by the suite's snapshot test only, so far"))]

@@ -8,10 +8,17 @@ use crate::driver::selection::Filter;
 use crate::driver::{CANCEL_CHANNEL, JOBS_CHANNEL};
 use crate::error::Result;
 
+/// Retries the history's jobs among ids `$10` that match the filter `$1`–`$9`.
+const RETRY_FROM_HISTORY: &str = retry_from_history!(concat!("id = ANY($10) AND ", pg_filter!()), "queue, state");
+
+/// Deletes the history's jobs among ids `$10` that match the filter `$1`–`$9`.
+const DELETE_FROM_HISTORY: &str =
+    concat!("DELETE FROM oncommit.job_history WHERE id = ANY($10) AND ", pg_filter!(), " RETURNING queue, state");
+
 impl SelectedJobs for PostgresDriver {
     async fn job_count_selected(c: &mut PgConnection, f: &Filter) -> Result<i64> {
         Ok(bind_filter!(
-            sqlx::query_scalar(concat!("SELECT count(*) FROM oncommit.jobs WHERE ", pg_filter!())),
+            sqlx::query_scalar(concat!("SELECT count(*) FROM oncommit.all_jobs WHERE ", pg_filter!())),
             f,
             &f.states,
             &f.ids
@@ -23,7 +30,7 @@ impl SelectedJobs for PostgresDriver {
     async fn job_select_ids(c: &mut PgConnection, f: &Filter, after: i64, limit: i64) -> Result<Vec<i64>> {
         Ok(bind_filter!(
             sqlx::query_scalar(concat!(
-                "SELECT id FROM oncommit.jobs WHERE ",
+                "SELECT id FROM oncommit.all_jobs WHERE ",
                 pg_filter!(),
                 " AND id > $10 ORDER BY id LIMIT $11"
             )),
@@ -66,7 +73,16 @@ impl SelectedJobs for PostgresDriver {
                 " RETURNING queue, state"
             ),
         };
-        Ok(bind_filter!(sqlx::query_as(sql), f, &f.states, &f.ids).bind(ids).fetch_all(&mut *c).await?)
+        let mut rows: Vec<(String, String)> =
+            bind_filter!(sqlx::query_as(sql), f, &f.states, &f.ids).bind(ids).fetch_all(&mut *c).await?;
+        // Finished jobs in the history: brought back to run, or deleted there.
+        let history = match action {
+            Action::Retry => RETRY_FROM_HISTORY,
+            Action::Delete => DELETE_FROM_HISTORY,
+            Action::Cancel => return Ok(rows),
+        };
+        rows.extend(bind_filter!(sqlx::query_as(history), f, &f.states, &f.ids).bind(ids).fetch_all(&mut *c).await?);
+        Ok(rows)
     }
 
     async fn jobs_notify(c: &mut PgConnection, queues: &[String], stop: &[String]) -> Result<()> {

@@ -5,6 +5,7 @@ mod dependencies;
 mod diagnostics;
 mod dialect;
 mod fleet;
+mod history;
 #[macro_use]
 mod jobs;
 mod queues;
