@@ -42,7 +42,7 @@ pub(crate) struct Rates {
 pub(crate) struct Report {
     /// Finished jobs filled into the history.
     history_jobs: usize,
-    /// How long filling them took (insert, index, attach).
+    /// How long filling them took (insert, index, attach, and the vacuum that freezes them).
     fill_secs: f64,
     /// Before the fill, and after it was dropped.
     empty: [Rates; 2],
@@ -54,6 +54,8 @@ pub(crate) struct Report {
     /// Dropping one partition (an hour of the history), as the leader does.
     drop_partition_secs: f64,
     drop_partition_jobs: i64,
+    /// Dropping the other partitions, one after another (the rest of the fill).
+    drop_rest_secs: f64,
     /// Dead rows in the history just before the drop and just after (the bench's own
     /// cleanup between phases deletes its queue's jobs row by row, and vacuums them).
     dead_rows_before_drop: i64,
@@ -83,9 +85,11 @@ pub(crate) async fn run(
     let (listings_ms, count_all_ms) = while_running("bench: listings", listings(db)).await?;
     let (drop_partition_secs, drop_partition_jobs, [dead_rows_before_drop, dead_rows_after_drop]) =
         drop_one(db, &leaves[0]).await?;
+    let started = Instant::now();
     for leaf in &leaves[1..] {
         drop_leaf(db, leaf).await?;
     }
+    let drop_rest_secs = started.elapsed().as_secs_f64();
     let second = measure(db, url, jobs, concurrency, "empty history again").await?;
     let mean = |f: fn(&Rates) -> f64| (f(&first) + f(&second)) / 2.0;
     let report = Report {
@@ -97,6 +101,7 @@ pub(crate) async fn run(
         claim_complete_full_vs_empty: full.claim_complete_jobs_per_sec / mean(|r| r.claim_complete_jobs_per_sec),
         drop_partition_secs,
         drop_partition_jobs,
+        drop_rest_secs,
         dead_rows_before_drop,
         dead_rows_after_drop,
         listings_ms,
@@ -107,7 +112,7 @@ pub(crate) async fn run(
             "history of {} finished jobs (filled in {:.0} s), PostgreSQL:\n  \
              one job per transaction, 8 clients: {:>7.0} jobs/s full, {:.0} and {:.0} empty ({:.0}% of empty)\n  \
              claim + complete, worker process:   {:>7.0} jobs/s full, {:.0} and {:.0} empty ({:.0}% of empty)\n  \
-             dropping a partition of {} jobs: {:.3} s; dead rows in the history {} before, {} after\n  \
+             dropping a partition of {} jobs: {:.3} s (the other {}: {:.2} s); dead rows in the history {} before, {} after\n  \
              listings on the full history:",
             report.history_jobs,
             report.fill_secs,
@@ -121,6 +126,8 @@ pub(crate) async fn run(
             report.claim_complete_full_vs_empty * 100.0,
             report.drop_partition_jobs,
             report.drop_partition_secs,
+            PARTITIONS - 1,
+            report.drop_rest_secs,
             report.dead_rows_before_drop,
             report.dead_rows_after_drop,
         );
@@ -135,6 +142,7 @@ pub(crate) async fn run(
 /// The rates at the history's present size.
 async fn measure(db: &Db, url: &str, jobs: usize, concurrency: usize, phase: &str) -> anyhow::Result<Rates> {
     clear(db).await?;
+    checkpoint(db).await?;
     let single = (jobs / 5).max(100);
     let took = while_running(
         &format!("bench: one job per transaction, {phase}"),
@@ -145,6 +153,18 @@ async fn measure(db: &Db, url: &str, jobs: usize, concurrency: usize, phase: &st
     let drained = drain_by_worker(db, url, jobs, concurrency).await?;
     clear(db).await?;
     Ok(Rates { enqueue_single_jobs_per_sec: rate(single, took), claim_complete_jobs_per_sec: drained.jobs_per_sec })
+}
+
+/// Writes out what earlier phases left in the server's buffers, so that no phase pays for
+/// the one before (the fill writes gigabytes). Needs a superuser or `pg_checkpoint`;
+/// without either, the phases are measured as they come.
+async fn checkpoint(db: &Db) -> anyhow::Result<()> {
+    let mut conn = db.acquire().await?;
+    let Conn::Postgres(c) = conn.conn() else { anyhow::bail!("--history needs PostgreSQL") };
+    if let Err(err) = sqlx::raw_sql("CHECKPOINT").execute(&mut *c).await {
+        tracing::warn!(error = %err, "CHECKPOINT refused; phases may pay for the writes of the one before");
+    }
+    Ok(())
 }
 
 /// A partition the fill made.
@@ -195,14 +215,21 @@ async fn fill(db: &Db, n: usize) -> anyhow::Result<Vec<Leaf>> {
         leaves.extend(done??.into_iter().map(|name| Leaf { name }));
     }
     leaves.sort_by(|a, b| a.name.cmp(&b.name));
+    // As autovacuum leaves a partition once it is full (its insert threshold): frozen and
+    // visible to index-only scans. Otherwise that vacuum would run during the next phase.
     let mut conn = db.acquire().await?;
     let Conn::Postgres(c) = conn.conn() else { anyhow::bail!("--history needs PostgreSQL") };
+    for leaf in &leaves {
+        sqlx::raw_sql(AssertSqlSafe(format!("VACUUM (FREEZE, ANALYZE) oncommit.{}", leaf.name)))
+            .execute(&mut *c)
+            .await?;
+    }
     sqlx::raw_sql("ANALYZE oncommit.job_history").execute(&mut *c).await?;
     Ok(leaves)
 }
 
-/// One hour of completed jobs, `jobs` of them evenly spread over it; returns the
-/// partition's name.
+/// One hour of completed jobs, `jobs` of them evenly spread over it, counted as the leader
+/// counts a partition once no job lands in it any more; returns the partition's name.
 async fn fill_one(db: &Db, jobs: usize, from: DateTime<Utc>) -> anyhow::Result<String> {
     let name = format!("job_history_completed_bench_{}", from.format("%Y%m%d_%H%M"));
     let bound = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S+00").to_string();
@@ -214,7 +241,10 @@ async fn fill_one(db: &Db, jobs: usize, from: DateTime<Utc>) -> anyhow::Result<S
          SELECT nextval('oncommit.jobs_id_seq'), '{HISTORY_QUEUE}', 'noop', ('{{\"n\": ' || g || '}}')::jsonb, 'completed', 0, 1, \
                 25, t, t, t, t, 'bench', false, '[]', false \
          FROM (SELECT g, '{}'::timestamptz + g * (interval '1 hour' / {jobs}) AS t FROM generate_series(0, {} - 1) AS g) s; \
-         ALTER TABLE oncommit.job_history_completed ATTACH PARTITION oncommit.{name} FOR VALUES FROM ('{}') TO ('{}')",
+         ALTER TABLE oncommit.job_history_completed ATTACH PARTITION oncommit.{name} FOR VALUES FROM ('{}') TO ('{}'); \
+         INSERT INTO oncommit.history_counts (partition, queue, state, jobs) \
+         VALUES ('oncommit.{name}'::regclass, '{HISTORY_QUEUE}', 'completed', {jobs}), \
+                ('oncommit.{name}'::regclass, '', '', 0)",
         bound(from),
         jobs,
         bound(from),

@@ -26,3 +26,15 @@ CREATE OR REPLACE VIEW oncommit.all_jobs AS
 -- A parent that moved to the history settles its dependants with the state it moved with,
 -- and dependants find their parents in either table.
 -- include: current/settle_dependants.sql
+
+-- How many jobs of each queue and state each partition holds, counted once by the leader
+-- when no job can land in it any more, and kept exact as jobs are retried or deleted out of
+-- it: a count of the history adds these up and reads only the partitions still filling,
+-- rather than every finished job. A row with queue '' marks a partition counted.
+CREATE TABLE IF NOT EXISTS oncommit.history_counts (
+    partition oid NOT NULL,
+    queue     text NOT NULL,
+    state     text NOT NULL,
+    jobs      bigint NOT NULL,
+    PRIMARY KEY (partition, queue, state)
+);

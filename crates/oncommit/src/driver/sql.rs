@@ -45,6 +45,17 @@ macro_rules! pg_moves_to_history {
     };
 }
 
+/// A CTE that takes the jobs a statement's `gone` CTE deleted from the history (`RETURNING
+/// tableoid, queue, state`) off their partitions' counts (PostgreSQL's `history_counts`),
+/// so that a counted partition's counts stay exact.
+macro_rules! pg_uncount_gone {
+    () => {
+        "uncounted AS (UPDATE oncommit.history_counts n SET jobs = n.jobs - g.jobs \
+           FROM (SELECT tableoid, queue, state, count(*) AS jobs FROM gone GROUP BY 1, 2, 3) g \
+           WHERE n.partition = g.tableoid AND n.queue = g.queue AND n.state = g.state)"
+    };
+}
+
 macro_rules! sqlite_job_columns {
     () => {
         "id, queue, task, args, state, priority, attempt, max_attempts, run_at, created_at, \

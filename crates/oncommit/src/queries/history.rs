@@ -31,6 +31,11 @@ pub(crate) async fn history_leaf_drop(db: &Db, name: &str) -> Result<()> {
     statement!(db, write "dropping a partition of the history", history_leaf_drop(name))
 }
 
+/// Counts the history's partition `name` once for all.
+pub(crate) async fn history_leaf_count(db: &Db, name: &str) -> Result<()> {
+    statement!(db, write "counting a partition of the history", history_leaf_count(name))
+}
+
 /// Deletes up to `limit` of `class`'s jobs finished more than `older_than` ago: in every
 /// partition (`everywhere`) or only among those that found none.
 pub(crate) async fn history_prune(

@@ -27,6 +27,10 @@ const LEAVES_PER_RETENTION: u32 = 24;
 const AHEAD: i32 = 2;
 /// How far ahead of now a new partition begins at the earliest (see `plan`).
 const LEAD: TimeDelta = TimeDelta::minutes(1);
+/// How long after a partition's end no job lands in it any more, so that its jobs can be
+/// counted once for all: a finishing statement runs within the worker's query timeout (its
+/// lease), and the pass moves what other statements finished before it counts.
+const SEALED_AFTER: TimeDelta = TimeDelta::minutes(5);
 /// Most partitions created in one pass (a leader back after a long absence starts at now).
 const MOST_CREATED: usize = 8;
 /// Jobs moved or deleted per statement: short statements, so other writers get their turns.
@@ -41,6 +45,8 @@ pub(super) struct Tended {
     pub(super) created: usize,
     /// Partitions dropped with their jobs.
     pub(super) dropped: usize,
+    /// Partitions counted once for all.
+    pub(super) counted: usize,
     /// Jobs deleted one by one (a short retention, or jobs that found no partition).
     pub(super) pruned: u64,
 }
@@ -52,6 +58,8 @@ struct Plan {
     drop: Vec<String>,
     /// New partitions' `[from, to)`, in order.
     create: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Partitions no job lands in any more, to count once for all, oldest first.
+    count: Vec<String>,
     /// Whether jobs past their retention are deleted one by one in every partition (a
     /// retention under the narrowest partition), not only among those that found none.
     prune_everywhere: bool,
@@ -82,7 +90,14 @@ fn plan(history: &Leaves, retention: Duration) -> Plan {
     let w = width(retention);
     let keep = TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX);
     let cutoff = history.now.checked_sub_signed(keep).unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let drop = history.leaves.iter().filter(|l| l.to <= cutoff).map(|l| l.name.clone()).collect();
+    let drop: Vec<String> = history.leaves.iter().filter(|l| l.to <= cutoff).map(|l| l.name.clone()).collect();
+    let sealed = history.now - SEALED_AFTER;
+    let count = history
+        .leaves
+        .iter()
+        .filter(|l| !l.counted && l.to <= sealed && !drop.contains(&l.name))
+        .map(|l| l.name.clone())
+        .collect();
     // (A partition's lower bound is inclusive: strictly after the default partition's jobs.)
     let after_unplaced = history.unplaced_until.map(|t| t + TimeDelta::microseconds(1));
     let earliest = after_unplaced.map_or(history.now + LEAD, |t| t.max(history.now + LEAD));
@@ -97,7 +112,7 @@ fn plan(history: &Leaves, retention: Duration) -> Plan {
         create.push((from, to));
         from = to;
     }
-    Plan { drop, create, prune_everywhere: retention < MIN_WIDTH }
+    Plan { drop, create, count, prune_everywhere: retention < MIN_WIDTH }
 }
 
 /// One pass of the history's upkeep. Each failure is logged and the pass goes on: a lock
@@ -153,6 +168,15 @@ pub(super) async fn tend(db: &Db, retention: Retention, shutdown: &Shutdown) -> 
                 }
             }
         }
+        for name in &plan.count {
+            match history::history_leaf_count(db, name).await {
+                Ok(()) => done.counted += 1,
+                Err(err) => {
+                    tracing::warn!(error = %err, partition = %name, "counting a partition of the history failed; the next pass tries again");
+                    break;
+                }
+            }
+        }
         loop {
             match history::history_prune(db, class, kept, plan.prune_everywhere, BATCH).await {
                 Ok(n) => {
@@ -185,7 +209,7 @@ mod tests {
     }
 
     fn leaf(from: &str, to: &str) -> Leaf {
-        Leaf { name: format!("p{from}"), from: at(from), to: at(to) }
+        Leaf { name: format!("p{from}"), from: at(from), to: at(to), counted: false }
     }
 
     #[test]
@@ -227,6 +251,23 @@ mod tests {
         // Only the partition whose every job finished over a day ago.
         assert_eq!(plan.drop, ["p2026-12-07T12:00:00Z"]);
         assert_eq!(plan.create, [(at("2026-12-08T15:00:00Z"), at("2026-12-08T16:00:00Z"))]);
+    }
+
+    #[test]
+    fn partitions_are_counted_once_five_minutes_after_their_end() {
+        let mut history = Leaves {
+            now: at("2026-12-07T13:04:00Z"),
+            leaves: vec![
+                leaf("2026-12-07T11:00:00Z", "2026-12-07T12:00:00Z"),
+                leaf("2026-12-07T12:00:00Z", "2026-12-07T13:00:00Z"),
+                leaf("2026-12-07T13:00:00Z", "2026-12-07T14:00:00Z"),
+            ],
+            unplaced_until: None,
+        };
+        history.leaves[0].counted = true;
+        assert!(plan(&history, 24 * HOUR).count.is_empty(), "the last hour ended four minutes ago");
+        history.now = at("2026-12-07T13:05:00Z");
+        assert_eq!(plan(&history, 24 * HOUR).count, ["p2026-12-07T12:00:00Z"]);
     }
 
     #[test]

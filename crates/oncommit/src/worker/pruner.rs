@@ -64,6 +64,7 @@ async fn prune(shared: &Shared, shutdown: &Shutdown) {
             moved = tended.moved,
             created = tended.created,
             dropped = tended.dropped,
+            counted = tended.counted,
             pruned = tended.pruned,
             took = ?started.elapsed(),
             "tended the history of finished jobs"

@@ -80,6 +80,14 @@ backend_test!(pooled async fn finished_jobs_are_read_retried_and_deleted_whereve
 
 backend_test!(pooled async fn jobs_finished_by_other_statements_are_moved_by_the_archive(t) {
     let db = open(t).await;
+    // PostgreSQL: a partition for now of the discarded class, counted while empty (no
+    // concurrent writer here), so the job moved into it is added to its count.
+    if let Some(history) = run!(db, history_leaves(HistoryClass::Discarded)) {
+        let from = history.now - TimeDelta::hours(1);
+        run!(db, history_leaf_create(HistoryClass::Discarded, from, from + TimeDelta::hours(2)));
+        let leaf = run!(db, history_leaves(HistoryClass::Discarded)).unwrap().leaves[0].name.clone();
+        run!(db, history_leaf_count(&leaf));
+    }
     let ids = run!(db, job_insert_plain(&[&job("t", "q"), &job("t", "q")])).ids;
     assert_eq!(run!(db, job_cancel(ids[0].0)).as_deref(), Some("cancelled"));
     let moved = run!(db, job_archive(10));
@@ -91,6 +99,11 @@ backend_test!(pooled async fn jobs_finished_by_other_statements_are_moved_by_the
         Backend::Sqlite => assert_eq!(moved, 0),
     }
     assert_eq!(run!(db, job_archive(10)), 0, "nothing is left to move");
+    if db.backend() == Backend::Postgres {
+        assert_eq!(run!(db, history_count()), [("q".to_owned(), "cancelled".to_owned(), 1)]);
+        exec(&db, "DELETE FROM oncommit.history_counts WHERE queue = ''").await;
+        assert_eq!(run!(db, history_count()), [("q".to_owned(), "cancelled".to_owned(), 1)], "the same read");
+    }
     assert_eq!(run!(db, job_get(ids[0].0)).unwrap().job.state, JobState::Cancelled);
     assert_eq!(run!(db, job_get(ids[1].0)).unwrap().job.state, JobState::Available);
 });
@@ -121,4 +134,65 @@ backend_test!(pooled async fn partitions_are_created_dropped_and_pruned(t) {
     assert!(run!(db, job_get(id.0)).is_none());
     run!(db, history_leaf_drop(&read.leaves[0].name));
     assert!(run!(db, history_leaves(HistoryClass::Completed)).unwrap().leaves.is_empty());
+});
+
+/// Runs `sql` on PostgreSQL in a transaction of its own.
+async fn exec(db: &Db, sql: &str) {
+    let mut tx = db.begin().await.unwrap();
+    crate::with_conn!(tx.own_conn(), c => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(c).await.map(drop))
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+backend_test!(pooled async fn counts_of_the_history_add_up_counted_partitions_and_stay_exact(t) {
+    let db = open(t).await;
+    if db.backend() == Backend::Sqlite {
+        assert!(run!(db, history_count()).is_empty(), "no history");
+        return;
+    }
+    // A partition of two hours ago with 30 completed jobs of queue q and 2 of queue r, and
+    // one job finished now (in the default partition).
+    let now = run!(db, history_leaves(HistoryClass::Completed)).unwrap().now;
+    let from = now - TimeDelta::hours(3);
+    run!(db, history_leaf_create(HistoryClass::Completed, from, from + TimeDelta::hours(1)));
+    let leaf = run!(db, history_leaves(HistoryClass::Completed)).unwrap().leaves[0].clone();
+    assert!(!leaf.counted);
+    exec(
+        &db,
+        "INSERT INTO oncommit.job_history (id, queue, task, args, state, priority, attempt, max_attempts, run_at, \
+                                           created_at, finished_at, cancel_requested, errors, has_dependants) \
+         SELECT nextval('oncommit.jobs_id_seq'), CASE WHEN g <= 30 THEN 'q' ELSE 'r' END, 't', '{}', 'completed', 0, 1, \
+                25, now(), now(), now() - interval '150 minutes', false, '[]', false FROM generate_series(1, 32) AS g",
+    )
+    .await;
+    let id = run!(db, job_insert_plain(&[&job("t", "q")])).ids[0];
+    run!(db, job_claim(&claim("q", 1, "w1")));
+    run!(db, job_set_state_if_running_many(&[change(id, 1, JobState::Completed)]));
+    let counts = |q: i64, r: i64| vec![("q".to_owned(), "completed".to_owned(), q), ("r".to_owned(), "completed".to_owned(), r)];
+    assert_eq!(run!(db, history_count()), counts(31, 2), "read where not counted");
+    run!(db, history_leaf_count(&leaf.name));
+    assert!(run!(db, history_leaves(HistoryClass::Completed)).unwrap().leaves[0].counted);
+    assert_eq!(run!(db, history_count()), counts(31, 2), "added up where counted");
+    assert_eq!(run!(db, job_count_by_queue_and_state()), counts(31, 2));
+    run!(db, history_leaf_count(&leaf.name));
+    assert_eq!(run!(db, history_count()), counts(31, 2), "counted once");
+
+    // Retried or deleted out of a counted partition, a job leaves its count.
+    let old: Vec<i64> = {
+        let mut tx = db.begin().await.unwrap();
+        let sql = format!("SELECT id FROM oncommit.\"{}\" WHERE queue = 'r' ORDER BY id", leaf.name);
+        let ids = crate::with_conn!(tx.own_conn(), c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(c).await)
+            .unwrap();
+        tx.commit().await.unwrap();
+        ids
+    };
+    assert!(run!(db, job_retry(old[0])));
+    assert!(run!(db, job_delete(old[1])));
+    let counts_now = run!(db, history_count());
+    assert_eq!(counts_now, [("q".to_owned(), "completed".to_owned(), 31)]);
+    // Pruned row by row, likewise; dropped, its counts go with it.
+    assert_eq!(run!(db, history_prune(HistoryClass::Completed, Duration::from_secs(7200), true, 10)), 10);
+    assert_eq!(run!(db, history_count()), [("q".to_owned(), "completed".to_owned(), 21)]);
+    run!(db, history_leaf_drop(&leaf.name));
+    assert_eq!(run!(db, history_count()), [("q".to_owned(), "completed".to_owned(), 1)]);
 });

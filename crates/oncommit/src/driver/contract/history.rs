@@ -40,6 +40,8 @@ pub(crate) struct Leaf {
     pub(crate) from: DateTime<Utc>,
     /// The finish time it holds up to, excluded.
     pub(crate) to: DateTime<Utc>,
+    /// Whether its jobs are counted once for all (`history_leaf_count`).
+    pub(crate) counted: bool,
 }
 
 /// A class's history as it stands.
@@ -72,6 +74,16 @@ pub(crate) trait History: Driver {
     /// Drops partition `name` of the history and every job in it, likewise waiting at most
     /// a moment for its locks.
     async fn history_leaf_drop(c: &mut Self::Conn, name: &str) -> Result<()>;
+
+    /// Counts partition `name`'s jobs per queue and state once for all, for counts of the
+    /// history to add up instead of reading them (no job may land in it any more).
+    async fn history_leaf_count(c: &mut Self::Conn, name: &str) -> Result<()>;
+
+    /// Counts per queue and state of every finished job: those in the jobs table, the
+    /// counted partitions' counts, and the jobs of the partitions not counted yet.
+    /// (PostgreSQL's `Jobs::job_count_split` adds up through it; SQLite counts its table.)
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    async fn history_count(c: &mut Self::Conn) -> Result<Vec<(String, String, i64)>>;
 
     /// Deletes up to `limit` of `class`'s jobs finished more than `older_than` ago, in
     /// every partition (`everywhere`) or only among those that found none.

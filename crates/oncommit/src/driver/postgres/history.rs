@@ -19,17 +19,31 @@ use crate::error::Result;
 /// until the leader's next pass: while it waits, every finishing job queues behind it.
 const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '200ms'";
 
-/// A class's leaves with their bounds, read from the catalog, and the database's clock.
+/// A class's leaves with their bounds and whether they are counted, read from the catalog,
+/// and the database's clock.
 const LEAVES: &str = "\
      SELECT now(), c.relname::text, \
             (regexp_match(b, 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz, \
-            (regexp_match(b, 'TO \\(''([^'']+)''\\)'))[1]::timestamptz \
+            (regexp_match(b, 'TO \\(''([^'']+)''\\)'))[1]::timestamptz, \
+            EXISTS (SELECT 1 FROM oncommit.history_counts h WHERE h.partition = c.oid AND h.queue = '') \
      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid, pg_get_expr(c.relpartbound, c.oid) AS b \
      WHERE i.inhparent = to_regclass($1) AND b <> 'DEFAULT' \
      ORDER BY 3";
 
-/// A row of `LEAVES`: now, a leaf's name, its bounds.
-type LeafRow = (DateTime<Utc>, String, DateTime<Utc>, DateTime<Utc>);
+/// A row of `LEAVES`: now, a leaf's name, its bounds, whether it is counted.
+type LeafRow = (DateTime<Utc>, String, DateTime<Utc>, DateTime<Utc>, bool);
+
+/// The partitions of both classes not counted yet (the default ones never are): their
+/// oids and names.
+const UNCOUNTED: &str = "\
+     SELECT c.oid::int8, c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+     WHERE i.inhparent IN ('oncommit.job_history_completed'::regclass, 'oncommit.job_history_discarded'::regclass) \
+       AND NOT EXISTS (SELECT 1 FROM oncommit.history_counts h WHERE h.partition = c.oid AND h.queue = '')";
+
+/// A partition's name as an identifier in the `oncommit` schema.
+fn quoted(name: &str) -> String {
+    format!("oncommit.\"{}\"", name.replace('"', "\"\""))
+}
 
 /// The class's table: `job_history_completed` or `job_history_discarded`.
 fn table(class: HistoryClass) -> String {
@@ -47,7 +61,7 @@ impl History for PostgresDriver {
             Some((now, ..)) => *now,
             None => sqlx::query_scalar("SELECT now()").fetch_one(&mut *c).await?,
         };
-        let leaves = rows.into_iter().map(|(_, name, from, to)| Leaf { name, from, to }).collect();
+        let leaves = rows.into_iter().map(|(_, name, from, to, counted)| Leaf { name, from, to, counted }).collect();
         Ok(Some(Leaves { now, leaves, unplaced_until }))
     }
 
@@ -81,14 +95,61 @@ impl History for PostgresDriver {
         // A name the catalog gave, of a leaf of oncommit's own: quoted all the same. A
         // dependant's edges go with it, as with a pruned one (the edge table is small: it is
         // the one read whole); a parent's stay, for its dependants.
-        let leaf = format!("oncommit.\"{}\"", name.replace('"', "\"\""));
+        let leaf = quoted(name);
         let sql = format!(
             "{LOCK_WAIT}; \
              DELETE FROM oncommit.job_dependencies d WHERE EXISTS (SELECT 1 FROM {leaf} h WHERE h.id = d.job_id); \
+             DELETE FROM oncommit.history_counts WHERE partition = '{leaf}'::regclass; \
              DROP TABLE {leaf}"
         );
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *c).await?;
         Ok(())
+    }
+
+    async fn history_leaf_count(c: &mut PgConnection, name: &str) -> Result<()> {
+        // Under a lock that lets readers in but holds off a retry or delete out of it until
+        // its count is in (a count that missed one would be off for good).
+        let leaf = quoted(name);
+        let sql = format!(
+            "{LOCK_WAIT}; LOCK TABLE {leaf} IN SHARE MODE; \
+             INSERT INTO oncommit.history_counts (partition, queue, state, jobs) \
+             SELECT '{leaf}'::regclass, queue, state, count(*) FROM {leaf} GROUP BY queue, state \
+             UNION ALL SELECT '{leaf}'::regclass, '', '', 0 \
+             ON CONFLICT DO NOTHING"
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *c).await?;
+        Ok(())
+    }
+
+    async fn history_count(c: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
+        // Two statements: which partitions are not counted, then a count that reads those
+        // and adds up the others' counts (skipping any partition read, so one counted in
+        // between is not counted twice). A partition dropped in between makes the second
+        // fail: then again.
+        let mut attempts = 0;
+        loop {
+            let uncounted: Vec<(i64, String)> = sqlx::query_as(UNCOUNTED).fetch_all(&mut *c).await?;
+            let oids = uncounted.iter().map(|(oid, _)| oid.to_string()).collect::<Vec<_>>().join(", ");
+            let mut sql = format!(
+                "SELECT queue, state, sum(n)::int8 FROM ( \
+                   SELECT queue, state, count(*) AS n FROM oncommit.jobs \
+                   WHERE state IN ('completed', 'failed', 'cancelled') GROUP BY queue, state \
+                   UNION ALL SELECT queue, state, jobs FROM oncommit.history_counts \
+                   WHERE queue <> '' AND partition NOT IN ({})",
+                if oids.is_empty() { "0".to_owned() } else { oids }
+            );
+            for (_, name) in &uncounted {
+                sql.push_str(&format!(
+                    " UNION ALL SELECT queue, state, count(*) FROM {} GROUP BY queue, state",
+                    quoted(name)
+                ));
+            }
+            sql.push_str(") AS c GROUP BY queue, state HAVING sum(n) > 0 ORDER BY queue, state");
+            match sqlx::query_as(AssertSqlSafe(sql)).fetch_all(&mut *c).await {
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") && attempts < 3 => attempts += 1,
+                counts => return Ok(counts?),
+            }
+        }
     }
 
     async fn history_prune(
@@ -103,9 +164,11 @@ impl History for PostgresDriver {
         let pruned: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
             "WITH gone AS (DELETE FROM {from} WHERE finished_at < now() - make_interval(secs => $1) AND id = ANY(ARRAY( \
                  SELECT id FROM {from} WHERE finished_at < now() - make_interval(secs => $1) \
-                 ORDER BY finished_at LIMIT $2)) RETURNING id), \
-             edges AS (DELETE FROM oncommit.job_dependencies WHERE job_id = ANY(ARRAY(SELECT id FROM gone))) \
-             SELECT count(*) FROM gone"
+                 ORDER BY finished_at LIMIT $2)) RETURNING id, tableoid, queue, state), \
+             edges AS (DELETE FROM oncommit.job_dependencies WHERE job_id = ANY(ARRAY(SELECT id FROM gone))), \
+             {} \
+             SELECT count(*) FROM gone",
+            pg_uncount_gone!()
         )))
         .bind(secs(older_than))
         .bind(limit)

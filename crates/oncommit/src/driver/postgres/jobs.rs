@@ -4,7 +4,9 @@
 use sqlx::postgres::PgConnection;
 
 use super::PostgresDriver;
-use crate::driver::contract::{Inserted, JobClaim, JobHeartbeat, JobPrune, JobWindow, Jobs, NewJob, Tick, Transition};
+use crate::driver::contract::{
+    History as _, Inserted, JobClaim, JobHeartbeat, JobPrune, JobWindow, Jobs, NewJob, Tick, Transition,
+};
 use crate::driver::selection::Filter;
 use crate::driver::{CANCEL_CHANNEL, JOBS_CHANNEL, secs};
 use crate::error::Result;
@@ -91,7 +93,8 @@ pub(crate) const COMPLETE: &str = concat!(
 
 /// Moves up to `$1` finished jobs from the jobs table to the history, oldest first: those a
 /// statement other than the completion finished (a rescue, a cancel, a parent's failure),
-/// or an older binary. Jobs holding a unique key stay.
+/// or an older binary. Jobs holding a unique key stay. One that lands in a partition
+/// already counted (its finishing transaction committed long after) is added to its count.
 pub(super) const ARCHIVE: &str = concat!(
     "WITH moved AS (DELETE FROM oncommit.jobs WHERE id = ANY(ARRAY( \
          SELECT id FROM oncommit.jobs WHERE state IN ('completed', 'failed', 'cancelled') AND ",
@@ -102,7 +105,13 @@ pub(super) const ARCHIVE: &str = concat!(
     pg_row_columns!(),
     ") SELECT ",
     pg_row_columns!(),
-    " FROM moved) SELECT count(*) FROM moved"
+    " FROM moved RETURNING tableoid, queue, state), \
+     counted AS (INSERT INTO oncommit.history_counts (partition, queue, state, jobs) \
+       SELECT a.tableoid, a.queue, a.state, count(*) FROM archived a \
+       WHERE EXISTS (SELECT 1 FROM oncommit.history_counts n WHERE n.partition = a.tableoid AND n.queue = '') \
+       GROUP BY 1, 2, 3 \
+       ON CONFLICT (partition, queue, state) DO UPDATE SET jobs = oncommit.history_counts.jobs + excluded.jobs) \
+     SELECT count(*) FROM moved"
 );
 
 /// Counts per queue and state of the waiting and running jobs: read through their partial
@@ -130,29 +139,34 @@ pub(crate) const WINDOWS: [&str; 2] = [
 pub(crate) const QUEUE_LAG: &str =
     queue_lag!("oncommit.jobs", "greatest(0, (extract(epoch FROM now() - min(run_at)) * 1000))::int8");
 
-/// Counts per queue and state of the finished jobs (the expensive part of a count).
-const COUNT_FINISHED: &str = "SELECT queue, state, count(*) FROM oncommit.all_jobs \
-     WHERE state IN ('completed', 'failed', 'cancelled') GROUP BY queue, state";
-
 /// Brings the finished jobs `$which` picks back from the history to run again now, as
 /// `job_retry` does to one in the jobs table, `RETURNING $returning`.
 macro_rules! retry_from_history {
     ($which:expr, $returning:literal) => {
         concat!(
-            "WITH back AS (DELETE FROM oncommit.job_history WHERE ",
+            "WITH gone AS (DELETE FROM oncommit.job_history WHERE ",
             $which,
-            " RETURNING ",
+            " RETURNING tableoid, ",
             pg_row_columns!(),
-            ") INSERT INTO oncommit.jobs (",
+            "), ",
+            pg_uncount_gone!(),
+            " INSERT INTO oncommit.jobs (",
             pg_row_columns!(),
             ") SELECT id, queue, task, args, 'available', priority, attempt, greatest(max_attempts, attempt + 1), now(), \
                       created_at, attempted_at, NULL, lease_owner, NULL, false, errors, unique_key, trace_context, \
                       unique_hash, unique_states, result, workflow_id, on_parent_failure, has_dependants, \
-                      concurrency_key, key_limit, fair_key, fair_weight FROM back RETURNING ",
+                      concurrency_key, key_limit, fair_key, fair_weight FROM gone RETURNING ",
             $returning
         )
     };
 }
+
+/// Deletes finished job `$1` from the history; returns how many went (0 or 1).
+const DELETE_FROM_HISTORY: &str = concat!(
+    "WITH gone AS (DELETE FROM oncommit.job_history WHERE id = $1 RETURNING tableoid, queue, state), ",
+    pg_uncount_gone!(),
+    " SELECT count(*) FROM gone"
+);
 
 /// `retry_from_history!` of one job.
 const RETRY_FROM_HISTORY: &str = retry_from_history!("id = $1", "queue");
@@ -436,8 +450,8 @@ impl Jobs for PostgresDriver {
         if done.rows_affected() > 0 {
             return Ok(true);
         }
-        let done = sqlx::query("DELETE FROM oncommit.job_history WHERE id = $1").bind(id).execute(&mut *c).await?;
-        Ok(done.rows_affected() > 0)
+        let gone: i64 = sqlx::query_scalar(DELETE_FROM_HISTORY).bind(id).fetch_one(&mut *c).await?;
+        Ok(gone > 0)
     }
 
     async fn job_get(c: &mut PgConnection, id: i64) -> Result<Option<JobRow>> {
@@ -448,16 +462,19 @@ impl Jobs for PostgresDriver {
     }
 
     async fn job_count_split(c: &mut PgConnection, finished: bool) -> Result<Vec<(String, String, i64)>> {
-        let sql = if finished { COUNT_FINISHED } else { COUNT_UNFINISHED };
-        Ok(sqlx::query_as(sql).fetch_all(&mut *c).await?)
+        // The finished jobs: mostly in the history, whose full partitions are counted once
+        // (`history_counts`).
+        match finished {
+            true => PostgresDriver::history_count(c).await,
+            false => Ok(sqlx::query_as(COUNT_UNFINISHED).fetch_all(&mut *c).await?),
+        }
     }
 
     async fn job_count_by_queue_and_state(c: &mut PgConnection) -> Result<Vec<(String, String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT queue, state, count(*) FROM oncommit.all_jobs GROUP BY queue, state ORDER BY queue, state",
-        )
-        .fetch_all(&mut *c)
-        .await?)
+        let mut counts: Vec<(String, String, i64)> = sqlx::query_as(COUNT_UNFINISHED).fetch_all(&mut *c).await?;
+        counts.extend(PostgresDriver::history_count(c).await?);
+        counts.sort();
+        Ok(counts)
     }
 
     async fn job_prune(c: &mut PgConnection, prune: &JobPrune) -> Result<u64> {

@@ -12,8 +12,13 @@ use crate::error::Result;
 const RETRY_FROM_HISTORY: &str = retry_from_history!(concat!("id = ANY($10) AND ", pg_filter!()), "queue, state");
 
 /// Deletes the history's jobs among ids `$10` that match the filter `$1`–`$9`.
-const DELETE_FROM_HISTORY: &str =
-    concat!("DELETE FROM oncommit.job_history WHERE id = ANY($10) AND ", pg_filter!(), " RETURNING queue, state");
+const DELETE_FROM_HISTORY: &str = concat!(
+    "WITH gone AS (DELETE FROM oncommit.job_history WHERE id = ANY($10) AND ",
+    pg_filter!(),
+    " RETURNING tableoid, queue, state), ",
+    pg_uncount_gone!(),
+    " SELECT queue, state FROM gone"
+);
 
 impl SelectedJobs for PostgresDriver {
     async fn job_count_selected(c: &mut PgConnection, f: &Filter) -> Result<i64> {

@@ -29,6 +29,14 @@ impl History for SqliteDriver {
         Ok(())
     }
 
+    async fn history_leaf_count(_: &mut SqliteConnection, _: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn history_count(_: &mut SqliteConnection) -> Result<Vec<(String, String, i64)>> {
+        Ok(Vec::new())
+    }
+
     async fn history_prune(_: &mut SqliteConnection, _: HistoryClass, _: Duration, _: bool, _: i64) -> Result<u64> {
         Ok(0)
     }
