@@ -84,6 +84,45 @@ backend_test!(async fn the_doctor_finds_a_missing_schema_a_missing_index_a_stale
     }
 });
 
+backend_test!(async fn the_doctor_finds_jobs_finishing_where_no_partition_of_the_history_was_made(t) {
+    let url = t.url.clone();
+    let (_, findings) = tokio::task::spawn_blocking(move || {
+        migrated(&url);
+        doctor(&url, &[])
+    })
+    .await
+    .unwrap();
+    if t.db.backend() == Backend::Sqlite {
+        assert_eq!(verdict(&findings, "history"), "note", "{:?}", findings["history"]);
+        return;
+    }
+    assert_eq!(verdict(&findings, "history"), "ok", "nothing finished yet: {:?}", findings["history"]);
+    // A job that finished now, with no partition made (no leader ran): its default partition.
+    exec(
+        t,
+        "INSERT INTO oncommit.job_history (id, queue, task, args, state, priority, attempt, max_attempts, run_at, \
+                                           created_at, finished_at, cancel_requested, errors, has_dependants) \
+         VALUES (nextval('oncommit.jobs_id_seq'), 'q', 't', '{}', 'completed', 0, 1, 25, now(), now(), now(), false, '[]', false)",
+    )
+    .await;
+    let url = t.url.clone();
+    let (code, findings) = tokio::task::spawn_blocking(move || doctor(&url, &[])).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert_eq!(verdict(&findings, "history"), "problem", "{:?}", findings["history"]);
+    assert!(findings["history"]["summary"].as_str().unwrap().contains("completed"), "{:?}", findings["history"]);
+    // Partitions made ahead (as a leader would): healthy again.
+    exec(
+        t,
+        "CREATE TABLE oncommit.job_history_completed_ahead PARTITION OF oncommit.job_history_completed \
+             FOR VALUES FROM (now() + interval '1 minute') TO (now() + interval '2 hours')",
+    )
+    .await;
+    let url = t.url.clone();
+    let (_, findings) = tokio::task::spawn_blocking(move || doctor(&url, &[])).await.unwrap();
+    assert_eq!(verdict(&findings, "history"), "ok", "{:?}", findings["history"]);
+    assert_eq!(findings["history"]["details"]["completed"]["partitions"], 1);
+});
+
 /// What only PostgreSQL has: a session idle in a transaction holding back vacuum, an INVALID
 /// index, and a transaction pooler the URL does not announce.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! What `oncommit doctor` checks, read only and safe against production: the schema's
-//! version and drift, INVALID indexes, the jobs table and its vacuum, what holds vacuum
-//! back, leases nobody will renew, workers' clocks, LISTEN, and a transaction pooler the
+//! version and drift, INVALID indexes, the jobs table and its vacuum, the history's
+//! partitions, what holds vacuum back, leases nobody will renew, workers' clocks, LISTEN, and a transaction pooler the
 //! URL does not announce. Each finding says what to do.
 //!
 //! ```
@@ -146,6 +146,7 @@ pub async fn diagnose(db: &Db, options: &DoctorOptions) -> Diagnosis {
         Err(err) => unchecked("invalid_indexes", &err),
     });
     findings.push(jobs_table(db).await);
+    findings.push(history(db).await);
     findings.push(vacuum_horizon(db, options).await);
     findings.push(match queries::diagnostics::stale_leases(db, options.lease_grace).await {
         Ok((0, _)) => finding(
@@ -265,6 +266,68 @@ async fn jobs_table(db: &Db) -> Finding {
         );
     }
     finding("jobs_table", Verdict::Ok, summary, None, details)
+}
+
+/// The history's partitions (PostgreSQL, docs/history.md): the leader makes them ahead of
+/// time; when it does not (its role may not, or no worker runs), jobs finishing now land in
+/// a default partition, pruned row by row, and the dead rows come back.
+async fn history(db: &Db) -> Finding {
+    use queries::history::HistoryClass;
+    let mut details = serde_json::Map::new();
+    let mut stranded = Vec::new();
+    for class in HistoryClass::ALL {
+        let leaves = match queries::history::history_leaves(db, class).await {
+            Ok(Some(leaves)) => leaves,
+            Ok(None) => {
+                return finding(
+                    "history",
+                    Verdict::Note,
+                    "finished jobs stay in the jobs table (SQLite keeps no history)".into(),
+                    None,
+                    json!(null),
+                );
+            }
+            Err(err) => return unchecked("history", &err),
+        };
+        let ahead_until = leaves.leaves.iter().map(|l| l.to).max();
+        // Jobs finished in the last hour where no partition was, while none is made ahead.
+        let recent = leaves.unplaced_until.is_some_and(|t| t > leaves.now - chrono::TimeDelta::hours(1));
+        let ahead = ahead_until.is_some_and(|t| t > leaves.now + chrono::TimeDelta::minutes(5));
+        if recent && !ahead {
+            stranded.push(class.as_str());
+        }
+        details.insert(
+            class.as_str().to_owned(),
+            json!({
+                "partitions": leaves.leaves.len(),
+                "counted": leaves.leaves.iter().filter(|l| l.counted).count(),
+                "ahead_until": ahead_until,
+                "unplaced_until": leaves.unplaced_until,
+            }),
+        );
+    }
+    let summary = HistoryClass::ALL
+        .iter()
+        .map(|class| format!("{}: {} partitions", class.as_str(), details[class.as_str()]["partitions"]))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if stranded.is_empty() {
+        return finding("history", Verdict::Ok, summary, None, serde_json::Value::Object(details));
+    }
+    finding(
+        "history",
+        Verdict::Problem,
+        format!(
+            "no partition is made ahead for the {} history and jobs finishing now land in its default partition \
+             ({summary})",
+            stranded.join(" and ")
+        ),
+        Some(
+            "run a worker (its leader makes them); the workers' role needs CREATE on schema oncommit and to own \
+             oncommit.job_history_completed and oncommit.job_history_discarded: the worker logs why it could not",
+        ),
+        serde_json::Value::Object(details),
+    )
 }
 
 fn now_ms() -> i64 {

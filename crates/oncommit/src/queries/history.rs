@@ -26,9 +26,9 @@ pub(crate) async fn history_leaf_create(
     statement!(db, write "adding a partition to the history", history_leaf_create(class, from, to))
 }
 
-/// Drops the history's partition `name` with its jobs.
-pub(crate) async fn history_leaf_drop(db: &Db, name: &str) -> Result<()> {
-    statement!(db, write "dropping a partition of the history", history_leaf_drop(name))
+/// Drops `class`'s partition `name` with its jobs.
+pub(crate) async fn history_leaf_drop(db: &Db, class: HistoryClass, name: &str) -> Result<()> {
+    statement!(db, write "dropping a partition of the history", history_leaf_drop(class, name))
 }
 
 /// Counts the history's partition `name` once for all.

@@ -152,7 +152,7 @@ pub(super) async fn tend(db: &Db, retention: Retention, shutdown: &Shutdown) -> 
         };
         let plan = plan(&leaves, kept);
         for name in &plan.drop {
-            match history::history_leaf_drop(db, name).await {
+            match history::history_leaf_drop(db, class, name).await {
                 Ok(()) => done.dropped += 1,
                 Err(err) => {
                     tracing::warn!(error = %err, partition = %name, "dropping a partition of the history failed; the next pass tries again")

@@ -132,7 +132,7 @@ backend_test!(pooled async fn partitions_are_created_dropped_and_pruned(t) {
     assert_eq!(run!(db, history_prune(HistoryClass::Completed, Duration::from_secs(3600), false, 10)), 0);
     assert_eq!(run!(db, history_prune(HistoryClass::Completed, Duration::ZERO, false, 10)), 1);
     assert!(run!(db, job_get(id.0)).is_none());
-    run!(db, history_leaf_drop(&read.leaves[0].name));
+    run!(db, history_leaf_drop(HistoryClass::Completed, &read.leaves[0].name));
     assert!(run!(db, history_leaves(HistoryClass::Completed)).unwrap().leaves.is_empty());
 });
 
@@ -193,6 +193,6 @@ backend_test!(pooled async fn counts_of_the_history_add_up_counted_partitions_an
     // Pruned row by row, likewise; dropped, its counts go with it.
     assert_eq!(run!(db, history_prune(HistoryClass::Completed, Duration::from_secs(7200), true, 10)), 10);
     assert_eq!(run!(db, history_count()), [("q".to_owned(), "completed".to_owned(), 21)]);
-    run!(db, history_leaf_drop(&leaf.name));
+    run!(db, history_leaf_drop(HistoryClass::Completed, &leaf.name));
     assert_eq!(run!(db, history_count()), [("q".to_owned(), "completed".to_owned(), 1)]);
 });

@@ -71,9 +71,9 @@ pub(crate) trait History: Driver {
         to: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// Drops partition `name` of the history and every job in it, likewise waiting at most
-    /// a moment for its locks.
-    async fn history_leaf_drop(c: &mut Self::Conn, name: &str) -> Result<()>;
+    /// Drops `class`'s partition `name` and every job in it, likewise waiting at most a
+    /// moment for its locks.
+    async fn history_leaf_drop(c: &mut Self::Conn, class: HistoryClass, name: &str) -> Result<()>;
 
     /// Counts partition `name`'s jobs per queue and state once for all, for counts of the
     /// history to add up instead of reading them (no job may land in it any more).

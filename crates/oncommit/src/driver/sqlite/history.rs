@@ -25,7 +25,7 @@ impl History for SqliteDriver {
         Ok(())
     }
 
-    async fn history_leaf_drop(_: &mut SqliteConnection, _: &str) -> Result<()> {
+    async fn history_leaf_drop(_: &mut SqliteConnection, _: HistoryClass, _: &str) -> Result<()> {
         Ok(())
     }
 
