@@ -79,8 +79,14 @@ async fn backdate(db: &Db, column: &str) {
         ),
         Backend::Sqlite => format!("UPDATE oncommit_jobs SET {column} = {column} - 3600000"),
     };
+    exec(db, &sql).await;
+}
+
+/// Runs `sql` (one statement or several) in a transaction of its own, and commits.
+async fn exec(db: &Db, sql: &str) {
     let mut tx = db.begin().await.unwrap();
-    crate::with_conn!(tx.own_conn(), c => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(c).await.map(|_| ())).unwrap();
+    crate::with_conn!(tx.own_conn(), c => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(c).await.map(drop))
+        .unwrap();
     tx.commit().await.unwrap();
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Retention;
+use super::pruner::in_batches;
 use crate::db::Db;
 use crate::queries::history::{self, HistoryClass, Leaves};
 use crate::shutdown::Shutdown;
@@ -119,23 +120,9 @@ fn plan(history: &Leaves, retention: Duration) -> Plan {
 /// that could not be had in a moment is tried again at the next pass, well before the
 /// partitions made ahead run out.
 pub(super) async fn tend(db: &Db, retention: Retention, shutdown: &Shutdown) -> Tended {
-    let mut done = Tended::default();
-    loop {
-        match history::job_archive(db, BATCH).await {
-            Ok(n) => {
-                done.moved += n;
-                // Fewer than a batch: none is left.
-                if n < BATCH as u64 || shutdown.is_triggered() {
-                    break;
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "moving finished jobs to the history failed; the next pass goes on");
-                break;
-            }
-        }
-        tokio::task::yield_now().await;
-    }
+    let moved =
+        in_batches("moving finished jobs to the history", BATCH, shutdown, || history::job_archive(db, BATCH)).await;
+    let mut done = Tended { moved, ..Tended::default() };
     for class in HistoryClass::ALL {
         let kept = match class {
             HistoryClass::Completed => retention.completed,
@@ -177,20 +164,10 @@ pub(super) async fn tend(db: &Db, retention: Retention, shutdown: &Shutdown) -> 
                 }
             }
         }
-        loop {
-            match history::history_prune(db, class, kept, plan.prune_everywhere, BATCH).await {
-                Ok(n) => {
-                    done.pruned += n;
-                    if n < BATCH as u64 || shutdown.is_triggered() {
-                        break;
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, class = class.as_str(), "pruning the history failed; the next pass goes on");
-                    break;
-                }
-            }
-        }
+        done.pruned += in_batches("pruning the history", BATCH, shutdown, || {
+            history::history_prune(db, class, kept, plan.prune_everywhere, BATCH)
+        })
+        .await;
     }
     done
 }

@@ -28,29 +28,43 @@ pub(crate) async fn run(shared: Arc<Shared>, mut leadership: Leadership, mut shu
 /// and cancelled ones): short statements, so other writers get their turns between them.
 const PRUNE_BATCH: i64 = 5_000;
 
+/// Runs `batch`, a statement that acts on at most `limit` rows and says how many, until it
+/// acts on fewer (none is left), the shutdown, or an error (logged, as `what` failing: the
+/// next pass goes on); returns the rows acted on. Between batches, whoever waits for the
+/// database goes first.
+pub(super) async fn in_batches<F, Fut>(what: &str, limit: i64, shutdown: &Shutdown, mut batch: F) -> u64
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = crate::Result<u64>>,
+{
+    let mut done = 0;
+    loop {
+        match batch().await {
+            Ok(n) => {
+                done += n;
+                if n < u64::try_from(limit).unwrap_or(0) || shutdown.is_triggered() {
+                    return done;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, done, "{what} failed; the next pass goes on");
+                return done;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 /// One pruning pass: deletes finished jobs past their retention, batch after batch, until
 /// none is left (so pruning keeps up with any throughput, not a fixed number of rows per
 /// interval), or the shutdown; then the upkeep that goes with it.
 async fn prune(shared: &Shared, shutdown: &Shutdown) {
     let retention = shared.config.retention;
     let started = Instant::now();
-    let mut pruned = 0;
-    loop {
-        let n = match queries::job_prune(&shared.quiet, retention.completed, retention.discarded, PRUNE_BATCH).await {
-            Ok(n) => n,
-            Err(err) => {
-                tracing::warn!(error = %err, pruned, "pruning jobs failed; the next pass goes on");
-                break;
-            }
-        };
-        pruned += n;
-        // Fewer than a batch: nothing is left past its retention.
-        if n < PRUNE_BATCH as u64 || shutdown.is_triggered() {
-            break;
-        }
-        // Between batches, whoever waits for the database goes first.
-        tokio::task::yield_now().await;
-    }
+    let pruned = in_batches("pruning jobs", PRUNE_BATCH, shutdown, || {
+        queries::job_prune(&shared.quiet, retention.completed, retention.discarded, PRUNE_BATCH)
+    })
+    .await;
     if pruned > 0 {
         tracing::info!(pruned, took = ?started.elapsed(), "pruned finished jobs past their retention");
     }

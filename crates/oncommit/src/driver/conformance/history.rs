@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use oncommit_testing::backend_test;
 
-use super::{change, claim, job, open};
+use super::{change, claim, exec, job, open};
 use crate::db::{Backend, Db};
 use crate::driver::contract::{Action, HistoryClass, JobWindow};
 use crate::driver::selection::Filter;
@@ -135,14 +135,6 @@ backend_test!(pooled async fn partitions_are_created_dropped_and_pruned(t) {
     run!(db, history_leaf_drop(HistoryClass::Completed, &read.leaves[0].name));
     assert!(run!(db, history_leaves(HistoryClass::Completed)).unwrap().leaves.is_empty());
 });
-
-/// Runs `sql` on PostgreSQL in a transaction of its own.
-async fn exec(db: &Db, sql: &str) {
-    let mut tx = db.begin().await.unwrap();
-    crate::with_conn!(tx.own_conn(), c => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(c).await.map(drop))
-        .unwrap();
-    tx.commit().await.unwrap();
-}
 
 backend_test!(pooled async fn counts_of_the_history_add_up_counted_partitions_and_stay_exact(t) {
     let db = open(t).await;

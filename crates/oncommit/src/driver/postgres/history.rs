@@ -19,19 +19,18 @@ use crate::error::Result;
 /// until the leader's next pass: while it waits, every finishing job queues behind it.
 const LOCK_WAIT: &str = "SET LOCAL lock_timeout = '200ms'";
 
-/// A class's leaves with their bounds and whether they are counted, read from the catalog,
-/// and the database's clock.
+/// A class's leaves with their bounds and whether they are counted, read from the catalog.
 const LEAVES: &str = "\
-     SELECT now(), c.relname::text, \
+     SELECT c.relname::text, \
             (regexp_match(b, 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz, \
             (regexp_match(b, 'TO \\(''([^'']+)''\\)'))[1]::timestamptz, \
             EXISTS (SELECT 1 FROM oncommit.history_counts h WHERE h.partition = c.oid AND h.queue = '') \
      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid, pg_get_expr(c.relpartbound, c.oid) AS b \
      WHERE i.inhparent = to_regclass($1) AND b <> 'DEFAULT' \
-     ORDER BY 3";
+     ORDER BY 2";
 
-/// A row of `LEAVES`: now, a leaf's name, its bounds, whether it is counted.
-type LeafRow = (DateTime<Utc>, String, DateTime<Utc>, DateTime<Utc>, bool);
+/// A row of `LEAVES`: a leaf's name, its bounds, whether it is counted.
+type LeafRow = (String, DateTime<Utc>, DateTime<Utc>, bool);
 
 /// The partitions of both classes not counted yet (the default ones never are): their
 /// oids and names.
@@ -53,15 +52,11 @@ fn table(class: HistoryClass) -> String {
 impl History for PostgresDriver {
     async fn history_leaves(c: &mut PgConnection, class: HistoryClass) -> Result<Option<Leaves>> {
         let rows: Vec<LeafRow> = sqlx::query_as(LEAVES).bind(table(class)).fetch_all(&mut *c).await?;
-        let unplaced_until: Option<DateTime<Utc>> =
-            sqlx::query_scalar(AssertSqlSafe(format!("SELECT max(finished_at) FROM {}_default", table(class))))
+        let (now, unplaced_until): (DateTime<Utc>, Option<DateTime<Utc>>) =
+            sqlx::query_as(AssertSqlSafe(format!("SELECT now(), max(finished_at) FROM {}_default", table(class))))
                 .fetch_one(&mut *c)
                 .await?;
-        let now = match rows.first() {
-            Some((now, ..)) => *now,
-            None => sqlx::query_scalar("SELECT now()").fetch_one(&mut *c).await?,
-        };
-        let leaves = rows.into_iter().map(|(_, name, from, to, counted)| Leaf { name, from, to, counted }).collect();
+        let leaves = rows.into_iter().map(|(name, from, to, counted)| Leaf { name, from, to, counted }).collect();
         Ok(Some(Leaves { now, leaves, unplaced_until }))
     }
 

@@ -50,7 +50,8 @@ pub(crate) const IS_CONTROLLED: &str = concat!("SELECT EXISTS (", controlled_que
 /// A job that finishes moves to `oncommit.job_history` in this statement (deleted here,
 /// inserted there: no new version of it in the jobs table's indexes); one that will run
 /// again, or must keep its unique key, is updated in place. The two branches test the same
-/// columns, which no other writer changes, so each job takes exactly one.
+/// columns, which no other writer changes, so each job takes exactly one; the update does
+/// not look up again the jobs the move took (one primary-key probe per job, not two).
 ///
 /// One primary-key probe per change, whatever the statistics say: `(state = 'running')
 /// IS TRUE` (the same test, state being NOT NULL) hides the `jobs_running` partial
@@ -83,7 +84,7 @@ pub(crate) const COMPLETE: &str = concat!(
          result = CASE WHEN u.uresult IS NULL THEN j.result ELSE u.uresult::jsonb END, \
          lease_owner = CASE WHEN u.new_state = 'completed' THEN j.lease_owner END, \
          lease_expires_at = NULL, cancel_requested = false \
-       FROM u \
+       FROM (SELECT * FROM u WHERE u.uid NOT IN (SELECT id FROM moved)) AS u \
        WHERE j.id = u.uid AND j.attempt = u.uattempt AND (j.state = 'running') IS TRUE AND NOT ",
     pg_moves_to_history!("j", "u.new_state"),
     " RETURNING j.id, (j.has_dependants OR j.concurrency_key IS NOT NULL)) \
