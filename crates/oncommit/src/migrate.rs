@@ -110,6 +110,7 @@ pub(crate) static ONCOMMIT: MigrationSet = MigrationSet {
             "keep_finished_jobs_in_a_partitioned_history",
             "postgres/023_keep_finished_jobs_in_a_partitioned_history.sql"
         ),
+        own_migration!(24, "claim_a_fair_queue_in_one_call", "postgres/024_claim_a_fair_queue_in_one_call.sql"),
     ],
     sqlite: &[
         own_migration!(1, "create_jobs_workers_leaders", "sqlite/001_create_jobs_workers_leaders.sql"),

@@ -115,6 +115,56 @@ async fn a_fair_claim_reads_a_probe_per_key_it_serves() {
     for plan in [custom, generic] {
         assert!(!plan.contains("Seq Scan") && plan.contains("jobs_fair_available"), "{plan}");
     }
+
+    // The claim in one call (`oncommit.claim_fair`): its statement in the generic plan the
+    // function uses, run and rolled back.
+    let prepare = format!("PREPARE claim_fair(text, int8) AS {}", claim_fair_statement());
+    sqlx::raw_sql(AssertSqlSafe(prepare)).execute(&mut c).await.unwrap();
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan").execute(&mut c).await.unwrap();
+    for (queue, limit, most) in [("fair", 100, 3.0 * 100.0 + 2.0), ("one", 100, 2.0 * 100.0 + 2.0)] {
+        claim_fair_reads(&mut c, queue, limit, most).await;
+    }
+    // A table that is one tenant's backlog, as the statistics of a single-tenant drain say:
+    // a key's jobs ordered by id alone would be walked from the primary key, past every
+    // job claimed since the last vacuum.
+    sqlx::raw_sql(
+        "TRUNCATE oncommit.jobs; \
+         INSERT INTO oncommit.jobs (task, queue, priority, max_attempts, state, fair_key) \
+         SELECT 'noop', 'one', 0, 25, 'available', 'A' FROM generate_series(1, 50000); \
+         ANALYZE oncommit.jobs; \
+         UPDATE oncommit.jobs SET state = 'running' WHERE id IN (SELECT id FROM oncommit.jobs ORDER BY id LIMIT 25000)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    claim_fair_reads(&mut c, "one", 250, 2.0 * 250.0 + 2.0).await;
+    sqlx::raw_sql("RESET plan_cache_mode; DEALLOCATE claim_fair").execute(&mut c).await.unwrap();
     c.close().await.ok();
     sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
+}
+
+/// The statement `oncommit.claim_fair` runs once it holds the turn, with `$1` for its queue
+/// and `$2` for its limit.
+fn claim_fair_statement() -> String {
+    let body = include_str!("../../migrations/postgres/current/claim_fair.sql");
+    let start = body.find("RETURN QUERY").unwrap() + "RETURN QUERY".len();
+    let end = body.rfind(";\nEND").unwrap();
+    body[start..end]
+        .replace("queue_name", "$1")
+        .replace("max_jobs", "$2::int8")
+        .replace("lease_owner = worker", "lease_owner = 'w'")
+        .replace("lease_secs", "60")
+        .replace("= started", "= statement_timestamp()")
+        .replace("started +", "statement_timestamp() +")
+}
+
+/// Checks that the prepared `claim_fair` claims `limit` jobs of `queue` reading at most
+/// `most` rows, in the fair index and the primary key only; rolled back.
+async fn claim_fair_reads(c: &mut PgConnection, queue: &str, limit: i64, most: f64) {
+    sqlx::raw_sql("BEGIN").execute(&mut *c).await.unwrap();
+    let (rows, kinds) = scanned(c, "EXECUTE claim_fair($1, $2)", &[&format!("'{queue}'"), &format!("{limit}")]).await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut *c).await.unwrap();
+    // A probe per key, one per key's jobs, one primary-key probe per job claimed.
+    assert!(rows <= most, "{rows} rows read to claim {limit} jobs of {queue}: {kinds:?}");
+    assert!(kinds.iter().all(|k| k.ends_with("jobs_fair_available") || k.ends_with("jobs_pkey")), "{kinds:?}");
 }

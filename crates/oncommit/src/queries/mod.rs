@@ -78,7 +78,7 @@ pub(crate) mod bulk;
 mod dashboard_plans;
 mod dependencies;
 pub(crate) mod diagnostics;
-mod fair;
+pub(crate) mod fair;
 #[cfg(test)]
 mod fair_plans;
 pub(crate) mod history;
@@ -157,7 +157,9 @@ pub(crate) enum Route {
 /// `route` is the caller's belief of how the queue is claimed, kept up to date here: a
 /// controlled queue is claimed under its row's lock (`queue_control`); the fast claim of
 /// any other claims nothing once it becomes controlled, and an empty fast claim checks
-/// whether it did.
+/// whether it did. A queue that is only fair is claimed in one call where the database
+/// has one (`Queues::job_claim_fair`), in steps under the turn where it has not or that
+/// call claimed nothing.
 pub(crate) async fn job_claim(
     db: &Db,
     queue: &str,
@@ -166,12 +168,18 @@ pub(crate) async fn job_claim(
     lease: Duration,
     route: &mut Route,
 ) -> Result<Claim> {
+    let claim = JobClaim { queue, limit, worker, lease };
+    if *route == (Route::Turns { limited: false })
+        && let Some(rows) = statement!(db, write "claiming jobs of a fair queue", job_claim_fair(&claim))?
+        && !rows.is_empty()
+    {
+        return Ok(Claim::Claimed(rows));
+    }
     if let Route::Turns { .. } = route
         && let Some(claim) = claim_in_turn(db, queue, limit, worker, lease, route).await?
     {
         return Ok(claim);
     }
-    let claim = JobClaim { queue, limit, worker, lease };
     let rows = statement!(db, write "claiming jobs", job_claim(&claim))?;
     if !rows.is_empty() {
         return Ok(Claim::Claimed(rows));

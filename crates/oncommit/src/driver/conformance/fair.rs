@@ -147,3 +147,68 @@ backend_test!(pooled async fn keys_go_round_in_the_databases_order_whatever_thei
     again.dedup();
     assert_eq!((second.len(), again.len()), (names.len(), names.len()), "{second:?}");
 });
+
+backend_test!(pooled async fn the_claim_in_one_statement_hands_out_what_the_steps_do(t) {
+    let db = open(t).await;
+    // The same jobs in two queues: keys of weights 1 to 3, a key of a better priority, jobs
+    // without a key. Each job is told apart by its args.
+    let shape: Vec<(&str, Option<i16>, Option<i16>, usize)> =
+        vec![("a", None, None, 9), ("b", None, None, 2), ("c", Some(2), None, 5), ("e", Some(3), None, 8), ("u", None, Some(-1), 3), ("", None, None, 2)];
+    for queue in ["steps", "once"] {
+        let jobs: Vec<NewJob> = shape
+            .iter()
+            .flat_map(|&(key, weight, priority, n)| {
+                (0..n).map(move |i| NewJob {
+                    args: format!(r#"{{"key":"{key}","i":{i}}}"#),
+                    priority,
+                    fair_key: (!key.is_empty()).then(|| key.to_owned()),
+                    fair_weight: weight,
+                    ..job("t", queue)
+                })
+            })
+            .collect();
+        let refs: Vec<&NewJob> = jobs.iter().collect();
+        run!(db, job_insert_plain(&refs));
+    }
+    let mut route = queries::Route::Turns { limited: false };
+    for limit in [1, 1, 2, 3, 5, 1, 7, 4, 10, 10, 10] {
+        let by_steps = claimed_in_steps(&db, "steps", limit).await;
+        let at_once = claimed_args(&db, "once", limit, &mut route).await;
+        assert_eq!(at_once, by_steps, "a claim of {limit}");
+        assert_eq!(route, queries::Route::Turns { limited: false });
+    }
+    assert!(claimed_args(&db, "once", 10, &mut route).await.is_empty());
+
+    // The statement itself: PostgreSQL has it, SQLite claims in steps.
+    let mut tx = db.begin().await.unwrap();
+    let more = NewJob { fair_key: Some("z".into()), ..job("t", "once") };
+    on_driver!(tx.own_conn(), job_insert_plain(&[&more])).unwrap();
+    tx.commit().await.unwrap();
+    let claim = crate::driver::contract::JobClaim { queue: "once", limit: 5, worker: "w", lease: Duration::from_secs(60) };
+    let mut tx = db.begin().await.unwrap();
+    let rows = on_driver!(tx.own_conn(), job_claim_fair(&claim)).unwrap();
+    tx.commit().await.unwrap();
+    match db.backend() {
+        crate::Backend::Postgres => assert_eq!(rows.map(|r| r.len()), Some(1)),
+        crate::Backend::Sqlite => assert!(rows.is_none()),
+    }
+});
+
+/// The args of the jobs a claim of up to `limit` jobs of `queue` hands out, in its order.
+async fn claimed_args(db: &Db, queue: &str, limit: i64, route: &mut queries::Route) -> Vec<String> {
+    match queries::job_claim(db, queue, limit, "w", Duration::from_secs(60), route).await.unwrap() {
+        Claim::Claimed(rows) => rows.into_iter().map(|r| r.job.args.to_string()).collect(),
+        Claim::Paused | Claim::Full { .. } => panic!("a fair queue without limits claims"),
+    }
+}
+
+/// The same through `queries::fair`'s steps only, under the queue's turn.
+async fn claimed_in_steps(db: &Db, queue: &str, limit: i64) -> Vec<String> {
+    let mut tx = db.begin().await.unwrap();
+    let controls = on_driver!(tx.own_conn(), queue_controls_lock(queue)).unwrap().unwrap();
+    let claim = crate::driver::contract::JobClaim { queue, limit, worker: "w", lease: Duration::from_secs(60) };
+    let cursor = controls.fair_cursor.as_deref();
+    let rows = queries::fair::claim(tx.own_conn(), &claim, controls.read_at_ms, cursor).await.unwrap();
+    tx.commit().await.unwrap();
+    rows.into_iter().map(|r| r.job.args.to_string()).collect()
+}

@@ -84,6 +84,13 @@ pub(crate) trait Queues: Driver {
     /// `now_ms` (`claim.limit` is not read: the ids are the claim).
     async fn job_claim_ids(c: &mut Self::Conn, claim: &JobClaim<'_>, ids: &[i64], now_ms: i64) -> Result<Vec<JobRow>>;
 
+    /// The claim of `queries::fair` in one call, for a queue that is only fair (not paused,
+    /// no limit): it waits for the queue's turn, claims up to `claim.limit` jobs in claim
+    /// order with a snapshot taken after the wait, and records the key it ended with. `None`
+    /// when this database has no such call; no rows when the queue is not only fair or has
+    /// no keyed job available. In both cases the caller claims in steps, under the turn.
+    async fn job_claim_fair(c: &mut Self::Conn, claim: &JobClaim<'_>) -> Result<Option<Vec<JobRow>>>;
+
     /// The `limit` fairness keys of `queue` with the most available jobs, and how many each
     /// has, most first: a read of the queue's part of the fair index.
     async fn fair_backlog(c: &mut Self::Conn, queue: &str, limit: i64) -> Result<Vec<(String, i64)>>;

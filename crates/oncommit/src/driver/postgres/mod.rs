@@ -15,6 +15,7 @@
 mod dependencies;
 pub(crate) mod diagnostics;
 mod dialect;
+mod fair;
 mod fleet;
 #[macro_use]
 mod jobs;
@@ -33,14 +34,14 @@ use std::sync::Arc;
 
 pub(crate) use crate::driver::options::Pooler;
 #[cfg(test)]
+pub(crate) use fair::{FAIR_JOBS, FAIR_KEYS};
+#[cfg(test)]
 pub(crate) use fleet::ACTIVITY_SINCE;
 pub(crate) use jobs::notify_on;
 #[cfg(test)]
 pub(crate) use jobs::{BOUNDS, CLAIM, COMPLETE, COUNT_UNFINISHED, QUEUE_LAG, WINDOWS};
 #[cfg(test)]
 pub(crate) use queues::QUEUE_SETTINGS;
-#[cfg(test)]
-pub(crate) use queues::{FAIR_JOBS, FAIR_KEYS};
 pub(crate) use servers::{PoolHandle, Servers};
 pub(crate) use url::{PgUrl, is_local};
 

@@ -4,6 +4,7 @@
 use sqlx::postgres::PgConnection;
 
 use super::PostgresDriver;
+use super::fair::{FAIR_JOBS, FAIR_KEYS};
 use crate::driver::contract::{
     Controls, ControlsRow, JobClaim, KEY_RATE_SCAN, KeyWindow, QueueRow, Queues, Setting, rate_columns,
 };
@@ -52,32 +53,6 @@ pub(crate) const QUEUE_SETTINGS: &str = concat!(
     "WITH counts AS (SELECT NULL::text AS queue, NULL::text AS state, 0::int8 AS n WHERE false), ",
     queue_list_pg!()
 );
-
-/// The next `$4` fairness keys with available jobs of queue `$1` at priority `$2` after `$3`
-/// (from the first when NULL), each with its weight: a loose index scan, each step one probe
-/// of `jobs_fair_available` for the next key (keys are never empty, so '' is before every
-/// key), and one for the key's oldest job.
-pub(crate) const FAIR_KEYS: &str = "WITH RECURSIVE ks(key, n) AS ( \
-             (SELECT fair_key, 1 FROM oncommit.jobs \
-              WHERE state = 'available' AND fair_key IS NOT NULL AND queue = $1 AND priority = $2 \
-                AND fair_key > coalesce($3, '') ORDER BY fair_key LIMIT 1) \
-             UNION ALL \
-             SELECT (SELECT j.fair_key FROM oncommit.jobs j \
-                     WHERE j.state = 'available' AND j.fair_key IS NOT NULL AND j.queue = $1 AND j.priority = $2 \
-                       AND j.fair_key > ks.key ORDER BY j.fair_key LIMIT 1), ks.n + 1 \
-             FROM ks WHERE ks.key IS NOT NULL AND ks.n < $4) \
-         SELECT ks.key, coalesce((SELECT j.fair_weight FROM oncommit.jobs j \
-                                  WHERE j.state = 'available' AND j.fair_key IS NOT NULL AND j.queue = $1 \
-                                    AND j.priority = $2 AND j.fair_key = ks.key ORDER BY j.fair_key, j.id LIMIT 1), 1)::int4 \
-         FROM ks WHERE ks.key IS NOT NULL ORDER BY ks.n";
-
-/// The first `$4[i]` available jobs of key `$3[i]` (queue `$1`, priority `$2`), by id within
-/// a key, with the key's index: one probe per key.
-pub(crate) const FAIR_JOBS: &str = "SELECT j.id, k.pos - 1 FROM unnest($3::text[], $4::int8[]) WITH ORDINALITY AS k(key, quota, pos), \
-         LATERAL (SELECT id FROM oncommit.jobs \
-                  WHERE state = 'available' AND fair_key IS NOT NULL AND queue = $1 AND priority = $2 \
-                    AND fair_key = k.key ORDER BY fair_key, id LIMIT k.quota) j \
-         ORDER BY k.pos, j.id";
 
 impl Queues for PostgresDriver {
     async fn queue_controls_lock(c: &mut PgConnection, queue: &str) -> Result<Option<Controls>> {
@@ -263,6 +238,18 @@ impl Queues for PostgresDriver {
         .bind(secs(claim.lease))
         .fetch_all(&mut *c)
         .await?)
+    }
+
+    async fn job_claim_fair(c: &mut PgConnection, claim: &JobClaim<'_>) -> Result<Option<Vec<JobRow>>> {
+        Ok(Some(
+            sqlx::query_as(super::fair::CLAIM_FAIR)
+                .bind(claim.queue)
+                .bind(claim.limit)
+                .bind(claim.worker)
+                .bind(secs(claim.lease))
+                .fetch_all(&mut *c)
+                .await?,
+        ))
     }
 
     async fn fair_backlog(c: &mut PgConnection, queue: &str, limit: i64) -> Result<Vec<(String, i64)>> {
