@@ -40,8 +40,8 @@ pub(crate) struct Drain {
 pub(crate) struct Report {
     backend: oncommit::Backend,
     backlog: usize,
-    /// Raw SQL on the bare table (see `bare`): 8 clients, each claiming 100 jobs and
-    /// completing them in one transaction.
+    /// Raw SQL on the bare table (see `bare`): 8 clients, each claiming 100 jobs in one
+    /// transaction and completing them in another.
     raw: Drain,
     /// `oncommit worker --queues bench:CONCURRENCY` as a separate process.
     oncommit: Drain,
@@ -70,7 +70,7 @@ pub(crate) async fn run(db: &Db, url: &str, backlog: usize, concurrency: usize, 
     print(json, &report, || {
         let slices = |d: &Drain| d.slices_jobs_per_sec.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" ");
         format!(
-            "backlog of {} jobs on {}:\n  raw SQL (claim+complete 100/tx, 8 clients): {:>7.0} jobs/s, slowest tenth {:.0}% of fastest, peak running {}\n    tenths: {}\n  \
+            "backlog of {} jobs on {}:\n  raw SQL (claim 100, then complete, 8 clients): {:>7.0} jobs/s, slowest tenth {:.0}% of fastest, peak running {}\n    tenths: {}\n  \
              oncommit worker --queues {QUEUE}:{} (separate process): {:>7.0} jobs/s ({:.0}% of raw), slowest tenth {:.0}% of fastest, peak running {}\n    tenths: {}\n    \
              worker memory at each tenth, MiB: {}",
             report.backlog,

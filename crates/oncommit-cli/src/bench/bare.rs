@@ -133,14 +133,16 @@ pub(super) async fn insert_one(db: &Db, turn: &tokio::sync::Mutex<()>) -> anyhow
 pub(super) const INSERT_SELECT: &str =
     "INSERT INTO oncommit_bench_bare (queue, args) SELECT $1, '{}' FROM generate_series(1, $2)";
 
-/// One claim-and-complete transaction of the raw limit: up to `BATCH` jobs in id order,
-/// skipping those another client holds, then completed. Returns how many it took. On
-/// SQLite the clients take turns in memory, as in `insert_one`.
+/// One claim and its completion, the raw minimum a queue needs: up to `BATCH` jobs in id
+/// order, skipping those another client holds, claimed in one transaction (committed, as a
+/// job must be seen running while it runs), then completed in another. Returns how many it
+/// took. On SQLite the clients take turns in memory, as in `insert_one`, for each
+/// transaction.
 pub(super) async fn claim_complete(db: &Db, turn: &tokio::sync::Mutex<()>) -> anyhow::Result<usize> {
     let mut conn = db.acquire().await?;
     let claimed: Vec<i64> = match conn.conn() {
         Conn::Postgres(c) => {
-            sqlx::raw_sql("BEGIN").execute(&mut *c).await?;
+            // Each statement its own transaction.
             let ids: Vec<i64> = sqlx::query_scalar(
                 "UPDATE oncommit_bench_bare SET state = 'running' \
                  WHERE id = ANY(ARRAY(SELECT id FROM oncommit_bench_bare WHERE state = 'available' AND queue = $1 \
@@ -150,32 +152,41 @@ pub(super) async fn claim_complete(db: &Db, turn: &tokio::sync::Mutex<()>) -> an
             .bind(BATCH)
             .fetch_all(&mut *c)
             .await?;
-            sqlx::query("UPDATE oncommit_bench_bare SET state = 'completed' WHERE id = ANY($1)")
-                .bind(&ids)
-                .execute(&mut *c)
-                .await?;
-            sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
+            if !ids.is_empty() {
+                sqlx::query("UPDATE oncommit_bench_bare SET state = 'completed' WHERE id = ANY($1)")
+                    .bind(&ids)
+                    .execute(&mut *c)
+                    .await?;
+            }
             ids
         }
         Conn::Sqlite(c) => {
-            let _turn = turn.lock().await;
-            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *c).await?;
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "UPDATE oncommit_bench_bare SET state = 'running' \
-                 WHERE id IN (SELECT id FROM oncommit_bench_bare WHERE state = 'available' AND queue = $1 \
-                     ORDER BY id LIMIT $2) RETURNING id",
-            )
-            .bind(QUEUE)
-            .bind(BATCH)
-            .fetch_all(&mut *c)
-            .await?;
-            sqlx::query(
-                "UPDATE oncommit_bench_bare SET state = 'completed' WHERE id IN (SELECT value FROM json_each($1))",
-            )
-            .bind(serde_json::to_string(&ids)?)
-            .execute(&mut *c)
-            .await?;
-            sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
+            let ids: Vec<i64> = {
+                let _turn = turn.lock().await;
+                sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *c).await?;
+                let ids = sqlx::query_scalar(
+                    "UPDATE oncommit_bench_bare SET state = 'running' \
+                     WHERE id IN (SELECT id FROM oncommit_bench_bare WHERE state = 'available' AND queue = $1 \
+                         ORDER BY id LIMIT $2) RETURNING id",
+                )
+                .bind(QUEUE)
+                .bind(BATCH)
+                .fetch_all(&mut *c)
+                .await?;
+                sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
+                ids
+            };
+            if !ids.is_empty() {
+                let _turn = turn.lock().await;
+                sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *c).await?;
+                sqlx::query(
+                    "UPDATE oncommit_bench_bare SET state = 'completed' WHERE id IN (SELECT value FROM json_each($1))",
+                )
+                .bind(serde_json::to_string(&ids)?)
+                .execute(&mut *c)
+                .await?;
+                sqlx::raw_sql("COMMIT").execute(&mut *c).await?;
+            }
             ids
         }
     };

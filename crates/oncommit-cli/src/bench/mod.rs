@@ -216,7 +216,7 @@ pub(crate) async fn run(db: &Db, url: &str, jobs: usize, json: bool) -> anyhow::
     };
     print(json, &report, || {
         let mut text = format!(
-            "bench on {} with {} jobs (raw twins on a bare table, {}):\n  baseline (raw SQL, claim+complete 100/tx, 8 clients): {:>9.0} jobs/s\n  \
+            "bench on {} with {} jobs (raw twins on a bare table, {}):\n  baseline (raw SQL, claim 100, then complete, 8 clients): {:>9.0} jobs/s\n  \
              oncommit end to end:                                  {:>9.0} jobs/s ({:.0}% of baseline)\n  \
              enqueue, batched:                                     {:>9.0} jobs/s\n  \
              enqueue, one job per transaction, 8 clients:          {:>9.0} jobs/s ({:.0}% of raw {:.0})\n",
@@ -298,8 +298,8 @@ pub(super) async fn clear(db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The raw-SQL limit, on the bare table (`bare`): each client claims 100 available jobs
-/// and completes them in one transaction, until none are left.
+/// The raw-SQL limit, on the bare table (`bare`): each client claims 100 available jobs in
+/// one transaction and completes them in another, until none are left.
 pub(super) async fn baseline(db: &Db) -> anyhow::Result<Duration> {
     let turn = std::sync::Arc::new(tokio::sync::Mutex::new(()));
     // Each client claims until none is left.

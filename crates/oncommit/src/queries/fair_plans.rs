@@ -2,7 +2,8 @@
 //! `EXPLAIN ANALYZE` on a queue of 100,000 jobs over 10,000 keys, half of them claimed since
 //! the statistics were taken (what a drain looks like to the planner), beside 100,000
 //! finished ones, with the worker's planner settings, and in the generic plan a prepared
-//! statement falls back to.
+//! statement falls back to; and the claim in one call (`oncommit.claim_fair`) in the generic
+//! plan it is made with, also on a table that is one tenant's backlog.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};

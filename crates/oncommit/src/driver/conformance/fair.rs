@@ -148,7 +148,7 @@ backend_test!(pooled async fn keys_go_round_in_the_databases_order_whatever_thei
     assert_eq!((second.len(), again.len()), (names.len(), names.len()), "{second:?}");
 });
 
-backend_test!(pooled async fn the_claim_in_one_statement_hands_out_what_the_steps_do(t) {
+backend_test!(pooled async fn the_claim_in_one_call_hands_out_what_the_steps_do(t) {
     let db = open(t).await;
     // The same jobs in two queues: keys of weights 1 to 3, a key of a better priority, jobs
     // without a key. Each job is told apart by its args.
